@@ -1,0 +1,91 @@
+// Result: what one engine run produced. Every number carries its provenance, and the front ends
+// (GUI views, CLI printers, lesson checks) read nothing else.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "demos/scenario.hpp"
+
+namespace demos {
+
+enum class Provenance { MeasuredGpu, MeasuredCpu, Emulated, Modeled };
+const char* provenance_name(Provenance p);  // measured-gpu | measured-cpu | emulated | modeled
+
+struct StageTime {
+    std::string stage;
+    double min_ms = 0, median_ms = 0, p95_ms = 0;
+    int repeats = 0;
+    Provenance provenance = Provenance::MeasuredCpu;
+};
+
+struct Span {
+    std::string lane;   // attention | a2e | experts | e2a, or a stage name for a measured layer
+    std::string label;  // e.g. "A l0 mb1"
+    int layer = 0;
+    int micro_batch = 0;
+    int rank = 0;
+    double start_ms = 0, end_ms = 0;
+    Provenance provenance = Provenance::Modeled;
+};
+
+struct PipelineSummary {
+    bool present = false;
+    int layers = 0, micro_batches = 0;
+    double ta_ms = 0, te_ms = 0, tc_ms = 0, tf_ms = 0;
+    double total_ms = 0;          // simulated iteration time
+    double closed_form_ms = 0;    // (Ta+Te+2Tc) + Tf(mL−1)
+    double min_micro_batches = 0; // 2(1 + Tc/Tf)
+    bool comm_hidden = false;     // m ≥ 2(1 + Tc/Tf)
+    double attention_util = 0, expert_util = 0;
+    Provenance provenance = Provenance::Modeled;
+};
+
+struct Result {
+    Scenario scenario;
+    Demo demo = Demo::Layer;
+    std::string backend;  // cpu | cuda
+    std::string device;
+    std::vector<std::string> notes;  // plain-language caveats (CPU reference in use, emulated ranks, …)
+
+    // Loads.
+    Provenance loads_provenance = Provenance::MeasuredCpu;
+    std::vector<std::int64_t> demand;       // [E] routed before drops
+    std::vector<std::int64_t> expert_loads; // [E] kept after drops
+    double mean_load = 0;
+    double straggler_factor = 0;  // max/mean of expert_loads
+    int hottest_expert = 0;
+    std::int64_t capacity = 0;
+    std::int64_t dropped = 0;
+    std::vector<std::int64_t> rank_loads;  // [G] kept rows per rank
+    double rank_straggler = 0;
+
+    // Communication (bytes are counted from the routing; the seed's formula beside them).
+    Provenance comm_provenance = Provenance::MeasuredCpu;
+    int ranks = 1;
+    int bytes_per_elem = 2;
+    double seed_bytes = 0, routed_bytes = 0, dedup_bytes = 0;
+    std::vector<std::int64_t> traffic_tokens;  // [G, G]
+    std::vector<double> traffic_bytes;         // [G, G], dispatch direction
+    double comm_ms = -1;                       // measured transfer time where one exists
+    Provenance comm_time_provenance = Provenance::Modeled;
+
+    // Stage times and timelines.
+    std::vector<StageTime> stages;
+    std::vector<Span> timeline;        // measured stages of the layer
+    std::vector<Span> model_timeline;  // the pipeline model
+    PipelineSummary pipeline;
+
+    // Dispatch strategy comparison (dispatch demo): one entry per strategy.
+    struct StrategyTime {
+        std::string strategy;
+        StageTime time;
+        double bytes = 0;  // the floor's bytes: T·d·b + rows·d·b
+    };
+    std::vector<StrategyTime> strategies;
+
+    const StageTime* stage(const std::string& name) const;
+    double total_ms() const;  // sum of stage medians
+};
+
+}  // namespace demos

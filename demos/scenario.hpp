@@ -1,0 +1,75 @@
+// Scenario: every parameter of one experiment and its seed. It validates itself and saves/loads as TOML,
+// so a scenario file reproduces a run exactly. The one input contract of the engine.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/api.hpp"
+
+namespace demos {
+
+enum class Demo { Routing, Dispatch, Layer, Pipeline };
+enum class BackendChoice { Auto, Cpu, Cuda };
+
+Demo parse_demo(const std::string& s);  // throws BadInput
+const char* demo_name(Demo d);
+BackendChoice parse_backend(const std::string& s);
+const char* backend_name(BackendChoice b);
+
+struct Scenario {
+    // The layer.
+    std::int64_t tokens = 4096;
+    int experts = 16;
+    int top_k = 2;
+    int hidden = 1024;
+    int ffn = 2816;
+    std::string dtype = "bf16";  // bf16 | fp16 | fp8 | fp32: bytes per element b in the traffic (kernels compute bf16)
+    std::string skew = "uniform";
+    std::string router = "popularity";  // popularity | gate
+    bool renormalize = true;
+    double capacity_factor = 0.0;
+    std::string drop_policy = "token";  // token | probability
+    int align = 1;
+    std::string strategy = "sort";  // sort | atomic | scan | nopack
+    // Parallelism and pipeline.
+    int ranks = 1;
+    int micro_batches = 4;
+    int layers = 1;
+    int attention_replicas = 1;  // n_a in MegaScale-Infer
+    double link_gbps = 400.0;    // per-GPU link bandwidth for the modelled A2E/E2A transfer, GB/s
+    // Linear cost model of MegaScale-Infer, in microseconds: Ta = k1·ba + k2, Te = k3·be + k4.
+    double k1 = 0.05, k2 = 120.0, k3 = 0.08, k4 = 90.0;
+    // Direct stage times per micro-batch in ms; < 0 means derive from the linear model.
+    double ta_ms = -1, te_ms = -1, tc_ms = -1;
+    // Run.
+    std::uint64_t seed = 0;
+    std::string backend = "auto";  // auto | cpu | cuda
+    int repeats = 1;
+
+    // Messages naming each bad parameter and its allowed range; empty when valid.
+    std::vector<std::string> validate() const;
+    // Throws BadInput with every message joined, when invalid.
+    void check() const;
+
+    moe::LayerSpec layer_spec() const;
+    int bytes_per_elem() const;
+
+    std::string to_toml() const;
+    // Parses a scenario; unknown keys and wrong types are BadInput naming the file, key and line.
+    static Scenario from_toml(const std::string& text, const std::string& source_name);
+    static Scenario load(const std::string& path);
+    void save(const std::string& path) const;
+
+    bool operator==(const Scenario& o) const { return to_toml() == o.to_toml(); }
+};
+
+// Named starting points: the classroom default and published model shapes.
+struct Preset {
+    std::string name;
+    std::string description;
+    Scenario scenario;
+};
+const std::vector<Preset>& presets();
+
+}  // namespace demos
