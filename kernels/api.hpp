@@ -70,7 +70,8 @@ struct LayerRunOptions {
     int warmup = 0;
     int repeats = 1;
     bool run_experts = true;  // routing/dispatch demos skip the FFN
-    bool keep_tensors = false;
+    bool keep_tensors = false;  // every tensor of LayerTensors (dump, tests)
+    bool keep_routing = true;   // only topk_ids (after drops) and topk_w, for the traffic bookkeeping
     int threads = 0;                                // CPU worker threads, 0 = hardware concurrency
     std::function<void(float, const char*)> progress;  // fraction done, current stage
     const std::atomic<bool>* cancel = nullptr;         // checked between stages

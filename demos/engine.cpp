@@ -1,0 +1,238 @@
+// The engine: resolves the backend, checks memory, runs the scenario's stages on it, and turns the raw
+// LayerRun into a Result whose every number says where it came from.
+#include "demos/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "demos/npy.hpp"
+#include "demos/pipeline.hpp"
+#include "kernels/api.hpp"
+#include "kernels/common/error.hpp"
+
+namespace demos {
+namespace {
+
+std::size_t host_available_bytes() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    std::size_t kb = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    return std::size_t(8) << 30;
+}
+
+std::string gib(double b) {
+    std::ostringstream os;
+    os.precision(3);
+    os << b / double(1ull << 30) << " GiB";
+    return os.str();
+}
+
+void check_memory(const Scenario& s, const moe::LayerSpec& spec, bool experts, const std::string& backend) {
+    std::size_t need = moe::layer_bytes(spec, experts);
+    std::size_t have = backend == "cuda" ? moe::gpu::free_memory_bytes(0) : host_available_bytes() * 9 / 10;
+    if (need > have) {
+        std::ostringstream os;
+        os << "--tokens " << s.tokens << " --experts " << s.experts << " --hidden " << s.hidden << " --ffn " << s.ffn
+           << ": this run needs about " << gib(double(need)) << " of " << (backend == "cuda" ? "GPU" : "host")
+           << " memory but only " << gib(double(have)) << " is available; lower --tokens, --hidden, --ffn or --experts"
+           << (experts ? ", or use `moelab run routing`, which needs no expert weights" : "");
+        throw moe::Error(moe::ErrorKind::BadInput, os.str());
+    }
+}
+
+StageTime summarize(const moe::StageSamples& s, Provenance p) {
+    StageTime t;
+    t.stage = s.stage;
+    t.provenance = p;
+    t.repeats = static_cast<int>(s.ms.size());
+    if (s.ms.empty()) return t;
+    auto v = s.ms;
+    std::sort(v.begin(), v.end());
+    t.min_ms = v.front();
+    t.median_ms = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    t.p95_ms = v[std::min(v.size() - 1, static_cast<std::size_t>(std::ceil(0.95 * v.size())) - 1)];
+    return t;
+}
+
+void dump(const std::string& dir, const moe::LayerRun& run, const Scenario& s) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) MOE_BAD_INPUT("--dump " << dir << ": cannot create the directory: " << ec.message());
+    const auto& t = run.tensors;
+    const std::int64_t T = s.tokens, E = s.experts, k = s.top_k, d = s.hidden, rows = run.rows;
+    auto path = [&](const char* n) { return (std::filesystem::path(dir) / n).string(); };
+    write_npy_bf16(path("x.npy"), t.x, {T, d});
+    write_npy(path("logits.npy"), t.logits, {T, E});
+    write_npy(path("topk_ids.npy"), t.topk_ids, {T, k});
+    write_npy(path("topk_weights.npy"), t.topk_w, {T, k});
+    write_npy(path("counts.npy"), t.counts, {E});
+    write_npy(path("offsets.npy"), t.offsets, {E + 1});
+    write_npy(path("packed_order.npy"), t.row_token, {rows});
+    write_npy(path("inverse_map.npy"), t.inv, {T, k});
+    if (!t.y_packed.empty()) write_npy_bf16(path("expert_outputs.npy"), t.y_packed, {rows, d});
+    if (!t.out.empty()) write_npy_bf16(path("combine_output.npy"), t.out, {T, d});
+    std::ofstream(path("scenario.toml")) << s.to_toml();
+}
+
+void fill_loads(Result& r, const moe::LayerRun& run, const Scenario& s) {
+    r.demand = run.demand;
+    r.expert_loads = run.counts;
+    r.capacity = run.capacity;
+    r.dropped = run.dropped;
+    double kept = std::accumulate(r.expert_loads.begin(), r.expert_loads.end(), 0.0);
+    r.mean_load = kept / s.experts;
+    auto mx = std::max_element(r.expert_loads.begin(), r.expert_loads.end());
+    r.hottest_expert = static_cast<int>(mx - r.expert_loads.begin());
+    r.straggler_factor = r.mean_load > 0 ? double(*mx) / r.mean_load : 0.0;
+    r.rank_loads.assign(s.ranks, 0);
+    for (int e = 0; e < s.experts; ++e)
+        r.rank_loads[moe::comm::rank_of_expert(e, s.experts, s.ranks)] += r.expert_loads[e];
+    double rmean = kept / s.ranks;
+    r.rank_straggler = rmean > 0 ? double(*std::max_element(r.rank_loads.begin(), r.rank_loads.end())) / rmean : 0;
+}
+
+void fill_comm(Result& r, const moe::LayerRun& run, const Scenario& s) {
+    r.ranks = s.ranks;
+    r.bytes_per_elem = s.bytes_per_elem();
+    auto tr = moe::comm::traffic(run.tensors.topk_ids.data(), s.tokens, s.top_k, s.experts, s.ranks, s.hidden,
+                                 r.bytes_per_elem);
+    r.seed_bytes = tr.seed_bytes;
+    r.routed_bytes = tr.routed_bytes;
+    r.dedup_bytes = tr.dedup_bytes;
+    r.traffic_tokens = tr.tokens;
+    r.traffic_bytes.resize(tr.tokens.size());
+    for (std::size_t i = 0; i < tr.tokens.size(); ++i)
+        r.traffic_bytes[i] = double(tr.tokens[i]) * s.hidden * r.bytes_per_elem;
+    if (s.ranks > 1) {
+        // No link is crossed on one device: the transfer time is modelled from the busiest rank's bytes.
+        double worst = 0;
+        for (int src = 0; src < s.ranks; ++src) {
+            double b = 0;
+            for (int dst = 0; dst < s.ranks; ++dst)
+                if (dst != src) b += r.traffic_bytes[std::size_t(src) * s.ranks + dst];
+            worst = std::max(worst, b);
+        }
+        r.comm_ms = worst / (s.link_gbps * 1e9) * 1e3;
+        r.comm_time_provenance = Provenance::Modeled;
+    }
+}
+
+void fill_timeline(Result& r) {
+    double t = 0;
+    for (auto& st : r.stages) {
+        Span sp;
+        sp.lane = r.backend;
+        sp.label = st.stage;
+        sp.start_ms = t;
+        sp.end_ms = t + st.median_ms;
+        sp.provenance = st.provenance;
+        r.timeline.push_back(sp);
+        t = sp.end_ms;
+    }
+}
+
+}  // namespace
+
+std::string resolve_backend(const Scenario& s, std::string* why) {
+    if (s.backend == "cpu") return "cpu";
+    bool have_gpu = !moe::gpu::devices().empty();
+    if (s.backend == "cuda") {
+        if (!have_gpu)
+            throw moe::Error(moe::ErrorKind::NoDevice,
+                             "--backend cuda: no usable GPU: " + moe::gpu::unavailable_reason() +
+                                 "; use --backend cpu (the reference) or --backend auto");
+        return "cuda";
+    }
+    if (have_gpu) return "cuda";
+    if (why) *why = moe::gpu::unavailable_reason();
+    return "cpu";
+}
+
+Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
+    s.check();
+    Result r;
+    r.scenario = s;
+    r.demo = demo;
+    std::string why;
+    r.backend = resolve_backend(s, &why);
+    const Provenance meas = r.backend == "cuda" ? Provenance::MeasuredGpu : Provenance::MeasuredCpu;
+    if (r.backend == "cpu")
+        r.notes.push_back("Numbers come from the CPU reference implementation" +
+                          (why.empty() ? std::string(" (--backend cpu)") : " because no GPU is usable: " + why) + ".");
+    if (s.ranks > 1)
+        r.notes.push_back("The " + std::to_string(s.ranks) +
+                          " ranks are emulated on one device: placement and traffic are counted from the real "
+                          "routing, transfer times are modelled from --link-gbps.");
+
+    const moe::LayerSpec spec = s.layer_spec();
+    moe::LayerRunOptions opt;
+    opt.repeats = s.repeats;
+    opt.warmup = r.backend == "cuda" ? 2 : 0;
+    opt.run_experts = demo == Demo::Layer;
+    opt.keep_tensors = !ctl.dump_dir.empty();
+    opt.keep_routing = true;
+    opt.cancel = ctl.cancel;
+    auto run_once = [&](const moe::LayerSpec& sp, moe::LayerRunOptions& o, float lo, float hi) {
+        if (ctl.progress)
+            o.progress = [&, lo, hi](float f, const char* what) { ctl.progress(lo + (hi - lo) * f, what); };
+        moe::LayerRun lr;
+        check_memory(s, sp, o.run_experts, r.backend);
+        if (r.backend == "cuda")
+            moe::gpu::run_layer(sp, o, lr);
+        else
+            moe::cpu::run_layer(sp, o, lr);
+        return lr;
+    };
+
+    if (demo == Demo::Pipeline) {
+        // The pipeline is modelled; the layer's routing still runs for the loads and traffic it shows.
+        opt.run_experts = false;
+    }
+    moe::LayerRun lr = run_once(spec, opt, 0.0f, demo == Demo::Dispatch ? 0.25f : 1.0f);
+    r.device = lr.device;
+    r.loads_provenance = r.comm_provenance = meas;
+    fill_loads(r, lr, s);
+    fill_comm(r, lr, s);
+    for (auto& st : lr.stages) r.stages.push_back(summarize(st, meas));
+    fill_timeline(r);
+    if (!ctl.dump_dir.empty()) dump(ctl.dump_dir, lr, s);
+
+    if (demo == Demo::Dispatch) {
+        const moe::Strategy all[] = {moe::Strategy::Sort, moe::Strategy::Atomic, moe::Strategy::Scan,
+                                     moe::Strategy::NoPack};
+        for (int i = 0; i < 4; ++i) {
+            moe::LayerSpec sp = spec;
+            sp.strategy = all[i];
+            moe::LayerRunOptions o = opt;
+            o.keep_tensors = false;
+            o.keep_routing = false;
+            moe::LayerRun one = run_once(sp, o, 0.25f + 0.1875f * i, 0.25f + 0.1875f * (i + 1));
+            Result::StrategyTime st;
+            st.strategy = moe::dispatch::strategy_name(all[i]);
+            for (auto& smp : one.stages)
+                if (smp.stage == "dispatch") st.time = summarize(smp, meas);
+            double row = double(s.hidden) * 2;  // the kernels move bf16 rows
+            st.bytes = all[i] == moe::Strategy::NoPack ? 0.0 : double(s.tokens) * row + double(one.rows) * row;
+            r.strategies.push_back(st);
+        }
+        if (r.backend == "cpu")
+            r.notes.push_back("On the CPU reference every strategy runs the same plain plan and pack, so their times "
+                              "differ only by noise; the strategies differ on the GPU.");
+    }
+
+    PipelineInput pin = pipeline_input(s);
+    r.pipeline = simulate_pipeline(pin, &r.model_timeline);
+    if (demo == Demo::Pipeline)
+        r.notes.push_back("The pipeline timeline is modelled (MegaScale-Infer's ping-pong schedule), not measured.");
+    if (ctl.progress) ctl.progress(1.0f, "done");
+    return r;
+}
+
+}  // namespace demos
