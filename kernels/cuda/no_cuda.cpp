@@ -3,6 +3,9 @@
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 
+// The CUDA build's glob also picks up this file; the guard keeps its stand-ins out of that build.
+#if !defined(MOELAB_HAVE_CUDA)
+
 namespace moe::gpu {
 
 bool built() { return false; }
@@ -23,3 +26,5 @@ void softmax_topk(const float*, std::int64_t, int, int, bool, std::int32_t*, flo
     throw Error(ErrorKind::NoDevice, "built without CUDA");
 }
 }  // namespace moe::route::gpu
+
+#endif  // !MOELAB_HAVE_CUDA

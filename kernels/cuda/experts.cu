@@ -1,0 +1,232 @@
+// The grouped SiLU-gated expert FFN on the GPU: h1 = x·w1^T, h = silu(gate)·up, y = h·w2^T per expert, through
+// cuBLAS (one grouped call, or one call per expert over side streams) or our gathering GEMM (experts_fused.cu).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/api.hpp"
+#include "kernels/common/bf16.hpp"
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_fused.cuh"
+#include "kernels/cuda/launchers.hpp"
+#include "kernels/cuda/workspace.hpp"
+
+namespace moe::gpu {
+
+namespace {
+
+// h[r, f] = bf16(silu(h1[r, f])·h1[r, F + f]) for the real rows (row_token >= 0); eight columns per thread.
+template <int kVec>
+__global__ void silu_gate_kernel(const bf16_t* h1, const std::int32_t* row_token, std::int64_t max_rows, int ffn,
+                                 bf16_t* h) {
+    const int per_row = ffn / kVec;
+    const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const std::int64_t r = i / per_row;
+    if (r >= max_rows || row_token[r] < 0) return;
+    const int f = static_cast<int>(i % per_row) * kVec;
+    const bf16_t* g = h1 + r * 2 * ffn + f;
+    alignas(16) bf16_t gv[kVec], uv[kVec], out[kVec];
+    if constexpr (kVec == 8) {
+        *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(g);
+        *reinterpret_cast<uint4*>(uv) = *reinterpret_cast<const uint4*>(g + ffn);
+    } else {
+        gv[0] = g[0], uv[0] = g[ffn];
+    }
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+        float gf = bf16_to_f32(gv[j]), uf = bf16_to_f32(uv[j]);
+        out[j] = f32_to_bf16(gf / (1.0f + expf(-gf)) * uf);
+    }
+    if constexpr (kVec == 8)
+        *reinterpret_cast<uint4*>(h + r * ffn + f) = *reinterpret_cast<const uint4*>(out);
+    else
+        h[r * ffn + f] = out[0];
+}
+
+// Padding rows of y are zeros: block e clears rows [offsets[e] + counts[e], offsets[e + 1]).
+__global__ void zero_padding_kernel(const std::int32_t* counts, const std::int32_t* offsets, int hidden, bf16_t* y) {
+    const int e = blockIdx.x;
+    for (std::int64_t r = offsets[e] + counts[e]; r < offsets[e + 1]; ++r)
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) y[r * hidden + i] = 0;
+}
+
+void launch_silu(const bf16_t* h1, const std::int32_t* row_token, std::int64_t row0, std::int64_t rows, int ffn,
+                 bf16_t* h, cudaStream_t st) {
+    if (rows <= 0) return;
+    if (ffn % 8 == 0) {
+        silu_gate_kernel<8><<<grid_for(rows * (ffn / 8), 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0,
+                                                                             rows, ffn, h + row0 * ffn);
+    } else {
+        silu_gate_kernel<1><<<grid_for(rows * ffn, 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0, rows,
+                                                                       ffn, h + row0 * ffn);
+    }
+    MOE_CUDA_LAUNCH_CHECK("silu_gate_kernel");
+}
+
+struct ExpertsLayout {
+    bf16_t* h1 = nullptr;  // [max_rows, 2F]
+    bf16_t* h = nullptr;   // [max_rows, F]
+    const void** ptrs = nullptr;  // grouped GEMM pointer arrays: 6·E
+    FusedTile* tiles = nullptr;   // fused GEMM tile list
+};
+
+ExpertsLayout carve_experts(std::int64_t max_rows, int experts, int ffn, void* base, std::size_t bytes,
+                            std::size_t* total) {
+    ExpertsLayout l;
+    Carver c(base, bytes);
+    l.h1 = c.take<bf16_t>(std::size_t(max_rows) * 2 * ffn);
+    l.h = c.take<bf16_t>(std::size_t(max_rows) * ffn);
+    l.ptrs = c.take<const void*>(6 * std::size_t(experts));
+    l.tiles = c.take<FusedTile>(fused_max_tiles(max_rows, experts));
+    if (total) *total = c.used();
+    return l;
+}
+
+// Row-major C[n, m] = A[n, K]·B[m, K]^T is column-major C^T[m, n] = op_T(B)·A^T.
+void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, int kdim, bf16_t* c) {
+    const float one = 1.0f, zero = 0.0f;
+    MOE_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, kdim, &one, b, CUDA_R_16BF, kdim, a, CUDA_R_16BF,
+                                  kdim, &zero, c, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// One cuBLAS call per non-empty expert for `which` (1: h1 = x·w1^T then SiLU; 2: y = h·w2^T), round-robin over
+// the side streams, which wait for the main stream first and are joined back after.
+void per_expert(int which, const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
+                const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
+                const bf16_t* w2, const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
+    Context& c = context();
+    MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
+    for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
+    int used = 0;
+    for (int e = 0; e < experts; ++e) {
+        const int n = counts_host[e];
+        if (n == 0) continue;  // an expert with no tokens costs nothing
+        const std::int64_t r0 = offsets_host[e];
+        const int si = used++ % kSideStreams;
+        if (which == 1) {
+            gemm_nt(c.side_blas[si], xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,
+                    l.h1 + r0 * 2 * ffn);
+            launch_silu(l.h1, row_token, r0, n, ffn, l.h, c.side[si]);
+        } else {
+            gemm_nt(c.side_blas[si], l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn,
+                    y + r0 * hidden);
+        }
+    }
+    for (int i = 0; i < kSideStreams; ++i) {
+        MOE_CUDA_CHECK(cudaEventRecord(c.join[i], c.side[i]));
+        MOE_CUDA_CHECK(cudaStreamWaitEvent(st, c.join[i], 0));
+    }
+}
+
+// Both GEMMs as cublasGemmGroupedBatchedEx calls, one group per non-empty expert. Returns false when this cuBLAS
+// does not support the call for these types, so the caller can fall back.
+bool grouped(const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
+             const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
+             std::int64_t max_rows, const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
+    std::vector<int> idx;
+    for (int e = 0; e < experts; ++e)
+        if (counts_host[e] > 0) idx.push_back(e);
+    const int g = static_cast<int>(idx.size());
+    if (g == 0) return true;
+    std::vector<const void*> host_ptrs(6 * std::size_t(g));
+    std::vector<int> m1(g), m2(g), n(g), k1(g), k2(g), lda1(g), lda2(g), ldc1(g), ldc2(g), sizes(g, 1);
+    std::vector<cublasOperation_t> opT(g, CUBLAS_OP_T), opN(g, CUBLAS_OP_N);
+    std::vector<float> alpha(g, 1.0f), beta(g, 0.0f);
+    for (int i = 0; i < g; ++i) {
+        const int e = idx[i];
+        const std::int64_t r0 = offsets_host[e];
+        n[i] = counts_host[e];
+        m1[i] = 2 * ffn, k1[i] = hidden, lda1[i] = hidden, ldc1[i] = 2 * ffn;
+        m2[i] = hidden, k2[i] = ffn, lda2[i] = ffn, ldc2[i] = hidden;
+        host_ptrs[0 * g + i] = w1 + std::int64_t(e) * 2 * ffn * hidden;  // A of GEMM 1
+        host_ptrs[1 * g + i] = xp + r0 * hidden;                         // B of GEMM 1
+        host_ptrs[2 * g + i] = l.h1 + r0 * 2 * ffn;                      // C of GEMM 1
+        host_ptrs[3 * g + i] = w2 + std::int64_t(e) * hidden * ffn;      // A of GEMM 2
+        host_ptrs[4 * g + i] = l.h + r0 * ffn;                           // B of GEMM 2
+        host_ptrs[5 * g + i] = y + r0 * hidden;                          // C of GEMM 2
+    }
+    MOE_CUDA_CHECK(cudaMemcpyAsync(l.ptrs, host_ptrs.data(), host_ptrs.size() * sizeof(void*),
+                                   cudaMemcpyHostToDevice, st));
+    const void* const* d = l.ptrs;
+    cublasHandle_t h = blas_on(st);
+    cublasStatus_t s1 = cublasGemmGroupedBatchedEx(
+        h, opT.data(), opN.data(), m1.data(), n.data(), k1.data(), alpha.data(), d + 0 * g, CUDA_R_16BF, lda1.data(),
+        d + 1 * g, CUDA_R_16BF, k1.data(), beta.data(), const_cast<void* const*>(d + 2 * g), CUDA_R_16BF,
+        ldc1.data(), g, sizes.data(), CUBLAS_COMPUTE_32F);
+    if (s1 == CUBLAS_STATUS_NOT_SUPPORTED) {
+        MOE_CUDA_CHECK(cudaStreamSynchronize(st));  // the host arrays above must outlive the copy
+        return false;
+    }
+    MOE_CUBLAS_CHECK(s1);
+    launch_silu(l.h1, row_token, 0, max_rows, ffn, l.h, st);
+    MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(h, opT.data(), opN.data(), m2.data(), n.data(), k2.data(),
+                                                alpha.data(), d + 3 * g, CUDA_R_16BF, lda2.data(), d + 4 * g,
+                                                CUDA_R_16BF, k2.data(), beta.data(),
+                                                const_cast<void* const*>(d + 5 * g), CUDA_R_16BF, ldc2.data(), g,
+                                                sizes.data(), CUBLAS_COMPUTE_32F));
+    // The pointer array was copied from pageable memory, which cudaMemcpyAsync stages before returning,
+    // so host_ptrs may go out of scope now.
+    return true;
+}
+
+}  // namespace
+
+const char* experts_impl_name(ExpertsImpl impl) {
+    switch (impl) {
+        case ExpertsImpl::Auto:
+            return "auto";
+        case ExpertsImpl::Grouped:
+            return "grouped";
+        case ExpertsImpl::Streams:
+            return "streams";
+        case ExpertsImpl::Fused:
+            return "fused";
+    }
+    return "auto";
+}
+
+ExpertsImpl parse_experts_impl(const std::string& text) {
+    if (text == "auto") return ExpertsImpl::Auto;
+    if (text == "grouped") return ExpertsImpl::Grouped;
+    if (text == "streams") return ExpertsImpl::Streams;
+    if (text == "fused") return ExpertsImpl::Fused;
+    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, fused");
+}
+
+std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
+    std::size_t total = 0;
+    carve_experts(max_rows, experts, ffn, nullptr, 0, &total);
+    return total;
+}
+
+ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                        const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
+                        const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
+                        const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
+    MOE_ASSERT(xp || (x && row_token), "experts_ffn needs packed rows or x with row_token");
+    if (!xp || impl == ExpertsImpl::Auto) impl = xp ? ExpertsImpl::Streams : ExpertsImpl::Fused;
+    cudaStream_t st = to_cuda(s);
+    const std::int64_t max_rows = offsets_host[experts];
+    ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
+    zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
+    MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
+    if (max_rows == 0) return impl;
+
+    if (impl == ExpertsImpl::Grouped) {
+        if (grouped(xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st))
+            return impl;
+        impl = ExpertsImpl::Streams;  // this cuBLAS has no grouped bf16 GEMM
+    }
+    if (impl == ExpertsImpl::Fused) {
+        fused_gate_up(xp, x, row_token, counts, offsets, counts_host, offsets_host, experts, hidden, ffn, w1, l.tiles,
+                      l.h, st);
+    } else {
+        per_expert(1, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
+    }
+    per_expert(2, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
+    return impl;
+}
+
+}  // namespace moe::gpu

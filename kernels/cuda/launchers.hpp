@@ -1,0 +1,129 @@
+// Every GPU launcher of the cuda backend beyond the few declared in kernels/api.hpp, with the device-memory
+// helpers the engine, the tests and the benchmark share. Plain C++ (no CUDA header), so host-only code can use it.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/api.hpp"
+
+namespace moe::gpu {
+
+// ---- device memory, streams, events --------------------------------------------------------
+// Throws OutOfMemory naming `what`, the bytes asked for and the bytes free.
+void* device_alloc(std::size_t bytes, const char* what);
+void device_free(void* p) noexcept;
+void copy_h2d(void* dst, const void* src, std::size_t bytes);  // synchronous
+void copy_d2h(void* dst, const void* src, std::size_t bytes);  // synchronous
+void copy_d2d(void* dst, const void* src, std::size_t bytes, Stream s);
+void fill_bytes(void* dst, int byte, std::size_t bytes, Stream s);
+void synchronize(Stream s);  // null: the whole device
+Stream create_stream();
+void destroy_stream(Stream s) noexcept;
+std::size_t l2_bytes();  // of the current device
+
+using Event = void*;
+Event create_event();
+void destroy_event(Event e) noexcept;
+void record_event(Event e, Stream s);
+float elapsed_ms(Event start, Event stop);  // waits for `stop`
+
+// An owned device array of T. Moves, never copies.
+template <class T>
+class DeviceBuffer {
+  public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(std::size_t n, const char* what = "buffer")
+        : p_(n ? static_cast<T*>(device_alloc(n * sizeof(T), what)) : nullptr), n_(n) {}
+    DeviceBuffer(DeviceBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+        if (this != &o) {
+            device_free(p_);
+            p_ = std::exchange(o.p_, nullptr);
+            n_ = std::exchange(o.n_, 0);
+        }
+        return *this;
+    }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer() { device_free(p_); }
+
+    T* data() const { return p_; }
+    std::size_t size() const { return n_; }
+    std::size_t bytes() const { return n_ * sizeof(T); }
+    void upload(const std::vector<T>& v) { copy_h2d(p_, v.data(), std::min(v.size(), n_) * sizeof(T)); }
+    std::vector<T> download(std::size_t count) const {
+        std::vector<T> v(count);
+        copy_d2h(v.data(), p_, count * sizeof(T));
+        return v;
+    }
+    std::vector<T> download() const { return download(n_); }
+    void poison(Stream s = nullptr) { fill_bytes(p_, 0xFF, bytes(), s); }  // 0xFF: NaN for floats, -1 for ints
+
+  private:
+    T* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
+// ---- inputs: bit-equal to the CPU reference's make_* -------------------------------------------
+void make_bf16(std::uint64_t seed, std::uint64_t stream_id, std::int64_t n, float scale, bf16_t* out, Stream s);
+void make_x(std::uint64_t seed, std::int64_t tokens, int hidden, bf16_t* x, Stream s);
+void make_gate(std::uint64_t seed, int experts, int hidden, bf16_t* wg, Stream s);
+void make_w1(std::uint64_t seed, int experts, int ffn, int hidden, bf16_t* w1, Stream s);
+void make_w2(std::uint64_t seed, int experts, int hidden, int ffn, bf16_t* w2, Stream s);
+
+// ---- routing ------------------------------------------------------------------------------------
+// logits = x·wg^T through cuBLAS (bf16 in, fp32 out), then + logp and softmax + top-k in one fused pass
+// that writes the biased logits back. `logp` is on the device.
+void gate_route(const bf16_t* x, const bf16_t* wg, const float* logp, std::int64_t tokens, int hidden, int experts,
+                int k, bool renormalize, float* logits, std::int32_t* ids, float* weights, Stream s);
+// Softmax + top-k with an optional bias added to the logits in place first (null: none).
+void softmax_topk_bias(float* logits, const float* bias, std::int64_t tokens, int experts, int k, bool renormalize,
+                       std::int32_t* ids, float* weights, Stream s);
+
+// ---- capacity -------------------------------------------------------------------------------------
+std::size_t capacity_workspace_bytes(std::int64_t tokens, int k, int experts);
+// Always writes demand[E] (assignments per expert before drops). With cap > 0 drops past capacity in place
+// (ids set to -1) with the reference's semantics: token order keeps the first cap by (t, j); probability keeps
+// the cap heaviest, ties to the lower (t, j).
+void capacity(std::int32_t* ids, const float* weights, std::int64_t tokens, int k, int experts, std::int64_t cap,
+              DropPolicy policy, std::int32_t* demand, void* ws, std::size_t ws_bytes, Stream s);
+
+// ---- dispatch -------------------------------------------------------------------------------------
+std::size_t dispatch_workspace_bytes(Strategy st, std::int64_t tokens, int k, int experts);
+// The plan of kernels/api.hpp (counts [E], offsets [E+1], row_token [max_rows] with -1 on padding and past the
+// last row, inv [T·k]) and, except for nopack, the packed rows xp [max_rows, d] with zero padding rows.
+// Everything stays on the device; the row count is offsets[E].
+void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_t tokens, int k, int experts,
+              int hidden, int align, std::int32_t* counts, std::int32_t* offsets, std::int32_t* row_token,
+              std::int32_t* inv, bf16_t* xp, void* ws, std::size_t ws_bytes, Stream s);
+
+// ---- experts --------------------------------------------------------------------------------------
+// grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over streams;
+// fused: our gathering GEMM for x·w1^T with the SiLU gate in its epilogue (nopack needs it), then per-expert
+// cuBLAS for h·w2^T. auto: fused for nopack, otherwise streams.
+enum class ExpertsImpl { Auto, Grouped, Streams, Fused };
+const char* experts_impl_name(ExpertsImpl impl);
+ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
+std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
+// The plan arrays are on the device; counts_host/offsets_host are host copies of counts/offsets (the GEMM
+// shapes). xp may be null, then rows are gathered from x through row_token. Padding rows of y become zeros.
+// Returns the implementation that ran.
+ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                        const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
+                        const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
+                        const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
+
+// ---- combine --------------------------------------------------------------------------------------
+// out[t] = bf16(Σ_j w[t, j]·y[inv[t, j]]), fp32 in j order, no atomics: bit-equal to the CPU reference.
+void combine(const bf16_t* y, const std::int32_t* inv, const float* weights, std::int64_t tokens, int k, int hidden,
+             bf16_t* out, Stream s);
+
+// ---- measured ceilings (benchmark floors) --------------------------------------------------------
+double measure_copy_gbps(std::size_t bytes, int repeats);  // device-to-device copy, read + write bytes
+double measure_gemm_tflops(int n, int repeats);            // bf16 n×n×n through cuBLAS, fp32 accumulate
+
+}  // namespace moe::gpu
