@@ -1,7 +1,258 @@
-// Placeholder registration for `bench` until its capability lands; it registers nothing.
-// The owner of this capability replaces this file.
+// `moelab bench route|dispatch|experts|combine|layer|all`: checks each GPU stage against the CPU reference, then
+// times it; prints an nccl-tests style table with the floor, the % of it reached and the PyTorch peer (--peer).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "app/cli/commands.hpp"
+#include "kernels/api.hpp"
+#include "kernels/common/error.hpp"
+#if MOELAB_HAVE_CUDA
+#include "kernels/bench/bench.hpp"
+#include "kernels/cuda/launchers.hpp"
+#endif
 
 namespace moelab_cli {
-void add_bench_command(CLI::App&, Handler*) {}
+
+namespace {
+
+struct BenchArgs {
+    std::string what = "all";
+    std::vector<std::string> shapes = {"all"};
+    std::int64_t tokens = 0;
+    int hidden = 0, experts = 0, top_k = 0, ffn = 0;
+    std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
+    std::vector<std::string> impls = {"grouped", "streams", "fused", "nopack"};
+    std::string skew = "uniform";
+    bool sweep = false, no_check = false, json = false, quiet = false;
+    int warmup = 10, repeats = 50;
+    std::uint64_t seed = 1;
+    std::string save, peer;
+};
+
+#if MOELAB_HAVE_CUDA
+using nlohmann::json;
+
+std::string today_utc() {
+    std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    return buf;
+}
+
+// PyTorch peer rows (kernels/bench/torch_peer.py): the same shapes, timed the way a PyTorch user writes them.
+struct Peer {
+    json rows = json::array();
+    std::string device;
+    // The peer of one of our rows: same stage and shape (and skew for dispatch); for experts, torch._grouped_mm
+    // when it ran, else the per-expert loop.
+    const json* find(const moe::bench::Row& r, std::string* what) const {
+        const json* best = nullptr;
+        for (const auto& p : rows) {
+            if (p.value("stage", "") != r.stage || p.value("tokens", 0LL) != r.tokens ||
+                p.value("hidden", 0) != r.hidden || p.value("experts", 0) != r.experts ||
+                p.value("top_k", 0) != r.top_k)
+                continue;
+            if ((r.stage == "experts" || r.stage == "layer") && p.value("ffn", 0) != r.ffn) continue;
+            if (r.stage == "dispatch" && p.value("skew", "uniform") != r.skew) continue;
+            if (!p.contains("median_ms") || p["median_ms"].is_null()) continue;
+            if (!best || (r.stage == "experts" && p.value("variant", "") == "_grouped_mm")) best = &p;
+        }
+        if (best && what) *what = best->value("variant", "");
+        return best;
+    }
+};
+
+Peer load_peer(const std::string& path) {
+    Peer peer;
+    if (path.empty()) return peer;
+    std::ifstream f(path);
+    if (!f) MOE_BAD_INPUT("--peer '" << path << "': cannot open the file");
+    json j;
+    try {
+        f >> j;
+    } catch (const std::exception& e) {
+        MOE_BAD_INPUT("--peer '" << path << "': not JSON (" << e.what() << ")");
+    }
+    peer.rows = j.value("rows", json::array());
+    peer.device = j.value("device", "");
+    return peer;
+}
+
+std::vector<moe::bench::Shape> resolve_shapes(const BenchArgs& a) {
+    const auto& std_shapes = moe::bench::standard_shapes();
+    std::vector<moe::bench::Shape> out;
+    if (a.tokens > 0 || a.hidden > 0 || a.experts > 0 || a.top_k > 0 || a.ffn > 0) {
+        if (a.tokens < 1 || a.hidden < 8 || a.hidden % 8 || a.experts < 1 || a.top_k < 1 || a.top_k > a.experts ||
+            a.ffn < 1)
+            MOE_BAD_INPUT("a custom shape needs --tokens >= 1, --hidden a multiple of 8, --experts >= 1, "
+                          "--top-k in [1, experts] and --ffn >= 1");
+        out.push_back({"custom", a.tokens, a.hidden, a.experts, a.top_k, a.ffn});
+        return out;
+    }
+    for (const auto& name : a.shapes) {
+        if (name == "all") return std_shapes;
+        auto it = std::find_if(std_shapes.begin(), std_shapes.end(), [&](auto& s) { return s.name == name; });
+        if (it == std_shapes.end()) MOE_BAD_INPUT("--shape '" << name << "': allowed: S1, S2, S3, all");
+        out.push_back(*it);
+    }
+    return out;
+}
+
+void print_header(const moe::bench::Ceilings& c, const Peer& peer) {
+    std::printf("# moelab bench on %s (%d SMs, %.0f MB L2), %s\n", c.device.c_str(), c.sms, c.l2_mb,
+                today_utc().c_str());
+    std::printf("# floors from ceilings measured now: device-to-device copy %.0f GB/s (read + write), bf16 GEMM %.0f "
+                "TFLOP/s (cuBLAS 8192^3)\n",
+                c.copy_gbps, c.gemm_tflops);
+    if (!peer.device.empty()) std::printf("# PyTorch peer measured on %s\n", peer.device.c_str());
+    std::printf("#\n# %-8s %-5s %6s %5s %4s %2s %6s %-9s %-14s %10s %10s %8s %8s %7s %10s %8s %7s  %s\n", "stage",
+                "shape", "T", "d", "E", "k", "F", "skew", "variant", "time(us)", "p95(us)", "GB/s", "TFLOP/s",
+                "%floor", "torch(us)", "speedup", "#wrong", "note");
+}
+
+void print_row(const moe::bench::Row& r, const Peer& peer) {
+    std::string what;
+    const json* p = peer.find(r, &what);
+    char torch[32] = "-", speed[32] = "-", wrong[32] = "-";
+    if (p) {
+        double pm = (*p)["median_ms"].get<double>();
+        std::snprintf(torch, sizeof torch, "%.1f", pm * 1e3);
+        std::snprintf(speed, sizeof speed, "%.2fx", pm / r.median_ms);
+    }
+    if (r.wrong >= 0) std::snprintf(wrong, sizeof wrong, "%lld", static_cast<long long>(r.wrong));
+    std::string note = r.note;
+    if (p) note += (note.empty() ? "" : "; ") + std::string("torch: ") + what;
+    std::printf("  %-8s %-5s %6lld %5d %4d %2d %6d %-9s %-14s %10.1f %10.1f %8.0f %8.1f %7.1f %10s %8s %7s  %s\n",
+                r.stage.c_str(), r.shape.c_str(), static_cast<long long>(r.tokens), r.hidden, r.experts, r.top_k,
+                r.ffn, r.skew.c_str(), r.variant.c_str(), r.median_ms * 1e3, r.p95_ms * 1e3, r.gbps, r.tflops,
+                r.pct_floor, torch, speed, wrong, note.c_str());
+    std::fflush(stdout);
+}
+
+json row_json(const moe::bench::Row& r, const Peer& peer) {
+    json j = {{"stage", r.stage},       {"shape", r.shape},         {"variant", r.variant},   {"skew", r.skew},
+              {"tokens", r.tokens},     {"hidden", r.hidden},       {"experts", r.experts},   {"top_k", r.top_k},
+              {"ffn", r.ffn},           {"median_ms", r.median_ms}, {"p95_ms", r.p95_ms},     {"min_ms", r.min_ms},
+              {"repeats", r.repeats},   {"bytes", r.bytes},         {"flops", r.flops},       {"floor_ms", r.floor_ms},
+              {"gbps", r.gbps},         {"tflops", r.tflops},       {"pct_floor", r.pct_floor}, {"wrong", r.wrong},
+              {"note", r.note}};
+    std::string what;
+    if (const json* p = peer.find(r, &what)) {
+        j["torch_ms"] = (*p)["median_ms"];
+        j["torch_variant"] = what;
+        j["speedup"] = (*p)["median_ms"].get<double>() / r.median_ms;
+    }
+    return j;
+}
+
+int run_bench(const BenchArgs& a) {
+    moe::bench::Options opt;
+    const std::vector<std::string> all = {"route", "dispatch", "experts", "combine", "layer"};
+    if (a.what == "all")
+        opt.stages = all;
+    else if (std::find(all.begin(), all.end(), a.what) != all.end())
+        opt.stages = {a.what};
+    else
+        MOE_BAD_INPUT("bench '" << a.what << "': allowed: route, dispatch, experts, combine, layer, all");
+    if (a.repeats < 1 || a.repeats > 100000) MOE_BAD_INPUT("--repeats " << a.repeats << " must be in [1, 100000]");
+    if (a.warmup < 0 || a.warmup > 10000) MOE_BAD_INPUT("--warmup " << a.warmup << " must be in [0, 10000]");
+    opt.shapes = resolve_shapes(a);
+    for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
+    for (auto& s : a.impls) {
+        if (s != "nopack") (void)moe::gpu::parse_experts_impl(s);
+        opt.experts_impls.push_back(s);
+    }
+    (void)moe::route::parse_skew(a.skew);
+    opt.skew = a.skew;
+    opt.sweep = a.sweep;
+    opt.warmup = a.warmup;
+    opt.repeats = a.repeats;
+    opt.check = !a.no_check;
+    opt.seed = a.seed;
+    if (!a.quiet) opt.log = [](const std::string& m) { std::fprintf(stderr, "bench: %s\n", m.c_str()); };
+    Peer peer = load_peer(a.peer);
+
+    auto ceil = moe::bench::measure_ceilings();
+    if (!a.json) print_header(ceil, peer);
+    auto rows = moe::bench::run(opt, ceil, [&](const moe::bench::Row& r) {
+        if (!a.json) print_row(r, peer);
+    });
+
+    json out = {{"device", ceil.device},
+                {"date", today_utc()},
+                {"ceilings", {{"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops}, {"l2_mb", ceil.l2_mb},
+                              {"sms", ceil.sms}}},
+                {"warmup", a.warmup},
+                {"repeats", a.repeats},
+                {"peer_device", peer.device},
+                {"rows", json::array()}};
+    std::int64_t wrong = 0;
+    for (auto& r : rows) {
+        out["rows"].push_back(row_json(r, peer));
+        wrong += std::max<std::int64_t>(r.wrong, 0);
+    }
+    if (a.json) std::cout << out.dump(2) << "\n";
+    if (!a.save.empty()) {
+        std::ofstream f(a.save);
+        if (!f) MOE_BAD_INPUT("--save '" << a.save << "': cannot write the file");
+        f << out.dump(2) << "\n";
+    }
+    if (!a.json) std::printf("# %zu rows, %lld wrong elements in the checks\n", rows.size(), (long long)wrong);
+    if (wrong > 0) throw moe::Error(moe::ErrorKind::Runtime, "bench: a GPU stage disagreed with the CPU reference");
+    return 0;
+}
+#endif
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Handler* selected) {
+    auto args = std::make_shared<BenchArgs>();
+    auto* cmd = app.add_subcommand("bench", "Check and time the GPU stages against their floors and PyTorch");
+    cmd->add_option("what", args->what, "route, dispatch, experts, combine, layer or all")->capture_default_str();
+    cmd->add_option("--shape", args->shapes, "S1, S2, S3 or all (S1 T=16384 d=4096 E=64 k=8 F=1408; "
+                                             "S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--tokens", args->tokens, "Custom shape: T");
+    cmd->add_option("--hidden", args->hidden, "Custom shape: d");
+    cmd->add_option("--experts", args->experts, "Custom shape: E");
+    cmd->add_option("--top-k", args->top_k, "Custom shape: k");
+    cmd->add_option("--ffn", args->ffn, "Custom shape: F");
+    cmd->add_option("--strategy", args->strategies, "Dispatch strategies: sort, atomic, scan, nopack")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--experts-impl", args->impls, "Expert FFN variants: grouped, streams, fused, nopack")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")
+        ->capture_default_str();
+    cmd->add_flag("--sweep", args->sweep, "Also sweep the dispatch strategies over skew × T {256, 4096, 16384}");
+    cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str();
+    cmd->add_option("--repeats", args->repeats, "Timed runs (median and p95 over them)")->capture_default_str();
+    cmd->add_flag("--no-check", args->no_check, "Skip the check against the CPU reference (not recommended)");
+    cmd->add_option("--seed", args->seed, "Seed of the generated inputs")->capture_default_str();
+    cmd->add_flag("--json", args->json, "Print JSON instead of the table");
+    cmd->add_option("--save", args->save, "Also write the JSON to FILE");
+    cmd->add_option("--peer", args->peer, "PyTorch peer timings (JSON from kernels/bench/torch_peer.py)");
+    cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr");
+    cmd->callback([selected, args] {
+        *selected = [args]() -> int {
+#if MOELAB_HAVE_CUDA
+            return run_bench(*args);
+#else
+            throw moe::Error(moe::ErrorKind::NoDevice,
+                             "moelab bench times the cuda backend, which this build lacks: " +
+                                 moe::gpu::unavailable_reason());
+#endif
+        };
+    });
+}
+
 }  // namespace moelab_cli

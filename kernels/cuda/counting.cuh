@@ -18,6 +18,9 @@ constexpr int kMaxExperts = 6144;             // kWarps·E ints of shared memory
 
 inline int tiles(std::int64_t n) { return static_cast<int>((n + kTile - 1) / kTile); }
 
+// Internal linkage: every .cu that includes this header gets its own copy of the kernels.
+namespace {
+
 __device__ __forceinline__ unsigned lanemask_lt() {
     unsigned m;
     asm("mov.u32 %0, %%lanemask_lt;" : "=r"(m));
@@ -176,4 +179,5 @@ inline std::size_t stable_rank_smem(int experts) {
     return bytes;
 }
 
+}  // namespace
 }  // namespace moe::gpu::counting

@@ -1,0 +1,62 @@
+// The benchmark harness behind `moelab bench`: checks each GPU stage against the CPU reference, then times it
+// (median and p95 of many repeats after warm-up, inputs rotated past L2) against floors measured in the same run.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/api.hpp"
+
+namespace moe::bench {
+
+struct Shape {
+    std::string name;  // S1, S2, S3 or "custom"
+    std::int64_t tokens;
+    int hidden, experts, top_k, ffn;
+};
+// S1 T=16384 d=4096 E=64 k=8 F=1408; S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048.
+const std::vector<Shape>& standard_shapes();
+
+struct Options {
+    std::vector<std::string> stages;  // route, dispatch, experts, combine, layer
+    std::vector<Shape> shapes;
+    std::vector<Strategy> strategies;         // dispatch variants
+    std::vector<std::string> experts_impls;   // grouped, streams, fused
+    std::string skew = "uniform";
+    bool sweep = false;  // dispatch: every strategy over skew {uniform, zipf:1.2, hot:20} × T {256, 4096, 16384}
+    int warmup = 10;
+    int repeats = 50;
+    bool check = true;
+    std::uint64_t seed = 1;
+    std::function<void(const std::string&)> log;  // progress lines (stderr in the CLI)
+};
+
+// The two ceilings the floors divide by, measured at the start of the run.
+struct Ceilings {
+    std::string device;
+    double copy_gbps = 0;    // device-to-device copy, bytes read + written
+    double gemm_tflops = 0;  // bf16 GEMM through cuBLAS, 8192³
+    double l2_mb = 0;
+    int sms = 0;
+};
+Ceilings measure_ceilings();
+
+struct Row {
+    std::string stage, shape, variant, skew;
+    std::int64_t tokens = 0;
+    int hidden = 0, experts = 0, top_k = 0, ffn = 0;
+    double median_ms = 0, p95_ms = 0, min_ms = 0;
+    int repeats = 0;
+    double bytes = 0, flops = 0;  // what the floor counts
+    double floor_ms = 0;
+    double gbps = 0, tflops = 0;  // achieved on those counts
+    double pct_floor = 0;         // floor / time
+    std::int64_t wrong = -1;      // mismatching elements in the check; -1 when not checked
+    std::string note;
+};
+
+// Runs every requested stage; on_row sees each row as soon as it is measured.
+std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::function<void(const Row&)>& on_row);
+
+}  // namespace moe::bench

@@ -1,0 +1,208 @@
+// The benchmark harness's core: ceilings measured at the start, event timing with rotated inputs and graph
+// replay, floors, and the loop over shapes and stages. The stages themselves are in stages_*.cpp.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "kernels/bench/harness.hpp"
+#include "kernels/common/error.hpp"
+#include "kernels/common/rng.hpp"
+
+namespace moe::bench {
+
+const std::vector<Shape>& standard_shapes() {
+    static const std::vector<Shape> shapes = {
+        {"S1", 16384, 4096, 64, 8, 1408},
+        {"S2", 4096, 4096, 8, 2, 14336},
+        {"S3", 16384, 7168, 256, 8, 2048},
+    };
+    return shapes;
+}
+
+Ceilings measure_ceilings() {
+    Ceilings c;
+    auto devs = gpu::devices();
+    if (devs.empty()) throw Error(ErrorKind::NoDevice, "moelab bench needs a GPU; " + gpu::unavailable_reason());
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+    c.device = devs[std::min<int>(dev, int(devs.size()) - 1)].name;
+    c.sms = devs[std::min<int>(dev, int(devs.size()) - 1)].sm_count;
+    c.l2_mb = double(gpu::l2_bytes()) / 1e6;
+    c.copy_gbps = gpu::measure_copy_gbps(std::size_t(1) << 30, 20);
+    c.gemm_tflops = gpu::measure_gemm_tflops(8192, 20);
+    return c;
+}
+
+namespace detail {
+
+Timing time_runs(Stream s, int sets, int warmup, int repeats, bool graph, const std::function<void(int)>& body) {
+    cudaStream_t st = static_cast<cudaStream_t>(s);
+    std::vector<cudaGraphExec_t> execs;
+    if (graph) {
+        for (int i = 0; i < sets; ++i) body(i);  // lazy set-up (handles, attributes) stays out of the capture
+        gpu::synchronize(s);
+        for (int i = 0; i < sets && graph; ++i) {
+            cudaGraph_t g = nullptr;
+            cudaGraphExec_t exec = nullptr;
+            bool ok = cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed) == cudaSuccess;
+            try {
+                if (ok) body(i);
+            } catch (const Error&) {
+                ok = false;
+            }
+            ok = cudaStreamEndCapture(st, &g) == cudaSuccess && ok;
+            ok = ok && cudaGraphInstantiate(&exec, g, 0) == cudaSuccess;
+            if (g) cudaGraphDestroy(g);
+            if (ok) {
+                execs.push_back(exec);
+            } else {
+                (void)cudaGetLastError();
+                graph = false;
+            }
+        }
+        if (!graph) {
+            for (auto e : execs) cudaGraphExecDestroy(e);
+            execs.clear();
+        }
+    }
+    auto launch = [&](int i) {
+        if (graph) {
+            if (cudaGraphLaunch(execs[i % sets], st) != cudaSuccess)
+                throw Error(ErrorKind::Runtime, "cudaGraphLaunch failed in the benchmark");
+        } else {
+            body(i % sets);
+        }
+    };
+    for (int i = 0; i < warmup; ++i) launch(i);
+    std::vector<gpu::Event> ev(repeats + 1);
+    for (auto& e : ev) e = gpu::create_event();
+    gpu::record_event(ev[0], s);
+    for (int i = 0; i < repeats; ++i) {
+        launch(warmup + i);
+        gpu::record_event(ev[i + 1], s);
+    }
+    std::vector<double> ms(repeats);
+    for (int i = 0; i < repeats; ++i) ms[i] = gpu::elapsed_ms(ev[i], ev[i + 1]);
+    for (auto e : ev) gpu::destroy_event(e);
+    for (auto e : execs) cudaGraphExecDestroy(e);
+    std::sort(ms.begin(), ms.end());
+    Timing t;
+    t.repeats = repeats;
+    t.graph = graph;
+    t.median_ms = ms[ms.size() / 2];
+    t.p95_ms = ms[std::min<std::size_t>(ms.size() - 1, std::size_t(std::ceil(0.95 * ms.size())) - 1)];
+    t.min_ms = ms.front();
+    return t;
+}
+
+int rotation_sets(double bytes, double l2_bytes, double budget_bytes) {
+    int sets = int(std::ceil(3.0 * l2_bytes / std::max(bytes, 1.0)));
+    sets = std::max(2, std::min(sets, 32));
+    while (sets > 1 && sets * bytes > budget_bytes) --sets;
+    return sets;
+}
+
+void finish_row(Row& r, const Timing& t, const Ceilings& c) {
+    r.median_ms = t.median_ms, r.p95_ms = t.p95_ms, r.min_ms = t.min_ms, r.repeats = t.repeats;
+    const double mem_ms = r.bytes / (c.copy_gbps * 1e9) * 1e3;
+    const double math_ms = r.flops / (c.gemm_tflops * 1e12) * 1e3;
+    if (r.floor_ms <= 0) r.floor_ms = std::max(mem_ms, math_ms);
+    r.gbps = r.bytes / (t.median_ms * 1e-3) / 1e9;
+    r.tflops = r.flops / (t.median_ms * 1e-3) / 1e12;
+    r.pct_floor = 100.0 * r.floor_ms / t.median_ms;
+    if (t.graph) r.note += r.note.empty() ? "graph replay" : "; graph replay";
+}
+
+std::vector<bf16_t> host_slice(std::uint64_t seed, std::uint64_t stream, std::int64_t base, std::int64_t n,
+                               float scale) {
+    std::vector<bf16_t> v(n);
+    unsigned nt = std::max(1u, std::thread::hardware_concurrency());
+    std::int64_t step = (n + nt - 1) / nt;
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < nt; ++t) {
+        std::int64_t b = t * step, e = std::min(n, b + step);
+        if (b >= e) break;
+        pool.emplace_back([&, b, e] {
+            for (std::int64_t i = b; i < e; ++i) v[i] = rng_bf16(seed, stream, std::uint64_t(base + i), scale);
+        });
+    }
+    for (auto& t : pool) t.join();
+    return v;
+}
+
+void ShapeState::ensure_weights() {
+    const Shape& s = shape;
+    if (!w1.size()) {
+        w1 = gpu::DeviceBuffer<bf16_t>(std::size_t(s.experts) * 2 * s.ffn * s.hidden, "bench w1");
+        w2 = gpu::DeviceBuffer<bf16_t>(std::size_t(s.experts) * s.hidden * s.ffn, "bench w2");
+        gpu::make_w1(seed, s.experts, s.ffn, s.hidden, w1.data(), nullptr);
+        gpu::make_w2(seed, s.experts, s.hidden, s.ffn, w2.data(), nullptr);
+    }
+}
+
+void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::DeviceBuffer<float>& w, Stream s) {
+    const Shape& sh = st.shape;
+    if (!st.logp.size()) {
+        st.logp = gpu::DeviceBuffer<float>(sh.experts, "bench logp");
+        st.logp.upload(route::log_popularity(route::parse_skew(st.skew), sh.experts));
+    }
+    gpu::DeviceBuffer<float> logits(std::size_t(sh.tokens) * sh.experts, "bench logits");
+    ids = gpu::DeviceBuffer<std::int32_t>(std::size_t(sh.tokens) * sh.top_k, "bench ids");
+    w = gpu::DeviceBuffer<float>(std::size_t(sh.tokens) * sh.top_k, "bench weights");
+    route::gpu::popularity_logits(st.seed, st.logp.data(), sh.tokens, sh.experts, logits.data(), s);
+    route::gpu::softmax_topk(logits.data(), sh.tokens, sh.experts, sh.top_k, true, ids.data(), w.data(), s);
+    gpu::synchronize(s);
+}
+
+Row base_row(const ShapeState& st, const char* stage, const std::string& variant) {
+    Row r;
+    r.stage = stage;
+    r.shape = st.shape.name;
+    r.variant = variant;
+    r.skew = st.skew;
+    r.tokens = st.shape.tokens;
+    r.hidden = st.shape.hidden, r.experts = st.shape.experts, r.top_k = st.shape.top_k, r.ffn = st.shape.ffn;
+    return r;
+}
+
+}  // namespace detail
+
+std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::function<void(const Row&)>& on_row) {
+    using namespace detail;
+    std::vector<Row> rows;
+    Emit emit = [&](Row r) {
+        rows.push_back(r);
+        if (on_row) on_row(rows.back());
+    };
+    auto log = [&](const std::string& m) {
+        if (opt.log) opt.log(m);
+    };
+    auto wants = [&](const char* s) { return std::find(opt.stages.begin(), opt.stages.end(), s) != opt.stages.end(); };
+    for (const Shape& shape : opt.shapes) {
+        ShapeState st;
+        st.shape = shape;
+        st.seed = opt.seed;
+        st.skew = opt.skew;
+        if (wants("route")) log("route " + shape.name), bench_route(st, opt, ceil, emit);
+        if (wants("dispatch")) log("dispatch " + shape.name), bench_dispatch(st, opt, ceil, emit);
+        if (wants("experts")) log("experts " + shape.name), bench_experts(st, opt, ceil, emit);
+        if (wants("combine")) log("combine " + shape.name), bench_combine(st, opt, ceil, emit);
+        if (wants("layer")) log("layer " + shape.name), bench_layer(st, opt, ceil, emit);
+    }
+    if (opt.sweep && wants("dispatch")) {
+        for (std::int64_t T : {256, 4096, 16384})
+            for (const char* skew : {"uniform", "zipf:1.2", "hot:20"}) {
+                ShapeState st;
+                st.shape = {"sweep", T, 4096, 64, 8, 1408};
+                st.seed = opt.seed;
+                st.skew = skew;
+                log("dispatch sweep T=" + std::to_string(T) + " " + skew);
+                bench_dispatch(st, opt, ceil, emit);
+            }
+    }
+    return rows;
+}
+
+}  // namespace moe::bench

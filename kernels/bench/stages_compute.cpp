@@ -1,0 +1,222 @@
+// Benchmarks of the matrix-bound stages: the expert FFN (cuBLAS grouped, per-expert streams, our fused GEMM,
+// and nopack's gathering GEMM) and the whole layer. Checked on sampled rows against the CPU reference first.
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "kernels/bench/harness.hpp"
+#include "kernels/common/rng.hpp"
+
+namespace moe::bench::detail {
+
+namespace {
+
+struct StreamGuard {
+    Stream s = gpu::create_stream();
+    ~StreamGuard() { gpu::destroy_stream(s); }
+};
+
+// Host copies of one expert's weights, made from the RNG (S3's full weights would be 22 GB on the host).
+struct HostExpert {
+    std::vector<bf16_t> w1, w2;
+};
+const HostExpert& host_expert(std::map<int, HostExpert>& cache, const Shape& sh, std::uint64_t seed, int e) {
+    auto it = cache.find(e);
+    if (it != cache.end()) return it->second;
+    HostExpert h;
+    const std::int64_t n1 = 2LL * sh.ffn * sh.hidden, n2 = std::int64_t(sh.hidden) * sh.ffn;
+    h.w1 = host_slice(seed, kStreamW1, e * n1, n1, w1_scale(sh.hidden));
+    h.w2 = host_slice(seed, kStreamW2, e * n2, n2, w2_scale(sh.ffn));
+    return cache.emplace(e, std::move(h)).first->second;
+}
+
+// y rows of `rows` token rows through one expert on the CPU reference.
+std::vector<bf16_t> cpu_expert_rows(const Shape& sh, const HostExpert& he, const std::vector<bf16_t>& xr, int n) {
+    std::vector<std::int32_t> counts = {n}, offsets = {0, n};
+    std::vector<bf16_t> y(std::size_t(n) * sh.hidden);
+    experts::ffn(xr.data(), nullptr, nullptr, counts.data(), offsets.data(), 1, sh.hidden, sh.ffn, he.w1.data(),
+                 he.w2.data(), y.data(), 0);
+    return y;
+}
+
+// Elements of got outside 2·eps·(|ref| + rms(ref)), the GPU tests' bf16 tolerance.
+std::int64_t count_outside(const std::vector<bf16_t>& got, const std::vector<bf16_t>& want) {
+    double s = 0;
+    for (auto v : want) s += double(bf16_to_f32(v)) * bf16_to_f32(v);
+    const float rms = want.empty() ? 0.f : float(std::sqrt(s / want.size()));
+    std::int64_t bad = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        float g = bf16_to_f32(got[i]), r = bf16_to_f32(want[i]);
+        if (!(std::fabs(g - r) <= 2 * kBf16Eps * (rms + std::fabs(r)))) ++bad;
+    }
+    return bad;
+}
+
+}  // namespace
+
+void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {
+    const Shape& sh = st.shape;
+    const std::int64_t T = sh.tokens;
+    const int E = sh.experts, k = sh.top_k, d = sh.hidden, F = sh.ffn;
+    const std::int64_t max_rows = dispatch::max_rows(T, k, E, 1);
+    StreamGuard sg;
+    st.ensure_weights();
+    gpu::DeviceBuffer<std::int32_t> ids;
+    gpu::DeviceBuffer<float> w;
+    make_routing(st, ids, w, sg.s);
+    gpu::DeviceBuffer<bf16_t> x(T * d, "bench x"), xp(max_rows * d, "bench packed x"), y(max_rows * d, "bench y");
+    gpu::DeviceBuffer<std::int32_t> counts(E), offsets(E + 1), row_token(max_rows), inv(T * k);
+    gpu::make_x(st.seed, T, d, x.data(), sg.s);
+    {
+        const std::size_t wsb = gpu::dispatch_workspace_bytes(Strategy::Scan, T, k, E);
+        gpu::DeviceBuffer<std::uint8_t> ws(wsb);
+        gpu::dispatch(Strategy::Scan, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(),
+                      row_token.data(), inv.data(), xp.data(), ws.data(), wsb, sg.s);
+        gpu::synchronize(sg.s);
+    }
+    auto h_counts = counts.download(), h_offsets = offsets.download(), h_rt = row_token.download();
+    const std::int64_t rows = h_offsets[E];
+    const std::size_t wsb = gpu::experts_workspace_bytes(max_rows, E, F);
+    gpu::DeviceBuffer<std::uint8_t> ws(wsb, "bench experts workspace");
+
+    // Sampled rows for the check: a few rows of the first, middle and last non-empty experts.
+    std::vector<int> nonempty;
+    for (int e = 0; e < E; ++e)
+        if (h_counts[e] > 0) nonempty.push_back(e);
+    std::vector<int> sample;
+    if (!nonempty.empty())
+        for (int e : {nonempty.front(), nonempty[nonempty.size() / 2], nonempty.back()})
+            if (std::find(sample.begin(), sample.end(), e) == sample.end()) sample.push_back(e);
+    std::map<int, HostExpert> cache;
+    std::map<int, std::vector<bf16_t>> want;  // expert → reference y of its first rows
+    const int kRows = 4;
+    if (opt.check)
+        for (int e : sample) {
+            const int n = std::min(kRows, h_counts[e]);
+            std::vector<bf16_t> xr;
+            for (int i = 0; i < n; ++i) {
+                auto row = host_slice(st.seed, kStreamX, std::int64_t(h_rt[h_offsets[e] + i]) * d, d, x_scale());
+                xr.insert(xr.end(), row.begin(), row.end());
+            }
+            want[e] = cpu_expert_rows(sh, host_expert(cache, sh, st.seed, e), xr, n);
+        }
+
+    const double flops = 2.0 * double(rows) * 3.0 * F * d;
+    const double bytes = double(nonempty.size()) * 3.0 * F * d * 2 + 2.0 * double(rows) * d * 2;
+    for (const std::string& name : opt.experts_impls) {
+        const bool gather = name == "nopack";
+        const gpu::ExpertsImpl impl = gather ? gpu::ExpertsImpl::Fused : gpu::parse_experts_impl(name);
+        auto body = [&](int) {
+            gpu::experts_ffn(impl, gather ? nullptr : xp.data(), x.data(), row_token.data(), counts.data(),
+                             offsets.data(), h_counts.data(), h_offsets.data(), E, d, F, st.w1.data(), st.w2.data(),
+                             y.data(), ws.data(), wsb, sg.s);
+        };
+        Row r = base_row(st, "experts", name);
+        if (opt.check) {
+            y.poison(sg.s);
+            body(0);
+            gpu::synchronize(sg.s);
+            r.wrong = 0;
+            for (auto& [e, ref] : want) {
+                std::vector<bf16_t> got(ref.size());
+                gpu::copy_d2h(got.data(), y.data() + std::int64_t(h_offsets[e]) * d, got.size() * sizeof(bf16_t));
+                r.wrong += count_outside(got, ref);
+            }
+            r.note = "checked " + std::to_string(want.size()) + " experts × ≤" + std::to_string(kRows) + " rows";
+        }
+        // Host-side shapes and pageable copies inside: timed as direct launches, not graphs.
+        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), std::max(10, opt.repeats / 2), false, body);
+        r.flops = flops;
+        r.bytes = bytes;
+        finish_row(r, t, c);
+        if (!gather && t.median_ms < st.best_experts_ms) st.best_experts_ms = t.median_ms, st.best_impl = name;
+        emit(r);
+    }
+}
+
+void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {
+    const Shape& sh = st.shape;
+    const std::int64_t T = sh.tokens;
+    const int E = sh.experts, k = sh.top_k, d = sh.hidden, F = sh.ffn;
+    const std::int64_t max_rows = dispatch::max_rows(T, k, E, 1);
+    const Strategy stg = dispatch::parse_strategy(st.best_strategy);
+    const gpu::ExpertsImpl impl = gpu::parse_experts_impl(st.best_impl);
+    StreamGuard sg;
+    st.ensure_weights();
+    if (!st.logp.size()) {
+        st.logp = gpu::DeviceBuffer<float>(E, "bench logp");
+        st.logp.upload(route::log_popularity(route::parse_skew(st.skew), E));
+    }
+    if (!st.wg.size()) {
+        st.wg = gpu::DeviceBuffer<bf16_t>(std::size_t(E) * d, "bench gate");
+        gpu::make_gate(st.seed, E, d, st.wg.data(), sg.s);
+    }
+    gpu::DeviceBuffer<bf16_t> x(T * d, "bench x"), xp(max_rows * d, "bench packed x"), y(max_rows * d, "bench y"),
+        out(T * d, "bench out");
+    gpu::DeviceBuffer<float> logits(T * E), w(T * k);
+    gpu::DeviceBuffer<std::int32_t> ids(T * k), counts(E), offsets(E + 1), row_token(max_rows), inv(T * k);
+    const std::size_t wsb = std::max(gpu::dispatch_workspace_bytes(stg, T, k, E),
+                                     gpu::experts_workspace_bytes(max_rows, E, F));
+    gpu::DeviceBuffer<std::uint8_t> ws(wsb, "bench layer workspace");
+    gpu::make_x(st.seed, T, d, x.data(), sg.s);
+    std::vector<std::int32_t> plan_host(2 * E + 1);
+    auto body = [&](int) {
+        gpu::gate_route(x.data(), st.wg.data(), st.logp.data(), T, d, E, k, true, logits.data(), ids.data(), w.data(),
+                        sg.s);
+        gpu::dispatch(stg, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(), row_token.data(),
+                      inv.data(), xp.data(), ws.data(), wsb, sg.s);
+        gpu::synchronize(sg.s);  // the GEMM shapes come back to the host, as in the engine
+        gpu::copy_d2h(plan_host.data(), counts.data(), sizeof(std::int32_t) * E);
+        gpu::copy_d2h(plan_host.data() + E, offsets.data(), sizeof(std::int32_t) * (E + 1));
+        gpu::experts_ffn(impl, xp.data(), x.data(), row_token.data(), counts.data(), offsets.data(), plan_host.data(),
+                         plan_host.data() + E, E, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
+        gpu::combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), sg.s);
+    };
+    Row r = base_row(st, "layer", st.best_strategy + "+" + st.best_impl);
+    r.skew = "gate";
+    if (opt.check) {
+        out.poison(sg.s);
+        body(0);
+        gpu::synchronize(sg.s);
+        // Two sampled tokens through the CPU reference end to end: gate, top-k, k expert FFNs, combine.
+        auto wg = host_slice(st.seed, kStreamGate, 0, std::int64_t(E) * d, gate_scale(d));
+        auto logp = route::log_popularity(route::parse_skew(st.skew), E);
+        std::map<int, HostExpert> cache;
+        r.wrong = 0;
+        int checked = 0;
+        for (std::int64_t t : {std::int64_t(0), T - 1}) {
+            auto xr = host_slice(st.seed, kStreamX, t * d, d, x_scale());
+            std::vector<float> lg(E), wt(k);
+            std::vector<std::int32_t> id(k), inv_t(k);
+            route::gate_logits(xr.data(), wg.data(), logp.data(), 1, d, E, lg.data());
+            route::softmax_topk(lg.data(), 1, E, k, true, id.data(), wt.data());
+            std::vector<std::int32_t> gid(k);
+            gpu::copy_d2h(gid.data(), ids.data() + t * k, sizeof(std::int32_t) * k);
+            if (gid != id) continue;  // a near-tie picked differently: not comparable
+            std::vector<bf16_t> yr;
+            for (int j = 0; j < k; ++j) {
+                auto yj = cpu_expert_rows(sh, host_expert(cache, sh, st.seed, id[j]), xr, 1);
+                yr.insert(yr.end(), yj.begin(), yj.end());
+                inv_t[j] = j;
+            }
+            std::vector<bf16_t> want(d), got(d);
+            combine::gather(yr.data(), inv_t.data(), wt.data(), 1, k, d, want.data());
+            gpu::copy_d2h(got.data(), out.data() + t * d, sizeof(bf16_t) * d);
+            r.wrong += count_outside(got, want);
+            ++checked;
+        }
+        r.note = "checked " + std::to_string(checked) + " tokens end to end";
+    }
+    Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), std::max(10, opt.repeats / 2), false, body);
+    // Floor: each stage at its own floor (route and experts on the GEMM rate, dispatch and combine on copies).
+    const double route_ms = std::max((double(T) * d * 2) / (c.copy_gbps * 1e9), 2.0 * T * E * d / (c.gemm_tflops * 1e12));
+    const double move_ms = (double(T) * d * 2 * (1 + k) + double(T) * k * d * 2 + double(T) * d * 2) / (c.copy_gbps * 1e9);
+    const double ffn_ms = 2.0 * double(T) * k * 3.0 * F * d / (c.gemm_tflops * 1e12);
+    r.floor_ms = (route_ms + move_ms + ffn_ms) * 1e3;
+    r.flops = 2.0 * T * E * d + 2.0 * double(T) * k * 3.0 * F * d;
+    r.bytes = double(T) * d * 2 * (2 + 2 * k);
+    finish_row(r, t, c);
+    emit(r);
+}
+
+}  // namespace moe::bench::detail
