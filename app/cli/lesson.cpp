@@ -1,7 +1,360 @@
-// Placeholder registration for `lesson` until its capability lands; it registers nothing.
-// The owner of this capability replaces this file.
+// `moelab lesson ID`: the terminal lesson player (asks on stdin, so it works over SSH and from a pipe), and
+// `moelab lessons [check [--run]]`: the list with progress, and the checker instructors run on their files.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <unistd.h>
+
 #include "app/cli/commands.hpp"
+#include "demos/lesson.hpp"
+#include "demos/lesson_expr.hpp"
+#include "demos/lesson_play.hpp"
+#include "demos/lesson_progress.hpp"
+#include "kernels/common/error.hpp"
 
 namespace moelab_cli {
-void add_lesson_commands(CLI::App&, Handler*) {}
+
+namespace {
+
+struct LessonArgs {
+    std::string id, dir, backend, progress_path;
+    int try_index = 0;
+    bool no_progress = false, run = false;
+};
+
+const char* kRule = "────────────────────────────────────────────────────────────────────────";
+
+void heading(const std::string& title) { std::printf("\n── %s %.*s\n", title.c_str(), int(std::max<std::size_t>(3, 66 - title.size())) * 3, kRule); }
+
+// Prints `text` wrapped at 88 columns, keeping blank lines as paragraph breaks, each line indented.
+void wrapped(const std::string& text, int indent = 2) {
+    std::string pad(indent, ' ');
+    std::size_t i = 0;
+    while (i <= text.size()) {
+        std::size_t nl = text.find('\n', i);
+        std::string para = text.substr(i, nl == std::string::npos ? std::string::npos : nl - i);
+        std::string line;
+        std::size_t w = 0;
+        std::size_t j = 0;
+        bool any = false;
+        while (j < para.size()) {
+            std::size_t sp = para.find(' ', j);
+            std::string word = para.substr(j, sp == std::string::npos ? std::string::npos : sp - j);
+            j = sp == std::string::npos ? para.size() : sp + 1;
+            if (word.empty()) continue;
+            // Count UTF-8 code points, not bytes, for the width.
+            std::size_t wl = 0;
+            for (unsigned char c : word) wl += (c & 0xC0) != 0x80;
+            if (w > 0 && w + 1 + wl > 88) {
+                std::printf("%s%s\n", pad.c_str(), line.c_str());
+                line.clear();
+                w = 0;
+            }
+            if (w > 0) line += ' ', ++w;
+            line += word;
+            w += wl;
+            any = true;
+        }
+        if (any || !line.empty()) std::printf("%s%s\n", pad.c_str(), line.c_str());
+        else std::printf("\n");
+        if (nl == std::string::npos) break;
+        i = nl + 1;
+    }
+}
+
+// One line from stdin; end of input is bad input (exit 2), since nothing more can be asked.
+std::string ask(const std::string& prompt, const std::string& id) {
+    std::printf("%s", prompt.c_str());
+    std::fflush(stdout);
+    std::string line;
+    if (!std::getline(std::cin, line)) {
+        std::printf("\n");
+        MOE_BAD_INPUT("lesson " << id << ": stdin ended before an answer was given; answer on the terminal, or pipe "
+                                   "the answers in, e.g. printf 'b\\n4\\n' | moelab lesson "
+                                << id);
+    }
+    if (!isatty(fileno(stdin))) std::printf("%s\n", line.c_str());  // echo piped answers so the transcript reads well
+    return line;
+}
+
+std::string scenario_line(const demos::Scenario& s) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "T=%lld E=%d k=%d d=%d F=%d skew=%s cf=%g ranks=%d m=%d L=%d n_a=%d dtype=%s",
+                  static_cast<long long>(s.tokens), s.experts, s.top_k, s.hidden, s.ffn, s.skew.c_str(),
+                  s.capacity_factor, s.ranks, s.micro_batches, s.layers, s.attention_replicas, s.dtype.c_str());
+    return buf;
+}
+
+const demos::lesson::MetricInfo* metric_info(const std::string& name) {
+    for (auto& m : demos::lesson::metric_catalog())
+        if (name == m.name) return &m;
+    return nullptr;
+}
+
+// Measured bars with the prediction as a ghost: '#' measured, '|' where the (rescaled) guess ends.
+void print_bars(const std::vector<double>& truth, const std::vector<double>& guess, const std::string& label) {
+    double tt = 0, tg = 0, mx = 1;
+    for (double v : truth) tt += v;
+    for (double v : guess) tg += v;
+    std::vector<double> g(guess.size());
+    for (std::size_t i = 0; i < guess.size(); ++i) g[i] = tg > 0 ? guess[i] * tt / tg : 0;
+    for (double v : truth) mx = std::max(mx, v);
+    for (double v : g) mx = std::max(mx, v);
+    const int width = 48;
+    std::printf("  %s     measured  (#)   your prediction, scaled to the same total  (|)\n", label.c_str());
+    for (std::size_t i = 0; i < truth.size(); ++i) {
+        int a = int(std::lround(truth[i] / mx * width)), b = i < g.size() ? int(std::lround(g[i] / mx * width)) : -1;
+        std::string bar;
+        for (int c = 0; c <= width; ++c) bar += c < a ? '#' : (c < b ? '.' : ' ');
+        if (b >= 0 && b <= width) bar[std::size_t(b)] = '|';
+        while (!bar.empty() && bar.back() == ' ') bar.pop_back();
+        std::printf("  %s%-3zu %7.0f %s\n", label.c_str(), i, truth[i], bar.c_str());
+    }
+}
+
+// The modelled pipeline as text lanes, with the prediction and the answer marked under it.
+void print_timeline(const demos::Result& r, double guess, double truth) {
+    double end = r.pipeline.total_ms;
+    if (!(end > 0) || r.model_timeline.empty()) return;
+    const int width = 72;
+    auto col = [&](double t) { return std::clamp(int(t / end * width), 0, width - 1); };
+    std::printf("  modelled timeline, 0 .. %s ms (one column = %s ms)\n", demos::lesson::format_number(end).c_str(),
+                demos::lesson::format_number(end / width).c_str());
+    for (const char* lane : {"attention", "a2e", "experts", "e2a"}) {
+        std::string row(width, '.');
+        for (auto& s : r.model_timeline) {
+            if (s.lane != lane) continue;
+            char c = s.micro_batch < 10 ? char('0' + s.micro_batch) : '+';
+            for (int x = col(s.start_ms); x < std::max(col(s.start_ms) + 1, col(s.end_ms)); ++x) row[std::size_t(x)] = c;
+        }
+        std::printf("  %-10s%s\n", lane, row.c_str());
+    }
+    std::string marks(width, ' ');
+    if (truth >= 0) marks[std::size_t(col(truth))] = '^';
+    if (guess >= 0 && guess <= end) marks[std::size_t(col(guess))] = col(guess) == col(truth) ? '*' : '|';
+    std::printf("  %-10s%s\n", "", marks.c_str());
+    std::printf("  digits are micro-batches, '.' is idle; '^' the answer, '|' your mark ('*' both)\n");
+}
+
+int play(const LessonArgs& a) {
+    demos::LessonSet set = demos::load_lessons(demos::lessons_dir(a.dir));
+    for (auto& p : set.problems) std::fprintf(stderr, "moelab: warning: %s\n", p.str().c_str());
+    const demos::Lesson* lp = set.find(a.id);
+    if (!lp) {
+        std::string ids;
+        for (auto& l : set.lessons) ids += (ids.empty() ? "" : ", ") + l.id;
+        MOE_BAD_INPUT("lesson '" << a.id << "': no such lesson; available: " << ids << " (see moelab lessons)");
+    }
+    const demos::Lesson& L = *lp;
+    demos::Scenario scenario = L.scenario;
+    std::map<std::string, double> params = L.params;
+    std::string variation;
+    if (a.try_index != 0) {
+        if (a.try_index < 1 || a.try_index > int(L.try_next.size()))
+            MOE_BAD_INPUT("--try " << a.try_index << ": lesson " << L.id << " has " << L.try_next.size()
+                                   << " variations (1.." << L.try_next.size() << ")");
+        const demos::TryNext& t = L.try_next[std::size_t(a.try_index - 1)];
+        scenario = demos::apply_overrides(scenario, t.overrides, L.source);
+        for (auto& [k, v] : t.params) params[k] = v;
+        variation = t.prompt;
+    }
+    if (!a.backend.empty()) scenario.backend = a.backend;
+
+    std::printf("Lesson %s · %s\n", L.id.c_str(), L.title.c_str());
+    if (L.concept > 0) std::printf("Concept %d of 10 (PEDAGOGY.md)\n", L.concept);
+    if (L.source.rfind("built-in:", 0) != 0) std::printf("From %s\n", L.source.c_str());
+    std::printf("\n");
+    wrapped(L.intro);
+    if (!variation.empty()) {
+        std::printf("\n  Variation %d: ", a.try_index);
+        std::printf("%s\n", variation.c_str());
+    }
+    std::printf("\n  Scenario: %s\n", scenario_line(scenario).c_str());
+    if (!L.note.empty()) {
+        std::printf("\n");
+        wrapped("Note: " + L.note);
+    }
+
+    const demos::LessonQuestion& q = L.question;
+    heading("Predict");
+    wrapped(q.prompt);
+    if (q.kind == demos::QuestionKind::Choice)
+        for (auto& c : q.choices) {
+            std::printf("    %s) ", c.key.c_str());
+            std::printf("%s\n", c.text.c_str());
+        }
+    demos::LessonAnswer ans;
+    std::string answer_text;
+    for (;;) {
+        std::string line = ask("Your answer (" + demos::answer_hint(q, scenario) + "): ", L.id);
+        std::string err = demos::parse_answer(q, scenario, line, &ans);
+        if (err.empty()) {
+            answer_text = line;
+            break;
+        }
+        std::printf("  %s\n", err.c_str());
+    }
+    for (;;) {
+        std::string line = ask("How sure are you? 1 (a guess) to 5 (certain): ", L.id);
+        std::string err = demos::parse_confidence(line, &ans.confidence);
+        if (err.empty()) break;
+        std::printf("  %s\n", err.c_str());
+    }
+
+    // The prediction is committed: only now does the scenario run.
+    std::string why;
+    std::string backend = demos::resolve_backend(scenario, &why);
+    heading("Reveal");
+    std::printf("  Running %zu scenario%s (%s demo) on %s...\n", L.runs.size() + 1, L.runs.empty() ? "" : "s",
+                demos::demo_name(L.demo), backend == "cuda" ? "the GPU" : "the CPU reference");
+    std::fflush(stdout);
+    demos::LessonReveal rv;
+    demos::run_lesson(L, scenario, params, "", {}, &rv);
+    for (auto& n : rv.results[0].notes) wrapped("note: " + n);
+    demos::LessonGrade g = demos::grade(L, rv, ans);
+
+    std::printf("\n");
+    if (q.kind == demos::QuestionKind::Choice) {
+        std::printf("  You chose     %s)  (confidence %d/5)\n", ans.choice.c_str(), ans.confidence);
+        std::printf("  The engine:   %s  [%s]\n", g.truth_text.c_str(), demos::lesson::source_name(g.truth_source));
+    } else {
+        std::string unit = q.unit.empty() ? "" : " " + q.unit;
+        std::printf("  You predicted %s%s%s  (confidence %d/5)\n", q.kind == demos::QuestionKind::Bars ? "max/mean " : "",
+                    demos::lesson::format_number(g.guess).c_str(), unit.c_str(), ans.confidence);
+        std::printf("  The engine:   %s  [%s]   (right within ±%s)\n", g.truth_text.c_str(),
+                    demos::lesson::source_name(g.truth_source), demos::lesson::format_number(g.tolerance).c_str());
+    }
+    std::printf("\n  %s  score %.0f%%\n", g.correct ? "✓ Right." : "✗ Not this time.", 100 * g.score);
+    for (auto& n : g.notes) wrapped(n);
+    if (!g.feedback.empty()) {
+        std::printf("\n");
+        wrapped(g.feedback);
+    }
+    if (!g.confidence_note.empty()) {
+        std::printf("\n");
+        wrapped(g.confidence_note);
+    }
+    if (q.kind == demos::QuestionKind::Bars) {
+        std::printf("\n");
+        print_bars(g.truth_bars, ans.bars, q.answer.text == "rank_loads" ? "r" : "e");
+    }
+    if (q.kind == demos::QuestionKind::Timeline) {
+        std::printf("\n");
+        print_timeline(rv.results[0], ans.value, g.truth);
+    }
+    if (!L.show.empty()) {
+        std::printf("\n  The numbers:\n");
+        for (auto& expr : L.show) {
+            demos::lesson::Number n = rv.eval(expr);
+            const demos::lesson::MetricInfo* m = metric_info(expr);
+            std::string unit = m && *m->unit ? std::string(" ") + m->unit : "";
+            std::printf("    %-28s %12s%-6s [%s]%s%s\n", expr.c_str(), demos::lesson::format_number(n.value).c_str(),
+                        unit.c_str(), demos::lesson::source_name(n.source), m ? "  " : "", m ? m->help : "");
+        }
+    }
+    heading("Why");
+    wrapped(rv.fill(L.formula), 4);
+    std::printf("\n");
+    wrapped(rv.fill(L.explanation));
+    if (!L.try_next.empty()) {
+        heading("Try next");
+        for (std::size_t i = 0; i < L.try_next.size(); ++i) {
+            std::printf("  %zu. ", i + 1);
+            std::printf("%s\n", L.try_next[i].prompt.c_str());
+            std::printf("     moelab lesson %s --try %zu\n", L.id.c_str(), i + 1);
+        }
+    }
+    std::printf("\n  In the app: moelab, then Lessons → %s (the reveal draws your prediction over the result).\n",
+                L.id.c_str());
+
+    if (!a.no_progress) {
+        std::string path = a.progress_path.empty() ? demos::default_progress_path() : a.progress_path;
+        try {
+            demos::Progress p = demos::Progress::load(path);
+            p.record(L.id, g.correct, g.score, ans.confidence, answer_text);
+            p.save(path);
+        } catch (const moe::Error& e) {
+            std::fprintf(stderr, "moelab: warning: progress not saved: %s\n", e.what());
+        }
+    }
+    return 0;
+}
+
+int list(const LessonArgs& a) {
+    std::string dir = demos::lessons_dir(a.dir);
+    demos::LessonSet set = demos::load_lessons(dir);
+    demos::Progress prog;
+    try {
+        prog = demos::Progress::load(a.progress_path.empty() ? demos::default_progress_path() : a.progress_path);
+    } catch (const moe::Error& e) {
+        std::fprintf(stderr, "moelab: warning: %s\n", e.what());
+    }
+    std::printf("  %-20s %-9s %-8s %s\n", "id", "question", "played", "title");
+    for (auto& l : set.lessons) {
+        std::string played = "-";
+        auto it = prog.lessons.find(l.id);
+        if (it != prog.lessons.end())
+            played = std::string(it->second.last_correct ? "✓ " : "✗ ") + std::to_string(it->second.attempts) + "×";
+        std::printf("  %-20s %-9s %-8s %s%s\n", l.id.c_str(), demos::question_kind_name(l.question.kind),
+                    played.c_str(), l.title.c_str(),
+                    l.source.rfind("built-in:", 0) == 0 ? "" : ("  [" + l.source + "]").c_str());
+    }
+    std::printf("\n%zu lessons (built in%s). Start one: moelab lesson %s\n", set.lessons.size(),
+                dir.empty() ? "" : (", plus " + dir + "/").c_str(),
+                set.lessons.empty() ? "ID" : set.lessons.front().id.c_str());
+    for (auto& p : set.problems) std::fprintf(stderr, "moelab: warning: %s\n", p.str().c_str());
+    if (!set.problems.empty()) std::fprintf(stderr, "moelab: run `moelab lessons check` for details\n");
+    return 0;
+}
+
+int check(const LessonArgs& a) {
+    std::string dir = demos::lessons_dir(a.dir);
+    demos::LessonSet set = demos::load_lessons(dir);
+    for (auto& p : set.problems) std::printf("%s\n", p.str().c_str());
+    int bad_truth = 0;
+    if (a.run)
+        for (auto& l : set.lessons) {
+            auto problems = demos::verify_lesson(l);
+            for (auto& p : problems) std::printf("%s\n", p.c_str());
+            bad_truth += problems.empty() ? 0 : 1;
+            if (problems.empty()) std::printf("ok  %-20s the engine agrees with its answer key\n", l.id.c_str());
+        }
+    std::printf("%zu files read, %zu lessons loaded, %zu problem%s%s\n", set.files.size(), set.lessons.size(),
+                set.problems.size(), set.problems.size() == 1 ? "" : "s",
+                a.run ? (", " + std::to_string(bad_truth) + " lesson(s) disagree with the engine").c_str() : "");
+    return set.problems.empty() && bad_truth == 0 ? 0 : 2;
+}
+
+}  // namespace
+
+void add_lesson_commands(CLI::App& app, Handler* selected) {
+    auto args = std::make_shared<LessonArgs>();
+    auto* lesson = app.add_subcommand("lesson", "Play a predict-then-reveal lesson in the terminal (answers on stdin)");
+    lesson->add_option("id", args->id, "Lesson id (see moelab lessons)")->required();
+    lesson->add_option("--try", args->try_index, "Play try-next variation N of the lesson instead");
+    lesson->add_option("--lessons-dir", args->dir, "Folder of lesson files that add to or replace the built-in ones");
+    lesson->add_option("--backend", args->backend, "cpu, cuda or auto: where the reveal runs (default: the lesson's)")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+    lesson->add_option("--progress", args->progress_path, "Progress file (default ~/.config/moelab/progress.toml)");
+    lesson->add_flag("--no-progress", args->no_progress, "Do not record this play");
+    lesson->footer("Example: moelab lesson straggler\n         printf '3,1*15\\n4\\n' | moelab lesson straggler");
+    lesson->callback([args, selected] { *selected = [args] { return play(*args); }; });
+
+    auto* lessons = app.add_subcommand("lessons", "List the lessons with your progress; `lessons check` validates them");
+    lessons->add_option("--lessons-dir", args->dir, "Folder of lesson files that add to or replace the built-in ones");
+    lessons->add_option("--progress", args->progress_path, "Progress file (default ~/.config/moelab/progress.toml)");
+    auto* chk = lessons->add_subcommand("check", "Validate every lesson file; errors name the file and line (exit 2)");
+    chk->add_option("--lessons-dir", args->dir, "Folder of lesson files to check beside the built-in ones");
+    chk->add_flag("--run", args->run, "Also run every lesson on the CPU reference and check its answer key");
+    lessons->callback([args, selected, chk] {
+        if (chk->parsed())
+            *selected = [args] { return check(*args); };
+        else
+            *selected = [args] { return list(*args); };
+    });
+}
+
 }  // namespace moelab_cli

@@ -1,0 +1,100 @@
+// Reads and writes lesson progress. The write goes to a temporary file in the same folder and is renamed over
+// the old one: rename is atomic on POSIX, so readers see either the old file or the new one, never half.
+#include "demos/lesson_progress.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include "kernels/common/error.hpp"
+
+namespace demos {
+
+void Progress::record(const std::string& id, bool correct, double score, int confidence, const std::string& answer) {
+    LessonProgress& p = lessons[id];
+    p.attempts += 1;
+    p.correct += correct ? 1 : 0;
+    p.last_correct = correct;
+    p.best_score = std::max(p.best_score, score);
+    p.last_confidence = confidence;
+    p.last_answer = answer;
+    std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    p.last_played = buf;
+}
+
+bool Progress::done(const std::string& id) const {
+    auto it = lessons.find(id);
+    return it != lessons.end() && it->second.attempts > 0;
+}
+
+Progress Progress::load(const std::string& path) {
+    Progress p;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return p;
+    toml::table t;
+    try {
+        t = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        MOE_BAD_INPUT(path << ":" << e.source().begin.line << ": malformed progress file: " << e.description()
+                           << " (delete it to start afresh)");
+    }
+    if (auto* ls = t["lessons"].as_table())
+        for (auto&& [id, node] : *ls) {
+            auto* e = node.as_table();
+            if (!e) continue;
+            LessonProgress& lp = p.lessons[std::string(id.str())];
+            lp.attempts = int((*e)["attempts"].value_or(std::int64_t(0)));
+            lp.correct = int((*e)["correct"].value_or(std::int64_t(0)));
+            lp.last_correct = (*e)["last_correct"].value_or(false);
+            lp.best_score = (*e)["best_score"].value_or(0.0);
+            lp.last_confidence = int((*e)["last_confidence"].value_or(std::int64_t(0)));
+            lp.last_answer = (*e)["last_answer"].value_or(std::string());
+            lp.last_played = (*e)["last_played"].value_or(std::string());
+        }
+    return p;
+}
+
+void Progress::save(const std::string& path) const {
+    toml::table ls;
+    for (auto& [id, lp] : lessons)
+        ls.insert(id, toml::table{{"attempts", lp.attempts},
+                                  {"correct", lp.correct},
+                                  {"last_correct", lp.last_correct},
+                                  {"best_score", lp.best_score},
+                                  {"last_confidence", lp.last_confidence},
+                                  {"last_answer", lp.last_answer},
+                                  {"last_played", lp.last_played}});
+    toml::table root{{"lessons", ls}};
+    std::filesystem::path p(path);
+    std::error_code ec;
+    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
+        f << "# moelab lesson progress (written by moelab; safe to delete)\n" << root << "\n";
+        f.flush();
+        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw moe::Error(moe::ErrorKind::Runtime, "cannot rename " + tmp + " to " + path);
+    }
+}
+
+std::string default_progress_path() {
+    if (const char* d = std::getenv("MOELAB_CONFIG_DIR"); d && *d) return std::string(d) + "/progress.toml";
+    if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/moelab/progress.toml";
+    if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.config/moelab/progress.toml";
+    return "moelab-progress.toml";
+}
+
+}  // namespace demos
