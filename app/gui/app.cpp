@@ -1,0 +1,536 @@
+// One frame of the app: take finished runs from the runner, draw the menu and the views in their tiling, turn
+// edits into debounced re-runs, and carry out the buttons' requests (save, export, presenter mode, quit).
+#include "app/gui/app.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+
+#include "app/gui/shortcuts.hpp"
+#include "demos/result_io.hpp"
+#include "kernels/api.hpp"
+
+namespace moelab_gui {
+namespace {
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The flag a message starts with ("--top-k 20: …" → "--top-k"), which names the control to show it under.
+std::string flag_of(const std::string& msg) {
+    if (msg.compare(0, 2, "--") != 0) return "";
+    std::size_t end = msg.find_first_of(" :'", 2);
+    return msg.substr(0, end);
+}
+
+std::vector<double> sweep_values(const demos::Scenario& s, bool tokens) {
+    if (tokens) {
+        std::vector<double> v;
+        for (double f : {0.125, 0.25, 0.5, 1.0, 2.0}) {
+            double t = std::clamp(std::round(static_cast<double>(s.tokens) * f), 1.0, double(1 << 20));
+            if (v.empty() || v.back() != t) v.push_back(t);
+        }
+        return v;
+    }
+    if (s.skew.rfind("hot", 0) == 0) return {1.0, 2.0, 4.0, 8.0, 16.0};
+    return {0.0, 0.5, 1.0, 1.5, 2.0};
+}
+
+}  // namespace
+
+std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs) {
+    std::vector<Job> jobs;
+    jobs.push_back({Slot::Routing, demos::Demo::Pipeline, s, 0, 0});
+    if (vs.show_dispatch) {
+        jobs.push_back({Slot::Dispatch, demos::Demo::Dispatch, s, 0, 0});
+        if (vs.sweep_on) {
+            const bool tokens = vs.sweep_axis == 1;
+            int i = 0;
+            for (double x : sweep_values(s, tokens)) {
+                demos::Scenario p = s;
+                if (tokens) {
+                    p.tokens = static_cast<std::int64_t>(x);
+                } else {
+                    const bool hot = s.skew.rfind("hot", 0) == 0;
+                    char buf[48];
+                    std::snprintf(buf, sizeof buf, hot ? "hot:%g" : "zipf:%g", x);
+                    p.skew = x == 0 ? "uniform" : buf;
+                }
+                jobs.push_back({Slot::Sweep, demos::Demo::Dispatch, p, x, i++});
+            }
+        }
+    }
+    if (vs.run_full_layer) jobs.push_back({Slot::Layer, demos::Demo::Layer, s, 0, 0});
+    return jobs;
+}
+
+App::App(const AppOptions& opt) : opt_(opt) {
+    std::string dir = opt.config_dir.empty() ? default_config_dir() : opt.config_dir;
+    ImGuiIO& io = ImGui::GetIO();
+    io.IniFilename = nullptr;
+    if (opt.persist) {
+        std::string err;
+        if (ensure_dir(dir, &err)) {
+            ini_path = dir + "/imgui.ini";
+            prefs_path = dir + "/prefs.toml";
+            io.IniFilename = ini_path.c_str();
+            std::string warn;
+            Prefs p = load_prefs(prefs_path, &warn);
+            if (!warn.empty()) std::fprintf(stderr, "moelab: %s\n", warn.c_str());
+            apply_prefs(p, vs);
+            export_dir = p.export_dir;
+            vs.relayout = !exists(ini_path);
+        } else {
+            std::fprintf(stderr, "moelab: %s; preferences and layout will not be saved\n", err.c_str());
+        }
+    }
+    if (export_dir.empty()) {
+        char cwd[4096];
+        export_dir = getcwd(cwd, sizeof cwd) ? cwd : ".";
+    }
+    if (opt.presenter) vs.presenter = true;
+    vs.fonts_dirty = true;
+    st.scenario = opt.scenario;
+    st.preset = opt.preset;
+    st.invalid = st.scenario.validate();
+    last_prefs_ = prefs_to_toml(prefs_from(vs, export_dir));
+    if (opt.background_runs) {
+        runner_ = new Runner();
+        probe_ = std::async(std::launch::async, [this] {
+            for (const auto& d : moe::gpu::devices()) probe_gpus_.push_back(d.name);
+            if (probe_gpus_.empty()) probe_why_ = moe::gpu::unavailable_reason();
+        });
+        rerun(0);
+    }
+}
+
+App::~App() {
+    ImGuiIO& io = ImGui::GetIO();
+    if (io.IniFilename) {
+        // io.IniFilename points into this object: write the layout now and let go of it.
+        ImGui::SaveIniSettingsToDisk(io.IniFilename);
+        io.IniFilename = nullptr;
+    }
+    if (opt_.persist && !prefs_path.empty()) save_prefs_if_changed(true);
+    delete runner_;
+    if (probe_.valid()) probe_.wait();
+}
+
+bool App::prepare_fonts(float dpi_scale) {
+    const float scale = std::clamp(dpi_scale, 0.5f, 4.0f) * vs.user_scale * (vs.presenter ? 1.5f : 1.0f);
+    if (!vs.fonts_dirty && std::fabs(scale - vs.look.ui_scale) < 1e-3f && fonts_presenter_ == vs.presenter) return false;
+    vs.dpi_scale = dpi_scale;
+    build_fonts(&vs.fonts, scale);
+    Look look = vs.look;
+    look.ui_scale = scale;
+    if (vs.presenter) {
+        look.theme = ThemeKind::HighContrast;
+        look.palette = PaletteKind::OkabeIto;
+    }
+    vs.pal = apply_look(look);
+    vs.look.ui_scale = scale;
+    vs.fonts_dirty = false;
+    fonts_presenter_ = vs.presenter;
+    return true;
+}
+
+void App::toast(const std::string& msg, double seconds) {
+    st.toast = msg;
+    st.toast_until = now_s() + seconds;
+}
+
+std::string App::file_name(const std::string& stem, const std::string& ext) const {
+    std::time_t t = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&t));
+    return export_dir + "/" + stem + "-" + stamp + "." + ext;
+}
+
+std::string App::plan_key() const {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%d%d%d%d", vs.show_dispatch, vs.sweep_on, vs.sweep_axis, vs.run_full_layer);
+    return buf;
+}
+
+void App::rerun(double delay_ms) {
+    last_plan_key_ = plan_key();
+    if (!runner_) return;
+    if (!st.invalid.empty()) {
+        runner_->cancel();
+        return;
+    }
+    std::vector<Job> jobs = plan_jobs(st.scenario, vs);
+    sweep_pending_.clear();
+    sweep_expected_ = 0;
+    for (const Job& j : jobs) sweep_expected_ += j.slot == Slot::Sweep;
+    st.error = RunError{};
+    runner_->submit(std::move(jobs), delay_ms);
+    st.status = runner_->status();
+}
+
+void App::apply(JobResult&& r) {
+    if (!r.ok) {
+        st.error.present = true;
+        st.error.kind = r.error_kind;
+        st.error.message = r.error;
+        st.error.job = slot_name(r.job.slot);
+        st.error.param = flag_of(r.error);
+        if (r.error_kind == moe::ErrorKind::NoDevice) st.error.param = "--backend";
+        if (r.error_kind == moe::ErrorKind::OutOfMemory && st.error.param.empty()) st.error.param = "--tokens";
+        return;
+    }
+    st.results.generation = std::max(st.results.generation, r.generation);
+    switch (r.job.slot) {
+        case Slot::Routing:
+        case Slot::Pipeline: st.results.routing = std::move(r.result); break;
+        case Slot::Dispatch: st.results.dispatch = std::move(r.result); break;
+        case Slot::Layer: st.results.layer = std::move(r.result); break;
+        case Slot::Sweep:
+            sweep_pending_.push_back({r.job.sweep_x, std::move(r.result)});
+            if (sweep_pending_.size() >= sweep_expected_) {
+                std::sort(sweep_pending_.begin(), sweep_pending_.end(),
+                          [](const SweepPoint& a, const SweepPoint& b) { return a.x < b.x; });
+                st.results.sweep = std::move(sweep_pending_);
+                st.results.sweep_axis = vs.sweep_axis == 1 ? "tokens" : "skew";
+                sweep_pending_.clear();
+            }
+            break;
+    }
+    if (st.results.routing) st.backend_resolved = st.results.routing->backend;
+    st.results.layer_current =
+        st.results.layer && st.results.routing && st.results.layer->scenario == st.results.routing->scenario;
+}
+
+void App::poll_runner() {
+    if (!runner_) return;
+    for (JobResult& r : runner_->take_results()) apply(std::move(r));
+    st.status = runner_->status();
+    st.stale = st.status.busy || st.status.pending || !st.invalid.empty();
+    if (!probe_done_ && probe_.valid() &&
+        probe_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        probe_done_ = true;
+        st.gpus = probe_gpus_;
+        st.gpu_unavailable = probe_why_;
+    }
+}
+
+void App::views() {
+    const ImGuiViewport* vp = ImGui::GetMainViewport();
+    const ImVec2 o = vp->WorkPos, S = vp->WorkSize;
+    const float f = vs.fonts.body_px;
+    const float banner_h = std::min(S.y * 0.3f, f * 5.6f + 10);
+    const float ctrl_w = std::clamp(f * 23.0f, 280.0f, S.x * 0.36f);
+    const float rx = o.x + ctrl_w, rw = S.x - ctrl_w, ry = o.y + banner_h, rh = S.y - banner_h;
+    const float split = 0.56f;
+    const ImGuiCond cond = vs.relayout ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
+    auto place = [&](float x, float y, float w, float h) {
+        ImGui::SetNextWindowPos(ImVec2(x, y), cond);
+        ImGui::SetNextWindowSize(ImVec2(w, h), cond);
+    };
+    if (vs.show_device) {
+        place(o.x, o.y, S.x, banner_h);
+        ImGui::SetNextWindowBgAlpha(1.0f);
+        show_device(st, vs, &vs.show_device);
+    }
+    demos::Scenario edit = st.scenario;
+    std::string preset = st.preset;
+    bool changed = false;
+    if (vs.show_controls) {
+        place(o.x, ry, ctrl_w, rh);
+        changed |= show_controls(st, vs, &edit, &preset, &vs.show_controls);
+    }
+    if (vs.show_loads) {
+        place(rx, ry, rw * split, rh * 0.5f);
+        show_loads(st, vs, &vs.show_loads);
+    }
+    if (vs.show_comm) {
+        place(rx + rw * split, ry, rw * (1 - split), rh * 0.5f);
+        show_comm(st, vs, &vs.show_comm);
+    }
+    if (vs.show_timeline) {
+        place(rx, ry + rh * 0.5f, rw * split, rh * 0.5f);
+        show_timeline(st, vs, &vs.show_timeline);
+    }
+    if (vs.show_dispatch) {
+        place(rx + rw * split, ry + rh * 0.5f, rw * (1 - split), rh * 0.5f);
+        show_dispatch(st, vs, &vs.show_dispatch);
+    }
+    if (vs.show_help) {
+        ImGui::SetNextWindowPos(ImVec2(o.x + S.x * 0.2f, o.y + S.y * 0.12f), ImGuiCond_Appearing);
+        ImGui::SetNextWindowSize(ImVec2(S.x * 0.6f, S.y * 0.75f), ImGuiCond_Appearing);
+        show_help(st, vs, &vs.show_help);
+    }
+    vs.relayout = false;
+    if (opt_.background_runs) changed |= handle_shortcuts(vs, &edit, &preset);
+    if (changed) {
+        if (!(edit == st.scenario)) {
+            st.scenario = edit;
+            st.preset = preset;
+            st.invalid = st.scenario.validate();
+            rerun(150);
+        } else {
+            st.preset = preset;
+        }
+    }
+}
+
+void App::menu_bar() {
+    if (!ImGui::BeginMainMenuBar()) return;
+    if (ImGui::BeginMenu("File")) {
+        if (ImGui::MenuItem("Open scenario…", "Ctrl+O")) vs.request_open_scenario = true;
+        if (ImGui::MenuItem("Save scenario…", "Ctrl+S")) vs.request_save_scenario = true;
+        ImGui::Separator();
+        const ViewInfo* fv = find_view(vs.focused);
+        std::string png = std::string("Save PNG of ") + (fv ? fv->title : "the window");
+        if (ImGui::MenuItem(png.c_str(), "F12")) vs.request_save_png = true;
+        anchor(vs, "menu:File/Save PNG");
+        if (ImGui::MenuItem("Export result (JSON + CSV)", "Ctrl+E")) vs.request_export = true;
+        anchor(vs, "menu:File/Export");
+        ImGui::Separator();
+        if (ImGui::MenuItem("Quit", "Ctrl+Q")) vs.request_quit = true;
+        ImGui::EndMenu();
+    }
+    anchor(vs, "menu:File");
+    if (ImGui::BeginMenu("View")) {
+        for (const ViewInfo& v : view_registry()) {
+            ImGui::MenuItem(v.title, v.shortcut, vs.open_flag(v.id));
+            anchor(vs, std::string("menu:View/") + v.key);
+        }
+        ImGui::Separator();
+        if (ImGui::MenuItem("Reset layout")) vs.relayout = true;
+        anchor(vs, "menu:View/reset");
+        ImGui::EndMenu();
+    }
+    anchor(vs, "menu:View");
+    if (ImGui::BeginMenu("Presets")) {
+        for (const demos::Preset& p : demos::presets()) {
+            if (ImGui::MenuItem(p.name.c_str(), nullptr, p.name == st.preset)) {
+                std::string backend = st.scenario.backend;
+                st.scenario = p.scenario;
+                st.scenario.backend = backend;
+                st.preset = p.name;
+                st.invalid = st.scenario.validate();
+                rerun(0);
+            }
+            if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", p.description.c_str());
+        }
+        ImGui::EndMenu();
+    }
+    if (ImGui::BeginMenu("Options")) {
+        if (ImGui::MenuItem("Presenter mode", "F5", vs.presenter)) {
+            vs.presenter = !vs.presenter;
+            vs.fonts_dirty = true;
+        }
+        anchor(vs, "menu:Options/presenter");
+        ImGui::Separator();
+        auto theme_item = [&](const char* name, ThemeKind k) {
+            if (ImGui::MenuItem(name, nullptr, vs.look.theme == k, !vs.presenter)) {
+                vs.look.theme = k;
+                vs.fonts_dirty = true;
+            }
+            anchor(vs, std::string("menu:Options/") + name);
+        };
+        theme_item("Dark theme", ThemeKind::Dark);
+        theme_item("Light theme", ThemeKind::Light);
+        theme_item("High contrast", ThemeKind::HighContrast);
+        ImGui::Separator();
+        if (ImGui::MenuItem("Okabe–Ito palette (colour-blind safe)", nullptr, vs.look.palette == PaletteKind::OkabeIto,
+                            !vs.presenter)) {
+            vs.look.palette = PaletteKind::OkabeIto;
+            vs.fonts_dirty = true;
+        }
+        if (ImGui::MenuItem("Classic palette", nullptr, vs.look.palette == PaletteKind::Classic, !vs.presenter)) {
+            vs.look.palette = PaletteKind::Classic;
+            vs.fonts_dirty = true;
+        }
+        ImGui::Separator();
+        if (ImGui::MenuItem("Larger text", "Ctrl +")) {
+            vs.user_scale = std::min(3.0f, vs.user_scale * 1.125f);
+            vs.fonts_dirty = true;
+        }
+        if (ImGui::MenuItem("Smaller text", "Ctrl −")) {
+            vs.user_scale = std::max(0.6f, vs.user_scale / 1.125f);
+            vs.fonts_dirty = true;
+        }
+        ImGui::Separator();
+        ImGui::MenuItem("Re-run the full layer on every edit", nullptr, &vs.run_full_layer);
+        ImGui::EndMenu();
+    }
+    anchor(vs, "menu:Options");
+    if (ImGui::BeginMenu("Help")) {
+        ImGui::MenuItem("Shortcuts and provenance", "F1", &vs.show_help);
+        ImGui::EndMenu();
+    }
+    // Right end: backend at a glance.
+    const std::string b = st.backend_resolved.empty() ? std::string("…") : st.backend_resolved;
+    std::string tag = b == "cuda" ? "backend: cuda" : "backend: CPU reference";
+    float w = ImGui::CalcTextSize(tag.c_str()).x;
+    ImGui::SameLine(ImGui::GetWindowWidth() - w - ImGui::GetStyle().ItemSpacing.x * 2);
+    ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(b == "cuda" ? vs.pal.prov_gpu : vs.pal.warn), "%s", tag.c_str());
+    ImGui::EndMainMenuBar();
+}
+
+bool App::load_scenario(const std::string& path) {
+    try {
+        demos::Scenario s = demos::Scenario::load(path);
+        st.scenario = s;
+        st.preset.clear();
+        st.invalid = s.validate();
+        st.scenario_path = path;
+        rerun(0);
+        toast("Loaded " + path);
+        return true;
+    } catch (const std::exception& e) {
+        st.error = RunError{true, moe::ErrorKind::BadInput, e.what(), "load", ""};
+        toast(std::string("Could not load: ") + e.what(), 8);
+        return false;
+    }
+}
+
+bool App::save_scenario(const std::string& path) {
+    try {
+        st.scenario.save(path);
+        st.scenario_path = path;
+        toast("Saved " + path);
+        return true;
+    } catch (const std::exception& e) {
+        toast(std::string("Could not save: ") + e.what(), 8);
+        return false;
+    }
+}
+
+bool App::export_result(const std::string& json_path, const std::string& csv_path) {
+    const demos::Result* r = st.results.loads();
+    if (!r) {
+        toast("Nothing to export yet");
+        return false;
+    }
+    std::string err;
+    nlohmann::json j = demos::to_json(*r);
+    if (st.results.dispatch) j["strategies"] = demos::to_json(*st.results.dispatch)["strategies"];
+    std::string csv = demos::to_csv(*r);
+    if (st.results.dispatch) {
+        // The strategy rows of the dispatch run, without repeating its header.
+        std::string d = demos::to_csv(*st.results.dispatch);
+        std::size_t pos = 0;
+        bool first = true;
+        while (pos < d.size()) {
+            std::size_t nl = d.find('\n', pos);
+            std::string line = d.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos + 1);
+            if (!first && line.rfind("strateg", 0) == 0) csv += line;
+            first = false;
+            if (nl == std::string::npos) break;
+            pos = nl + 1;
+        }
+    }
+    if (!write_file_atomic(json_path, j.dump(2) + "\n", &err) || !write_file_atomic(csv_path, csv, &err)) {
+        toast("Export failed: " + err, 8);
+        return false;
+    }
+    toast("Exported " + json_path + " and .csv");
+    return true;
+}
+
+void App::file_popups() {
+    if (vs.request_save_scenario) {
+        std::string p = st.scenario_path.empty() ? export_dir + "/scenario.toml" : st.scenario_path;
+        std::snprintf(path_buf_, sizeof path_buf_, "%s", p.c_str());
+        popup_ = 1;
+        ImGui::OpenPopup("Save scenario");
+        vs.request_save_scenario = false;
+    }
+    if (vs.request_open_scenario) {
+        std::snprintf(path_buf_, sizeof path_buf_, "%s/", export_dir.c_str());
+        popup_ = 2;
+        ImGui::OpenPopup("Open scenario");
+        vs.request_open_scenario = false;
+    }
+    for (int which : {1, 2}) {
+        const char* title = which == 1 ? "Save scenario" : "Open scenario";
+        ImGui::SetNextWindowSize(ImVec2(vs.fonts.body_px * 36, 0), ImGuiCond_Appearing);
+        if (!ImGui::BeginPopupModal(title, nullptr)) continue;
+        ImGui::TextUnformatted(which == 1 ? "Save every parameter and the seed as TOML:"
+                                          : "A scenario TOML file (or drop one on the window):");
+        ImGui::SetNextItemWidth(-1);
+        if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
+        bool enter = ImGui::InputText("##path", path_buf_, sizeof path_buf_, ImGuiInputTextFlags_EnterReturnsTrue);
+        anchor(vs, "popup:path");
+        bool ok = ImGui::Button(which == 1 ? "Save" : "Open") || enter;
+        anchor(vs, "popup:ok");
+        ImGui::SameLine();
+        if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+        if (ok) {
+            bool done = which == 1 ? save_scenario(path_buf_) : load_scenario(path_buf_);
+            if (done) ImGui::CloseCurrentPopup();
+        }
+        ImGui::EndPopup();
+    }
+}
+
+void App::carry_out_requests() {
+    if (vs.request_rerun) rerun(0);
+    if (vs.request_cancel && runner_) runner_->cancel();
+    if (vs.request_save_png) {
+        const std::string key = vs.focused.empty() ? "window" : vs.focused;
+        auto it = vs.probe.windows.find(key);
+        Capture c;
+        c.path = file_name("moelab-" + key, "png");
+        c.rect = it == vs.probe.windows.end() ? ImVec4(0, 0, 0, 0) : it->second;
+        captures.push_back(c);
+    }
+    if (vs.request_export) export_result(file_name("moelab-result", "json"), file_name("moelab-result", "csv"));
+    if (vs.request_quit) quit = true;
+    vs.request_rerun = vs.request_cancel = vs.request_save_png = vs.request_export = vs.request_quit = false;
+}
+
+void App::save_prefs_if_changed(bool force) {
+    if (prefs_path.empty() || (!force && frame_no_ % 60 != 0)) return;
+    std::string now = prefs_to_toml(prefs_from(vs, export_dir));
+    if (now == last_prefs_ && !force) return;
+    if (now == last_prefs_ && exists(prefs_path)) return;
+    std::string err;
+    if (write_file_atomic(prefs_path, now, &err)) {
+        last_prefs_ = now;
+    } else if (force) {
+        std::fprintf(stderr, "moelab: %s\n", err.c_str());
+    }
+}
+
+void App::frame() {
+    ++frame_no_;
+    vs.probe.anchors.clear();
+    vs.probe.errors.clear();
+    vs.probe.windows.clear();
+    poll_runner();
+    menu_bar();
+    views();
+    if (opt_.background_runs) {
+        if (plan_key() != last_plan_key_) rerun(0);
+        carry_out_requests();
+        file_popups();
+        save_prefs_if_changed(false);
+    }
+    if (!st.toast.empty() && now_s() < st.toast_until) {
+        ImDrawList* dl = ImGui::GetForegroundDrawList();
+        const ImGuiViewport* vp = ImGui::GetMainViewport();
+        ImVec2 ts = ImGui::CalcTextSize(st.toast.c_str());
+        ImVec2 a(vp->WorkPos.x + 12, vp->WorkPos.y + vp->WorkSize.y - ts.y - 20);
+        dl->AddRectFilled(ImVec2(a.x - 8, a.y - 6), ImVec2(a.x + ts.x + 8, a.y + ts.y + 6), vs.pal.panel, 4);
+        dl->AddRect(ImVec2(a.x - 8, a.y - 6), ImVec2(a.x + ts.x + 8, a.y + ts.y + 6), vs.pal.ok, 4, 0, 1.5f);
+        dl->AddText(a, vs.pal.text, st.toast.c_str());
+    }
+}
+
+}  // namespace moelab_gui

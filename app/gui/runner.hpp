@@ -1,0 +1,91 @@
+// The background runner: executes batches of engine jobs on its own thread so the UI never waits.
+// Edits are debounced, each batch has a generation, and results of a superseded generation are dropped.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "demos/engine.hpp"
+#include "kernels/common/error.hpp"
+
+namespace moelab_gui {
+
+// Which part of the app's ResultSet a job fills.
+enum class Slot { Routing, Pipeline, Dispatch, Sweep, Layer };
+const char* slot_name(Slot s);
+
+struct Job {
+    Slot slot = Slot::Routing;
+    demos::Demo demo = demos::Demo::Routing;
+    demos::Scenario scenario;
+    double sweep_x = 0;  // the swept value, for Slot::Sweep
+    int sweep_index = 0;
+};
+
+struct JobResult {
+    std::uint64_t generation = 0;
+    Job job;
+    bool ok = false;
+    demos::Result result;
+    moe::ErrorKind error_kind = moe::ErrorKind::Runtime;
+    std::string error;
+    double wall_ms = 0;
+};
+
+struct RunnerStatus {
+    bool busy = false;          // a batch is running
+    bool pending = false;       // a batch waits for its debounce delay
+    float fraction = 0;         // of the whole batch
+    std::string what;           // current job and stage
+    int job = 0, jobs = 0;
+    double elapsed_s = 0;       // since the batch started
+    std::uint64_t generation = 0;
+};
+
+// Runs one job synchronously (the snapshot path and the runner share this).
+JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bool>* cancel,
+                  const std::function<void(float, const std::string&)>& progress);
+
+class Runner {
+  public:
+    Runner();
+    ~Runner();
+    Runner(const Runner&) = delete;
+    Runner& operator=(const Runner&) = delete;
+
+    // Replaces whatever is queued or running with `jobs`, to start after `delay_ms` of quiet. While edits keep
+    // coming, a batch still starts at most `max_wait_ms` after the first of them, so dragging shows results.
+    // Returns the new generation.
+    std::uint64_t submit(std::vector<Job> jobs, double delay_ms = 150, double max_wait_ms = 600);
+    // Cancels the running batch and drops the queued one.
+    void cancel();
+    // Results of the current generation that arrived since the last call; stale ones are dropped here.
+    std::vector<JobResult> take_results();
+    RunnerStatus status() const;
+    std::uint64_t generation() const;
+
+  private:
+    using Clock = std::chrono::steady_clock;
+    void loop();
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::thread thread_;
+    std::atomic<bool> cancel_{false};
+    bool quit_ = false;
+    std::uint64_t generation_ = 0;
+    std::vector<Job> queued_;
+    bool has_queued_ = false;
+    Clock::time_point due_{}, first_edit_{};
+    std::vector<JobResult> done_;
+    RunnerStatus status_;
+    Clock::time_point batch_start_{};
+};
+
+}  // namespace moelab_gui

@@ -1,0 +1,443 @@
+// The script interpreter and the built-in scripts (tour: every view; invalid-topk: an error shown and
+// survived; perf: frames while runs are in progress). Targets are anchors the views record each frame.
+#include "app/gui/script.hpp"
+
+#include <GLFW/glfw3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "app/gui/app.hpp"
+
+namespace moelab_gui {
+namespace {
+
+const char* kTour = R"(# Drives every view with the mouse and keyboard.
+full_layer off
+wait_idle 3000
+expect_result routing
+expect_anchor loads_chart
+move loads_chart@0.12,0.6
+wait 2
+move loads_chart@0.55,0.7
+wait 2
+move straggler
+wait 2
+click loads_show_demand
+wait 2
+click loads_show_demand
+move comm_heatmap@0.35,0.55
+wait 2
+click comm_rows
+wait 2
+click comm_rows
+move timeline_lanes@0.4,0.5
+wait 2
+wheel timeline_lanes@0.5,0.5 3
+wait 2
+drag timeline_lanes@0.5,0.5 -120 0
+wait 2
+move timeline_lanes@0.3,0.45
+wait 2
+dblclick timeline_lanes@0.5,0.5
+wait 2
+click timeline_per_rank
+wait 2
+click timeline_per_rank
+wait_idle 3000
+expect_result dispatch
+move dispatch_bars@0.3,0.7
+wait 2
+click sweep_tokens
+wait_idle 3000
+expect_result sweep
+move dispatch_sweep@0.5,0.5
+wait 2
+click sweep_skew
+drag top_k@0.1,0.5 40 0
+wait_idle 3000
+key S
+wait 2
+key S shift
+key M
+key G
+wait_idle 3000
+expect_scenario ranks 2
+click menu:View
+wait 2
+click menu:View/comm
+wait 2
+expect_no_anchor comm_heatmap
+key 2 alt
+wait 2
+expect_anchor comm_heatmap
+click menu:Options
+wait 2
+click menu:Options/High contrast
+wait 3
+click menu:Options
+wait 2
+click menu:Options/Dark theme
+wait 2
+key F5
+wait 3
+expect_anchor loads_chart
+key F5
+wait 3
+key F1
+wait 2
+key F1
+save_png loads ${out}/tour-loads.png
+export ${out}/tour-result
+save_scenario ${out}/tour-scenario.toml
+key 1
+wait_idle 3000
+load_scenario ${out}/tour-scenario.toml
+wait_idle 3000
+expect_scenario ranks 2
+full_layer on
+rerun
+wait 4
+expect_busy
+wait_idle 6000
+expect_result layer
+)";
+
+const char* kInvalidTopk = R"(# Types an invalid top-k into the slider and checks the message under it; the app keeps running.
+full_layer off
+wait_idle 3000
+expect_result routing
+ctrlclick top_k
+type 20
+key ENTER
+wait 3
+expect_scenario top_k 20
+expect_error --top-k at most the number of experts
+wait 5
+expect_anchor loads_chart
+ctrlclick top_k
+type 2
+key ENTER
+wait_idle 3000
+expect_no_error --top-k
+expect_result routing
+)";
+
+const char* kPerf = R"(# Frames with a run in progress: the full layer re-runs in the background while the timeline is hovered.
+full_layer on
+wait 30
+rerun
+move timeline_lanes@0.5,0.5
+wait 120
+wheel timeline_lanes@0.5,0.5 1
+rerun
+wait 120
+move loads_chart@0.5,0.5
+rerun
+wait 120
+)";
+
+int key_code(const std::string& k) {
+    if (k.size() == 1) {
+        char c = static_cast<char>(std::toupper(static_cast<unsigned char>(k[0])));
+        if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return c;
+        if (c == '-') return GLFW_KEY_MINUS;
+        if (c == '=') return GLFW_KEY_EQUAL;
+    }
+    if (k == "ENTER") return GLFW_KEY_ENTER;
+    if (k == "ESCAPE") return GLFW_KEY_ESCAPE;
+    if (k == "SPACE") return GLFW_KEY_SPACE;
+    if (k == "TAB") return GLFW_KEY_TAB;
+    if (k == "BACKSPACE") return GLFW_KEY_BACKSPACE;
+    if (k == "LEFT") return GLFW_KEY_LEFT;
+    if (k == "RIGHT") return GLFW_KEY_RIGHT;
+    if (k == "UP") return GLFW_KEY_UP;
+    if (k == "DOWN") return GLFW_KEY_DOWN;
+    if (k.size() >= 2 && k[0] == 'F') {
+        int n = std::atoi(k.c_str() + 1);
+        if (n >= 1 && n <= 12) return GLFW_KEY_F1 + n - 1;
+    }
+    return -1;
+}
+
+const char* kOps[] = {"wait", "wait_idle", "move", "click", "ctrlclick", "dblclick", "drag", "wheel", "key", "type",
+                      "expect_error", "expect_no_error", "expect_anchor", "expect_no_anchor", "expect_result",
+                      "expect_scenario", "expect_busy", "save_png", "screenshot", "export", "save_scenario",
+                      "load_scenario", "set_view", "presenter", "full_layer", "rerun", "echo", "quit"};
+
+}  // namespace
+
+const char* Script::builtin(const std::string& name) {
+    if (name == "tour") return kTour;
+    if (name == "invalid-topk") return kInvalidTopk;
+    if (name == "perf") return kPerf;
+    return nullptr;
+}
+
+bool Script::load(const std::string& spec, const std::string& out_dir, std::string* err) {
+    std::string text;
+    if (spec.rfind("builtin:", 0) == 0) {
+        const char* b = builtin(spec.substr(8));
+        if (!b) {
+            *err = "--script " + spec + ": no such built-in script; there are builtin:tour, builtin:invalid-topk, "
+                                        "builtin:perf";
+            return false;
+        }
+        text = b;
+    } else {
+        std::ifstream f(spec);
+        if (!f) {
+            *err = "--script " + spec + ": cannot read the file";
+            return false;
+        }
+        std::stringstream ss;
+        ss << f.rdbuf();
+        text = ss.str();
+    }
+    std::istringstream in(text);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        for (std::size_t p; (p = line.find("${out}")) != std::string::npos;) line.replace(p, 6, out_dir);
+        std::istringstream ls(line);
+        Cmd c;
+        c.line = n;
+        if (!(ls >> c.op) || c.op[0] == '#') continue;
+        bool known = false;
+        for (const char* op : kOps) known |= c.op == op;
+        if (!known) {
+            *err = spec + ":" + std::to_string(n) + ": unknown command '" + c.op + "'";
+            return false;
+        }
+        if (c.op == "type" || c.op == "echo") {
+            std::string rest;
+            std::getline(ls, rest);
+            c.args.push_back(rest.empty() ? rest : rest.substr(1));
+        } else {
+            for (std::string a; ls >> a;) c.args.push_back(a);
+        }
+        cmds_.push_back(std::move(c));
+    }
+    return true;
+}
+
+void Script::fail(const Cmd& c, const std::string& why) {
+    ++failures_;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "script line %d (%s): ", c.line, c.op.c_str());
+    messages_.push_back(buf + why);
+    std::fprintf(stderr, "moelab: %s%s\n", buf, why.c_str());
+}
+
+void Script::next() {
+    ++pc_;
+    phase_ = 0;
+    counter_ = 0;
+}
+
+bool Script::target(App& app, const std::string& spec, ImVec2* p) {
+    std::string name = spec;
+    float fx = 0.5f, fy = 0.5f;
+    auto at = spec.find('@');
+    if (at != std::string::npos) {
+        name = spec.substr(0, at);
+        std::sscanf(spec.c_str() + at + 1, "%f,%f", &fx, &fy);
+    }
+    auto it = app.vs.probe.anchors.find(name);
+    if (it == app.vs.probe.anchors.end()) {
+        float x, y;
+        if (std::sscanf(spec.c_str(), "%f,%f", &x, &y) == 2) {
+            *p = ImVec2(x, y);
+            return true;
+        }
+        return false;
+    }
+    const ImVec4& r = it->second;
+    *p = ImVec2(r.x + (r.z - r.x) * fx, r.y + (r.w - r.y) * fy);
+    return true;
+}
+
+void Script::before_frame(App& app) {
+    ImGuiIO& io = ImGui::GetIO();
+    // Clear last frame's one-shot input.
+    if (key_ >= 0) io.KeysDown[key_] = false;
+    key_ = -1;
+    ctrl_ = shift_ = alt_ = false;
+    for (int guard = 0; guard < 64 && pc_ < cmds_.size(); ++guard) {
+        const Cmd& c = cmds_[pc_];
+        const auto arg = [&](std::size_t i) { return i < c.args.size() ? c.args[i] : std::string(); };
+        const std::string& op = c.op;
+        bool consumed_frame = true;
+        if (op == "wait") {
+            if (++counter_ > std::max(1, std::atoi(arg(0).c_str()))) {
+                next();
+                continue;
+            }
+        } else if (op == "wait_idle") {
+            const int limit = c.args.empty() ? 3000 : std::atoi(arg(0).c_str());
+            const bool idle = !app.st.status.busy && !app.st.status.pending;
+            if (idle && counter_ > 1) {
+                next();
+                continue;
+            }
+            if (++counter_ > limit) {
+                fail(c, "the runner was still busy after " + std::to_string(limit) + " frames");
+                next();
+                continue;
+            }
+        } else if (op == "move" || op == "click" || op == "ctrlclick" || op == "dblclick" || op == "wheel") {
+            ImVec2 p;
+            if (phase_ == 0) {
+                if (!target(app, arg(0), &p)) {
+                    fail(c, "nothing named '" + arg(0) + "' on screen");
+                    next();
+                    continue;
+                }
+                mouse_ = p;
+                down_ = false;
+                phase_ = 1;
+            } else if (op == "move") {
+                next();
+                continue;
+            } else if (op == "wheel") {
+                io.MouseWheel = static_cast<float>(std::atof(arg(1).c_str()));
+                next();
+            } else {
+                const int presses = op == "dblclick" ? 2 : 1;
+                // phase 1: down, 2: up, 3: down, 4: up
+                if (phase_ > 2 * presses) {
+                    next();
+                    continue;
+                }
+                down_ = phase_ % 2 == 1;
+                ctrl_ = op == "ctrlclick";
+                ++phase_;
+            }
+        } else if (op == "drag") {
+            const int steps = 8;
+            if (phase_ == 0) {
+                ImVec2 p;
+                if (!target(app, arg(0), &p)) {
+                    fail(c, "nothing named '" + arg(0) + "' on screen");
+                    next();
+                    continue;
+                }
+                mouse_ = drag_from_ = p;
+                down_ = false;
+                phase_ = 1;
+            } else if (phase_ == 1) {
+                down_ = true;
+                phase_ = 2;
+            } else if (phase_ < 2 + steps) {
+                float t = static_cast<float>(phase_ - 1) / steps;
+                mouse_ = ImVec2(drag_from_.x + std::atof(arg(1).c_str()) * t, drag_from_.y + std::atof(arg(2).c_str()) * t);
+                ++phase_;
+            } else {
+                down_ = false;
+                next();
+            }
+        } else if (op == "key") {
+            if (phase_ == 0) {
+                int k = key_code(arg(0));
+                if (k < 0) {
+                    fail(c, "unknown key " + arg(0));
+                    next();
+                    continue;
+                }
+                key_ = k;
+                io.KeysDown[k] = true;
+                for (std::size_t i = 1; i < c.args.size(); ++i) {
+                    shift_ |= c.args[i] == "shift";
+                    ctrl_ |= c.args[i] == "ctrl";
+                    alt_ |= c.args[i] == "alt";
+                }
+                phase_ = 1;
+            } else {
+                next();
+                continue;
+            }
+        } else if (op == "type") {
+            for (unsigned char ch : arg(0)) io.AddInputCharacter(ch);
+            next();
+        } else {
+            consumed_frame = false;
+            // Instant commands and checks against the last frame.
+            const Probe& pr = app.vs.probe;
+            if (op == "expect_error") {
+                auto it = pr.errors.find(arg(0));
+                std::string want;
+                for (std::size_t i = 1; i < c.args.size(); ++i) want += (i > 1 ? " " : "") + c.args[i];
+                if (it == pr.errors.end()) {
+                    fail(c, "no error shown under " + arg(0));
+                } else if (!want.empty() && it->second.find(want) == std::string::npos) {
+                    fail(c, "the error under " + arg(0) + " is '" + it->second + "', without '" + want + "'");
+                } else {
+                    std::fprintf(stderr, "moelab: script: error shown under %s: %s\n", arg(0).c_str(), it->second.c_str());
+                }
+            } else if (op == "expect_no_error") {
+                if (pr.errors.count(arg(0))) fail(c, "still an error under " + arg(0) + ": " + pr.errors.at(arg(0)));
+            } else if (op == "expect_anchor") {
+                if (!pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' was not drawn");
+            } else if (op == "expect_no_anchor") {
+                if (pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' is still drawn");
+            } else if (op == "expect_busy") {
+                if (!app.st.status.busy && !app.st.status.pending) fail(c, "no run in progress");
+            } else if (op == "expect_result") {
+                const ResultSet& r = app.st.results;
+                const std::string w = arg(0);
+                bool ok = w == "layer" ? r.layer.has_value()
+                                       : w == "dispatch" ? r.dispatch.has_value()
+                                                         : w == "sweep" ? r.sweep.size() >= 2 : r.routing.has_value();
+                if (!ok) fail(c, "no " + w + " result" + (app.st.error.present ? ": " + app.st.error.message : ""));
+            } else if (op == "expect_scenario") {
+                std::string toml = app.st.scenario.to_toml();
+                std::string line = arg(0) + " = " + arg(1);
+                if (toml.find(line) == std::string::npos && toml.find(arg(0) + " = \"" + arg(1) + "\"") == std::string::npos)
+                    fail(c, "the scenario has no '" + line + "'");
+            } else if (op == "save_png" || op == "screenshot") {
+                Capture cap;
+                cap.path = op == "screenshot" ? arg(0) : arg(1);
+                cap.rect = ImVec4(0, 0, 0, 0);
+                if (op == "save_png") {
+                    auto it = pr.windows.find(arg(0));
+                    if (it == pr.windows.end()) fail(c, "view " + arg(0) + " is not open");
+                    else cap.rect = it->second;
+                }
+                app.captures.push_back(cap);
+            } else if (op == "export") {
+                if (!app.export_result(arg(0) + ".json", arg(0) + ".csv")) fail(c, "export failed: " + app.st.toast);
+            } else if (op == "save_scenario") {
+                if (!app.save_scenario(arg(0))) fail(c, app.st.toast);
+            } else if (op == "load_scenario") {
+                if (!app.load_scenario(arg(0))) fail(c, app.st.toast);
+            } else if (op == "set_view") {
+                const ViewInfo* v = find_view(arg(0));
+                if (!v) fail(c, "no view " + arg(0));
+                else *app.vs.open_flag(v->id) = arg(1) != "off";
+            } else if (op == "presenter") {
+                app.vs.presenter = arg(0) != "off";
+                app.vs.fonts_dirty = true;
+            } else if (op == "full_layer") {
+                app.vs.run_full_layer = arg(0) != "off";
+            } else if (op == "rerun") {
+                app.rerun(0);
+            } else if (op == "echo") {
+                std::fprintf(stderr, "moelab: script: %s\n", arg(0).c_str());
+            } else if (op == "quit") {
+                quit_ = true;
+            }
+            next();
+        }
+        if (consumed_frame) break;
+    }
+    io.MousePos = mouse_;
+    io.MouseDown[0] = down_;
+    io.KeyCtrl = ctrl_;
+    io.KeyShift = shift_;
+    io.KeyAlt = alt_;
+}
+
+}  // namespace moelab_gui

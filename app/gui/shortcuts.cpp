@@ -1,0 +1,170 @@
+// Keyboard shortcuts for the main controls (presenter mode lives on them) and the table the Help view prints.
+// Keys are GLFW key codes: ImGui 1.86 indexes io.KeysDown by the platform's codes.
+#include <GLFW/glfw3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "app/gui/app_state.hpp"
+#include "app/gui/shortcuts.hpp"
+
+namespace moelab_gui {
+namespace {
+
+bool pressed(int key) { return ImGui::IsKeyPressed(key, true); }
+
+std::string step_skew(const std::string& skew, bool up) {
+    auto colon = skew.find(':');
+    std::string fam = skew.substr(0, colon);
+    double v = colon == std::string::npos ? 0.0 : std::atof(skew.c_str() + colon + 1);
+    char buf[64];
+    if (fam == "hot") {
+        v = up ? std::min(32.0, v * 1.5) : v / 1.5;
+        if (v <= 1.0001) return "uniform";
+        std::snprintf(buf, sizeof buf, "hot:%.3g", v);
+        return buf;
+    }
+    if (fam == "uniform") v = 0;
+    v = up ? std::min(3.0, v + 0.25) : v - 0.25;
+    if (v <= 1e-9) return "uniform";
+    std::snprintf(buf, sizeof buf, "zipf:%.3g", v);
+    return buf;
+}
+
+}  // namespace
+
+const std::vector<Shortcut>& shortcut_table() {
+    static const std::vector<Shortcut> kTable = {
+        {"K / Shift+K", "top-k + 1 / − 1"},
+        {"E / Shift+E", "experts × 2 / ÷ 2"},
+        {"T / Shift+T", "tokens × 2 / ÷ 2"},
+        {"S / Shift+S", "skew stronger / weaker (uniform ↔ zipf, or the hot ratio)"},
+        {"M / Shift+M", "micro-batches + 1 / − 1"},
+        {"G / Shift+G", "ranks × 2 / ÷ 2"},
+        {"C / Shift+C", "capacity factor + 0.25 / − 0.25 (0 = dropless)"},
+        {"1 … 5", "model presets (classroom, Mixtral, DBRX, DeepSeek-V3, Qwen3)"},
+        {"Space", "re-run now"},
+        {"Esc", "cancel the run"},
+        {"F5", "presenter mode: large sharp fonts, high contrast, colour-blind-safe palette"},
+        {"Ctrl + / Ctrl −", "zoom the interface"},
+        {"Alt+1 … Alt+4", "show or hide loads, communication, dispatch, timeline"},
+        {"F1 / F2", "help / controls"},
+        {"F12", "save the focused view as PNG"},
+        {"Ctrl+E", "export the current result as JSON and CSV"},
+        {"Ctrl+S / Ctrl+O", "save / open a scenario (TOML)"},
+        {"Ctrl+Q", "quit"},
+    };
+    return kTable;
+}
+
+bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
+    ImGuiIO& io = ImGui::GetIO();
+    if (io.WantTextInput || ImGui::IsAnyItemActive()) return false;
+    const bool shift = io.KeyShift, ctrl = io.KeyCtrl, alt = io.KeyAlt;
+    bool changed = false;
+    auto bump = [&](bool cond, auto&& f) {
+        if (cond) {
+            f();
+            changed = true;
+        }
+    };
+    if (ctrl) {
+        if (pressed(GLFW_KEY_S)) vs.request_save_scenario = true;
+        if (pressed(GLFW_KEY_O)) vs.request_open_scenario = true;
+        if (pressed(GLFW_KEY_E)) vs.request_export = true;
+        if (pressed(GLFW_KEY_Q)) vs.request_quit = true;
+        if (pressed(GLFW_KEY_EQUAL) || pressed(GLFW_KEY_KP_ADD)) {
+            vs.user_scale = std::min(3.0f, vs.user_scale * 1.125f);
+            vs.fonts_dirty = true;
+        }
+        if (pressed(GLFW_KEY_MINUS) || pressed(GLFW_KEY_KP_SUBTRACT)) {
+            vs.user_scale = std::max(0.6f, vs.user_scale / 1.125f);
+            vs.fonts_dirty = true;
+        }
+        return false;
+    }
+    if (alt) {
+        const ViewId ids[] = {ViewId::Loads, ViewId::Comm, ViewId::Dispatch, ViewId::Timeline};
+        for (int i = 0; i < 4; ++i)
+            if (pressed(GLFW_KEY_1 + i)) {
+                bool* f = vs.open_flag(ids[i]);
+                *f = !*f;
+            }
+        return false;
+    }
+    bump(pressed(GLFW_KEY_K), [&] { s->top_k = std::max(1, s->top_k + (shift ? -1 : 1)); });
+    bump(pressed(GLFW_KEY_E), [&] { s->experts = std::clamp(shift ? s->experts / 2 : s->experts * 2, 1, 1024); });
+    bump(pressed(GLFW_KEY_T), [&] {
+        s->tokens = std::clamp<std::int64_t>(shift ? s->tokens / 2 : s->tokens * 2, 1, std::int64_t{1} << 20);
+    });
+    bump(pressed(GLFW_KEY_S), [&] { s->skew = step_skew(s->skew, !shift); });
+    bump(pressed(GLFW_KEY_M), [&] { s->micro_batches = std::clamp(s->micro_batches + (shift ? -1 : 1), 1, 64); });
+    bump(pressed(GLFW_KEY_G), [&] { s->ranks = std::clamp(shift ? s->ranks / 2 : s->ranks * 2, 1, 64); });
+    bump(pressed(GLFW_KEY_C), [&] { s->capacity_factor = std::max(0.0, s->capacity_factor + (shift ? -0.25 : 0.25)); });
+    const auto& presets = demos::presets();
+    bool preset_applied = false;
+    for (int i = 0; i < 5 && i < static_cast<int>(presets.size()); ++i)
+        bump(pressed(GLFW_KEY_1 + i), [&] {
+            std::string backend = s->backend;
+            *s = presets[i].scenario;
+            s->backend = backend;
+            *preset = presets[i].name;
+            preset_applied = true;
+        });
+    if (pressed(GLFW_KEY_SPACE)) vs.request_rerun = true;
+    if (pressed(GLFW_KEY_ESCAPE)) vs.request_cancel = true;
+    if (pressed(GLFW_KEY_F5)) {
+        vs.presenter = !vs.presenter;
+        vs.fonts_dirty = true;
+    }
+    if (pressed(GLFW_KEY_F1)) vs.show_help = !vs.show_help;
+    if (pressed(GLFW_KEY_F2)) vs.show_controls = !vs.show_controls;
+    if (pressed(GLFW_KEY_F12)) vs.request_save_png = true;
+    if (changed && !preset_applied) preset->clear();
+    return changed;
+}
+
+void draw_help(const AppState& app, ViewState& vs) {
+    ImGui::PushFont(vs.fonts.bold);
+    ImGui::TextUnformatted("Keyboard shortcuts");
+    ImGui::PopFont();
+    if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
+        for (const Shortcut& k : shortcut_table()) {
+            ImGui::TableNextRow();
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(k.keys);
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(k.what);
+        }
+        ImGui::EndTable();
+    }
+    ImGui::Spacing();
+    ImGui::PushFont(vs.fonts.bold);
+    ImGui::TextUnformatted("Where the numbers come from");
+    ImGui::PopFont();
+    for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
+                                demos::Provenance::Emulated, demos::Provenance::Modeled}) {
+        provenance_badge(vs.pal, p);
+        ImGui::SameLine();
+        ImGui::PushTextWrapPos(0);
+        ImGui::TextUnformatted(provenance_help(p));
+        ImGui::PopTextWrapPos();
+    }
+    ImGui::Spacing();
+    ImGui::TextWrapped("Terminal modes: `moelab run layer|routing|dispatch|pipeline [flags]` prints the same numbers; "
+                       "`moelab snapshot --view overview --out FILE.png` renders any view without a window.");
+    ImGui::TextDisabled("moelab %s · Dear ImGui %s · font: %s", MOELAB_VERSION, ImGui::GetVersion(),
+                        vs.fonts.dejavu ? "DejaVu Sans" : "ImGui default (DejaVu Sans not found)");
+    (void)app;
+}
+
+void show_help(const AppState& app, ViewState& vs, bool* p_open) {
+    if (ImGui::Begin("Help", p_open)) {
+        view_begun(vs, "help");
+        draw_help(app, vs);
+    }
+    ImGui::End();
+}
+
+}  // namespace moelab_gui

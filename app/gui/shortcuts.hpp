@@ -1,0 +1,19 @@
+// Keyboard shortcuts: the table shown in Help, and the handler the app calls once per frame.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "app/gui/app_state.hpp"
+
+namespace moelab_gui {
+
+struct Shortcut {
+    const char* keys;
+    const char* what;
+};
+const std::vector<Shortcut>& shortcut_table();
+
+// Applies the shortcuts pressed this frame (none while a text field has focus). Returns true when `s` changed.
+bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset);
+
+}  // namespace moelab_gui

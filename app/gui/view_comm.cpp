@@ -1,0 +1,125 @@
+// Communication: the seed's 2·T·k·d·b with the live values put in, what actually crosses links with experts
+// spread over ranks, the deduplicated figure, the per-rank traffic heatmap, and the transfer time with provenance.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "app/gui/app_state.hpp"
+
+namespace moelab_gui {
+namespace {
+
+charts::Heatmap build_heatmap(const demos::Result& r, const ViewState& vs) {
+    charts::Heatmap h;
+    h.id = "traffic";
+    const int G = std::max(1, r.ranks);
+    h.rows = h.cols = G;
+    h.values.assign(static_cast<std::size_t>(G) * G, 0.0);
+    for (std::size_t i = 0; i < h.values.size(); ++i) {
+        if (vs.comm_show_rows && i < r.traffic_tokens.size()) h.values[i] = static_cast<double>(r.traffic_tokens[i]);
+        if (!vs.comm_show_rows && i < r.traffic_bytes.size()) h.values[i] = r.traffic_bytes[i];
+    }
+    for (int g = 0; g < G; ++g) {
+        h.row_labels.push_back("r" + std::to_string(g));
+        h.col_labels.push_back("r" + std::to_string(g));
+    }
+    h.col_title = "destination rank (hosts the experts) →";
+    h.row_title = "source rank ↓";
+    h.legend_title = vs.comm_show_rows ? "rows sent" : "bytes sent (dispatch)";
+    h.format = vs.comm_show_rows ? charts::Format(charts::fmt_si) : charts::Format(charts::fmt_bytes);
+    return h;
+}
+
+}  // namespace
+
+void draw_comm(const AppState& app, ViewState& vs) {
+    const demos::Result* rp = app.results.loads();
+    if (!rp || rp->seed_bytes <= 0) {
+        no_result_note(app, vs, "communication figures");
+        return;
+    }
+    const demos::Result& r = *rp;
+    const demos::Scenario& s = r.scenario;
+    const Palette& pal = vs.pal;
+
+    // The formula, then the same with numbers, then the total, big.
+    ImGui::PushFont(vs.fonts.bold);
+    ImGui::TextUnformatted("Bytes_comm ≈ 2 · T · k · d · b");
+    ImGui::PopFont();
+    help_marker("Per MoE layer every token's activation (d elements of b bytes) goes to each of its k experts "
+                "(dispatch) and the expert output comes back (combine): the factor 2. This counts every assignment "
+                "as if its expert lived on another GPU.");
+    ImGui::Text("= 2 · %lld · %d · %d · %d B", static_cast<long long>(s.tokens), s.top_k, s.hidden, r.bytes_per_elem);
+    ImGui::SameLine();
+    ImGui::PushFont(vs.fonts.big);
+    ImGui::Text("= %s", charts::fmt_bytes(r.seed_bytes).c_str());
+    ImGui::PopFont();
+    anchor(vs, "comm_total");
+    ImGui::SameLine();
+    provenance_badge(pal, r.comm_provenance);
+
+    const int G = std::max(1, r.ranks);
+    if (ImGui::BeginTable("comm_figures", 3, ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_RowBg)) {
+        auto row = [&](const char* what, double bytes, const char* help) {
+            ImGui::TableNextRow();
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(what);
+            help_marker(help);
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(charts::fmt_bytes(bytes).c_str());
+            ImGui::TableNextColumn();
+            if (r.seed_bytes > 0) ImGui::TextDisabled("%.0f%% of the formula", 100.0 * bytes / r.seed_bytes);
+        };
+        row("crosses links", r.routed_bytes,
+            "Dispatch + combine bytes of the assignments whose expert lives on another rank. With E/G experts per "
+            "rank and tokens spread evenly, about (G−1)/G of the formula; 0 on one rank.");
+        row("deduplicated", r.dedup_bytes,
+            "The same, when a token is sent once per destination rank even if k > 1 of its experts live there "
+            "(DeepEP-style dedup).");
+        ImGui::EndTable();
+    }
+    if (r.comm_ms >= 0) {
+        ImGui::Text("transfer time of the busiest rank: %s", charts::fmt_ms(r.comm_ms).c_str());
+        ImGui::SameLine();
+        provenance_badge(pal, r.comm_time_provenance);
+        if (r.comm_time_provenance == demos::Provenance::Modeled) {
+            ImGui::SameLine();
+            ImGui::TextDisabled("(its bytes ÷ %.0f GB/s; no link was measured)", s.link_gbps);
+        }
+    } else if (G == 1) {
+        ImGui::TextWrapped("One rank: nothing crosses a link. Raise ranks to spread the experts and see the "
+                           "all-to-all traffic.");
+    } else {
+        ImGui::TextDisabled("no transfer time: not measured on this machine");
+    }
+
+    // Heatmap.
+    ImGui::Checkbox("rows instead of bytes", &vs.comm_show_rows);
+    anchor(vs, "comm_rows");
+    help_marker("Each cell counts what source rank i sends to destination rank j in the dispatch; the combine sends "
+                "the same back. The diagonal stays on the GPU and costs no link time.");
+    charts::Heatmap h = build_heatmap(r, vs);
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    charts::Hover hv = charts::heatmap(h, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, vs.fonts);
+    anchor(vs, "comm_heatmap");
+    if (hv.index >= 0 && hv.index2 >= 0) {
+        std::size_t i = static_cast<std::size_t>(hv.index) * G + hv.index2;
+        char buf[320];
+        std::snprintf(buf, sizeof buf, "rank %d → rank %d%s\n%s rows, %s in the dispatch (the combine returns as "
+                      "much)",
+                      hv.index, hv.index2, hv.index == hv.index2 ? " (local: no link)" : "",
+                      charts::fmt_count(i < r.traffic_tokens.size() ? static_cast<double>(r.traffic_tokens[i]) : 0).c_str(),
+                      charts::fmt_bytes(i < r.traffic_bytes.size() ? r.traffic_bytes[i] : 0).c_str());
+        wrapped_tooltip(buf);
+    }
+}
+
+void show_comm(const AppState& app, ViewState& vs, bool* p_open) {
+    if (ImGui::Begin("Communication", p_open)) {
+        view_begun(vs, "comm");
+        draw_comm(app, vs);
+    }
+    ImGui::End();
+}
+
+}  // namespace moelab_gui

@@ -1,0 +1,117 @@
+// Device banner: which backend and device produced the numbers, plain notices when they come from the CPU
+// reference, emulated ranks or the model, the provenance legend, and the run's progress.
+#include <algorithm>
+#include <set>
+
+#include "app/gui/app_state.hpp"
+
+namespace moelab_gui {
+
+void draw_device(const AppState& app, ViewState& vs) {
+    const Palette& pal = vs.pal;
+    const demos::Result* r = app.results.loads();
+    const std::string backend = r ? r->backend : app.backend_resolved;
+    const bool cpu = backend != "cuda";
+
+    // Line 1: backend and device.
+    ImGui::PushFont(vs.fonts.bold);
+    if (cpu) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
+        ImGui::TextUnformatted("CPU reference");
+        ImGui::PopStyleColor();
+    } else {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_gpu));
+        ImGui::TextUnformatted("GPU (CUDA)");
+        ImGui::PopStyleColor();
+    }
+    ImGui::PopFont();
+    anchor(vs, "banner_backend");
+    ImGui::SameLine();
+    std::string device = r ? r->device : std::string();
+    if (!cpu && !app.gpus.empty()) {
+        device.clear();
+        for (const auto& g : app.gpus) device += (device.empty() ? "" : ", ") + g;
+    }
+    ImGui::TextUnformatted(device.empty() ? "(device pending)" : device.c_str());
+    if (cpu) {
+        ImGui::SameLine();
+        ImGui::TextDisabled("·  no GPU: %s", app.gpu_unavailable.empty() ? "backend set to cpu" : app.gpu_unavailable.c_str());
+    }
+
+    // Right side: run status and buttons.
+    const float right_w = ImGui::GetFontSize() * 24;
+    ImGui::SameLine(std::max(ImGui::GetCursorPosX() + 10, ImGui::GetWindowContentRegionMax().x - right_w));
+    const RunnerStatus& st = app.status;
+    if (st.busy) {
+        char overlay[160];
+        std::snprintf(overlay, sizeof overlay, "%s  %.1f s", st.what.c_str(), st.elapsed_s);
+        ImGui::ProgressBar(st.fraction, ImVec2(ImGui::GetFontSize() * 15, 0), overlay);
+        anchor(vs, "progress");
+        ImGui::SameLine();
+        if (ImGui::SmallButton("Cancel")) vs.request_cancel = true;
+        anchor(vs, "cancel");
+    } else if (st.pending) {
+        ImGui::TextDisabled("edit received, re-running shortly…");
+    } else if (!app.invalid.empty()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.bad));
+        ImGui::TextUnformatted("parameters invalid: showing the last valid run");
+        ImGui::PopStyleColor();
+    } else if (app.error.present) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.bad));
+        ImGui::TextUnformatted("last run failed (see Controls)");
+        ImGui::PopStyleColor();
+        if (ImGui::IsItemHovered()) wrapped_tooltip(app.error.message.c_str());
+    } else {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.ok));
+        ImGui::TextUnformatted(app.results.loads() ? "✓ up to date" : "idle");
+        ImGui::PopStyleColor();
+    }
+    if (!st.busy) {
+        ImGui::SameLine();
+        if (ImGui::SmallButton("Re-run")) vs.request_rerun = true;
+        anchor(vs, "rerun");
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("Run the scenario again now (Space)");
+    }
+
+    // Line 2: plain notices from every current result, once each.
+    std::set<std::string> seen;
+    auto notes_of = [&](const std::optional<demos::Result>& res) {
+        if (!res) return;
+        for (const auto& n : res->notes) {
+            if (!seen.insert(n).second) continue;
+            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
+            ImGui::Bullet();
+            ImGui::PopStyleColor();
+            ImGui::SameLine();
+            ImGui::TextWrapped("%s", n.c_str());
+        }
+    };
+    notes_of(app.results.routing);
+    notes_of(app.results.layer);
+    notes_of(app.results.dispatch);
+    if (cpu && seen.empty()) {
+        ImGui::Bullet();
+        ImGui::SameLine();
+        ImGui::TextWrapped("Numbers come from the CPU reference implementation, not a GPU.");
+    }
+
+    // Line 3: provenance legend.
+    ImGui::TextDisabled("Every number is tagged:");
+    for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
+                                demos::Provenance::Emulated, demos::Provenance::Modeled}) {
+        ImGui::SameLine();
+        provenance_badge(pal, p);
+    }
+}
+
+void show_device(const AppState& app, ViewState& vs, bool* p_open) {
+    // No title bar: the banner is a strip across the top; the View menu shows and hides it.
+    if (ImGui::Begin("Device", p_open,
+                     ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse)) {
+        view_begun(vs, "device");
+        draw_device(app, vs);
+    }
+    ImGui::End();
+}
+
+}  // namespace moelab_gui

@@ -1,0 +1,169 @@
+// Expert loads: one bar per expert with the mean and capacity lines, dropped tokens stacked and hatched,
+// the hottest expert marked, bars grouped by rank, and the straggler factor as a headline number.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "app/gui/app_state.hpp"
+
+namespace moelab_gui {
+namespace {
+
+// Plain draw data for the chart, computed before anything is drawn.
+charts::BarChart build_chart(const demos::Result& r, const ViewState& vs) {
+    const Palette& pal = vs.pal;
+    charts::BarChart c;
+    c.id = "loads";
+    const int E = static_cast<int>(r.expert_loads.size());
+    c.values.resize(E);
+    c.colors.resize(E);
+    c.labels.resize(E);
+    for (int e = 0; e < E; ++e) {
+        c.values[e] = static_cast<double>(r.expert_loads[e]);
+        c.colors[e] = e == r.hottest_expert ? pal.bar_hot : pal.bar;
+        c.labels[e] = std::to_string(e);
+    }
+    if (vs.loads_show_demand && r.demand.size() == r.expert_loads.size()) {
+        c.overflow.resize(E);
+        for (int e = 0; e < E; ++e) c.overflow[e] = static_cast<double>(std::max<std::int64_t>(0, r.demand[e] - r.expert_loads[e]));
+    }
+    c.hlines.push_back({r.mean_load, pal.mean, "mean " + charts::fmt_fixed(r.mean_load, r.mean_load < 100 ? 1 : 0), true, 2});
+    if (r.capacity > 0) c.hlines.push_back({static_cast<double>(r.capacity), pal.capacity, "capacity C = " + charts::fmt_count(static_cast<double>(r.capacity)), false, 2});
+    const int G = r.ranks > 0 ? r.ranks : r.scenario.ranks;
+    if (G > 1 && E % G == 0) {
+        for (int g = 0; g < G; ++g) c.groups.push_back({g * (E / G), E / G, "rank " + std::to_string(g)});
+    }
+    c.highlight = r.hottest_expert;
+    c.highlight_label = "hottest: e" + std::to_string(r.hottest_expert);
+    c.x_title = G > 1 ? "expert (grouped by the rank that hosts it)" : "expert";
+    c.y_title = "tokens routed to the expert";
+    c.y_format = charts::fmt_si;
+    c.overflow_color = pal.dropped;
+    return c;
+}
+
+void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    ImVec2 p = ImGui::GetCursorScreenPos();
+    const float h = ImGui::GetTextLineHeight();
+    ImVec2 a(p.x, p.y + h * 0.15f), b(p.x + h * 1.3f, p.y + h * 0.85f);
+    if (kind == 0) dl->AddRectFilled(a, b, col);
+    if (kind == 1) {
+        dl->AddRectFilled(a, b, with_alpha(col, 0.35f));
+        charts::hatch_rect(dl, a, b, col, 4, 1.2f);
+    }
+    if (kind == 2) charts::dashed_line(dl, ImVec2(a.x, p.y + h * 0.5f), ImVec2(b.x, p.y + h * 0.5f), col, 2, 4, 3);
+    if (kind == 3) dl->AddLine(ImVec2(a.x, p.y + h * 0.5f), ImVec2(b.x, p.y + h * 0.5f), col, 2);
+    ImGui::Dummy(ImVec2(h * 1.4f, h));
+    ImGui::SameLine();
+    ImGui::TextUnformatted(text);
+    ImGui::SameLine(0, ImGui::GetFontSize() * 1.2f);
+}
+
+}  // namespace
+
+void draw_loads(const AppState& app, ViewState& vs) {
+    const demos::Result* rp = app.results.loads();
+    if (!rp || rp->expert_loads.empty()) {
+        no_result_note(app, vs, "expert loads");
+        return;
+    }
+    const demos::Result& r = *rp;
+    const Palette& pal = vs.pal;
+    const demos::Scenario& s = r.scenario;
+    const double total = static_cast<double>(s.tokens) * s.top_k;
+    const std::int64_t max_load = r.expert_loads.empty() ? 0 : r.expert_loads[r.hottest_expert];
+
+    // Headline: the straggler factor, big, with its formula on hover.
+    ImGui::BeginGroup();
+    ImGui::PushFont(vs.fonts.big);
+    ImU32 sc = r.straggler_factor >= 1.5 ? pal.bar_hot : (r.straggler_factor >= 1.15 ? pal.warn : pal.ok);
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(sc));
+    ImGui::Text("%.2f×", r.straggler_factor);
+    ImGui::PopStyleColor();
+    ImGui::PopFont();
+    anchor(vs, "straggler");
+    if (ImGui::IsItemHovered()) {
+        char buf[640];
+        std::snprintf(buf, sizeof buf,
+                      "straggler factor = max_e n_e / mean_e n_e = %lld / %.1f = %.3f\n\n"
+                      "If each expert's time is proportional to its tokens, the layer waits for the busiest one: "
+                      "t_layer ≈ max_e t_e. This layer runs %.2f× longer than it would with perfectly balanced "
+                      "routing, although the total work (T·k = %.0f assignments) is the same.",
+                      static_cast<long long>(max_load), r.mean_load, r.straggler_factor, r.straggler_factor, total);
+        wrapped_tooltip(buf);
+    }
+    ImGui::TextDisabled("straggler factor (max / mean)");
+    ImGui::EndGroup();
+
+    ImGui::SameLine(0, ImGui::GetFontSize() * 2);
+    ImGui::BeginGroup();
+    ImGui::Text("mean load  T·k/E = %lld·%d/%d = %.1f tokens", static_cast<long long>(s.tokens), s.top_k, s.experts,
+                r.mean_load);
+    ImGui::Text("hottest    expert %d: %s tokens", r.hottest_expert, charts::fmt_count(static_cast<double>(max_load)).c_str());
+    if (r.capacity > 0) {
+        ImGui::Text("capacity   C = ⌈cf·T·k/E⌉ = ⌈%.2f·%lld·%d/%d⌉ = %lld", s.capacity_factor,
+                    static_cast<long long>(s.tokens), s.top_k, s.experts, static_cast<long long>(r.capacity));
+    } else {
+        ImGui::TextUnformatted("capacity   none (cf = 0: dropless)");
+    }
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(r.dropped > 0 ? pal.dropped : pal.text));
+    ImGui::Text("dropped    %s of %s assignments (%.2f%%)", charts::fmt_count(static_cast<double>(r.dropped)).c_str(),
+                charts::fmt_count(total).c_str(), total > 0 ? 100.0 * r.dropped / total : 0.0);
+    ImGui::PopStyleColor();
+    anchor(vs, "dropped");
+    if (r.ranks > 1 && !r.rank_loads.empty()) {
+        ImGui::Text("per rank   max/mean = %.2f× over %d ranks", r.rank_straggler, r.ranks);
+        if (ImGui::IsItemHovered()) {
+            std::string t = "Rows each rank's experts process:\n";
+            for (std::size_t g = 0; g < r.rank_loads.size(); ++g)
+                t += "  rank " + std::to_string(g) + ": " + charts::fmt_count(static_cast<double>(r.rank_loads[g])) + "\n";
+            t += "A rank's GPU is as slow as its busiest expert group.";
+            wrapped_tooltip(t.c_str());
+        }
+    }
+    provenance_badge(pal, r.loads_provenance);
+    ImGui::SameLine();
+    ImGui::Checkbox("stack dropped", &vs.loads_show_demand);
+    anchor(vs, "loads_show_demand");
+    help_marker("Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block on top "
+                "of its bar.");
+    ImGui::EndGroup();
+
+    // The chart, then its legend.
+    charts::BarChart chart = build_chart(r, vs);
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    float legend_h = ImGui::GetTextLineHeightWithSpacing() + 4;
+    charts::Hover h = charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, vs.fonts);
+    anchor(vs, "loads_chart");
+    if (h.index >= 0) {
+        const int e = h.index;
+        const int G = std::max(1, r.ranks);
+        const int rank = (G > 1 && s.experts % G == 0) ? e / (s.experts / G) : 0;
+        char buf[400];
+        std::int64_t dem = e < static_cast<int>(r.demand.size()) ? r.demand[e] : r.expert_loads[e];
+        std::snprintf(buf, sizeof buf,
+                      "expert %d%s\nrouted %lld, kept %lld, dropped %lld\n%.2f× the mean load%s", e,
+                      G > 1 ? (" on rank " + std::to_string(rank)).c_str() : "", static_cast<long long>(dem),
+                      static_cast<long long>(r.expert_loads[e]), static_cast<long long>(dem - r.expert_loads[e]),
+                      r.mean_load > 0 ? r.expert_loads[e] / r.mean_load : 0.0,
+                      e == r.hottest_expert ? "\nthe hottest expert: the layer waits for it" : "");
+        wrapped_tooltip(buf);
+    }
+    legend_item(vs, pal.bar, "kept tokens", 0);
+    legend_item(vs, pal.bar_hot, "hottest expert", 0);
+    if (vs.loads_show_demand) legend_item(vs, pal.dropped, "dropped (over capacity)", 1);
+    legend_item(vs, pal.mean, "mean", 2);
+    if (r.capacity > 0) legend_item(vs, pal.capacity, "capacity", 3);
+    ImGui::NewLine();
+}
+
+void show_loads(const AppState& app, ViewState& vs, bool* p_open) {
+    if (ImGui::Begin("Expert loads", p_open)) {
+        view_begun(vs, "loads");
+        draw_loads(app, vs);
+    }
+    ImGui::End();
+}
+
+}  // namespace moelab_gui

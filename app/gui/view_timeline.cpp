@@ -1,0 +1,210 @@
+// Pipeline timeline: MegaScale-Infer's ping-pong lanes (attention, A2E, experts, E2A, per rank on request)
+// coloured by micro-batch, the model as a hatched ghost beneath any measurement, the m ≥ 2(1+Tc/Tf) check,
+// and the measured stages of one layer pass with their min / median / p95.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "app/gui/app_state.hpp"
+
+namespace moelab_gui {
+namespace {
+
+const char* kPipeLanes[] = {"attention", "a2e", "experts", "e2a"};
+const char* kPipeNames[] = {"attention", "A2E", "experts", "E2A"};
+
+int pipe_lane(const std::string& lane) {
+    for (int i = 0; i < 4; ++i)
+        if (lane == kPipeLanes[i]) return i;
+    return -1;
+}
+
+// Draw data for the pipeline lanes: model spans as ghosts, measured spans solid on top, per rank if asked.
+charts::Lanes build_pipeline(const demos::Result& r, const ViewState& vs, std::vector<const demos::Span*>* index) {
+    charts::Lanes l;
+    l.id = "pipeline";
+    std::vector<const demos::Span*> measured;
+    for (const demos::Span& s : r.timeline)
+        if (pipe_lane(s.lane) >= 0) measured.push_back(&s);
+    int ranks = 1;
+    if (vs.timeline_per_rank) {
+        for (const demos::Span& s : r.model_timeline) ranks = std::max(ranks, s.rank + 1);
+        for (const demos::Span* s : measured) ranks = std::max(ranks, s->rank + 1);
+    }
+    for (int g = 0; g < ranks; ++g)
+        for (int i = 0; i < 4; ++i) {
+            l.lane_names.push_back(ranks > 1 ? std::string(kPipeNames[i]) + " r" + std::to_string(g) : kPipeNames[i]);
+            l.lane_ghost.push_back(measured.empty());
+        }
+    auto add = [&](const demos::Span& s, bool ghost) {
+        int lane = pipe_lane(s.lane);
+        if (lane < 0) return;
+        charts::LaneSpan ls;
+        ls.lane = (ranks > 1 ? s.rank * 4 : 0) + lane;
+        ls.t0 = s.start_ms;
+        ls.t1 = s.end_ms;
+        ls.color = vs.pal.series_at(s.micro_batch);
+        ls.ghost = ghost;
+        ls.id = static_cast<int>(index->size());
+        ls.label = "mb" + std::to_string(s.micro_batch);
+        index->push_back(&s);
+        l.spans.push_back(std::move(ls));
+    };
+    if (vs.timeline_show_model)
+        for (const demos::Span& s : r.model_timeline) add(s, true);
+    if (vs.timeline_show_measured)
+        for (const demos::Span* s : measured) add(*s, s->provenance == demos::Provenance::Modeled);
+    return l;
+}
+
+// Draw data for one measured layer pass: one lane per backend, a span per stage.
+charts::Lanes build_stages(const demos::Result& r, const ViewState& vs, std::vector<const demos::Span*>* index) {
+    charts::Lanes l;
+    l.id = "stages";
+    std::map<std::string, int> lanes;
+    int stage_i = 0;
+    for (const demos::Span& s : r.timeline) {
+        if (pipe_lane(s.lane) >= 0) continue;
+        auto it = lanes.find(s.lane);
+        if (it == lanes.end()) {
+            it = lanes.emplace(s.lane, static_cast<int>(l.lane_names.size())).first;
+            l.lane_names.push_back("layer (" + s.lane + ")");
+            l.lane_ghost.push_back(s.provenance == demos::Provenance::Modeled);
+        }
+        charts::LaneSpan ls;
+        ls.lane = it->second;
+        ls.t0 = s.start_ms;
+        ls.t1 = s.end_ms;
+        ls.color = vs.pal.series_at(stage_i++);
+        ls.ghost = s.provenance == demos::Provenance::Modeled;
+        ls.id = static_cast<int>(index->size());
+        ls.label = s.label;
+        index->push_back(&s);
+        l.spans.push_back(std::move(ls));
+    }
+    return l;
+}
+
+void span_tooltip(const demos::Span& s) {
+    char buf[400];
+    int lane = pipe_lane(s.lane);
+    std::snprintf(buf, sizeof buf, "%s%s\nlayer %d · micro-batch %d · rank %d\nstart %s · duration %s\n%s",
+                  lane >= 0 ? kPipeNames[lane] : s.label.c_str(), lane >= 0 ? "" : " (stage)", s.layer, s.micro_batch,
+                  s.rank, charts::fmt_ms(s.start_ms).c_str(), charts::fmt_ms(s.end_ms - s.start_ms).c_str(),
+                  demos::provenance_name(s.provenance));
+    wrapped_tooltip(buf);
+}
+
+void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
+    const Palette& pal = vs.pal;
+    const double ratio = p.tf_ms > 0 ? p.tc_ms / p.tf_ms : 0;
+    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(p.comm_hidden ? pal.ok : pal.bad));
+    ImGui::Text("%s  m = %d %s 2(1 + Tc/Tf) = 2(1 + %s/%s) = %.2f", p.comm_hidden ? "✓" : "✗", p.micro_batches,
+                p.comm_hidden ? "≥" : "<", charts::fmt_ms(p.tc_ms).c_str(), charts::fmt_ms(p.tf_ms).c_str(),
+                2 * (1 + ratio));
+    ImGui::PopStyleColor();
+    ImGui::PopFont();
+    anchor(vs, "megascale_condition");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip("MegaScale-Infer's ping-pong condition: with m micro-batches, each stage must find work while "
+                        "the others travel A2E and E2A, so m·Tf ≥ 2(Tf + Tc), i.e. m ≥ 2(1 + Tc/Tf), Tf = max(Ta, Te). "
+                        "With fast links (Tc < Tf/2) m = 3 suffices; slower links need m ≥ 4.");
+    ImGui::SameLine();
+    ImGui::TextUnformatted(p.comm_hidden ? "communication hidden" : "communication exposed: add micro-batches");
+    ImGui::SameLine();
+    provenance_badge(pal, p.provenance);
+    ImGui::Text("per micro-batch: Ta %s · Te %s · Tc %s   iteration: %s simulated, %s closed form", charts::fmt_ms(p.ta_ms).c_str(),
+                charts::fmt_ms(p.te_ms).c_str(), charts::fmt_ms(p.tc_ms).c_str(), charts::fmt_ms(p.total_ms).c_str(),
+                charts::fmt_ms(p.closed_form_ms).c_str());
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip("Closed form (Ta + Te + 2Tc) + Tf·(m·L − 1). It is exact when communication is hidden or L = 1; "
+                        "the simulator's schedule is longer when it is not.");
+    ImGui::SameLine();
+    ImGui::TextDisabled("· busy: attention %.0f%%, experts %.0f%%", 100 * p.attention_util, 100 * p.expert_util);
+}
+
+}  // namespace
+
+void draw_timeline(const AppState& app, ViewState& vs) {
+    const Palette& pal = vs.pal;
+    const demos::Result* pr = app.results.routing ? &*app.results.routing : (app.results.layer ? &*app.results.layer : nullptr);
+    if (!pr || !pr->pipeline.present) {
+        no_result_note(app, vs, "pipeline timeline");
+        return;
+    }
+    condition_line(pr->pipeline, vs);
+
+    ImGui::Checkbox("model", &vs.timeline_show_model);
+    anchor(vs, "timeline_model");
+    ImGui::SameLine();
+    ImGui::Checkbox("measurement", &vs.timeline_show_measured);
+    ImGui::SameLine();
+    ImGui::Checkbox("per rank", &vs.timeline_per_rank);
+    anchor(vs, "timeline_per_rank");
+    ImGui::SameLine();
+    if (ImGui::SmallButton("fit")) {
+        vs.timeline_view.fit = true;
+        vs.stages_view.fit = true;
+    }
+    ImGui::SameLine();
+    ImGui::TextDisabled("wheel: zoom · drag: pan · double-click: fit · colour = micro-batch");
+    bool any_measured = false;
+    for (const demos::Span& s : pr->timeline) any_measured |= pipe_lane(s.lane) >= 0;
+    if (!any_measured) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_modeled));
+        ImGui::TextWrapped("Modelled, not measured: hatched spans come from the ping-pong simulator fed with Ta, Te "
+                           "and Tc; no attention/expert pipeline ran on this machine.");
+        ImGui::PopStyleColor();
+    }
+
+    // The stage pass below wants a few lines; the pipeline takes the rest.
+    const demos::Result* lr = app.results.layer && app.results.layer_current ? &*app.results.layer : pr;
+    std::vector<const demos::Span*> stage_index;
+    charts::Lanes stages = build_stages(*lr, vs, &stage_index);
+    const float stage_h = stages.spans.empty() ? 0 : ImGui::GetFontSize() * 6.5f;
+
+    std::vector<const demos::Span*> index;
+    charts::Lanes lanes = build_pipeline(*pr, vs, &index);
+    ImVec2 avail = ImGui::GetContentRegionAvail();
+    charts::Hover h = charts::lanes(lanes, &vs.timeline_view, ImVec2(avail.x, std::max(120.0f, avail.y - stage_h)), pal, vs.fonts);
+    anchor(vs, "timeline_lanes");
+    if (h.index >= 0 && h.index < static_cast<int>(index.size())) span_tooltip(*index[h.index]);
+
+    if (stages.spans.empty()) return;
+    ImGui::Spacing();
+    ImGui::PushFont(vs.fonts.bold);
+    ImGui::TextUnformatted("one layer pass, stage by stage");
+    ImGui::PopFont();
+    ImGui::SameLine();
+    provenance_badge(pal, lr->stages.empty() ? demos::Provenance::Modeled : lr->stages.front().provenance);
+    ImGui::SameLine();
+    ImGui::TextDisabled("median of %d repeat(s); hover a stage for min · median · p95", lr->scenario.repeats);
+    avail = ImGui::GetContentRegionAvail();
+    charts::Hover hs = charts::lanes(stages, &vs.stages_view, ImVec2(avail.x, std::max(40.0f, avail.y)), pal, vs.fonts);
+    anchor(vs, "timeline_stages");
+    if (hs.index >= 0 && hs.index < static_cast<int>(stage_index.size())) {
+        const demos::Span& s = *stage_index[hs.index];
+        const demos::StageTime* st = lr->stage(s.label);
+        char buf[320];
+        if (st) {
+            std::snprintf(buf, sizeof buf, "%s\nmin %s · median %s · p95 %s over %d repeats\n%s", s.label.c_str(),
+                          charts::fmt_ms(st->min_ms).c_str(), charts::fmt_ms(st->median_ms).c_str(),
+                          charts::fmt_ms(st->p95_ms).c_str(), st->repeats, demos::provenance_name(st->provenance));
+            wrapped_tooltip(buf);
+        } else {
+            span_tooltip(s);
+        }
+    }
+}
+
+void show_timeline(const AppState& app, ViewState& vs, bool* p_open) {
+    if (ImGui::Begin("Pipeline timeline", p_open)) {
+        view_begun(vs, "timeline");
+        draw_timeline(app, vs);
+    }
+    ImGui::End();
+}
+
+}  // namespace moelab_gui

@@ -1,0 +1,281 @@
+// The desktop window: GLFW + OpenGL 3 + Dear ImGui 1.86, and ImGui's example main loop (poll → new frame →
+// views → render → swap). Also the headless-friendly extras: --frames, --script, --screenshot, frame-time report.
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+#include <imgui_impl_glfw.h>
+#include <imgui_impl_opengl3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "app/gui/app.hpp"
+#include "app/gui/gui.hpp"
+#include "app/gui/png.hpp"
+#include "app/gui/script.hpp"
+#include "app/gui/prefs.hpp"
+
+namespace moelab_gui {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void glfw_error(int code, const char* what) { std::fprintf(stderr, "moelab: GLFW error %d: %s\n", code, what); }
+
+void no_display_message(const std::string& why) {
+    std::fprintf(stderr,
+                 "moelab: cannot open the desktop window: %s.\n"
+                 "The same lab works without a window:\n"
+                 "  moelab run layer                          the classroom scenario's numbers in the terminal\n"
+                 "  moelab run routing --skew hot:6.667 -k 1  loads and the straggler factor for one scenario\n"
+                 "  moelab lessons / moelab lesson ID         the predict-then-reveal lessons in the terminal\n"
+                 "  moelab snapshot --view overview --out moelab.png\n"
+                 "                                            render the app to a PNG with no display (EGL)\n"
+                 "Run `moelab --help` for everything.\n",
+                 why.c_str());
+}
+
+// Seconds since this process was started, from /proc (10 ms resolution); < 0 when unknown.
+double seconds_since_exec() {
+    std::ifstream stat("/proc/self/stat"), up("/proc/uptime");
+    std::string s;
+    std::getline(stat, s);
+    auto rp = s.rfind(')');
+    if (rp == std::string::npos) return -1;
+    std::istringstream in(s.substr(rp + 2));
+    std::string field;
+    unsigned long long start = 0;
+    for (int i = 3; i <= 22 && in >> field; ++i)
+        if (i == 22) start = std::strtoull(field.c_str(), nullptr, 10);
+    double uptime = 0;
+    if (!(up >> uptime) || start == 0) return -1;
+    return uptime - static_cast<double>(start) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct FrameStats {
+    std::vector<double> ms;
+    std::vector<bool> busy;
+    double startup_exec_ms = -1, startup_enter_ms = -1;
+    std::string renderer;
+    int width = 0, height = 0;
+};
+
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    std::size_t i = static_cast<std::size_t>(q * (v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+void report(const FrameStats& fs, const std::string& json_path) {
+    std::vector<double> all, busy;
+    for (std::size_t i = 1; i < fs.ms.size(); ++i) {  // frame 0 includes the font upload and shader compile
+        all.push_back(fs.ms[i]);
+        if (fs.busy[i]) busy.push_back(fs.ms[i]);
+    }
+    std::fprintf(stderr,
+                 "moelab frame times at %d×%d, %s\n"
+                 "  all frames (%zu): median %.2f ms, p95 %.2f ms, max %.2f ms\n"
+                 "  while a run was in progress (%zu): median %.2f ms, p95 %.2f ms\n"
+                 "  startup to first frame: %.0f ms since exec, %.0f ms since the window code started\n",
+                 fs.width, fs.height, fs.renderer.c_str(), all.size(), percentile(all, 0.5), percentile(all, 0.95),
+                 all.empty() ? 0 : *std::max_element(all.begin(), all.end()), busy.size(), percentile(busy, 0.5),
+                 percentile(busy, 0.95), fs.startup_exec_ms, fs.startup_enter_ms);
+    if (json_path.empty()) return;
+    char buf[1024];
+    std::snprintf(buf, sizeof buf,
+                  "{\n  \"width\": %d, \"height\": %d, \"renderer\": \"%s\",\n  \"frames\": %zu, \"median_ms\": %.3f, "
+                  "\"p95_ms\": %.3f,\n  \"busy_frames\": %zu, \"busy_median_ms\": %.3f, \"busy_p95_ms\": %.3f,\n"
+                  "  \"startup_exec_ms\": %.1f, \"startup_enter_ms\": %.1f\n}\n",
+                  fs.width, fs.height, fs.renderer.c_str(), all.size(), percentile(all, 0.5), percentile(all, 0.95),
+                  busy.size(), percentile(busy, 0.5), percentile(busy, 0.95), fs.startup_exec_ms, fs.startup_enter_ms);
+    std::string err;
+    if (!write_file_atomic(json_path, buf, &err)) std::fprintf(stderr, "moelab: %s\n", err.c_str());
+}
+
+void on_drop(GLFWwindow* w, int n, const char** paths) {
+    App* app = static_cast<App*>(glfwGetWindowUserPointer(w));
+    for (int i = 0; i < n && app; ++i) {
+        std::string p = paths[i];
+        if (p.size() > 5 && p.compare(p.size() - 5, 5, ".toml") == 0) app->load_scenario(p);
+    }
+}
+
+void do_captures(App& app, int fb_w, int fb_h, float sx, float sy) {
+    for (const Capture& c : app.captures) {
+        int x = 0, y = 0, w = fb_w, h = fb_h;
+        if (c.rect.z > c.rect.x && c.rect.w > c.rect.y) {
+            x = std::max(0, static_cast<int>(c.rect.x * sx));
+            y = std::max(0, static_cast<int>(c.rect.y * sy));
+            w = std::min(fb_w - x, static_cast<int>((c.rect.z - c.rect.x) * sx));
+            h = std::min(fb_h - y, static_cast<int>((c.rect.w - c.rect.y) * sy));
+        }
+        std::string err;
+        if (write_png(c.path, read_pixels(x, y, w, h, fb_h), w, h, &err)) {
+            app.toast("Saved " + c.path);
+            std::fprintf(stderr, "moelab: wrote %s (%d×%d)\n", c.path.c_str(), w, h);
+        } else {
+            app.toast("Could not save PNG: " + err, 8);
+            std::fprintf(stderr, "moelab: %s\n", err.c_str());
+        }
+    }
+    app.captures.clear();
+}
+
+}  // namespace
+
+bool display_available(std::string* why) {
+    const char* x = std::getenv("DISPLAY");
+    const char* wl = std::getenv("WAYLAND_DISPLAY");
+    if ((!x || !*x) && (!wl || !*wl)) {
+        if (why) *why = "no display (DISPLAY and WAYLAND_DISPLAY are not set)";
+        return false;
+    }
+    return true;
+}
+
+int run_window(const WindowOptions& opt) {
+    const auto t_enter = Clock::now();
+    const double exec_at_enter = seconds_since_exec();
+    std::string why;
+    if (!display_available(&why)) {
+        no_display_message(why);
+        return 1;
+    }
+    glfwSetErrorCallback(glfw_error);
+    if (!glfwInit()) {
+        no_display_message("GLFW could not connect to the display " +
+                           std::string(std::getenv("DISPLAY") ? std::getenv("DISPLAY") : ""));
+        return 1;
+    }
+    float mon_scale = 1.0f;
+    if (GLFWmonitor* m = glfwGetPrimaryMonitor()) {
+        float ys;
+        glfwGetMonitorContentScale(m, &mon_scale, &ys);
+        mon_scale = std::clamp(mon_scale, 1.0f, 4.0f);
+    }
+    const char* glsl = "#version 330";
+    glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+    glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
+    glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
+    glfwWindowHint(GLFW_OPENGL_FORWARD_COMPAT, GLFW_TRUE);
+    const int win_w = static_cast<int>(opt.width * (opt.frames > 0 ? 1.0f : mon_scale));
+    const int win_h = static_cast<int>(opt.height * (opt.frames > 0 ? 1.0f : mon_scale));
+    GLFWwindow* window = glfwCreateWindow(win_w, win_h, "moelab — MoE serving lab", nullptr, nullptr);
+    if (!window) {
+        // Older drivers: any GL 3.0 context with GLSL 1.30.
+        glfwDefaultWindowHints();
+        glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+        glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 0);
+        glsl = "#version 130";
+        window = glfwCreateWindow(win_w, win_h, "moelab — MoE serving lab", nullptr, nullptr);
+    }
+    if (!window) {
+        glfwTerminate();
+        no_display_message("no OpenGL 3 context could be created on this display");
+        return 1;
+    }
+    glfwMakeContextCurrent(window);
+    glfwSwapInterval(opt.vsync && opt.frames == 0 ? 1 : 0);
+
+    IMGUI_CHECKVERSION();
+    ImGui::CreateContext();
+    int code = 0;
+    {
+        AppOptions ao;
+        ao.config_dir = opt.config_dir;
+        ao.presenter = opt.presenter;
+        ao.scenario = opt.scenario;
+        ao.preset = opt.preset;
+        App app(ao);
+        glfwSetWindowUserPointer(window, &app);
+        glfwSetDropCallback(window, on_drop);
+        ImGui_ImplGlfw_InitForOpenGL(window, true);
+        ImGui_ImplOpenGL3_Init(glsl);
+
+        Script script;
+        if (!opt.script.empty()) {
+            std::string err;
+            std::string out = app.ini_path.empty() ? std::string(".") : app.ini_path.substr(0, app.ini_path.rfind('/'));
+            if (!script.load(opt.script, out, &err)) {
+                std::fprintf(stderr, "moelab: %s\n", err.c_str());
+                code = 2;
+            }
+        }
+        FrameStats fs;
+        int frame = 0;
+        while (code == 0 && !glfwWindowShouldClose(window) && !app.quit) {
+            const auto t0 = Clock::now();
+            const bool animate = opt.frames > 0 || script.active() || app.st.status.busy || app.st.status.pending ||
+                                 ImGui::IsAnyMouseDown();
+            if (animate) {
+                glfwPollEvents();
+            } else {
+                glfwWaitEventsTimeout(0.1);
+            }
+            float xs = 1, ys = 1;
+            glfwGetWindowContentScale(window, &xs, &ys);
+            if (app.prepare_fonts(xs) && frame > 0) {
+                ImGui_ImplOpenGL3_DestroyFontsTexture();
+                ImGui_ImplOpenGL3_CreateFontsTexture();
+            }
+            ImGui_ImplOpenGL3_NewFrame();
+            ImGui_ImplGlfw_NewFrame();
+            if (script.active()) script.before_frame(app);
+            ImGui::NewFrame();
+            app.frame();
+            ImGui::Render();
+            int fw, fh;
+            glfwGetFramebufferSize(window, &fw, &fh);
+            glViewport(0, 0, fw, fh);
+            const bool light = app.vs.pal.light;
+            glClearColor(light ? 0.93f : 0.06f, light ? 0.93f : 0.065f, light ? 0.93f : 0.075f, 1.0f);
+            glClear(GL_COLOR_BUFFER_BIT);
+            ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+            const ImVec2 fbs = ImGui::GetIO().DisplayFramebufferScale;
+            bool last = opt.frames > 0 && frame + 1 >= opt.frames;
+            if (script.active() && script.finished() && !last) last = opt.frames > 0 || script.quit_requested();
+            if (last && !opt.screenshot.empty()) app.captures.push_back({opt.screenshot, ImVec4(0, 0, 0, 0)});
+            if (!app.captures.empty()) do_captures(app, fw, fh, fbs.x, fbs.y);
+            glfwSwapBuffers(window);
+            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            if (frame == 0) {
+                fs.startup_enter_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_enter).count();
+                fs.startup_exec_ms = exec_at_enter < 0 ? -1 : exec_at_enter * 1000 + fs.startup_enter_ms;
+                fs.renderer = gl_renderer();
+                fs.width = fw;
+                fs.height = fh;
+            }
+            fs.ms.push_back(ms);
+            fs.busy.push_back(app.st.status.busy);
+            ++frame;
+            if (last) break;
+        }
+        if (script.active()) {
+            if (!script.finished()) {
+                std::fprintf(stderr, "moelab: the script did not finish within %d frames\n", frame);
+                code = code ? code : 1;
+            }
+            if (script.failures() > 0) {
+                std::fprintf(stderr, "moelab: %d script check(s) failed\n", script.failures());
+                code = code ? code : 1;
+            }
+        }
+        if (opt.report_frame_times) report(fs, opt.report_json);
+        ImGui_ImplOpenGL3_Shutdown();
+        ImGui_ImplGlfw_Shutdown();
+        glfwSetWindowUserPointer(window, nullptr);
+    }
+    ImGui::DestroyContext();
+    glfwDestroyWindow(window);
+    glfwTerminate();
+    return code;
+}
+
+}  // namespace moelab_gui
