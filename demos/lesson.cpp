@@ -37,6 +37,16 @@ namespace {
 
 int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
 
+// TOML puts every key after a [table] header into that table, so a top-level key written late lands in
+// the wrong place. The most common mistake in a lesson file; say so.
+std::string misplaced_hint(const std::string& key) {
+    static const char* top[] = {"id", "title", "concept", "order", "intro", "note", "checks"};
+    for (auto* t : top)
+        if (key == t)
+            return " ('" + key + "' is a top-level key: in TOML it must come before the first [table] header)";
+    return "";
+}
+
 // Reads one file, collecting problems instead of throwing, so an instructor sees all of them at once.
 class FileReader {
   public:
@@ -57,7 +67,8 @@ class FileReader {
             if (!ok) {
                 std::string list;
                 for (auto* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-                problem(line_of(v), "unknown key '" + std::string(k.str()) + "' in " + where + "; allowed: " + list);
+                problem(line_of(v), "unknown key '" + std::string(k.str()) + "' in " + where + "; allowed: " + list +
+                                        misplaced_hint(std::string(k.str())));
             }
         }
     }
@@ -142,7 +153,8 @@ std::string read_overrides(FileReader& r, const toml::table& t, const std::strin
     for (auto&& [k, v] : t) {
         const toml::node* ref = keys.get(k.str());
         if (!ref) {
-            r.problem(line_of(v), where + ": unknown scenario key '" + std::string(k.str()) + "'");
+            r.problem(line_of(v), where + ": unknown scenario key '" + std::string(k.str()) + "'" +
+                                      misplaced_hint(std::string(k.str())));
             continue;
         }
         bool ok = ref->type() == v.type() || (ref->is_floating_point() && v.is_integer());
@@ -382,6 +394,11 @@ bool parse_lesson(const std::string& text, const std::string& source, Lesson* ou
                     if (!msg.empty() && msg[0] == ' ') msg.erase(0, 1);
                 }
             }
+            std::size_t q1 = msg.find("unknown key '");
+            if (q1 != std::string::npos) {
+                std::size_t q2 = msg.find('\'', q1 + 13);
+                if (q2 != std::string::npos) msg += misplaced_hint(msg.substr(q1 + 13, q2 - q1 - 13));
+            }
             r.problem(line, "[scenario] " + msg);
         }
     }
@@ -390,7 +407,8 @@ bool parse_lesson(const std::string& text, const std::string& source, Lesson* ou
             if (auto d = v.value<double>())
                 L.params[std::string(k.str())] = *d;
             else
-                r.problem(line_of(v), "[params] " + std::string(k.str()) + " must be a number");
+                r.problem(line_of(v), "[params] " + std::string(k.str()) + " must be a number" +
+                                          misplaced_hint(std::string(k.str())));
         }
     std::set<std::string> taken;
     for (auto& m : lesson::metric_catalog()) taken.insert(m.name);
@@ -418,7 +436,8 @@ bool parse_lesson(const std::string& text, const std::string& source, Lesson* ou
                 ne.expr.text = *s;
                 r.parses(ne.expr, "[values] " + ne.name);
             } else {
-                r.problem(ne.expr.line, "[values] " + ne.name + " must be an expression in a string");
+                r.problem(ne.expr.line, "[values] " + ne.name + " must be an expression in a string" +
+                                            misplaced_hint(ne.name));
             }
             if (taken.count(ne.name) || L.params.count(ne.name))
                 r.problem(ne.expr.line, "[values] " + ne.name + " hides a number of the same name");

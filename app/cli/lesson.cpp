@@ -88,9 +88,12 @@ std::string scenario_line(const demos::Scenario& s) {
     return buf;
 }
 
+// The catalog entry of a plain or run-prefixed name ("k4.comm_mib"); null for expressions and values.
 const demos::lesson::MetricInfo* metric_info(const std::string& name) {
+    std::size_t dot = name.find('.');
+    std::string base = dot == std::string::npos ? name : name.substr(dot + 1);
     for (auto& m : demos::lesson::metric_catalog())
-        if (name == m.name) return &m;
+        if (base == m.name) return &m;
     return nullptr;
 }
 
@@ -250,9 +253,10 @@ int play(const LessonArgs& a) {
         for (auto& expr : L.show) {
             demos::lesson::Number n = rv.eval(expr);
             const demos::lesson::MetricInfo* m = metric_info(expr);
-            std::string unit = m && *m->unit ? std::string(" ") + m->unit : "";
-            std::printf("    %-28s %12s%-6s [%s]%s%s\n", expr.c_str(), demos::lesson::format_number(n.value).c_str(),
-                        unit.c_str(), demos::lesson::source_name(n.source), m ? "  " : "", m ? m->help : "");
+            std::string value = demos::lesson::format_number(n.value);
+            if (m && *m->unit) value += std::string(" ") + m->unit;
+            std::printf("    %-26s %-16s [%s]%s%s\n", expr.c_str(), value.c_str(), demos::lesson::source_name(n.source),
+                        m ? "  " : "", m ? m->help : "");
         }
     }
     heading("Why");
