@@ -13,6 +13,7 @@ using Handler = std::function<int()>;
 
 void add_run_command(CLI::App& app, Handler* selected);       // run.cpp
 void add_devices_command(CLI::App& app, Handler* selected);   // devices.cpp
+void add_plan_command(CLI::App& app, Handler* selected);      // plan.cpp
 void add_bench_command(CLI::App& app, Handler* selected);     // bench.cpp
 void add_snapshot_command(CLI::App& app, Handler* selected);  // snapshot.cpp
 void add_lesson_commands(CLI::App& app, Handler* selected);   // lesson.cpp: `lesson ID` and `lessons [check]`

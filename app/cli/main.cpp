@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     moelab_cli::Handler selected;
     moelab_cli::add_run_command(app, &selected);
     moelab_cli::add_devices_command(app, &selected);
+    moelab_cli::add_plan_command(app, &selected);
     moelab_cli::add_bench_command(app, &selected);
     moelab_cli::add_snapshot_command(app, &selected);
     moelab_cli::add_lesson_commands(app, &selected);

@@ -187,3 +187,15 @@ TEST(Cli, CudaBackendWithoutGpuIsAClearRuntimeError) {
     ASSERT_EQ(a.rc, 0);
     EXPECT_EQ(nlohmann::json::parse(a.out)["backend"], "cpu");
 }
+
+TEST(Cli, PlanFindsTheBalancedReplicaCount) {
+    auto r = moelab("plan --tokens 65536 --experts 16 --top-k 2 --json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["plans"].size(), 128u);
+    int na = j["best"]["attention_replicas"];
+    // The best plan balances Ta and Te within one replica of the rule n_a ≈ k1·E/(k3·K) = 5.
+    EXPECT_NEAR(na, j["balanced_replicas"].get<double>(), 1.5);
+    auto bad = moelab("plan --attention-replicas 0");
+    EXPECT_EQ(bad.rc, 2);
+}
