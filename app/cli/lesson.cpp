@@ -260,7 +260,7 @@ int play(const LessonArgs& a) {
         }
     }
     heading("Why");
-    wrapped(rv.fill(L.formula), 4);
+    std::printf("    %s\n", rv.fill(L.formula).c_str());  // formulas keep their spacing; no wrapping
     std::printf("\n");
     wrapped(rv.fill(L.explanation));
     if (!L.try_next.empty()) {

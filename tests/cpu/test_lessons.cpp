@@ -1,0 +1,399 @@
+// The lessons against the engine: every built-in lesson's answer key must be what the CPU reference computes,
+// the terminal player must play from a pipe, and a malformed lesson file must give file:line and spare the rest.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "demos/lesson.hpp"
+#include "demos/lesson_expr.hpp"
+#include "demos/lesson_numbers.hpp"
+#include "demos/lesson_play.hpp"
+#include "demos/lesson_progress.hpp"
+#include "kernels/common/error.hpp"
+
+namespace {
+
+struct Shell {
+    int rc = -1;
+    std::string out;
+};
+
+// Runs a shell command line and captures stdout and stderr together.
+Shell shell(const std::string& cmd) {
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    Shell r;
+    if (!p) return r;
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    int st = pclose(p);
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+// A fresh folder per test, so progress files and lesson folders never leak between tests.
+std::string fresh_dir(const std::string& name) {
+    auto d = std::filesystem::temp_directory_path() / ("moelab_lessons_" + std::to_string(::getpid()) + "_" + name);
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    return d.string();
+}
+
+// The player with answers piped in; progress goes to a private file, the lessons folder is only the built-ins.
+Shell play(const std::string& id, const std::string& answers, const std::string& extra = "") {
+    std::string dir = fresh_dir("play");
+    return shell("cd " + dir + " && printf '" + answers + "' | " + MOELAB_BIN + " lesson " + id + " --progress " + dir +
+                 "/progress.toml " + extra);
+}
+
+const demos::LessonSet& builtins() {
+    static const demos::LessonSet set = demos::load_lessons("");
+    return set;
+}
+
+std::string read(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+// ---- the set ----------------------------------------------------------------------------------------------
+
+TEST(Lessons, BuiltInSetLoadsCleanWithOneLessonPerConcept) {
+    const demos::LessonSet& set = builtins();
+    for (auto& p : set.problems) ADD_FAILURE() << p.str();
+    ASSERT_GE(set.lessons.size(), 10u);
+    std::set<int> concepts;
+    std::set<std::string> kinds;
+    for (auto& l : set.lessons) {
+        concepts.insert(l.concept);
+        kinds.insert(demos::question_kind_name(l.question.kind));
+        EXPECT_EQ(l.source.rfind("built-in:", 0), 0u) << l.id;
+        EXPECT_FALSE(l.try_next.empty()) << l.id << " has no try-next variation";
+    }
+    for (int c = 1; c <= 10; ++c) EXPECT_TRUE(concepts.count(c)) << "no lesson for concept " << c;
+    for (const char* k : {"choice", "numeric", "slider", "bars", "timeline"})
+        EXPECT_TRUE(kinds.count(k)) << "no lesson asks a " << k << " question";
+    // The concept page's own example, exactly.
+    const demos::Lesson* s = set.find("straggler");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->scenario.experts, 16);
+    EXPECT_EQ(s->scenario.tokens, 4096);
+    EXPECT_EQ(s->scenario.top_k, 1);
+    EXPECT_EQ(s->scenario.skew, "hot:6.667");
+}
+
+// ---- truthfulness: one test per lesson, so a drifting lesson names itself ----------------------------------
+
+class LessonTruth : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LessonTruth, AnswerKeyIsWhatTheEngineComputes) {
+    const demos::Lesson* l = builtins().find(GetParam());
+    ASSERT_NE(l, nullptr);
+    for (auto& p : demos::verify_lesson(*l)) ADD_FAILURE() << p;
+
+    // And spelled out for the grader: the key's answer scores as right, on the CPU reference.
+    demos::LessonReveal r;
+    demos::run_lesson(*l, l->scenario, l->params, "cpu", {}, &r);
+    EXPECT_EQ(r.backend(), "cpu");
+    demos::LessonAnswer a;
+    a.confidence = 3;
+    const demos::LessonQuestion& q = l->question;
+    if (q.kind == demos::QuestionKind::Choice) {
+        int right = 0;
+        for (auto& c : q.choices) {
+            const bool holds = r.eval(c.when.text).value != 0;
+            EXPECT_EQ(holds, c.correct) << l->id << " choice " << c.key << ": " << c.when.text;
+            a.choice = c.key;
+            demos::LessonGrade g = demos::grade(*l, r, a);
+            EXPECT_EQ(g.correct, c.correct) << l->id << " choice " << c.key;
+            if (!c.correct) EXPECT_FALSE(g.feedback.empty()) << l->id << " choice " << c.key << " has no feedback";
+            right += c.correct;
+        }
+        EXPECT_EQ(right, 1);
+    } else if (q.kind == demos::QuestionKind::Bars) {
+        a.bars = r.numbers[0].vectors.at(q.answer.text);
+        EXPECT_TRUE(demos::grade(*l, r, a).correct) << l->id << ": the measured bars themselves must score right";
+    } else {
+        a.value = r.eval(q.answer.text).value;
+        EXPECT_TRUE(demos::grade(*l, r, a).correct) << l->id;
+        a.value = a.value + 10 * std::max(q.tolerance, q.rel_tolerance * std::fabs(a.value)) + 1;
+        demos::LessonGrade g = demos::grade(*l, r, a);
+        EXPECT_FALSE(g.correct) << l->id;
+        EXPECT_FALSE(g.feedback.empty()) << l->id;
+    }
+}
+
+std::vector<std::string> lesson_ids() {
+    std::vector<std::string> ids;
+    for (auto& l : builtins().lessons) ids.push_back(l.id);
+    return ids;
+}
+
+INSTANTIATE_TEST_SUITE_P(BuiltIn, LessonTruth, ::testing::ValuesIn(lesson_ids()),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                             std::string n = i.param;
+                             for (auto& c : n)
+                                 if (c == '-') c = '_';
+                             return n;
+                         });
+
+// A key that contradicts the engine is caught: flip the straggler lesson's expectation.
+TEST(Lessons, VerifyCatchesAWrongKey) {
+    demos::Lesson l = *builtins().find("dispatch-bytes");
+    for (auto& c : l.question.choices) c.correct = c.key == "c";  // "quadruples"
+    auto problems = demos::verify_lesson(l);
+    ASSERT_GE(problems.size(), 2u);
+    EXPECT_NE(problems[0].find("built-in:02-dispatch-bytes.toml:"), std::string::npos) << problems[0];
+
+    demos::Lesson s = *builtins().find("straggler");
+    s.question.expect_lo = 6.0;
+    s.question.expect_hi = 7.0;
+    problems = demos::verify_lesson(s);
+    ASSERT_FALSE(problems.empty());
+    EXPECT_NE(problems[0].find("expects the answer"), std::string::npos) << problems[0];
+}
+
+// ---- the terminal player, from a pipe ---------------------------------------------------------------------
+
+TEST(LessonPlayer, PipedRightAnswerRevealsRealNumbers) {
+    Shell r = play("dispatch-bytes", "b\\n4\\n");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("Right"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("CPU reference"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("k=2 → 32 MiB"), std::string::npos) << r.out;  // 2·4096·k·1024·2
+    EXPECT_NE(r.out.find("k=4 → 64 MiB"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("[modeled]"), std::string::npos);
+    EXPECT_NE(r.out.find("moelab lesson dispatch-bytes --try 1"), std::string::npos);
+}
+
+TEST(LessonPlayer, WrongConfidentAnswerNamesTheMisconception) {
+    Shell r = play("straggler", "1*16\\n5\\n");  // flat bars: "sparse means balanced"
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("Not this time"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Sparse FLOPs don't mean low latency"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("confident miss"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("e0 "), std::string::npos) << "the measured bars with the ghost";
+}
+
+TEST(LessonPlayer, BadInputIsAskedAgain) {
+    Shell r = play("capacity", "lots\\n250\\n24\\n0\\nsure\\n3\\n");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("'lots' is not a number"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("250 is out of range"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("0 is out of range; type 1 (a guess) to 5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("'sure' is not a whole number"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Right"), std::string::npos) << r.out;
+}
+
+TEST(LessonPlayer, TimelineAndVariationPlayToTheEnd) {
+    Shell r = play("pingpong", "2.0\\n2\\n");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("Right"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("attention "), std::string::npos) << "the text timeline";
+    r = play("pingpong", "2.0\\n2\\n", "--try 2");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("Variation 2"), std::string::npos) << r.out;
+}
+
+TEST(LessonPlayer, EndOfInputExitsTwo) {
+    Shell r = play("dispatch-bytes", "b\\n");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("stdin ended before an answer was given"), std::string::npos) << r.out;
+    r = play("no-such-lesson", "");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("straggler"), std::string::npos) << "lists the lessons there are";
+}
+
+TEST(LessonPlayer, ProgressIsRecordedAndListed) {
+    std::string dir = fresh_dir("progress");
+    std::string bin = MOELAB_BIN;
+    Shell r = shell("cd " + dir + " && printf 'c\\n4\\n' | " + bin + " lesson decode-prefill --progress p.toml");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    demos::Progress p = demos::Progress::load(dir + "/p.toml");
+    ASSERT_TRUE(p.done("decode-prefill"));
+    EXPECT_EQ(p.lessons["decode-prefill"].attempts, 1);
+    EXPECT_TRUE(p.lessons["decode-prefill"].last_correct);
+    EXPECT_EQ(p.lessons["decode-prefill"].last_confidence, 4);
+    r = shell("cd " + dir + " && " + bin + " lessons --progress p.toml");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("✓ 1×"), std::string::npos) << r.out;
+    for (auto& e : std::filesystem::directory_iterator(dir))
+        EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << "left a temp file behind";
+}
+
+// ---- instructors' files -----------------------------------------------------------------------------------
+
+TEST(LessonFiles, MalformedFilesGiveFileAndLineAndSpareTheRest) {
+    std::string dir = fresh_dir("bad");
+    // A good lesson of the instructor's own (a copy of a built-in one under a new id).
+    std::string good = read(std::string(MOELAB_SOURCE_DIR) + "/lessons/09-capacity.toml");
+    std::string::size_type at = good.find("id = \"capacity\"");
+    ASSERT_NE(at, std::string::npos);
+    good.replace(at, 15, "id = \"my-capacity\"");
+    std::ofstream(dir + "/a-good.toml") << good;
+    // Malformed TOML on line 3.
+    std::ofstream(dir + "/b-syntax.toml") << "id = \"x\"\ntitle = \"x\"\nintro = \"unterminated\n";
+    // Well-formed TOML with a typo'd key on line 4 and a misplaced top-level key on line 6.
+    std::ofstream(dir + "/c-typo.toml") << "id = \"typo\"\ntitle = \"t\"\nintro = \"i\"\nconcpet = 3\n[scenario]\n"
+                                           "checks = [\"1\"]\ntokens = 64\n";
+    // An expression naming a number that does not exist, on line 13.
+    std::string bad_name = read(std::string(MOELAB_SOURCE_DIR) + "/lessons/09-capacity.toml");
+    bad_name.replace(bad_name.find("id = \"capacity\""), 15, "id = \"bad-name\"");
+    bad_name.replace(bad_name.find("answer = \"dropped_pct\""), 22, "answer = \"droped_pct\"");
+    std::ofstream(dir + "/d-name.toml") << bad_name;
+    int name_line = 1;
+    for (std::size_t i = 0; i < bad_name.find("answer = \"droped_pct\""); ++i) name_line += bad_name[i] == '\n';
+
+    demos::LessonSet set = demos::load_lessons(dir);
+    EXPECT_NE(set.find("my-capacity"), nullptr) << "the good file still loads";
+    EXPECT_NE(set.find("straggler"), nullptr) << "the built-ins still load";
+    EXPECT_EQ(set.find("typo"), nullptr);
+    std::string all;
+    for (auto& p : set.problems) all += p.str() + "\n";
+    EXPECT_NE(all.find(dir + "/b-syntax.toml:3: malformed TOML"), std::string::npos) << all;
+    EXPECT_NE(all.find(dir + "/c-typo.toml:4: unknown key 'concpet'"), std::string::npos) << all;
+    EXPECT_NE(all.find(dir + "/c-typo.toml:6: [scenario] unknown key 'checks'"), std::string::npos) << all;
+    EXPECT_NE(all.find("must come before the first [table] header"), std::string::npos) << all;
+    EXPECT_NE(all.find(dir + "/d-name.toml:" + std::to_string(name_line) + ": [question] answer: unknown name "
+                                                                            "'droped_pct'"),
+              std::string::npos)
+        << all;
+
+    // The CLI: check reports every file and exits 2; the list still shows the good lessons.
+    Shell r = shell(std::string(MOELAB_BIN) + " lessons check --lessons-dir " + dir);
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("b-syntax.toml:3:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("c-typo.toml:4:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("d-name.toml:"), std::string::npos) << r.out;
+    r = shell(std::string(MOELAB_BIN) + " lessons --lessons-dir " + dir + " --progress " + dir + "/p.toml");
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("my-capacity"), std::string::npos) << r.out;
+    r = shell("printf '24.7\\n3\\n' | " + std::string(MOELAB_BIN) + " lesson my-capacity --no-progress --lessons-dir " +
+              dir);
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("Right"), std::string::npos) << r.out;
+}
+
+TEST(LessonFiles, AFolderReplacesABuiltInById) {
+    std::string dir = fresh_dir("override");
+    std::string text = read(std::string(MOELAB_SOURCE_DIR) + "/lessons/01-straggler.toml");
+    text.replace(text.find("title = \""), 9, "title = \"Instructor's version: ");
+    std::ofstream(dir + "/straggler.toml") << text;
+    demos::LessonSet set = demos::load_lessons(dir);
+    EXPECT_TRUE(set.problems.empty());
+    const demos::Lesson* l = set.find("straggler");
+    ASSERT_NE(l, nullptr);
+    EXPECT_EQ(l->title.rfind("Instructor's version", 0), 0u);
+    EXPECT_EQ(l->source, dir + "/straggler.toml");
+    EXPECT_EQ(set.lessons.size(), builtins().lessons.size());
+    // The repository's own folder is byte-identical to the built-ins: nothing is replaced, nothing reported.
+    demos::LessonSet same = demos::load_lessons(std::string(MOELAB_SOURCE_DIR) + "/lessons");
+    EXPECT_TRUE(same.problems.empty());
+    for (auto& x : same.lessons) EXPECT_EQ(x.source.rfind("built-in:", 0), 0u) << x.id;
+}
+
+TEST(LessonFiles, ReadmeListsEveryNumber) {
+    std::string readme = read(std::string(MOELAB_SOURCE_DIR) + "/lessons/README.md");
+    for (auto& m : demos::lesson::metric_catalog())
+        EXPECT_NE(readme.find(std::string("| `") + m.name + "` |"), std::string::npos) << m.name;
+    for (auto& l : builtins().lessons) EXPECT_NE(readme.find("`" + l.id + "`"), std::string::npos) << l.id;
+}
+
+// ---- the small pieces -------------------------------------------------------------------------------------
+
+TEST(LessonExpr, PrecedenceNamesAndErrors) {
+    using demos::lesson::Expr;
+    auto lookup = [](const std::string& n) -> std::optional<double> {
+        if (n == "a") return 2.0;
+        if (n == "run.b") return 3.0;
+        return std::nullopt;
+    };
+    EXPECT_DOUBLE_EQ(Expr::parse("1 + 2 * 3").eval(lookup), 7);
+    EXPECT_DOUBLE_EQ(Expr::parse("-(1 + 2) * a").eval(lookup), -6);
+    EXPECT_DOUBLE_EQ(Expr::parse("a < 3 && run.b >= 3").eval(lookup), 1);
+    EXPECT_DOUBLE_EQ(Expr::parse("!(a == 2) || a != 2").eval(lookup), 0);
+    EXPECT_DOUBLE_EQ(Expr::parse("max(1, a, run.b) + min(4, 5) + abs(-1) + ceil(1.2) + pow(2, 3)").eval(lookup), 18);
+    EXPECT_DOUBLE_EQ(Expr::parse("1e3 / 4").eval(lookup), 250);
+    EXPECT_EQ(Expr::parse("a + run.b * a").names(), (std::vector<std::string>{"a", "run.b"}));
+    try {
+        Expr::parse("a + * 2");
+        ADD_FAILURE() << "no error";
+    } catch (const moe::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("column 5"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Expr::parse("(a + 1"), moe::Error);
+    EXPECT_THROW(Expr::parse("a b"), moe::Error);
+    EXPECT_THROW(Expr::parse("zzz").eval(lookup), moe::Error);
+    EXPECT_THROW(Expr::parse("nosuch(1)").eval(lookup), moe::Error);
+}
+
+TEST(LessonExpr, TemplatesFillAndFormat) {
+    using demos::lesson::format_number;
+    EXPECT_EQ(format_number(1268), "1268");
+    EXPECT_EQ(format_number(4.953125), "4.95");
+    EXPECT_EQ(format_number(4.953125, 1), "5.0");
+    EXPECT_EQ(format_number(0.0419), "0.0419");
+    auto v = [](const demos::lesson::Expr& e) { return e.text() == "x" ? 2.5 : 10.0; };
+    EXPECT_EQ(demos::lesson::fill_template("x={x} y={y:1} {{literal}}", v), "x=2.5 y=10.0 {literal}");
+    EXPECT_THROW(demos::lesson::fill_template("{x", v), moe::Error);
+    EXPECT_THROW(demos::lesson::fill_template("x}", v), moe::Error);
+}
+
+TEST(LessonAnswers, ParsingAndClassSuggestion) {
+    const demos::Lesson* l = builtins().find("straggler");
+    ASSERT_NE(l, nullptr);
+    demos::LessonAnswer a;
+    EXPECT_EQ(demos::parse_answer(l->question, l->scenario, "1260, 190*15", &a), "");
+    ASSERT_EQ(a.bars.size(), 16u);
+    EXPECT_EQ(a.bars[0], 1260);
+    EXPECT_EQ(a.bars[15], 190);
+    EXPECT_NE(demos::parse_answer(l->question, l->scenario, "1,2,3", &a).find("that is 3 bars"), std::string::npos);
+    EXPECT_NE(demos::parse_answer(l->question, l->scenario, "0*16", &a), "");
+    int c = 0;
+    EXPECT_EQ(demos::parse_confidence(" 5 ", &c), "");
+    EXPECT_EQ(c, 5);
+    EXPECT_NE(demos::parse_confidence("6", &c), "");
+    EXPECT_NE(demos::parse_confidence("2.5", &c), "");
+    const demos::Lesson* d = builtins().find("dispatch-bytes");
+    EXPECT_EQ(demos::parse_answer(d->question, d->scenario, "B)", &a), "");
+    EXPECT_EQ(a.choice, "b");
+    EXPECT_NE(demos::parse_answer(d->question, d->scenario, "e", &a), "");
+
+    EXPECT_NE(demos::class_suggestion(3, 10).find("re-teach"), std::string::npos);
+    EXPECT_NE(demos::class_suggestion(5, 10).find("neighbour"), std::string::npos);
+    EXPECT_NE(demos::class_suggestion(7, 10).find("neighbour"), std::string::npos);
+    EXPECT_NE(demos::class_suggestion(8, 10).find("move on"), std::string::npos);
+}
+
+TEST(LessonProgress, AtomicSaveRoundTrips) {
+    std::string dir = fresh_dir("prog");
+    std::string path = dir + "/sub/progress.toml";
+    demos::Progress p;
+    p.record("straggler", false, 0.25, 5, "1*16");
+    p.record("straggler", true, 1.0, 4, "1260,190*15");
+    p.save(path);
+    demos::Progress q = demos::Progress::load(path);
+    ASSERT_TRUE(q.done("straggler"));
+    EXPECT_FALSE(q.done("capacity"));
+    const demos::LessonProgress& s = q.lessons["straggler"];
+    EXPECT_EQ(s.attempts, 2);
+    EXPECT_EQ(s.correct, 1);
+    EXPECT_TRUE(s.last_correct);
+    EXPECT_DOUBLE_EQ(s.best_score, 1.0);
+    EXPECT_EQ(s.last_answer, "1260,190*15");
+    std::ofstream(path) << "[lessons\n";
+    EXPECT_THROW(demos::Progress::load(path), moe::Error);
+}
