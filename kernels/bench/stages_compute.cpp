@@ -125,7 +125,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             r.note = "checked " + std::to_string(want.size()) + " experts × ≤" + std::to_string(kRows) + " rows";
         }
         // Host-side shapes and pageable copies inside: timed as direct launches, not graphs.
-        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), std::max(10, opt.repeats / 2), false, body);
+        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
         r.flops = flops;
         r.bytes = bytes;
         finish_row(r, t, c);
@@ -207,7 +207,7 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
         }
         r.note = "checked " + std::to_string(checked) + " tokens end to end";
     }
-    Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), std::max(10, opt.repeats / 2), false, body);
+    Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
     // Floor: each stage at its own floor (route and experts on the GEMM rate, dispatch and combine on copies).
     const double route_ms = std::max((double(T) * d * 2) / (c.copy_gbps * 1e9), 2.0 * T * E * d / (c.gemm_tflops * 1e12));
     const double move_ms = (double(T) * d * 2 * (1 + k) + double(T) * k * d * 2 + double(T) * d * 2) / (c.copy_gbps * 1e9);

@@ -125,13 +125,13 @@ def bench_shape(name, s, stages, warmup, reps, dev, rows, log):
         if "experts" in stages:
             log(f"experts {name}")
             try:
-                t = time_fn([lambda: experts_grouped(xp, w1t, w2t, offs, F_)], min(warmup, 3), max(10, reps // 2))
+                t = time_fn([lambda: experts_grouped(xp, w1t, w2t, offs, F_)], min(warmup, 3), reps)
                 rows.append(row("experts", name, s, "uniform", "_grouped_mm", t))
             except Exception as e:  # an older torch, or a layout it refuses
                 grouped_ok = False
                 rows.append(row("experts", name, s, "uniform", "_grouped_mm", (None, None)) | {"error": str(e)})
             hc = counts.tolist()
-            t = time_fn([lambda: experts_loop(xp, w1, w2, hc, F_)], min(warmup, 3), max(10, reps // 2))
+            t = time_fn([lambda: experts_loop(xp, w1, w2, hc, F_)], min(warmup, 3), reps)
             rows.append(row("experts", name, s, "uniform", "loop", t))
         if "layer" in stages:
             log(f"layer {name}")
@@ -148,7 +148,7 @@ def bench_shape(name, s, stages, warmup, reps, dev, rows, log):
                     y = experts_loop(p, w1, w2, c.tolist(), F_)
                 return combine_fn(y, o, wt, T, k)
 
-            t = time_fn([lambda x=x: layer(x) for x in xs[:2]], min(warmup, 3), max(10, reps // 2))
+            t = time_fn([lambda x=x: layer(x) for x in xs[:2]], min(warmup, 3), reps)
             rows.append(row("layer", name, s, "gate", "composition", t))
         del w1, w2, w1t, w2t
     del xs

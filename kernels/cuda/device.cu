@@ -54,10 +54,10 @@ std::string unavailable_reason() {
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        return std::string("no usable GPU: the CUDA runtime says ") + cudaGetErrorName(err) + " (" +
+        return std::string("the CUDA runtime says ") + cudaGetErrorName(err) + " (" +
                cudaGetErrorString(err) + ")";
     }
-    if (n == 0) return "no usable GPU: the CUDA runtime found no device";
+    if (n == 0) return "the CUDA runtime found no device";
     return "";
 }
 

@@ -59,11 +59,11 @@ __global__ void __launch_bounds__(kThreads, 2)
                          const std::int32_t* counts, const std::int32_t* offsets, int hidden, int ffn,
                          const bf16_t* w1, bf16_t* h) {
     extern __shared__ __align__(16) bf16_t smem[];
-    const FusedTile tile = tiles[blockIdx.y];
+    const FusedTile tile = tiles[blockIdx.x];
     const int e = tile.expert;
     const int n_rows = counts[e] - tile.m0;  // rows of this tile that exist (may exceed kBM)
     const std::int64_t r0 = offsets[e] + tile.m0;
-    const int n0 = blockIdx.x * kBN;
+    const int n0 = blockIdx.y * kBN;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int wm = warp & 3, wn = warp >> 2;
 
@@ -203,7 +203,8 @@ void fused_gate_up(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
             cudaFuncSetAttribute(fused_gate_up_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
         attr_set = true;
     }
-    dim3 grid(ffn / kBN, static_cast<unsigned>(host.size()));
+    // Tiles along x (no 65535 limit); the h columns along y.
+    dim3 grid(static_cast<unsigned>(host.size()), ffn / kBN);
     fused_gate_up_kernel<<<grid, kThreads, kSmemBytes, st>>>(xp, x, row_token, tiles, counts, offsets, hidden, ffn,
                                                            w1, h);
     MOE_CUDA_LAUNCH_CHECK("fused_gate_up_kernel");
