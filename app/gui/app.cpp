@@ -104,6 +104,9 @@ App::App(const AppOptions& opt) : opt_(opt) {
     vs.fonts_dirty = true;
     st.scenario = opt.scenario;
     st.preset = opt.preset;
+    if (st.preset.empty())
+        for (const demos::Preset& p : demos::presets())
+            if (p.scenario == st.scenario) st.preset = p.name;
     st.invalid = st.scenario.validate();
     last_prefs_ = prefs_to_toml(prefs_from(vs, export_dir));
     if (opt.background_runs) {
@@ -172,12 +175,30 @@ void App::rerun(double delay_ms) {
         return;
     }
     std::vector<Job> jobs = plan_jobs(st.scenario, vs);
+    begin_jobs(jobs);
+    runner_->submit(std::move(jobs), delay_ms);
+    st.status = runner_->status();
+}
+
+void App::begin_jobs(const std::vector<Job>& jobs) {
     sweep_pending_.clear();
     sweep_expected_ = 0;
     for (const Job& j : jobs) sweep_expected_ += j.slot == Slot::Sweep;
     st.error = RunError{};
-    runner_->submit(std::move(jobs), delay_ms);
-    st.status = runner_->status();
+}
+
+int App::banner_note_count() const {
+    std::vector<const std::string*> seen;
+    for (const auto* r : {&st.results.routing, &st.results.layer, &st.results.dispatch}) {
+        if (!*r) continue;
+        for (const auto& n : (*r)->notes) {
+            if (n.find("strateg") != std::string::npos) continue;
+            bool dup = false;
+            for (const std::string* s : seen) dup |= *s == n;
+            if (!dup) seen.push_back(&n);
+        }
+    }
+    return std::max<int>(1, static_cast<int>(seen.size()));
 }
 
 void App::apply(JobResult&& r) {
@@ -227,13 +248,18 @@ void App::poll_runner() {
 }
 
 void App::views() {
+    // Below the main menu bar; computed rather than read from WorkPos, which lags the menu bar by a frame.
     const ImGuiViewport* vp = ImGui::GetMainViewport();
-    const ImVec2 o = vp->WorkPos, S = vp->WorkSize;
+    const float menu_h = ImGui::GetFrameHeight();
+    const ImVec2 o(vp->Pos.x, vp->Pos.y + menu_h), S(vp->Size.x, vp->Size.y - menu_h);
     const float f = vs.fonts.body_px;
-    const float banner_h = std::min(S.y * 0.3f, f * 5.6f + 10);
+    const ImGuiStyle& style = ImGui::GetStyle();
+    const float line = ImGui::GetTextLineHeightWithSpacing();
+    const float banner_h = std::min(S.y * 0.3f, style.WindowPadding.y * 2 + line * (2 + banner_note_count()) +
+                                                     ImGui::GetFrameHeight() - line + 2);
     const float ctrl_w = std::clamp(f * 23.0f, 280.0f, S.x * 0.36f);
     const float rx = o.x + ctrl_w, rw = S.x - ctrl_w, ry = o.y + banner_h, rh = S.y - banner_h;
-    const float split = 0.56f;
+    const float split = 0.56f, top = 0.46f;
     const ImGuiCond cond = vs.relayout ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
     auto place = [&](float x, float y, float w, float h) {
         ImGui::SetNextWindowPos(ImVec2(x, y), cond);
@@ -252,19 +278,19 @@ void App::views() {
         changed |= show_controls(st, vs, &edit, &preset, &vs.show_controls);
     }
     if (vs.show_loads) {
-        place(rx, ry, rw * split, rh * 0.5f);
+        place(rx, ry, rw * split, rh * top);
         show_loads(st, vs, &vs.show_loads);
     }
     if (vs.show_comm) {
-        place(rx + rw * split, ry, rw * (1 - split), rh * 0.5f);
+        place(rx + rw * split, ry, rw * (1 - split), rh * top);
         show_comm(st, vs, &vs.show_comm);
     }
     if (vs.show_timeline) {
-        place(rx, ry + rh * 0.5f, rw * split, rh * 0.5f);
+        place(rx, ry + rh * top, rw * split, rh * (1 - top));
         show_timeline(st, vs, &vs.show_timeline);
     }
     if (vs.show_dispatch) {
-        place(rx + rw * split, ry + rh * 0.5f, rw * (1 - split), rh * 0.5f);
+        place(rx + rw * split, ry + rh * top, rw * (1 - split), rh * (1 - top));
         show_dispatch(st, vs, &vs.show_dispatch);
     }
     if (vs.show_help) {
@@ -288,22 +314,25 @@ void App::views() {
 
 void App::menu_bar() {
     if (!ImGui::BeginMainMenuBar()) return;
-    if (ImGui::BeginMenu("File")) {
+    const bool menu_file = ImGui::BeginMenu("File");
+    anchor(vs, "menu:File");
+    if (menu_file) {
         if (ImGui::MenuItem("Open scenario…", "Ctrl+O")) vs.request_open_scenario = true;
         if (ImGui::MenuItem("Save scenario…", "Ctrl+S")) vs.request_save_scenario = true;
         ImGui::Separator();
         const ViewInfo* fv = find_view(vs.focused);
         std::string png = std::string("Save PNG of ") + (fv ? fv->title : "the window");
         if (ImGui::MenuItem(png.c_str(), "F12")) vs.request_save_png = true;
-        anchor(vs, "menu:File/Save PNG");
+        anchor(vs, "menu:File/save-png");
         if (ImGui::MenuItem("Export result (JSON + CSV)", "Ctrl+E")) vs.request_export = true;
-        anchor(vs, "menu:File/Export");
+        anchor(vs, "menu:File/export");
         ImGui::Separator();
         if (ImGui::MenuItem("Quit", "Ctrl+Q")) vs.request_quit = true;
         ImGui::EndMenu();
     }
-    anchor(vs, "menu:File");
-    if (ImGui::BeginMenu("View")) {
+    const bool menu_view = ImGui::BeginMenu("View");
+    anchor(vs, "menu:View");
+    if (menu_view) {
         for (const ViewInfo& v : view_registry()) {
             ImGui::MenuItem(v.title, v.shortcut, vs.open_flag(v.id));
             anchor(vs, std::string("menu:View/") + v.key);
@@ -313,7 +342,6 @@ void App::menu_bar() {
         anchor(vs, "menu:View/reset");
         ImGui::EndMenu();
     }
-    anchor(vs, "menu:View");
     if (ImGui::BeginMenu("Presets")) {
         for (const demos::Preset& p : demos::presets()) {
             if (ImGui::MenuItem(p.name.c_str(), nullptr, p.name == st.preset)) {
@@ -328,23 +356,25 @@ void App::menu_bar() {
         }
         ImGui::EndMenu();
     }
-    if (ImGui::BeginMenu("Options")) {
+    const bool menu_options = ImGui::BeginMenu("Options");
+    anchor(vs, "menu:Options");
+    if (menu_options) {
         if (ImGui::MenuItem("Presenter mode", "F5", vs.presenter)) {
             vs.presenter = !vs.presenter;
             vs.fonts_dirty = true;
         }
         anchor(vs, "menu:Options/presenter");
         ImGui::Separator();
-        auto theme_item = [&](const char* name, ThemeKind k) {
+        auto theme_item = [&](const char* name, const char* key, ThemeKind k) {
             if (ImGui::MenuItem(name, nullptr, vs.look.theme == k, !vs.presenter)) {
                 vs.look.theme = k;
                 vs.fonts_dirty = true;
             }
-            anchor(vs, std::string("menu:Options/") + name);
+            anchor(vs, std::string("menu:Options/") + key);
         };
-        theme_item("Dark theme", ThemeKind::Dark);
-        theme_item("Light theme", ThemeKind::Light);
-        theme_item("High contrast", ThemeKind::HighContrast);
+        theme_item("Dark theme", "dark", ThemeKind::Dark);
+        theme_item("Light theme", "light", ThemeKind::Light);
+        theme_item("High contrast", "high-contrast", ThemeKind::HighContrast);
         ImGui::Separator();
         if (ImGui::MenuItem("Okabe–Ito palette (colour-blind safe)", nullptr, vs.look.palette == PaletteKind::OkabeIto,
                             !vs.presenter)) {
@@ -368,7 +398,6 @@ void App::menu_bar() {
         ImGui::MenuItem("Re-run the full layer on every edit", nullptr, &vs.run_full_layer);
         ImGui::EndMenu();
     }
-    anchor(vs, "menu:Options");
     if (ImGui::BeginMenu("Help")) {
         ImGui::MenuItem("Shortcuts and provenance", "F1", &vs.show_help);
         ImGui::EndMenu();

@@ -44,6 +44,9 @@ class App {
     void frame();
     // Applies one finished job to the results (the snapshot feeds results through this too).
     void apply(JobResult&& r);
+    // Resets what a batch of jobs will fill (the sweep's expected points); rerun and the snapshot call it.
+    void begin_jobs(const std::vector<Job>& jobs);
+    int banner_note_count() const;
     // Starts a run of the current scenario now (or after `delay_ms`).
     void rerun(double delay_ms = 0);
     // Loads a scenario file into the controls and runs it.

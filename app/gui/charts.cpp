@@ -185,7 +185,9 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
     const float pw = fr.pb.x - fr.pa.x, ph = fr.pb.y - fr.pa.y;
     auto ypix = [&](double v) { return fr.pb.y - static_cast<float>(v / ymax) * ph; };
     const float slot = pw / n;
-    const float gap = slot >= 6 ? std::min(slot * 0.22f, 14.0f) : 0.0f;
+    // Few bars in a wide chart: cap their width so they read as bars, not as blocks.
+    const float max_bar = fonts.body->FontSize * 7.0f;
+    const float gap = slot >= 6 ? std::max(std::min(slot * 0.22f, 14.0f), slot - max_bar) : 0.0f;
 
     // Group bands (ranks) behind everything.
     for (std::size_t g = 0; g < c.groups.size(); ++g) {
@@ -456,7 +458,8 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
     float label_w = 0;
     for (const auto& s : h.row_labels) label_w = std::max(label_w, text_w(sf, s));
     const float legend_w = 18 + 8 + text_w(sf, fmt(vmax)) + 10;
-    ImVec2 pa(a.x + label_w + lh * 1.6f, a.y + lh * 2.6f);
+    // Rows of text above the grid: titles, then column labels.
+    ImVec2 pa(a.x + label_w + 10, a.y + lh * 3.3f);
     ImVec2 pb(a.x + size.x - legend_w - 10, a.y + size.y - 4);
     float cell = std::min((pb.x - pa.x) / h.cols, (pb.y - pa.y) / h.rows);
     if (cell < 2) {
@@ -502,10 +505,12 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
         float w = text_w(sf, h.col_labels[c]);
         draw_text(dl, sf, ImVec2(pa.x + c * cell + (cell - w) * 0.5f, pa.y - lh - 3), pal.text_dim, h.col_labels[c]);
     }
-    if (!h.col_title.empty()) draw_text(dl, sf, ImVec2(pa.x, a.y), pal.text_dim, h.col_title);
-    if (!h.row_title.empty()) {
-        // Vertical title is not available; put it above the row labels.
-        draw_text(dl, sf, ImVec2(a.x, a.y + lh * 1.3f), pal.text_dim, h.row_title);
+    // Row 0: row title (left) and legend title (right); row 1: column title over the grid.
+    if (!h.row_title.empty()) draw_text(dl, sf, ImVec2(a.x, a.y), pal.text_dim, h.row_title);
+    if (!h.col_title.empty()) {
+        float w = text_w(sf, h.col_title);
+        float x = std::max(pa.x, std::min((pa.x + pb.x - w) * 0.5f, a.x + size.x - w));
+        draw_text(dl, sf, ImVec2(x, a.y + lh * 1.15f), pal.text_dim, h.col_title);
     }
     // Legend: a vertical ramp with ticks.
     ImVec2 la(pb.x + 14, pa.y), lb(pb.x + 32, pb.y);
@@ -522,7 +527,8 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
     }
     if (!h.legend_title.empty()) {
         float w = text_w(sf, h.legend_title);
-        draw_text(dl, sf, ImVec2(std::min(la.x, a.x + size.x - w), pa.y - lh * 2.4f), pal.text_dim, h.legend_title);
+        draw_text(dl, sf, ImVec2(std::max(a.x + text_w(sf, h.row_title) + 12, std::min(la.x, a.x + size.x - w)), a.y),
+                  pal.text_dim, h.legend_title);
     }
     ImGui::PopID();
     return hover;

@@ -81,8 +81,6 @@ Hover lanes(const Lanes& l, LaneView* view, ImVec2 size, const Palette& pal, con
         view->t1 += dt;
     }
     if (hovered && ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) view->fit = true;
-    ImGui::SetCursorScreenPos(ImVec2(a.x, a.y + size.y));
-    ImGui::Dummy(ImVec2(size.x, 0));
 
     ImDrawList* dl = ImGui::GetWindowDrawList();
     auto xpix = [&](double t) { return pa.x + static_cast<float>((t - view->t0) / span) * pw; };

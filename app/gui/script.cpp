@@ -75,11 +75,11 @@ wait 2
 expect_anchor comm_heatmap
 click menu:Options
 wait 2
-click menu:Options/High contrast
+click menu:Options/high-contrast
 wait 3
 click menu:Options
 wait 2
-click menu:Options/Dark theme
+click menu:Options/dark
 wait 2
 key F5
 wait 3
@@ -166,6 +166,17 @@ const char* kOps[] = {"wait", "wait_idle", "move", "click", "ctrlclick", "dblcli
                       "expect_error", "expect_no_error", "expect_anchor", "expect_no_anchor", "expect_result",
                       "expect_scenario", "expect_busy", "save_png", "screenshot", "export", "save_scenario",
                       "load_scenario", "set_view", "presenter", "full_layer", "rerun", "echo", "quit"};
+
+// Names on screen that share the target's prefix, to make a failing script easy to fix.
+std::string similar(App& app, const std::string& spec) {
+    std::string name = spec.substr(0, spec.find('@'));
+    std::string prefix = name.substr(0, std::min(name.size(), name.find_first_of(":_/") + 1));
+    std::string out;
+    int n = 0;
+    for (const auto& kv : app.vs.probe.anchors)
+        if (kv.first.compare(0, prefix.size(), prefix) == 0 && n++ < 12) out += (out.empty() ? "" : ", ") + kv.first;
+    return out.empty() ? "" : " (on screen: " + out + ")";
+}
 
 }  // namespace
 
@@ -292,7 +303,7 @@ void Script::before_frame(App& app) {
             ImVec2 p;
             if (phase_ == 0) {
                 if (!target(app, arg(0), &p)) {
-                    fail(c, "nothing named '" + arg(0) + "' on screen");
+                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(app, arg(0)));
                     next();
                     continue;
                 }
@@ -321,7 +332,7 @@ void Script::before_frame(App& app) {
             if (phase_ == 0) {
                 ImVec2 p;
                 if (!target(app, arg(0), &p)) {
-                    fail(c, "nothing named '" + arg(0) + "' on screen");
+                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(app, arg(0)));
                     next();
                     continue;
                 }

@@ -251,6 +251,7 @@ int run_snapshot(const SnapshotOptions& o) {
 
         // Run everything the view draws, synchronously, with progress on stderr.
         std::vector<Job> jobs = plan_jobs(o.scenario, app.vs);
+        app.begin_jobs(jobs);
         for (std::size_t i = 0; i < jobs.size(); ++i) {
             if (!o.quiet) std::fprintf(stderr, "moelab: snapshot: running %s (%zu/%zu)\n", slot_name(jobs[i].slot), i + 1, jobs.size());
             JobResult r = run_job(jobs[i], 1, nullptr, {});
@@ -281,7 +282,7 @@ int run_snapshot(const SnapshotOptions& o) {
                     app.vs.probe.anchors.clear();
                     draw_single(app, *view, io.DisplaySize);
                 } else {
-                    app.vs.relayout = f == 0;
+                    app.vs.relayout = true;
                     app.frame();
                 }
                 ImGui::Render();

@@ -49,16 +49,27 @@ void draw_comm(const AppState& app, ViewState& vs) {
     help_marker("Per MoE layer every token's activation (d elements of b bytes) goes to each of its k experts "
                 "(dispatch) and the expert output comes back (combine): the factor 2. This counts every assignment "
                 "as if its expert lived on another GPU.");
-    ImGui::Text("= 2 · %lld · %d · %d · %d B", static_cast<long long>(s.tokens), s.top_k, s.hidden, r.bytes_per_elem);
-    ImGui::SameLine();
-    ImGui::PushFont(vs.fonts.big);
-    ImGui::Text("= %s", charts::fmt_bytes(r.seed_bytes).c_str());
-    ImGui::PopFont();
-    anchor(vs, "comm_total");
     ImGui::SameLine();
     provenance_badge(pal, r.comm_provenance);
+    // The substitution and the big total share a baseline.
+    const float y0 = ImGui::GetCursorPosY();
+    ImGui::SetCursorPosY(y0 + vs.fonts.big->Ascent - vs.fonts.body->Ascent);
+    ImGui::Text("= 2 · %lld · %d · %d · %d B =", static_cast<long long>(s.tokens), s.top_k, s.hidden, r.bytes_per_elem);
+    ImGui::SameLine();
+    ImGui::SetCursorPosY(y0);
+    ImGui::PushFont(vs.fonts.big);
+    ImGui::TextUnformatted(charts::fmt_bytes(r.seed_bytes).c_str());
+    ImGui::PopFont();
+    anchor(vs, "comm_total");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip("per MoE layer: the dispatch to the experts plus the combine back, every assignment counted");
 
     const int G = std::max(1, r.ranks);
+    if (G == 1) {
+        ImGui::TextWrapped("One rank: every expert is local, so nothing crosses a link. Raise ranks to spread the "
+                           "experts over GPUs and see the all-to-all traffic.");
+        return;
+    }
     if (ImGui::BeginTable("comm_figures", 3, ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_RowBg)) {
         auto row = [&](const char* what, double bytes, const char* help) {
             ImGui::TableNextRow();
@@ -72,23 +83,20 @@ void draw_comm(const AppState& app, ViewState& vs) {
         };
         row("crosses links", r.routed_bytes,
             "Dispatch + combine bytes of the assignments whose expert lives on another rank. With E/G experts per "
-            "rank and tokens spread evenly, about (G−1)/G of the formula; 0 on one rank.");
+            "rank and tokens spread evenly, about (G−1)/G of the formula.");
         row("deduplicated", r.dedup_bytes,
             "The same, when a token is sent once per destination rank even if k > 1 of its experts live there "
             "(DeepEP-style dedup).");
         ImGui::EndTable();
     }
     if (r.comm_ms >= 0) {
-        ImGui::Text("transfer time of the busiest rank: %s", charts::fmt_ms(r.comm_ms).c_str());
+        ImGui::Text("busiest rank's transfer: %s", charts::fmt_ms(r.comm_ms).c_str());
         ImGui::SameLine();
         provenance_badge(pal, r.comm_time_provenance);
-        if (r.comm_time_provenance == demos::Provenance::Modeled) {
-            ImGui::SameLine();
-            ImGui::TextDisabled("(its bytes ÷ %.0f GB/s; no link was measured)", s.link_gbps);
-        }
-    } else if (G == 1) {
-        ImGui::TextWrapped("One rank: nothing crosses a link. Raise ranks to spread the experts and see the "
-                           "all-to-all traffic.");
+        if (r.comm_time_provenance == demos::Provenance::Modeled && ImGui::IsItemHovered())
+            wrapped_tooltip(("Not measured: the busiest rank's outgoing bytes ÷ " + charts::fmt_fixed(s.link_gbps, 0) +
+                             " GB/s (the link bandwidth control). Ranks are emulated on one device here.")
+                                .c_str());
     } else {
         ImGui::TextDisabled("no transfer time: not measured on this machine");
     }

@@ -33,9 +33,9 @@ void draw_device(const AppState& app, ViewState& vs) {
         for (const auto& g : app.gpus) device += (device.empty() ? "" : ", ") + g;
     }
     ImGui::TextUnformatted(device.empty() ? "(device pending)" : device.c_str());
-    if (cpu) {
+    if (cpu && !r && !app.gpu_unavailable.empty()) {
         ImGui::SameLine();
-        ImGui::TextDisabled("·  no GPU: %s", app.gpu_unavailable.empty() ? "backend set to cpu" : app.gpu_unavailable.c_str());
+        ImGui::TextDisabled("·  no GPU: %s", app.gpu_unavailable.c_str());
     }
 
     // Right side: run status and buttons.
@@ -78,6 +78,7 @@ void draw_device(const AppState& app, ViewState& vs) {
     auto notes_of = [&](const std::optional<demos::Result>& res) {
         if (!res) return;
         for (const auto& n : res->notes) {
+            if (n.find("strateg") != std::string::npos) continue;  // shown in the dispatch view
             if (!seen.insert(n).second) continue;
             ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
             ImGui::Bullet();

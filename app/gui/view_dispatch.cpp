@@ -54,7 +54,11 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         c.whisker_hi.push_back(st.time.p95_ms);
         c.colors.push_back(pal.series_at(static_cast<int>(i)));
         c.hatched.push_back(st.time.provenance == demos::Provenance::Modeled);
-        c.labels.push_back(st.strategy + (st.strategy == r.scenario.strategy ? " (selected)" : ""));
+        c.labels.push_back(st.strategy);
+        if (st.strategy == r.scenario.strategy) {
+            c.highlight = static_cast<int>(i);
+            c.highlight_label = "selected";
+        }
         c.value_labels.push_back(charts::fmt_ms(st.time.median_ms));
     }
     c.y_title = "pack time per layer (median; whiskers min … p95)";
@@ -72,10 +76,17 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         ImGui::TextDisabled("(%% of floor needs a measured copy bandwidth: GPU runs)");
     }
     result_header(r, vs);
+    for (const std::string& n : r.notes) {
+        if (n.find("strateg") == std::string::npos) continue;  // the strategy caveat; the banner has the rest
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
+        ImGui::TextUnformatted(r.backend == "cpu" ? "⚠ CPU reference: the differences are noise (hover)" : "⚠ note (hover)");
+        ImGui::PopStyleColor();
+        if (ImGui::IsItemHovered()) wrapped_tooltip(n.c_str());
+    }
 
     ImVec2 avail = ImGui::GetContentRegionAvail();
     const bool sweep = vs.sweep_on && app.results.sweep.size() >= 2;
-    float bars_h = sweep ? std::max(140.0f, avail.y * 0.45f) : std::max(140.0f, avail.y - ImGui::GetFrameHeightWithSpacing() * 1.5f);
+    float bars_h = sweep ? std::max(140.0f, avail.y * 0.42f) : std::max(140.0f, avail.y - ImGui::GetFrameHeightWithSpacing() * 1.5f);
     charts::Hover h = charts::bar_chart(c, ImVec2(avail.x, bars_h), pal, vs.fonts);
     anchor(vs, "dispatch_bars");
     if (h.index >= 0) {

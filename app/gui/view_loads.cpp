@@ -93,47 +93,55 @@ void draw_loads(const AppState& app, ViewState& vs) {
                       static_cast<long long>(max_load), r.mean_load, r.straggler_factor, r.straggler_factor, total);
         wrapped_tooltip(buf);
     }
-    ImGui::TextDisabled("straggler factor (max / mean)");
+    ImGui::TextDisabled("straggler (max / mean)");
+    provenance_badge(pal, r.loads_provenance);
     ImGui::EndGroup();
 
-    ImGui::SameLine(0, ImGui::GetFontSize() * 2);
+    ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
     ImGui::BeginGroup();
-    ImGui::Text("mean load  T·k/E = %lld·%d/%d = %.1f tokens", static_cast<long long>(s.tokens), s.top_k, s.experts,
-                r.mean_load);
-    ImGui::Text("hottest    expert %d: %s tokens", r.hottest_expert, charts::fmt_count(static_cast<double>(max_load)).c_str());
+    ImGui::Text("mean  %.1f tokens", r.mean_load);
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(("mean load = T·k/E = " + std::to_string(s.tokens) + "·" + std::to_string(s.top_k) + "/" +
+                         std::to_string(s.experts) + " (kept assignments / experts)").c_str());
+    ImGui::Text("hottest  e%d: %s", r.hottest_expert, charts::fmt_count(static_cast<double>(max_load)).c_str());
     if (r.capacity > 0) {
-        ImGui::Text("capacity   C = ⌈cf·T·k/E⌉ = ⌈%.2f·%lld·%d/%d⌉ = %lld", s.capacity_factor,
-                    static_cast<long long>(s.tokens), s.top_k, s.experts, static_cast<long long>(r.capacity));
+        ImGui::Text("capacity  C = %s", charts::fmt_count(static_cast<double>(r.capacity)).c_str());
+        if (ImGui::IsItemHovered()) {
+            char buf[200];
+            std::snprintf(buf, sizeof buf, "C = ⌈cf·T·k/E⌉ = ⌈%.2f·%lld·%d/%d⌉ = %lld", s.capacity_factor,
+                          static_cast<long long>(s.tokens), s.top_k, s.experts, static_cast<long long>(r.capacity));
+            wrapped_tooltip(buf);
+        }
     } else {
-        ImGui::TextUnformatted("capacity   none (cf = 0: dropless)");
+        ImGui::TextUnformatted("capacity  none (dropless)");
     }
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(r.dropped > 0 ? pal.dropped : pal.text));
-    ImGui::Text("dropped    %s of %s assignments (%.2f%%)", charts::fmt_count(static_cast<double>(r.dropped)).c_str(),
-                charts::fmt_count(total).c_str(), total > 0 ? 100.0 * r.dropped / total : 0.0);
+    ImGui::Text("dropped  %s (%.2f%%)", charts::fmt_count(static_cast<double>(r.dropped)).c_str(),
+                total > 0 ? 100.0 * r.dropped / total : 0.0);
     ImGui::PopStyleColor();
     anchor(vs, "dropped");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(("assignments dropped over capacity, of T·k = " + charts::fmt_count(total) +
+                         ". A dropped assignment skips its expert: the token keeps only its residual.").c_str());
+    ImGui::EndGroup();
     if (r.ranks > 1 && !r.rank_loads.empty()) {
-        ImGui::Text("per rank   max/mean = %.2f× over %d ranks", r.rank_straggler, r.ranks);
+        ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
+        ImGui::BeginGroup();
+        ImGui::Text("per rank  %.2f×", r.rank_straggler);
         if (ImGui::IsItemHovered()) {
-            std::string t = "Rows each rank's experts process:\n";
+            std::string t = "max / mean of the rows each rank's experts process:\n";
             for (std::size_t g = 0; g < r.rank_loads.size(); ++g)
                 t += "  rank " + std::to_string(g) + ": " + charts::fmt_count(static_cast<double>(r.rank_loads[g])) + "\n";
             t += "A rank's GPU is as slow as its busiest expert group.";
             wrapped_tooltip(t.c_str());
         }
+        ImGui::EndGroup();
     }
-    provenance_badge(pal, r.loads_provenance);
-    ImGui::SameLine();
-    ImGui::Checkbox("stack dropped", &vs.loads_show_demand);
-    anchor(vs, "loads_show_demand");
-    help_marker("Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block on top "
-                "of its bar.");
-    ImGui::EndGroup();
 
     // The chart, then its legend.
     charts::BarChart chart = build_chart(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    float legend_h = ImGui::GetTextLineHeightWithSpacing() + 4;
+    float legend_h = ImGui::GetFrameHeightWithSpacing() + 4;
     charts::Hover h = charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, vs.fonts);
     anchor(vs, "loads_chart");
     if (h.index >= 0) {
@@ -152,10 +160,14 @@ void draw_loads(const AppState& app, ViewState& vs) {
     }
     legend_item(vs, pal.bar, "kept tokens", 0);
     legend_item(vs, pal.bar_hot, "hottest expert", 0);
-    if (vs.loads_show_demand) legend_item(vs, pal.dropped, "dropped (over capacity)", 1);
+    if (vs.loads_show_demand && r.dropped > 0) legend_item(vs, pal.dropped, "dropped (over capacity)", 1);
     legend_item(vs, pal.mean, "mean", 2);
     if (r.capacity > 0) legend_item(vs, pal.capacity, "capacity", 3);
-    ImGui::NewLine();
+    ImGui::Checkbox("stack dropped", &vs.loads_show_demand);
+    anchor(vs, "loads_show_demand");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip("Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block "
+                        "on top of its bar.");
 }
 
 void show_loads(const AppState& app, ViewState& vs, bool* p_open) {

@@ -111,16 +111,21 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
         wrapped_tooltip("MegaScale-Infer's ping-pong condition: with m micro-batches, each stage must find work while "
                         "the others travel A2E and E2A, so m·Tf ≥ 2(Tf + Tc), i.e. m ≥ 2(1 + Tc/Tf), Tf = max(Ta, Te). "
                         "With fast links (Tc < Tf/2) m = 3 suffices; slower links need m ≥ 4.");
-    ImGui::SameLine();
-    ImGui::TextUnformatted(p.comm_hidden ? "communication hidden" : "communication exposed: add micro-batches");
+    ImGui::TextUnformatted(p.comm_hidden ? "communication hidden behind compute"
+                                         : "communication exposed: add micro-batches or a faster link");
     ImGui::SameLine();
     provenance_badge(pal, p.provenance);
-    ImGui::Text("per micro-batch: Ta %s · Te %s · Tc %s   iteration: %s simulated, %s closed form", charts::fmt_ms(p.ta_ms).c_str(),
-                charts::fmt_ms(p.te_ms).c_str(), charts::fmt_ms(p.tc_ms).c_str(), charts::fmt_ms(p.total_ms).c_str(),
-                charts::fmt_ms(p.closed_form_ms).c_str());
-    if (ImGui::IsItemHovered())
-        wrapped_tooltip("Closed form (Ta + Te + 2Tc) + Tf·(m·L − 1). It is exact when communication is hidden or L = 1; "
-                        "the simulator's schedule is longer when it is not.");
+    ImGui::Text("Ta %s · Te %s · Tc %s · iteration %s", charts::fmt_ms(p.ta_ms).c_str(),
+                charts::fmt_ms(p.te_ms).c_str(), charts::fmt_ms(p.tc_ms).c_str(), charts::fmt_ms(p.total_ms).c_str());
+    if (ImGui::IsItemHovered()) {
+        char buf[400];
+        std::snprintf(buf, sizeof buf,
+                      "Per micro-batch: attention Ta, experts Te, one A2E or E2A transfer Tc.\n"
+                      "Iteration (m = %d micro-batches, L = %d layers): %s simulated; closed form "
+                      "(Ta + Te + 2Tc) + Tf·(m·L − 1) = %s. The two agree when communication is hidden or L = 1.",
+                      p.micro_batches, p.layers, charts::fmt_ms(p.total_ms).c_str(), charts::fmt_ms(p.closed_form_ms).c_str());
+        wrapped_tooltip(buf);
+    }
     ImGui::SameLine();
     ImGui::TextDisabled("· busy: attention %.0f%%, experts %.0f%%", 100 * p.attention_util, 100 * p.expert_util);
 }
@@ -136,11 +141,15 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     }
     condition_line(pr->pipeline, vs);
 
+    bool any_measured = false;
+    for (const demos::Span& s : pr->timeline) any_measured |= pipe_lane(s.lane) >= 0;
     ImGui::Checkbox("model", &vs.timeline_show_model);
     anchor(vs, "timeline_model");
     ImGui::SameLine();
-    ImGui::Checkbox("measurement", &vs.timeline_show_measured);
-    ImGui::SameLine();
+    if (any_measured) {
+        ImGui::Checkbox("measurement", &vs.timeline_show_measured);
+        ImGui::SameLine();
+    }
     ImGui::Checkbox("per rank", &vs.timeline_per_rank);
     anchor(vs, "timeline_per_rank");
     ImGui::SameLine();
@@ -148,22 +157,25 @@ void draw_timeline(const AppState& app, ViewState& vs) {
         vs.timeline_view.fit = true;
         vs.stages_view.fit = true;
     }
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("Fit the whole timeline (or double-click it)");
     ImGui::SameLine();
-    ImGui::TextDisabled("wheel: zoom · drag: pan · double-click: fit · colour = micro-batch");
-    bool any_measured = false;
-    for (const demos::Span& s : pr->timeline) any_measured |= pipe_lane(s.lane) >= 0;
-    if (!any_measured) {
-        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_modeled));
-        ImGui::TextWrapped("Modelled, not measured: hatched spans come from the ping-pong simulator fed with Ta, Te "
-                           "and Tc; no attention/expert pipeline ran on this machine.");
-        ImGui::PopStyleColor();
-    }
+    ImGui::TextDisabled("colour = micro-batch");
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("wheel: zoom · drag: pan · double-click: fit · hover: details");
+    ImGui::SameLine();
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_modeled));
+    ImGui::TextUnformatted(any_measured ? "hatched = model" : "hatched = modelled, not measured");
+    ImGui::PopStyleColor();
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(any_measured ? "The model's schedule is drawn hatched beneath the measured spans."
+                                     : "These spans are the ping-pong simulator's schedule, fed with Ta, Te and Tc from "
+                                       "the cost model and link bandwidth (or your overrides). No attention/expert "
+                                       "pipeline ran on this machine.");
 
     // The stage pass below wants a few lines; the pipeline takes the rest.
     const demos::Result* lr = app.results.layer && app.results.layer_current ? &*app.results.layer : pr;
     std::vector<const demos::Span*> stage_index;
     charts::Lanes stages = build_stages(*lr, vs, &stage_index);
-    const float stage_h = stages.spans.empty() ? 0 : ImGui::GetFontSize() * 6.5f;
+    const float stage_h = stages.spans.empty() ? 0 : ImGui::GetFrameHeightWithSpacing() + vs.fonts.small_px * 1.8f + vs.fonts.small_px * 2.2f + 8;
 
     std::vector<const demos::Span*> index;
     charts::Lanes lanes = build_pipeline(*pr, vs, &index);
