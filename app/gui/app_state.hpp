@@ -111,14 +111,14 @@ struct ViewState {
     bool request_open_scenario = false;
     bool request_quit = false;
     std::string focused;            // id of the view that had focus last ("loads", …) for "Save PNG"
-    Probe probe;
+    mutable Probe probe;            // instrumentation: views that only read ViewState still record anchors
     bool snapshot = false;          // drawing for `moelab snapshot`: no menus, no popups
 };
 
 // Called right after a view's Begin(): notes focus (for Save PNG) and the window rectangle (for scripts).
 void view_begun(ViewState& vs, const char* key);
 // Records the last item's rectangle under `name` for scripts and tests.
-void anchor(ViewState& vs, const std::string& name);
+void anchor(const ViewState& vs, const std::string& name);
 // Draws `msg` (if any) in the error colour under the last control and records it for tests.
 void error_under(ViewState& vs, const std::string& param, const std::vector<std::string>& msgs);
 

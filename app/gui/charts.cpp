@@ -256,7 +256,9 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
         float x0 = fr.pa.x + slot * hov, x1 = x0 + slot;
         dl->AddRectFilled(ImVec2(x0, fr.pa.y), ImVec2(x1, fr.pb.y), with_alpha(pal.text, 0.06f));
     }
-    // Reference lines last, with their labels at the right end.
+    // Reference lines last, with their labels at the right end; a label that would overlap the one before it
+    // moves left of it.
+    float prev_label_y = -1e9f, prev_label_x = fr.pb.x;
     for (const HLine& h : c.hlines) {
         float y = ypix(h.y);
         if (h.dashed) {
@@ -266,7 +268,10 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
         }
         if (!h.label.empty()) {
             float w = text_w(sf, h.label);
-            ImVec2 p(fr.pb.x - w - 4, y - lh - 1);
+            float right = std::fabs(y - prev_label_y) < lh + 2 ? prev_label_x - 12 : fr.pb.x - 4;
+            ImVec2 p(right - w, y - lh - 1);
+            prev_label_y = y;
+            prev_label_x = p.x;
             dl->AddRectFilled(ImVec2(p.x - 2, p.y), ImVec2(p.x + w + 2, p.y + lh), with_alpha(pal.panel, 0.75f));
             draw_text(dl, sf, p, h.color, h.label);
         }

@@ -19,6 +19,10 @@ full_layer off
 wait_idle 3000
 expect_result routing
 expect_anchor loads_chart
+key G
+wait_idle 3000
+expect_scenario ranks 2
+expect_anchor comm_heatmap
 move loads_chart@0.12,0.6
 wait 2
 move loads_chart@0.55,0.7
@@ -62,9 +66,8 @@ key S
 wait 2
 key S shift
 key M
-key G
 wait_idle 3000
-expect_scenario ranks 2
+expect_scenario micro_batches 5
 click menu:View
 wait 2
 click menu:View/comm

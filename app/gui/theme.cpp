@@ -4,6 +4,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <cstdlib>
 
 namespace moelab_gui {
@@ -18,7 +20,7 @@ bool file_exists(const std::string& p) {
 
 // Latin-1, Greek, punctuation, super/subscripts, arrows, maths, technical, box and shapes: what our labels use.
 const ImWchar kGlyphRanges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2070, 0x209F, 0x2190, 0x21FF,
-                                0x2200, 0x22FF, 0x2300, 0x23FF, 0x25A0, 0x25FF, 0x2713, 0x2717, 0};
+                                0x2200, 0x22FF, 0x2300, 0x23FF, 0x25A0, 0x25FF, 0x2600, 0x26FF, 0x2713, 0x2717, 0};
 
 std::string find_font(const char* env, const char* file) {
     if (const char* e = std::getenv(env)) {

@@ -56,7 +56,7 @@ void view_begun(ViewState& vs, const char* key) {
     vs.probe.anchors[std::string("win:") + key] = vs.probe.windows[key];
 }
 
-void anchor(ViewState& vs, const std::string& name) {
+void anchor(const ViewState& vs, const std::string& name) {
     ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
     vs.probe.anchors[name] = ImVec4(a.x, a.y, b.x, b.y);
 }

@@ -84,7 +84,9 @@ void draw_device(const AppState& app, ViewState& vs) {
             ImGui::Bullet();
             ImGui::PopStyleColor();
             ImGui::SameLine();
+            ImGui::PushFont(vs.fonts.small);
             ImGui::TextWrapped("%s", n.c_str());
+            ImGui::PopFont();
         }
     };
     notes_of(app.results.routing);

@@ -54,11 +54,9 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         c.whisker_hi.push_back(st.time.p95_ms);
         c.colors.push_back(pal.series_at(static_cast<int>(i)));
         c.hatched.push_back(st.time.provenance == demos::Provenance::Modeled);
-        c.labels.push_back(st.strategy);
-        if (st.strategy == r.scenario.strategy) {
-            c.highlight = static_cast<int>(i);
-            c.highlight_label = "selected";
-        }
+        const bool selected = st.strategy == r.scenario.strategy;
+        c.labels.push_back(selected ? st.strategy + " ✓" : st.strategy);
+        if (selected) c.highlight = static_cast<int>(i);
         c.value_labels.push_back(charts::fmt_ms(st.time.median_ms));
     }
     c.y_title = "pack time per layer (median; whiskers min … p95)";
@@ -68,12 +66,17 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     ImGui::TextUnformatted("Packing tokens expert-major before the expert GEMMs");
     ImGui::SameLine();
     provenance_badge(pal, r.strategies.front().time.provenance);
+    ImGui::SameLine();
     if (gbps > 0) {
-        ImGui::SameLine();
-        ImGui::TextDisabled("floor: bytes ÷ measured copy bandwidth %.0f GB/s", gbps);
+        ImGui::TextDisabled("floor: %.0f GB/s copy", gbps);
+        if (ImGui::IsItemHovered())
+            wrapped_tooltip("The floor of a pack is the bytes it must move (read each token once, write each row) "
+                            "divided by the device's measured copy bandwidth. Hover a bar for its % of the floor.");
     } else {
-        ImGui::SameLine();
-        ImGui::TextDisabled("(%% of floor needs a measured copy bandwidth: GPU runs)");
+        ImGui::TextDisabled("floor: n/a");
+        if (ImGui::IsItemHovered())
+            wrapped_tooltip("% of the bandwidth floor needs a measured device copy bandwidth, which this run did not "
+                            "have (GPU runs measure it). Hover a bar for the bytes moved and the bandwidth achieved.");
     }
     result_header(r, vs);
     for (const std::string& n : r.notes) {
@@ -143,7 +146,7 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     }
     const bool tokens = app.results.sweep_axis == "tokens";
     lc.log2_x = tokens;
-    lc.x_title = tokens ? "tokens T" : "skew strength (" + pts.front().result.scenario.skew.substr(0, pts.front().result.scenario.skew.find(':')) + ")";
+    lc.x_title = tokens ? "tokens T" : (r.scenario.skew.rfind("hot", 0) == 0 ? "hot ratio r (hot:r)" : "zipf exponent s (zipf:s; 0 = uniform)");
     lc.y_title = "median pack time";
     lc.y_format = charts::fmt_ms;
     lc.x_format = tokens ? charts::Format(charts::fmt_si) : charts::Format([](double v) { return charts::fmt_fixed(v, 2); });

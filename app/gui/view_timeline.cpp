@@ -88,7 +88,7 @@ charts::Lanes build_stages(const demos::Result& r, const ViewState& vs, std::vec
 
 void span_tooltip(const demos::Span& s) {
     char buf[400];
-    int lane = pipe_lane(s.lane);
+    const int lane = pipe_lane(s.lane);
     std::snprintf(buf, sizeof buf, "%s%s\nlayer %d · micro-batch %d · rank %d\nstart %s · duration %s\n%s",
                   lane >= 0 ? kPipeNames[lane] : s.label.c_str(), lane >= 0 ? "" : " (stage)", s.layer, s.micro_batch,
                   s.rank, charts::fmt_ms(s.start_ms).c_str(), charts::fmt_ms(s.end_ms - s.start_ms).c_str(),
@@ -122,12 +122,13 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
         std::snprintf(buf, sizeof buf,
                       "Per micro-batch: attention Ta, experts Te, one A2E or E2A transfer Tc.\n"
                       "Iteration (m = %d micro-batches, L = %d layers): %s simulated; closed form "
-                      "(Ta + Te + 2Tc) + Tf·(m·L − 1) = %s. The two agree when communication is hidden or L = 1.",
-                      p.micro_batches, p.layers, charts::fmt_ms(p.total_ms).c_str(), charts::fmt_ms(p.closed_form_ms).c_str());
+                      "(Ta + Te + 2Tc) + Tf·(m·L − 1) = %s. The two agree when communication is hidden or L = 1.\n"
+                      "Busy: attention %.0f%% of the iteration, experts %.0f%%.",
+                      p.micro_batches, p.layers, charts::fmt_ms(p.total_ms).c_str(), charts::fmt_ms(p.closed_form_ms).c_str(),
+                      100 * p.attention_util, 100 * p.expert_util);
         wrapped_tooltip(buf);
     }
-    ImGui::SameLine();
-    ImGui::TextDisabled("· busy: attention %.0f%%, experts %.0f%%", 100 * p.attention_util, 100 * p.expert_util);
+
 }
 
 }  // namespace
@@ -157,13 +158,12 @@ void draw_timeline(const AppState& app, ViewState& vs) {
         vs.timeline_view.fit = true;
         vs.stages_view.fit = true;
     }
-    if (ImGui::IsItemHovered()) ImGui::SetTooltip("Fit the whole timeline (or double-click it)");
-    ImGui::SameLine();
-    ImGui::TextDisabled("colour = micro-batch");
-    if (ImGui::IsItemHovered()) ImGui::SetTooltip("wheel: zoom · drag: pan · double-click: fit · hover: details");
+    if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("Fit the whole timeline. On the lanes: wheel zooms, drag pans, double-click fits; "
+                          "colour = micro-batch.");
     ImGui::SameLine();
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_modeled));
-    ImGui::TextUnformatted(any_measured ? "hatched = model" : "hatched = modelled, not measured");
+    ImGui::TextUnformatted(any_measured ? "hatched = model" : "hatched = modelled");
     ImGui::PopStyleColor();
     if (ImGui::IsItemHovered())
         wrapped_tooltip(any_measured ? "The model's schedule is drawn hatched beneath the measured spans."

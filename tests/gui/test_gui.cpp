@@ -1,0 +1,262 @@
+// GUI tests (label gui): `moelab snapshot` of every view through windowless EGL, and the real app under its own
+// Xvfb, driven by scripted mouse and keyboard input. Window tests skip with a reason when Xvfb is missing.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stb_image.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const std::string kBin = MOELAB_BIN;
+// A small scenario keeps the background runs short on a CPU-only CI machine.
+const std::string kSmall = " --tokens 1024 --hidden 256 --ffn 512";
+
+struct Proc {
+    int rc = -1;
+    std::string out;
+};
+
+Proc sh(const std::string& cmd) {
+    Proc p;
+    FILE* f = popen((cmd + " 2>&1").c_str(), "r");
+    if (!f) return p;
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) p.out.append(buf.data(), n);
+    int st = pclose(f);
+    p.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return p;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/moelab-gui-XXXXXX";
+    const char* d = mkdtemp(tmpl);
+    return d ? d : "/tmp";
+}
+
+bool exists(const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && st.st_size > 0;
+}
+
+std::string slurp(const std::string& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+struct Image {
+    int w = 0, h = 0;
+    std::size_t colours = 0;  // distinct colours (capped)
+    double luma_sd = 0;       // standard deviation of the luminance
+};
+
+Image inspect_png(const std::string& path) {
+    Image im;
+    int n = 0;
+    unsigned char* px = stbi_load(path.c_str(), &im.w, &im.h, &n, 3);
+    if (!px) return im;
+    std::set<unsigned> colours;
+    double sum = 0, sum2 = 0;
+    const std::size_t count = static_cast<std::size_t>(im.w) * im.h;
+    for (std::size_t i = 0; i < count; ++i) {
+        const unsigned char* p = px + 3 * i;
+        if (colours.size() < 5000) colours.insert(unsigned(p[0]) << 16 | unsigned(p[1]) << 8 | p[2]);
+        double y = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        sum += y;
+        sum2 += y * y;
+    }
+    stbi_image_free(px);
+    im.colours = colours.size();
+    double mean = sum / count;
+    im.luma_sd = std::sqrt(std::max(0.0, sum2 / count - mean * mean));
+    return im;
+}
+
+void expect_picture(const std::string& path, int w, int h) {
+    ASSERT_TRUE(exists(path)) << path << " was not written";
+    Image im = inspect_png(path);
+    EXPECT_EQ(im.w, w) << path;
+    EXPECT_EQ(im.h, h) << path;
+    // A blank or single-colour frame has a handful of colours and no contrast; a drawn view has text and charts.
+    EXPECT_GT(im.colours, 40u) << path << " looks blank";
+    EXPECT_GT(im.luma_sd, 8.0) << path << " looks blank";
+}
+
+std::string find_xvfb() {
+    const char* path = std::getenv("PATH");
+    std::stringstream ss(path ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(ss, dir, ':');) {
+        std::string p = dir + "/Xvfb";
+        if (access(p.c_str(), X_OK) == 0) return p;
+    }
+    return "";
+}
+
+// Our own X server on a free display: Xvfb picks the number and reports it through -displayfd.
+class Xvfb {
+  public:
+    Xvfb() {
+        std::string xvfb = find_xvfb();
+        if (xvfb.empty()) {
+            why_ = "Xvfb not found on PATH (install xvfb, e.g. with scripts/setup)";
+            return;
+        }
+        int fds[2];
+        if (pipe(fds) != 0) {
+            why_ = "pipe failed";
+            return;
+        }
+        pid_ = fork();
+        if (pid_ == 0) {
+            close(fds[0]);
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            std::string fd = std::to_string(fds[1]);
+            execl(xvfb.c_str(), "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp",
+                  static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        close(fds[1]);
+        std::string num;
+        pollfd pfd{fds[0], POLLIN, 0};
+        while (poll(&pfd, 1, 15000) > 0) {
+            char c;
+            if (read(fds[0], &c, 1) != 1 || c == '\n') break;
+            num += c;
+        }
+        close(fds[0]);
+        if (num.empty()) {
+            why_ = "Xvfb did not start within 15 s";
+            return;
+        }
+        display_ = ":" + num;
+    }
+    ~Xvfb() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    bool ok() const { return !display_.empty(); }
+    const std::string& why() const { return why_; }
+    // The command prefix that runs a program on this display with Mesa's software GL.
+    std::string env() const { return "env DISPLAY=" + display_ + " LIBGL_ALWAYS_SOFTWARE=1 "; }
+
+  private:
+    pid_t pid_ = -1;
+    std::string display_, why_;
+};
+
+const char* kNoDisplay = "env -u DISPLAY -u WAYLAND_DISPLAY ";
+
+}  // namespace
+
+TEST(GuiSnapshot, EveryViewIsAPngOfTheRightSizeThatIsNotBlank) {
+    const std::string dir = temp_dir();
+    for (const char* view : {"loads", "comm", "dispatch", "timeline", "device", "controls", "overview"}) {
+        const std::string out = dir + "/" + view + ".png";
+        Proc p = sh(kNoDisplay + kBin + " snapshot -q --view " + view + " --out " + out +
+                    " --width 900 --height 600" + kSmall);
+        ASSERT_EQ(p.rc, 0) << view << ":\n" << p.out;
+        expect_picture(out, 900, 600);
+    }
+}
+
+TEST(GuiSnapshot, PresenterModeAndRanksRender) {
+    const std::string dir = temp_dir();
+    const std::string out = dir + "/presenter.png";
+    Proc p = sh(kNoDisplay + kBin + " snapshot -q --view overview --presenter --out " + out +
+                " --width 1600 --height 1000 --ranks 4 --skew hot:6 --capacity-factor 1.25" + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    expect_picture(out, 1600, 1000);
+    const std::string loads = dir + "/loads.png";
+    p = sh(kNoDisplay + kBin + " snapshot -q --view loads --out " + loads + " --ranks 4 --skew zipf:1.2 --preset DBRX" +
+           " --tokens 2048");
+    ASSERT_EQ(p.rc, 0) << p.out;
+    expect_picture(loads, 1280, 800);
+}
+
+TEST(GuiSnapshot, BadInputExitsTwoAndNamesTheFlag) {
+    Proc p = sh(kNoDisplay + kBin + " snapshot -q --view loads --out /tmp/never.png --experts 16 --top-k 20");
+    EXPECT_EQ(p.rc, 2) << p.out;
+    EXPECT_NE(p.out.find("--top-k"), std::string::npos) << p.out;
+    p = sh(kNoDisplay + kBin + " snapshot --view nosuchview --out /tmp/never.png");
+    EXPECT_EQ(p.rc, 2) << p.out;
+}
+
+TEST(GuiWindow, WithoutADisplayItSaysSoAndPointsToTheTerminal) {
+    Proc p = sh(kNoDisplay + kBin);
+    EXPECT_EQ(p.rc, 1) << p.out;
+    EXPECT_NE(p.out.find("no display"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("moelab run"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("moelab lesson"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("moelab snapshot"), std::string::npos) << p.out;
+}
+
+TEST(GuiWindow, ScriptedTourDrivesEveryView) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    Proc p = sh(x.env() + kBin + " --frames 20000 --script builtin:tour --config-dir " + dir + " --screenshot " + dir +
+                "/final.png" + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    expect_picture(dir + "/final.png", 1280, 800);
+    expect_picture(dir + "/tour-loads.png", inspect_png(dir + "/tour-loads.png").w,
+                   inspect_png(dir + "/tour-loads.png").h);
+    EXPECT_NE(slurp(dir + "/tour-result.json").find("\"expert_loads\""), std::string::npos);
+    EXPECT_NE(slurp(dir + "/tour-result.csv").find("provenance"), std::string::npos);
+    EXPECT_NE(slurp(dir + "/tour-scenario.toml").find("ranks = 2"), std::string::npos);
+    // Layout in imgui.ini, preferences in their own file.
+    EXPECT_NE(slurp(dir + "/imgui.ini").find("[Window][Expert loads]"), std::string::npos);
+    EXPECT_NE(slurp(dir + "/prefs.toml").find("presenter = false"), std::string::npos);
+}
+
+TEST(GuiWindow, InvalidTopKIsShownUnderItsControlAndTheAppSurvives) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    Proc p = sh(x.env() + kBin + " --frames 8000 --script builtin:invalid-topk --config-dir " + dir + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    EXPECT_NE(p.out.find("error shown under --top-k"), std::string::npos) << p.out;
+}
+
+TEST(GuiWindow, PresenterModeStartsAndReportsFrameTimes) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    Proc p = sh(x.env() + kBin + " --presenter --frames 40 --config-dir " + dir + " --screenshot " + dir +
+                "/presenter.png --report-json " + dir + "/frames.json" + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    expect_picture(dir + "/presenter.png", 1280, 800);
+    std::string j = slurp(dir + "/frames.json");
+    EXPECT_NE(j.find("\"median_ms\""), std::string::npos) << j;
+    EXPECT_NE(j.find("\"startup_exec_ms\""), std::string::npos) << j;
+}
+
+TEST(GuiWindow, AScriptThatFailsAChecksExitsNonZero) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    std::ofstream(dir + "/fail.txt") << "wait 2\nexpect_anchor no_such_widget\n";
+    Proc p = sh(x.env() + kBin + " --frames 100 --script " + dir + "/fail.txt --config-dir " + dir + kSmall);
+    EXPECT_EQ(p.rc, 1) << p.out;
+    EXPECT_NE(p.out.find("no_such_widget"), std::string::npos) << p.out;
+}
