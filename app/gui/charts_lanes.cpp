@@ -156,13 +156,14 @@ Hover lanes(const Lanes& l, LaneView* view, ImVec2 size, const Palette& pal, con
             zigzag(dl, r.a, r.b, pal.text_dim);
             continue;
         }
+        // Square corners and solid outlines: each span stays a handful of triangles (software GL is triangle-bound).
         if (r.ghost) {
-            dl->AddRectFilled(r.a, r.b, with_alpha(r.color, 0.20f), 2);
-            hatch_rect(dl, r.a, r.b, with_alpha(r.color, 0.45f), 7, 1);
-            dashed_rect(dl, r.a, r.b, with_alpha(r.color, 0.95f), 1.2f);
+            dl->AddRectFilled(r.a, r.b, with_alpha(r.color, 0.20f));
+            hatch_rect(dl, r.a, r.b, with_alpha(r.color, 0.5f), 9, 1);
+            dl->AddRect(r.a, r.b, with_alpha(r.color, 0.95f));
         } else {
-            dl->AddRectFilled(r.a, r.b, r.color, 2);
-            dl->AddRect(r.a, r.b, with_alpha(IM_COL32(0, 0, 0, 255), 0.45f), 2);
+            dl->AddRectFilled(r.a, r.b, r.color);
+            dl->AddRect(r.a, r.b, with_alpha(IM_COL32(0, 0, 0, 255), 0.45f));
         }
         if (r.label && !r.label->empty() && r.b.x - r.a.x > text_w(sf, *r.label) + 6 && r.b.y - r.a.y > lh) {
             float w = text_w(sf, *r.label);
@@ -173,7 +174,7 @@ Hover lanes(const Lanes& l, LaneView* view, ImVec2 size, const Palette& pal, con
         }
     }
     if (hit) {
-        dl->AddRect(ImVec2(hit->a.x - 1, hit->a.y - 1), ImVec2(hit->b.x + 1, hit->b.y + 1), pal.text, 2, 0, 2);
+        dl->AddRect(ImVec2(hit->a.x - 1, hit->a.y - 1), ImVec2(hit->b.x + 1, hit->b.y + 1), pal.text, 0, 0, 2);
         hover.index = hit->id;
     }
     if (hovered) dl->AddLine(ImVec2(io.MousePos.x, pa.y), ImVec2(io.MousePos.x, pb.y), with_alpha(pal.text, 0.35f));

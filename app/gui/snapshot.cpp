@@ -287,8 +287,8 @@ int run_snapshot(const SnapshotOptions& o) {
                 }
                 ImGui::Render();
                 gl.bind();
-                const bool light = app.vs.pal.light;
-                glClearColor(light ? 0.93f : 0.06f, light ? 0.93f : 0.065f, light ? 0.93f : 0.075f, 1.0f);
+                const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];  // windows may leave it to the clear
+                glClearColor(bg.x, bg.y, bg.z, 1.0f);
                 glClear(GL_COLOR_BUFFER_BIT);
                 ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
             }

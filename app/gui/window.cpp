@@ -60,10 +60,13 @@ double seconds_since_exec() {
 
 struct FrameStats {
     std::vector<double> ms;
+    std::vector<double> ui_ms;  // NewFrame … Render: building the UI on the CPU
+    std::vector<double> gl_ms;  // RenderDrawData + swap: rasterising (llvmpipe does this on the CPU too)
     std::vector<bool> busy;
     double startup_exec_ms = -1, startup_enter_ms = -1;
     std::string renderer;
     int width = 0, height = 0;
+    long long vertices = 0, indices = 0;  // of the last frame
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -74,19 +77,23 @@ double percentile(std::vector<double> v, double q) {
 }
 
 void report(const FrameStats& fs, const std::string& json_path) {
-    std::vector<double> all, busy;
+    std::vector<double> all, busy, ui, gl;
     for (std::size_t i = 1; i < fs.ms.size(); ++i) {  // frame 0 includes the font upload and shader compile
         all.push_back(fs.ms[i]);
+        ui.push_back(fs.ui_ms[i]);
+        gl.push_back(fs.gl_ms[i]);
         if (fs.busy[i]) busy.push_back(fs.ms[i]);
     }
     std::fprintf(stderr,
                  "moelab frame times at %d×%d, %s\n"
                  "  all frames (%zu): median %.2f ms, p95 %.2f ms, max %.2f ms\n"
                  "  while a run was in progress (%zu): median %.2f ms, p95 %.2f ms\n"
+                 "  split (medians): building the UI %.2f ms, rendering + swap %.2f ms (%lld vertices, %lld indices)\n"
                  "  startup to first frame: %.0f ms since exec, %.0f ms since the window code started\n",
                  fs.width, fs.height, fs.renderer.c_str(), all.size(), percentile(all, 0.5), percentile(all, 0.95),
                  all.empty() ? 0 : *std::max_element(all.begin(), all.end()), busy.size(), percentile(busy, 0.5),
-                 percentile(busy, 0.95), fs.startup_exec_ms, fs.startup_enter_ms);
+                 percentile(busy, 0.95), percentile(ui, 0.5), percentile(gl, 0.5), fs.vertices, fs.indices, fs.startup_exec_ms,
+                 fs.startup_enter_ms);
     if (json_path.empty()) return;
     char buf[1024];
     std::snprintf(buf, sizeof buf,
@@ -228,14 +235,16 @@ int run_window(const WindowOptions& opt) {
             ImGui_ImplOpenGL3_NewFrame();
             ImGui_ImplGlfw_NewFrame();
             if (script.active()) script.before_frame(app);
+            const auto t_ui = Clock::now();
             ImGui::NewFrame();
             app.frame();
             ImGui::Render();
+            const auto t_gl = Clock::now();
             int fw, fh;
             glfwGetFramebufferSize(window, &fw, &fh);
             glViewport(0, 0, fw, fh);
-            const bool light = app.vs.pal.light;
-            glClearColor(light ? 0.93f : 0.06f, light ? 0.93f : 0.065f, light ? 0.93f : 0.075f, 1.0f);
+            const ImVec4 bg = ImGui::GetStyle().Colors[ImGuiCol_WindowBg];  // windows may leave it to the clear
+            glClearColor(bg.x, bg.y, bg.z, 1.0f);
             glClear(GL_COLOR_BUFFER_BIT);
             ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
             const ImVec2 fbs = ImGui::GetIO().DisplayFramebufferScale;
@@ -253,6 +262,10 @@ int run_window(const WindowOptions& opt) {
                 fs.height = fh;
             }
             fs.ms.push_back(ms);
+            fs.vertices = ImGui::GetIO().MetricsRenderVertices;
+            fs.indices = ImGui::GetIO().MetricsRenderIndices;
+            fs.ui_ms.push_back(std::chrono::duration<double, std::milli>(t_gl - t_ui).count());
+            fs.gl_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t_gl).count());
             fs.busy.push_back(app.st.status.busy);
             ++frame;
             if (last) break;
