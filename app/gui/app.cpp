@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "app/gui/shortcuts.hpp"
+#include "app/gui/view_lesson.hpp"
 #include "demos/result_io.hpp"
 #include "kernels/api.hpp"
 
@@ -298,6 +299,7 @@ void App::views() {
         ImGui::SetNextWindowSize(ImVec2(S.x * 0.6f, S.y * 0.75f), ImGuiCond_Appearing);
         show_help(st, vs, &vs.show_help);
     }
+    show_lesson(*this, &vs.show_lesson);  // every frame: F3 toggles it, and a running reveal advances
     vs.relayout = false;
     if (opt_.background_runs) changed |= handle_shortcuts(vs, &edit, &preset);
     if (changed) {

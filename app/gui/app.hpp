@@ -2,6 +2,7 @@
 // of UI between ImGui::NewFrame and ImGui::Render. The GLFW window and the EGL snapshot both drive it.
 #pragma once
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct Capture {
 // The jobs one scenario needs: routing + pipeline model first (fast), then dispatch and its sweep when that view
 // is open, then the whole layer when asked.
 std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs);
+
+struct LessonPlayer;  // view_lesson.hpp
 
 class App {
   public:
@@ -59,6 +62,7 @@ class App {
     AppState st;
     ViewState vs;
     std::vector<Capture> captures;  // filled during frame(), consumed by the window after rendering
+    std::shared_ptr<LessonPlayer> lesson;  // the lesson view's state, created on its first frame
     bool quit = false;
     std::string ini_path, prefs_path, export_dir;
 

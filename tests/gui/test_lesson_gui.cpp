@@ -1,0 +1,185 @@
+// The lesson player in the desktop app, under its own Xvfb: a script plays lessons to the end (locked reveal,
+// prediction, commit, ghost, feedback, try-next into the controls), then presenter mode with a class tally.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct Shell {
+    int rc = -1;
+    std::string out;
+};
+
+Shell shell(const std::string& cmd) {
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    Shell r;
+    if (!p) return r;
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    int st = pclose(p);
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+bool have(const char* tool) { return shell(std::string("command -v ") + tool + " >/dev/null").rc == 0; }
+
+// Plays one choice lesson right, a bars lesson wrong (typed bars), loads a try-next into the controls, and
+// checks along the way that nothing is revealed before the prediction and the confidence are committed.
+const char* kPlay = R"(# lesson player: play to the end
+full_layer off
+wait_idle 3000
+set_view dispatch off
+key F3
+wait 3
+expect_anchor lesson:item:dispatch-bytes
+click lesson:item:dispatch-bytes
+wait 2
+click lesson:commit
+wait 3
+expect_no_anchor lesson:score
+click lesson:choice:b
+wait 2
+click lesson:commit
+wait 3
+expect_no_anchor lesson:score
+click lesson:confidence:4
+wait 2
+click lesson:commit
+wait 3
+wait_idle 3000
+wait 3
+expect_anchor lesson:score
+expect_anchor lesson:result:right
+expect_anchor lesson:explanation
+expect_scenario ranks 4
+screenshot ${out}/lesson-choice.png
+wheel win:lesson@0.7,0.5 -40
+wait 3
+click lesson:load:2
+wait 3
+wait_idle 3000
+expect_scenario ranks 16
+wheel win:lesson@0.7,0.5 40
+wait 2
+click lesson:item:straggler
+wait 3
+expect_anchor lesson:bars
+expect_no_anchor lesson:ghost_bars
+click lesson:answer
+type 1*16
+wait 2
+click lesson:confidence:5
+wait 2
+click lesson:commit
+wait 3
+wait_idle 3000
+wait 3
+expect_anchor lesson:result:wrong
+expect_anchor lesson:feedback
+expect_anchor lesson:ghost_bars
+expect_scenario experts 16
+expect_scenario top_k 1
+screenshot ${out}/lesson-bars.png
+)";
+
+// Presenter mode: the instructor types the class's votes; the answer stays hidden until Reveal, and the player
+// suggests the next step from the share right.
+const char* kPresenter = R"(# lesson player: presenter mode
+full_layer off
+wait_idle 3000
+set_view dispatch off
+presenter on
+wait 3
+key F3
+wait 3
+click lesson:item:decode-prefill
+wait 3
+wheel win:lesson@0.7,0.5 -40
+wait 3
+click lesson:votes:a
+type 7
+click lesson:votes:c
+type 2
+wait 2
+click lesson:commit
+wait 3
+wait_idle 3000
+wait 3
+expect_anchor lesson:suggestion
+expect_no_anchor lesson:score
+expect_no_anchor lesson:explanation
+screenshot ${out}/lesson-presenter-hidden.png
+wheel win:lesson@0.7,0.5 -40
+wait 3
+click lesson:reveal
+wait 3
+wait_idle 3000
+wait 2
+expect_anchor lesson:score
+expect_anchor lesson:explanation
+expect_scenario tokens 64
+screenshot ${out}/lesson-presenter-revealed.png
+)";
+
+class LessonGui : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        if (!have("xvfb-run")) GTEST_SKIP() << "xvfb-run is not installed (apt-get install xvfb)";
+        dir_ = (std::filesystem::temp_directory_path() / ("moelab_lesson_gui_" + std::to_string(::getpid()) + "_" +
+                                                         ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                   .string();
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_ + "/cfg");
+    }
+    // Runs the app with `script` under a fresh Xvfb; the working folder has no lessons/, so only built-ins load.
+    Shell play(const char* script) {
+        std::ofstream(dir_ + "/script.txt") << script;
+        std::string cmd = "cd " + dir_ + " && env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR xvfb-run -a -s '-screen 0 1280x800x24' " +
+                          std::string(MOELAB_BIN) + " --script script.txt --frames 6000 --no-vsync --config-dir " +
+                          dir_ + "/cfg";
+        return shell(cmd);
+    }
+    std::string read(const std::string& name) {
+        std::ifstream f(dir_ + "/" + name);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return ss.str();
+    }
+    std::string dir_;
+};
+
+}  // namespace
+
+TEST_F(LessonGui, PlaysLessonsToTheEnd) {
+    Shell r = play(kPlay);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_EQ(r.out.find("failed"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-choice.png"));
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-bars.png"));
+    // Progress beside the app's preferences, written atomically: no temp file left behind.
+    std::string progress = read("cfg/progress.toml");
+    EXPECT_NE(progress.find("[lessons.dispatch-bytes]"), std::string::npos) << progress;
+    EXPECT_NE(progress.find("[lessons.straggler]"), std::string::npos) << progress;
+    EXPECT_NE(progress.find("last_confidence = 5"), std::string::npos) << progress;
+    for (auto& e : std::filesystem::directory_iterator(dir_ + "/cfg"))
+        EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST_F(LessonGui, PresenterHidesUntilRevealAndSuggests) {
+    Shell r = play(kPresenter);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_EQ(r.out.find("failed"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-presenter-revealed.png"));
+    // A class tally is not a student's attempt: nothing recorded.
+    EXPECT_EQ(read("cfg/progress.toml").find("decode-prefill"), std::string::npos);
+}
