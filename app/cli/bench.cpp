@@ -28,7 +28,7 @@ struct BenchArgs {
     std::int64_t tokens = 0;
     int hidden = 0, experts = 0, top_k = 0, ffn = 0;
     std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
-    std::vector<std::string> impls = {"grouped", "streams", "fused", "nopack"};
+    std::vector<std::string> impls = {"grouped", "streams", "serial", "fused", "nopack"};
     std::string skew = "uniform";
     bool sweep = false, no_check = false, json = false, quiet = false;
     int warmup = 10, repeats = 50;
@@ -228,7 +228,7 @@ void add_bench_command(CLI::App& app, Handler* selected) {
     cmd->add_option("--strategy", args->strategies, "Dispatch strategies: sort, atomic, scan, nopack")
         ->delimiter(',')
         ->capture_default_str();
-    cmd->add_option("--experts-impl", args->impls, "Expert FFN variants: grouped, streams, fused, nopack")
+    cmd->add_option("--experts-impl", args->impls, "Expert FFN variants: grouped, streams, serial, fused, nopack")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")

@@ -100,6 +100,14 @@ void capacity(std::int32_t* ids, const float* weights, std::int64_t tokens, int 
     }
     CapacityLayout l = carve_capacity(n, experts, ws, ws_bytes, nullptr);
     const int nt = tiles(n);
+    if ((cap <= 0 || policy == DropPolicy::TokenOrder) && small_plan_fits(n, experts)) {
+        // One block: demand and, with a capacity, the token-order drops.
+        DropPastCapacity act{ids, cap > 0 ? cap : std::int64_t(1) << 40};
+        std::size_t smem = small_plan_smem<DropPastCapacity>(experts);
+        small_plan_kernel<<<1, kScanThreads, smem, st>>>(ids, n, experts, 1, demand, nullptr, nullptr, 0, act);
+        MOE_CUDA_LAUNCH_CHECK("small_plan_kernel<DropPastCapacity>");
+        return;
+    }
     // Demand (and, for probability, the start of each expert's run in the sorted order) before any drop.
     tile_histogram_kernel<<<nt, kThreads, experts * sizeof(std::int32_t), st>>>(ids, n, experts, nt, l.hist);
     MOE_CUDA_LAUNCH_CHECK("tile_histogram_kernel");

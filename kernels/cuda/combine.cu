@@ -15,10 +15,10 @@ namespace moe::gpu {
 
 namespace {
 
-constexpr int kBatch = 8;  // rows whose loads are issued before the first is summed
-
-// One thread per 8 columns (one 16-byte vector) of one token; the k source rows are loaded in batches of 8 so
-// that several loads are in flight, then summed in j order.
+// One thread per 8 columns (one 16-byte vector) of one token; the k source rows are loaded in batches of kBatch
+// so that several loads are in flight, then summed in j order. kBatch follows k: a small k keeps the registers,
+// and so the occupancy, that its few loads need.
+template <int kBatch>
 __global__ void __launch_bounds__(256)
     combine_vec_kernel(const bf16_t* y, const std::int32_t* inv, const float* weights, std::int64_t tokens, int k,
                        int hidden, bf16_t* out) {
@@ -77,8 +77,15 @@ void combine(const bf16_t* y, const std::int32_t* inv, const float* weights, std
     if (tokens <= 0) return;
     cudaStream_t st = to_cuda(s);
     if (hidden % 8 == 0) {
-        combine_vec_kernel<<<grid_for(tokens * (hidden / 8), 256), 256, 0, st>>>(y, inv, weights, tokens, k, hidden,
-                                                                                 out);
+        const unsigned grid = grid_for(tokens * (hidden / 8), 256);
+        if (k == 1)
+            combine_vec_kernel<1><<<grid, 256, 0, st>>>(y, inv, weights, tokens, k, hidden, out);
+        else if (k == 2)
+            combine_vec_kernel<2><<<grid, 256, 0, st>>>(y, inv, weights, tokens, k, hidden, out);
+        else if (k <= 4)
+            combine_vec_kernel<4><<<grid, 256, 0, st>>>(y, inv, weights, tokens, k, hidden, out);
+        else
+            combine_vec_kernel<8><<<grid, 256, 0, st>>>(y, inv, weights, tokens, k, hidden, out);
         MOE_CUDA_LAUNCH_CHECK("combine_vec_kernel");
     } else {
         combine_scalar_kernel<<<grid_for(tokens * hidden, 256), 256, 0, st>>>(y, inv, weights, tokens, k, hidden,

@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/check.cuh"
@@ -51,35 +52,12 @@ __global__ void __launch_bounds__(kThreads) tile_histogram_kernel(const std::int
     for (int e = threadIdx.x; e < experts; e += kThreads) hist[std::int64_t(e) * ntiles + blockIdx.x] = cnt[e];
 }
 
-// Phase 2, one block: each expert's tile counts become exclusive prefixes (warp per expert); the totals are the
-// counts, and a block scan of the padded counts gives the offsets. Also writes -1 into row_token for padding rows
-// and rows past the end, which no assignment writes. Null totals/counts/offsets/row_token are skipped.
-__global__ void __launch_bounds__(kScanThreads)
-    scan_kernel(std::int32_t* hist, int ntiles, int experts, int align, std::int32_t* totals, std::int32_t* counts,
-                std::int32_t* offsets, std::int32_t* row_token, std::int64_t max_rows) {
+// One block of kScanThreads: offsets[e] = exclusive scan of counts padded to `align` (offsets[E] = rows), and
+// row_token = -1 on padding rows and on rows past the end, which no assignment writes. counts must be visible
+// to the whole block (written before a __syncthreads, or by an earlier kernel).
+__device__ void block_offsets(const std::int32_t* counts, int experts, int align, std::int32_t* offsets,
+                              std::int32_t* row_token, std::int64_t max_rows) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (int e = warp; e < experts; e += kScanThreads / 32) {
-        std::int32_t* h = hist + std::int64_t(e) * ntiles;
-        std::int32_t run = 0;
-        for (int b0 = 0; b0 < ntiles; b0 += 32) {
-            int b = b0 + lane;
-            std::int32_t v = b < ntiles ? h[b] : 0, inc = v;
-#pragma unroll
-            for (int off = 1; off < 32; off <<= 1) {
-                std::int32_t o = __shfl_up_sync(0xffffffffu, inc, off);
-                if (lane >= off) inc += o;
-            }
-            if (b < ntiles) h[b] = run + inc - v;
-            run += __shfl_sync(0xffffffffu, inc, 31);
-        }
-        if (lane == 0) {
-            if (totals) totals[e] = run;
-            if (counts) counts[e] = run;
-        }
-    }
-    if (!offsets) return;
-    __syncthreads();
-    // Block-wide exclusive scan of the padded counts, kScanThreads experts at a time.
     __shared__ std::int32_t warp_sums[kScanThreads / 32];
     __shared__ std::int32_t carry;
     if (threadIdx.x == 0) carry = 0;
@@ -118,6 +96,37 @@ __global__ void __launch_bounds__(kScanThreads)
     }
     if (row_token)
         for (std::int64_t r = carry + threadIdx.x; r < max_rows; r += kScanThreads) row_token[r] = -1;
+}
+
+// Phase 2, one block: each expert's tile counts become exclusive prefixes (warp per expert); the totals are the
+// counts, and a block scan of the padded counts gives the offsets. Also writes -1 into row_token for padding rows
+// and rows past the end, which no assignment writes. Null totals/counts/offsets/row_token are skipped.
+__global__ void __launch_bounds__(kScanThreads)
+    scan_kernel(std::int32_t* hist, int ntiles, int experts, int align, std::int32_t* totals, std::int32_t* counts,
+                std::int32_t* offsets, std::int32_t* row_token, std::int64_t max_rows) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int e = warp; e < experts; e += kScanThreads / 32) {
+        std::int32_t* h = hist + std::int64_t(e) * ntiles;
+        std::int32_t run = 0;
+        for (int b0 = 0; b0 < ntiles; b0 += 32) {
+            int b = b0 + lane;
+            std::int32_t v = b < ntiles ? h[b] : 0, inc = v;
+#pragma unroll
+            for (int off = 1; off < 32; off <<= 1) {
+                std::int32_t o = __shfl_up_sync(0xffffffffu, inc, off);
+                if (lane >= off) inc += o;
+            }
+            if (b < ntiles) h[b] = run + inc - v;
+            run += __shfl_sync(0xffffffffu, inc, 31);
+        }
+        if (lane == 0) {
+            if (totals) totals[e] = run;
+            if (counts) counts[e] = run;
+        }
+    }
+    if (!offsets) return;
+    __syncthreads();
+    block_offsets(counts, experts, align, offsets, row_token, max_rows);
 }
 
 // Phase 3: the stable rank of every assignment inside its expert, then act(a, e, rank) (or act.skip(a) for a
@@ -168,6 +177,71 @@ __global__ void __launch_bounds__(kThreads)
         act(a, e, tile_base[std::int64_t(e) * ntiles + blockIdx.x] + mine[e] + rk[c]);
     }
 }
+
+// Below kSmallMax assignments one block does all three phases: three launches cost more than the work. Each of
+// its 32 warps owns a contiguous run of assignments; pass 1 counts per warp, the block turns those into warp
+// prefixes, counts and offsets, and pass 2 walks the same runs again to hand out stable ranks to act.
+constexpr std::int64_t kSmallMax = 32768;
+constexpr int kSmallMaxExperts = 1280;  // 32·E ints of shared memory
+
+template <class Action>
+__global__ void __launch_bounds__(kScanThreads)
+    small_plan_kernel(const std::int32_t* ids, std::int64_t n, int experts, int align, std::int32_t* counts,
+                      std::int32_t* offsets, std::int32_t* row_token, std::int64_t max_rows, Action act) {
+    extern __shared__ std::int32_t cnt[];  // [32][experts]
+    constexpr int kW = kScanThreads / 32;
+    for (int i = threadIdx.x; i < kW * experts; i += kScanThreads) cnt[i] = 0;
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    std::int32_t* mine = cnt + warp * experts;
+    const std::int64_t per = ((n + kW - 1) / kW + 31) / 32 * 32;
+    const std::int64_t begin = std::min<std::int64_t>(n, warp * per), end = std::min<std::int64_t>(n, begin + per);
+    for (std::int64_t base = begin; base < end; base += 32) {
+        std::int64_t a = base + lane;
+        int e = a < end ? ids[a] : -1;
+        unsigned peers = __match_any_sync(0xffffffffu, e);
+        if (e >= 0 && (peers & lanemask_lt()) == 0) mine[e] += __popc(peers);
+        __syncwarp();
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < experts; e += kScanThreads) {
+        std::int32_t run = 0;
+        for (int w = 0; w < kW; ++w) {
+            std::int32_t v = cnt[w * experts + e];
+            cnt[w * experts + e] = run;
+            run += v;
+        }
+        counts[e] = run;
+    }
+    __syncthreads();
+    if (offsets) block_offsets(counts, experts, align, offsets, row_token, max_rows);  // ends with __syncthreads
+    for (std::int64_t base = begin; base < end; base += 32) {
+        std::int64_t a = base + lane;
+        int e = a < end ? ids[a] : -1;
+        unsigned peers = __match_any_sync(0xffffffffu, e);
+        int below = __popc(peers & lanemask_lt());
+        int before = e >= 0 ? mine[e] : 0;
+        __syncwarp();
+        if (e >= 0 && below == 0) mine[e] = before + __popc(peers);
+        __syncwarp();
+        if (a >= end) continue;
+        if (e < 0)
+            act.skip(a);
+        else
+            act(a, e, before + below);
+    }
+}
+
+template <class Action>
+inline std::size_t small_plan_smem(int experts) {
+    std::size_t bytes = std::size_t(kScanThreads / 32) * experts * sizeof(std::int32_t);
+    if (bytes > 48 * 1024)
+        MOE_CUDA_CHECK(cudaFuncSetAttribute(small_plan_kernel<Action>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes)));
+    return bytes;
+}
+
+inline bool small_plan_fits(std::int64_t n, int experts) { return n <= kSmallMax && experts <= kSmallMaxExperts; }
 
 // Shared memory of stable_rank_kernel; raises the kernel's limit past 48 KB when E needs it.
 template <class Action>

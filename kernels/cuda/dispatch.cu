@@ -30,38 +30,40 @@ __device__ __forceinline__ unsigned short zero_vec<unsigned short>() {
     return 0;
 }
 
-// Token-major scatter: warp w < T reads token w's row once and writes it to its k packed rows (the floor's
-// T·d·b + T·k·d·b); the E warps after them zero each expert's padding rows.
+// Token-major scatter: each warp copies one chunk (32·kCopyUnroll vectors) of one token's row, read once and
+// written to the token's k packed rows (the floor's T·d·b + T·k·d·b). Chunks rather than whole rows keep enough
+// warps in flight when T is small. The E warps after them zero each expert's padding rows.
 template <class V>
 __global__ void __launch_bounds__(kCopyWarps * 32)
     scatter_tokens_kernel(const bf16_t* x, const std::int32_t* inv, std::int64_t tokens, int k, int hidden,
-                          const std::int32_t* counts, const std::int32_t* offsets, int experts, bf16_t* xp) {
+                          int chunks, const std::int32_t* counts, const std::int32_t* offsets, int experts,
+                          bf16_t* xp) {
     const std::int64_t w = std::int64_t(blockIdx.x) * kCopyWarps + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     const int nv = hidden * int(sizeof(bf16_t)) / int(sizeof(V));
-    if (w < tokens) {
-        const V* src = reinterpret_cast<const V*>(x + w * hidden);
-        const std::int32_t* my_inv = inv + w * k;
-        for (int c0 = 0; c0 < nv; c0 += 32 * kCopyUnroll) {
-            V v[kCopyUnroll];
+    const std::int64_t copy_warps = tokens * chunks;
+    if (w < copy_warps) {
+        const std::int64_t t = w / chunks;
+        const int c0 = static_cast<int>(w % chunks) * 32 * kCopyUnroll;
+        const V* src = reinterpret_cast<const V*>(x + t * hidden);
+        V v[kCopyUnroll];
+#pragma unroll
+        for (int u = 0; u < kCopyUnroll; ++u) {
+            int i = c0 + u * 32 + lane;
+            if (i < nv) v[u] = __ldg(src + i);
+        }
+        for (int j = 0; j < k; ++j) {
+            std::int32_t r = __ldg(inv + t * k + j);
+            if (r < 0) continue;
+            V* dst = reinterpret_cast<V*>(xp + std::int64_t(r) * hidden);
 #pragma unroll
             for (int u = 0; u < kCopyUnroll; ++u) {
                 int i = c0 + u * 32 + lane;
-                if (i < nv) v[u] = __ldg(src + i);
-            }
-            for (int j = 0; j < k; ++j) {
-                std::int32_t r = my_inv[j];
-                if (r < 0) continue;
-                V* dst = reinterpret_cast<V*>(xp + std::int64_t(r) * hidden);
-#pragma unroll
-                for (int u = 0; u < kCopyUnroll; ++u) {
-                    int i = c0 + u * 32 + lane;
-                    if (i < nv) dst[i] = v[u];
-                }
+                if (i < nv) dst[i] = v[u];
             }
         }
-    } else if (w < tokens + experts) {
-        const int e = static_cast<int>(w - tokens);
+    } else if (w < copy_warps + experts) {
+        const int e = static_cast<int>(w - copy_warps);
         for (std::int64_t r = offsets[e] + counts[e]; r < offsets[e + 1]; ++r) {
             V* dst = reinterpret_cast<V*>(xp + r * hidden);
             for (int i = lane; i < nv; i += 32) dst[i] = zero_vec<V>();
@@ -207,8 +209,10 @@ template <class V>
 void launch_scatter(const bf16_t* x, const std::int32_t* inv, std::int64_t tokens, int k, int hidden,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, bf16_t* xp,
                     cudaStream_t st) {
-    scatter_tokens_kernel<V><<<grid_for(tokens + experts, kCopyWarps), kCopyWarps * 32, 0, st>>>(
-        x, inv, tokens, k, hidden, counts, offsets, experts, xp);
+    const int nv = hidden * int(sizeof(bf16_t)) / int(sizeof(V));
+    const int chunks = (nv + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll);
+    scatter_tokens_kernel<V><<<grid_for(tokens * chunks + experts, kCopyWarps), kCopyWarps * 32, 0, st>>>(
+        x, inv, tokens, k, hidden, chunks, counts, offsets, experts, xp);
     MOE_CUDA_LAUNCH_CHECK("scatter_tokens_kernel");
 }
 
@@ -259,6 +263,12 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
         MOE_CUDA_LAUNCH_CHECK("scan_kernel");
         atomic_assign_kernel<<<grid_for(n, 256), 256, 0, stream>>>(ids, n, k, offsets, l.hist, row_token, inv);
         MOE_CUDA_LAUNCH_CHECK("atomic_assign_kernel");
+    } else if (st != Strategy::Sort && small_plan_fits(n, experts)) {
+        WritePlan act{offsets, row_token, inv, k};
+        std::size_t smem = small_plan_smem<WritePlan>(experts);
+        small_plan_kernel<<<1, kScanThreads, smem, stream>>>(ids, n, experts, align, counts, offsets, row_token,
+                                                             max_rows, act);
+        MOE_CUDA_LAUNCH_CHECK("small_plan_kernel<WritePlan>");
     } else {
         tile_histogram_kernel<<<nt, kThreads, experts * sizeof(std::int32_t), stream>>>(ids, n, experts, nt, l.hist);
         MOE_CUDA_LAUNCH_CHECK("tile_histogram_kernel");

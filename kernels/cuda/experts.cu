@@ -91,32 +91,38 @@ void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, i
                                   kdim, &zero, c, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// One cuBLAS call per non-empty expert for `which` (1: h1 = x·w1^T then SiLU; 2: y = h·w2^T), round-robin over
-// the side streams, which wait for the main stream first and are joined back after.
-void per_expert(int which, const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
+// One cuBLAS call per non-empty expert for `which` (1: h1 = x·w1^T then SiLU; 2: y = h·w2^T). With side
+// streams, round-robin over them (they wait for the main stream first and are joined back after); without,
+// in order on the main stream.
+void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
                 const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
     Context& c = context();
-    MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
-    for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
+    if (side) {
+        MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
+        for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
+    }
     int used = 0;
     for (int e = 0; e < experts; ++e) {
         const int n = counts_host[e];
         if (n == 0) continue;  // an expert with no tokens costs nothing
         const std::int64_t r0 = offsets_host[e];
         const int si = used++ % kSideStreams;
+        cublasHandle_t h = side ? c.side_blas[si] : blas_on(st);
+        cudaStream_t s = side ? c.side[si] : st;
         if (which == 1) {
-            gemm_nt(c.side_blas[si], xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,
+            gemm_nt(h, xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,
                     l.h1 + r0 * 2 * ffn);
-            launch_silu(l.h1, row_token, r0, n, ffn, l.h, c.side[si]);
+            launch_silu(l.h1, row_token, r0, n, ffn, l.h, s);
         } else {
-            gemm_nt(c.side_blas[si], l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn,
-                    y + r0 * hidden);
+            gemm_nt(h, l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn, y + r0 * hidden);
         }
     }
-    for (int i = 0; i < kSideStreams; ++i) {
-        MOE_CUDA_CHECK(cudaEventRecord(c.join[i], c.side[i]));
-        MOE_CUDA_CHECK(cudaStreamWaitEvent(st, c.join[i], 0));
+    if (side) {
+        for (int i = 0; i < kSideStreams; ++i) {
+            MOE_CUDA_CHECK(cudaEventRecord(c.join[i], c.side[i]));
+            MOE_CUDA_CHECK(cudaStreamWaitEvent(st, c.join[i], 0));
+        }
     }
 }
 
@@ -181,6 +187,8 @@ const char* experts_impl_name(ExpertsImpl impl) {
             return "grouped";
         case ExpertsImpl::Streams:
             return "streams";
+        case ExpertsImpl::Serial:
+            return "serial";
         case ExpertsImpl::Fused:
             return "fused";
     }
@@ -191,8 +199,9 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "auto") return ExpertsImpl::Auto;
     if (text == "grouped") return ExpertsImpl::Grouped;
     if (text == "streams") return ExpertsImpl::Streams;
+    if (text == "serial") return ExpertsImpl::Serial;
     if (text == "fused") return ExpertsImpl::Fused;
-    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, fused");
+    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -219,13 +228,14 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
             return impl;
         impl = ExpertsImpl::Streams;  // this cuBLAS has no grouped bf16 GEMM
     }
+    const bool side = impl != ExpertsImpl::Serial;
     if (impl == ExpertsImpl::Fused) {
         fused_gate_up(xp, x, row_token, counts, offsets, counts_host, offsets_host, experts, hidden, ffn, w1, l.tiles,
                       l.h, st);
     } else {
-        per_expert(1, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
+        per_expert(1, side, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
     }
-    per_expert(2, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
+    per_expert(2, side, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
     return impl;
 }
 

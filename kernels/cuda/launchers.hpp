@@ -102,10 +102,10 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
               std::int32_t* inv, bf16_t* xp, void* ws, std::size_t ws_bytes, Stream s);
 
 // ---- experts --------------------------------------------------------------------------------------
-// grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over streams;
-// fused: our gathering GEMM for x·w1^T with the SiLU gate in its epilogue (nopack needs it), then per-expert
-// cuBLAS for h·w2^T. auto: fused for nopack, otherwise streams.
-enum class ExpertsImpl { Auto, Grouped, Streams, Fused };
+// grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over side
+// streams; serial: the same calls in order on one stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
+// in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T. auto: fused for nopack, else streams.
+enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);

@@ -46,7 +46,8 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::size_t wsb = moe::gpu::experts_workspace_bytes(max_rows, c.E, c.F);
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
-        for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Fused, ExpertsImpl::Auto}) {
+        for (auto impl :
+             {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
                 if (!packed && impl != ExpertsImpl::Auto) continue;  // nopack: x gathered through row_token
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));

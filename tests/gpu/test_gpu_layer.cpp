@@ -71,8 +71,9 @@ TEST(GpuLayer, MatchesTheCpuBackend) {
                 std::vector<float> rw(rid.size());
                 moe::route::softmax_topk(a.logits.data(), s.tokens, s.experts, s.top_k, s.renormalize, rid.data(),
                                          rw.data());
-                if (s.capacity_factor == 0)
+                if (s.capacity_factor == 0) {
                     EXPECT_EQ(first_difference(a.topk_ids, rid, rid.size(), "ids of the GPU's logits"), "");
+                }
                 GTEST_LOG_(INFO) << "gate picks differ from the CPU's on near-ties; checked against its own logits";
                 continue;
             }
