@@ -39,6 +39,7 @@ const std::vector<ViewInfo>& view_registry() {
         {ViewId::Dispatch, "dispatch", "Dispatch strategies", "Alt+3"},
         {ViewId::Timeline, "timeline", "Pipeline timeline", "Alt+4"},
         {ViewId::Help, "help", "Help", "F1"},
+        {ViewId::Lesson, "lesson", "Lessons", "F3"},  // view_lesson.cpp
     };
     return kViews;
 }
