@@ -188,20 +188,6 @@ void App::begin_jobs(const std::vector<Job>& jobs) {
     st.error = RunError{};
 }
 
-int App::banner_note_count() const {
-    std::vector<const std::string*> seen;
-    for (const auto* r : {&st.results.routing, &st.results.layer, &st.results.dispatch}) {
-        if (!*r) continue;
-        for (const auto& n : (*r)->notes) {
-            if (n.find("strateg") != std::string::npos) continue;
-            bool dup = false;
-            for (const std::string* s : seen) dup |= *s == n;
-            if (!dup) seen.push_back(&n);
-        }
-    }
-    return std::max<int>(1, static_cast<int>(seen.size()));
-}
-
 void App::apply(JobResult&& r) {
     if (!r.ok) {
         st.error.present = true;
@@ -256,19 +242,21 @@ void App::views() {
     const float f = vs.fonts.body_px;
     const ImGuiStyle& style = ImGui::GetStyle();
     const float line = ImGui::GetTextLineHeightWithSpacing();
-    const float banner_h = std::min(S.y * 0.3f, style.WindowPadding.y * 2 + line * (2 + banner_note_count()) +
-                                                     ImGui::GetFrameHeight() - line + 2);
+    // The banner is as tall as its content was last frame (an estimate on the first).
+    const float banner_est = style.WindowPadding.y * 2 + line + ImGui::GetFrameHeightWithSpacing() * 2;
+    const float banner_h = std::min(S.y * 0.3f, vs.banner_content_h > 0 ? vs.banner_content_h : banner_est);
     const float ctrl_w = std::clamp(f * 23.0f, 280.0f, S.x * 0.36f);
     const float rx = o.x + ctrl_w, rw = S.x - ctrl_w, ry = o.y + banner_h, rh = S.y - banner_h;
     const float split = 0.56f, top = 0.46f;
-    const ImGuiCond cond = vs.relayout ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
+    // A relayout holds for a few frames, while the banner learns its height.
+    if (vs.relayout) relayout_frames_ = 3;
+    const ImGuiCond cond = relayout_frames_ > 0 ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
     auto place = [&](float x, float y, float w, float h) {
         ImGui::SetNextWindowPos(ImVec2(x, y), cond);
         ImGui::SetNextWindowSize(ImVec2(w, h), cond);
     };
     if (vs.show_device) {
         place(o.x, o.y, S.x, banner_h);
-        ImGui::SetNextWindowBgAlpha(1.0f);
         show_device(st, vs, &vs.show_device);
     }
     demos::Scenario edit = st.scenario;
@@ -301,6 +289,7 @@ void App::views() {
     }
     show_lesson(*this, &vs.show_lesson);  // every frame: F3 toggles it, and a running reveal advances
     vs.relayout = false;
+    if (relayout_frames_ > 0) --relayout_frames_;
     if (opt_.background_runs) changed |= handle_shortcuts(vs, &edit, &preset);
     if (changed) {
         if (!(edit == st.scenario)) {
@@ -539,14 +528,29 @@ void App::save_prefs_if_changed(bool force) {
     }
 }
 
+// True when any two of last frame's view windows intersect.
+bool windows_overlap(const std::map<std::string, ImVec4>& w) {
+    for (auto a = w.begin(); a != w.end(); ++a)
+        for (auto b = std::next(a); b != w.end(); ++b) {
+            const ImVec4 &p = a->second, &q = b->second;
+            if (p.x < q.z - 1 && q.x < p.z - 1 && p.y < q.w - 1 && q.y < p.w - 1) return true;
+        }
+    return false;
+}
+
 void App::frame() {
     ++frame_no_;
+    // Tiled windows that do not overlap need no background of their own: the framebuffer is cleared to the same
+    // colour. Software GL (llvmpipe) is bound by the pixels it shades, and this halves them.
+    const bool bare = !vs.probe.windows.empty() && !windows_overlap(vs.probe.windows);
     vs.probe.anchors.clear();
     vs.probe.errors.clear();
     vs.probe.windows.clear();
     poll_runner();
     menu_bar();
+    if (bare) ImGui::PushStyleColor(ImGuiCol_WindowBg, ImVec4(0, 0, 0, 0));
     views();
+    if (bare) ImGui::PopStyleColor();
     if (opt_.background_runs) {
         if (plan_key() != last_plan_key_) rerun(0);
         carry_out_requests();

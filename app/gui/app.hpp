@@ -49,7 +49,6 @@ class App {
     void apply(JobResult&& r);
     // Resets what a batch of jobs will fill (the sweep's expected points); rerun and the snapshot call it.
     void begin_jobs(const std::vector<Job>& jobs);
-    int banner_note_count() const;
     // Starts a run of the current scenario now (or after `delay_ms`).
     void rerun(double delay_ms = 0);
     // Loads a scenario file into the controls and runs it.
@@ -89,6 +88,7 @@ class App {
     char path_buf_[1024] = {};
     int popup_ = 0;  // 0 none, 1 save scenario, 2 open scenario
     bool fonts_presenter_ = false;
+    int relayout_frames_ = 0;
 };
 
 }  // namespace moelab_gui

@@ -87,6 +87,7 @@ struct ViewState {
     float dpi_scale = 1.0f;
     float user_scale = 1.0f;
     bool relayout = true;      // place the windows in the default tiling on the next frame
+    float banner_content_h = 0;  // height the device banner needed last frame
 
     // Loads.
     bool loads_show_demand = true;  // stack dropped tokens on the kept ones

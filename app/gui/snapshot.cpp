@@ -282,7 +282,7 @@ int run_snapshot(const SnapshotOptions& o) {
                     app.vs.probe.anchors.clear();
                     draw_single(app, *view, io.DisplaySize);
                 } else {
-                    app.vs.relayout = true;
+                    app.vs.relayout = f < 2;
                     app.frame();
                 }
                 ImGui::Render();

@@ -2,10 +2,25 @@
 // reference, emulated ranks or the model, the provenance legend, and the run's progress.
 #include <algorithm>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "app/gui/app_state.hpp"
 
 namespace moelab_gui {
+namespace {
+
+// A few words for the banner; the engine's full sentence goes in the tooltip.
+std::string short_notice(const std::string& note, const demos::Scenario& s) {
+    if (note.find("CPU reference") != std::string::npos) return "numbers from the CPU reference, not a GPU";
+    if (note.find("emulated") != std::string::npos)
+        return std::to_string(s.ranks) + " ranks emulated on one device; link times modelled";
+    if (note.find("pipeline") != std::string::npos && note.find("odel") != std::string::npos)
+        return "pipeline timeline modelled, not measured";
+    return note.size() > 60 ? note.substr(0, 57) + "…" : note;
+}
+
+}  // namespace
 
 void draw_device(const AppState& app, ViewState& vs) {
     const Palette& pal = vs.pal;
@@ -73,33 +88,41 @@ void draw_device(const AppState& app, ViewState& vs) {
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("Run the scenario again now (Space)");
     }
 
-    // Line 2: plain notices from every current result, once each.
+    // Line 2: a plain notice per caveat of the current results (full text on hover), then the provenance legend.
     std::set<std::string> seen;
+    std::vector<std::pair<std::string, std::string>> notices;  // short, full
     auto notes_of = [&](const std::optional<demos::Result>& res) {
         if (!res) return;
         for (const auto& n : res->notes) {
             if (n.find("strateg") != std::string::npos) continue;  // shown in the dispatch view
-            if (!seen.insert(n).second) continue;
-            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
-            ImGui::Bullet();
-            ImGui::PopStyleColor();
-            ImGui::SameLine();
-            ImGui::PushFont(vs.fonts.small);
-            ImGui::TextWrapped("%s", n.c_str());
-            ImGui::PopFont();
+            if (seen.insert(n).second) notices.push_back({short_notice(n, res->scenario), n});
         }
     };
     notes_of(app.results.routing);
     notes_of(app.results.layer);
     notes_of(app.results.dispatch);
-    if (cpu && seen.empty()) {
-        ImGui::Bullet();
-        ImGui::SameLine();
-        ImGui::TextWrapped("Numbers come from the CPU reference implementation, not a GPU.");
+    if (cpu && notices.empty())
+        notices.push_back({"numbers from the CPU reference, not a GPU",
+                           "Numbers come from the CPU reference implementation, not a GPU."});
+    bool first = true;
+    auto same_line_if_fits = [&](float w) {
+        if (first) {
+            first = false;
+            return;
+        }
+        ImGui::SameLine(0, ImGui::GetFontSize() * 0.8f);
+        if (ImGui::GetContentRegionAvail().x < w) ImGui::NewLine();
+    };
+    for (const auto& [brief, full] : notices) {
+        std::string text = "⚠ " + brief;
+        same_line_if_fits(ImGui::CalcTextSize(text.c_str()).x);
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
+        ImGui::TextUnformatted(text.c_str());
+        ImGui::PopStyleColor();
+        anchor(vs, "notice:" + brief.substr(0, brief.find(' ')));
+        if (ImGui::IsItemHovered()) wrapped_tooltip(full.c_str());
     }
-
-    // Line 3: provenance legend.
-    ImGui::TextDisabled("Every number is tagged:");
+    ImGui::TextDisabled("every number is tagged:");
     for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
                                 demos::Provenance::Emulated, demos::Provenance::Modeled}) {
         ImGui::SameLine();
@@ -113,6 +136,7 @@ void show_device(const AppState& app, ViewState& vs, bool* p_open) {
                      ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse)) {
         view_begun(vs, "device");
         draw_device(app, vs);
+        vs.banner_content_h = ImGui::GetCursorPosY() - ImGui::GetStyle().ItemSpacing.y + ImGui::GetStyle().WindowPadding.y;
     }
     ImGui::End();
 }
