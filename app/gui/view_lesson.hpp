@@ -67,6 +67,15 @@ struct LessonPlayer {
 // Draws the lesson view when *p_open, toggles it with F3, and advances a running reveal. Call every frame.
 void show_lesson(App& app, bool* p_open);
 
+// The inputs (view_lesson_input.cpp): each writes into the player and records anchors for scripts.
+namespace lesson_input {
+// The prediction for the question's kind; sets P.answer and P.answer_valid.
+void prediction(LessonPlayer& P, ViewState& vs, const demos::Lesson& L, bool locked);
+void confidence(LessonPlayer& P, ViewState& vs, bool locked);
+// Presenter mode: the class's votes, typed by the instructor (counts per choice, or the answers given).
+void class_votes(LessonPlayer& P, ViewState& vs, const demos::Lesson& L, bool locked);
+}  // namespace lesson_input
+
 // The drawing pieces (view_lesson_draw.cpp): plain data in, ImDrawList out.
 namespace lesson_draw {
 // Editable bars in [0, y_max]; returns true when a bar changed. Anchored as "lesson:bars".

@@ -1,6 +1,9 @@
 // The lesson player in the desktop app, under its own Xvfb: a script plays lessons to the end (locked reveal,
 // prediction, commit, ghost, feedback, try-next into the controls), then presenter mode with a class tally.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,7 +34,75 @@ Shell shell(const std::string& cmd) {
     return r;
 }
 
-bool have(const char* tool) { return shell(std::string("command -v ") + tool + " >/dev/null").rc == 0; }
+std::string find_on_path(const std::string& tool) {
+    const char* path = std::getenv("PATH");
+    std::stringstream ss(path ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(ss, dir, ':');) {
+        std::string p = dir + "/" + tool;
+        if (access(p.c_str(), X_OK) == 0) return p;
+    }
+    return "";
+}
+
+// Our own X server on a free display, as tests/gui/test_gui.cpp starts it: Xvfb picks the number and reports
+// it through -displayfd.
+class Xvfb {
+  public:
+    Xvfb() {
+        std::string xvfb = find_on_path("Xvfb");
+        if (xvfb.empty()) {
+            why_ = "Xvfb not found on PATH (install xvfb, e.g. with scripts/setup)";
+            return;
+        }
+        int fds[2];
+        if (pipe(fds) != 0) {
+            why_ = "pipe failed";
+            return;
+        }
+        pid_ = fork();
+        if (pid_ == 0) {
+            close(fds[0]);
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            std::string fd = std::to_string(fds[1]);
+            execl(xvfb.c_str(), "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
+                  static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        close(fds[1]);
+        std::string num;
+        pollfd pfd{fds[0], POLLIN, 0};
+        while (poll(&pfd, 1, 15000) > 0) {
+            char c;
+            if (read(fds[0], &c, 1) != 1 || c == '\n') break;
+            num += c;
+        }
+        close(fds[0]);
+        if (num.empty()) {
+            why_ = "Xvfb did not start within 15 s";
+            return;
+        }
+        display_ = ":" + num;
+    }
+    ~Xvfb() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    bool ok() const { return !display_.empty(); }
+    const std::string& why() const { return why_; }
+    // The command prefix that runs a program on this display with Mesa's software GL, with no lesson or config
+    // folder inherited from the environment.
+    std::string env() const {
+        return "env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + display_ + " LIBGL_ALWAYS_SOFTWARE=1 ";
+    }
+
+  private:
+    pid_t pid_ = -1;
+    std::string display_, why_;
+};
 
 // Plays one choice lesson right, a bars lesson wrong (typed bars), loads a try-next into the controls, and
 // checks along the way that nothing is revealed before the prediction and the confidence are committed.
@@ -134,19 +205,19 @@ screenshot ${out}/lesson-presenter-revealed.png
 class LessonGui : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!have("xvfb-run")) GTEST_SKIP() << "xvfb-run is not installed (apt-get install xvfb)";
+        if (!x_.ok()) GTEST_SKIP() << x_.why();
         dir_ = (std::filesystem::temp_directory_path() / ("moelab_lesson_gui_" + std::to_string(::getpid()) + "_" +
                                                          ::testing::UnitTest::GetInstance()->current_test_info()->name()))
                    .string();
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_ + "/cfg");
     }
-    // Runs the app with `script` under a fresh Xvfb; the working folder has no lessons/, so only built-ins load.
+    // Runs the app with `script`; the working folder has no lessons/, so only the built-in lessons load. A small
+    // starting scenario keeps the app's own background runs short; each lesson brings its own scenario.
     Shell play(const char* script) {
         std::ofstream(dir_ + "/script.txt") << script;
-        std::string cmd = "cd " + dir_ + " && env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR xvfb-run -a -s '-screen 0 1280x800x24' " +
-                          std::string(MOELAB_BIN) + " --script script.txt --frames 6000 --no-vsync --config-dir " +
-                          dir_ + "/cfg";
+        std::string cmd = "cd " + dir_ + " && " + x_.env() + std::string(MOELAB_BIN) + " --script script.txt --frames 6000 --no-vsync --config-dir " +
+                          dir_ + "/cfg --tokens 1024 --hidden 256 --ffn 512";
         return shell(cmd);
     }
     std::string read(const std::string& name) {
@@ -155,6 +226,7 @@ class LessonGui : public ::testing::Test {
         ss << f.rdbuf();
         return ss.str();
     }
+    Xvfb x_;
     std::string dir_;
 };
 
