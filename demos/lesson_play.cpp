@@ -306,7 +306,7 @@ std::string class_suggestion(int correct, int total) {
 
 // ---------------------------------------------------------------------------------------------------------
 
-std::vector<std::string> verify_lesson(const Lesson& l) {
+std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backend) {
     std::vector<std::string> out;
     auto problem = [&](int line, const std::string& msg) {
         out.push_back(l.source + (line > 0 ? ":" + std::to_string(line) : "") + ": " + msg);
@@ -316,7 +316,7 @@ std::vector<std::string> verify_lesson(const Lesson& l) {
                     bool key) {
         LessonReveal r;
         try {
-            run_lesson(l, base, params, "cpu", {}, &r);
+            run_lesson(l, base, params, backend, {}, &r);
         } catch (const moe::Error& e) {
             problem(q.line, what + ": the engine failed: " + e.what());
             return;

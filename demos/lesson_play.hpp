@@ -70,8 +70,9 @@ LessonGrade grade(const Lesson& l, const LessonReveal& r, const LessonAnswer& a)
 // Peer instruction (Vickrey et al. 2015): under 35% correct re-teach, 35–70% discuss in pairs, above explain.
 std::string class_suggestion(int correct, int total);
 
-// Runs the lesson (and each try-next variation) on the CPU reference and returns, as "file:line: message",
-// every way its key, expectations, misconceptions or checks disagree with what the engine computes.
-std::vector<std::string> verify_lesson(const Lesson& l);
+// Runs the lesson (and each try-next variation) on the CPU reference, or on `backend` when given (cuda: the same
+// check on the GPU), and returns, as "file:line: message", every way its key, expectations, misconceptions or
+// checks disagree with what the engine computes.
+std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backend = "cpu");
 
 }  // namespace demos

@@ -321,12 +321,20 @@ int check(const LessonArgs& a) {
     int bad_truth = 0;
     if (a.run)
         for (auto& l : set.lessons) {
-            auto problems = demos::verify_lesson(l);
+            auto problems = demos::verify_lesson(l, a.backend.empty() ? "cpu" : a.backend);
             for (auto& p : problems) std::printf("%s\n", p.c_str());
             bad_truth += problems.empty() ? 0 : 1;
-            if (problems.empty()) std::printf("ok  %-20s the engine agrees with its answer key\n", l.id.c_str());
+            if (problems.empty())
+                std::printf("ok  %-20s the engine (%s) agrees with its answer key\n", l.id.c_str(),
+                            a.backend.empty() ? "cpu" : a.backend.c_str());
         }
-    std::printf("%zu files read, %zu lessons loaded, %zu problem%s%s\n", set.files.size(), set.lessons.size(),
+    std::size_t builtin = 0;
+    for (auto& f : set.files) builtin += f.rfind("built-in:", 0) == 0;
+    std::printf("%zu built-in file%s%s, %zu lessons loaded, %zu problem%s%s\n", builtin, builtin == 1 ? "" : "s",
+                set.files.size() > builtin
+                    ? (" and " + std::to_string(set.files.size() - builtin) + " from " + dir + "/").c_str()
+                    : "",
+                set.lessons.size(),
                 set.problems.size(), set.problems.size() == 1 ? "" : "s",
                 a.run ? (", " + std::to_string(bad_truth) + " lesson(s) disagree with the engine").c_str() : "");
     return set.problems.empty() && bad_truth == 0 ? 0 : 2;
@@ -353,6 +361,8 @@ void add_lesson_commands(CLI::App& app, Handler* selected) {
     auto* chk = lessons->add_subcommand("check", "Validate every lesson file; errors name the file and line (exit 2)");
     chk->add_option("--lessons-dir", args->dir, "Folder of lesson files to check beside the built-in ones");
     chk->add_flag("--run", args->run, "Also run every lesson on the CPU reference and check its answer key");
+    chk->add_option("--backend", args->backend, "With --run: cpu (default), cuda or auto")
+        ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     lessons->callback([args, selected, chk] {
         if (chk->parsed())
             *selected = [args] { return check(*args); };
