@@ -179,9 +179,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Below kSmallMax assignments one block does all three phases: three launches cost more than the work. Each of
-// its 32 warps owns a contiguous run of assignments; pass 1 counts per warp, the block turns those into warp
-// prefixes, counts and offsets, and pass 2 walks the same runs again to hand out stable ranks to act.
-constexpr std::int64_t kSmallMax = 32768;
+// its 32 warps owns a run of at most 8 chunks of 32 assignments, loaded into registers at once (a serial chain of
+// loads would make this latency-bound); pass 1 counts per warp, the block turns those into warp prefixes, counts
+// and offsets, and pass 2 walks the same chunks again to hand out stable ranks to act.
+constexpr int kSmallChunks = 8;
+constexpr std::int64_t kSmallMax = std::int64_t(kScanThreads) * kSmallChunks;  // 8192
 constexpr int kSmallMaxExperts = 1280;  // 32·E ints of shared memory
 
 template <class Action>
@@ -191,14 +193,20 @@ __global__ void __launch_bounds__(kScanThreads)
     extern __shared__ std::int32_t cnt[];  // [32][experts]
     constexpr int kW = kScanThreads / 32;
     for (int i = threadIdx.x; i < kW * experts; i += kScanThreads) cnt[i] = 0;
-    __syncthreads();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     std::int32_t* mine = cnt + warp * experts;
-    const std::int64_t per = ((n + kW - 1) / kW + 31) / 32 * 32;
+    const std::int64_t per = ((n + kW - 1) / kW + 31) / 32 * 32;  // ≤ 32·kSmallChunks
     const std::int64_t begin = std::min<std::int64_t>(n, warp * per), end = std::min<std::int64_t>(n, begin + per);
-    for (std::int64_t base = begin; base < end; base += 32) {
-        std::int64_t a = base + lane;
-        int e = a < end ? ids[a] : -1;
+    int ev[kSmallChunks];
+#pragma unroll
+    for (int c = 0; c < kSmallChunks; ++c) {
+        std::int64_t a = begin + c * 32 + lane;
+        ev[c] = a < end ? ids[a] : -1;
+    }
+    __syncthreads();  // counters zeroed
+#pragma unroll
+    for (int c = 0; c < kSmallChunks; ++c) {
+        const int e = ev[c];
         unsigned peers = __match_any_sync(0xffffffffu, e);
         if (e >= 0 && (peers & lanemask_lt()) == 0) mine[e] += __popc(peers);
         __syncwarp();
@@ -215,9 +223,10 @@ __global__ void __launch_bounds__(kScanThreads)
     }
     __syncthreads();
     if (offsets) block_offsets(counts, experts, align, offsets, row_token, max_rows);  // ends with __syncthreads
-    for (std::int64_t base = begin; base < end; base += 32) {
-        std::int64_t a = base + lane;
-        int e = a < end ? ids[a] : -1;
+#pragma unroll
+    for (int c = 0; c < kSmallChunks; ++c) {
+        const std::int64_t a = begin + c * 32 + lane;
+        const int e = ev[c];
         unsigned peers = __match_any_sync(0xffffffffu, e);
         int below = __popc(peers & lanemask_lt());
         int before = e >= 0 ? mine[e] : 0;
