@@ -119,7 +119,9 @@ TEST_P(LessonTruth, AnswerKeyIsWhatTheEngineComputes) {
             a.choice = c.key;
             demos::LessonGrade g = demos::grade(*l, r, a);
             EXPECT_EQ(g.correct, c.correct) << l->id << " choice " << c.key;
-            if (!c.correct) EXPECT_FALSE(g.feedback.empty()) << l->id << " choice " << c.key << " has no feedback";
+            if (!c.correct) {
+                EXPECT_FALSE(g.feedback.empty()) << l->id << " choice " << c.key << " has no feedback";
+            }
             right += c.correct;
         }
         EXPECT_EQ(right, 1);
