@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 
 #include "app/gui/shortcuts.hpp"
 #include "app/gui/view_lesson.hpp"
@@ -251,10 +252,17 @@ void App::views() {
     // A relayout holds for a few frames, while the banner learns its height.
     if (vs.relayout) relayout_frames_ = 3;
     const ImGuiCond cond = relayout_frames_ > 0 ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
-    auto place = [&](float x, float y, float w, float h) {
+    std::function<void(float, float, float, float)> place = [&](float x, float y, float w, float h) {
         ImGui::SetNextWindowPos(ImVec2(x, y), cond);
         ImGui::SetNextWindowSize(ImVec2(w, h), cond);
     };
+    if (!vs.solo.empty()) {
+        // One view fills the window (measurements of a single view, presenter focus).
+        place = [&](float, float, float, float) {
+            ImGui::SetNextWindowPos(o, ImGuiCond_Always);
+            ImGui::SetNextWindowSize(S, ImGuiCond_Always);
+        };
+    }
     if (vs.show_device) {
         place(o.x, o.y, S.x, banner_h);
         show_device(st, vs, &vs.show_device);
@@ -292,6 +300,13 @@ void App::views() {
     if (relayout_frames_ > 0) --relayout_frames_;
     if (opt_.background_runs) changed |= handle_shortcuts(vs, &edit, &preset);
     if (changed) {
+        // A preset's name stays only while the scenario is still that preset (the backend aside).
+        for (const demos::Preset& p : demos::presets()) {
+            if (p.name != preset) continue;
+            demos::Scenario x = p.scenario;
+            x.backend = edit.backend;
+            if (!(x == edit)) preset.clear();
+        }
         if (!(edit == st.scenario)) {
             st.scenario = edit;
             st.preset = preset;

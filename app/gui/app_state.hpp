@@ -88,6 +88,7 @@ struct ViewState {
     float user_scale = 1.0f;
     bool relayout = true;      // place the windows in the default tiling on the next frame
     float banner_content_h = 0;  // height the device banner needed last frame
+    std::string solo;            // a view key: that view alone fills the window
 
     // Loads.
     bool loads_show_demand = true;  // stack dropped tokens on the kept ones

@@ -139,10 +139,14 @@ void dashed_rect(ImDrawList* dl, ImVec2 a, ImVec2 b, ImU32 col, float thickness)
 
 void hatch_rect(ImDrawList* dl, ImVec2 a, ImVec2 b, ImU32 col, float spacing, float thickness) {
     if (b.x - a.x < 1 || b.y - a.y < 1) return;
-    dl->PushClipRect(a, b, true);
-    float h = b.y - a.y;
-    for (float x = a.x - h; x < b.x; x += spacing) dl->AddLine(ImVec2(x, b.y), ImVec2(x + h, a.y), col, thickness);
-    dl->PopClipRect();
+    // 45° lines x + y = c, each cut to the rectangle here rather than by a clip rect: no wasted vertices and no
+    // extra draw command (both cost real time on software GL).
+    const float c0 = a.x + a.y, c1 = b.x + b.y;
+    for (float c = c0 + spacing * 0.5f; c < c1; c += spacing) {
+        const float x_lo = std::max(a.x, c - b.y), x_hi = std::min(b.x, c - a.y);
+        if (x_hi - x_lo < 0.5f) continue;
+        dl->AddLine(ImVec2(x_lo, c - x_lo), ImVec2(x_hi, c - x_hi), col, thickness);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------- bars
@@ -213,7 +217,7 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
         bool hatched = i < static_cast<int>(c.hatched.size()) && c.hatched[i];
         if (hatched) {
             dl->AddRectFilled(ImVec2(x0, y0), ImVec2(x1, fr.pb.y), with_alpha(col, 0.22f));
-            hatch_rect(dl, ImVec2(x0, y0), ImVec2(x1, fr.pb.y), with_alpha(col, 0.7f));
+            hatch_rect(dl, ImVec2(x0, y0), ImVec2(x1, fr.pb.y), with_alpha(col, 0.7f), 7, 1.0f);
             dashed_rect(dl, ImVec2(x0, y0), ImVec2(x1, fr.pb.y), col);
         } else {
             dl->AddRectFilled(ImVec2(x0, y0), ImVec2(x1, fr.pb.y), i == hov ? mix(col, pal.text, 0.25f) : col);
@@ -222,7 +226,7 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
             float y1 = ypix(c.values[i] + c.overflow[i]);
             ImU32 oc = c.overflow_color ? c.overflow_color : pal.dropped;
             dl->AddRectFilled(ImVec2(x0, y1), ImVec2(x1, y0), with_alpha(oc, 0.35f));
-            hatch_rect(dl, ImVec2(x0, y1), ImVec2(x1, y0), oc, 5, 1.5f);
+            hatch_rect(dl, ImVec2(x0, y1), ImVec2(x1, y0), oc, 7, 1.0f);
             dl->AddRect(ImVec2(x0, y1), ImVec2(x1, y0), oc);
             if (hov == i && mouse.y < y0) hover.overflow = true;
         }

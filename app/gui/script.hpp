@@ -23,6 +23,8 @@ class Script {
     int failures() const { return failures_; }
     const std::vector<std::string>& failure_messages() const { return messages_; }
     bool quit_requested() const { return quit_; }
+    // The label of the last `mark` command: frame statistics are reported per mark.
+    const std::string& mark() const { return mark_; }
 
     static const char* builtin(const std::string& name);  // the text of a built-in script, or nullptr
 
@@ -48,6 +50,7 @@ class Script {
     int failures_ = 0;
     std::vector<std::string> messages_;
     bool quit_ = false;
+    std::string mark_;
 };
 
 }  // namespace moelab_gui

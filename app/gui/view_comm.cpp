@@ -50,7 +50,7 @@ void draw_comm(const AppState& app, ViewState& vs) {
                 "(dispatch) and the expert output comes back (combine): the factor 2. This counts every assignment "
                 "as if its expert lived on another GPU.");
     ImGui::SameLine();
-    provenance_badge(pal, r.comm_provenance);
+    provenance_badge(pal, demos::Provenance::Modeled);  // a formula, not a count
     // The substitution and the big total share a baseline.
     const float y0 = ImGui::GetCursorPosY();
     ImGui::SetCursorPosY(y0 + vs.fonts.big->Ascent - vs.fonts.body->Ascent);
@@ -89,6 +89,9 @@ void draw_comm(const AppState& app, ViewState& vs) {
             "(DeepEP-style dedup).");
         ImGui::EndTable();
     }
+    ImGui::TextDisabled("both counted from this run's routing");
+    ImGui::SameLine();
+    provenance_badge(pal, r.comm_provenance);
     if (r.comm_ms >= 0) {
         ImGui::Text("busiest rank's transfer: %s", charts::fmt_ms(r.comm_ms).c_str());
         ImGui::SameLine();

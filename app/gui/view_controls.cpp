@@ -26,7 +26,8 @@ void after(Ctx& c, const char* param, const char* help) {
     }
 }
 
-bool combo(const char* label, std::string* value, const char* const* items, int n) {
+// A combo over fixed strings; its items are anchored as "combo:KEY/ITEM" while it is open.
+bool combo(ViewState& vs, const char* key, const char* label, std::string* value, const char* const* items, int n) {
     int cur = 0;
     for (int i = 0; i < n; ++i)
         if (*value == items[i]) cur = i;
@@ -37,6 +38,7 @@ bool combo(const char* label, std::string* value, const char* const* items, int 
                 *value = items[i];
                 ch = true;
             }
+            anchor(vs, std::string("combo:") + key + "/" + items[i]);
         }
         ImGui::EndCombo();
     }
@@ -123,7 +125,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
     float strength = 0;
     split_skew(s->skew, &family, &strength);
     static const char* kFamilies[] = {"uniform", "zipf", "hot"};
-    if (combo("skew family", &family, kFamilies, 3)) {
+    if (combo(vs, "skew_family", "skew family", &family, kFamilies, 3)) {
         if (family == "zipf" && strength <= 0) strength = 1.0f;
         if (family == "hot" && strength <= 0) strength = 4.0f;
         s->skew = join_skew(family, strength);
@@ -147,7 +149,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
                                        "The concept page's example is 6.0/0.9 ≈ 6.67 with E=16, top-1.");
     }
     static const char* kRouters[] = {"popularity", "gate"};
-    if (combo("router", &s->router, kRouters, 2)) c.changed = true;
+    if (combo(vs, "router", "router", &s->router, kRouters, 2)) c.changed = true;
     anchor(vs, "router");
     after(c, "--router",
           "popularity: logits are log p + Gumbel noise, which samples k distinct experts exactly in proportion to the "
@@ -185,7 +187,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
     after(c, "--ffn", "F: inner width of each expert's SiLU-gated FFN (w1: 2F×d, w2: d×F). Expert FLOPs per row are "
                     "2·(2F·d + d·F).");
     static const char* kDtypes[] = {"bf16", "fp16", "fp8", "fp32"};
-    if (combo("dtype", &s->dtype, kDtypes, 4)) c.changed = true;
+    if (combo(vs, "dtype", "dtype", &s->dtype, kDtypes, 4)) c.changed = true;
     anchor(vs, "dtype");
     after(c, "--dtype", "b: bytes per element on the wire (bf16/fp16 2, fp8 1, fp32 4). It scales the communication "
                       "bytes; the kernels compute in bf16 with fp32 accumulation.");
@@ -201,14 +203,14 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
           "cf: each expert accepts at most C = ⌈cf·T·k/E⌉ tokens; the rest are dropped (they skip the expert and keep "
           "only the residual). cf = 0 means dropless: no cap, so a hot expert gets everything sent to it.");
     static const char* kDrops[] = {"token", "probability"};
-    if (combo("drop policy", &s->drop_policy, kDrops, 2)) c.changed = true;
+    if (combo(vs, "drop_policy", "drop policy", &s->drop_policy, kDrops, 2)) c.changed = true;
     anchor(vs, "drop_policy");
     after(c, "--drop-policy", "Which assignments an over-full expert keeps: the first C in token order, or the C with "
                             "the highest gate probability.");
 
     section(vs, "Dispatch");
     static const char* kStrategies[] = {"sort", "atomic", "scan", "nopack"};
-    if (combo("strategy", &s->strategy, kStrategies, 4)) c.changed = true;
+    if (combo(vs, "strategy", "strategy", &s->strategy, kStrategies, 4)) c.changed = true;
     anchor(vs, "strategy");
     after(c, "--strategy",
           "How tokens are packed expert-major before the expert GEMMs. sort: radix sort by expert id, then gather. "
@@ -266,7 +268,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
 
     section(vs, "Run");
     static const char* kBackends[] = {"auto", "cpu", "cuda"};
-    if (combo("backend", &s->backend, kBackends, 3)) c.changed = true;
+    if (combo(vs, "backend", "backend", &s->backend, kBackends, 3)) c.changed = true;
     anchor(vs, "backend");
     after(c, "--backend",
           "Where the layer runs. cuda: this machine's GPU, timed with CUDA events. cpu: the reference implementation, "

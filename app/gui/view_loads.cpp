@@ -50,7 +50,7 @@ void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
     if (kind == 0) dl->AddRectFilled(a, b, col);
     if (kind == 1) {
         dl->AddRectFilled(a, b, with_alpha(col, 0.35f));
-        charts::hatch_rect(dl, a, b, col, 4, 1.2f);
+        charts::hatch_rect(dl, a, b, col, 4, 1.0f);
     }
     if (kind == 2) charts::dashed_line(dl, ImVec2(a.x, p.y + h * 0.5f), ImVec2(b.x, p.y + h * 0.5f), col, 2, 4, 3);
     if (kind == 3) dl->AddLine(ImVec2(a.x, p.y + h * 0.5f), ImVec2(b.x, p.y + h * 0.5f), col, 2);

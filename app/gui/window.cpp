@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "app/gui/app.hpp"
+#include "app/gui/frame_stats.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
 #include "app/gui/script.hpp"
@@ -39,71 +40,6 @@ void no_display_message(const std::string& why) {
                  "                                            render the app to a PNG with no display (EGL)\n"
                  "Run `moelab --help` for everything.\n",
                  why.c_str());
-}
-
-// Seconds since this process was started, from /proc (10 ms resolution); < 0 when unknown.
-double seconds_since_exec() {
-    std::ifstream stat("/proc/self/stat"), up("/proc/uptime");
-    std::string s;
-    std::getline(stat, s);
-    auto rp = s.rfind(')');
-    if (rp == std::string::npos) return -1;
-    std::istringstream in(s.substr(rp + 2));
-    std::string field;
-    unsigned long long start = 0;
-    for (int i = 3; i <= 22 && in >> field; ++i)
-        if (i == 22) start = std::strtoull(field.c_str(), nullptr, 10);
-    double uptime = 0;
-    if (!(up >> uptime) || start == 0) return -1;
-    return uptime - static_cast<double>(start) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-struct FrameStats {
-    std::vector<double> ms;
-    std::vector<double> ui_ms;  // NewFrame … Render: building the UI on the CPU
-    std::vector<double> gl_ms;  // RenderDrawData + swap: rasterising (llvmpipe does this on the CPU too)
-    std::vector<bool> busy;
-    double startup_exec_ms = -1, startup_enter_ms = -1;
-    std::string renderer;
-    int width = 0, height = 0;
-    long long vertices = 0, indices = 0;  // of the last frame
-};
-
-double percentile(std::vector<double> v, double q) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    std::size_t i = static_cast<std::size_t>(q * (v.size() - 1) + 0.5);
-    return v[std::min(i, v.size() - 1)];
-}
-
-void report(const FrameStats& fs, const std::string& json_path) {
-    std::vector<double> all, busy, ui, gl;
-    for (std::size_t i = 1; i < fs.ms.size(); ++i) {  // frame 0 includes the font upload and shader compile
-        all.push_back(fs.ms[i]);
-        ui.push_back(fs.ui_ms[i]);
-        gl.push_back(fs.gl_ms[i]);
-        if (fs.busy[i]) busy.push_back(fs.ms[i]);
-    }
-    std::fprintf(stderr,
-                 "moelab frame times at %d×%d, %s\n"
-                 "  all frames (%zu): median %.2f ms, p95 %.2f ms, max %.2f ms\n"
-                 "  while a run was in progress (%zu): median %.2f ms, p95 %.2f ms\n"
-                 "  split (medians): building the UI %.2f ms, rendering + swap %.2f ms (%lld vertices, %lld indices)\n"
-                 "  startup to first frame: %.0f ms since exec, %.0f ms since the window code started\n",
-                 fs.width, fs.height, fs.renderer.c_str(), all.size(), percentile(all, 0.5), percentile(all, 0.95),
-                 all.empty() ? 0 : *std::max_element(all.begin(), all.end()), busy.size(), percentile(busy, 0.5),
-                 percentile(busy, 0.95), percentile(ui, 0.5), percentile(gl, 0.5), fs.vertices, fs.indices, fs.startup_exec_ms,
-                 fs.startup_enter_ms);
-    if (json_path.empty()) return;
-    char buf[1024];
-    std::snprintf(buf, sizeof buf,
-                  "{\n  \"width\": %d, \"height\": %d, \"renderer\": \"%s\",\n  \"frames\": %zu, \"median_ms\": %.3f, "
-                  "\"p95_ms\": %.3f,\n  \"busy_frames\": %zu, \"busy_median_ms\": %.3f, \"busy_p95_ms\": %.3f,\n"
-                  "  \"startup_exec_ms\": %.1f, \"startup_enter_ms\": %.1f\n}\n",
-                  fs.width, fs.height, fs.renderer.c_str(), all.size(), percentile(all, 0.5), percentile(all, 0.95),
-                  busy.size(), percentile(busy, 0.5), percentile(busy, 0.95), fs.startup_exec_ms, fs.startup_enter_ms);
-    std::string err;
-    if (!write_file_atomic(json_path, buf, &err)) std::fprintf(stderr, "moelab: %s\n", err.c_str());
 }
 
 void on_drop(GLFWwindow* w, int n, const char** paths) {
@@ -261,12 +197,14 @@ int run_window(const WindowOptions& opt) {
                 fs.width = fw;
                 fs.height = fh;
             }
-            fs.ms.push_back(ms);
-            fs.vertices = ImGui::GetIO().MetricsRenderVertices;
-            fs.indices = ImGui::GetIO().MetricsRenderIndices;
-            fs.ui_ms.push_back(std::chrono::duration<double, std::milli>(t_gl - t_ui).count());
-            fs.gl_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t_gl).count());
-            fs.busy.push_back(app.st.status.busy);
+            FrameSample fsm;
+            fsm.ms = ms;
+            fsm.ui_ms = std::chrono::duration<double, std::milli>(t_gl - t_ui).count();
+            fsm.gl_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_gl).count();
+            fsm.busy = app.st.status.busy;
+            fsm.vertices = ImGui::GetIO().MetricsRenderVertices;
+            fsm.mark = script.mark();
+            fs.frames.push_back(std::move(fsm));
             ++frame;
             if (last) break;
         }
@@ -280,7 +218,7 @@ int run_window(const WindowOptions& opt) {
                 code = code ? code : 1;
             }
         }
-        if (opt.report_frame_times) report(fs, opt.report_json);
+        if (opt.report_frame_times) fs.report(opt.report_json);
         ImGui_ImplOpenGL3_Shutdown();
         ImGui_ImplGlfw_Shutdown();
         glfwSetWindowUserPointer(window, nullptr);

@@ -236,6 +236,8 @@ TEST(GuiWindow, InvalidTopKIsShownUnderItsControlAndTheAppSurvives) {
     Proc p = sh(x.env() + kBin + " --frames 8000 --script builtin:invalid-topk --config-dir " + dir + kSmall);
     ASSERT_EQ(p.rc, 0) << p.out;
     EXPECT_NE(p.out.find("error shown under --top-k"), std::string::npos) << p.out;
+    // Runtime errors too: a run too big for memory is refused and the message sits under tokens.
+    EXPECT_NE(p.out.find("error shown under --tokens"), std::string::npos) << p.out;
 }
 
 TEST(GuiWindow, PresenterModeStartsAndReportsFrameTimes) {
