@@ -438,6 +438,31 @@ void player(LessonPlayer& P, App& app) {
     revealed(P, app, L);
 }
 
+// Until the prediction is committed (in presenter mode: until the reveal) the other views would give the answer
+// away, so a curtain covers everything but the lesson window and the menu bar. It hides; it does not block input.
+void curtain(const ViewState& vs, ImVec2 a, ImVec2 b) {
+    const ImGuiViewport* vp = ImGui::GetMainViewport();
+    const ImVec2 o = vp->WorkPos, e(vp->WorkPos.x + vp->WorkSize.x, vp->WorkPos.y + vp->WorkSize.y);
+    a = ImVec2(std::clamp(a.x, o.x, e.x), std::clamp(a.y, o.y, e.y));
+    b = ImVec2(std::clamp(b.x, o.x, e.x), std::clamp(b.y, o.y, e.y));
+    ImDrawList* dl = ImGui::GetForegroundDrawList();
+    // Opaque, in the colour the window clears to, so nothing shows through.
+    const ImU32 c = vs.pal.light ? IM_COL32(237, 237, 237, 255) : IM_COL32(15, 17, 19, 255);
+    dl->AddRectFilled(o, ImVec2(e.x, a.y), c);
+    dl->AddRectFilled(ImVec2(o.x, b.y), e, c);
+    dl->AddRectFilled(ImVec2(o.x, a.y), ImVec2(a.x, b.y), c);
+    dl->AddRectFilled(ImVec2(b.x, a.y), ImVec2(e.x, b.y), c);
+    const char* lines[] = {"Predict first.", "The other views show the answer:", "they come back when you commit."};
+    const bool left = a.x - o.x >= e.x - b.x;
+    const float x0 = left ? o.x : b.x, x1 = left ? a.x : e.x;
+    float y = o.y + (e.y - o.y) * 0.4f;
+    for (const char* l : lines) {
+        ImVec2 ts = ImGui::CalcTextSize(l);
+        if (ts.x < x1 - x0 - 16) dl->AddText(ImVec2((x0 + x1 - ts.x) * 0.5f, y), vs.pal.text_dim, l);
+        y += ts.y * 1.4f;
+    }
+}
+
 }  // namespace
 
 void show_lesson(App& app, bool* p_open) {
@@ -462,8 +487,11 @@ void show_lesson(App& app, bool* p_open) {
                                 cond);
         ImGui::SetNextWindowSize(ImVec2(vp->WorkSize.x * 0.58f, vp->WorkSize.y * 0.90f), cond);
     }
+    ImVec2 win_a(0, 0), win_b(0, 0);
     if (ImGui::Begin("Lessons", p_open)) {
         view_begun(vs, "lesson");
+        win_a = ImGui::GetWindowPos();
+        win_b = ImVec2(win_a.x + ImGui::GetWindowSize().x, win_a.y + ImGui::GetWindowSize().y);
         const float list_w = std::min(ImGui::GetContentRegionAvail().x * (vs.presenter ? 0.22f : 0.32f),
                                       vs.fonts.body_px * 16);
         ImGui::BeginChild("##lesson_list", ImVec2(list_w, 0), true);
@@ -478,6 +506,7 @@ void show_lesson(App& app, bool* p_open) {
         ImGui::EndChild();
     }
     ImGui::End();
+    if (*p_open && win_b.x > win_a.x && current(P) && P.phase != LessonPhase::Revealed) curtain(vs, win_a, win_b);
 }
 
 }  // namespace moelab_gui
