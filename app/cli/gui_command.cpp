@@ -1,10 +1,11 @@
 // The bare `moelab`: opens the desktop app. Its options (--frames, --script, --screenshot, --presenter, scenario
 // flags, …) live on the top-level command and only take effect when no subcommand is given.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include "app/cli/commands.hpp"
 #include "app/cli/scenario_flags.hpp"
@@ -63,8 +64,9 @@ void add_gui_options(CLI::App& app, Handler* selected) {
         ->group(g);
     app.add_flag("--presenter", a->presenter, "Start in presenter mode: large fonts, high contrast, Okabe–Ito colours")
         ->group(g);
-    app.add_option("--preset", a->preset, "Start from a model preset (classroom, Mixtral-8x22B, DBRX, DeepSeek-V3, "
-                                          "Qwen3-30B-A3B)")
+    app.add_option("--preset", a->preset,
+                   "Start from a model preset (classroom, Mixtral-8x22B, DBRX, DeepSeek-V3, "
+                   "Qwen3-30B-A3B)")
         ->group(g);
     app.add_option("--config-dir", a->config_dir, "Where imgui.ini and prefs.toml live (default ~/.config/moelab)")
         ->group(g);

@@ -28,7 +28,8 @@ struct SnapArgs {
 void add_snapshot_command(CLI::App& app, Handler* selected) {
     auto a = std::make_shared<SnapArgs>();
     auto* cmd = app.add_subcommand("snapshot", "Render a view of the desktop app to a PNG, with no window or X server");
-    cmd->add_option("--view", a->view, "loads, comm, dispatch, timeline, device, controls, help or overview (the whole app)")
+    cmd->add_option("--view", a->view,
+                    "loads, comm, dispatch, timeline, device, controls, help or overview (the whole app)")
         ->check(CLI::IsMember({"loads", "comm", "dispatch", "timeline", "device", "controls", "help", "overview"}));
     cmd->add_option("--out,-o", a->out, "PNG file to write")->required();
     cmd->add_option("--width", a->width, "Image width in pixels (64..8192, default 1280)");
@@ -42,8 +43,9 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
     cmd->add_option("--preset", a->preset, "Start from a model preset; other flags override it");
     cmd->add_flag("--quiet,-q", a->quiet, "No progress on stderr");
     add_scenario_flags(cmd, a->flags);
-    cmd->footer("Example: moelab snapshot --view overview --out assets/readme-overview.png\n"
-                "Uses Mesa's surfaceless EGL or the GPU driver's EGL device; no DISPLAY is needed.");
+    cmd->footer(
+        "Example: moelab snapshot --view overview --out assets/readme-overview.png\n"
+        "Uses Mesa's surfaceless EGL or the GPU driver's EGL device; no DISPLAY is needed.");
     cmd->callback([a, selected] {
         *selected = [a] {
 #ifdef MOELAB_HAVE_GUI
@@ -60,8 +62,9 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
             o.scenario = resolve_scenario_with_preset(a->flags, a->preset);
             return moelab_gui::run_snapshot(o);
 #else
-            std::fprintf(stderr, "moelab snapshot: this build has no GUI (MOELAB_GUI=OFF); rebuild with "
-                                 "libimgui-dev, libglfw3-dev and libegl-dev (scripts/setup)\n");
+            std::fprintf(stderr,
+                         "moelab snapshot: this build has no GUI (MOELAB_GUI=OFF); rebuild with "
+                         "libimgui-dev, libglfw3-dev and libegl-dev (scripts/setup)\n");
             return 1;
 #endif
         };

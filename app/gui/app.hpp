@@ -13,11 +13,11 @@
 namespace moelab_gui {
 
 struct AppOptions {
-    std::string config_dir;     // imgui.ini and prefs.toml; "" = default_config_dir()
-    bool persist = true;        // read and write prefs and imgui.ini
-    bool presenter = false;     // force presenter mode on at start
-    demos::Scenario scenario;   // the starting scenario
-    std::string preset;         // its preset name, if it is one
+    std::string config_dir;       // imgui.ini and prefs.toml; "" = default_config_dir()
+    bool persist = true;          // read and write prefs and imgui.ini
+    bool presenter = false;       // force presenter mode on at start
+    demos::Scenario scenario;     // the starting scenario
+    std::string preset;           // its preset name, if it is one
     bool background_runs = true;  // false: the snapshot runs jobs itself and draws no menus
 };
 
@@ -60,7 +60,7 @@ class App {
 
     AppState st;
     ViewState vs;
-    std::vector<Capture> captures;  // filled during frame(), consumed by the window after rendering
+    std::vector<Capture> captures;         // filled during frame(), consumed by the window after rendering
     std::shared_ptr<LessonPlayer> lesson;  // the lesson view's state, created on its first frame
     bool quit = false;
     std::string ini_path, prefs_path, export_dir;

@@ -52,21 +52,21 @@ struct AppState {
     ResultSet results;
     RunError error;
     RunnerStatus status;
-    bool stale = false;                // results are from an older scenario (a run is pending or it is invalid)
-    std::string backend_resolved;      // cpu | cuda
-    std::string backend_why;           // why auto fell back, when it did
-    std::vector<std::string> gpus;     // names of usable GPUs
-    std::string gpu_unavailable;       // why there are none
-    std::string scenario_path;         // last saved or loaded TOML
-    std::string toast;                 // a short status line ("Saved …")
+    bool stale = false;             // results are from an older scenario (a run is pending or it is invalid)
+    std::string backend_resolved;   // cpu | cuda
+    std::string backend_why;        // why auto fell back, when it did
+    std::vector<std::string> gpus;  // names of usable GPUs
+    std::string gpu_unavailable;    // why there are none
+    std::string scenario_path;      // last saved or loaded TOML
+    std::string toast;              // a short status line ("Saved …")
     double toast_until = 0;
 };
 
 // Rectangles of named widgets from the last frame, for scripted input and tests (1.86 has no test engine).
 struct Probe {
-    std::map<std::string, ImVec4> anchors;         // name → (x0, y0, x1, y1)
-    std::map<std::string, std::string> errors;     // control → the error text drawn next to it this frame
-    std::map<std::string, ImVec4> windows;         // view id → window rectangle
+    std::map<std::string, ImVec4> anchors;      // name → (x0, y0, x1, y1)
+    std::map<std::string, std::string> errors;  // control → the error text drawn next to it this frame
+    std::map<std::string, ImVec4> windows;      // view id → window rectangle
 };
 
 enum class ViewId { Controls, Device, Loads, Comm, Dispatch, Timeline, Help, Lesson, Count };
@@ -83,38 +83,38 @@ struct ViewState {
     Palette pal;
     Fonts fonts;
     bool presenter = false;
-    bool fonts_dirty = true;   // rebuild the atlas before the next frame
+    bool fonts_dirty = true;  // rebuild the atlas before the next frame
     float dpi_scale = 1.0f;
     float user_scale = 1.0f;
-    bool relayout = true;      // place the windows in the default tiling on the next frame
+    bool relayout = true;        // place the windows in the default tiling on the next frame
     float banner_content_h = 0;  // height the device banner needed last frame
     std::string solo;            // a view key: that view alone fills the window
 
     // Loads.
     bool loads_show_demand = true;  // stack dropped tokens on the kept ones
     // Communication.
-    bool comm_show_rows = false;    // heatmap in rows instead of bytes
-    bool comm_dedup = false;        // heatmap of the deduplicated traffic
+    bool comm_show_rows = false;  // heatmap in rows instead of bytes
+    bool comm_dedup = false;      // heatmap of the deduplicated traffic
     // Dispatch sweep.
-    int sweep_axis = 0;             // 0 skew strength, 1 tokens
+    int sweep_axis = 0;  // 0 skew strength, 1 tokens
     bool sweep_on = true;
     // Timeline.
     charts::LaneView timeline_view;
     charts::LaneView stages_view;
     bool timeline_show_model = true, timeline_show_measured = true, timeline_per_rank = false;
-    int timeline_source = 0;        // 0 pipeline (model + measurement), 1 measured layer stages
+    int timeline_source = 0;  // 0 pipeline (model + measurement), 1 measured layer stages
 
-    bool run_full_layer = true;     // re-run the whole layer (expert FFNs too) after every edit
-    bool request_rerun = false;     // intents from buttons, carried out by the app after the frame
+    bool run_full_layer = true;  // re-run the whole layer (expert FFNs too) after every edit
+    bool request_rerun = false;  // intents from buttons, carried out by the app after the frame
     bool request_cancel = false;
-    bool request_save_png = false;        // of the focused view
-    bool request_export = false;          // the current Result as JSON and CSV
+    bool request_save_png = false;  // of the focused view
+    bool request_export = false;    // the current Result as JSON and CSV
     bool request_save_scenario = false;
     bool request_open_scenario = false;
     bool request_quit = false;
-    std::string focused;            // id of the view that had focus last ("loads", …) for "Save PNG"
-    mutable Probe probe;            // instrumentation: views that only read ViewState still record anchors
-    bool snapshot = false;          // drawing for `moelab snapshot`: no menus, no popups
+    std::string focused;    // id of the view that had focus last ("loads", …) for "Save PNG"
+    mutable Probe probe;    // instrumentation: views that only read ViewState still record anchors
+    bool snapshot = false;  // drawing for `moelab snapshot`: no menus, no popups
 };
 
 // Called right after a view's Begin(): notes focus (for Save PNG) and the window rectangle (for scripts).

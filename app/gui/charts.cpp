@@ -17,8 +17,8 @@ std::string printf_str(const char* fmt, double v) {
 
 // The plot area inside `frame` once room is left for tick labels and axis titles.
 struct Frame {
-    ImVec2 a, b;            // whole widget
-    ImVec2 pa, pb;          // plot area
+    ImVec2 a, b;    // whole widget
+    ImVec2 pa, pb;  // plot area
 };
 
 float text_w(ImFont* f, const std::string& s) { return f->CalcTextSizeA(f->FontSize, 1e9f, 0, s.c_str()).x; }
@@ -200,14 +200,16 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
         if (g % 2 == 0) dl->AddRectFilled(ImVec2(x0, fr.pa.y - lh * 1.2f), ImVec2(x1, fr.pb.y), pal.band);
         if (g > 0) dl->AddLine(ImVec2(x0, fr.pa.y - lh * 1.2f), ImVec2(x0, fr.pb.y), pal.grid);
         float w = text_w(sf, grp.label);
-        if (w < x1 - x0 - 4) draw_text(dl, sf, ImVec2((x0 + x1 - w) * 0.5f, fr.pa.y - lh * 1.1f), pal.text_dim, grp.label);
+        if (w < x1 - x0 - 4)
+            draw_text(dl, sf, ImVec2((x0 + x1 - w) * 0.5f, fr.pa.y - lh * 1.1f), pal.text_dim, grp.label);
     }
     y_axis(dl, fr, ymax, ticks, c.y_format, pal, fonts);
     y_title(dl, fr, c.y_title, pal, fonts);
 
     int hov = -1;
     ImVec2 mouse = ImGui::GetIO().MousePos;
-    if (hovered && mouse.x >= fr.pa.x && mouse.x < fr.pb.x) hov = std::clamp(static_cast<int>((mouse.x - fr.pa.x) / slot), 0, n - 1);
+    if (hovered && mouse.x >= fr.pa.x && mouse.x < fr.pb.x)
+        hov = std::clamp(static_cast<int>((mouse.x - fr.pa.x) / slot), 0, n - 1);
 
     for (int i = 0; i < n; ++i) {
         float x0 = fr.pa.x + slot * i + gap * 0.5f, x1 = fr.pa.x + slot * (i + 1) - gap * 0.5f;
@@ -241,7 +243,8 @@ Hover bar_chart(const BarChart& c, ImVec2 size, const Palette& pal, const Fonts&
             float w = text_w(sf, c.value_labels[i]);
             float top = y0;
             if (i < static_cast<int>(c.whisker_hi.size())) top = std::min(top, ypix(c.whisker_hi[i]));
-            if (w < slot + gap) draw_text(dl, sf, ImVec2((x0 + x1 - w) * 0.5f, top - lh - 2), pal.text, c.value_labels[i]);
+            if (w < slot + gap)
+                draw_text(dl, sf, ImVec2((x0 + x1 - w) * 0.5f, top - lh - 2), pal.text, c.value_labels[i]);
         }
         if (i == c.highlight) {
             dl->AddRect(ImVec2(x0 - 1, y0 - 1), ImVec2(x1 + 1, fr.pb.y + 1), pal.text, 0, 0, 2);

@@ -16,10 +16,10 @@ using Format = std::function<std::string(double)>;
 
 // Ticks at 1, 2, 5 × 10^n covering [lo, hi], about `target` of them.
 std::vector<double> nice_ticks(double lo, double hi, int target);
-std::string fmt_si(double v);          // 950, 1.2k, 3.4M, 1.1G
-std::string fmt_count(double v);       // 12,345
-std::string fmt_bytes(double bytes);   // 512 B, 33.6 MB, 1.07 GB (decimal units, like GB/s)
-std::string fmt_ms(double ms);         // 812 µs, 12.3 ms, 1.20 s
+std::string fmt_si(double v);         // 950, 1.2k, 3.4M, 1.1G
+std::string fmt_count(double v);      // 12,345
+std::string fmt_bytes(double bytes);  // 512 B, 33.6 MB, 1.07 GB (decimal units, like GB/s)
+std::string fmt_ms(double ms);        // 812 µs, 12.3 ms, 1.20 s
 std::string fmt_fixed(double v, int digits);
 
 struct HLine {
@@ -38,25 +38,25 @@ struct BarGroup {
 struct BarChart {
     const char* id = "bars";
     std::vector<double> values;
-    std::vector<double> overflow;      // stacked above the bar, hatched (dropped tokens); optional
-    std::vector<ImU32> colors;         // per bar; optional (pal.bar)
-    std::vector<bool> hatched;         // per bar: a modelled value, drawn hatched with a dashed outline
+    std::vector<double> overflow;                // stacked above the bar, hatched (dropped tokens); optional
+    std::vector<ImU32> colors;                   // per bar; optional (pal.bar)
+    std::vector<bool> hatched;                   // per bar: a modelled value, drawn hatched with a dashed outline
     std::vector<double> whisker_lo, whisker_hi;  // min .. p95 per bar; optional
-    std::vector<std::string> labels;   // x tick label per bar; thinned to fit
-    std::vector<std::string> value_labels;  // text above each bar; optional
+    std::vector<std::string> labels;             // x tick label per bar; thinned to fit
+    std::vector<std::string> value_labels;       // text above each bar; optional
     std::vector<HLine> hlines;
-    std::vector<BarGroup> groups;      // shaded bands with a title, e.g. one per rank
+    std::vector<BarGroup> groups;  // shaded bands with a title, e.g. one per rank
     std::string x_title, y_title;
-    Format y_format;                   // tick labels (fmt_si by default)
-    double y_max = 0;                  // 0: from the data
-    int highlight = -1;                // outlined and labelled
+    Format y_format;     // tick labels (fmt_si by default)
+    double y_max = 0;    // 0: from the data
+    int highlight = -1;  // outlined and labelled
     std::string highlight_label;
     ImU32 overflow_color = 0;
 };
 
 struct Hover {
-    int index = -1;    // bar, series point, span or cell row
-    int index2 = -1;   // series, or cell column
+    int index = -1;   // bar, series point, span or cell row
+    int index2 = -1;  // series, or cell column
     bool overflow = false;
 };
 
@@ -87,7 +87,7 @@ struct Heatmap {
     std::vector<double> values;  // row-major [rows, cols]
     std::vector<std::string> row_labels, col_labels;
     std::string row_title, col_title, legend_title;
-    Format format;               // cell and legend labels
+    Format format;  // cell and legend labels
 };
 
 // Viridis-like ramp: perceptually even and readable with colour-blindness.

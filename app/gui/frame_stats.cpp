@@ -98,14 +98,15 @@ void FrameStats::report(const std::string& json_path) const {
     std::ostringstream j;
     j << "{\n  \"width\": " << width << ", \"height\": " << height << ", \"renderer\": \"" << renderer << "\",\n"
       << "  \"startup_exec_ms\": " << startup_exec_ms << ", \"startup_enter_ms\": " << startup_enter_ms << ",\n"
-      << "  \"median_ms\": " << rows[0].median << ", \"p95_ms\": " << rows[0].p95 << ", \"busy_frames\": "
-      << rows[0].busy_n << ", \"busy_median_ms\": " << rows[0].busy_median << ",\n  \"marks\": [";
+      << "  \"median_ms\": " << rows[0].median << ", \"p95_ms\": " << rows[0].p95
+      << ", \"busy_frames\": " << rows[0].busy_n << ", \"busy_median_ms\": " << rows[0].busy_median
+      << ",\n  \"marks\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const Summary& s = rows[i];
-        j << (i ? "," : "") << "\n    {\"name\": \"" << s.name << "\", \"frames\": " << s.n << ", \"median_ms\": " << s.median
-          << ", \"p95_ms\": " << s.p95 << ", \"busy_frames\": " << s.busy_n << ", \"busy_median_ms\": " << s.busy_median
-          << ", \"busy_p95_ms\": " << s.busy_p95 << ", \"ui_ms\": " << s.ui << ", \"render_ms\": " << s.gl
-          << ", \"vertices\": " << s.vertices << "}";
+        j << (i ? "," : "") << "\n    {\"name\": \"" << s.name << "\", \"frames\": " << s.n
+          << ", \"median_ms\": " << s.median << ", \"p95_ms\": " << s.p95 << ", \"busy_frames\": " << s.busy_n
+          << ", \"busy_median_ms\": " << s.busy_median << ", \"busy_p95_ms\": " << s.busy_p95 << ", \"ui_ms\": " << s.ui
+          << ", \"render_ms\": " << s.gl << ", \"vertices\": " << s.vertices << "}";
     }
     j << "\n  ]\n}\n";
     std::string err;

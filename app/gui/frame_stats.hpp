@@ -8,9 +8,9 @@ namespace moelab_gui {
 
 struct FrameSample {
     double ms = 0, ui_ms = 0, gl_ms = 0;
-    bool busy = false;   // a background run was in progress
+    bool busy = false;  // a background run was in progress
     int vertices = 0;
-    std::string mark;    // the script's last `mark`, "" before any
+    std::string mark;  // the script's last `mark`, "" before any
 };
 
 struct FrameStats {

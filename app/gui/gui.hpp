@@ -8,18 +8,18 @@
 namespace moelab_gui {
 
 struct WindowOptions {
-    int frames = 0;                  // render this many frames, then exit 0 (0 = until the window closes)
-    std::string screenshot;          // PNG of the whole window after the last frame
-    std::string script;              // scripted input: a file, or "builtin:NAME" (tour, invalid-topk, perf)
-    bool presenter = false;          // start in presenter mode
-    std::string scenario_path;       // TOML scenario to start from
-    std::string preset;              // preset name to start from
-    bool have_scenario = false;      // `scenario` below is set (from CLI flags)
+    int frames = 0;              // render this many frames, then exit 0 (0 = until the window closes)
+    std::string screenshot;      // PNG of the whole window after the last frame
+    std::string script;          // scripted input: a file, or "builtin:NAME" (tour, invalid-topk, perf)
+    bool presenter = false;      // start in presenter mode
+    std::string scenario_path;   // TOML scenario to start from
+    std::string preset;          // preset name to start from
+    bool have_scenario = false;  // `scenario` below is set (from CLI flags)
     demos::Scenario scenario;
-    bool report_frame_times = false; // print frame-time statistics at exit
-    std::string report_json;         // and write them as JSON here
-    int width = 1280, height = 800;  // initial window size in screen coordinates
-    std::string config_dir;          // where imgui.ini and prefs.toml live ("" = ~/.config/moelab)
+    bool report_frame_times = false;  // print frame-time statistics at exit
+    std::string report_json;          // and write them as JSON here
+    int width = 1280, height = 800;   // initial window size in screen coordinates
+    std::string config_dir;           // where imgui.ini and prefs.toml live ("" = ~/.config/moelab)
     bool vsync = true;
 };
 
@@ -30,13 +30,13 @@ bool display_available(std::string* why);
 int run_window(const WindowOptions& opt);
 
 struct SnapshotOptions {
-    std::string view = "overview";  // loads | comm | dispatch | timeline | device | controls | overview
-    std::string out;                // PNG path
-    int width = 1280, height = 800; // pixels
-    float scale = 1.0f;             // UI scale (fonts are rebuilt at this size)
+    std::string view = "overview";   // loads | comm | dispatch | timeline | device | controls | overview
+    std::string out;                 // PNG path
+    int width = 1280, height = 800;  // pixels
+    float scale = 1.0f;              // UI scale (fonts are rebuilt at this size)
     bool presenter = false;
-    bool light = false;             // light theme instead of dark
-    bool full_layer = false;        // also run the whole layer (expert FFNs) for measured stage times
+    bool light = false;       // light theme instead of dark
+    bool full_layer = false;  // also run the whole layer (expert FFNs) for measured stage times
     demos::Scenario scenario;
     bool quiet = false;
 };

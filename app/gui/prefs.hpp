@@ -14,8 +14,8 @@ struct Prefs {
     float ui_scale = 1.0f;              // the user's zoom on top of the screen's DPI
     bool run_full_layer = true;
     bool sweep_on = true;
-    std::string sweep_axis = "skew";    // skew | tokens
-    std::string export_dir;             // where Save PNG and Export write ("" = the working directory)
+    std::string sweep_axis = "skew";  // skew | tokens
+    std::string export_dir;           // where Save PNG and Export write ("" = the working directory)
     bool views[static_cast<int>(ViewId::Count)] = {true, true, true, true, true, true, false, false};
 };
 

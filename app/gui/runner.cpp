@@ -13,11 +13,16 @@ namespace moelab_gui {
 
 const char* slot_name(Slot s) {
     switch (s) {
-        case Slot::Routing: return "routing";
-        case Slot::Pipeline: return "pipeline";
-        case Slot::Dispatch: return "dispatch";
-        case Slot::Sweep: return "sweep";
-        case Slot::Layer: return "layer";
+        case Slot::Routing:
+            return "routing";
+        case Slot::Pipeline:
+            return "pipeline";
+        case Slot::Dispatch:
+            return "dispatch";
+        case Slot::Sweep:
+            return "sweep";
+        case Slot::Layer:
+            return "layer";
     }
     return "?";
 }
@@ -48,7 +53,9 @@ JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bo
     return r;
 }
 
-Runner::Runner() { thread_ = std::thread([this] { loop(); }); }
+Runner::Runner() {
+    thread_ = std::thread([this] { loop(); });
+}
 
 Runner::~Runner() {
     {
@@ -143,8 +150,8 @@ void Runner::loop() {
             status_.fraction = static_cast<float>(i) / static_cast<float>(jobs.size());
             lk.unlock();
             const float n = static_cast<float>(jobs.size());
-            JobResult r = run_job(
-                jobs[i], gen, &cancel_, [this, i, n, slot = jobs[i].slot](float f, const std::string& what) {
+            JobResult r =
+                run_job(jobs[i], gen, &cancel_, [this, i, n, slot = jobs[i].slot](float f, const std::string& what) {
                     std::lock_guard<std::mutex> g(mu_);
                     status_.fraction = (static_cast<float>(i) + std::clamp(f, 0.0f, 1.0f)) / n;
                     status_.what = std::string(slot_name(slot)) + ": " + what;

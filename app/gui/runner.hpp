@@ -39,12 +39,12 @@ struct JobResult {
 };
 
 struct RunnerStatus {
-    bool busy = false;          // a batch is running
-    bool pending = false;       // a batch waits for its debounce delay
-    float fraction = 0;         // of the whole batch
-    std::string what;           // current job and stage
+    bool busy = false;     // a batch is running
+    bool pending = false;  // a batch waits for its debounce delay
+    float fraction = 0;    // of the whole batch
+    std::string what;      // current job and stage
     int job = 0, jobs = 0;
-    double elapsed_s = 0;       // since the batch started
+    double elapsed_s = 0;  // since the batch started
     std::uint64_t generation = 0;
 };
 

@@ -1,5 +1,7 @@
 // Keyboard shortcuts for the main controls (presenter mode lives on them) and the table the Help view prints.
 // Keys are GLFW key codes: ImGui 1.86 indexes io.KeysDown by the platform's codes.
+#include "app/gui/shortcuts.hpp"
+
 #include <GLFW/glfw3.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <cstdlib>
 
 #include "app/gui/app_state.hpp"
-#include "app/gui/shortcuts.hpp"
 
 namespace moelab_gui {
 namespace {
@@ -49,7 +50,7 @@ const std::vector<Shortcut>& shortcut_table() {
         {"F5", "presenter mode: large sharp fonts, high contrast, colour-blind-safe palette"},
         {"Ctrl + / Ctrl −", "zoom the interface"},
         {"Alt+1 … Alt+4", "show or hide loads, communication, dispatch, timeline"},
-        {"F1 / F2", "help / controls"},
+        {"F1 / F2 / F3", "help / controls / lessons"},
         {"F12", "save the focused view as PNG"},
         {"Ctrl+E", "export the current result as JSON and CSV"},
         {"Ctrl+S / Ctrl+O", "save / open a scenario (TOML)"},
@@ -123,48 +124,6 @@ bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
     if (pressed(GLFW_KEY_F12)) vs.request_save_png = true;
     if (changed && !preset_applied) preset->clear();
     return changed;
-}
-
-void draw_help(const AppState& app, ViewState& vs) {
-    ImGui::PushFont(vs.fonts.bold);
-    ImGui::TextUnformatted("Keyboard shortcuts");
-    ImGui::PopFont();
-    if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
-        for (const Shortcut& k : shortcut_table()) {
-            ImGui::TableNextRow();
-            ImGui::TableNextColumn();
-            ImGui::TextUnformatted(k.keys);
-            ImGui::TableNextColumn();
-            ImGui::TextUnformatted(k.what);
-        }
-        ImGui::EndTable();
-    }
-    ImGui::Spacing();
-    ImGui::PushFont(vs.fonts.bold);
-    ImGui::TextUnformatted("Where the numbers come from");
-    ImGui::PopFont();
-    for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
-                                demos::Provenance::Emulated, demos::Provenance::Modeled}) {
-        provenance_badge(vs.pal, p);
-        ImGui::SameLine();
-        ImGui::PushTextWrapPos(0);
-        ImGui::TextUnformatted(provenance_help(p));
-        ImGui::PopTextWrapPos();
-    }
-    ImGui::Spacing();
-    ImGui::TextWrapped("Terminal modes: `moelab run layer|routing|dispatch|pipeline [flags]` prints the same numbers; "
-                       "`moelab snapshot --view overview --out FILE.png` renders any view without a window.");
-    ImGui::TextDisabled("moelab %s · Dear ImGui %s · font: %s", MOELAB_VERSION, ImGui::GetVersion(),
-                        vs.fonts.dejavu ? "DejaVu Sans" : "ImGui default (DejaVu Sans not found)");
-    (void)app;
-}
-
-void show_help(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Help", p_open)) {
-        view_begun(vs, "help");
-        draw_help(app, vs);
-    }
-    ImGui::End();
 }
 
 }  // namespace moelab_gui

@@ -93,8 +93,17 @@ class Offscreen {
             eglTerminate(dpy);
             return false;
         }
-        const EGLint cfg_pb[] = {EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_RENDERABLE_TYPE, EGL_OPENGL_BIT, EGL_RED_SIZE, 8,
-                                 EGL_GREEN_SIZE, 8, EGL_BLUE_SIZE, 8, EGL_NONE};
+        const EGLint cfg_pb[] = {EGL_SURFACE_TYPE,
+                                 EGL_PBUFFER_BIT,
+                                 EGL_RENDERABLE_TYPE,
+                                 EGL_OPENGL_BIT,
+                                 EGL_RED_SIZE,
+                                 8,
+                                 EGL_GREEN_SIZE,
+                                 8,
+                                 EGL_BLUE_SIZE,
+                                 8,
+                                 EGL_NONE};
         const EGLint cfg_any[] = {EGL_RENDERABLE_TYPE, EGL_OPENGL_BIT, EGL_NONE};
         EGLConfig cfg = nullptr;
         EGLint n = 0;
@@ -104,8 +113,9 @@ class Offscreen {
             eglTerminate(dpy);
             return false;
         }
-        const EGLint core33[] = {EGL_CONTEXT_MAJOR_VERSION, 3, EGL_CONTEXT_MINOR_VERSION, 3,
-                                 EGL_CONTEXT_OPENGL_PROFILE_MASK, EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT, EGL_NONE};
+        const EGLint core33[] = {
+            EGL_CONTEXT_MAJOR_VERSION,           3,       EGL_CONTEXT_MINOR_VERSION, 3, EGL_CONTEXT_OPENGL_PROFILE_MASK,
+            EGL_CONTEXT_OPENGL_CORE_PROFILE_BIT, EGL_NONE};
         const EGLint gl30[] = {EGL_CONTEXT_MAJOR_VERSION, 3, EGL_CONTEXT_MINOR_VERSION, 0, EGL_NONE};
         EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, core33);
         glsl_ = "#version 330";
@@ -139,7 +149,8 @@ class Offscreen {
         auto gen_rb = reinterpret_cast<PFNGLGENRENDERBUFFERSPROC>(eglGetProcAddress("glGenRenderbuffers"));
         auto bind_rb = reinterpret_cast<PFNGLBINDRENDERBUFFERPROC>(eglGetProcAddress("glBindRenderbuffer"));
         auto storage = reinterpret_cast<PFNGLRENDERBUFFERSTORAGEPROC>(eglGetProcAddress("glRenderbufferStorage"));
-        auto attach = reinterpret_cast<PFNGLFRAMEBUFFERRENDERBUFFERPROC>(eglGetProcAddress("glFramebufferRenderbuffer"));
+        auto attach =
+            reinterpret_cast<PFNGLFRAMEBUFFERRENDERBUFFERPROC>(eglGetProcAddress("glFramebufferRenderbuffer"));
         auto status = reinterpret_cast<PFNGLCHECKFRAMEBUFFERSTATUSPROC>(eglGetProcAddress("glCheckFramebufferStatus"));
         bind_fb_ = reinterpret_cast<PFNGLBINDFRAMEBUFFERPROC>(eglGetProcAddress("glBindFramebuffer"));
         del_fb_ = reinterpret_cast<PFNGLDELETEFRAMEBUFFERSPROC>(eglGetProcAddress("glDeleteFramebuffers"));
@@ -190,13 +201,26 @@ void draw_single(App& app, const ViewInfo& v, ImVec2 size) {
                 draw_controls(app.st, app.vs, &edit, &preset);
                 break;
             }
-            case ViewId::Device: draw_device(app.st, app.vs); break;
-            case ViewId::Loads: draw_loads(app.st, app.vs); break;
-            case ViewId::Comm: draw_comm(app.st, app.vs); break;
-            case ViewId::Dispatch: draw_dispatch(app.st, app.vs); break;
-            case ViewId::Timeline: draw_timeline(app.st, app.vs); break;
-            case ViewId::Help: draw_help(app.st, app.vs); break;
-            default: break;
+            case ViewId::Device:
+                draw_device(app.st, app.vs);
+                break;
+            case ViewId::Loads:
+                draw_loads(app.st, app.vs);
+                break;
+            case ViewId::Comm:
+                draw_comm(app.st, app.vs);
+                break;
+            case ViewId::Dispatch:
+                draw_dispatch(app.st, app.vs);
+                break;
+            case ViewId::Timeline:
+                draw_timeline(app.st, app.vs);
+                break;
+            case ViewId::Help:
+                draw_help(app.st, app.vs);
+                break;
+            default:
+                break;
         }
     }
     ImGui::End();
@@ -253,12 +277,16 @@ int run_snapshot(const SnapshotOptions& o) {
         std::vector<Job> jobs = plan_jobs(o.scenario, app.vs);
         app.begin_jobs(jobs);
         for (std::size_t i = 0; i < jobs.size(); ++i) {
-            if (!o.quiet) std::fprintf(stderr, "moelab: snapshot: running %s (%zu/%zu)\n", slot_name(jobs[i].slot), i + 1, jobs.size());
+            if (!o.quiet)
+                std::fprintf(stderr, "moelab: snapshot: running %s (%zu/%zu)\n", slot_name(jobs[i].slot), i + 1,
+                             jobs.size());
             JobResult r = run_job(jobs[i], 1, nullptr, {});
             if (!r.ok) {
                 std::fprintf(stderr, "moelab: snapshot: %s run failed: %s\n", slot_name(jobs[i].slot), r.error.c_str());
-                if (r.error_kind == moe::ErrorKind::BadInput) code = 2;
-                else code = 1;
+                if (r.error_kind == moe::ErrorKind::BadInput)
+                    code = 2;
+                else
+                    code = 1;
                 break;
             }
             app.apply(std::move(r));

@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-
 #include <cstdlib>
 
 namespace moelab_gui {
@@ -19,8 +18,8 @@ bool file_exists(const std::string& p) {
 }
 
 // Latin-1, Greek, punctuation, super/subscripts, arrows, maths, technical, box and shapes: what our labels use.
-const ImWchar kGlyphRanges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2070, 0x209F, 0x2190, 0x21FF,
-                                0x2200, 0x22FF, 0x2300, 0x23FF, 0x25A0, 0x25FF, 0x2600, 0x26FF, 0x2713, 0x2717, 0};
+const ImWchar kGlyphRanges[] = {0x0020, 0x00FF, 0x0370, 0x03FF, 0x2000, 0x206F, 0x2070, 0x209F, 0x2190, 0x21FF, 0x2200,
+                                0x22FF, 0x2300, 0x23FF, 0x25A0, 0x25FF, 0x2600, 0x26FF, 0x2713, 0x2717, 0};
 
 std::string find_font(const char* env, const char* file) {
     if (const char* e = std::getenv(env)) {
@@ -127,10 +126,10 @@ Palette apply_look(const Look& look) {
     ImGui::GetStyle() = style;
 
     // Okabe–Ito: orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple.
-    const ImU32 oi[7] = {rgb(230, 159, 0), rgb(86, 180, 233), rgb(0, 158, 115), rgb(240, 228, 66),
+    const ImU32 oi[7] = {rgb(230, 159, 0), rgb(86, 180, 233), rgb(0, 158, 115),  rgb(240, 228, 66),
                          rgb(0, 114, 178), rgb(213, 94, 0),   rgb(204, 121, 167)};
-    const ImU32 classic[7] = {rgb(31, 119, 180), rgb(255, 127, 14), rgb(44, 160, 44), rgb(214, 39, 40),
-                              rgb(148, 103, 189), rgb(140, 86, 75), rgb(227, 119, 194)};
+    const ImU32 classic[7] = {rgb(31, 119, 180),  rgb(255, 127, 14), rgb(44, 160, 44),  rgb(214, 39, 40),
+                              rgb(148, 103, 189), rgb(140, 86, 75),  rgb(227, 119, 194)};
     const ImU32* cat = look.palette == PaletteKind::OkabeIto ? oi : classic;
     for (int i = 0; i < 7; ++i) p.series[i] = cat[i];
     if (light && look.palette == PaletteKind::OkabeIto) p.series[3] = rgb(190, 170, 0);  // yellow on white
@@ -167,10 +166,14 @@ Palette apply_look(const Look& look) {
 
 ImU32 provenance_color(const Palette& pal, demos::Provenance p) {
     switch (p) {
-        case demos::Provenance::MeasuredGpu: return pal.prov_gpu;
-        case demos::Provenance::MeasuredCpu: return pal.prov_cpu;
-        case demos::Provenance::Emulated: return pal.prov_emulated;
-        case demos::Provenance::Modeled: return pal.prov_modeled;
+        case demos::Provenance::MeasuredGpu:
+            return pal.prov_gpu;
+        case demos::Provenance::MeasuredCpu:
+            return pal.prov_cpu;
+        case demos::Provenance::Emulated:
+            return pal.prov_emulated;
+        case demos::Provenance::Modeled:
+            return pal.prov_modeled;
     }
     return pal.text;
 }

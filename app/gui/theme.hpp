@@ -26,7 +26,7 @@ struct Fonts {
     ImFont* big = nullptr;    // the straggler factor and other headline numbers
     ImFont* small = nullptr;  // axis ticks
     float body_px = 16, big_px = 40, small_px = 13;
-    bool dejavu = false;      // false: ImGui's built-in font (ASCII only) is the fallback
+    bool dejavu = false;  // false: ImGui's built-in font (ASCII only) is the fallback
     std::string path;
 };
 

@@ -46,9 +46,10 @@ void draw_comm(const AppState& app, ViewState& vs) {
     ImGui::PushFont(vs.fonts.bold);
     ImGui::TextUnformatted("Bytes_comm ≈ 2 · T · k · d · b");
     ImGui::PopFont();
-    help_marker("Per MoE layer every token's activation (d elements of b bytes) goes to each of its k experts "
-                "(dispatch) and the expert output comes back (combine): the factor 2. This counts every assignment "
-                "as if its expert lived on another GPU.");
+    help_marker(
+        "Per MoE layer every token's activation (d elements of b bytes) goes to each of its k experts "
+        "(dispatch) and the expert output comes back (combine): the factor 2. This counts every assignment "
+        "as if its expert lived on another GPU.");
     ImGui::SameLine();
     provenance_badge(pal, demos::Provenance::Modeled);  // a formula, not a count
     // The substitution and the big total share a baseline.
@@ -66,8 +67,9 @@ void draw_comm(const AppState& app, ViewState& vs) {
 
     const int G = std::max(1, r.ranks);
     if (G == 1) {
-        ImGui::TextWrapped("One rank: every expert is local, so nothing crosses a link. Raise ranks to spread the "
-                           "experts over GPUs and see the all-to-all traffic.");
+        ImGui::TextWrapped(
+            "One rank: every expert is local, so nothing crosses a link. Raise ranks to spread the "
+            "experts over GPUs and see the all-to-all traffic.");
         return;
     }
     if (ImGui::BeginTable("comm_figures", 3, ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_RowBg)) {
@@ -107,8 +109,9 @@ void draw_comm(const AppState& app, ViewState& vs) {
     // Heatmap.
     ImGui::Checkbox("rows instead of bytes", &vs.comm_show_rows);
     anchor(vs, "comm_rows");
-    help_marker("Each cell counts what source rank i sends to destination rank j in the dispatch; the combine sends "
-                "the same back. The diagonal stays on the GPU and costs no link time.");
+    help_marker(
+        "Each cell counts what source rank i sends to destination rank j in the dispatch; the combine sends "
+        "the same back. The diagonal stays on the GPU and costs no link time.");
     charts::Heatmap h = build_heatmap(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
     charts::Hover hv = charts::heatmap(h, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, vs.fonts);
@@ -116,11 +119,13 @@ void draw_comm(const AppState& app, ViewState& vs) {
     if (hv.index >= 0 && hv.index2 >= 0) {
         std::size_t i = static_cast<std::size_t>(hv.index) * G + hv.index2;
         char buf[320];
-        std::snprintf(buf, sizeof buf, "rank %d → rank %d%s\n%s rows, %s in the dispatch (the combine returns as "
-                      "much)",
-                      hv.index, hv.index2, hv.index == hv.index2 ? " (local: no link)" : "",
-                      charts::fmt_count(i < r.traffic_tokens.size() ? static_cast<double>(r.traffic_tokens[i]) : 0).c_str(),
-                      charts::fmt_bytes(i < r.traffic_bytes.size() ? r.traffic_bytes[i] : 0).c_str());
+        std::snprintf(
+            buf, sizeof buf,
+            "rank %d → rank %d%s\n%s rows, %s in the dispatch (the combine returns as "
+            "much)",
+            hv.index, hv.index2, hv.index == hv.index2 ? " (local: no link)" : "",
+            charts::fmt_count(i < r.traffic_tokens.size() ? static_cast<double>(r.traffic_tokens[i]) : 0).c_str(),
+            charts::fmt_bytes(i < r.traffic_bytes.size() ? r.traffic_bytes[i] : 0).c_str());
         wrapped_tooltip(buf);
     }
 }

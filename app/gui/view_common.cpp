@@ -17,15 +17,24 @@ const demos::Result* ResultSet::loads() const {
 
 bool* ViewState::open_flag(ViewId id) {
     switch (id) {
-        case ViewId::Controls: return &show_controls;
-        case ViewId::Device: return &show_device;
-        case ViewId::Loads: return &show_loads;
-        case ViewId::Comm: return &show_comm;
-        case ViewId::Dispatch: return &show_dispatch;
-        case ViewId::Timeline: return &show_timeline;
-        case ViewId::Help: return &show_help;
-        case ViewId::Lesson: return &show_lesson;
-        case ViewId::Count: break;
+        case ViewId::Controls:
+            return &show_controls;
+        case ViewId::Device:
+            return &show_device;
+        case ViewId::Loads:
+            return &show_loads;
+        case ViewId::Comm:
+            return &show_comm;
+        case ViewId::Dispatch:
+            return &show_dispatch;
+        case ViewId::Timeline:
+            return &show_timeline;
+        case ViewId::Help:
+            return &show_help;
+        case ViewId::Lesson:
+            return &show_lesson;
+        case ViewId::Count:
+            break;
     }
     return nullptr;
 }
@@ -100,8 +109,9 @@ void no_result_note(const AppState& app, const ViewState& vs, const char* what) 
 void result_header(const demos::Result& r, const ViewState& vs) {
     const demos::Scenario& s = r.scenario;
     ImGui::PushFont(vs.fonts.small);
-    ImGui::TextDisabled("T=%lld  E=%d  k=%d  d=%d  %s  skew %s  ranks %d  · %s backend", static_cast<long long>(s.tokens),
-                        s.experts, s.top_k, s.hidden, s.dtype.c_str(), s.skew.c_str(), s.ranks, r.backend.c_str());
+    ImGui::TextDisabled("T=%lld  E=%d  k=%d  d=%d  %s  skew %s  ranks %d  · %s backend",
+                        static_cast<long long>(s.tokens), s.experts, s.top_k, s.hidden, s.dtype.c_str(), s.skew.c_str(),
+                        s.ranks, r.backend.c_str());
     ImGui::PopFont();
 }
 

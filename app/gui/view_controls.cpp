@@ -76,11 +76,33 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
 
     // Messages that name no control shown here go at the top.
     {
-        static const char* kParams[] = {"--skew", "--router", "--top-k", "--experts", "--tokens", "--hidden",
-                                        "--ffn", "--dtype", "--capacity-factor", "--drop-policy", "--align",
-                                        "--strategy", "--ranks", "--micro-batches", "--layers",
-                                        "--attention-replicas", "--link-gbps", "--k1", "--k2", "--k3", "--k4",
-                                        "--ta-ms", "--te-ms", "--tc-ms", "--seed", "--backend", "--repeats"};
+        static const char* kParams[] = {"--skew",
+                                        "--router",
+                                        "--top-k",
+                                        "--experts",
+                                        "--tokens",
+                                        "--hidden",
+                                        "--ffn",
+                                        "--dtype",
+                                        "--capacity-factor",
+                                        "--drop-policy",
+                                        "--align",
+                                        "--strategy",
+                                        "--ranks",
+                                        "--micro-batches",
+                                        "--layers",
+                                        "--attention-replicas",
+                                        "--link-gbps",
+                                        "--k1",
+                                        "--k2",
+                                        "--k3",
+                                        "--k4",
+                                        "--ta-ms",
+                                        "--te-ms",
+                                        "--tc-ms",
+                                        "--seed",
+                                        "--backend",
+                                        "--repeats"};
         std::vector<std::string> other;
         for (const std::string& m : app.invalid) {
             bool known = false;
@@ -162,8 +184,9 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
           "and dispatch traffic (2·T·k·d·b) both grow linearly with k.");
     if (ImGui::Checkbox("renormalize", &s->renormalize)) c.changed = true;
     anchor(vs, "renormalize");
-    after(c, "--no-renormalize", "Rescale the k gate weights of each token to sum to 1 (Mixtral, Qwen3) or keep the "
-                            "softmax probabilities as they are.");
+    after(c, "--no-renormalize",
+          "Rescale the k gate weights of each token to sum to 1 (Mixtral, Qwen3) or keep the "
+          "softmax probabilities as they are.");
 
     section(vs, "Layer shape");
     if (ImGui::SliderInt("experts", &s->experts, 1, 512, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
@@ -180,17 +203,20 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
           "is T·k/E.");
     if (ImGui::SliderInt("hidden d", &s->hidden, 64, 16384, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
     anchor(vs, "hidden");
-    after(c, "--hidden", "d: width of each token's activation vector, the row that dispatch copies and the all-to-all "
-                       "sends. Bytes per row = d·b.");
+    after(c, "--hidden",
+          "d: width of each token's activation vector, the row that dispatch copies and the all-to-all "
+          "sends. Bytes per row = d·b.");
     if (ImGui::SliderInt("FFN width", &s->ffn, 64, 32768, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
     anchor(vs, "ffn");
-    after(c, "--ffn", "F: inner width of each expert's SiLU-gated FFN (w1: 2F×d, w2: d×F). Expert FLOPs per row are "
-                    "2·(2F·d + d·F).");
+    after(c, "--ffn",
+          "F: inner width of each expert's SiLU-gated FFN (w1: 2F×d, w2: d×F). Expert FLOPs per row are "
+          "2·(2F·d + d·F).");
     static const char* kDtypes[] = {"bf16", "fp16", "fp8", "fp32"};
     if (combo(vs, "dtype", "dtype", &s->dtype, kDtypes, 4)) c.changed = true;
     anchor(vs, "dtype");
-    after(c, "--dtype", "b: bytes per element on the wire (bf16/fp16 2, fp8 1, fp32 4). It scales the communication "
-                      "bytes; the kernels compute in bf16 with fp32 accumulation.");
+    after(c, "--dtype",
+          "b: bytes per element on the wire (bf16/fp16 2, fp8 1, fp32 4). It scales the communication "
+          "bytes; the kernels compute in bf16 with fp32 accumulation.");
 
     section(vs, "Capacity");
     float cf = static_cast<float>(s->capacity_factor);
@@ -205,8 +231,9 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
     static const char* kDrops[] = {"token", "probability"};
     if (combo(vs, "drop_policy", "drop policy", &s->drop_policy, kDrops, 2)) c.changed = true;
     anchor(vs, "drop_policy");
-    after(c, "--drop-policy", "Which assignments an over-full expert keeps: the first C in token order, or the C with "
-                            "the highest gate probability.");
+    after(c, "--drop-policy",
+          "Which assignments an over-full expert keeps: the first C in token order, or the C with "
+          "the highest gate probability.");
 
     section(vs, "Dispatch");
     static const char* kStrategies[] = {"sort", "atomic", "scan", "nopack"};
@@ -244,8 +271,9 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
         c.changed = true;
     }
     anchor(vs, "link_gbps");
-    after(c, "--link-gbps", "Per-GPU link bandwidth the pipeline model uses for the A2E/E2A transfer time Tc. "
-                          "NVLink H100: ~450 GB/s per direction; 400 Gb/s RDMA: ~50 GB/s.");
+    after(c, "--link-gbps",
+          "Per-GPU link bandwidth the pipeline model uses for the A2E/E2A transfer time Tc. "
+          "NVLink H100: ~450 GB/s per direction; 400 Gb/s RDMA: ~50 GB/s.");
     if (ImGui::TreeNode("cost model (advanced)")) {
         auto dbl = [&](const char* label, const char* key, double* v, const char* help) {
             float f = static_cast<float>(*v);
@@ -280,15 +308,17 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
         s->seed = s->seed * 6364136223846793005ull + 1442695040888963407ull;
         c.changed = true;
     }
-    after(c, "--seed", "Seeds the counter-based RNG for inputs, weights and router noise: the same seed gives the "
-                     "same tokens on the CPU and the GPU, so a run is reproducible.");
+    after(c, "--seed",
+          "Seeds the counter-based RNG for inputs, weights and router noise: the same seed gives the "
+          "same tokens on the CPU and the GPU, so a run is reproducible.");
     if (ImGui::SliderInt("repeats", &s->repeats, 1, 50)) c.changed = true;
     anchor(vs, "repeats");
     after(c, "--repeats", "Timed repetitions; views show min, median and p95 so run-to-run noise is visible.");
     ImGui::Checkbox("re-run the full layer on every edit", &vs.run_full_layer);
     anchor(vs, "run_full_layer");
-    help_marker("Loads, bytes and the pipeline model update in milliseconds. The full layer also runs the expert "
-                "FFNs for measured stage times, which takes seconds on the CPU reference.");
+    help_marker(
+        "Loads, bytes and the pipeline model update in milliseconds. The full layer also runs the expert "
+        "FFNs for measured stage times, which takes seconds on the CPU reference.");
     ImGui::PopItemWidth();
     return c.changed;
 }

@@ -136,7 +136,8 @@ void show_device(const AppState& app, ViewState& vs, bool* p_open) {
                      ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse)) {
         view_begun(vs, "device");
         draw_device(app, vs);
-        vs.banner_content_h = ImGui::GetCursorPosY() - ImGui::GetStyle().ItemSpacing.y + ImGui::GetStyle().WindowPadding.y;
+        vs.banner_content_h =
+            ImGui::GetCursorPosY() - ImGui::GetStyle().ItemSpacing.y + ImGui::GetStyle().WindowPadding.y;
     }
     ImGui::End();
 }

@@ -10,14 +10,18 @@ namespace moelab_gui {
 namespace {
 
 const char* strategy_help(const std::string& s) {
-    if (s == "sort") return "sort: radix-sort the (expert, token) pairs by expert id, then gather rows. Several passes "
-                            "over the ids, but every write is coalesced.";
-    if (s == "atomic") return "atomic: each assignment bumps its expert's cursor with an atomic add and writes its row "
-                              "there. One pass, but hot experts serialise on one counter and rows land out of order.";
-    if (s == "scan") return "scan: per-block histograms, an exclusive scan for offsets, then a stable scatter with "
-                            "16-byte copies. The counting sort the dispatch seed found fastest.";
-    if (s == "nopack") return "nopack: no copy at all; the expert GEMM gathers its rows by index. Saves the pack's "
-                              "bytes, costs gather loads inside the GEMM.";
+    if (s == "sort")
+        return "sort: radix-sort the (expert, token) pairs by expert id, then gather rows. Several passes "
+               "over the ids, but every write is coalesced.";
+    if (s == "atomic")
+        return "atomic: each assignment bumps its expert's cursor with an atomic add and writes its row "
+               "there. One pass, but hot experts serialise on one counter and rows land out of order.";
+    if (s == "scan")
+        return "scan: per-block histograms, an exclusive scan for offsets, then a stable scatter with "
+               "16-byte copies. The counting sort the dispatch seed found fastest.";
+    if (s == "nopack")
+        return "nopack: no copy at all; the expert GEMM gathers its rows by index. Saves the pack's "
+               "bytes, costs gather loads inside the GEMM.";
     return "";
 }
 
@@ -70,26 +74,30 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     if (gbps > 0) {
         ImGui::TextDisabled("floor: %.0f GB/s copy", gbps);
         if (ImGui::IsItemHovered())
-            wrapped_tooltip("The floor of a pack is the bytes it must move (read each token once, write each row) "
-                            "divided by the device's measured copy bandwidth. Hover a bar for its % of the floor.");
+            wrapped_tooltip(
+                "The floor of a pack is the bytes it must move (read each token once, write each row) "
+                "divided by the device's measured copy bandwidth. Hover a bar for its % of the floor.");
     } else {
         ImGui::TextDisabled("floor: n/a");
         if (ImGui::IsItemHovered())
-            wrapped_tooltip("% of the bandwidth floor needs a measured device copy bandwidth, which this run did not "
-                            "have (GPU runs measure it). Hover a bar for the bytes moved and the bandwidth achieved.");
+            wrapped_tooltip(
+                "% of the bandwidth floor needs a measured device copy bandwidth, which this run did not "
+                "have (GPU runs measure it). Hover a bar for the bytes moved and the bandwidth achieved.");
     }
     result_header(r, vs);
     for (const std::string& n : r.notes) {
         if (n.find("strateg") == std::string::npos) continue;  // the strategy caveat; the banner has the rest
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
-        ImGui::TextUnformatted(r.backend == "cpu" ? "⚠ CPU reference: the differences are noise (hover)" : "⚠ note (hover)");
+        ImGui::TextUnformatted(r.backend == "cpu" ? "⚠ CPU reference: the differences are noise (hover)"
+                                                  : "⚠ note (hover)");
         ImGui::PopStyleColor();
         if (ImGui::IsItemHovered()) wrapped_tooltip(n.c_str());
     }
 
     ImVec2 avail = ImGui::GetContentRegionAvail();
     const bool sweep = vs.sweep_on && app.results.sweep.size() >= 2;
-    float bars_h = sweep ? std::max(140.0f, avail.y * 0.42f) : std::max(140.0f, avail.y - ImGui::GetFrameHeightWithSpacing() * 1.5f);
+    float bars_h = sweep ? std::max(140.0f, avail.y * 0.42f)
+                         : std::max(140.0f, avail.y - ImGui::GetFrameHeightWithSpacing() * 1.5f);
     charts::Hover h = charts::bar_chart(c, ImVec2(avail.x, bars_h), pal, vs.fonts);
     anchor(vs, "dispatch_bars");
     if (h.index >= 0) {
@@ -99,16 +107,16 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         std::string floor_line = "no floor: this run measured no copy bandwidth";
         if (gbps > 0 && st.bytes > 0 && st.time.median_ms > 0) {
             double floor_ms = st.bytes / (gbps * 1e9) * 1e3;
-            floor_line = "floor " + charts::fmt_ms(floor_ms) + ": " + charts::fmt_fixed(100 * floor_ms / st.time.median_ms, 0) +
-                         "% of the bandwidth floor";
+            floor_line = "floor " + charts::fmt_ms(floor_ms) + ": " +
+                         charts::fmt_fixed(100 * floor_ms / st.time.median_ms, 0) + "% of the bandwidth floor";
         }
         std::snprintf(buf, sizeof buf,
                       "%s\n\nmin %s · median %s · p95 %s over %d repeats (%s)\nbytes moved (T·d·b + rows·d·b): %s\n"
                       "achieved %.1f GB/s · %s",
                       strategy_help(st.strategy), charts::fmt_ms(st.time.min_ms).c_str(),
-                      charts::fmt_ms(st.time.median_ms).c_str(), charts::fmt_ms(st.time.p95_ms).c_str(), st.time.repeats,
-                      demos::provenance_name(st.time.provenance), charts::fmt_bytes(st.bytes).c_str(), achieved,
-                      floor_line.c_str());
+                      charts::fmt_ms(st.time.median_ms).c_str(), charts::fmt_ms(st.time.p95_ms).c_str(),
+                      st.time.repeats, demos::provenance_name(st.time.provenance), charts::fmt_bytes(st.bytes).c_str(),
+                      achieved, floor_line.c_str());
         wrapped_tooltip(buf);
     }
 
@@ -121,8 +129,9 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     ImGui::SameLine();
     ImGui::RadioButton("over tokens T", &vs.sweep_axis, 1);
     anchor(vs, "sweep_tokens");
-    help_marker("Runs the dispatch demo at several skews (or token counts) in the background and draws each "
-                "strategy's median time as a line. The dashed marker is the current scenario.");
+    help_marker(
+        "Runs the dispatch demo at several skews (or token counts) in the background and draws each "
+        "strategy's median time as a line. The dashed marker is the current scenario.");
     if (!vs.sweep_on) return;
     if (app.results.sweep.size() < 2) {
         ImGui::TextDisabled("sweep running…");
@@ -146,10 +155,13 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     }
     const bool tokens = app.results.sweep_axis == "tokens";
     lc.log2_x = tokens;
-    lc.x_title = tokens ? "tokens T" : (r.scenario.skew.rfind("hot", 0) == 0 ? "hot ratio r (hot:r)" : "zipf exponent s (zipf:s; 0 = uniform)");
+    lc.x_title = tokens ? "tokens T"
+                        : (r.scenario.skew.rfind("hot", 0) == 0 ? "hot ratio r (hot:r)"
+                                                                : "zipf exponent s (zipf:s; 0 = uniform)");
     lc.y_title = "median pack time";
     lc.y_format = charts::fmt_ms;
-    lc.x_format = tokens ? charts::Format(charts::fmt_si) : charts::Format([](double v) { return charts::fmt_fixed(v, 2); });
+    lc.x_format =
+        tokens ? charts::Format(charts::fmt_si) : charts::Format([](double v) { return charts::fmt_fixed(v, 2); });
     const demos::Scenario& cur = r.scenario;
     lc.has_marker = true;
     if (tokens) {

@@ -25,10 +25,14 @@ charts::BarChart build_chart(const demos::Result& r, const ViewState& vs) {
     }
     if (vs.loads_show_demand && r.demand.size() == r.expert_loads.size()) {
         c.overflow.resize(E);
-        for (int e = 0; e < E; ++e) c.overflow[e] = static_cast<double>(std::max<std::int64_t>(0, r.demand[e] - r.expert_loads[e]));
+        for (int e = 0; e < E; ++e)
+            c.overflow[e] = static_cast<double>(std::max<std::int64_t>(0, r.demand[e] - r.expert_loads[e]));
     }
-    c.hlines.push_back({r.mean_load, pal.mean, "mean " + charts::fmt_fixed(r.mean_load, r.mean_load < 100 ? 1 : 0), true, 2});
-    if (r.capacity > 0) c.hlines.push_back({static_cast<double>(r.capacity), pal.capacity, "capacity C = " + charts::fmt_count(static_cast<double>(r.capacity)), false, 2});
+    c.hlines.push_back(
+        {r.mean_load, pal.mean, "mean " + charts::fmt_fixed(r.mean_load, r.mean_load < 100 ? 1 : 0), true, 2});
+    if (r.capacity > 0)
+        c.hlines.push_back({static_cast<double>(r.capacity), pal.capacity,
+                            "capacity C = " + charts::fmt_count(static_cast<double>(r.capacity)), false, 2});
     const int G = r.ranks > 0 ? r.ranks : r.scenario.ranks;
     if (G > 1 && E % G == 0) {
         for (int g = 0; g < G; ++g) c.groups.push_back({g * (E / G), E / G, "rank " + std::to_string(g)});
@@ -102,7 +106,8 @@ void draw_loads(const AppState& app, ViewState& vs) {
     ImGui::Text("mean  %.1f tokens", r.mean_load);
     if (ImGui::IsItemHovered())
         wrapped_tooltip(("mean load = T·k/E = " + std::to_string(s.tokens) + "·" + std::to_string(s.top_k) + "/" +
-                         std::to_string(s.experts) + " (kept assignments / experts)").c_str());
+                         std::to_string(s.experts) + " (kept assignments / experts)")
+                            .c_str());
     ImGui::Text("hottest  e%d: %s", r.hottest_expert, charts::fmt_count(static_cast<double>(max_load)).c_str());
     if (r.capacity > 0) {
         ImGui::Text("capacity  C = %s", charts::fmt_count(static_cast<double>(r.capacity)).c_str());
@@ -122,7 +127,8 @@ void draw_loads(const AppState& app, ViewState& vs) {
     anchor(vs, "dropped");
     if (ImGui::IsItemHovered())
         wrapped_tooltip(("assignments dropped over capacity, of T·k = " + charts::fmt_count(total) +
-                         ". A dropped assignment skips its expert: the token keeps only its residual.").c_str());
+                         ". A dropped assignment skips its expert: the token keeps only its residual.")
+                            .c_str());
     ImGui::EndGroup();
     if (r.ranks > 1 && !r.rank_loads.empty()) {
         ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
@@ -131,7 +137,8 @@ void draw_loads(const AppState& app, ViewState& vs) {
         if (ImGui::IsItemHovered()) {
             std::string t = "max / mean of the rows each rank's experts process:\n";
             for (std::size_t g = 0; g < r.rank_loads.size(); ++g)
-                t += "  rank " + std::to_string(g) + ": " + charts::fmt_count(static_cast<double>(r.rank_loads[g])) + "\n";
+                t += "  rank " + std::to_string(g) + ": " + charts::fmt_count(static_cast<double>(r.rank_loads[g])) +
+                     "\n";
             t += "A rank's GPU is as slow as its busiest expert group.";
             wrapped_tooltip(t.c_str());
         }
@@ -150,8 +157,7 @@ void draw_loads(const AppState& app, ViewState& vs) {
         const int rank = (G > 1 && s.experts % G == 0) ? e / (s.experts / G) : 0;
         char buf[400];
         std::int64_t dem = e < static_cast<int>(r.demand.size()) ? r.demand[e] : r.expert_loads[e];
-        std::snprintf(buf, sizeof buf,
-                      "expert %d%s\nrouted %lld, kept %lld, dropped %lld\n%.2f× the mean load%s", e,
+        std::snprintf(buf, sizeof buf, "expert %d%s\nrouted %lld, kept %lld, dropped %lld\n%.2f× the mean load%s", e,
                       G > 1 ? (" on rank " + std::to_string(rank)).c_str() : "", static_cast<long long>(dem),
                       static_cast<long long>(r.expert_loads[e]), static_cast<long long>(dem - r.expert_loads[e]),
                       r.mean_load > 0 ? r.expert_loads[e] / r.mean_load : 0.0,
@@ -166,8 +172,9 @@ void draw_loads(const AppState& app, ViewState& vs) {
     ImGui::Checkbox("stack dropped", &vs.loads_show_demand);
     anchor(vs, "loads_show_demand");
     if (ImGui::IsItemHovered())
-        wrapped_tooltip("Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block "
-                        "on top of its bar.");
+        wrapped_tooltip(
+            "Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block "
+            "on top of its bar.");
 }
 
 void show_loads(const AppState& app, ViewState& vs, bool* p_open) {

@@ -108,9 +108,10 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
     ImGui::PopFont();
     anchor(vs, "megascale_condition");
     if (ImGui::IsItemHovered())
-        wrapped_tooltip("MegaScale-Infer's ping-pong condition: with m micro-batches, each stage must find work while "
-                        "the others travel A2E and E2A, so m·Tf ≥ 2(Tf + Tc), i.e. m ≥ 2(1 + Tc/Tf), Tf = max(Ta, Te). "
-                        "With fast links (Tc < Tf/2) m = 3 suffices; slower links need m ≥ 4.");
+        wrapped_tooltip(
+            "MegaScale-Infer's ping-pong condition: with m micro-batches, each stage must find work while "
+            "the others travel A2E and E2A, so m·Tf ≥ 2(Tf + Tc), i.e. m ≥ 2(1 + Tc/Tf), Tf = max(Ta, Te). "
+            "With fast links (Tc < Tf/2) m = 3 suffices; slower links need m ≥ 4.");
     ImGui::TextUnformatted(p.comm_hidden ? "communication hidden behind compute"
                                          : "communication exposed: add micro-batches or a faster link");
     ImGui::SameLine();
@@ -124,18 +125,18 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
                       "Iteration (m = %d micro-batches, L = %d layers): %s simulated; closed form "
                       "(Ta + Te + 2Tc) + Tf·(m·L − 1) = %s. The two agree when communication is hidden or L = 1.\n"
                       "Busy: attention %.0f%% of the iteration, experts %.0f%%.",
-                      p.micro_batches, p.layers, charts::fmt_ms(p.total_ms).c_str(), charts::fmt_ms(p.closed_form_ms).c_str(),
-                      100 * p.attention_util, 100 * p.expert_util);
+                      p.micro_batches, p.layers, charts::fmt_ms(p.total_ms).c_str(),
+                      charts::fmt_ms(p.closed_form_ms).c_str(), 100 * p.attention_util, 100 * p.expert_util);
         wrapped_tooltip(buf);
     }
-
 }
 
 }  // namespace
 
 void draw_timeline(const AppState& app, ViewState& vs) {
     const Palette& pal = vs.pal;
-    const demos::Result* pr = app.results.routing ? &*app.results.routing : (app.results.layer ? &*app.results.layer : nullptr);
+    const demos::Result* pr =
+        app.results.routing ? &*app.results.routing : (app.results.layer ? &*app.results.layer : nullptr);
     if (!pr || !pr->pipeline.present) {
         no_result_note(app, vs, "pipeline timeline");
         return;
@@ -159,28 +160,33 @@ void draw_timeline(const AppState& app, ViewState& vs) {
         vs.stages_view.fit = true;
     }
     if (ImGui::IsItemHovered())
-        ImGui::SetTooltip("Fit the whole timeline. On the lanes: wheel zooms, drag pans, double-click fits; "
-                          "colour = micro-batch.");
+        ImGui::SetTooltip(
+            "Fit the whole timeline. On the lanes: wheel zooms, drag pans, double-click fits; "
+            "colour = micro-batch.");
     ImGui::SameLine();
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.prov_modeled));
     ImGui::TextUnformatted(any_measured ? "hatched = model" : "hatched = modelled");
     ImGui::PopStyleColor();
     if (ImGui::IsItemHovered())
-        wrapped_tooltip(any_measured ? "The model's schedule is drawn hatched beneath the measured spans."
-                                     : "These spans are the ping-pong simulator's schedule, fed with Ta, Te and Tc from "
-                                       "the cost model and link bandwidth (or your overrides). No attention/expert "
-                                       "pipeline ran on this machine.");
+        wrapped_tooltip(any_measured
+                            ? "The model's schedule is drawn hatched beneath the measured spans."
+                            : "These spans are the ping-pong simulator's schedule, fed with Ta, Te and Tc from "
+                              "the cost model and link bandwidth (or your overrides). No attention/expert "
+                              "pipeline ran on this machine.");
 
     // The stage pass below wants a few lines; the pipeline takes the rest.
     const demos::Result* lr = app.results.layer && app.results.layer_current ? &*app.results.layer : pr;
     std::vector<const demos::Span*> stage_index;
     charts::Lanes stages = build_stages(*lr, vs, &stage_index);
-    const float stage_h = stages.spans.empty() ? 0 : ImGui::GetFrameHeightWithSpacing() + vs.fonts.small_px * 1.8f + vs.fonts.small_px * 2.2f + 8;
+    const float stage_h = stages.spans.empty() ? 0
+                                               : ImGui::GetFrameHeightWithSpacing() + vs.fonts.small_px * 1.8f +
+                                                     vs.fonts.small_px * 2.2f + 8;
 
     std::vector<const demos::Span*> index;
     charts::Lanes lanes = build_pipeline(*pr, vs, &index);
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    charts::Hover h = charts::lanes(lanes, &vs.timeline_view, ImVec2(avail.x, std::max(120.0f, avail.y - stage_h)), pal, vs.fonts);
+    charts::Hover h =
+        charts::lanes(lanes, &vs.timeline_view, ImVec2(avail.x, std::max(120.0f, avail.y - stage_h)), pal, vs.fonts);
     anchor(vs, "timeline_lanes");
     if (h.index >= 0 && h.index < static_cast<int>(index.size())) span_tooltip(*index[h.index]);
 

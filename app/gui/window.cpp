@@ -19,8 +19,8 @@
 #include "app/gui/frame_stats.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
-#include "app/gui/script.hpp"
 #include "app/gui/prefs.hpp"
+#include "app/gui/script.hpp"
 
 namespace moelab_gui {
 namespace {

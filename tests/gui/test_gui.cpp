@@ -173,8 +173,8 @@ TEST(GuiSnapshot, EveryViewIsAPngOfTheRightSizeThatIsNotBlank) {
     const std::string dir = temp_dir();
     for (const char* view : {"loads", "comm", "dispatch", "timeline", "device", "controls", "overview"}) {
         const std::string out = dir + "/" + view + ".png";
-        Proc p = sh(kNoDisplay + kBin + " snapshot -q --view " + view + " --out " + out +
-                    " --width 900 --height 600" + kSmall);
+        Proc p = sh(kNoDisplay + kBin + " snapshot -q --view " + view + " --out " + out + " --width 900 --height 600" +
+                    kSmall);
         ASSERT_EQ(p.rc, 0) << view << ":\n" << p.out;
         expect_picture(out, 900, 600);
     }
