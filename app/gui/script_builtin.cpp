@@ -38,9 +38,9 @@ move timeline_lanes@0.3,0.45
 wait 2
 dblclick timeline_lanes@0.5,0.5
 wait 2
-click timeline_per_rank
+click timeline_model
 wait 2
-click timeline_per_rank
+click timeline_model
 wait_idle 3000
 expect_result dispatch
 move dispatch_bars@0.3,0.7

@@ -42,7 +42,7 @@ const std::vector<Shortcut>& shortcut_table() {
         {"T / Shift+T", "tokens × 2 / ÷ 2"},
         {"S / Shift+S", "skew stronger / weaker (uniform ↔ zipf, or the hot ratio)"},
         {"M / Shift+M", "micro-batches + 1 / − 1"},
-        {"G / Shift+G", "ranks × 2 / ÷ 2"},
+        {"G / Shift+G", "ranks: next / previous count that divides the experts"},
         {"C / Shift+C", "capacity factor + 0.25 / − 0.25 (0 = dropless)"},
         {"1 … 5", "model presets (classroom, Mixtral, DBRX, DeepSeek-V3, Qwen3)"},
         {"Space", "re-run now"},
@@ -101,7 +101,14 @@ bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
     });
     bump(pressed(GLFW_KEY_S), [&] { s->skew = step_skew(s->skew, !shift); });
     bump(pressed(GLFW_KEY_M), [&] { s->micro_batches = std::clamp(s->micro_batches + (shift ? -1 : 1), 1, 64); });
-    bump(pressed(GLFW_KEY_G), [&] { s->ranks = std::clamp(shift ? s->ranks / 2 : s->ranks * 2, 1, 64); });
+    bump(pressed(GLFW_KEY_G), [&] {
+        // The next (or previous) rank count that divides the experts evenly.
+        int g = s->ranks;
+        do {
+            g += shift ? -1 : 1;
+        } while (g > 1 && g < 64 && s->experts % g != 0);
+        if (g >= 1 && g <= 64 && s->experts % g == 0) s->ranks = g;
+    });
     bump(pressed(GLFW_KEY_C), [&] { s->capacity_factor = std::max(0.0, s->capacity_factor + (shift ? -0.25 : 0.25)); });
     const auto& presets = demos::presets();
     bool preset_applied = false;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "app/gui/app_state.hpp"
 
@@ -248,11 +249,27 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
     after(c, "--align", "Pad each expert's segment to a multiple of this many rows, as grouped-GEMM kernels want.");
 
     section(vs, "Parallelism and pipeline");
-    if (ImGui::SliderInt("ranks (GPUs)", &s->ranks, 1, 64, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
+    {
+        // Experts are placed E/G per rank, so the slider steps through the divisors of E (up to 64).
+        std::vector<int> divisors;
+        for (int g = 1; g <= std::min(64, std::max(1, s->experts)); ++g)
+            if (s->experts % g == 0) divisors.push_back(g);
+        int idx = 0;
+        for (std::size_t i = 0; i < divisors.size(); ++i)
+            if (divisors[i] <= s->ranks) idx = static_cast<int>(i);
+        char fmt[32];
+        std::snprintf(fmt, sizeof fmt, "%d", s->ranks);
+        if (ImGui::SliderInt("ranks (GPUs)", &idx, 0, static_cast<int>(divisors.size()) - 1, fmt,
+                             ImGuiSliderFlags_NoInput)) {
+            s->ranks = divisors[idx];
+            c.changed = true;
+        }
+    }
     anchor(vs, "ranks");
     after(c, "--ranks",
           "G: expert-parallel ranks. Experts are placed contiguously, E/G per rank, and tokens cross a link whenever "
-          "their expert lives on another rank. Without that many GPUs, ranks are emulated.");
+          "their expert lives on another rank. The slider offers the divisors of E. Without that many GPUs, ranks "
+          "are emulated.");
     if (ImGui::SliderInt("micro-batches m", &s->micro_batches, 1, 16)) c.changed = true;
     anchor(vs, "micro_batches");
     after(c, "--micro-batches",

@@ -152,9 +152,14 @@ void draw_timeline(const AppState& app, ViewState& vs) {
         ImGui::Checkbox("measurement", &vs.timeline_show_measured);
         ImGui::SameLine();
     }
-    ImGui::Checkbox("per rank", &vs.timeline_per_rank);
-    anchor(vs, "timeline_per_rank");
-    ImGui::SameLine();
+    int span_ranks = 1;
+    for (const demos::Span& s : pr->model_timeline) span_ranks = std::max(span_ranks, s.rank + 1);
+    for (const demos::Span& s : pr->timeline) span_ranks = std::max(span_ranks, s.rank + 1);
+    if (span_ranks > 1) {
+        ImGui::Checkbox("per rank", &vs.timeline_per_rank);
+        anchor(vs, "timeline_per_rank");
+        ImGui::SameLine();
+    }
     if (ImGui::SmallButton("fit")) {
         vs.timeline_view.fit = true;
         vs.stages_view.fit = true;
