@@ -321,6 +321,7 @@ void Script::before_frame(App& app) {
                         cap.rect = it->second;
                 }
                 app.captures.push_back(cap);
+                consumed_frame = true;  // the picture is this frame, before the next command moves the mouse
             } else if (op == "export") {
                 if (!app.export_result(arg(0) + ".json", arg(0) + ".csv")) fail(c, "export failed: " + app.st.toast);
             } else if (op == "save_scenario") {
