@@ -1,0 +1,120 @@
+// The app's runner without a window (label gui): edits are debounced into one run, a newer generation drops the
+// results of older ones, errors come back as data naming the flag, and the job plan follows the open views.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "app/gui/app.hpp"
+#include "app/gui/runner.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+demos::Scenario tiny() {
+    demos::Scenario s;
+    s.tokens = 256;
+    s.hidden = 64;
+    s.ffn = 128;
+    s.backend = "cpu";
+    return s;
+}
+
+moelab_gui::Job routing_job(const demos::Scenario& s) {
+    return {moelab_gui::Slot::Routing, demos::Demo::Routing, s, 0, 0};
+}
+
+// Waits until the runner has nothing queued or running, collecting what it publishes.
+std::vector<moelab_gui::JobResult> drain(moelab_gui::Runner& r) {
+    std::vector<moelab_gui::JobResult> out;
+    for (int i = 0; i < 600; ++i) {
+        for (auto& x : r.take_results()) out.push_back(std::move(x));
+        auto st = r.status();
+        if (!st.busy && !st.pending && i > 2) break;
+        std::this_thread::sleep_for(10ms);
+    }
+    for (auto& x : r.take_results()) out.push_back(std::move(x));
+    return out;
+}
+
+}  // namespace
+
+TEST(GuiRunner, EditsInQuickSuccessionRunOnceWithTheLastScenario) {
+    moelab_gui::Runner r;
+    std::uint64_t last = 0;
+    for (int k = 1; k <= 5; ++k) {
+        demos::Scenario s = tiny();
+        s.top_k = k;
+        last = r.submit({routing_job(s)}, 150);
+        std::this_thread::sleep_for(10ms);  // faster than the debounce
+    }
+    auto results = drain(r);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].generation, last);
+    ASSERT_TRUE(results[0].ok) << results[0].error;
+    EXPECT_EQ(results[0].result.scenario.top_k, 5);
+}
+
+TEST(GuiRunner, ANewerGenerationDropsTheOlderOnesResults) {
+    moelab_gui::Runner r;
+    demos::Scenario big = tiny();
+    big.tokens = 1 << 16;
+    std::vector<moelab_gui::Job> slow(6, routing_job(big));
+    r.submit(slow, 0);
+    std::this_thread::sleep_for(20ms);  // let it start
+    demos::Scenario s = tiny();
+    s.top_k = 3;
+    const std::uint64_t gen = r.submit({routing_job(s)}, 0);
+    auto results = drain(r);
+    ASSERT_FALSE(results.empty());
+    for (const auto& x : results) {
+        EXPECT_EQ(x.generation, gen);
+        EXPECT_EQ(x.result.scenario.top_k, 3);
+    }
+}
+
+TEST(GuiRunner, ErrorsComeBackAsDataNamingTheFlag) {
+    demos::Scenario s = tiny();
+    s.top_k = 40;
+    moelab_gui::JobResult r = moelab_gui::run_job(routing_job(s), 7, nullptr, {});
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error_kind, moe::ErrorKind::BadInput);
+    EXPECT_EQ(r.error.rfind("--top-k", 0), 0u) << r.error;
+}
+
+TEST(GuiRunner, CancelStopsTheBatchAndPublishesNothing) {
+    moelab_gui::Runner r;
+    demos::Scenario big = tiny();
+    big.tokens = 1 << 16;
+    r.submit(std::vector<moelab_gui::Job>(20, routing_job(big)), 0);
+    std::this_thread::sleep_for(30ms);
+    r.cancel();
+    auto results = drain(r);
+    EXPECT_TRUE(results.empty());
+    EXPECT_FALSE(r.status().busy);
+}
+
+TEST(GuiRunner, ThePlanFollowsTheOpenViews) {
+    moelab_gui::ViewState vs;
+    demos::Scenario s = tiny();
+    vs.show_dispatch = false;
+    vs.run_full_layer = false;
+    auto jobs = moelab_gui::plan_jobs(s, vs);
+    ASSERT_EQ(jobs.size(), 1u);  // routing + the pipeline model: what loads, comm and timeline need
+    EXPECT_EQ(jobs[0].demo, demos::Demo::Pipeline);
+    vs.show_dispatch = true;
+    vs.sweep_on = true;
+    vs.run_full_layer = true;
+    jobs = moelab_gui::plan_jobs(s, vs);
+    int sweep = 0, layer = 0, dispatch = 0;
+    for (const auto& j : jobs) {
+        sweep += j.slot == moelab_gui::Slot::Sweep;
+        layer += j.slot == moelab_gui::Slot::Layer;
+        dispatch += j.slot == moelab_gui::Slot::Dispatch;
+    }
+    EXPECT_EQ(dispatch, 1);
+    EXPECT_GE(sweep, 4);
+    EXPECT_EQ(layer, 1);
+    EXPECT_EQ(jobs.back().slot, moelab_gui::Slot::Layer);  // the slow one last, so loads arrive first
+}
