@@ -50,7 +50,11 @@ std::vector<double> sweep_values(const demos::Scenario& s, bool tokens) {
 
 }  // namespace
 
-std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs) {
+double layer_flops(const demos::Scenario& s) {
+    return 2.0 * static_cast<double>(s.tokens) * s.top_k * (3.0 * s.ffn * s.hidden);
+}
+
+std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs, bool cpu, bool force_layer) {
     std::vector<Job> jobs;
     jobs.push_back({Slot::Routing, demos::Demo::Pipeline, s, 0, 0});
     if (vs.show_dispatch) {
@@ -75,7 +79,8 @@ std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs) {
             }
         }
     }
-    if (vs.run_full_layer) jobs.push_back({Slot::Layer, demos::Demo::Layer, s, 0, 0});
+    const bool affordable = !cpu || layer_flops(s) <= kCpuLayerFlops;
+    if (force_layer || (vs.run_full_layer && affordable)) jobs.push_back({Slot::Layer, demos::Demo::Layer, s, 0, 0});
     return jobs;
 }
 
@@ -171,14 +176,19 @@ std::string App::plan_key() const {
     return buf;
 }
 
-void App::rerun(double delay_ms) {
+bool App::cpu_backend() const {
+    if (!st.backend_resolved.empty()) return st.backend_resolved != "cuda";
+    return st.scenario.backend == "cpu" || !moe::gpu::built();
+}
+
+void App::rerun(double delay_ms, bool force_layer) {
     last_plan_key_ = plan_key();
     if (!runner_) return;
     if (!st.invalid.empty()) {
         runner_->cancel();
         return;
     }
-    std::vector<Job> jobs = plan_jobs(st.scenario, vs);
+    std::vector<Job> jobs = plan_jobs(st.scenario, vs, cpu_backend(), force_layer);
     begin_jobs(jobs);
     runner_->submit(std::move(jobs), delay_ms);
     st.status = runner_->status();

@@ -29,7 +29,9 @@ struct Capture {
 
 // The jobs one scenario needs: routing + pipeline model first (fast), then dispatch and its sweep when that view
 // is open, then the whole layer when asked.
-std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs);
+// On the CPU reference the whole layer joins only while its expert FFNs stay under kCpuLayerFlops (app_state.hpp);
+// `force_layer` adds it regardless (the "+ experts" button).
+std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs, bool cpu = false, bool force_layer = false);
 
 struct LessonPlayer;  // view_lesson.hpp
 
@@ -49,8 +51,10 @@ class App {
     void apply(JobResult&& r);
     // Resets what a batch of jobs will fill (the sweep's expected points); rerun and the snapshot call it.
     void begin_jobs(const std::vector<Job>& jobs);
-    // Starts a run of the current scenario now (or after `delay_ms`).
-    void rerun(double delay_ms = 0);
+    // Starts a run of the current scenario now (or after `delay_ms`); `force_layer` includes the whole layer.
+    void rerun(double delay_ms = 0, bool force_layer = false);
+    // Whether runs go to the CPU reference (from the last result, or what this build can do).
+    bool cpu_backend() const;
     // Loads a scenario file into the controls and runs it.
     bool load_scenario(const std::string& path);
     bool save_scenario(const std::string& path);

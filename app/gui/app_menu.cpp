@@ -204,7 +204,8 @@ void App::file_popups() {
 }
 
 void App::carry_out_requests() {
-    if (vs.request_rerun) rerun(0);
+    if (vs.request_rerun || vs.request_full_layer) rerun(0, vs.request_full_layer);
+    vs.request_full_layer = false;
     if (vs.request_cancel && runner_) runner_->cancel();
     if (vs.request_save_png) {
         const std::string key = vs.focused.empty() ? "window" : vs.focused;

@@ -107,8 +107,9 @@ struct ViewState {
     bool run_full_layer = true;  // re-run the whole layer (expert FFNs too) after every edit
     bool request_rerun = false;  // intents from buttons, carried out by the app after the frame
     bool request_cancel = false;
-    bool request_save_png = false;  // of the focused view
-    bool request_export = false;    // the current Result as JSON and CSV
+    bool request_full_layer = false;  // run the whole layer now, even where it is too slow to re-run on edits
+    bool request_save_png = false;    // of the focused view
+    bool request_export = false;      // the current Result as JSON and CSV
     bool request_save_scenario = false;
     bool request_open_scenario = false;
     bool request_quit = false;
@@ -119,6 +120,11 @@ struct ViewState {
 
 // Called right after a view's Begin(): notes focus (for Save PNG) and the window rectangle (for scripts).
 void view_begun(ViewState& vs, const char* key);
+// Expert FLOPs of one layer, 2·T·k·(2F·d + d·F), and the most the CPU reference re-runs on every edit (a few
+// seconds on two cores); bigger layers run when asked.
+double layer_flops(const demos::Scenario& s);
+constexpr double kCpuLayerFlops = 3e11;
+
 // Records the last item's rectangle under `name` for scripts and tests.
 void anchor(const ViewState& vs, const std::string& name);
 // Draws `msg` (if any) in the error colour under the last control and records it for tests.

@@ -274,7 +274,7 @@ int run_snapshot(const SnapshotOptions& o) {
         if (app.st.gpus.empty()) app.st.gpu_unavailable = moe::gpu::unavailable_reason();
 
         // Run everything the view draws, synchronously, with progress on stderr.
-        std::vector<Job> jobs = plan_jobs(o.scenario, app.vs);
+        std::vector<Job> jobs = plan_jobs(o.scenario, app.vs, false, o.full_layer);
         app.begin_jobs(jobs);
         for (std::size_t i = 0; i < jobs.size(); ++i) {
             if (!o.quiet)

@@ -201,6 +201,21 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     ImGui::TextUnformatted("one layer pass, stage by stage");
     ImGui::PopFont();
     ImGui::SameLine();
+    if (lr == pr && !app.status.busy) {
+        // Only routing and packing ran; the expert FFNs wait for a click where they take seconds.
+        if (ImGui::SmallButton("+ experts")) vs.request_full_layer = true;
+        anchor(vs, "run_full_layer_now");
+        if (ImGui::IsItemHovered()) {
+            char buf[300];
+            std::snprintf(buf, sizeof buf,
+                          "Run the whole layer (expert FFNs and combine too): %.3g GFLOP in the experts. On the CPU "
+                          "reference that takes a few seconds or more, so edits re-run it automatically only below "
+                          "%.0f GFLOP (and when \"re-run the full layer\" is on).",
+                          layer_flops(pr->scenario) / 1e9, kCpuLayerFlops / 1e9);
+            wrapped_tooltip(buf);
+        }
+        ImGui::SameLine();
+    }
     provenance_badge(pal, lr->stages.empty() ? demos::Provenance::Modeled : lr->stages.front().provenance);
     ImGui::SameLine();
     ImGui::TextDisabled("median of %d repeat(s); hover a stage for min · median · p95", lr->scenario.repeats);
