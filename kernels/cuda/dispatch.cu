@@ -30,10 +30,10 @@ __device__ __forceinline__ unsigned short zero_vec<unsigned short>() {
     return 0;
 }
 
-// Token-major scatter: each warp copies one chunk (32·kUnroll vectors) of one token's row, read once and
+// Token-major scatter: each warp copies one chunk (32·kCopyUnroll vectors) of one token's row, read once and
 // written to the token's k packed rows (the floor's T·d·b + T·k·d·b). Chunks rather than whole rows keep enough
 // warps in flight when T is small. The E warps after them zero each expert's padding rows.
-template <class V, int kUnroll>
+template <class V>
 __global__ void __launch_bounds__(kCopyWarps * 32)
     scatter_tokens_kernel(const bf16_t* x, const std::int32_t* inv, std::int64_t tokens, int k, int hidden,
                           int chunks, const std::int32_t* counts, const std::int32_t* offsets, int experts,
@@ -44,11 +44,11 @@ __global__ void __launch_bounds__(kCopyWarps * 32)
     const std::int64_t copy_warps = tokens * chunks;
     if (w < copy_warps) {
         const std::int64_t t = w / chunks;
-        const int c0 = static_cast<int>(w % chunks) * 32 * kUnroll;
+        const int c0 = static_cast<int>(w % chunks) * 32 * kCopyUnroll;
         const V* src = reinterpret_cast<const V*>(x + t * hidden);
-        V v[kUnroll];
+        V v[kCopyUnroll];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
+        for (int u = 0; u < kCopyUnroll; ++u) {
             int i = c0 + u * 32 + lane;
             if (i < nv) v[u] = __ldg(src + i);
         }
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kCopyWarps * 32)
             if (r < 0) continue;
             V* dst = reinterpret_cast<V*>(xp + std::int64_t(r) * hidden);
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
+            for (int u = 0; u < kCopyUnroll; ++u) {
                 int i = c0 + u * 32 + lane;
                 if (i < nv) dst[i] = v[u];
             }
@@ -209,20 +209,10 @@ template <class V>
 void launch_scatter(const bf16_t* x, const std::int32_t* inv, std::int64_t tokens, int k, int hidden,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, bf16_t* xp,
                     cudaStream_t st) {
-    // Fewer than ~4 waves of 2 KB chunks (S2: 16384 warps): twice the bytes per warp, so one resident wave keeps
-    // as much in flight as several short-lived ones and the tail of the last wave shrinks.
     const int nv = hidden * int(sizeof(bf16_t)) / int(sizeof(V));
-    const int chunks4 = (nv + 32 * 4 - 1) / (32 * 4), chunks8 = (nv + 32 * 8 - 1) / (32 * 8);
-    int dev = 0, sms = 0;
-    MOE_CUDA_CHECK(cudaGetDevice(&dev));
-    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    if (tokens * chunks4 < 4LL * sms * 64) {
-        scatter_tokens_kernel<V, 8><<<grid_for(tokens * chunks8 + experts, kCopyWarps), kCopyWarps * 32, 0, st>>>(
-            x, inv, tokens, k, hidden, chunks8, counts, offsets, experts, xp);
-    } else {
-        scatter_tokens_kernel<V, 4><<<grid_for(tokens * chunks4 + experts, kCopyWarps), kCopyWarps * 32, 0, st>>>(
-            x, inv, tokens, k, hidden, chunks4, counts, offsets, experts, xp);
-    }
+    const int chunks = (nv + 32 * kCopyUnroll - 1) / (32 * kCopyUnroll);
+    scatter_tokens_kernel<V><<<grid_for(tokens * chunks + experts, kCopyWarps), kCopyWarps * 32, 0, st>>>(
+        x, inv, tokens, k, hidden, chunks, counts, offsets, experts, xp);
     MOE_CUDA_LAUNCH_CHECK("scatter_tokens_kernel");
 }
 
