@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <map>
 
 #include "app/gui/shortcuts.hpp"
 #include "app/gui/view_lesson.hpp"
@@ -88,6 +89,7 @@ App::App(const AppOptions& opt) : opt_(opt) {
     std::string dir = opt.config_dir.empty() ? default_config_dir() : opt.config_dir;
     ImGuiIO& io = ImGui::GetIO();
     io.IniFilename = nullptr;
+    io.ConfigWindowsMoveFromTitleBarOnly = true;  // a drag inside a chart pans or drags a bar, never the window
     if (opt.persist) {
         std::string err;
         if (ensure_dir(dir, &err)) {
@@ -252,59 +254,86 @@ void App::poll_runner() {
     }
 }
 
+std::map<std::string, ImVec4> App::tiling(ImVec2 o, ImVec2 S) const {
+    const float f = vs.fonts.body_px;
+    const ImGuiStyle& style = ImGui::GetStyle();
+    // The banner has three rows (status, notices, provenance legend), whatever its content.
+    const float banner_h = std::min(
+        S.y * 0.3f, style.WindowPadding.y * 2 + ImGui::GetFrameHeightWithSpacing() * 2 + ImGui::GetFrameHeight() + 2);
+    const float ctrl_w = std::clamp(f * 23.0f, 280.0f, S.x * 0.36f);
+    const float rx = o.x + ctrl_w, rw = S.x - ctrl_w, ry = o.y + banner_h, rh = S.y - banner_h;
+    const float split = 0.56f, top = 0.46f;
+    auto rect = [](float x, float y, float w, float h) { return ImVec4(x, y, x + w, y + h); };
+    return {{"device", rect(o.x, o.y, S.x, banner_h)},
+            {"controls", rect(o.x, ry, ctrl_w, rh)},
+            {"loads", rect(rx, ry, rw * split, rh * top)},
+            {"comm", rect(rx + rw * split, ry, rw * (1 - split), rh * top)},
+            {"timeline", rect(rx, ry + rh * top, rw * split, rh * (1 - top))},
+            {"dispatch", rect(rx + rw * split, ry + rh * top, rw * (1 - split), rh * (1 - top))}};
+}
+
+bool App::untouched_since_tiling() const {
+    int matched = 0;
+    for (const auto& [key, r] : last_windows_) {
+        auto it = last_tiling_.find(key);
+        if (it == last_tiling_.end()) continue;
+        const ImVec4& q = it->second;
+        if (std::fabs(r.x - q.x) > 2 || std::fabs(r.y - q.y) > 2 || std::fabs(r.z - q.z) > 2 ||
+            std::fabs(r.w - q.w) > 2)
+            return false;
+        ++matched;
+    }
+    return matched > 0;
+}
+
 void App::views() {
     // Below the main menu bar; computed rather than read from WorkPos, which lags the menu bar by a frame.
     const ImGuiViewport* vp = ImGui::GetMainViewport();
     const float menu_h = ImGui::GetFrameHeight();
     const ImVec2 o(vp->Pos.x, vp->Pos.y + menu_h), S(vp->Size.x, vp->Size.y - menu_h);
-    const float f = vs.fonts.body_px;
-    const ImGuiStyle& style = ImGui::GetStyle();
-    const float line = ImGui::GetTextLineHeightWithSpacing();
-    // The banner is as tall as its content was last frame (an estimate on the first).
-    const float banner_est = style.WindowPadding.y * 2 + line + ImGui::GetFrameHeightWithSpacing() * 2;
-    const float banner_h = std::min(S.y * 0.3f, vs.banner_content_h > 0 ? vs.banner_content_h : banner_est);
-    const float ctrl_w = std::clamp(f * 23.0f, 280.0f, S.x * 0.36f);
-    const float rx = o.x + ctrl_w, rw = S.x - ctrl_w, ry = o.y + banner_h, rh = S.y - banner_h;
-    const float split = 0.56f, top = 0.46f;
-    // A relayout holds for a few frames, while the banner learns its height.
-    if (vs.relayout) relayout_frames_ = 3;
-    const ImGuiCond cond = relayout_frames_ > 0 ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
-    std::function<void(float, float, float, float)> place = [&](float x, float y, float w, float h) {
-        ImGui::SetNextWindowPos(ImVec2(x, y), cond);
-        ImGui::SetNextWindowSize(ImVec2(w, h), cond);
-    };
-    if (!vs.solo.empty()) {
-        // One view fills the window (measurements of a single view, presenter focus).
-        place = [&](float, float, float, float) {
-            ImGui::SetNextWindowPos(o, ImGuiCond_Always);
-            ImGui::SetNextWindowSize(S, ImGuiCond_Always);
-        };
+    const auto t = tiling(o, S);
+    // Resizing the OS window, or new font sizes, re-tile, unless the user has arranged the windows themselves.
+    if (S.x != last_display_.x || S.y != last_display_.y || vs.fonts.body_px != last_font_px_) {
+        if (untouched_since_tiling()) vs.relayout = true;
+        last_display_ = S;
+        last_font_px_ = vs.fonts.body_px;
     }
+    // A relayout holds for a couple of frames, until the menu bar and fonts have settled.
+    if (vs.relayout) relayout_frames_ = 2;
+    const ImGuiCond cond = relayout_frames_ > 0 ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
+    if (relayout_frames_ > 0) last_tiling_ = t;
+    auto place = [&](const char* key) {
+        ImVec4 r = t.at(key);
+        if (!vs.solo.empty()) r = ImVec4(o.x, o.y, o.x + S.x, o.y + S.y);  // one view fills the window
+        const ImGuiCond c = vs.solo.empty() ? cond : ImGuiCond_Always;
+        ImGui::SetNextWindowPos(ImVec2(r.x, r.y), c);
+        ImGui::SetNextWindowSize(ImVec2(r.z - r.x, r.w - r.y), c);
+    };
     if (vs.show_device) {
-        place(o.x, o.y, S.x, banner_h);
+        place("device");
         show_device(st, vs, &vs.show_device);
     }
     demos::Scenario edit = st.scenario;
     std::string preset = st.preset;
     bool changed = false;
     if (vs.show_controls) {
-        place(o.x, ry, ctrl_w, rh);
+        place("controls");
         changed |= show_controls(st, vs, &edit, &preset, &vs.show_controls);
     }
     if (vs.show_loads) {
-        place(rx, ry, rw * split, rh * top);
+        place("loads");
         show_loads(st, vs, &vs.show_loads);
     }
     if (vs.show_comm) {
-        place(rx + rw * split, ry, rw * (1 - split), rh * top);
+        place("comm");
         show_comm(st, vs, &vs.show_comm);
     }
     if (vs.show_timeline) {
-        place(rx, ry + rh * top, rw * split, rh * (1 - top));
+        place("timeline");
         show_timeline(st, vs, &vs.show_timeline);
     }
     if (vs.show_dispatch) {
-        place(rx + rw * split, ry + rh * top, rw * (1 - split), rh * (1 - top));
+        place("dispatch");
         show_dispatch(st, vs, &vs.show_dispatch);
     }
     if (vs.show_help) {
@@ -363,6 +392,7 @@ void App::frame() {
     // Tiled windows that do not overlap need no background of their own: the framebuffer is cleared to the same
     // colour. Software GL (llvmpipe) is bound by the pixels it shades, and this halves them.
     const bool bare = !vs.probe.windows.empty() && !windows_overlap(vs.probe.windows);
+    last_windows_ = vs.probe.windows;
     vs.probe.anchors.clear();
     vs.probe.errors.clear();
     vs.probe.windows.clear();

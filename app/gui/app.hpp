@@ -1,7 +1,9 @@
 // The app without its window: owns AppState, ViewState, the runner and the preferences, and draws one frame
 // of UI between ImGui::NewFrame and ImGui::Render. The GLFW window and the EGL snapshot both drive it.
 #pragma once
+#include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +69,7 @@ class App {
     std::vector<Capture> captures;         // filled during frame(), consumed by the window after rendering
     std::shared_ptr<LessonPlayer> lesson;  // the lesson view's state, created on its first frame
     bool quit = false;
+    std::function<void(int, int)> resize_window;  // set by the window; scripts resize through it
     std::string ini_path, prefs_path, export_dir;
 
   private:
@@ -93,6 +96,14 @@ class App {
     int popup_ = 0;  // 0 none, 1 save scenario, 2 open scenario
     bool fonts_presenter_ = false;
     int relayout_frames_ = 0;
+    std::map<std::string, ImVec4> last_windows_;  // view window rectangles of the previous frame
+    std::map<std::string, ImVec4> last_tiling_;   // the rectangles of the last tiling
+    ImVec2 last_display_{0, 0};
+    float last_font_px_ = 0;
+    // The default tiling of the work area (origin o, size S), by view key.
+    std::map<std::string, ImVec4> tiling(ImVec2 o, ImVec2 S) const;
+    // The windows are still where the last tiling put them.
+    bool untouched_since_tiling() const;
 };
 
 }  // namespace moelab_gui

@@ -86,9 +86,8 @@ struct ViewState {
     bool fonts_dirty = true;  // rebuild the atlas before the next frame
     float dpi_scale = 1.0f;
     float user_scale = 1.0f;
-    bool relayout = true;        // place the windows in the default tiling on the next frame
-    float banner_content_h = 0;  // height the device banner needed last frame
-    std::string solo;            // a view key: that view alone fills the window
+    bool relayout = true;  // place the windows in the default tiling on the next frame
+    std::string solo;      // a view key: that view alone fills the window
 
     // Loads.
     bool loads_show_demand = true;  // stack dropped tokens on the kept ones

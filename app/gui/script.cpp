@@ -63,6 +63,7 @@ const char* kOps[] = {"wait",
                       "set_view",
                       "solo",
                       "mark",
+                      "resize",
                       "presenter",
                       "full_layer",
                       "rerun",
@@ -341,6 +342,8 @@ void Script::before_frame(App& app) {
                     if (bool* f = app.vs.open_flag(w.id)) *f = v ? w.id == v->id : *f;
                 if (!v) app.vs.relayout = true;
                 if (!v && arg(0) != "off") fail(c, "no view " + arg(0));
+            } else if (op == "resize") {
+                if (app.resize_window) app.resize_window(std::atoi(arg(0).c_str()), std::atoi(arg(1).c_str()));
             } else if (op == "mark") {
                 mark_ = arg(0);
             } else if (op == "presenter") {

@@ -104,24 +104,29 @@ void draw_device(const AppState& app, ViewState& vs) {
     if (cpu && notices.empty())
         notices.push_back({"numbers from the CPU reference, not a GPU",
                            "Numbers come from the CPU reference implementation, not a GPU."});
-    bool first = true;
-    auto same_line_if_fits = [&](float w) {
-        if (first) {
-            first = false;
-            return;
+    // One row, so the banner keeps its height: notices that do not fit fold into "+N more" (all on hover).
+    std::string all_notes;
+    for (const auto& n : notices) all_notes += (all_notes.empty() ? "" : "\n\n") + n.second;
+    for (std::size_t i = 0; i < notices.size(); ++i) {
+        const std::string text = "⚠ " + notices[i].first;
+        const float w = ImGui::CalcTextSize(text.c_str()).x;
+        const std::string more = "+" + std::to_string(notices.size() - i) + " more";
+        if (i > 0) {
+            ImGui::SameLine(0, ImGui::GetFontSize() * 0.8f);
+            const float rest = i + 1 < notices.size() ? ImGui::CalcTextSize("+9 more").x + 16 : 0;
+            if (ImGui::GetContentRegionAvail().x < w + rest) {
+                ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(pal.warn), "%s", more.c_str());
+                if (ImGui::IsItemHovered()) wrapped_tooltip(all_notes.c_str());
+                break;
+            }
         }
-        ImGui::SameLine(0, ImGui::GetFontSize() * 0.8f);
-        if (ImGui::GetContentRegionAvail().x < w) ImGui::NewLine();
-    };
-    for (const auto& [brief, full] : notices) {
-        std::string text = "⚠ " + brief;
-        same_line_if_fits(ImGui::CalcTextSize(text.c_str()).x);
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
         ImGui::TextUnformatted(text.c_str());
         ImGui::PopStyleColor();
-        anchor(vs, "notice:" + brief.substr(0, brief.find(' ')));
-        if (ImGui::IsItemHovered()) wrapped_tooltip(full.c_str());
+        anchor(vs, "notice:" + notices[i].first.substr(0, notices[i].first.find(' ')));
+        if (ImGui::IsItemHovered()) wrapped_tooltip(notices[i].second.c_str());
     }
+    if (notices.empty()) ImGui::NewLine();
     ImGui::TextDisabled("every number is tagged:");
     for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
                                 demos::Provenance::Emulated, demos::Provenance::Modeled}) {
@@ -136,8 +141,6 @@ void show_device(const AppState& app, ViewState& vs, bool* p_open) {
                      ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse)) {
         view_begun(vs, "device");
         draw_device(app, vs);
-        vs.banner_content_h =
-            ImGui::GetCursorPosY() - ImGui::GetStyle().ItemSpacing.y + ImGui::GetStyle().WindowPadding.y;
     }
     ImGui::End();
 }

@@ -91,7 +91,11 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         ImGui::TextUnformatted(r.backend == "cpu" ? "⚠ CPU reference: the differences are noise (hover)"
                                                   : "⚠ note (hover)");
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered()) wrapped_tooltip(n.c_str());
+        if (ImGui::IsItemHovered())
+            wrapped_tooltip((n + (r.backend == "cpu" ? " The app's own drawing also shares the cores while it "
+                                                       "runs; `moelab run dispatch` times without it."
+                                                     : ""))
+                                .c_str());
     }
 
     ImVec2 avail = ImGui::GetContentRegionAvail();

@@ -225,11 +225,15 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     if (hs.index >= 0 && hs.index < static_cast<int>(stage_index.size())) {
         const demos::Span& s = *stage_index[hs.index];
         const demos::StageTime* st = lr->stage(s.label);
-        char buf[320];
+        char buf[480];
         if (st) {
-            std::snprintf(buf, sizeof buf, "%s\nmin %s · median %s · p95 %s over %d repeats\n%s", s.label.c_str(),
+            const bool cpu = st->provenance == demos::Provenance::MeasuredCpu;
+            std::snprintf(buf, sizeof buf, "%s\nmin %s · median %s · p95 %s over %d repeats\n%s%s", s.label.c_str(),
                           charts::fmt_ms(st->min_ms).c_str(), charts::fmt_ms(st->median_ms).c_str(),
-                          charts::fmt_ms(st->p95_ms).c_str(), st->repeats, demos::provenance_name(st->provenance));
+                          charts::fmt_ms(st->p95_ms).c_str(), st->repeats, demos::provenance_name(st->provenance),
+                          cpu ? "\nCPU times taken while the app draws share the cores with it; `moelab run layer` "
+                                "times without it."
+                              : "");
             wrapped_tooltip(buf);
         } else {
             span_tooltip(s);

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/gui/app.hpp"
@@ -138,6 +139,7 @@ int run_window(const WindowOptions& opt) {
         ao.preset = opt.preset;
         App app(ao);
         glfwSetWindowUserPointer(window, &app);
+        app.resize_window = [window](int w, int h) { glfwSetWindowSize(window, w, h); };
         glfwSetDropCallback(window, on_drop);
         ImGui_ImplGlfw_InitForOpenGL(window, true);
         ImGui_ImplOpenGL3_Init(glsl);
@@ -207,6 +209,10 @@ int run_window(const WindowOptions& opt) {
             fs.frames.push_back(std::move(fsm));
             ++frame;
             if (last) break;
+            // While a run is in progress, draw at most ~30 frames a second: with software GL the frames would
+            // otherwise take the cores the CPU reference is timing on.
+            if (app.st.status.busy && ms < 33.0)
+                std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(33.0 - ms));
         }
         if (script.active()) {
             if (!script.finished()) {
