@@ -1,4 +1,5 @@
 // Keyboard shortcuts: the table shown in Help, and the handler the app calls once per frame.
+// Keys are the platform's codes (GLFW_KEY_*), which is what ImGui 1.86 indexes io.KeysDown by.
 #pragma once
 #include <string>
 #include <vector>

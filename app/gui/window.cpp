@@ -211,7 +211,7 @@ int run_window(const WindowOptions& opt) {
             if (last) break;
             // While a run is in progress, draw at most ~30 frames a second: with software GL the frames would
             // otherwise take the cores the CPU reference is timing on.
-            if (app.st.status.busy && ms < 33.0)
+            if (app.st.status.busy && ms < 33.0 && !std::getenv("MOELAB_NO_THROTTLE"))
                 std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(33.0 - ms));
         }
         if (script.active()) {
