@@ -146,14 +146,14 @@ bool App::export_result(const std::string& json_path, const std::string& csv_pat
     if (st.results.dispatch) j["strategies"] = demos::to_json(*st.results.dispatch)["strategies"];
     std::string csv = demos::to_csv(*r);
     if (st.results.dispatch) {
-        // The strategy rows of the dispatch run, without repeating its header.
+        // The strategy rows of the dispatch run ("dispatch,STRATEGY,…"), without repeating its header.
         std::string d = demos::to_csv(*st.results.dispatch);
         std::size_t pos = 0;
         bool first = true;
         while (pos < d.size()) {
             std::size_t nl = d.find('\n', pos);
             std::string line = d.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos + 1);
-            if (!first && line.rfind("strateg", 0) == 0) csv += line;
+            if (!first && line.rfind("dispatch,", 0) == 0) csv += line;
             first = false;
             if (nl == std::string::npos) break;
             pos = nl + 1;

@@ -222,7 +222,10 @@ TEST(GuiWindow, ScriptedTourDrivesEveryView) {
     expect_picture(dir + "/tour-loads.png", inspect_png(dir + "/tour-loads.png").w,
                    inspect_png(dir + "/tour-loads.png").h);
     EXPECT_NE(slurp(dir + "/tour-result.json").find("\"expert_loads\""), std::string::npos);
-    EXPECT_NE(slurp(dir + "/tour-result.csv").find("provenance"), std::string::npos);
+    const std::string csv = slurp(dir + "/tour-result.csv");
+    EXPECT_NE(csv.find("provenance"), std::string::npos);
+    EXPECT_NE(csv.find("dispatch,scan,median"), std::string::npos) << "the strategy rows of the dispatch run";
+    EXPECT_NE(slurp(dir + "/tour-result.json").find("\"strategies\""), std::string::npos);
     EXPECT_NE(slurp(dir + "/tour-scenario.toml").find("ranks = 2"), std::string::npos);
     // Layout in imgui.ini, preferences in their own file.
     EXPECT_NE(slurp(dir + "/imgui.ini").find("[Window][Expert loads]"), std::string::npos);
