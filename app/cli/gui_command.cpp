@@ -99,7 +99,6 @@ void add_gui_options(CLI::App& app, Handler* selected) {
             w.vsync = !a->no_vsync;
             w.preset = a->preset;
             w.scenario = a->flags_ok ? resolve_with_preset(a->flags, a->preset) : demos::Scenario{};
-            if (w.preset.empty() && a->flags.scenario_file.empty()) w.preset = "classroom";
             return moelab_gui::run_window(w);
 #else
             std::fprintf(stderr,

@@ -113,10 +113,13 @@ App::App(const AppOptions& opt) : opt_(opt) {
     if (opt.presenter) vs.presenter = true;
     vs.fonts_dirty = true;
     st.scenario = opt.scenario;
-    st.preset = opt.preset;
-    if (st.preset.empty())
-        for (const demos::Preset& p : demos::presets())
-            if (p.scenario == st.scenario) st.preset = p.name;
+    // The preset's name shows only while the scenario is that preset (the backend aside).
+    st.preset.clear();
+    for (const demos::Preset& p : demos::presets()) {
+        demos::Scenario x = p.scenario;
+        x.backend = st.scenario.backend;
+        if (x == st.scenario && (st.preset.empty() || p.name == opt.preset)) st.preset = p.name;
+    }
     st.invalid = st.scenario.validate();
     last_prefs_ = prefs_to_toml(prefs_from(vs, export_dir));
     if (opt.background_runs) {
