@@ -201,7 +201,7 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     ImGui::TextUnformatted("one layer pass, stage by stage");
     ImGui::PopFont();
     ImGui::SameLine();
-    if (lr == pr && !app.status.busy) {
+    if (lr == pr && !app.status.busy && !vs.snapshot) {
         // Only routing and packing ran; the expert FFNs wait for a click where they take seconds.
         if (ImGui::SmallButton("+ experts")) vs.request_full_layer = true;
         anchor(vs, "run_full_layer_now");
