@@ -59,9 +59,11 @@ std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs, bool c
     std::vector<Job> jobs;
     jobs.push_back({Slot::Routing, demos::Demo::Pipeline, s, 0, 0});
     if (vs.show_dispatch) {
-        // Packing takes milliseconds: a few repeats more cost nothing and keep one noisy sample from deciding.
+        // Packing small layers takes milliseconds: a few repeats more cost nothing and keep one noisy sample from
+        // deciding. Big layers (hundreds of MB packed per run) keep the repeats asked for.
         demos::Scenario d = s;
-        d.repeats = std::max(s.repeats, 5);
+        const double packed_bytes = static_cast<double>(s.tokens) * s.top_k * s.hidden * 2;
+        if (packed_bytes <= 64e6) d.repeats = std::max(s.repeats, 5);
         jobs.push_back({Slot::Dispatch, demos::Demo::Dispatch, d, 0, 0});
         if (vs.sweep_on) {
             const bool tokens = vs.sweep_axis == 1;
