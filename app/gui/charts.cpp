@@ -470,8 +470,8 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
     float label_w = 0;
     for (const auto& s : h.row_labels) label_w = std::max(label_w, text_w(sf, s));
     const float legend_w = 18 + 8 + text_w(sf, fmt(vmax)) + 10;
-    // Rows of text above the grid: titles, then column labels.
-    ImVec2 pa(a.x + label_w + 10, a.y + lh * 3.3f);
+    // Rows of text above the grid: the titles, then the column labels.
+    ImVec2 pa(a.x + label_w + 10, a.y + lh * 2.4f);
     ImVec2 pb(a.x + size.x - legend_w - 10, a.y + size.y - 4);
     float cell = std::min((pb.x - pa.x) / h.cols, (pb.y - pa.y) / h.rows);
     if (cell < 2) {
@@ -517,13 +517,10 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
         float w = text_w(sf, h.col_labels[c]);
         draw_text(dl, sf, ImVec2(pa.x + c * cell + (cell - w) * 0.5f, pa.y - lh - 3), pal.text_dim, h.col_labels[c]);
     }
-    // Row 0: row title (left) and legend title (right); row 1: column title over the grid.
-    if (!h.row_title.empty()) draw_text(dl, sf, ImVec2(a.x, a.y), pal.text_dim, h.row_title);
-    if (!h.col_title.empty()) {
-        float w = text_w(sf, h.col_title);
-        float x = std::max(pa.x, std::min((pa.x + pb.x - w) * 0.5f, a.x + size.x - w));
-        draw_text(dl, sf, ImVec2(x, a.y + lh * 1.15f), pal.text_dim, h.col_title);
-    }
+    // Row 0: "row title · column title" on the left, the legend title on the right.
+    std::string titles = h.row_title;
+    if (!h.col_title.empty()) titles += (titles.empty() ? "" : "   ") + h.col_title;
+    if (!titles.empty()) draw_text(dl, sf, ImVec2(a.x, a.y), pal.text_dim, titles);
     // Legend: a vertical ramp with ticks.
     ImVec2 la(pb.x + 14, pa.y), lb(pb.x + 32, pb.y);
     const int steps = 32;
@@ -539,8 +536,10 @@ Hover heatmap(const Heatmap& h, ImVec2 size, const Palette& pal, const Fonts& fo
     }
     if (!h.legend_title.empty()) {
         float w = text_w(sf, h.legend_title);
-        draw_text(dl, sf, ImVec2(std::max(a.x + text_w(sf, h.row_title) + 12, std::min(la.x, a.x + size.x - w)), a.y),
-                  pal.text_dim, h.legend_title);
+        // Under the titles when they leave no room beside them.
+        const float titles_w = text_w(sf, titles) + 12;
+        const float x = std::min(la.x, a.x + size.x - w);
+        draw_text(dl, sf, ImVec2(x, x > a.x + titles_w ? a.y : a.y + lh * 1.1f), pal.text_dim, h.legend_title);
     }
     ImGui::PopID();
     return hover;

@@ -23,8 +23,8 @@ charts::Heatmap build_heatmap(const demos::Result& r, const ViewState& vs) {
         h.row_labels.push_back("r" + std::to_string(g));
         h.col_labels.push_back("r" + std::to_string(g));
     }
-    h.col_title = "destination rank (hosts the experts) →";
-    h.row_title = "source rank ↓";
+    h.col_title = "to rank (hosting the experts) →";
+    h.row_title = "from rank ↓";
     h.legend_title = vs.comm_show_rows ? "rows sent" : "bytes sent (dispatch)";
     h.format = vs.comm_show_rows ? charts::Format(charts::fmt_si) : charts::Format(charts::fmt_bytes);
     return h;
@@ -91,9 +91,17 @@ void draw_comm(const AppState& app, ViewState& vs) {
             "(DeepEP-style dedup).");
         ImGui::EndTable();
     }
-    ImGui::TextDisabled("both counted from this run's routing");
+    ImGui::TextDisabled("counted from the routing");
     ImGui::SameLine();
     provenance_badge(pal, r.comm_provenance);
+    ImGui::SameLine();
+    ImGui::Checkbox("rows", &vs.comm_show_rows);
+    anchor(vs, "comm_rows");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(
+            "Heatmap in rows (tokens) instead of bytes. Each cell counts what source rank i sends to "
+            "destination rank j in the dispatch; the combine sends the same back. The diagonal stays on "
+            "the GPU and costs no link time.");
     if (r.comm_ms >= 0) {
         ImGui::Text("busiest rank's transfer: %s", charts::fmt_ms(r.comm_ms).c_str());
         ImGui::SameLine();
@@ -107,11 +115,6 @@ void draw_comm(const AppState& app, ViewState& vs) {
     }
 
     // Heatmap.
-    ImGui::Checkbox("rows instead of bytes", &vs.comm_show_rows);
-    anchor(vs, "comm_rows");
-    help_marker(
-        "Each cell counts what source rank i sends to destination rank j in the dispatch; the combine sends "
-        "the same back. The diagonal stays on the GPU and costs no link time.");
     charts::Heatmap h = build_heatmap(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
     charts::Hover hv = charts::heatmap(h, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, vs.fonts);
