@@ -1,5 +1,6 @@
 // `moelab bench route|dispatch|experts|combine|layer|all`: checks each GPU stage against the CPU reference, then
 // times it; prints an nccl-tests style table with the floor, the % of it reached and the PyTorch peer (--peer).
+// `alltoall` and `ep-layer` (the nccl backend) run from bench_nccl.cpp.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/cli/bench_nccl.hpp"
 #include "app/cli/commands.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
@@ -34,6 +36,7 @@ struct BenchArgs {
     int warmup = 10, repeats = 50;
     std::uint64_t seed = 1;
     std::string save, peer;
+    NcclBenchArgs nccl;  // alltoall, ep-layer: --ranks, --min-bytes, --max-bytes, --timeout
 };
 
 #if MOELAB_HAVE_CUDA
@@ -160,7 +163,8 @@ int run_bench(const BenchArgs& a) {
     else if (std::find(all.begin(), all.end(), a.what) != all.end())
         opt.stages = {a.what};
     else
-        MOE_BAD_INPUT("bench '" << a.what << "': allowed: route, dispatch, experts, combine, layer, all");
+        MOE_BAD_INPUT("bench '" << a.what << "': allowed: route, dispatch, experts, combine, layer, all, alltoall, "
+                                                 "ep-layer");
     if (a.repeats < 1 || a.repeats > 100000) MOE_BAD_INPUT("--repeats " << a.repeats << " must be in [1, 100000]");
     if (a.warmup < 0 || a.warmup > 10000) MOE_BAD_INPUT("--warmup " << a.warmup << " must be in [0, 10000]");
     opt.shapes = resolve_shapes(a);
@@ -215,7 +219,7 @@ int run_bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, Handler* selected) {
     auto args = std::make_shared<BenchArgs>();
     auto* cmd = app.add_subcommand("bench", "Check and time the GPU stages against their floors and PyTorch");
-    cmd->add_option("what", args->what, "route, dispatch, experts, combine, layer or all")->capture_default_str();
+    cmd->add_option("what", args->what, "route, dispatch, experts, combine, layer, all; alltoall, ep-layer (NCCL)")->capture_default_str();
     cmd->add_option("--shape", args->shapes, "S1, S2, S3 or all (S1 T=16384 d=4096 E=64 k=8 F=1408; "
                                              "S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048)")
         ->delimiter(',')
@@ -242,8 +246,24 @@ void add_bench_command(CLI::App& app, Handler* selected) {
     cmd->add_option("--save", args->save, "Also write the JSON to FILE");
     cmd->add_option("--peer", args->peer, "PyTorch peer timings (JSON from kernels/bench/torch_peer.py)");
     cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr");
+    cmd->add_option("--ranks", args->nccl.ranks, "alltoall, ep-layer: GPUs (NCCL ranks); 0 = every visible GPU");
+    cmd->add_option("--min-bytes", args->nccl.min_bytes, "alltoall: smallest size per rank (K, M, G suffixes)")
+        ->capture_default_str();
+    cmd->add_option("--max-bytes", args->nccl.max_bytes, "alltoall: largest size per rank; sizes double in between")
+        ->capture_default_str();
+    cmd->add_option("--timeout", args->nccl.timeout, "alltoall, ep-layer: seconds an NCCL wait may take")
+        ->capture_default_str();
     cmd->callback([selected, args] {
         *selected = [args]() -> int {
+            if (args->what == "alltoall" || args->what == "ep-layer") {
+                NcclBenchArgs n = args->nccl;
+                n.what = args->what;
+                n.tokens = args->tokens, n.hidden = args->hidden, n.experts = args->experts, n.top_k = args->top_k;
+                n.ffn = args->ffn, n.skew = args->skew, n.warmup = args->warmup, n.repeats = args->repeats;
+                n.seed = args->seed, n.no_check = args->no_check, n.json = args->json, n.save = args->save;
+                n.peer = args->peer;
+                return run_nccl_bench(n);
+            }
 #if MOELAB_HAVE_CUDA
             return run_bench(*args);
 #else

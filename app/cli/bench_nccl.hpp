@@ -1,0 +1,26 @@
+// `moelab bench alltoall` and `moelab bench ep-layer`: the nccl backend's benchmarks, registered by bench.cpp.
+// In every build: without NCCL they exit with a NoDevice error that says why.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace moelab_cli {
+
+struct NcclBenchArgs {
+    std::string what;  // alltoall | ep-layer
+    int ranks = 0;     // 0: every visible GPU
+    std::string min_bytes = "256K", max_bytes = "256M";
+    double timeout = 30;  // seconds any NCCL wait may take
+    // Shared with the other bench stages (copied from bench.cpp's flags).
+    std::int64_t tokens = 0;
+    int hidden = 0, experts = 0, top_k = 0, ffn = 0;
+    std::string skew = "uniform";
+    int warmup = 10, repeats = 50;
+    std::uint64_t seed = 1;
+    bool no_check = false, json = false;
+    std::string save, peer;
+};
+
+int run_nccl_bench(const NcclBenchArgs& a);
+
+}  // namespace moelab_cli

@@ -1,0 +1,230 @@
+// The NCCL regime of the all-to-all: per-peer counts, ncclSend/ncclRecv to every peer inside one group on each
+// rank's stream, and the nccl-tests style benchmark of it (pattern-checked data, median and p95 of CUDA events).
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include "kernels/common/rng.hpp"
+#include "kernels/cuda/check.cuh"
+#include "kernels/nccl/comm.hpp"
+#include "kernels/nccl/nccl_api.hpp"
+
+namespace moe::nccl {
+
+void alltoallv(Communicator& c, const std::vector<const void*>& send, const std::vector<void*>& recv,
+               const std::vector<std::vector<std::int64_t>>& send_rows,
+               const std::vector<std::vector<std::int64_t>>& recv_rows, std::size_t row_bytes, const char* what) {
+    const int G = c.ranks();
+    MOE_ASSERT(int(send.size()) == G && int(recv.size()) == G && int(send_rows.size()) == G &&
+                   int(recv_rows.size()) == G,
+               what << ": one buffer and one count row per rank are needed");
+    for (int s = 0; s < G; ++s) {
+        MOE_ASSERT(int(send_rows[s].size()) == G && int(recv_rows[s].size()) == G, what << ": counts must be G x G");
+        for (int r = 0; r < G; ++r) {
+            // Both sides decide from their own counts whether to post an operation; if they disagree, one side
+            // would wait forever for a partner that never comes.
+            if (send_rows[s][r] != recv_rows[r][s] || send_rows[s][r] < 0) {
+                std::ostringstream os;
+                os << what << ": rank " << s << " would send " << send_rows[s][r] << " rows to rank " << r
+                   << ", which expects " << recv_rows[r][s] << "; refused before queuing anything";
+                throw Error(ErrorKind::Runtime, os.str());
+            }
+        }
+    }
+    MOE_NCCL_CHECK(ncclGroupStart());
+    ncclResult_t first = ncclSuccess;
+    const char* failed = "";
+    for (int r = 0; r < G; ++r) {
+        cudaSetDevice(r);
+        const char* sp = static_cast<const char*>(send[r]);
+        char* rp = static_cast<char*>(recv[r]);
+        for (int p = 0; p < G; ++p) {
+            // Interleaved per peer, as in NCCL's own all-to-all example; the order inside a group is free.
+            const std::size_t sb = std::size_t(send_rows[r][p]) * row_bytes, rb = std::size_t(recv_rows[r][p]) * row_bytes;
+            if (sb) {
+                ncclResult_t res = ncclSend(sp, sb, ncclUint8, p, c.comm(r), c.stream(r));
+                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess) first = res, failed = "ncclSend";
+                sp += sb;
+            }
+            if (rb) {
+                ncclResult_t res = ncclRecv(rp, rb, ncclUint8, p, c.comm(r), c.stream(r));
+                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess) first = res, failed = "ncclRecv";
+                rp += rb;
+            }
+        }
+    }
+    // The group is always closed, also after a failed call inside it: an open group would swallow every later call.
+    ncclResult_t end = ncclGroupEnd();
+    if (first != ncclSuccess) {
+        std::ostringstream os;
+        os << what << ": " << failed << " failed: " << ncclGetErrorString(first);
+        c.fail(ErrorKind::Runtime, os.str());
+    }
+    if (end != ncclSuccess && end != ncclInProgress) {
+        std::ostringstream os;
+        os << what << ": ncclGroupEnd failed: " << ncclGetErrorString(end);
+        c.fail(ErrorKind::Runtime, os.str());
+    }
+    c.wait_ready(what);  // non-blocking: the operations are on the streams only once every rank leaves InProgress
+}
+
+// ---- benchmark ---------------------------------------------------------------------------------------------
+namespace {
+
+// The word rank `src` sends to rank `dst` at index i: any lost, duplicated or misplaced chunk shows up.
+__device__ __forceinline__ std::uint32_t pattern(int src, int dst, std::uint64_t i) {
+    return static_cast<std::uint32_t>(rng_hash(0xA11A11ull, (std::uint64_t(src) << 32) | std::uint32_t(dst), i) >> 32);
+}
+
+__global__ void fill_pattern_kernel(std::uint32_t* buf, int src, std::size_t per_peer, std::size_t n) {
+    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n; w += std::size_t(gridDim.x) * blockDim.x)
+        buf[w] = pattern(src, int(w / per_peer), w % per_peer);
+}
+
+__global__ void check_pattern_kernel(const std::uint32_t* buf, int dst, std::size_t per_peer, std::size_t n,
+                                     unsigned long long* wrong) {
+    unsigned long long bad = 0;
+    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n; w += std::size_t(gridDim.x) * blockDim.x)
+        bad += buf[w] != pattern(int(w / per_peer), dst, w % per_peer);
+    if (bad) atomicAdd(wrong, bad);
+}
+
+unsigned grid_of(std::size_t n) { return unsigned(std::min<std::size_t>((n + 255) / 256, 4096)); }
+
+double percentile(std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    if (v.empty()) return 0;
+    std::size_t i = std::size_t(std::ceil(q * double(v.size()))) ;
+    return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+struct RankBuffers {
+    std::uint32_t* send = nullptr;
+    std::uint32_t* recv = nullptr;
+    unsigned long long* wrong = nullptr;
+    std::vector<cudaEvent_t> start, stop;
+};
+
+}  // namespace
+
+std::vector<A2aPoint> bench_alltoall(int ranks, const std::vector<std::size_t>& sizes, int iters, double timeout,
+                                     int warmup) {
+    if (iters < 1 || iters > 100000) MOE_BAD_INPUT("iterations " << iters << " must be in [1, 100000]");
+    if (warmup < 0 || warmup > 10000) MOE_BAD_INPUT("warm-up " << warmup << " must be in [0, 10000]");
+    if (!(timeout > 0 && timeout <= 3600)) MOE_BAD_INPUT("timeout " << timeout << " s must be in (0, 3600]");
+    if (sizes.empty()) MOE_BAD_INPUT("no sizes to run");
+    if (ranks < 1) MOE_BAD_INPUT("ranks " << ranks << " must be >= 1");
+    const int G = ranks;
+    std::size_t max_words = 0;
+    for (std::size_t s : sizes) {
+        if (s < 1 || s > (std::size_t(1) << 34)) MOE_BAD_INPUT("size " << s << " bytes must be in [1, 16 GiB]");
+        max_words = std::max(max_words, std::max<std::size_t>(s / (4 * std::size_t(G)), 1) * G);
+    }
+
+    auto lock = shared_lock();
+    DeviceRestore restore;
+    Communicator& c = shared_communicator(G);
+    c.set_timeout_s(timeout);
+    std::vector<RankBuffers> b(G);
+    auto release = [&] {
+        for (int r = 0; r < G; ++r) {
+            cudaSetDevice(r);
+            cudaFree(b[r].send), cudaFree(b[r].recv), cudaFree(b[r].wrong);
+            for (cudaEvent_t e : b[r].start) cudaEventDestroy(e);
+            for (cudaEvent_t e : b[r].stop) cudaEventDestroy(e);
+        }
+    };
+    std::vector<A2aPoint> points;
+    try {
+        for (int r = 0; r < G; ++r) {
+            c.use(r);
+            MOE_CUDA_CHECK(cudaMalloc(&b[r].send, max_words * 4));
+            MOE_CUDA_CHECK(cudaMalloc(&b[r].recv, max_words * 4));
+            MOE_CUDA_CHECK(cudaMalloc(&b[r].wrong, sizeof(unsigned long long)));
+            b[r].start.resize(iters), b[r].stop.resize(iters);
+            for (int i = 0; i < iters; ++i) {
+                MOE_CUDA_CHECK(cudaEventCreate(&b[r].start[i]));
+                MOE_CUDA_CHECK(cudaEventCreate(&b[r].stop[i]));
+            }
+        }
+        for (std::size_t size : sizes) {
+            const std::size_t per_peer = std::max<std::size_t>(size / (4 * std::size_t(G)), 1), n = per_peer * G;
+            std::vector<const void*> send(G);
+            std::vector<void*> recv(G);
+            for (int r = 0; r < G; ++r) send[r] = b[r].send, recv[r] = b[r].recv;
+            std::vector<std::vector<std::int64_t>> rows(G, std::vector<std::int64_t>(G, std::int64_t(per_peer)));
+            auto poison_recv = [&] {
+                for (int r = 0; r < G; ++r) {
+                    c.use(r);
+                    MOE_CUDA_CHECK(cudaMemsetAsync(b[r].recv, 0xFF, n * 4, c.stream(r)));
+                }
+            };
+            auto check = [&] {
+                for (int r = 0; r < G; ++r) {
+                    c.use(r);
+                    check_pattern_kernel<<<grid_of(n), 256, 0, c.stream(r)>>>(b[r].recv, r, per_peer, n, b[r].wrong);
+                    MOE_CUDA_LAUNCH_CHECK("check_pattern_kernel");
+                }
+            };
+            for (int r = 0; r < G; ++r) {
+                c.use(r);
+                MOE_CUDA_CHECK(cudaMemsetAsync(b[r].wrong, 0, sizeof(unsigned long long), c.stream(r)));
+                fill_pattern_kernel<<<grid_of(n), 256, 0, c.stream(r)>>>(b[r].send, r, per_peer, n);
+                MOE_CUDA_LAUNCH_CHECK("fill_pattern_kernel");
+            }
+            // Check first: one exchange into poisoned buffers, verified before anything is timed.
+            poison_recv();
+            alltoallv(c, send, recv, rows, rows, 4, "the checked all-to-all");
+            check();
+            for (int i = 0; i < warmup; ++i) alltoallv(c, send, recv, rows, rows, 4, "a warm-up all-to-all");
+            poison_recv();  // the last timed exchange must rewrite every word: checked again after timing
+            for (int i = 0; i < iters; ++i) {
+                for (int r = 0; r < G; ++r) {
+                    c.use(r);
+                    MOE_CUDA_CHECK(cudaEventRecord(b[r].start[i], c.stream(r)));
+                }
+                alltoallv(c, send, recv, rows, rows, 4, "a timed all-to-all");
+                for (int r = 0; r < G; ++r) {
+                    c.use(r);
+                    MOE_CUDA_CHECK(cudaEventRecord(b[r].stop[i], c.stream(r)));
+                }
+            }
+            check();
+            c.wait_streams("the timed all-to-alls and their check");
+            A2aPoint pt;
+            pt.bytes_per_rank = n * 4;
+            pt.count = n;
+            pt.iters = iters;
+            std::vector<double> ms(iters, 0.0);
+            for (int r = 0; r < G; ++r) {
+                c.use(r);
+                for (int i = 0; i < iters; ++i) {
+                    float t = 0;
+                    MOE_CUDA_CHECK(cudaEventElapsedTime(&t, b[r].start[i], b[r].stop[i]));
+                    ms[i] = std::max(ms[i], double(t));  // the exchange ends with its slowest rank
+                }
+                unsigned long long wrong = 0;
+                MOE_CUDA_CHECK(cudaMemcpy(&wrong, b[r].wrong, sizeof wrong, cudaMemcpyDeviceToHost));
+                pt.wrong += std::int64_t(wrong);
+            }
+            pt.time_ms_median = percentile(ms, 0.5);
+            pt.p95 = percentile(ms, 0.95);
+            pt.min_ms = *std::min_element(ms.begin(), ms.end());
+            pt.algbw = pt.time_ms_median > 0 ? double(pt.bytes_per_rank) / (pt.time_ms_median * 1e-3) / 1e9 : 0;
+            pt.busbw = pt.algbw * double(G - 1) / double(G);
+            points.push_back(pt);
+        }
+    } catch (...) {
+        c.abort();  // before cudaFree, which would wait on a kernel stuck on a lost peer
+        release();
+        throw;
+    }
+    release();
+    return points;
+}
+
+}  // namespace moe::nccl
