@@ -143,7 +143,6 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     s.skew = moe::route::parse_skew(a.skew);
     s.strategy = moe::Strategy::Scan;
     s.seed = a.seed;
-    moe::nccl::set_timeout_s(a.timeout);
     moe::LayerRunOptions opt;
     opt.warmup = a.warmup;
     opt.repeats = a.repeats;
@@ -230,6 +229,7 @@ int run_nccl_bench(const NcclBenchArgs& a) {
     if (a.repeats < 1 || a.repeats > 100000) MOE_BAD_INPUT("--repeats " << a.repeats << " must be in [1, 100000]");
     if (a.warmup < 0 || a.warmup > 10000) MOE_BAD_INPUT("--warmup " << a.warmup << " must be in [0, 10000]");
     if (!(a.timeout > 0 && a.timeout <= 3600)) MOE_BAD_INPUT("--timeout " << a.timeout << " must be in (0, 3600]");
+    moe::nccl::set_timeout_s(a.timeout);  // also bounds the communicator's setup
     return a.what == "alltoall" ? run_alltoall_bench(a) : run_ep_layer_bench(a);
 }
 

@@ -54,7 +54,8 @@ void run_ep_layer(const LayerSpec& spec, int ranks, const LayerRunOptions& opt, 
 
 // The all-to-all benchmark (nccl-tests style): each rank sends bytes_per_rank / G to every rank (itself
 // included) with ncclSend/ncclRecv in one group. Data carries a pattern of (src, dst, index) and is checked
-// before and after the timed iterations. time is per iteration, the slowest rank's CUDA-event span.
+// before and after the timed iterations. time is per iteration, the slowest rank's CUDA-event span; a spin kernel
+// holds each stream while the host queues every iteration, so the spans hold the exchanges, not host latency.
 struct A2aPoint {
     std::size_t bytes_per_rank = 0;  // after rounding down to whole 4-byte words per peer
     std::size_t count = 0;           // 32-bit words per rank
