@@ -61,7 +61,7 @@ void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
     ImGui::Dummy(ImVec2(h * 1.4f, h));
     ImGui::SameLine();
     ImGui::TextUnformatted(text);
-    ImGui::SameLine(0, ImGui::GetFontSize() * 1.2f);
+    ImGui::SameLine(0, ImGui::GetFontSize() * 0.9f);
 }
 
 }  // namespace
@@ -130,9 +130,9 @@ void draw_loads(const AppState& app, ViewState& vs) {
                          ". A dropped assignment skips its expert: the token keeps only its residual.")
                             .c_str());
     ImGui::EndGroup();
+    ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
+    ImGui::BeginGroup();
     if (r.ranks > 1 && !r.rank_loads.empty()) {
-        ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
-        ImGui::BeginGroup();
         ImGui::Text("per rank  %.2f×", r.rank_straggler);
         if (ImGui::IsItemHovered()) {
             std::string t = "max / mean of the rows each rank's experts process:\n";
@@ -142,13 +142,19 @@ void draw_loads(const AppState& app, ViewState& vs) {
             t += "A rank's GPU is as slow as its busiest expert group.";
             wrapped_tooltip(t.c_str());
         }
-        ImGui::EndGroup();
     }
+    ImGui::Checkbox("show drops", &vs.loads_show_demand);
+    anchor(vs, "loads_show_demand");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(
+            "Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block on top of "
+            "its bar.");
+    ImGui::EndGroup();
 
     // The chart, then its legend.
     charts::BarChart chart = build_chart(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    float legend_h = ImGui::GetFrameHeightWithSpacing() + 4;
+    float legend_h = ImGui::GetTextLineHeightWithSpacing() + 4;
     charts::Hover h = charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, vs.fonts);
     anchor(vs, "loads_chart");
     if (h.index >= 0) {
@@ -164,17 +170,12 @@ void draw_loads(const AppState& app, ViewState& vs) {
                       e == r.hottest_expert ? "\nthe hottest expert: the layer waits for it" : "");
         wrapped_tooltip(buf);
     }
-    legend_item(vs, pal.bar, "kept tokens", 0);
-    legend_item(vs, pal.bar_hot, "hottest expert", 0);
-    if (vs.loads_show_demand && r.dropped > 0) legend_item(vs, pal.dropped, "dropped (over capacity)", 1);
+    legend_item(vs, pal.bar, "kept", 0);
+    legend_item(vs, pal.bar_hot, "hottest", 0);
+    if (vs.loads_show_demand && r.dropped > 0) legend_item(vs, pal.dropped, "dropped", 1);
     legend_item(vs, pal.mean, "mean", 2);
     if (r.capacity > 0) legend_item(vs, pal.capacity, "capacity", 3);
-    ImGui::Checkbox("stack dropped", &vs.loads_show_demand);
-    anchor(vs, "loads_show_demand");
-    if (ImGui::IsItemHovered())
-        wrapped_tooltip(
-            "Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block "
-            "on top of its bar.");
+    ImGui::NewLine();
 }
 
 void show_loads(const AppState& app, ViewState& vs, bool* p_open) {
