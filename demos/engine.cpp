@@ -3,6 +3,9 @@
 #include "demos/engine.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <mutex>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +16,10 @@
 #include "demos/pipeline.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
+#include "kernels/cpu/parallel.hpp"
+#if defined(MOELAB_HAVE_CUDA)
+#include "kernels/cuda/launchers.hpp"
+#endif
 
 namespace demos {
 namespace {
@@ -138,6 +145,35 @@ void fill_timeline(Result& r) {
     }
 }
 
+// Copy bandwidth (read + written bytes per second) of the backend's memory: the floor of a memory-bound stage
+// is the bytes it must move over this. The GPU's is measured once per process on buffers larger than L2; the
+// CPU's on a buffer as large as the pack's and with the same threads, so caches favour both alike.
+double copy_gbps(const std::string& backend, std::size_t pack_bytes) {
+    if (backend == "cuda") {
+        static std::mutex mu;
+        static double gpu = 0;
+        std::lock_guard<std::mutex> lock(mu);
+#if defined(MOELAB_HAVE_CUDA)
+        if (gpu == 0) gpu = moe::gpu::measure_copy_gbps(std::size_t(256) << 20, 20);
+#endif
+        return gpu;
+    }
+    const std::size_t bytes = std::max<std::size_t>(pack_bytes / 2, 1 << 20);
+    std::vector<char> a(bytes, 1), b(bytes, 0);
+    std::vector<double> ms;
+    for (int i = 0; i < 6; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        moe::cpu::parallel_for(std::int64_t(bytes), 0, 1 << 16, [&](std::int64_t lo, std::int64_t hi) {
+            std::memcpy(b.data() + lo, a.data() + lo, std::size_t(hi - lo));
+        });
+        if (i > 0)
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        a[i] = b[bytes - 1 - i];  // keep the copies observable
+    }
+    std::sort(ms.begin(), ms.end());
+    return 2.0 * double(bytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
 }  // namespace
 
 std::string resolve_backend(const Scenario& s, std::string* why) {
@@ -213,6 +249,9 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
             moe::LayerRunOptions o = opt;
             o.keep_tensors = false;
             o.keep_routing = false;
+            // Packing takes a millisecond or less: warm up and take a few repeats so noise shows as noise.
+            o.warmup = std::max(o.warmup, 1);
+            o.repeats = std::max(o.repeats, 5);
             moe::LayerRun one = run_once(sp, o, 0.25f + 0.1875f * i, 0.25f + 0.1875f * (i + 1));
             Result::StrategyTime st;
             st.strategy = moe::dispatch::strategy_name(all[i]);
@@ -222,6 +261,8 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
             st.bytes = all[i] == moe::Strategy::NoPack ? 0.0 : double(s.tokens) * row + double(one.rows) * row;
             r.strategies.push_back(st);
         }
+        r.copy_gbps = copy_gbps(r.backend, std::size_t(r.strategies.front().bytes));
+        r.copy_provenance = meas;
         if (r.backend == "cpu")
             r.notes.push_back("On the CPU reference every strategy runs the same plain plan and pack, so their times "
                               "differ only by noise; the strategies differ on the GPU.");

@@ -83,6 +83,10 @@ struct Result {
         double bytes = 0;  // the floor's bytes: T·d·b + rows·d·b
     };
     std::vector<StrategyTime> strategies;
+    // The copy bandwidth of this backend's memory (bytes read + written per second), measured once per process
+    // for the dispatch demo; the packing floor is bytes / copy_gbps. 0 when not measured.
+    double copy_gbps = 0;
+    Provenance copy_provenance = Provenance::MeasuredCpu;
 
     const StageTime* stage(const std::string& name) const;
     double total_ms() const;  // sum of stage medians

@@ -64,6 +64,7 @@ json to_json(const Result& r) {
                           {"p95_ms", s.time.p95_ms}, {"bytes", s.bytes},
                           {"provenance", provenance_name(s.time.provenance)}});
         j["strategies"] = st;
+        j["copy_gbps"] = {{"value", r.copy_gbps}, {"provenance", provenance_name(r.copy_provenance)}};
     }
     auto spans = [](const std::vector<Span>& v) {
         json a = json::array();
@@ -181,10 +182,14 @@ std::string to_table(const Result& r) {
     std::snprintf(buf, sizeof buf, "  %-10s %21.3f\n", "total", r.total_ms());
     os << buf;
     if (!r.strategies.empty()) {
-        os << "\ndispatch strategies (ms)\n";
+        os << "\ndispatch strategies (ms; floor = bytes moved / measured copy bandwidth " << int(r.copy_gbps)
+           << " GB/s)\n";
         for (auto& st : r.strategies) {
-            std::snprintf(buf, sizeof buf, "  %-8s median %9.3f  p95 %9.3f  [%s]\n", st.strategy.c_str(),
-                          st.time.median_ms, st.time.p95_ms, provenance_name(st.time.provenance));
+            double floor_ms = r.copy_gbps > 0 ? st.bytes / (r.copy_gbps * 1e9) * 1e3 : 0;
+            std::snprintf(buf, sizeof buf, "  %-8s median %9.3f  p95 %9.3f  floor %8.3f  %5.1f%% of floor  [%s]\n",
+                          st.strategy.c_str(), st.time.median_ms, st.time.p95_ms, floor_ms,
+                          st.time.median_ms > 0 ? 100 * floor_ms / st.time.median_ms : 0.0,
+                          provenance_name(st.time.provenance));
             os << buf;
         }
     }

@@ -26,16 +26,7 @@ const char* strategy_help(const std::string& s) {
 }
 
 // A measured device copy bandwidth, when the run had one: the floor is bytes / that bandwidth.
-double copy_gbps(const demos::Result& r) {
-    for (const char* name : {"copy", "memcpy", "d2d_copy"}) {
-        const demos::StageTime* st = r.stage(name);
-        if (st && st->median_ms > 0) {
-            for (const auto& s : r.strategies)
-                if (s.bytes > 0) return s.bytes / (st->median_ms * 1e-3) / 1e9;
-        }
-    }
-    return 0;
-}
+double copy_gbps(const demos::Result& r) { return r.copy_gbps; }
 
 }  // namespace
 

@@ -74,3 +74,18 @@ TEST(Engine, CancelStopsARun) {
     ctl.cancel = &cancel;
     EXPECT_THROW(demos::run(s, demos::Demo::Routing, ctl), moe::Error);
 }
+
+TEST(Engine, DispatchDemoTimesEveryStrategyAgainstAMeasuredFloor) {
+    Scenario s;
+    s.tokens = 1024;
+    auto r = demos::run(s, demos::Demo::Dispatch);
+    ASSERT_EQ(r.strategies.size(), 4u);
+    EXPECT_GT(r.copy_gbps, 0.0);
+    for (auto& st : r.strategies) {
+        EXPECT_GE(st.time.repeats, 5) << st.strategy;
+        EXPECT_LE(st.time.min_ms, st.time.median_ms);
+        EXPECT_LE(st.time.median_ms, st.time.p95_ms);
+    }
+    EXPECT_DOUBLE_EQ(r.strategies[0].bytes, 2.0 * 1024 * 1024 * 2 + 2.0 * 1024 * 1024);  // T·d·b + T·k·d·b
+    EXPECT_EQ(r.strategies[3].bytes, 0.0);  // nopack moves nothing before the GEMM
+}
