@@ -26,10 +26,11 @@ std::size_t parse_bytes(const std::string& flag, const std::string& text) {
     } catch (const std::exception&) {
     }
     std::string unit = text.substr(std::min(pos, text.size()));
-    double mul = unit.empty() || unit == "B" ? 1 : unit == "K" || unit == "KiB" ? 1024.0
-                 : unit == "M" || unit == "MiB"                                   ? 1048576.0
-                 : unit == "G" || unit == "GiB"                                   ? 1073741824.0
-                                                                                  : -1;
+    double mul = unit.empty() || unit == "B"    ? 1
+                 : unit == "K" || unit == "KiB" ? 1024.0
+                 : unit == "M" || unit == "MiB" ? 1048576.0
+                 : unit == "G" || unit == "GiB" ? 1073741824.0
+                                                : -1;
     if (!(v > 0) || mul < 0 || v * mul > 17179869184.0)
         MOE_BAD_INPUT(flag << " '" << text << "': a size in bytes with an optional K, M or G suffix, up to 16G");
     return static_cast<std::size_t>(v * mul);
@@ -37,11 +38,13 @@ std::size_t parse_bytes(const std::string& flag, const std::string& text) {
 
 int nccl_ranks(const NcclBenchArgs& a) {
     if (!moe::nccl::built())
-        throw moe::Error(moe::ErrorKind::NoDevice, "moelab bench " + a.what + " needs the nccl backend, which this "
-                                                   "build lacks (configure with CUDA and NCCL found)");
+        throw moe::Error(moe::ErrorKind::NoDevice, "moelab bench " + a.what +
+                                                       " needs the nccl backend, which this "
+                                                       "build lacks (configure with CUDA and NCCL found)");
     if (a.ranks < 0 || a.ranks > 64) MOE_BAD_INPUT("--ranks " << a.ranks << " must be in [0, 64] (0: every GPU)");
     const int gpus = moe::nccl::usable_gpus();
-    if (a.ranks == 0 && gpus == 0) throw moe::Error(moe::ErrorKind::NoDevice, "moelab bench " + a.what + ": no GPU found");
+    if (a.ranks == 0 && gpus == 0)
+        throw moe::Error(moe::ErrorKind::NoDevice, "moelab bench " + a.what + ": no GPU found");
     return a.ranks ? a.ranks : gpus;
 }
 
@@ -74,13 +77,18 @@ int run_alltoall_bench(const NcclBenchArgs& a) {
     };
     auto points = moe::nccl::bench_alltoall(G, sizes, a.repeats, a.timeout, a.warmup);
 
-    nlohmann::json out = {{"what", "alltoall"},   {"ranks", G},          {"nccl", moe::nccl::version()},
-                          {"warmup", a.warmup},   {"iters", a.repeats},  {"peer_device", peer_device},
+    nlohmann::json out = {{"what", "alltoall"},
+                          {"ranks", G},
+                          {"nccl", moe::nccl::version()},
+                          {"warmup", a.warmup},
+                          {"iters", a.repeats},
+                          {"peer_device", peer_device},
                           {"rows", nlohmann::json::array()}};
     if (!a.json) {
-        std::printf("# moelab bench alltoall: %d ranks, NCCL %s, ncclSend/ncclRecv to every rank in one group; "
-                    "size = bytes each rank sends (itself included), median and p95 of %d iterations after %d warm-up\n",
-                    G, moe::nccl::version().c_str(), a.repeats, a.warmup);
+        std::printf(
+            "# moelab bench alltoall: %d ranks, NCCL %s, ncclSend/ncclRecv to every rank in one group; "
+            "size = bytes each rank sends (itself included), median and p95 of %d iterations after %d warm-up\n",
+            G, moe::nccl::version().c_str(), a.repeats, a.warmup);
         if (!peer_device.empty()) std::printf("# PyTorch peer: all_to_all_single on %s\n", peer_device.c_str());
         std::printf("#\n# %12s %12s %10s %10s %8s %8s %7s %10s %8s %7s\n", "size(B)", "count(u32)", "time(us)",
                     "p95(us)", "algbw", "busbw", "#wrong", "torch(us)", "t.busbw", "ratio");
@@ -107,9 +115,14 @@ int run_alltoall_bench(const NcclBenchArgs& a) {
                         p.time_ms_median * 1e3, p.p95 * 1e3, p.algbw, p.busbw, (long long)p.wrong, ts, tb, rs);
             std::fflush(stdout);
         }
-        nlohmann::json row = {{"bytes_per_rank", p.bytes_per_rank}, {"count", p.count},   {"median_ms", p.time_ms_median},
-                              {"p95_ms", p.p95},                    {"min_ms", p.min_ms}, {"algbw", p.algbw},
-                              {"busbw", p.busbw},                   {"wrong", p.wrong}};
+        nlohmann::json row = {{"bytes_per_rank", p.bytes_per_rank},
+                              {"count", p.count},
+                              {"median_ms", p.time_ms_median},
+                              {"p95_ms", p.p95},
+                              {"min_ms", p.min_ms},
+                              {"algbw", p.algbw},
+                              {"busbw", p.busbw},
+                              {"wrong", p.wrong}};
         if (t) row["torch_ms"] = t_ms, row["torch_busbw"] = t_bus, row["busbw_ratio"] = ratio;
         out["rows"].push_back(row);
     }
@@ -175,22 +188,27 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
         std::sort(v.begin(), v.end());
         return v.empty() ? 0.0 : v[v.size() / 2];
     };
-    nlohmann::json out = {{"what", "ep-layer"},     {"ranks", G},           {"device", run.device},
-                          {"nccl", run.nccl_version}, {"tokens", s.tokens}, {"experts", s.experts},
-                          {"top_k", s.top_k},       {"hidden", s.hidden},   {"ffn", s.ffn},
-                          {"skew", a.skew},         {"warmup", a.warmup},   {"repeats", a.repeats},
-                          {"traffic", run.traffic}, {"counts", run.counts}, {"ranks_detail", nlohmann::json::array()}};
+    nlohmann::json out = {
+        {"what", "ep-layer"},       {"ranks", G},           {"device", run.device},
+        {"nccl", run.nccl_version}, {"tokens", s.tokens},   {"experts", s.experts},
+        {"top_k", s.top_k},         {"hidden", s.hidden},   {"ffn", s.ffn},
+        {"skew", a.skew},           {"warmup", a.warmup},   {"repeats", a.repeats},
+        {"traffic", run.traffic},   {"counts", run.counts}, {"ranks_detail", nlohmann::json::array()}};
     if (!a.json) {
-        std::printf("# moelab bench ep-layer on %s, NCCL %s: T=%lld E=%d k=%d d=%d F=%d skew=%s, medians of %d repeats "
-                    "after %d warm-up (us, CUDA events per rank)\n#\n# %4s %7s %8s %9s",
-                    run.device.c_str(), run.nccl_version.c_str(), (long long)s.tokens, s.experts, s.top_k, s.hidden,
-                    s.ffn, a.skew.c_str(), a.repeats, a.warmup, "rank", "tokens", "rows in", "sent MB");
+        std::printf(
+            "# moelab bench ep-layer on %s, NCCL %s: T=%lld E=%d k=%d d=%d F=%d skew=%s, medians of %d repeats "
+            "after %d warm-up (us, CUDA events per rank)\n#\n# %4s %7s %8s %9s",
+            run.device.c_str(), run.nccl_version.c_str(), (long long)s.tokens, s.experts, s.top_k, s.hidden, s.ffn,
+            a.skew.c_str(), a.repeats, a.warmup, "rank", "tokens", "rows in", "sent MB");
         for (auto& n : run.stage_names) std::printf(" %12s", n.c_str());
         std::printf(" %10s\n", "total");
     }
     for (int g = 0; g < G; ++g) {
-        nlohmann::json rj = {{"rank", g}, {"tokens", run.rank_tokens[g]}, {"rows_received", run.rows_received[g]},
-                             {"bytes_sent", run.bytes_sent[g]}, {"stages_median_ms", nlohmann::json::object()}};
+        nlohmann::json rj = {{"rank", g},
+                             {"tokens", run.rank_tokens[g]},
+                             {"rows_received", run.rows_received[g]},
+                             {"bytes_sent", run.bytes_sent[g]},
+                             {"stages_median_ms", nlohmann::json::object()}};
         double total = 0;
         if (!a.json)
             std::printf("  %4d %7lld %8lld %9.2f", g, (long long)run.rank_tokens[g], (long long)run.rows_received[g],
@@ -210,9 +228,10 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     else if (a.no_check)
         std::printf("# not checked (--no-check)\n");
     else
-        std::printf("# check vs the CPU reference: %lld of %zu outputs outside 2·eps·(rms + |ref|), max |err| %.3g; "
-                    "expert counts %s\n",
-                    (long long)wrong, run.out.size(), max_err, counts_equal ? "equal" : "DIFFER");
+        std::printf(
+            "# check vs the CPU reference: %lld of %zu outputs outside 2·eps·(rms + |ref|), max |err| %.3g; "
+            "expert counts %s\n",
+            (long long)wrong, run.out.size(), max_err, counts_equal ? "equal" : "DIFFER");
     if (!a.save.empty()) {
         std::ofstream f(a.save);
         if (!f) MOE_BAD_INPUT("--save '" << a.save << "': cannot write the file");

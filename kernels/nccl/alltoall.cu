@@ -20,9 +20,9 @@ void alltoallv(Communicator& c, const std::vector<const void*>& send, const std:
                const std::vector<std::vector<std::int64_t>>& send_rows,
                const std::vector<std::vector<std::int64_t>>& recv_rows, std::size_t row_bytes, const char* what) {
     const int G = c.ranks();
-    MOE_ASSERT(int(send.size()) == G && int(recv.size()) == G && int(send_rows.size()) == G &&
-                   int(recv_rows.size()) == G,
-               what << ": one buffer and one count row per rank are needed");
+    MOE_ASSERT(
+        int(send.size()) == G && int(recv.size()) == G && int(send_rows.size()) == G && int(recv_rows.size()) == G,
+        what << ": one buffer and one count row per rank are needed");
     for (int s = 0; s < G; ++s) {
         MOE_ASSERT(int(send_rows[s].size()) == G && int(recv_rows[s].size()) == G, what << ": counts must be G x G");
         for (int r = 0; r < G; ++r) {
@@ -45,15 +45,18 @@ void alltoallv(Communicator& c, const std::vector<const void*>& send, const std:
         char* rp = static_cast<char*>(recv[r]);
         for (int p = 0; p < G; ++p) {
             // Interleaved per peer, as in NCCL's own all-to-all example; the order inside a group is free.
-            const std::size_t sb = std::size_t(send_rows[r][p]) * row_bytes, rb = std::size_t(recv_rows[r][p]) * row_bytes;
+            const std::size_t sb = std::size_t(send_rows[r][p]) * row_bytes,
+                              rb = std::size_t(recv_rows[r][p]) * row_bytes;
             if (sb) {
                 ncclResult_t res = ncclSend(sp, sb, ncclUint8, p, c.comm(r), c.stream(r));
-                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess) first = res, failed = "ncclSend";
+                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess)
+                    first = res, failed = "ncclSend";
                 sp += sb;
             }
             if (rb) {
                 ncclResult_t res = ncclRecv(rp, rb, ncclUint8, p, c.comm(r), c.stream(r));
-                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess) first = res, failed = "ncclRecv";
+                if (res != ncclSuccess && res != ncclInProgress && first == ncclSuccess)
+                    first = res, failed = "ncclRecv";
                 rp += rb;
             }
         }
@@ -82,14 +85,16 @@ __device__ __forceinline__ std::uint32_t pattern(int src, int dst, std::uint64_t
 }
 
 __global__ void fill_pattern_kernel(std::uint32_t* buf, int src, std::size_t per_peer, std::size_t n) {
-    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n; w += std::size_t(gridDim.x) * blockDim.x)
+    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n;
+         w += std::size_t(gridDim.x) * blockDim.x)
         buf[w] = pattern(src, int(w / per_peer), w % per_peer);
 }
 
 __global__ void check_pattern_kernel(const std::uint32_t* buf, int dst, std::size_t per_peer, std::size_t n,
                                      unsigned long long* wrong) {
     unsigned long long bad = 0;
-    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n; w += std::size_t(gridDim.x) * blockDim.x)
+    for (std::size_t w = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; w < n;
+         w += std::size_t(gridDim.x) * blockDim.x)
         bad += buf[w] != pattern(int(w / per_peer), dst, w % per_peer);
     if (bad) atomicAdd(wrong, bad);
 }
@@ -196,9 +201,10 @@ std::vector<A2aPoint> bench_alltoall(int ranks, const std::vector<std::size_t>& 
             check();
             const auto w0 = std::chrono::steady_clock::now();
             for (int i = 0; i < warmup; ++i) alltoallv(c, send, recv, rows, rows, 4, "a warm-up all-to-all");
-            const double host_s = warmup ? std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() / warmup
-                                         : 50e-6;  // the host's enqueue time per exchange
-            poison_recv();  // the last timed exchange must rewrite every word: checked again after timing
+            const double host_s =
+                warmup ? std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() / warmup
+                       : 50e-6;  // the host's enqueue time per exchange
+            poison_recv();       // the last timed exchange must rewrite every word: checked again after timing
             const double spin_s = std::clamp(2.0 * host_s * iters + 2e-3, 2e-3, 2.0);
             for (int r = 0; r < G; ++r) {
                 c.use(r);

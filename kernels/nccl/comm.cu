@@ -110,7 +110,8 @@ Communicator::Communicator(int ranks, double timeout) : ranks_(ranks), timeout_s
             MOE_CUDA_CHECK(cudaGetDeviceProperties(&p, r));
             names[p.name]++;
         }
-        for (auto& [name, n] : names) device_names_ += (device_names_.empty() ? "" : " + ") + std::to_string(n) + "x " + name;
+        for (auto& [name, n] : names)
+            device_names_ += (device_names_.empty() ? "" : " + ") + std::to_string(n) + "x " + name;
 
         ncclUniqueId id;
         MOE_NCCL_CHECK(ncclGetUniqueId(&id));
@@ -181,7 +182,8 @@ template <class Done>
 void Communicator::poll(const char* what, Done done) {
     if (aborted_) throw Error(ErrorKind::Runtime, std::string(what) + ": the NCCL communicator was aborted earlier");
     const auto start = Clock::now();
-    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+    const auto deadline =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
     for (int spin = 0;; ++spin) {
         // Async errors first: a failed peer shows up here while its partner still looks busy.
         for (int r = 0; r < ranks_; ++r) {

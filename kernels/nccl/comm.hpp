@@ -23,11 +23,11 @@ namespace moe::nccl {
 }  // namespace moe::nccl
 
 // For calls on non-blocking communicators ncclInProgress is not an error: the caller waits with wait_ready().
-#define MOE_NCCL_CHECK(call)                                                                    \
-    do {                                                                                        \
-        ncclResult_t moe_nres_ = (call);                                                        \
-        if (moe_nres_ != ncclSuccess && moe_nres_ != ncclInProgress)                            \
-            ::moe::nccl::throw_nccl(moe_nres_, #call, __FILE__ ":" MOE_STRINGIFY(__LINE__));    \
+#define MOE_NCCL_CHECK(call)                                                                 \
+    do {                                                                                     \
+        ncclResult_t moe_nres_ = (call);                                                     \
+        if (moe_nres_ != ncclSuccess && moe_nres_ != ncclInProgress)                         \
+            ::moe::nccl::throw_nccl(moe_nres_, #call, __FILE__ ":" MOE_STRINGIFY(__LINE__)); \
     } while (0)
 
 namespace moe::nccl {

@@ -20,8 +20,8 @@ unsigned capped_grid(std::int64_t items, int per_block) {
     return static_cast<unsigned>(std::clamp<std::int64_t>(g, 1, 65536));  // grid-stride loops cover the rest
 }
 
-__global__ void make_bf16_range_kernel(std::uint64_t seed, std::uint64_t stream_id, std::int64_t first,
-                                       std::int64_t n, float scale, bf16_t* out) {
+__global__ void make_bf16_range_kernel(std::uint64_t seed, std::uint64_t stream_id, std::int64_t first, std::int64_t n,
+                                       float scale, bf16_t* out) {
     const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
     for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
         out[i] = rng_bf16(seed, stream_id, std::uint64_t(first + i), scale);
@@ -94,11 +94,11 @@ void copy_segments(const bf16_t* src, bf16_t* dst, int hidden, const std::int32_
     cudaStream_t st = static_cast<cudaStream_t>(s);
     // Rows of whole 16-byte vectors when d is a multiple of 8 (cudaMalloc bases are 256-byte aligned).
     if (hidden % 8 == 0)
-        copy_segments_kernel<uint4><<<grid, kWarps * 32, 0, st>>>(src, dst, hidden, dst_start, src_start, nseg, rows,
-                                                                 row_tag);
+        copy_segments_kernel<uint4>
+            <<<grid, kWarps * 32, 0, st>>>(src, dst, hidden, dst_start, src_start, nseg, rows, row_tag);
     else
-        copy_segments_kernel<unsigned short><<<grid, kWarps * 32, 0, st>>>(src, dst, hidden, dst_start, src_start,
-                                                                          nseg, rows, row_tag);
+        copy_segments_kernel<unsigned short>
+            <<<grid, kWarps * 32, 0, st>>>(src, dst, hidden, dst_start, src_start, nseg, rows, row_tag);
     MOE_CUDA_LAUNCH_CHECK("copy_segments_kernel");
 }
 

@@ -27,7 +27,9 @@ using gpu::DeviceBuffer;
 template <class T>
 class Pinned {
   public:
-    explicit Pinned(std::size_t n) { MOE_CUDA_CHECK(cudaHostAlloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T), cudaHostAllocPortable)); }
+    explicit Pinned(std::size_t n) {
+        MOE_CUDA_CHECK(cudaHostAlloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T), cudaHostAllocPortable));
+    }
     ~Pinned() { cudaFreeHost(p_); }
     Pinned(const Pinned&) = delete;
     Pinned& operator=(const Pinned&) = delete;
@@ -68,11 +70,13 @@ void check_spec(const LayerSpec& s, int G) {
     if (G < 1) MOE_BAD_INPUT("ranks " << G << " must be >= 1");
     if (s.tokens < 1) MOE_BAD_INPUT("tokens " << s.tokens << " must be >= 1");
     if (s.experts < 1 || s.experts > gpu::counting::kMaxExperts)
-        MOE_BAD_INPUT("experts " << s.experts << " must be in [1, " << gpu::counting::kMaxExperts << "] on the nccl backend");
+        MOE_BAD_INPUT("experts " << s.experts << " must be in [1, " << gpu::counting::kMaxExperts
+                                 << "] on the nccl backend");
     if (s.experts % G != 0)
         MOE_BAD_INPUT("experts " << s.experts << " must be a multiple of ranks " << G
                                  << ": the nccl backend places E/G experts on each rank");
-    if (s.top_k < 1 || s.top_k > s.experts) MOE_BAD_INPUT("top-k " << s.top_k << " must be in [1, " << s.experts << "]");
+    if (s.top_k < 1 || s.top_k > s.experts)
+        MOE_BAD_INPUT("top-k " << s.top_k << " must be in [1, " << s.experts << "]");
     if (s.hidden < 1 || s.ffn < 1) MOE_BAD_INPUT("hidden and ffn must be >= 1");
     if (s.align < 1) MOE_BAD_INPUT("align " << s.align << " must be >= 1");
     if (s.capacity_factor != 0.0)
@@ -128,7 +132,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
         R.T = token_begin(g + 1, T, G) - R.t0;
         const std::int64_t Tg = std::max<std::int64_t>(R.T, 1);  // ≥ 1 element: launchers assert non-null buffers
         std::size_t ws_bytes = gpu::dispatch_workspace_bytes(st, R.T, k, E);
-        if (experts_on) ws_bytes = std::max(ws_bytes, gpu::experts_workspace_bytes(std::max<std::int64_t>(p_max, 1), El, F));
+        if (experts_on)
+            ws_bytes = std::max(ws_bytes, gpu::experts_workspace_bytes(std::max<std::int64_t>(p_max, 1), El, F));
         std::size_t need = ws_bytes + std::size_t(Tg) * (2 * row_b + 4 * E + 12 * k) + std::size_t(Tg) * k * row_b +
                            std::size_t(recv_max) * row_b + (std::size_t(256) << 20);
         if (experts_on)
@@ -181,8 +186,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
             make_bf16_range(s.seed, kStreamW1, std::int64_t(g) * n1, n1, w1_scale(d), R.w1.data(), sg);
             make_bf16_range(s.seed, kStreamW2, std::int64_t(g) * n2, n2, w2_scale(F), R.w2.data(), sg);
         }
-        MOE_CUDA_CHECK(cudaMemcpyAsync(R.logp.data(), logp_host.data(), sizeof(float) * E, cudaMemcpyHostToDevice,
-                                       c.stream(g)));
+        MOE_CUDA_CHECK(
+            cudaMemcpyAsync(R.logp.data(), logp_host.data(), sizeof(float) * E, cudaMemcpyHostToDevice, c.stream(g)));
         states.r.push_back(std::move(rs));
     }
     AbortOnUnwind guard(c);
@@ -234,7 +239,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
             RankState& R = *states.r[g];
             c.use(g);
             std::int32_t* h = R.host->data();
-            MOE_CUDA_CHECK(cudaMemcpyAsync(h, R.counts.data(), sizeof(std::int32_t) * E, cudaMemcpyDeviceToHost, c.stream(g)));
+            MOE_CUDA_CHECK(
+                cudaMemcpyAsync(h, R.counts.data(), sizeof(std::int32_t) * E, cudaMemcpyDeviceToHost, c.stream(g)));
             MOE_CUDA_CHECK(cudaMemcpyAsync(h + E, R.cnt_recv.data(), sizeof(std::int32_t) * G * El,
                                            cudaMemcpyDeviceToHost, c.stream(g)));
         }
@@ -248,8 +254,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
                 recv_rows[g][p] = std::accumulate(got + p * El, got + (p + 1) * El, std::int64_t(0));
             }
             plans[g] = plan_receive(got, G, El, s.align);
-            MOE_ASSERT(plans[g].R <= recv_max && plans[g].P <= p_max, "rank " << g << " received " << plans[g].R
-                                                                             << " rows, more than the bound " << recv_max);
+            MOE_ASSERT(plans[g].R <= recv_max && plans[g].P <= p_max,
+                       "rank " << g << " received " << plans[g].R << " rows, more than the bound " << recv_max);
             if (!experts_on) continue;
             // Stage the plan in pinned memory and send it up; the next repeat overwrites it only after a host sync.
             const RecvPlan& P = plans[g];
@@ -259,7 +265,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
                 std::copy(v->begin(), v->end(), stage + o), o += v->size();
             MOE_ASSERT(o <= plan_ints, "receive plan of " << o << " ints overflows " << plan_ints);
             c.use(g);
-            MOE_CUDA_CHECK(cudaMemcpyAsync(R.plan.data(), stage, sizeof(std::int32_t) * o, cudaMemcpyHostToDevice, c.stream(g)));
+            MOE_CUDA_CHECK(
+                cudaMemcpyAsync(R.plan.data(), stage, sizeof(std::int32_t) * o, cudaMemcpyHostToDevice, c.stream(g)));
         }
         // ---- rows to the experts' ranks ----
         {
@@ -347,12 +354,13 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
         if (R.T == 0) continue;
         c.use(g);
         if (opt.keep_tensors && experts_on)
-            MOE_CUDA_CHECK(cudaMemcpy(run.out.data() + R.t0 * d, R.out.data(), std::size_t(R.T) * row_b, cudaMemcpyDeviceToHost));
+            MOE_CUDA_CHECK(
+                cudaMemcpy(run.out.data() + R.t0 * d, R.out.data(), std::size_t(R.T) * row_b, cudaMemcpyDeviceToHost));
         if (want_ids) {
             MOE_CUDA_CHECK(cudaMemcpy(run.topk_ids.data() + R.t0 * k, R.ids.data(), sizeof(std::int32_t) * R.T * k,
                                       cudaMemcpyDeviceToHost));
-            MOE_CUDA_CHECK(cudaMemcpy(run.topk_w.data() + R.t0 * k, R.w.data(), sizeof(float) * R.T * k,
-                                      cudaMemcpyDeviceToHost));
+            MOE_CUDA_CHECK(
+                cudaMemcpy(run.topk_w.data() + R.t0 * k, R.w.data(), sizeof(float) * R.T * k, cudaMemcpyDeviceToHost));
         }
     }
 }

@@ -10,8 +10,8 @@
 
 namespace moe::nccl {
 
-bool built();       // compiled with NCCL (false: every other call throws NoDevice)
-int usable_gpus();  // CUDA devices this process can see; 0 without CUDA/NCCL
+bool built();           // compiled with NCCL (false: every other call throws NoDevice)
+int usable_gpus();      // CUDA devices this process can see; 0 without CUDA/NCCL
 std::string version();  // "2.28.3" of the linked library, "" when not built
 
 // Every wait on NCCL or on a GPU stream of this backend gives up after this long: the communicator is aborted
@@ -34,18 +34,18 @@ void set_timeout_s(double seconds);  // BadInput unless in (0, 3600]
 // Dropless only: a capacity factor > 0 is refused (BadInput), since capacity is per expert over all ranks.
 struct EpRun {
     int ranks = 0;
-    std::string device;                     // "2x NVIDIA H200"
+    std::string device;  // "2x NVIDIA H200"
     std::string nccl_version;
-    std::vector<std::string> stage_names;   // the six above, in order
+    std::vector<std::string> stage_names;                // the six above, in order
     std::vector<std::vector<StageSamples>> rank_stages;  // [rank][stage]: ms of each timed repeat
-    std::vector<std::int64_t> rank_tokens;  // [G] tokens each rank owns
-    std::vector<std::int64_t> counts;       // [E] rows each expert received, over all ranks (== demand: dropless)
-    std::vector<std::int64_t> traffic;      // [G·G] rows src → dst in the dispatch all-to-all, diagonal included
+    std::vector<std::int64_t> rank_tokens;               // [G] tokens each rank owns
+    std::vector<std::int64_t> counts;         // [E] rows each expert received, over all ranks (== demand: dropless)
+    std::vector<std::int64_t> traffic;        // [G·G] rows src → dst in the dispatch all-to-all, diagonal included
     std::vector<std::int64_t> rows_received;  // [G] rows each rank's experts computed
-    std::vector<double> bytes_sent;         // [G] bytes each rank sends to other ranks per layer (dispatch + combine)
-    std::vector<bf16_t> out;                // [T, d] concatenated outputs (keep_tensors)
-    std::vector<std::int32_t> topk_ids;     // [T, k] (keep_tensors or keep_routing)
-    std::vector<float> topk_w;              // [T, k]
+    std::vector<double> bytes_sent;           // [G] bytes each rank sends to other ranks per layer (dispatch + combine)
+    std::vector<bf16_t> out;                  // [T, d] concatenated outputs (keep_tensors)
+    std::vector<std::int32_t> topk_ids;       // [T, k] (keep_tensors or keep_routing)
+    std::vector<float> topk_w;                // [T, k]
 };
 
 // Throws BadInput for a spec this backend refuses (naming the flag and the allowed range), NoDevice when fewer
@@ -60,8 +60,8 @@ struct A2aPoint {
     std::size_t bytes_per_rank = 0;  // after rounding down to whole 4-byte words per peer
     std::size_t count = 0;           // 32-bit words per rank
     double time_ms_median = 0, p95 = 0, min_ms = 0;
-    double algbw = 0;  // GB/s: bytes_per_rank / time
-    double busbw = 0;  // GB/s: algbw·(G−1)/G
+    double algbw = 0;        // GB/s: bytes_per_rank / time
+    double busbw = 0;        // GB/s: algbw·(G−1)/G
     std::int64_t wrong = 0;  // words that did not carry the expected pattern
     int iters = 0;
 };

@@ -13,8 +13,8 @@ inline std::int64_t token_begin(int g, std::int64_t T, int G) { return (std::int
 // Host plan of one rank's receive side, from the counts c[s][el] it received: rows arrive source-major (R layout),
 // the experts want them local-expert-major with each expert's segment padded to `align` rows (P layout).
 struct RecvPlan {
-    std::vector<std::int32_t> fwd_dst, fwd_src;  // segments tiling P (src_start −1: padding)
-    std::vector<std::int32_t> bwd_dst, bwd_src;  // segments tiling R, read from P
+    std::vector<std::int32_t> fwd_dst, fwd_src;         // segments tiling P (src_start −1: padding)
+    std::vector<std::int32_t> bwd_dst, bwd_src;         // segments tiling R, read from P
     std::vector<std::int32_t> loc_counts, loc_offsets;  // [El], [El + 1] of P
     std::int64_t R = 0, P = 0;
 };
@@ -32,7 +32,9 @@ inline RecvPlan plan_receive(const std::int32_t* c, int G, int El, int align) {
         for (int s = 0; s < G; ++s) {
             const std::int32_t n = c[s * El + el];
             pos[std::size_t(s) * El + el] = cur;
-            if (n > 0) p.fwd_dst.push_back(std::int32_t(cur)), p.fwd_src.push_back(std::int32_t(roff[std::size_t(s) * El + el]));
+            if (n > 0)
+                p.fwd_dst.push_back(std::int32_t(cur)),
+                    p.fwd_src.push_back(std::int32_t(roff[std::size_t(s) * El + el]));
             cur += n;
         }
         p.loc_counts[el] = std::int32_t(cur - p.P);

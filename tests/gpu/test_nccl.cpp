@@ -13,13 +13,14 @@
 using namespace gpu_test;
 
 // Every multi-GPU test starts with this: no NCCL, fewer than n GPUs, or the sanitizer's quick mode → skipped, with
-// the reason (NCCL's kernels under compute-sanitizer are not what these tests are for; scripts/gpu's nccl phase runs them).
-#define MOE_REQUIRE_GPUS(n)                                                                                     \
-    do {                                                                                                        \
+// the reason (NCCL's kernels under compute-sanitizer are not what these tests are for; scripts/gpu's nccl phase runs
+// them).
+#define MOE_REQUIRE_GPUS(n)                                                                                    \
+    do {                                                                                                       \
         if (!moe::nccl::built()) GTEST_SKIP() << "the nccl backend is not built (no NCCL found at configure)"; \
-        if (moe::nccl::usable_gpus() < (n))                                                                     \
+        if (moe::nccl::usable_gpus() < (n))                                                                    \
             GTEST_SKIP() << "needs " << (n) << " GPUs for NCCL, found " << moe::nccl::usable_gpus();           \
-        if (gpu_test::quick()) GTEST_SKIP() << "MOELAB_GPU_TEST_QUICK (sanitizer runs): NCCL tests skipped";     \
+        if (gpu_test::quick()) GTEST_SKIP() << "MOELAB_GPU_TEST_QUICK (sanitizer runs): NCCL tests skipped";   \
     } while (0)
 
 namespace {
@@ -119,13 +120,13 @@ TEST(Nccl, EpLayerVariants) {
     using S = moe::Strategy;
     using R = moe::Router;
     const std::vector<V> vs = {
-        {1, 8, 2, 64, 32, "uniform", S::Scan, 1, R::Popularity, true},        // rank 1 owns no token
+        {1, 8, 2, 64, 32, "uniform", S::Scan, 1, R::Popularity, true},  // rank 1 owns no token
         {3, 16, 2, 128, 64, "hot:8", S::Sort, 1, R::Popularity, true},
-        {300, 8, 2, 100, 72, "zipf:1.2", S::Sort, 3, R::Popularity, true},    // d % 8 != 0, padded segments
-        {1000, 16, 8, 256, 128, "hot:20", S::Atomic, 8, R::Popularity, true}, // k = E/2: every rank gets many
-        {1000, 8, 2, 256, 128, "uniform", S::NoPack, 1, R::Popularity, true}, // nopack sends scan-packed rows
+        {300, 8, 2, 100, 72, "zipf:1.2", S::Sort, 3, R::Popularity, true},     // d % 8 != 0, padded segments
+        {1000, 16, 8, 256, 128, "hot:20", S::Atomic, 8, R::Popularity, true},  // k = E/2: every rank gets many
+        {1000, 8, 2, 256, 128, "uniform", S::NoPack, 1, R::Popularity, true},  // nopack sends scan-packed rows
         {513, 16, 2, 256, 128, "zipf:1.2", S::Scan, 1, R::Gate, true},
-        {4096, 16, 2, 256, 128, "hot:8", S::Scan, 1, R::Popularity, false},   // dispatch only
+        {4096, 16, 2, 256, 128, "hot:8", S::Scan, 1, R::Popularity, false},  // dispatch only
     };
     for (int G : rank_counts())
         for (const V& v : vs) {

@@ -57,9 +57,9 @@ void copy_segments(const std::vector<bf16_t>& src, std::vector<bf16_t>& dst, int
 }
 
 void check_case(std::int64_t T, int E, int k, int d, int F, int G, int align, const char* skew, std::uint64_t seed) {
-    SCOPED_TRACE("T=" + std::to_string(T) + " E=" + std::to_string(E) + " k=" + std::to_string(k) + " d=" +
-                 std::to_string(d) + " G=" + std::to_string(G) + " align=" + std::to_string(align) + " " + skew +
-                 " seed " + std::to_string(seed));
+    SCOPED_TRACE("T=" + std::to_string(T) + " E=" + std::to_string(E) + " k=" + std::to_string(k) +
+                 " d=" + std::to_string(d) + " G=" + std::to_string(G) + " align=" + std::to_string(align) + " " +
+                 skew + " seed " + std::to_string(seed));
     moe::LayerSpec s;
     s.tokens = T, s.experts = E, s.top_k = k, s.hidden = d, s.ffn = F, s.align = align, s.seed = seed;
     s.skew = moe::route::parse_skew(skew);
@@ -87,8 +87,8 @@ void check_case(std::int64_t T, int E, int k, int d, int F, int G, int align, co
         counts[g].resize(E);
         std::vector<std::int32_t> offsets(E + 1), row_token(std::max<std::int64_t>(Tg[g] * k, 1));
         inv[g].resize(std::max<std::int64_t>(Tg[g] * k, 1));
-        std::int64_t rows = moe::dispatch::plan(ids, Tg[g], k, E, 1, counts[g].data(), offsets.data(),
-                                                row_token.data(), inv[g].data());
+        std::int64_t rows =
+            moe::dispatch::plan(ids, Tg[g], k, E, 1, counts[g].data(), offsets.data(), row_token.data(), inv[g].data());
         xs[g].resize(std::size_t(rows) * d);
         moe::dispatch::pack(t.x.data() + t0[g] * d, row_token.data(), rows, d, xs[g].data());
         for (int p = 0; p < G; ++p) send_rows[g][p] = offsets[(p + 1) * El] - offsets[p * El];
