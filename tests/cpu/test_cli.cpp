@@ -12,26 +12,12 @@
 
 #include "demos/scenario.hpp"
 #include "kernels/api.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace {
 
-struct Cli {
-    int rc;
-    std::string out;
-};
-
-Cli moelab(const std::string& args) {
-    std::string cmd = std::string(MOELAB_BIN) + " " + args + " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    Cli r{-1, {}};
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int st = pclose(p);
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+using Cli = moelab_test::Shell;
+Cli moelab(const std::string& args) { return moelab_test::shell(std::string(MOELAB_BIN) + " " + args); }
 
 std::string tmpdir() {
     auto d = std::filesystem::temp_directory_path() / ("moelab_cli_" + std::to_string(::getpid()));

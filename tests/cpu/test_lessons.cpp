@@ -19,26 +19,12 @@
 #include "demos/lesson_play.hpp"
 #include "demos/lesson_progress.hpp"
 #include "kernels/common/error.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace {
 
-struct Shell {
-    int rc = -1;
-    std::string out;
-};
-
-// Runs a shell command line and captures stdout and stderr together.
-Shell shell(const std::string& cmd) {
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    Shell r;
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int st = pclose(p);
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+using moelab_test::shell;
+using moelab_test::Shell;
 
 // A fresh folder per test, so progress files and lesson folders never leak between tests.
 std::string fresh_dir(const std::string& name) {

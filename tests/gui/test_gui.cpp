@@ -20,28 +20,18 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/test_support.hpp"
+
 namespace {
+
+using moelab_test::Xvfb;
 
 const std::string kBin = MOELAB_BIN;
 // A small scenario keeps the background runs short on a CPU-only CI machine.
 const std::string kSmall = " --tokens 1024 --hidden 256 --ffn 512";
 
-struct Proc {
-    int rc = -1;
-    std::string out;
-};
-
-Proc sh(const std::string& cmd) {
-    Proc p;
-    FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-    if (!f) return p;
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) p.out.append(buf.data(), n);
-    int st = pclose(f);
-    p.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return p;
-}
+using Proc = moelab_test::Shell;
+Proc sh(const std::string& cmd) { return moelab_test::shell(cmd); }
 
 std::string temp_dir() {
     char tmpl[] = "/tmp/moelab-gui-XXXXXX";
@@ -99,71 +89,8 @@ void expect_picture(const std::string& path, int w, int h) {
     EXPECT_GT(im.luma_sd, 8.0) << path << " looks blank";
 }
 
-std::string find_xvfb() {
-    const char* path = std::getenv("PATH");
-    std::stringstream ss(path ? path : "/usr/bin:/bin");
-    for (std::string dir; std::getline(ss, dir, ':');) {
-        std::string p = dir + "/Xvfb";
-        if (access(p.c_str(), X_OK) == 0) return p;
-    }
-    return "";
-}
-
-// Our own X server on a free display: Xvfb picks the number and reports it through -displayfd.
-class Xvfb {
-  public:
-    Xvfb() {
-        std::string xvfb = find_xvfb();
-        if (xvfb.empty()) {
-            why_ = "Xvfb not found on PATH (install xvfb, e.g. with scripts/setup)";
-            return;
-        }
-        int fds[2];
-        if (pipe(fds) != 0) {
-            why_ = "pipe failed";
-            return;
-        }
-        pid_ = fork();
-        if (pid_ == 0) {
-            close(fds[0]);
-            int devnull = open("/dev/null", O_WRONLY);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            std::string fd = std::to_string(fds[1]);
-            execl(xvfb.c_str(), "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1600x1000x24", "-nolisten", "tcp",
-                  static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(fds[1]);
-        std::string num;
-        pollfd pfd{fds[0], POLLIN, 0};
-        while (poll(&pfd, 1, 15000) > 0) {
-            char c;
-            if (read(fds[0], &c, 1) != 1 || c == '\n') break;
-            num += c;
-        }
-        close(fds[0]);
-        if (num.empty()) {
-            why_ = "Xvfb did not start within 15 s";
-            return;
-        }
-        display_ = ":" + num;
-    }
-    ~Xvfb() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool ok() const { return !display_.empty(); }
-    const std::string& why() const { return why_; }
-    // The command prefix that runs a program on this display with Mesa's software GL.
-    std::string env() const { return "env DISPLAY=" + display_ + " LIBGL_ALWAYS_SOFTWARE=1 "; }
-
-  private:
-    pid_t pid_ = -1;
-    std::string display_, why_;
-};
+// The command prefix that runs a program on a display with Mesa's software GL.
+std::string env_of(const Xvfb& x) { return "env DISPLAY=" + x.display() + " LIBGL_ALWAYS_SOFTWARE=1 "; }
 
 const char* kNoDisplay = "env -u DISPLAY -u WAYLAND_DISPLAY ";
 
@@ -215,7 +142,7 @@ TEST(GuiWindow, ScriptedTourDrivesEveryView) {
     Xvfb x;
     if (!x.ok()) GTEST_SKIP() << x.why();
     const std::string dir = temp_dir();
-    Proc p = sh(x.env() + kBin + " --frames 20000 --script builtin:tour --config-dir " + dir + " --screenshot " + dir +
+    Proc p = sh(env_of(x) + kBin + " --frames 20000 --script builtin:tour --config-dir " + dir + " --screenshot " + dir +
                 "/final.png" + kSmall);
     ASSERT_EQ(p.rc, 0) << p.out;
     expect_picture(dir + "/final.png", 1280, 800);
@@ -236,7 +163,7 @@ TEST(GuiWindow, InvalidTopKIsShownUnderItsControlAndTheAppSurvives) {
     Xvfb x;
     if (!x.ok()) GTEST_SKIP() << x.why();
     const std::string dir = temp_dir();
-    Proc p = sh(x.env() + kBin + " --frames 8000 --script builtin:invalid-topk --config-dir " + dir + kSmall);
+    Proc p = sh(env_of(x) + kBin + " --frames 8000 --script builtin:invalid-topk --config-dir " + dir + kSmall);
     ASSERT_EQ(p.rc, 0) << p.out;
     EXPECT_NE(p.out.find("error shown under --top-k"), std::string::npos) << p.out;
     // Runtime errors too: a run too big for memory is refused and the message sits under tokens.
@@ -247,7 +174,7 @@ TEST(GuiWindow, PresenterModeStartsAndReportsFrameTimes) {
     Xvfb x;
     if (!x.ok()) GTEST_SKIP() << x.why();
     const std::string dir = temp_dir();
-    Proc p = sh(x.env() + kBin + " --presenter --frames 40 --config-dir " + dir + " --screenshot " + dir +
+    Proc p = sh(env_of(x) + kBin + " --presenter --frames 40 --config-dir " + dir + " --screenshot " + dir +
                 "/presenter.png --report-json " + dir + "/frames.json" + kSmall);
     ASSERT_EQ(p.rc, 0) << p.out;
     expect_picture(dir + "/presenter.png", 1280, 800);
@@ -261,7 +188,7 @@ TEST(GuiWindow, AScriptThatFailsAChecksExitsNonZero) {
     if (!x.ok()) GTEST_SKIP() << x.why();
     const std::string dir = temp_dir();
     std::ofstream(dir + "/fail.txt") << "wait 2\nexpect_anchor no_such_widget\n";
-    Proc p = sh(x.env() + kBin + " --frames 100 --script " + dir + "/fail.txt --config-dir " + dir + kSmall);
+    Proc p = sh(env_of(x) + kBin + " --frames 100 --script " + dir + "/fail.txt --config-dir " + dir + kSmall);
     EXPECT_EQ(p.rc, 1) << p.out;
     EXPECT_NE(p.out.find("no_such_widget"), std::string::npos) << p.out;
 }

@@ -15,94 +15,19 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/test_support.hpp"
+
 namespace {
 
-struct Shell {
-    int rc = -1;
-    std::string out;
-};
+using moelab_test::shell;
+using moelab_test::Shell;
+using moelab_test::Xvfb;
 
-Shell shell(const std::string& cmd) {
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    Shell r;
-    if (!p) return r;
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-    int st = pclose(p);
-    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+// The command prefix that runs a program on the display with Mesa's software GL, with no lesson or config
+// folder inherited from the environment.
+std::string env_of(const Xvfb& x) {
+    return "env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + x.display() + " LIBGL_ALWAYS_SOFTWARE=1 ";
 }
-
-std::string find_on_path(const std::string& tool) {
-    const char* path = std::getenv("PATH");
-    std::stringstream ss(path ? path : "/usr/bin:/bin");
-    for (std::string dir; std::getline(ss, dir, ':');) {
-        std::string p = dir + "/" + tool;
-        if (access(p.c_str(), X_OK) == 0) return p;
-    }
-    return "";
-}
-
-// Our own X server on a free display, as tests/gui/test_gui.cpp starts it: Xvfb picks the number and reports
-// it through -displayfd.
-class Xvfb {
-  public:
-    Xvfb() {
-        std::string xvfb = find_on_path("Xvfb");
-        if (xvfb.empty()) {
-            why_ = "Xvfb not found on PATH (install xvfb, e.g. with scripts/setup)";
-            return;
-        }
-        int fds[2];
-        if (pipe(fds) != 0) {
-            why_ = "pipe failed";
-            return;
-        }
-        pid_ = fork();
-        if (pid_ == 0) {
-            close(fds[0]);
-            int devnull = open("/dev/null", O_WRONLY);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            std::string fd = std::to_string(fds[1]);
-            execl(xvfb.c_str(), "Xvfb", "-displayfd", fd.c_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
-                  static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        close(fds[1]);
-        std::string num;
-        pollfd pfd{fds[0], POLLIN, 0};
-        while (poll(&pfd, 1, 15000) > 0) {
-            char c;
-            if (read(fds[0], &c, 1) != 1 || c == '\n') break;
-            num += c;
-        }
-        close(fds[0]);
-        if (num.empty()) {
-            why_ = "Xvfb did not start within 15 s";
-            return;
-        }
-        display_ = ":" + num;
-    }
-    ~Xvfb() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool ok() const { return !display_.empty(); }
-    const std::string& why() const { return why_; }
-    // The command prefix that runs a program on this display with Mesa's software GL, with no lesson or config
-    // folder inherited from the environment.
-    std::string env() const {
-        return "env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + display_ + " LIBGL_ALWAYS_SOFTWARE=1 ";
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string display_, why_;
-};
 
 // Plays one choice lesson right, a bars lesson wrong (typed bars), loads a try-next into the controls, and
 // checks along the way that nothing is revealed before the prediction and the confidence are committed.
@@ -216,7 +141,8 @@ class LessonGui : public ::testing::Test {
     // starting scenario keeps the app's own background runs short; each lesson brings its own scenario.
     Shell play(const char* script) {
         std::ofstream(dir_ + "/script.txt") << script;
-        std::string cmd = "cd " + dir_ + " && " + x_.env() + std::string(MOELAB_BIN) + " --script script.txt --frames 6000 --no-vsync --config-dir " +
+        std::string cmd = "cd " + dir_ + " && " + env_of(x_) + std::string(MOELAB_BIN) +
+                          " --script script.txt --frames 6000 --no-vsync --config-dir " +
                           dir_ + "/cfg --tokens 1024 --hidden 256 --ffn 512";
         return shell(cmd);
     }
