@@ -115,8 +115,9 @@ def main():
         log(f"{r['bytes_per_rank']:>12d} B  {r['median_ms'] * 1e3:9.1f} us  p95 {r['p95_ms'] * 1e3:9.1f} us  "
             f"busbw {r['busbw']:7.1f} GB/s  wrong {r['wrong']}")
     if rank == 0:
+        v = torch.cuda.nccl.version()
         out = dict(device=torch.cuda.get_device_name(dev), torch=torch.__version__,
-                   nccl=".".join(str(x) for x in torch.cuda.nccl.version()), world_size=G, warmup=a.warmup,
+                   nccl=".".join(map(str, v)) if isinstance(v, tuple) else str(v), world_size=G, warmup=a.warmup,
                    iters=a.iters, seconds=time.time() - t0, rows=rows)
         text = json.dumps(out, indent=2)
         if a.out == "-":
