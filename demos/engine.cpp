@@ -17,6 +17,7 @@
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 #include "kernels/cpu/parallel.hpp"
+#include "kernels/nccl/nccl_api.hpp"
 #if defined(MOELAB_HAVE_CUDA)
 #include "kernels/cuda/launchers.hpp"
 #endif
@@ -174,6 +175,52 @@ double copy_gbps(const std::string& backend, std::size_t pack_bytes) {
     return 2.0 * double(bytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
 }
 
+// The layer over real GPUs through NCCL: every rank's stages measured on its own stream. The slowest rank sets
+// each stage's time (the layer waits for it); the timeline has one lane per rank.
+void run_on_nccl(Result& r, const Scenario& s, const moe::LayerSpec& spec, moe::LayerRunOptions opt) {
+    moe::nccl::EpRun ep;
+    opt.keep_routing = true;
+    moe::nccl::run_ep_layer(spec, s.ranks, opt, ep);
+    r.backend = "nccl";
+    r.device = ep.device + ", NCCL " + ep.nccl_version;
+    moe::LayerRun lr;
+    lr.counts = ep.counts;
+    lr.demand = ep.counts;  // dropless
+    lr.tensors.topk_ids = ep.topk_ids;
+    r.loads_provenance = r.comm_provenance = Provenance::MeasuredGpu;
+    fill_loads(r, lr, s);
+    fill_comm(r, lr, s);
+    std::vector<std::vector<StageTime>> per_rank(ep.ranks);
+    for (int g = 0; g < ep.ranks; ++g)
+        for (auto& smp : ep.rank_stages[g]) per_rank[g].push_back(summarize(smp, Provenance::MeasuredGpu));
+    for (std::size_t i = 0; i < ep.stage_names.size(); ++i) {
+        int slow = 0;
+        for (int g = 1; g < ep.ranks; ++g)
+            if (per_rank[g][i].median_ms > per_rank[slow][i].median_ms) slow = g;
+        r.stages.push_back(per_rank[slow][i]);
+    }
+    double worst = 0;
+    for (int g = 0; g < ep.ranks; ++g) {
+        double comm = 0, t = 0;
+        for (auto& st : per_rank[g]) {
+            if (st.stage.rfind("a2a", 0) == 0) comm += st.median_ms;
+            Span sp;
+            sp.lane = "rank " + std::to_string(g);
+            sp.label = st.stage;
+            sp.rank = g;
+            sp.start_ms = t;
+            sp.end_ms = t + st.median_ms;
+            sp.provenance = Provenance::MeasuredGpu;
+            r.timeline.push_back(sp);
+            t = sp.end_ms;
+        }
+        worst = std::max(worst, comm);
+    }
+    r.comm_ms = worst;
+    r.comm_time_provenance = Provenance::MeasuredGpu;
+    r.notes.push_back("Ran on " + std::to_string(s.ranks) + " GPUs with NCCL all-to-all: every time is measured.");
+}
+
 }  // namespace
 
 std::string resolve_backend(const Scenario& s, std::string* why) {
@@ -230,6 +277,27 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
     if (demo == Demo::Pipeline) {
         // The pipeline is modelled; the layer's routing still runs for the loads and traffic it shows.
         opt.run_experts = false;
+    }
+    if (demo == Demo::Layer && s.ranks > 1 && r.backend == "cuda") {
+        const int have = moe::nccl::built() ? moe::nccl::usable_gpus() : 0;
+        std::string why_not;
+        if (have < s.ranks)
+            why_not = "this machine has " + std::to_string(have) + " GPU(s) usable through NCCL";
+        else if (s.capacity_factor > 0)
+            why_not = "the NCCL path is dropless (--capacity-factor 0)";
+        else if (!ctl.dump_dir.empty())
+            why_not = "--dump is written from the one-device run";
+        if (why_not.empty()) {
+            r.notes.erase(std::remove_if(r.notes.begin(), r.notes.end(),
+                                         [](const std::string& n) { return n.find("emulated") != std::string::npos; }),
+                          r.notes.end());
+            check_memory(s, spec, true, r.backend);
+            run_on_nccl(r, s, spec, opt);
+            r.pipeline = simulate_pipeline(pipeline_input(s), &r.model_timeline);
+            if (ctl.progress) ctl.progress(1.0f, "done");
+            return r;
+        }
+        r.notes.push_back("Not run over " + std::to_string(s.ranks) + " real GPUs: " + why_not + ".");
     }
     moe::LayerRun lr = run_once(spec, opt, 0.0f, demo == Demo::Dispatch ? 0.25f : 1.0f);
     r.device = lr.device;
