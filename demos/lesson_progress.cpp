@@ -2,6 +2,8 @@
 // the old one: rename is atomic on POSIX, so readers see either the old file or the new one, never half.
 #include "demos/lesson_progress.hpp"
 
+#include "demos/atomic_file.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -76,18 +78,9 @@ void Progress::save(const std::string& path) const {
     std::filesystem::path p(path);
     std::error_code ec;
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
-        f << "# moelab lesson progress (written by moelab; safe to delete)\n" << root << "\n";
-        f.flush();
-        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        throw moe::Error(moe::ErrorKind::Runtime, "cannot rename " + tmp + " to " + path);
-    }
+    std::ostringstream os;
+    os << "# moelab lesson progress (written by moelab; safe to delete)\n" << root << "\n";
+    write_file_atomic(path, os.str());
 }
 
 std::string default_progress_path() {

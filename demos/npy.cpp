@@ -1,10 +1,11 @@
 // .npy writer: a 10-byte preamble, a padded Python-dict header, then the raw little-endian data.
-// Files are written to a temporary name and renamed, so a failed dump never leaves a half file.
+// Files are written through demos::write_file_atomic, so a failed dump never leaves a half file.
 #include "demos/npy.hpp"
 
 #include <cstdio>
 #include <fstream>
 
+#include "demos/atomic_file.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -19,20 +20,17 @@ void write_raw(const std::string& path, const char* descr, const void* data, std
     std::size_t total = 10 + header.size() + 1;
     header.append((64 - total % 64) % 64, ' ');
     header += '\n';
-    std::string tmp = path + ".tmp";
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f) throw moe::Error(moe::ErrorKind::Runtime, "--dump: cannot write " + tmp);
+    std::string file;
+    file.reserve(10 + header.size() + bytes);
     const unsigned char magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    f.write(reinterpret_cast<const char*>(magic), 8);
+    file.append(reinterpret_cast<const char*>(magic), 8);
     std::uint16_t hl = static_cast<std::uint16_t>(header.size());
-    f.put(static_cast<char>(hl & 0xff));
-    f.put(static_cast<char>(hl >> 8));
-    f << header;
-    f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-    f.close();
-    if (!f) throw moe::Error(moe::ErrorKind::Runtime, "--dump: failed writing " + tmp);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        throw moe::Error(moe::ErrorKind::Runtime, "--dump: cannot rename " + tmp);
+    file += static_cast<char>(hl & 0xff);
+    file += static_cast<char>(hl >> 8);
+    file += header;
+    file.append(static_cast<const char*>(data), bytes);
+    std::string err;
+    if (!write_file_atomic(path, file, &err)) MOE_BAD_INPUT("--dump: " << err);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "demos/atomic_file.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -286,15 +287,8 @@ Scenario Scenario::load(const std::string& path) {
 }
 
 void Scenario::save(const std::string& path) const {
-    std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp);
-        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
-        f << to_toml();
-        if (!f) throw moe::Error(moe::ErrorKind::Runtime, "cannot write " + tmp);
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        throw moe::Error(moe::ErrorKind::Runtime, "cannot rename " + tmp + " to " + path);
+    std::string err;
+    if (!write_file_atomic(path, to_toml(), &err)) MOE_BAD_INPUT("--save-scenario " << path << ": " << err);
 }
 
 const std::vector<Preset>& presets() {

@@ -47,29 +47,6 @@ bool ensure_dir(const std::string& dir, std::string* err) {
     return true;
 }
 
-bool write_file_atomic(const std::string& path, const std::string& content, std::string* err) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) {
-            if (err) *err = "cannot write " + tmp + ": " + std::strerror(errno);
-            return false;
-        }
-        f << content;
-        f.flush();
-        if (!f) {
-            if (err) *err = "cannot write " + tmp;
-            std::remove(tmp.c_str());
-            return false;
-        }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        if (err) *err = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
-        std::remove(tmp.c_str());
-        return false;
-    }
-    return true;
-}
 
 std::string prefs_to_toml(const Prefs& p) {
     toml::table views;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "app/gui/app_state.hpp"
+#include "demos/atomic_file.hpp"
 
 namespace moelab_gui {
 
@@ -22,8 +23,7 @@ struct Prefs {
 // $MOELAB_CONFIG_DIR, else $XDG_CONFIG_HOME/moelab, else ~/.config/moelab.
 std::string default_config_dir();
 bool ensure_dir(const std::string& dir, std::string* err);
-// Writes `path` through a temporary file in the same directory and a rename, so a crash never leaves half a file.
-bool write_file_atomic(const std::string& path, const std::string& content, std::string* err);
+using demos::write_file_atomic;  // temp file + rename (demos/atomic_file.hpp)
 
 std::string prefs_to_toml(const Prefs& p);
 // Unknown keys are ignored and bad values keep their defaults; `warning` says what was skipped.
