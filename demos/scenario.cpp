@@ -101,6 +101,17 @@ std::vector<std::string> Scenario::validate() const {
     range(m, "--layers", layers, 1, 512, "the number of layers L");
     range(m, "--attention-replicas", attention_replicas, 1, 256, "the number of attention replicas n_a");
     range(m, "--link-gbps", link_gbps, 0.001, 100000.0, "the link bandwidth in GB/s");
+    range(m, "--context", context, 1, 1 << 20, "the attention context length s (KV positions per sequence)");
+    range(m, "--q-heads", q_heads, 1, 256, "the number of attention query heads");
+    range(m, "--kv-groups", kv_groups, 1, 256, "the number of KV heads (GQA groups)");
+    if (q_heads >= 1 && kv_groups >= 1 && q_heads % kv_groups != 0) {
+        std::ostringstream os;
+        os << "--kv-groups " << kv_groups << ": the KV groups must divide the query heads (--q-heads " << q_heads
+           << ")";
+        m.push_back(os.str());
+    }
+    range(m, "--attention-sms", attention_sms, 0, 1024,
+          "the SMs of the attention pool (0 = half the GPU; the expert pool gets the rest)");
     for (auto [flag, v] : {std::pair{"--k1", k1}, {"--k2", k2}, {"--k3", k3}, {"--k4", k4}})
         range(m, flag, v, 0.0, 1e9, "a cost-model coefficient");
     for (auto [flag, v] : {std::pair{"--ta-ms", ta_ms}, {"--te-ms", te_ms}, {"--tc-ms", tc_ms}})
@@ -165,6 +176,11 @@ std::string Scenario::to_toml() const {
         {"layers", layers},
         {"attention_replicas", attention_replicas},
         {"link_gbps", link_gbps},
+        {"pace_link", pace_link},
+        {"context", context},
+        {"q_heads", q_heads},
+        {"kv_groups", kv_groups},
+        {"attention_sms", attention_sms},
         {"k1", k1},
         {"k2", k2},
         {"k3", k3},
@@ -233,7 +249,8 @@ Scenario Scenario::from_toml(const std::string& text, const std::string& source_
     if (auto* sub = tbl["scenario"].as_table()) root = sub;
     static const char* kKeys[] = {"tokens", "experts", "top_k", "hidden", "ffn", "dtype", "skew", "router",
                                   "renormalize", "capacity_factor", "drop_policy", "align", "strategy", "ranks",
-                                  "micro_batches", "layers", "attention_replicas", "link_gbps", "k1", "k2", "k3",
+                                  "micro_batches", "layers", "attention_replicas", "link_gbps", "pace_link",
+                                  "context", "q_heads", "kv_groups", "attention_sms", "k1", "k2", "k3",
                                   "k4", "ta_ms", "te_ms", "tc_ms", "seed", "backend", "repeats"};
     for (auto&& [k, v] : *root) {
         bool known = false;
@@ -242,7 +259,8 @@ Scenario Scenario::from_toml(const std::string& text, const std::string& source_
             MOE_BAD_INPUT(source_name << ":" << v.source().begin.line << ": unknown key '" << k.str()
                                       << "'; allowed keys: tokens, experts, top_k, hidden, ffn, dtype, skew, router, "
                                          "renormalize, capacity_factor, drop_policy, align, strategy, ranks, "
-                                         "micro_batches, layers, attention_replicas, link_gbps, k1..k4, ta_ms, "
+                                         "micro_batches, layers, attention_replicas, link_gbps, pace_link, context, "
+                                         "q_heads, kv_groups, attention_sms, k1..k4, ta_ms, "
                                          "te_ms, tc_ms, seed, backend, repeats");
     }
     Scenario s;
@@ -265,6 +283,11 @@ Scenario Scenario::from_toml(const std::string& text, const std::string& source_
     r.get("layers", s.layers);
     r.get("attention_replicas", s.attention_replicas);
     r.get("link_gbps", s.link_gbps);
+    r.get("pace_link", s.pace_link);
+    r.get("context", s.context);
+    r.get("q_heads", s.q_heads);
+    r.get("kv_groups", s.kv_groups);
+    r.get("attention_sms", s.attention_sms);
     r.get("k1", s.k1);
     r.get("k2", s.k2);
     r.get("k3", s.k3);
@@ -296,15 +319,17 @@ const std::vector<Preset>& presets() {
         std::vector<Preset> p;
         Scenario s;
         p.push_back({"classroom", "Classroom default: T=4096, E=16, k=2, d=1024, F=2816", s});
-        auto model = [&](const char* name, const char* desc, int E, int k, int d, int F) {
+        // Attention shapes of each model (query heads, KV heads); the head dim is 128 in moelab.
+        auto model = [&](const char* name, const char* desc, int E, int k, int d, int F, int qh, int kvh) {
             Scenario m;
             m.experts = E, m.top_k = k, m.hidden = d, m.ffn = F;
+            m.q_heads = qh, m.kv_groups = kvh;
             p.push_back({name, desc, m});
         };
-        model("Mixtral-8x22B", "8 experts, top-2, d=6144, F=16384", 8, 2, 6144, 16384);
-        model("DBRX", "16 experts, top-4, d=6144, F=10752", 16, 4, 6144, 10752);
-        model("DeepSeek-V3", "256 routed experts, top-8, d=7168, F=2048", 256, 8, 7168, 2048);
-        model("Qwen3-30B-A3B", "128 experts, top-8, d=2048, F=768", 128, 8, 2048, 768);
+        model("Mixtral-8x22B", "8 experts, top-2, d=6144, F=16384", 8, 2, 6144, 16384, 48, 8);
+        model("DBRX", "16 experts, top-4, d=6144, F=10752", 16, 4, 6144, 10752, 48, 8);
+        model("DeepSeek-V3", "256 routed experts, top-8, d=7168, F=2048", 256, 8, 7168, 2048, 128, 128);
+        model("Qwen3-30B-A3B", "128 experts, top-8, d=2048, F=768", 128, 8, 2048, 768, 32, 4);
         return p;
     }();
     return list;

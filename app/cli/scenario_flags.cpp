@@ -38,6 +38,16 @@ void add_scenario_flags(CLI::App* app, ScenarioFlags& f) {
     app->add_option("--layers,-L", s.layers, "MoE layers L in the pipeline model (1..512)")->group(g);
     app->add_option("--attention-replicas", s.attention_replicas, "Attention replicas n_a (1..256)")->group(g);
     app->add_option("--link-gbps", s.link_gbps, "Per-GPU link bandwidth for modelled transfers, GB/s")->group(g);
+    app->add_flag("--pace-link", s.pace_link,
+                  "Measured pipeline: pace the A2E/E2A copies at --link-gbps to emulate a slower link")
+        ->group(g);
+    app->add_option("--context", s.context, "Attention context length s, KV positions per sequence (1..1048576)")
+        ->group(g);
+    app->add_option("--q-heads", s.q_heads, "Attention query heads (1..256), head dim 128")->group(g);
+    app->add_option("--kv-groups", s.kv_groups, "KV heads / GQA groups (1..256; divides --q-heads)")->group(g);
+    app->add_option("--attention-sms", s.attention_sms,
+                    "SMs of the attention pool on one GPU (0 = half; the experts get the rest)")
+        ->group(g);
     app->add_option("--k1", s.k1, "Ta = k1·ba + k2 (µs per token)")->group(g);
     app->add_option("--k2", s.k2, "Ta = k1·ba + k2 (µs)")->group(g);
     app->add_option("--k3", s.k3, "Te = k3·be + k4 (µs per token)")->group(g);
@@ -73,6 +83,11 @@ demos::Scenario resolve_scenario(const ScenarioFlags& f) {
     if (given("--layers")) out.layers = s.layers;
     if (given("--attention-replicas")) out.attention_replicas = s.attention_replicas;
     if (given("--link-gbps")) out.link_gbps = s.link_gbps;
+    if (given("--pace-link")) out.pace_link = s.pace_link;
+    if (given("--context")) out.context = s.context;
+    if (given("--q-heads")) out.q_heads = s.q_heads;
+    if (given("--kv-groups")) out.kv_groups = s.kv_groups;
+    if (given("--attention-sms")) out.attention_sms = s.attention_sms;
     if (given("--k1")) out.k1 = s.k1;
     if (given("--k2")) out.k2 = s.k2;
     if (given("--k3")) out.k3 = s.k3;
