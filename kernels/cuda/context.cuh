@@ -23,11 +23,15 @@ struct Context {
 // The context of the calling thread on the current device (created on first use).
 Context& context();
 
-// The main cuBLAS handle bound to stream s.
+// While set, blas_on() hands out this handle instead of the context's main one. The measured pipeline sets one
+// handle per pool, because two pools running GEMMs at once must not share a handle's workspace.
+inline thread_local cublasHandle_t blas_override = nullptr;
+
+// The main cuBLAS handle (or the override) bound to stream s.
 inline cublasHandle_t blas_on(cudaStream_t s) {
-    Context& c = context();
-    MOE_CUBLAS_CHECK(cublasSetStream(c.blas, s));
-    return c.blas;
+    cublasHandle_t h = blas_override ? blas_override : context().blas;
+    MOE_CUBLAS_CHECK(cublasSetStream(h, s));
+    return h;
 }
 
 inline cudaStream_t to_cuda(Stream s) { return static_cast<cudaStream_t>(s); }
