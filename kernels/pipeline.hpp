@@ -1,0 +1,89 @@
+// The measured ping-pong pipeline of MegaScale-Infer (Section 4.1, Figure 4) on real GPU pools.
+//
+//   attention pool                                   expert pool
+//   [combine(l-1) · attention(l) · route · pack] ──A2E──▶ [experts(l)] ──E2A──▶ [combine(l) · attention(l+1) …]
+//
+// One GPU: the pools are SM partitions made with CUDA green contexts (driver API fetched through the runtime, so
+// the binary starts without libcuda); where they are missing, two streams share the whole device and say so.
+// Several GPUs: the pools are whole devices, micro-batch i on attention device i mod n_a, one expert device (M2N).
+// Links: device-to-device (or peer) copies on their own streams, optionally paced to emulate a slower link.
+// Every span is timed with CUDA events; nothing inside an iteration waits on the host.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/api.hpp"
+
+namespace moe::pipeline {
+
+enum Lane { kAttention = 0, kA2E = 1, kExperts = 2, kE2A = 3, kLanes = 4 };
+inline const char* lane_name(int lane) {  // attention | a2e | experts | e2a
+    static const char* names[] = {"attention", "a2e", "experts", "e2a"};
+    return lane >= 0 && lane < kLanes ? names[lane] : "?";
+}
+
+struct Spec {
+    LayerSpec layer;          // tokens = the whole decode batch B (one new token per sequence)
+    int context = 512;        // KV positions per sequence
+    int q_heads = 16;
+    int kv_groups = 4;
+    int micro_batches = 1;    // m: the batch is split into m micro-batches of B/m sequences (the last takes the rest)
+    int layers = 1;           // L
+    int attention_sms = 0;    // one GPU: SMs of the attention pool; 0 = half the device
+    int attention_devices = 1;  // several GPUs: attention on devices [0, n), experts on device n
+    bool multi_device = false;  // use whole devices as pools (needs attention_devices + 1 GPUs)
+    double pace_gbps = 0;       // > 0: pace each copy at this rate (emulated link)
+    bool colocated = false;     // baseline: attention then experts for each micro-batch on one whole-GPU stream
+    bool time_spans = true;     // false: time only the iteration (to measure what the span events cost)
+    int warmup = 1;
+    int repeats = 5;
+    bool keep_output = false;   // download the last layer's output [B, d] of the last repeat
+    bool check_plan = true;     // verify the device-side routing of the timed run equals the plan pass
+};
+
+struct Span {
+    int lane = 0, layer = 0, micro_batch = 0, device = 0;
+    double start_ms = 0, end_ms = 0;  // from the iteration's start
+    double bytes = 0;                 // a2e/e2a: bytes copied
+};
+
+struct Pools {
+    std::string kind;    // green-contexts | shared-streams | devices
+    std::string why;     // why green contexts were not used, when kind == shared-streams
+    int device_sms = 0;  // SMs of the (attention) device
+    int attention_sms = 0, expert_sms = 0;
+    std::vector<int> attention_devices;
+    int expert_device = 0;
+};
+
+struct Run {
+    std::string device;
+    Pools pools;
+    std::vector<double> iteration_ms;  // one per timed repeat
+    std::vector<Span> spans;           // of the repeat with the median iteration time
+    std::vector<std::int64_t> mb_tokens;  // sequences per micro-batch
+    std::vector<double> mb_rows;          // packed rows per micro-batch (layer 0)
+    std::vector<bf16_t> output;           // [B, d] when keep_output
+    std::string experts_impl;             // which expert FFN implementation ran
+};
+
+// Solo stage costs on one pool, for calibrating the model: each is the median of `repeats` after a warm-up.
+struct Probe {
+    std::vector<double> attention_tokens, attention_ms;  // Ta(ba) on the attention pool
+    std::vector<double> expert_rows, expert_ms;          // Te(be·E) on the expert pool, be = rows per expert
+    std::vector<double> copy_bytes, copy_ms;             // Tc(bytes) on the link
+    Pools pools;
+    std::string device;
+};
+
+namespace gpu {
+bool green_contexts_available(std::string* why);  // the driver offers SM partitions
+void run(const Spec& spec, Run& run);
+// Times attention at the given batch sizes, the expert stage at the given tokens, and copies at the given sizes,
+// each alone on its pool, with the pools of `spec`.
+void probe(const Spec& spec, const std::vector<std::int64_t>& attention_batches,
+           const std::vector<std::int64_t>& expert_tokens, const std::vector<double>& copy_bytes, Probe& out);
+}  // namespace gpu
+
+}  // namespace moe::pipeline
