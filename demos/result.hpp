@@ -41,6 +41,25 @@ struct PipelineSummary {
     Provenance provenance = Provenance::Modeled;
 };
 
+// The measured ping-pong pipeline (demo pipeline on the cuda backend): the pools it ran on, its iteration time,
+// and the model's constants fitted on this machine from solo runs of each stage (demos/pipeline_measured.hpp).
+struct PipelineRun {
+    bool present = false;
+    std::string pools;       // green-contexts | shared-streams | devices | colocated
+    std::string pools_note;  // why green contexts were not used, when they were not
+    int device_sms = 0, attention_sms = 0, expert_sms = 0;
+    StageTime iteration;     // min / median / p95 of the timed repeats
+    double tokens_per_s = 0;  // B / median iteration
+    PipelineSummary measured;  // Ta, Te, Tc = medians of the spans; total = median iteration; busy fractions
+    bool link_paced = false;   // A2E/E2A paced at --link-gbps: those spans are emulated
+    // Calibration: Ta = k1·ba + k2, Te = k3·be + k4 (µs), Tc = latency + bytes / link bandwidth.
+    double k1 = 0, k2 = 0, k3 = 0, k4 = 0;
+    double link_gbps = 0, link_latency_us = 0;
+    std::vector<double> msg_bytes, msg_util;  // the link's utilisation against message size (measured copies)
+    double model_error = 0;                   // (modelled − measured) / measured iteration time
+    std::string experts_impl;
+};
+
 struct Result {
     Scenario scenario;
     Demo demo = Demo::Layer;
@@ -74,7 +93,8 @@ struct Result {
     std::vector<StageTime> stages;
     std::vector<Span> timeline;        // measured stages of the layer
     std::vector<Span> model_timeline;  // the pipeline model
-    PipelineSummary pipeline;
+    PipelineSummary pipeline;          // the model (calibrated from this machine when measured_pipeline.present)
+    PipelineRun measured_pipeline;     // the same schedule run on GPU pools
 
     // Dispatch strategy comparison (dispatch demo): one entry per strategy.
     struct StrategyTime {
