@@ -1,5 +1,6 @@
 // The grouped SiLU-gated expert FFN on the GPU: h1 = x·w1^T, h = silu(gate)·up, y = h·w2^T per expert, through
-// cuBLAS (one grouped call, or one call per expert over side streams) or our gathering GEMM (experts_fused.cu).
+// cuBLAS (one grouped call, or one call per expert over side streams), our gathering GEMM (experts_fused.cu) or,
+// for few tokens per expert, the weight-streaming decode kernels (experts_decode.cu), and the choice between them.
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_decode.cuh"
 #include "kernels/cuda/experts_fused.cuh"
 #include "kernels/cuda/launchers.hpp"
 #include "kernels/cuda/workspace.hpp"
@@ -59,15 +61,15 @@ void launch_silu(const bf16_t* h1, const std::int32_t* row_token, std::int64_t r
         silu_gate_kernel<8><<<grid_for(rows * (ffn / 8), 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0,
                                                                              rows, ffn, h + row0 * ffn);
     } else {
-        silu_gate_kernel<1><<<grid_for(rows * ffn, 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0, rows,
-                                                                       ffn, h + row0 * ffn);
+        silu_gate_kernel<1><<<grid_for(rows * ffn, 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0, rows, ffn,
+                                                                       h + row0 * ffn);
     }
     MOE_CUDA_LAUNCH_CHECK("silu_gate_kernel");
 }
 
 struct ExpertsLayout {
-    bf16_t* h1 = nullptr;  // [max_rows, 2F]
-    bf16_t* h = nullptr;   // [max_rows, F]
+    bf16_t* h1 = nullptr;         // [max_rows, 2F]
+    bf16_t* h = nullptr;          // [max_rows, F]
     const void** ptrs = nullptr;  // grouped GEMM pointer arrays: 6·E
     FusedTile* tiles = nullptr;   // fused GEMM tile list
 };
@@ -95,8 +97,8 @@ void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, i
 // streams, round-robin over them (they wait for the main stream first and are joined back after); without,
 // in order on the main stream.
 void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
-                const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
+                const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
+                const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
     Context& c = context();
     if (side) {
         MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
@@ -153,25 +155,24 @@ bool grouped(const bf16_t* xp, const std::int32_t* row_token, const std::int32_t
         host_ptrs[4 * g + i] = l.h + r0 * ffn;                           // B of GEMM 2
         host_ptrs[5 * g + i] = y + r0 * hidden;                          // C of GEMM 2
     }
-    MOE_CUDA_CHECK(cudaMemcpyAsync(l.ptrs, host_ptrs.data(), host_ptrs.size() * sizeof(void*),
-                                   cudaMemcpyHostToDevice, st));
+    MOE_CUDA_CHECK(
+        cudaMemcpyAsync(l.ptrs, host_ptrs.data(), host_ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice, st));
     const void* const* d = l.ptrs;
     cublasHandle_t h = blas_on(st);
     cublasStatus_t s1 = cublasGemmGroupedBatchedEx(
         h, opT.data(), opN.data(), m1.data(), n.data(), k1.data(), alpha.data(), d + 0 * g, CUDA_R_16BF, lda1.data(),
-        d + 1 * g, CUDA_R_16BF, k1.data(), beta.data(), const_cast<void* const*>(d + 2 * g), CUDA_R_16BF,
-        ldc1.data(), g, sizes.data(), CUBLAS_COMPUTE_32F);
+        d + 1 * g, CUDA_R_16BF, k1.data(), beta.data(), const_cast<void* const*>(d + 2 * g), CUDA_R_16BF, ldc1.data(),
+        g, sizes.data(), CUBLAS_COMPUTE_32F);
     if (s1 == CUBLAS_STATUS_NOT_SUPPORTED) {
         MOE_CUDA_CHECK(cudaStreamSynchronize(st));  // the host arrays above must outlive the copy
         return false;
     }
     MOE_CUBLAS_CHECK(s1);
     launch_silu(l.h1, row_token, 0, max_rows, ffn, l.h, st);
-    MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(h, opT.data(), opN.data(), m2.data(), n.data(), k2.data(),
-                                                alpha.data(), d + 3 * g, CUDA_R_16BF, lda2.data(), d + 4 * g,
-                                                CUDA_R_16BF, k2.data(), beta.data(),
-                                                const_cast<void* const*>(d + 5 * g), CUDA_R_16BF, ldc2.data(), g,
-                                                sizes.data(), CUBLAS_COMPUTE_32F));
+    MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(h, opT.data(), opN.data(), m2.data(), n.data(), k2.data(), alpha.data(),
+                                                d + 3 * g, CUDA_R_16BF, lda2.data(), d + 4 * g, CUDA_R_16BF, k2.data(),
+                                                beta.data(), const_cast<void* const*>(d + 5 * g), CUDA_R_16BF,
+                                                ldc2.data(), g, sizes.data(), CUBLAS_COMPUTE_32F));
     // The pointer array was copied from pageable memory, which cudaMemcpyAsync stages before returning,
     // so host_ptrs may go out of scope now.
     return true;
@@ -191,6 +192,8 @@ const char* experts_impl_name(ExpertsImpl impl) {
             return "serial";
         case ExpertsImpl::Fused:
             return "fused";
+        case ExpertsImpl::Decode:
+            return "decode";
     }
     return "auto";
 }
@@ -201,7 +204,8 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "streams") return ExpertsImpl::Streams;
     if (text == "serial") return ExpertsImpl::Serial;
     if (text == "fused") return ExpertsImpl::Fused;
-    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused");
+    if (text == "decode") return ExpertsImpl::Decode;
+    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused, decode");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -210,18 +214,60 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
     return total;
 }
 
+ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed) {
+    (void)hidden, (void)ffn;  // the crossover is in tokens per expert on every shape measured so far
+    if (tokens_per_expert <= kDecodeMaxTokensPerExpert) return ExpertsImpl::Decode;
+    if (!packed) return ExpertsImpl::Fused;
+    return tokens_per_expert <= 160 ? ExpertsImpl::Grouped : ExpertsImpl::Streams;
+}
+
+ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                               const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
+                               std::int64_t assignments, int experts, int hidden, int ffn, const bf16_t* w1,
+                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
+    MOE_ASSERT(xp || (x && row_token), "experts_ffn_device needs packed rows or x with row_token");
+    const double tpe = double(assignments) / std::max(experts, 1);
+    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
+    cudaStream_t st = to_cuda(s);
+    if (impl == ExpertsImpl::Decode) {
+        ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
+        zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
+        MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
+        decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                   decode_chunk_tokens(tpe), st);
+        return impl;
+    }
+    // The cuBLAS paths take their GEMM shapes on the host: copy the plan back and wait.
+    std::vector<std::int32_t> plan(2 * std::size_t(experts) + 1);
+    MOE_CUDA_CHECK(cudaMemcpyAsync(plan.data(), counts, sizeof(std::int32_t) * experts, cudaMemcpyDeviceToHost, st));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(plan.data() + experts, offsets, sizeof(std::int32_t) * (experts + 1),
+                                   cudaMemcpyDeviceToHost, st));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(st));
+    return experts_ffn(impl, xp, x, row_token, counts, offsets, plan.data(), plan.data() + experts, experts, hidden,
+                       ffn, w1, w2, y, ws, ws_bytes, s);
+}
+
 ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                         const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
                         const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
     MOE_ASSERT(xp || (x && row_token), "experts_ffn needs packed rows or x with row_token");
-    if (!xp || impl == ExpertsImpl::Auto) impl = xp ? ExpertsImpl::Streams : ExpertsImpl::Fused;
+    std::int64_t kept = 0;
+    for (int e = 0; e < experts; ++e) kept += counts_host[e];
+    const double tpe = double(kept) / std::max(experts, 1);
+    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
+    if (!xp && impl != ExpertsImpl::Decode) impl = ExpertsImpl::Fused;  // only these two gather rows
     cudaStream_t st = to_cuda(s);
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
     zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
     MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
     if (max_rows == 0) return impl;
+    if (impl == ExpertsImpl::Decode) {
+        decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                   decode_chunk_tokens(tpe), st);
+        return impl;
+    }
 
     if (impl == ExpertsImpl::Grouped) {
         if (grouped(xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st))

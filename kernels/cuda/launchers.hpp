@@ -104,14 +104,31 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
 // ---- experts --------------------------------------------------------------------------------------
 // grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over side
 // streams; serial: the same calls in order on one stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
-// in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T. auto: fused for nopack, else streams.
-enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused };
+// in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T; decode: two persistent launches over all
+// experts that stream the weights through mma.sync with the tokens as the small side, counts read on the device
+// (experts_decode.cuh). auto: experts_auto_choice.
+enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
+// Auto's table, by mean kept tokens per expert (see kernels/bench/RESULTS.md for the measurements behind it):
+//   <= kDecodeMaxTokensPerExpert: decode (weights streamed once per chunk of tokens, no host copy of the plan);
+//   above, packed: grouped up to 160 tokens per expert, then streams; above, nopack: fused.
+constexpr double kDecodeMaxTokensPerExpert = 48;
+ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed);
+// decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
+// than one chunk takes several and reads its weights once per chunk.
+int decode_chunk_tokens(double tokens_per_expert);
+// The plan stays on the device: max_rows bounds offsets[E] (workspace and grid sizes) and assignments (T·k, known
+// without the plan) picks under auto. decode never waits for the host; the cuBLAS variants copy counts/offsets
+// back first (one stream synchronisation). Returns the implementation that ran.
+ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                               const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
+                               std::int64_t assignments, int experts, int hidden, int ffn, const bf16_t* w1,
+                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
 // The plan arrays are on the device; counts_host/offsets_host are host copies of counts/offsets (the GEMM
-// shapes). xp may be null, then rows are gathered from x through row_token. Padding rows of y become zeros.
-// Returns the implementation that ran.
+// shapes). xp may be null, then rows are gathered from x through row_token (decode or fused). Padding rows of y
+// become zeros. Returns the implementation that ran.
 ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                         const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
@@ -125,5 +142,6 @@ void combine(const bf16_t* y, const std::int32_t* inv, const float* weights, std
 // ---- measured ceilings (benchmark floors) --------------------------------------------------------
 double measure_copy_gbps(std::size_t bytes, int repeats);  // device-to-device copy, read + write bytes
 double measure_gemm_tflops(int n, int repeats);            // bf16 n×n×n through cuBLAS, fp32 accumulate
+double measure_read_gbps(std::size_t bytes, int repeats);  // 16-byte streaming loads, bytes read only
 
 }  // namespace moe::gpu

@@ -1,5 +1,6 @@
-// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, and nopack) against the CPU
-// reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens are skipped.
+// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode kernels, and nopack)
+// against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens are
+// skipped. The decode path also runs from the device plan alone, with every chunk size.
 #include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
@@ -20,6 +21,11 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         {64, 8, 2, 7168, "uniform", 0, moe::DropPolicy::TokenOrder, 8, 128},
         {100, 8, 2, 100, "hot:20", 0, moe::DropPolicy::TokenOrder, 3, 72},  // d % 32, F % 64 ≠ 0: plain kernel
         {1024, 256, 8, 128, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 64},
+        {1, 16, 2, 1024, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 2816},  // one token, classroom d and F
+        {5, 8, 2, 264, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 2, 200},    // d % 32 = 8: a partial last k step
+        {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},     // F % 8 ≠ 0: decode's scalar path
+        {33, 8, 1, 97, "hot:20", 0, moe::DropPolicy::TokenOrder, 5, 31},       // odd d and F, padded
+        {200, 2, 2, 256, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 96},    // ~200 tokens per expert: many chunks
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 300 || c.d > 2048)) continue;
@@ -46,10 +52,10 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::size_t wsb = moe::gpu::experts_workspace_bytes(max_rows, c.E, c.F);
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
-        for (auto impl :
-             {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused, ExpertsImpl::Auto}) {
+        for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused,
+                          ExpertsImpl::Decode, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
-                if (!packed && impl != ExpertsImpl::Auto) continue;  // nopack: x gathered through row_token
+                if (!packed && impl != ExpertsImpl::Auto && impl != ExpertsImpl::Decode) continue;  // nopack: gather
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
                 y.poison();
                 ws.poison();
@@ -60,6 +66,40 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                 EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
             }
         }
+        // From the device plan alone: decode with each chunk size (the assignments hint picks it: 8, 16, 32 and 64
+        // tokens per chunk, so busy experts take several chunks), and a cuBLAS variant that copies the plan back.
+        const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
+        for (std::int64_t hint : hints) {
+            for (bool packed : {true, false}) {
+                for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Streams}) {
+                    if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
+                    SCOPED_TRACE(std::string("device plan, impl ") + moe::gpu::experts_impl_name(impl) + " chunk " +
+                                 std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) +
+                                 (packed ? "" : " nopack"));
+                    y.poison();
+                    ws.poison();
+                    const auto ran = moe::gpu::experts_ffn_device(
+                        impl, packed ? dxp.data() : nullptr, dx.data(), drt.data(), dcounts.data(), doffsets.data(),
+                        max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
+                    moe::gpu::synchronize(nullptr);
+                    EXPECT_EQ(ran, impl);
+                    EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
+                }
+            }
+        }
+    }
+}
+
+TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
+    using moe::gpu::ExpertsImpl;
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Decode);
+    EXPECT_NE(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
+    for (double tpe : {1.0, 5.0, 11.0, 23.0, 48.0}) {
+        const int chunk = moe::gpu::decode_chunk_tokens(tpe);
+        EXPECT_TRUE(chunk == 8 || chunk == 16 || chunk == 32 || chunk == 64) << chunk;
+        EXPECT_GE(chunk, tpe) << "a chunk holds at least the mean tokens per expert";
     }
 }
 

@@ -1,0 +1,390 @@
+// The decode expert FFN (experts_decode.cuh): two persistent launches, gate/up with the SiLU gate in the epilogue,
+// then down. A warp owns 16 weight rows (gate/up: 8 gate rows and the matching 8 up rows; down: 16 rows of w2) and
+// one chunk of an expert's tokens; each thread streams 16-byte pieces of its two weight rows, and the k order inside
+// each 32-wide step is permuted the same way for weights and tokens, so the loads feed mma.sync without shuffles.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "kernels/common/bf16.hpp"
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_decode.cuh"
+#include "kernels/cuda/launchers.hpp"
+
+namespace moe::gpu {
+
+namespace {
+
+constexpr int kThreads = 128;  // 4 warps per block; each warp takes its own items
+constexpr int kWarps = kThreads / 32;
+
+// Weights are read once per chunk: stream them past L1. Token rows are re-read by the neighbouring warps (same
+// expert, next rows of the weights): those go through L1.
+__device__ __forceinline__ uint4 ld_stream(const bf16_t* p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint4 ld_cached(const bf16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
+
+// Eight elements row[k, k + 8) with zeros past K. kVec: K % 8 == 0 and rows 16-byte aligned, so a piece is all in or
+// all out; otherwise element by element (odd shapes).
+template <bool kVec>
+__device__ __forceinline__ uint4 ld_part(const bf16_t* row, int k, int K) {
+    if constexpr (kVec) {
+        return k + 8 <= K ? ld_cached(row + k) : make_uint4(0, 0, 0, 0);
+    } else {
+        unsigned w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const unsigned lo = k + 2 * i < K ? row[k + 2 * i] : 0u;
+            const unsigned hi = k + 2 * i + 1 < K ? row[k + 2 * i + 1] : 0u;
+            w[i] = lo | (hi << 16);
+        }
+        return make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                                         unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// One 32-wide k step as two m16n8k16 products. Thread (g = lane/4, t = lane%4) holds physical k [8t, 8t + 8) of
+// weight rows g (lo) and g + 8 (hi) and of token g (x). Logical k {2t, 2t+1, 2t+8, 2t+9} of the first product are
+// physical {8t, 8t+1, 8t+2, 8t+3}, of the second {8t+4, ..., 8t+7}: the same map on both sides, so the sum over k
+// is unchanged. Accumulators: c0, c1 = (row g, tokens 2t, 2t+1), c2, c3 = (row g + 8, tokens 2t, 2t+1).
+__device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const uint4& hi, const uint4& x) {
+    mma_bf16(c, lo.x, hi.x, lo.y, hi.y, x.x, x.y);
+    mma_bf16(c, lo.z, hi.z, lo.w, hi.w, x.z, x.w);
+}
+
+// acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over K, for token tiles j < live.
+template <int kNT, bool kVec>
+__device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
+                                                    const bf16_t* const (&b)[kNT], int live, int K,
+                                                    float (&acc)[kNT][4]) {
+    constexpr int kU = kNT <= 2 ? 4 : 2;  // 32-wide steps whose loads are all issued before the first product
+    const int t8 = (threadIdx.x & 3) * 8;
+    int k0 = 0;
+    if constexpr (kVec) {
+        for (; k0 + 32 * kU <= K; k0 += 32 * kU) {
+            uint4 lo[kU], hi[kU], xv[kU][kNT];
+#pragma unroll
+            for (int u = 0; u < kU; ++u) {
+                lo[u] = ld_stream(a_lo + k0 + 32 * u + t8);
+                hi[u] = ld_stream(a_hi + k0 + 32 * u + t8);
+            }
+#pragma unroll
+            for (int u = 0; u < kU; ++u)
+#pragma unroll
+                for (int j = 0; j < kNT; ++j)
+                    xv[u][j] = j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < kU; ++u)
+#pragma unroll
+                for (int j = 0; j < kNT; ++j)
+                    if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
+        }
+        for (; k0 + 32 <= K; k0 += 32) {
+            const uint4 lo = ld_stream(a_lo + k0 + t8), hi = ld_stream(a_hi + k0 + t8);
+#pragma unroll
+            for (int j = 0; j < kNT; ++j)
+                if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
+        }
+    }
+    for (; k0 < K; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
+        const uint4 lo = ld_part<kVec>(a_lo, k0 + t8, K), hi = ld_part<kVec>(a_hi, k0 + t8, K);
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+            if (j < live) mma_step(acc[j], lo, hi, ld_part<kVec>(b[j], k0 + t8, K));
+    }
+}
+
+// pre[e] = chunks of the experts before e (an expert of n tokens has ceil(n / chunk) chunks), pre[E] = all chunks.
+// Every block computes the same table from counts; returns pre[E].
+__device__ int chunk_prefix(const std::int32_t* counts, int experts, int chunk, int* pre, int* warp_sums) {
+    const int nthreads = blockDim.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int per = (experts + nthreads - 1) / nthreads;
+    const int b = tid * per, end = min(experts, b + per);
+    int local = 0;
+    for (int e = b; e < end; ++e) {
+        const int c = (counts[e] + chunk - 1) / chunk;
+        pre[e] = c;
+        local += c;
+    }
+    int inc = local;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += v;
+    }
+    if (lane == 31) warp_sums[warp] = inc;
+    __syncthreads();
+    if (warp == 0) {
+        const int ws = lane < nthreads / 32 ? warp_sums[lane] : 0;
+        int winc = ws;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int v = __shfl_up_sync(0xffffffffu, winc, o);
+            if (lane >= o) winc += v;
+        }
+        warp_sums[lane] = winc - ws;  // exclusive
+    }
+    __syncthreads();
+    int run = warp_sums[warp] + inc - local;
+    for (int e = b; e < end; ++e) {
+        const int c = pre[e];
+        pre[e] = run;
+        run += c;
+    }
+    if (tid == nthreads - 1) pre[experts] = run;
+    __syncthreads();
+    return pre[experts];
+}
+
+// The expert of global chunk j: the largest e with pre[e] <= j (it has tokens, since pre[e + 1] > j).
+__device__ __forceinline__ int expert_of_chunk(const int* pre, int experts, int j) {
+    int lo = 0, hi = experts - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (pre[mid] <= j)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+__device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
+    const float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
+    return f32_to_bf16(g / (1.0f + expf(-g)) * u);
+}
+
+// Items: (chunk of an expert's tokens, 8 columns of h), chunk-major, so the warps of a block share token rows in L1.
+template <int kNT, bool kVec>
+__global__ void __launch_bounds__(kThreads)
+    decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                          const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h) {
+    extern __shared__ int pre[];  // [experts + 1]
+    __shared__ int warp_sums[32];
+    constexpr int kChunk = 8 * kNT;
+    const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
+    const int tiles = (ffn + 7) / 8;
+    const std::int64_t items = std::int64_t(chunks) * tiles;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const std::int64_t stride = std::int64_t(gridDim.x) * kWarps;
+    for (std::int64_t it = std::int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); it < items; it += stride) {
+        const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
+        const int e = expert_of_chunk(pre, experts, j);
+        const int tok0 = (j - pre[e]) * kChunk;
+        const int ntok = min(kChunk, counts[e] - tok0);
+        const std::int64_t r0 = std::int64_t(offsets[e]) + tok0;
+        const int f = tile * 8 + g;
+        const bf16_t* a_lo = w1 + (std::int64_t(e) * 2 * ffn + min(f, ffn - 1)) * hidden;  // gate row f
+        const bf16_t* a_hi = a_lo + std::int64_t(ffn) * hidden;                            // up row f
+        const bf16_t* b[kNT];
+#pragma unroll
+        for (int jj = 0; jj < kNT; ++jj) {
+            const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;  // past the chunk: any valid row, never stored
+            const std::int64_t r = r0 + m;
+            b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
+        }
+        const int live = (ntok + 7) / 8;
+        float acc[kNT][4] = {};
+        warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, live, hidden, acc);
+        if (f < ffn) {
+#pragma unroll
+            for (int jj = 0; jj < kNT; ++jj)
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    const int m = jj * 8 + 2 * t + c;
+                    if (m < ntok) h[(r0 + m) * ffn + f] = silu_gate(acc[jj][c], acc[jj][2 + c]);
+                }
+        }
+    }
+}
+
+// Items: (chunk of an expert's tokens, 16 columns of y).
+template <int kNT, bool kVec>
+__global__ void __launch_bounds__(kThreads)
+    decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y) {
+    extern __shared__ int pre[];
+    __shared__ int warp_sums[32];
+    constexpr int kChunk = 8 * kNT;
+    const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
+    const int tiles = (hidden + 15) / 16;
+    const std::int64_t items = std::int64_t(chunks) * tiles;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const std::int64_t stride = std::int64_t(gridDim.x) * kWarps;
+    for (std::int64_t it = std::int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); it < items; it += stride) {
+        const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
+        const int e = expert_of_chunk(pre, experts, j);
+        const int tok0 = (j - pre[e]) * kChunk;
+        const int ntok = min(kChunk, counts[e] - tok0);
+        const std::int64_t r0 = std::int64_t(offsets[e]) + tok0;
+        const int o_lo = tile * 16 + g, o_hi = o_lo + 8;
+        const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
+        const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
+        const bf16_t* a_hi = we + std::int64_t(min(o_hi, hidden - 1)) * ffn;
+        const bf16_t* b[kNT];
+#pragma unroll
+        for (int jj = 0; jj < kNT; ++jj) {
+            const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
+            b[jj] = h + (r0 + m) * ffn;
+        }
+        const int live = (ntok + 7) / 8;
+        float acc[kNT][4] = {};
+        warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, live, ffn, acc);
+#pragma unroll
+        for (int jj = 0; jj < kNT; ++jj)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int m = jj * 8 + 2 * t + c;
+                if (m >= ntok) continue;
+                bf16_t* out = y + (r0 + m) * hidden;
+                if (o_lo < hidden) out[o_lo] = f32_to_bf16(acc[jj][c]);
+                if (o_hi < hidden) out[o_hi] = f32_to_bf16(acc[jj][2 + c]);
+            }
+    }
+}
+
+// Blocks for a persistent launch of `kernel`: as many as fit on the device at once (cached per kernel and size of
+// the prefix table), at most `needed`.
+template <class Kernel>
+unsigned persistent_blocks(Kernel kernel, int smem, std::int64_t needed) {
+    static thread_local std::map<std::pair<const void*, int>, int> cache;
+    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+        int dev = 0, sms = 0, per_sm = 0;
+        MOE_CUDA_CHECK(cudaGetDevice(&dev));
+        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
+        it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
+    }
+    return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
+}
+
+template <int kNT, bool kVec>
+void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                   const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
+                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+    const int smem = (experts + 1) * int(sizeof(int));
+    const std::int64_t max_chunks = max_rows / (8 * kNT) + experts;
+    auto k1 = decode_gate_up_kernel<kNT, kVec>;
+    const unsigned g1 = persistent_blocks(k1, smem, (max_chunks * ((ffn + 7) / 8) + kWarps - 1) / kWarps);
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
+    MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
+    auto k2 = decode_down_kernel<kNT, kVec>;
+    const unsigned g2 = persistent_blocks(k2, smem, (max_chunks * ((hidden + 15) / 16) + kWarps - 1) / kWarps);
+    k2<<<g2, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y);
+    MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
+}
+
+template <bool kVec>
+void launch_decode_nt(int chunk_tokens, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                      const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
+                      int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+    switch (chunk_tokens) {
+        case 8:
+            return launch_decode<1, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
+                                          y, st);
+        case 16:
+            return launch_decode<2, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
+                                          y, st);
+        case 32:
+            return launch_decode<4, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
+                                          y, st);
+        default:
+            return launch_decode<8, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
+                                          y, st);
+    }
+}
+
+__global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
+    unsigned acc = 0;
+    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    for (; i + 3 * stride < n; i += 4 * stride) {
+        uint4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) v[u] = ld_stream(reinterpret_cast<const bf16_t*>(src + i + u * stride));
+#pragma unroll
+        for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    for (; i < n; i += stride) {
+        const uint4 v = ld_stream(reinterpret_cast<const bf16_t*>(src + i));
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9E3779B9u) *sink = acc;  // keeps the loads; practically never taken
+}
+
+}  // namespace
+
+int decode_chunk_tokens(double tokens_per_expert) {
+    // Headroom over the mean: with random routing the busier experts hold about mean + 2·sqrt(mean) tokens, and a
+    // second chunk reads the expert's weights again.
+    if (tokens_per_expert <= 4) return 8;
+    if (tokens_per_expert <= 10) return 16;
+    if (tokens_per_expert <= 22) return 32;
+    return 64;
+}
+
+void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
+                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, cudaStream_t st) {
+    if (max_rows <= 0) return;
+    // 16-byte pieces need rows that are a whole number of them: K % 8 == 0 for both GEMMs (d for gate/up, F for
+    // down); the buffers themselves come from cudaMalloc (256-byte aligned) and are offset by whole rows.
+    const bool vec = hidden % 8 == 0 && ffn % 8 == 0 &&
+                     (reinterpret_cast<std::uintptr_t>(xp) | reinterpret_cast<std::uintptr_t>(x) |
+                      reinterpret_cast<std::uintptr_t>(w1) | reinterpret_cast<std::uintptr_t>(w2) |
+                      reinterpret_cast<std::uintptr_t>(h)) %
+                             16 ==
+                         0;
+    if (vec)
+        launch_decode_nt<true>(chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2,
+                               h, y, st);
+    else
+        launch_decode_nt<false>(chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2,
+                                h, y, st);
+}
+
+double measure_read_gbps(std::size_t bytes, int repeats) {
+    DeviceBuffer<std::uint8_t> a(bytes, "read ceiling source");
+    DeviceBuffer<unsigned> sink(1, "read ceiling sink");
+    fill_bytes(a.data(), 0x5A, bytes, nullptr);
+    int dev = 0, sms = 0;
+    MOE_CUDA_CHECK(cudaGetDevice(&dev));
+    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const std::int64_t n = std::int64_t(bytes / 16);
+    Event e0 = create_event(), e1 = create_event();
+    std::vector<double> ms;
+    for (int i = 0; i < repeats + 3; ++i) {
+        record_event(e0, nullptr);
+        read_kernel<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(a.data()), n, sink.data());
+        MOE_CUDA_LAUNCH_CHECK("read_kernel");
+        record_event(e1, nullptr);
+        const double t = elapsed_ms(e0, e1);
+        if (i >= 3) ms.push_back(t);
+    }
+    destroy_event(e0);
+    destroy_event(e1);
+    std::sort(ms.begin(), ms.end());
+    return double(n) * 16 / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+}  // namespace moe::gpu
