@@ -14,6 +14,7 @@
 
 #include "demos/npy.hpp"
 #include "demos/pipeline.hpp"
+#include "demos/pipeline_measured.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 #include "kernels/cpu/parallel.hpp"
@@ -338,8 +339,17 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
 
     PipelineInput pin = pipeline_input(s);
     r.pipeline = simulate_pipeline(pin, &r.model_timeline);
-    if (demo == Demo::Pipeline)
-        r.notes.push_back("The pipeline timeline is modelled (MegaScale-Infer's ping-pong schedule), not measured.");
+    if (demo == Demo::Pipeline && r.backend == "cuda") {
+        // The ping-pong schedule for real: attention and expert pools on the GPU, every span measured, and the
+        // model re-run with constants fitted on this GPU.
+        run_measured_pipeline(s, r, [&](float f, const std::string& what) {
+            if (ctl.progress) ctl.progress(0.5f + 0.5f * f, what);
+            if (ctl.cancel && ctl.cancel->load()) throw moe::Error(moe::ErrorKind::Runtime, "run cancelled");
+        });
+    } else if (demo == Demo::Pipeline) {
+        r.notes.push_back("The pipeline timeline is modelled (MegaScale-Infer's ping-pong schedule), not measured: "
+                          "measuring it needs the cuda backend.");
+    }
     if (ctl.progress) ctl.progress(1.0f, "done");
     return r;
 }

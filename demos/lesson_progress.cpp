@@ -41,9 +41,16 @@ Progress Progress::load(const std::string& path) {
     Progress p;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) return p;
+    remove_stale_temps(path);  // progress.toml.tmp.<pid> files of a run that was killed while saving
+    // Only a regular file of bounded size and nesting reaches the parser (it recurses once per level).
+    std::string text, err;
+    if (!read_regular_file(path, kMaxTomlBytes, &text, &err))
+        MOE_BAD_INPUT(path << ": " << err << " (delete it to start afresh)");
+    if (std::string lim = toml_limits_problem(text); !lim.empty())
+        MOE_BAD_INPUT(path << ":" << lim.substr(5) << " (delete it to start afresh)");
     toml::table t;
     try {
-        t = toml::parse_file(path);
+        t = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         MOE_BAD_INPUT(path << ":" << e.source().begin.line << ": malformed progress file: " << e.description()
                            << " (delete it to start afresh)");

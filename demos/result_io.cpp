@@ -2,7 +2,10 @@
 // Provenance travels with every figure; a modelled time is labelled as such.
 #include "demos/result_io.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 namespace demos {
@@ -92,8 +95,61 @@ json to_json(const Result& r) {
                          {"expert_util", p.expert_util},
                          {"timeline", spans(r.model_timeline)}};
     }
+    if (r.measured_pipeline.present) {
+        const auto& mp = r.measured_pipeline;
+        const auto& q = mp.measured;
+        j["measured_pipeline"] = {
+            {"provenance", mp.link_paced ? "measured-gpu (links emulated)" : "measured-gpu"},
+            {"pools", mp.pools},
+            {"pools_note", mp.pools_note},
+            {"device_sms", mp.device_sms},
+            {"attention_sms", mp.attention_sms},
+            {"expert_sms", mp.expert_sms},
+            {"iteration_ms", {{"min", mp.iteration.min_ms}, {"median", mp.iteration.median_ms},
+                              {"p95", mp.iteration.p95_ms}, {"repeats", mp.iteration.repeats}}},
+            {"tokens_per_s", mp.tokens_per_s},
+            {"ta_ms", q.ta_ms},
+            {"te_ms", q.te_ms},
+            {"tc_ms", q.tc_ms},
+            {"min_micro_batches", q.min_micro_batches},
+            {"comm_hidden", q.comm_hidden},
+            {"attention_busy", q.attention_util},
+            {"expert_busy", q.expert_util},
+            {"experts_impl", mp.experts_impl},
+            {"calibration", {{"k1", mp.k1}, {"k2", mp.k2}, {"k3", mp.k3}, {"k4", mp.k4}, {"link_gbps", mp.link_gbps},
+                             {"link_latency_us", mp.link_latency_us}, {"msg_bytes", mp.msg_bytes},
+                             {"msg_util", mp.msg_util}}},
+            {"model_error", mp.model_error}};
+    }
     return j;
 }
+
+namespace {
+// One text row per lane: each column is total/width ms, marked with the micro-batch running there ('.' idle).
+std::string ascii_timeline(const std::vector<Span>& spans, double total_ms) {
+    if (spans.empty() || !(total_ms > 0)) return "";
+    const int width = 64;
+    static const char* lanes[] = {"attention", "a2e", "experts", "e2a"};
+    static const char marks[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    std::ostringstream os;
+    for (const char* lane : lanes) {
+        std::string row(width, '.');
+        bool any = false;
+        for (auto& sp : spans) {
+            if (sp.lane != lane) continue;
+            any = true;
+            int a = int(sp.start_ms / total_ms * width), b = int(std::ceil(sp.end_ms / total_ms * width));
+            a = std::clamp(a, 0, width - 1), b = std::clamp(b, a + 1, width);
+            for (int c = a; c < b; ++c) row[c] = marks[sp.micro_batch % 62];
+        }
+        if (any) os << "  " << std::string(lane) + std::string(10 - std::strlen(lane), ' ') << "|" << row << "|\n";
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "  %10s0%*s%.3f ms (digits: micro-batch)\n", "", width - 1, "", total_ms);
+    os << buf;
+    return os.str();
+}
+}  // namespace
 
 std::string to_csv(const Result& r) {
     std::ostringstream os;
@@ -193,7 +249,44 @@ std::string to_table(const Result& r) {
             os << buf;
         }
     }
-    if (r.pipeline.present && r.demo == Demo::Pipeline) {
+    if (r.measured_pipeline.present && r.demo == Demo::Pipeline) {
+        const auto& mp = r.measured_pipeline;
+        const auto& q = mp.measured;
+        os << "\nping-pong pipeline, measured on " << r.device << " [measured-gpu"
+           << (mp.link_paced ? "; A2E/E2A emulated]" : "]") << "\n";
+        if (mp.pools == "green-contexts")
+            std::snprintf(buf, sizeof buf, "  pools: green contexts, attention %d SMs | experts %d SMs (of %d)\n",
+                          mp.attention_sms, mp.expert_sms, mp.device_sms);
+        else
+            std::snprintf(buf, sizeof buf, "  pools: %s%s%.150s\n", mp.pools.c_str(), mp.pools_note.empty() ? "" : ": ",
+                          mp.pools_note.c_str());
+        os << buf;
+        std::snprintf(buf, sizeof buf,
+                      "  L=%d m=%d  iteration min %.3f  median %.3f  p95 %.3f ms (%d repeats), %.3g tokens/s\n",
+                      q.layers, q.micro_batches, mp.iteration.min_ms, mp.iteration.median_ms, mp.iteration.p95_ms,
+                      mp.iteration.repeats, mp.tokens_per_s);
+        os << buf;
+        std::snprintf(buf, sizeof buf,
+                      "  median spans per micro-batch: Ta %.3f  Te %.3f  Tc %.3f ms; busy: attention %.0f%%, "
+                      "experts %.0f%%\n  hide communication needs m >= 2(1+Tc/Tf) = %.2f with the measured Tc, Tf: "
+                      "%s\n",
+                      q.ta_ms, q.te_ms, q.tc_ms, 100 * q.attention_util, 100 * q.expert_util, q.min_micro_batches,
+                      q.comm_hidden ? "met" : "NOT met");
+        os << buf;
+        const double scale = std::max(r.pipeline.total_ms, mp.iteration.median_ms);
+        os << ascii_timeline(r.timeline, scale);
+        std::snprintf(buf, sizeof buf,
+                      "\nmodel with constants fitted on this GPU [modeled]: Ta = %.4g*ba + %.4g us, Te = %.4g*be + "
+                      "%.4g us, link %.0f GB/s + %.1f us\n",
+                      mp.k1, mp.k2, mp.k3, mp.k4, mp.link_gbps, mp.link_latency_us);
+        os << buf;
+        std::snprintf(buf, sizeof buf,
+                      "  Ta=%.3f Te=%.3f Tc=%.3f ms, iteration %.3f ms: %+.1f%% against the measurement\n",
+                      r.pipeline.ta_ms, r.pipeline.te_ms, r.pipeline.tc_ms, r.pipeline.total_ms,
+                      100 * mp.model_error);
+        os << buf;
+        os << ascii_timeline(r.model_timeline, scale);
+    } else if (r.pipeline.present && r.demo == Demo::Pipeline) {
         const auto& p = r.pipeline;
         os << "\nping-pong pipeline [modeled]\n";
         std::snprintf(buf, sizeof buf,

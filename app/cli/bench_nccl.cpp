@@ -49,9 +49,10 @@ int nccl_ranks(const NcclBenchArgs& a) {
 }
 
 int run_alltoall_bench(const NcclBenchArgs& a) {
-    const int G = nccl_ranks(a);
+    // Bad sizes are bad input on any machine, so they are checked before looking for GPUs.
     const std::size_t lo = parse_bytes("--min-bytes", a.min_bytes), hi = parse_bytes("--max-bytes", a.max_bytes);
     if (hi < lo) MOE_BAD_INPUT("--max-bytes " << a.max_bytes << " must be >= --min-bytes " << a.min_bytes);
+    const int G = nccl_ranks(a);
     std::vector<std::size_t> sizes;
     for (std::size_t b = lo; b <= hi; b *= 2) sizes.push_back(b);
     // The PyTorch peer (kernels/bench/torch_a2a_peer.py): rows keyed by the same rounded bytes per rank.

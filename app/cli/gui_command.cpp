@@ -57,7 +57,9 @@ demos::Scenario resolve_scenario_with_preset(const ScenarioFlags& f, const std::
 void add_gui_options(CLI::App& app, Handler* selected) {
     auto a = std::make_shared<GuiArgs>();
     const char* g = "Desktop app (a bare `moelab` opens the window)";
-    app.add_option("--frames", a->frames, "Render N frames, then exit (0 = until the window closes)")->group(g);
+    app.add_option("--frames", a->frames, "Render N frames, then exit (0 = until the window closes)")
+        ->check(CLI::Range(0, 100000000))
+        ->group(g);
     app.add_option("--screenshot", a->screenshot, "Save the window as PNG after the last frame")->group(g);
     app.add_option("--script", a->script,
                    "Scripted input: a file, or builtin:tour | builtin:invalid-topk | builtin:perf (for tests)")
@@ -72,8 +74,8 @@ void add_gui_options(CLI::App& app, Handler* selected) {
         ->group(g);
     app.add_flag("--report-frame-times", a->report, "Print frame-time statistics and startup time at exit")->group(g);
     app.add_option("--report-json", a->report_json, "Also write them as JSON to FILE")->group(g);
-    app.add_option("--width", a->width, "Window width (default 1280)")->group(g);
-    app.add_option("--height", a->height, "Window height (default 800)")->group(g);
+    app.add_option("--width", a->width, "Window width (64..8192, default 1280)")->check(CLI::Range(64, 8192))->group(g);
+    app.add_option("--height", a->height, "Window height (64..8192, default 800)")->check(CLI::Range(64, 8192))->group(g);
     app.add_flag("--no-vsync", a->no_vsync, "Do not wait for the display's refresh")->group(g);
     try {
         add_scenario_flags(&app, a->flags);

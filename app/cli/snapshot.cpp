@@ -7,6 +7,7 @@
 
 #include "app/cli/commands.hpp"
 #include "app/cli/scenario_flags.hpp"
+#include "kernels/common/error.hpp"
 #ifdef MOELAB_HAVE_GUI
 #include "app/gui/gui.hpp"
 #endif
@@ -54,6 +55,8 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
             o.out = a->out;
             o.width = a->width;
             o.height = a->height;
+            if (!(a->scale >= 0.5f && a->scale <= 4.0f))  // NaN passes CLI::Range; ImGui would assert on it
+                MOE_BAD_INPUT("--scale " << a->scale << ": the interface scale must be between 0.5 and 4");
             o.scale = a->scale;
             o.presenter = a->presenter;
             o.light = a->light;

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "demos/atomic_file.hpp"
+
 namespace moelab_gui {
 namespace {
 
@@ -68,13 +70,21 @@ std::string prefs_to_toml(const Prefs& p) {
 
 Prefs load_prefs(const std::string& path, std::string* warning) {
     Prefs p;
-    std::ifstream f(path);
-    if (!f) return p;  // first run
-    std::stringstream ss;
-    ss << f.rdbuf();
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return p;  // first run
+    // Only a regular file of bounded size and nesting reaches the parser (it recurses once per level).
+    std::string text, err;
+    if (!demos::read_regular_file(path, demos::kMaxTomlBytes, &text, &err)) {
+        if (warning) *warning = path + ": " + err + "; using defaults";
+        return p;
+    }
+    if (std::string lim = demos::toml_limits_problem(text); !lim.empty()) {
+        if (warning) *warning = path + ":" + lim.substr(5) + "; using defaults";
+        return p;
+    }
     toml::table t;
     try {
-        t = toml::parse(ss.str(), path);
+        t = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         if (warning) *warning = path + ": " + std::string(e.description()) + "; using defaults";
         return p;

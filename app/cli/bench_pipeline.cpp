@@ -1,0 +1,240 @@
+// `moelab bench pipeline`: the measured ping-pong pipeline on one GPU's SM pools (or across GPUs), swept over
+// the micro-batches m (the shape of MegaScale-Infer's Figure 14) and over the SM split, the one-GPU analogue of the
+// attention replicas n_a (Figure 15), beside a colocated baseline (attention then experts for each micro-batch on
+// the whole GPU) and the model calibrated from solo runs on the same pools. It ends with the three checks:
+// the model within 15% for m = 1..4, m = 2 at least 1.6× the tokens/s of m = 1, span timing at most 5%.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/bench_hooks.hpp"
+#include "demos/pipeline_measured.hpp"
+#include "demos/scenario.hpp"
+#include "kernels/api.hpp"
+#include "kernels/common/error.hpp"
+
+namespace moelab_cli {
+
+namespace {
+
+struct PipelineBenchArgs {
+    int max_m = 8;
+    int layers = 4;
+    int context = 512;
+    std::vector<int> splits;  // attention SMs; empty = a default sweep
+    bool devices = false;
+    double pace_gbps = 0;
+    std::string save_calibration;
+};
+PipelineBenchArgs& pargs() {
+    static PipelineBenchArgs a;
+    return a;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+double pct(std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[std::min(v.size() - 1, std::size_t(std::ceil(q * v.size())) - 1)];
+}
+
+}  // namespace
+
+void add_pipeline_bench_options(CLI::App& cmd) {
+    auto& a = pargs();
+    cmd.add_option("--max-micro-batches", a.max_m, "pipeline: sweep m = 1..this (1..64)")->capture_default_str();
+    cmd.add_option("--pipeline-layers", a.layers, "pipeline: layers L of the iteration (1..64)")->capture_default_str();
+    cmd.add_option("--context", a.context, "pipeline: attention context s, KV positions per sequence")
+        ->capture_default_str();
+    cmd.add_option("--attention-sms", a.splits, "pipeline: SM splits to sweep (attention SMs; the experts get the "
+                                                "rest); default 32,48,64,80,96")
+        ->delimiter(',');
+    cmd.add_flag("--devices", a.devices, "pipeline: attention on GPU 0, experts on GPU 1 (needs 2 GPUs)");
+    cmd.add_option("--pace-gbps", a.pace_gbps, "pipeline: pace the A2E/E2A copies at this rate (emulated link)");
+    cmd.add_option("--save-calibration", a.save_calibration,
+                   "pipeline: write the fitted constants as TOML (moelab plan --calibration FILE reads it)");
+}
+
+int run_pipeline_bench(const BenchCommon& c) {
+    const auto& a = pargs();
+    if (a.max_m < 1 || a.max_m > 64) MOE_BAD_INPUT("--max-micro-batches " << a.max_m << ": allowed 1..64");
+    if (a.layers < 1 || a.layers > 64) MOE_BAD_INPUT("--pipeline-layers " << a.layers << ": allowed 1..64");
+    if (a.pace_gbps < 0 || !std::isfinite(a.pace_gbps)) MOE_BAD_INPUT("--pace-gbps " << a.pace_gbps << ": must be >= 0");
+    demos::Scenario s;  // the classroom layer
+    if (c.tokens) s.tokens = c.tokens;
+    if (c.hidden) s.hidden = c.hidden;
+    if (c.experts) s.experts = c.experts;
+    if (c.top_k) s.top_k = c.top_k;
+    if (c.ffn) s.ffn = c.ffn;
+    s.skew = c.skew;
+    s.seed = c.seed;
+    s.layers = a.layers;
+    s.context = a.context;
+    s.micro_batches = 1;
+    if (a.pace_gbps > 0) s.pace_link = true, s.link_gbps = a.pace_gbps;
+    s.check();
+    if (moe::gpu::devices().empty())
+        throw moe::Error(moe::ErrorKind::NoDevice, "bench pipeline needs a GPU: " + moe::gpu::unavailable_reason());
+    const int sms = moe::gpu::devices()[0].sm_count;
+    auto say = [&](const std::string& w) {
+        if (!c.quiet) std::fprintf(stderr, "  %s\n", w.c_str());
+    };
+
+    auto run = [&](int m, int attention_sms, bool colocated, bool time_spans) {
+        moe::pipeline::Spec p = demos::pipeline_spec(s);
+        p.micro_batches = m;
+        p.attention_sms = attention_sms;
+        p.colocated = colocated;
+        p.multi_device = a.devices && !colocated;
+        p.time_spans = time_spans;
+        p.repeats = std::max(7, std::min(c.repeats, 21));
+        p.warmup = 2;
+        moe::pipeline::Run r;
+        moe::pipeline::gpu::run(p, r);
+        return r;
+    };
+
+    // Calibration at every micro-batch size of the sweep (solo runs, nothing overlaps).
+    say("calibrating: solo runs of each stage at B/m sequences, m = 1.." + std::to_string(a.max_m));
+    std::vector<std::int64_t> sizes;
+    for (int m = 1; m <= a.max_m; ++m) sizes.push_back(std::max<std::int64_t>(1, s.tokens / m));
+    demos::Calibration cal = demos::calibrate(s, sizes);
+    if (!a.save_calibration.empty()) cal.save(a.save_calibration);
+
+    nlohmann::json out;
+    out["device"] = cal.device;
+    out["pools"] = cal.pools;
+    out["shape"] = {{"tokens", s.tokens}, {"hidden", s.hidden}, {"experts", s.experts}, {"top_k", s.top_k},
+                    {"ffn", s.ffn},       {"context", s.context}, {"q_heads", s.q_heads}, {"kv_groups", s.kv_groups},
+                    {"layers", s.layers}};
+    out["calibration"] = {{"k1", cal.k1}, {"k2", cal.k2}, {"k3", cal.k3}, {"k4", cal.k4},
+                          {"link_gbps", cal.link_gbps}, {"link_latency_us", cal.link_latency_us},
+                          {"msg_bytes", cal.msg_bytes}, {"msg_util", cal.msg_util}};
+
+    std::printf("# moelab bench pipeline: %s, pools %s (attention %d SMs | experts %d SMs of %d)\n",
+                cal.device.c_str(), cal.pools.c_str(), cal.attention_sms, cal.expert_sms, sms);
+    std::printf("# B=%lld sequences (one decode token each), d=%d E=%d k=%d F=%d, attention s=%d H=%d G=%d, L=%d "
+                "layers%s\n",
+                (long long)s.tokens, s.hidden, s.experts, s.top_k, s.ffn, s.context, s.q_heads, s.kv_groups, s.layers,
+                s.pace_link ? (", links paced at " + std::to_string(int(s.link_gbps)) + " GB/s [emulated]").c_str()
+                            : "");
+    std::printf("# calibration (solo runs on the pools) [measured-gpu]: Ta = %.4g*ba + %.4g us, Te = %.4g*be + %.4g "
+                "us, Tc = %.1f us + bytes / %.0f GB/s\n",
+                cal.k1, cal.k2, cal.k3, cal.k4, cal.link_latency_us, cal.link_gbps);
+    std::printf("#   link utilisation by message size:");
+    for (std::size_t i = 0; i < cal.msg_bytes.size(); ++i)
+        std::printf(" %.0fK:%.0f%%", cal.msg_bytes[i] / 1024, 100 * cal.msg_util[i]);
+    std::printf("\n#\n# Figure 14's shape: tokens/s against micro-batches m (default split; iteration = L layers)\n");
+    std::printf("%3s %10s %10s %10s %12s %12s %9s %10s %8s %7s\n", "m", "min ms", "median ms", "p95 ms", "tokens/s",
+                "colocated/s", "vs coloc", "model ms", "model", "hidden");
+
+    nlohmann::json rows = nlohmann::json::array();
+    double tps1 = 0, tps2 = 0, worst_model = 0;
+    for (int m = 1; m <= a.max_m; ++m) {
+        say("m = " + std::to_string(m) + ": pipelined and colocated");
+        s.micro_batches = m;
+        auto pr = run(m, 0, false, true);
+        auto co = run(m, 0, true, true);
+        const double med = median(pr.iteration_ms), cmed = median(co.iteration_ms);
+        const double tps = s.tokens / (med * 1e-3), ctps = s.tokens / (cmed * 1e-3);
+        demos::PipelineInput in = demos::calibrated_input(s, cal);
+        demos::PipelineSummary model = demos::simulate_pipeline(in, nullptr);
+        const double err = (model.total_ms - med) / med;
+        if (m <= 4) worst_model = std::max(worst_model, std::fabs(err));
+        if (m == 1) tps1 = tps;
+        if (m == 2) tps2 = tps;
+        demos::PipelineSummary meas = demos::summarize_spans(pr.spans, s.layers, m, med);
+        std::printf("%3d %10.3f %10.3f %10.3f %12.4g %12.4g %8.2fx %10.3f %+7.1f%% %7s\n", m,
+                    *std::min_element(pr.iteration_ms.begin(), pr.iteration_ms.end()), med,
+                    pct(pr.iteration_ms, 0.95), tps, ctps, tps / ctps, model.total_ms, 100 * err,
+                    meas.comm_hidden ? "yes" : "no");
+        rows.push_back({{"m", m},
+                        {"iteration_ms", pr.iteration_ms},
+                        {"median_ms", med},
+                        {"tokens_per_s", tps},
+                        {"colocated_ms", co.iteration_ms},
+                        {"colocated_tokens_per_s", ctps},
+                        {"model_ms", model.total_ms},
+                        {"model_error", err},
+                        {"ta_ms", meas.ta_ms},
+                        {"te_ms", meas.te_ms},
+                        {"tc_ms", meas.tc_ms},
+                        {"attention_busy", meas.attention_util},
+                        {"expert_busy", meas.expert_util},
+                        {"experts_impl", pr.experts_impl},
+                        {"provenance", s.pace_link ? "measured-gpu, links emulated" : "measured-gpu"}});
+    }
+    out["by_micro_batches"] = rows;
+
+    // Figure 15's shape: the SM split at a fixed m.
+    const int msplit = std::min(4, a.max_m);
+    s.micro_batches = msplit;
+    nlohmann::json srows = nlohmann::json::array();
+    if (!a.devices) {
+        std::vector<int> splits = a.splits.empty() ? std::vector<int>{32, 48, 64, 80, 96} : a.splits;
+        std::printf("#\n# Figure 15's shape: tokens/s against the SM split at m=%d (attention SMs | expert SMs)\n",
+                    msplit);
+        std::printf("%14s %10s %12s %8s %8s %8s %8s\n", "split A|E", "median ms", "tokens/s", "Ta ms", "Te ms",
+                    "busy A", "busy E");
+        for (int sp : splits) {
+            if (sp <= 0 || sp >= sms) {
+                std::printf("# split %d skipped: this GPU has %d SMs\n", sp, sms);
+                continue;
+            }
+            say("split " + std::to_string(sp) + " attention SMs");
+            auto pr = run(msplit, sp, false, true);
+            const double med = median(pr.iteration_ms);
+            demos::PipelineSummary meas = demos::summarize_spans(pr.spans, s.layers, msplit, med);
+            char split[32];
+            std::snprintf(split, sizeof split, "%d|%d", pr.pools.attention_sms, pr.pools.expert_sms);
+            std::printf("%14s %10.3f %12.4g %8.3f %8.3f %7.0f%% %7.0f%%\n", split, med, s.tokens / (med * 1e-3),
+                        meas.ta_ms, meas.te_ms, 100 * meas.attention_util, 100 * meas.expert_util);
+            srows.push_back({{"attention_sms", pr.pools.attention_sms},
+                             {"expert_sms", pr.pools.expert_sms},
+                             {"median_ms", med},
+                             {"tokens_per_s", s.tokens / (med * 1e-3)},
+                             {"ta_ms", meas.ta_ms},
+                             {"te_ms", meas.te_ms}});
+        }
+    }
+    out["by_split"] = srows;
+
+    // What timing every span costs: the same run with only the iteration timed.
+    say("span timing overhead at m=" + std::to_string(msplit));
+    std::vector<double> with, without;
+    for (int rep = 0; rep < 3; ++rep) {
+        auto t = run(msplit, 0, false, true), u = run(msplit, 0, false, false);
+        with.push_back(median(t.iteration_ms));
+        without.push_back(median(u.iteration_ms));
+    }
+    const double overhead = (median(with) - median(without)) / median(without);
+
+    // The checks, stated honestly.
+    std::printf("#\n# checks\n");
+    std::printf("#   model within 15%% of the measurement for m = 1..%d: worst %.1f%%  %s\n", std::min(4, a.max_m),
+                100 * worst_model, worst_model <= 0.15 ? "PASS" : "MISS");
+    if (a.max_m >= 2)
+        std::printf("#   m = 2 gives %.2fx the tokens/s of m = 1 (target >= 1.6x)  %s\n", tps2 / tps1,
+                    tps2 / tps1 >= 1.6 ? "PASS" : "MISS");
+    std::printf("#   timing every span costs %+.1f%% of the iteration (median %.3f vs %.3f ms; target <= 5%%)  %s\n",
+                100 * overhead, median(with), median(without), overhead <= 0.05 ? "PASS" : "MISS");
+    out["checks"] = {{"model_worst_error_m1_4", worst_model},
+                     {"m2_over_m1", a.max_m >= 2 ? tps2 / tps1 : 0.0},
+                     {"span_timing_overhead", overhead}};
+    if (c.json) std::cout << out.dump(2) << "\n";
+    if (!c.save.empty()) {
+        std::ofstream f(c.save);
+        if (!f) MOE_BAD_INPUT("--save " << c.save << ": cannot write the file");
+        f << out.dump(2) << "\n";
+    }
+    return 0;
+}
+
+}  // namespace moelab_cli
