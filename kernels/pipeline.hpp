@@ -77,6 +77,26 @@ struct Probe {
     std::string device;
 };
 
+// Seeds of the pipeline's generated tensors: a splitmix of (seed, a, b), the same on host and device.
+inline std::uint64_t seed_for(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
+    std::uint64_t z = seed ^ (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full + 0x165667B19E3779F9ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+// What each tensor's seed is made from (seed_for(spec.layer.seed, tag, index)).
+constexpr std::uint64_t kSeedX = 0x78, kSeedKV = 0x4B56, kSeedGate = 0x6A7E, kSeedW1 = 0xE1, kSeedW2 = 0xE2;
+
+// Micro-batch i holds sequences [B·i/m, B·(i+1)/m).
+inline std::int64_t micro_batch_start(std::int64_t tokens, int m, int i) { return tokens * i / m; }
+
+namespace cpu {
+// The reference of what one iteration computes, micro-batch by micro-batch, layer by layer: x → attention →
+// route → capacity → pack → expert FFN → combine → the next layer's x. Single-device attention (one KV cache
+// for the batch). out: [B, d], the last layer's output.
+void reference(const Spec& spec, std::vector<bf16_t>& out, int threads = 0);
+}  // namespace cpu
+
 namespace gpu {
 bool green_contexts_available(std::string* why);  // the driver offers SM partitions
 void run(const Spec& spec, Run& run);

@@ -37,12 +37,7 @@ struct Nvtx {
     ~Nvtx() { nvtxRangePop(); }
 };
 
-std::uint64_t mix(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
-    std::uint64_t z = seed ^ (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full + 0x165667B19E3779F9ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+std::uint64_t mix(std::uint64_t seed, std::uint64_t a, std::uint64_t b) { return seed_for(seed, a, b); }
 
 // Waits on the device until `start` + `delay_ns` (the global timer): paces a chunked copy on its stream.
 __global__ void stamp_kernel(unsigned long long* t) {
@@ -405,8 +400,8 @@ class Machine {
         mb_.resize(m);
         for (int i = 0; i < m; ++i) {
             MicroBatch& mb = mb_[i];
-            mb.seq0 = B * i / m;
-            mb.n = B * (i + 1) / m - mb.seq0;
+            mb.seq0 = micro_batch_start(B, m, i);
+            mb.n = micro_batch_start(B, m, i + 1) - mb.seq0;
             mb.adev = i % na;
             mb.local0 = per_dev[mb.adev];
             per_dev[mb.adev] += mb.n;
@@ -478,7 +473,7 @@ class Machine {
             const std::size_t kv_elems = std::size_t(attention::kv_elems(as));
             ad.k = DeviceBuffer<bf16_t>(kv_elems, "KV cache (K)");
             ad.v = DeviceBuffer<bf16_t>(kv_elems, "KV cache (V)");
-            attention::gpu::make_kv(mix(ls.seed, 0x4B56, a), as, ad.k.data(), ad.v.data(), ad.stream);
+            attention::gpu::make_kv(mix(ls.seed, kSeedKV, a), as, ad.k.data(), ad.v.data(), ad.stream);
             const std::size_t qkv_rows = std::size_t(s_.q_heads + 2 * s_.kv_groups) * attention::Spec::head_dim;
             for (int l = 0; l < L; ++l) {
                 ad.wqkv.emplace_back(qkv_rows * d, "attention Wqkv");
@@ -486,7 +481,7 @@ class Machine {
                 attention::gpu::make_weights(ls.seed, l, as, ad.wqkv.back().data(), ad.wo.back().data(), ad.stream);
                 if (ls.router == Router::Gate) {
                     ad.wg.emplace_back(std::size_t(E) * d, "gate weights");
-                    moe::gpu::make_gate(mix(ls.seed, 0x6A7E, l), E, d, ad.wg.back().data(), ad.stream);
+                    moe::gpu::make_gate(mix(ls.seed, kSeedGate, l), E, d, ad.wg.back().data(), ad.stream);
                 }
             }
             ad.logp = DeviceBuffer<float>(E, "log popularity");
@@ -511,8 +506,8 @@ class Machine {
         for (int l = 0; l < L; ++l) {
             ed.w1.emplace_back(std::size_t(E) * 2 * F * d, "expert w1");
             ed.w2.emplace_back(std::size_t(E) * d * F, "expert w2");
-            moe::gpu::make_w1(mix(ls.seed, 0xE1, l), E, F, d, ed.w1.back().data(), ed.stream);
-            moe::gpu::make_w2(mix(ls.seed, 0xE2, l), E, d, F, ed.w2.back().data(), ed.stream);
+            moe::gpu::make_w1(mix(ls.seed, kSeedW1, l), E, F, d, ed.w1.back().data(), ed.stream);
+            moe::gpu::make_w2(mix(ls.seed, kSeedW2, l), E, d, F, ed.w2.back().data(), ed.stream);
         }
         ed.ws = DeviceBuffer<std::uint8_t>(expert_ws_, "expert workspace");
         ed.stamp = DeviceBuffer<unsigned long long>(1, "link pacing stamp");
@@ -534,7 +529,7 @@ class Machine {
             mb.row_token = DeviceBuffer<std::int32_t>(R, "row_token");
             mb.inv = DeviceBuffer<std::int32_t>(n * k, "inverse map");
             // The micro-batch's first layer input: its slice of the batch's x.
-            moe::gpu::make_x(mix(ls.seed, 0x78, std::uint64_t(mb.seq0)), mb.n, d, mb.x.data(), ad.stream);
+            moe::gpu::make_x(mix(ls.seed, kSeedX, std::uint64_t(mb.seq0)), mb.n, d, mb.x.data(), ad.stream);
             if (s_.colocated || (!s_.multi_device && !sm_pools_)) {
                 mb.counts_e = {}, mb.offsets_e = {}, mb.row_token_e = {};
             } else {

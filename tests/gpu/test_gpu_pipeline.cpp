@@ -1,0 +1,185 @@
+// The measured ping-pong pipeline on a real GPU: pools, the schedule's dependencies, pacing, and that pipelining
+// does not change the answer (against the colocated run bit for bit, and against the CPU reference).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <tuple>
+
+#include "gpu_test.hpp"
+#include "kernels/common/error.hpp"
+#include "kernels/pipeline.hpp"
+
+namespace {
+
+moe::pipeline::Spec small_spec(std::uint64_t seed) {
+    moe::pipeline::Spec p;
+    p.layer.tokens = 96;
+    p.layer.experts = 8;
+    p.layer.top_k = 2;
+    p.layer.hidden = 256;
+    p.layer.ffn = 200;  // odd in 8s: the scalar SiLU path
+    p.layer.skew = moe::route::parse_skew("zipf:1.2");
+    p.layer.seed = seed;
+    p.context = 37;  // odd
+    p.q_heads = 8;
+    p.kv_groups = 2;
+    p.micro_batches = 3;
+    p.layers = 2;
+    p.warmup = 1;
+    p.repeats = 3;
+    p.keep_output = true;
+    return p;
+}
+
+std::string where(const moe::pipeline::Span& s) {
+    return std::string(moe::pipeline::lane_name(s.lane)) + " l" + std::to_string(s.layer) + " mb" +
+           std::to_string(s.micro_batch);
+}
+
+}  // namespace
+
+TEST(GpuPipeline, PoolsAreGreenContextsWhereTheDriverHasThem) {
+    MOE_REQUIRE_GPU();
+    std::string why;
+    auto spec = small_spec(gpu_test::fresh_seed());
+    moe::pipeline::Run run;
+    moe::pipeline::gpu::run(spec, run);
+    if (!moe::pipeline::gpu::green_contexts_available(&why)) {
+        EXPECT_EQ(run.pools.kind, "shared-streams");
+        EXPECT_FALSE(run.pools.why.empty());
+        GTEST_SKIP() << "no green contexts here: " << why;
+    }
+    EXPECT_EQ(run.pools.kind, "green-contexts") << run.pools.why;
+    EXPECT_GT(run.pools.attention_sms, 0);
+    EXPECT_GT(run.pools.expert_sms, 0);
+    EXPECT_LE(run.pools.attention_sms + run.pools.expert_sms, run.pools.device_sms);
+    // Half the device by default, within the driver's granularity.
+    EXPECT_NEAR(run.pools.attention_sms, run.pools.device_sms / 2, 8);
+}
+
+TEST(GpuPipeline, ScheduleRespectsEveryDependency) {
+    MOE_REQUIRE_GPU();
+    auto spec = small_spec(gpu_test::fresh_seed());
+    spec.micro_batches = 4;
+    spec.layers = 3;
+    moe::pipeline::Run run;
+    moe::pipeline::gpu::run(spec, run);
+    std::map<std::tuple<int, int, int>, moe::pipeline::Span> at;
+    for (auto& s : run.spans) {
+        EXPECT_LE(s.start_ms, s.end_ms) << where(s);
+        EXPECT_GE(s.start_ms, 0.0) << where(s);
+        at[{s.lane, s.layer, s.micro_batch}] = s;
+    }
+    const int L = spec.layers, m = spec.micro_batches;
+    ASSERT_EQ(run.spans.size(), std::size_t(4 * L * m + m));  // plus the last layer's combine per micro-batch
+    const double eps = 1e-3;  // event timestamps are exact to about half a microsecond
+    for (int l = 0; l < L; ++l)
+        for (int i = 0; i < m; ++i) {
+            auto& a = at.at({moe::pipeline::kAttention, l, i});
+            auto& c = at.at({moe::pipeline::kA2E, l, i});
+            auto& e = at.at({moe::pipeline::kExperts, l, i});
+            auto& r = at.at({moe::pipeline::kE2A, l, i});
+            EXPECT_LE(a.end_ms, c.start_ms + eps) << where(c) << " started before " << where(a) << " ended";
+            EXPECT_LE(c.end_ms, e.start_ms + eps) << where(e);
+            EXPECT_LE(e.end_ms, r.start_ms + eps) << where(r);
+            auto& next = at.at({moe::pipeline::kAttention, l + 1, i});  // l + 1 == L: the last combine
+            EXPECT_LE(r.end_ms, next.start_ms + eps) << where(next) << " started before " << where(r) << " ended";
+            EXPECT_GT(c.bytes, 0.0);
+        }
+    // A pool runs one step at a time, in (layer, micro-batch) order.
+    for (int lane = 0; lane < moe::pipeline::kLanes; ++lane) {
+        std::vector<moe::pipeline::Span> v;
+        for (auto& s : run.spans)
+            if (s.lane == lane) v.push_back(s);
+        std::sort(v.begin(), v.end(), [](auto& x, auto& y) { return x.start_ms < y.start_ms; });
+        for (std::size_t j = 1; j < v.size(); ++j)
+            EXPECT_LE(v[j - 1].end_ms, v[j].start_ms + eps) << where(v[j - 1]) << " overlaps " << where(v[j]);
+    }
+    for (double t : run.iteration_ms) EXPECT_GT(t, 0.0);
+}
+
+TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
+    MOE_REQUIRE_GPU();
+    const std::uint64_t seed = gpu_test::fresh_seed();
+    for (auto [router, cf] : {std::pair{moe::Router::Popularity, 0.0}, std::pair{moe::Router::Gate, 1.0}}) {
+        SCOPED_TRACE("seed " + std::to_string(seed) + (router == moe::Router::Gate ? " gate cf=1" : " popularity"));
+        auto spec = small_spec(seed);
+        spec.layer.router = router;
+        spec.layer.capacity_factor = cf;
+        // The colocated run sizes attention's split-K for the same SM count, so the outputs can be bit-equal.
+        spec.attention_sms = std::max(8, moe::gpu::devices()[0].sm_count / 16 * 8);
+        moe::pipeline::Run piped, coloc;
+        moe::pipeline::gpu::run(spec, piped);
+        spec.colocated = true;
+        moe::pipeline::gpu::run(spec, coloc);
+        const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
+        ASSERT_EQ(piped.output.size(), n);
+        EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated"), "");
+
+        if (router == moe::Router::Gate) continue;  // a bf16 ulp in the gate input may flip a top-k tie
+        std::vector<moe::bf16_t> ref;
+        moe::pipeline::cpu::reference(spec, ref, 0);
+        // Two layers of attention, experts and combine: a few bf16 roundings apart from the reference.
+        auto g = gpu_test::to_float(piped.output, n), w = gpu_test::to_float(ref, n);
+        const float scale = gpu_test::rms(w);
+        ASSERT_GT(scale, 0.0f);
+        EXPECT_EQ(gpu_test::first_outside(g, w, 16 * moe::kBf16Eps * scale, 16 * moe::kBf16Eps, "pipeline vs CPU"),
+                  "");
+    }
+}
+
+TEST(GpuPipeline, PacedLinkTakesAtLeastBytesOverRate) {
+    MOE_REQUIRE_GPU();
+    auto spec = small_spec(gpu_test::fresh_seed());
+    spec.layer.tokens = 512;
+    spec.layer.hidden = 1024;
+    spec.micro_batches = 2;
+    spec.layers = 1;
+    spec.pace_gbps = 5;  // 5 GB/s: 512·2/2 rows of 2 KiB take about 100 µs
+    moe::pipeline::Run run;
+    moe::pipeline::gpu::run(spec, run);
+    int links = 0;
+    for (auto& s : run.spans) {
+        if (s.lane != moe::pipeline::kA2E && s.lane != moe::pipeline::kE2A) continue;
+        ++links;
+        const double floor_ms = s.bytes * 0.98 / (spec.pace_gbps * 1e9) * 1e3;
+        EXPECT_GE(s.end_ms - s.start_ms, floor_ms * 0.95) << where(s) << " moved " << s.bytes << " bytes";
+    }
+    EXPECT_EQ(links, 4);
+}
+
+TEST(GpuPipeline, BadSplitIsBadInput) {
+    MOE_REQUIRE_GPU();
+    auto spec = small_spec(gpu_test::fresh_seed());
+    spec.attention_sms = 100000;
+    moe::pipeline::Run run;
+    try {
+        moe::pipeline::gpu::run(spec, run);
+        FAIL() << "an SM split past the device was accepted";
+    } catch (const moe::Error& e) {
+        EXPECT_EQ(e.kind(), moe::ErrorKind::BadInput);
+        EXPECT_NE(std::string(e.what()).find("--attention-sms"), std::string::npos) << e.what();
+    }
+}
+
+TEST(GpuPipeline, AcrossDevicesWhereTwoExist) {
+    MOE_REQUIRE_GPU();
+    if (moe::gpu::devices().size() < 2) GTEST_SKIP() << "needs 2 GPUs (attention on one, experts on the other)";
+    auto spec = small_spec(gpu_test::fresh_seed());
+    spec.multi_device = true;
+    spec.attention_devices = 1;
+    moe::pipeline::Run piped, coloc;
+    moe::pipeline::gpu::run(spec, piped);
+    EXPECT_EQ(piped.pools.kind, "devices");
+    std::map<int, int> per_device;
+    for (auto& s : piped.spans) per_device[s.device]++;
+    EXPECT_EQ(per_device.size(), 2u);
+    spec.multi_device = false;
+    spec.colocated = true;
+    spec.attention_sms = 0;
+    moe::pipeline::gpu::run(spec, coloc);
+    const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
+    // The attention split-K is sized for the whole device in both runs.
+    EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "across devices vs colocated"), "");
+}
