@@ -8,6 +8,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "demos/experiments.hpp"
 #include "demos/lesson_expr.hpp"
 #include "demos/lesson_numbers.hpp"
 #include "kernels/common/error.hpp"
@@ -23,6 +24,37 @@ const char* question_kind_name(QuestionKind k) {
         case QuestionKind::Timeline: return "timeline";
     }
     return "choice";
+}
+
+int word_count(const std::string& text) {
+    int n = 0;
+    bool in = false;
+    for (char c : text) {
+        bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+        if (!space && !in) ++n;
+        in = !space;
+    }
+    return n;
+}
+
+namespace {
+std::string trim_text(const std::string& s) {
+    std::size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+    return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
+std::size_t paragraph_break(const std::string& t) { return t.find("\n\n"); }
+}  // namespace
+
+std::string explanation_opening(const std::string& text) {
+    std::string t = trim_text(text);
+    std::size_t at = paragraph_break(t);
+    return at == std::string::npos ? t : trim_text(t.substr(0, at));
+}
+
+std::string explanation_more(const std::string& text) {
+    std::string t = trim_text(text);
+    std::size_t at = paragraph_break(t);
+    return at == std::string::npos ? "" : trim_text(t.substr(at));
 }
 
 std::string LessonProblem::str() const {
@@ -286,6 +318,17 @@ void read_question(FileReader& r, const toml::table& q, int qline, Lesson& L) {
 void check_names(FileReader& r, const Lesson& L, int reveal_line, int explanation_line) {
     std::set<std::string> scalars, vectors;
     for (auto& m : lesson::metric_catalog()) (m.vector ? vectors : scalars).insert(m.name);
+    for (auto& m : experiment_metrics())
+        if (L.experiment == m.experiment) (m.info.vector ? vectors : scalars).insert(m.info.name);
+    // Text the student reads before committing may only name the scenario's inputs and the lesson's params:
+    // nothing has run yet.
+    std::set<std::string> inputs;
+    for (auto& p : L.params) inputs.insert(p.first);
+    for (auto& m : lesson::metric_catalog())
+        if (lesson::is_input_metric(m.name)) {
+            inputs.insert(m.name);
+            for (auto& run : L.runs) inputs.insert(run.name + "." + m.name);
+        }
     std::set<std::string> known = scalars;
     for (auto& run : L.runs)
         for (auto& m : scalars) known.insert(run.name + "." + m);
@@ -341,6 +384,27 @@ void check_names(FileReader& r, const Lesson& L, int reveal_line, int explanatio
         check_text(m.feedback, m.when.line, "misconception feedback", true);
     }
     for (auto& c : L.checks) check(c.text, c.line, "check", false);
+    // Before the reveal: intro, prompt, choices, try-next prompts, only inputs.
+    auto check_before = [&](const std::string& text, int line, const std::string& what) {
+        try {
+            for (auto& p : lesson::scan_template(text)) {
+                if (!p.expr.functions().empty())
+                    r.problem(line, what + ": {" + p.expr.text() + "}: text shown before the reveal cannot call " +
+                                        "a function of the run");
+                for (auto& n : p.expr.names())
+                    if (!inputs.count(n))
+                        r.problem(line, what + ": {" + p.expr.text() + "}: '" + n + "' is not known before the run; " +
+                                            "text shown before the reveal may use the scenario's inputs (tokens, " +
+                                            "experts, top_k, ...) and [params] only");
+            }
+        } catch (const moe::Error& e) {
+            r.problem(line, what + ": " + e.what());
+        }
+    };
+    check_before(L.intro, 1, "intro");
+    check_before(Q.prompt, Q.line, "[question] prompt");
+    for (auto& c : Q.choices) check_before(c.text, c.line, "choice '" + c.key + "' text");
+    for (auto& t : L.try_next) check_before(t.prompt, t.line, "[[try_next]] prompt");
     for (auto& s : L.show) check(s, reveal_line, "[reveal] show '" + s + "'", false);
     check_text(L.explanation, explanation_line, "[explanation] text", false);
     check_text(L.formula, explanation_line, "[explanation] formula", false);
@@ -445,7 +509,13 @@ bool parse_lesson(const std::string& text, const std::string& source, Lesson* ou
         }
     if (const toml::table* q = r.table(doc, "question", true, 1)) read_question(r, *q, line_of(*q), L);
     if (const toml::table* rv = r.table(doc, "reveal", true, 1)) {
-        r.only(*rv, {"demo", "view", "show"}, "[reveal]");
+        r.only(*rv, {"demo", "view", "show", "experiment"}, "[reveal]");
+        if (r.str(*rv, "experiment", &L.experiment, false, line_of(*rv), "[reveal]") && !is_experiment(L.experiment)) {
+            std::string all;
+            for (auto& n : experiment_names()) all += (all.empty() ? "" : ", ") + n;
+            r.problem(line_of(*rv->get("experiment")),
+                      "[reveal] experiment '" + L.experiment + "': allowed: " + all);
+        }
         std::string demo;
         if (r.str(*rv, "demo", &demo, true, line_of(*rv), "[reveal]")) {
             if (demo == "routing" || demo == "dispatch" || demo == "layer" || demo == "pipeline")

@@ -79,12 +79,21 @@ struct Lesson {
     std::vector<NamedExpr> values;  // computed after the runs, in file order
     LessonQuestion question;
     Demo demo = Demo::Routing;
+    std::string experiment;         // "" or one of experiment_names(): timed beside the runs (demos/experiments.hpp)
     std::string view = "loads";     // loads | comm | dispatch | timeline | pipeline
     std::vector<std::string> show;  // expressions whose numbers the reveal prints
     std::string formula, explanation;
     std::vector<TryNext> try_next;
     std::vector<LessonExpr> checks;  // further claims the lesson's text makes; the tests hold the engine to them
 };
+
+// Slide-ready text (PEDAGOGY.md): what a student reads before committing (intro + prompt) is at most this many
+// words, and the explanation's first paragraph (up to the first blank line) at most kMaxOpeningWords; the rest of
+// the explanation sits behind "more".
+constexpr int kMaxBeforeWords = 60, kMaxOpeningWords = 80;
+int word_count(const std::string& text);
+std::string explanation_opening(const std::string& text);  // the first paragraph, trimmed
+std::string explanation_more(const std::string& text);     // the rest, trimmed ("" when there is none)
 
 // One problem in one file: `file:line: message`.
 struct LessonProblem {

@@ -61,6 +61,14 @@ const std::vector<MetricInfo>& metric_catalog() {
         {"layers", "", "L, MoE layers in the pipeline model"},
         {"attention_replicas", "", "n_a, attention replicas"},
         {"link_gbps", "GB/s", "per-GPU link bandwidth of the modelled transfers"},
+        {"skew_param", "", "the skew's parameter: R of hot:R, s of zipf:s, 0 for uniform"},
+        {"k1", "µs/token", "pipeline model: attention time per token (Ta = k1·ba + k2)"},
+        {"k2", "µs", "pipeline model: attention's constant term"},
+        {"k3", "µs/token", "pipeline model: expert time per token (Te = k3·be + k4)"},
+        {"k4", "µs", "pipeline model: the experts' constant term"},
+        {"given_ta_ms", "ms", "the scenario's direct Ta per micro-batch; -1 when derived from k1, k2"},
+        {"given_te_ms", "ms", "the scenario's direct Te per micro-batch; -1 when derived from k3, k4"},
+        {"given_tc_ms", "ms", "the scenario's direct Tc per micro-batch; -1 when derived from the link"},
         // Loads, counted from the routing that ran.
         {"expert_loads", "tokens", "kept tokens per expert (after drops)", true},
         {"demand", "tokens", "routed tokens per expert (before drops)", true},
@@ -89,7 +97,22 @@ const std::vector<MetricInfo>& metric_catalog() {
         {"remote_share", "", "routed_bytes / comm_bytes: the share of the traffic that leaves its rank"},
         {"max_rank_send_bytes", "bytes", "dispatch bytes the busiest sender puts on its link"},
         {"max_rank_send_mib", "MiB", "max_rank_send_bytes in MiB"},
-        {"comm_time_ms", "ms", "modelled dispatch time of the busiest rank at link_gbps (0 with one rank)"},
+        {"comm_time_ms", "ms", "dispatch time of the busiest rank: measured over NCCL, else modelled at link_gbps"},
+        // Packing, timed per strategy (dispatch demo; 0 in other demos): median, fastest and 95th percentile.
+        {"pack_sort_ms", "ms", "sort: radix-sort by expert, then gather; median of the repeats"},
+        {"pack_sort_min_ms", "ms", "sort, fastest repeat"},
+        {"pack_sort_p95_ms", "ms", "sort, 95th percentile"},
+        {"pack_atomic_ms", "ms", "atomic: one cursor per expert; median"},
+        {"pack_atomic_min_ms", "ms", "atomic, fastest repeat"},
+        {"pack_atomic_p95_ms", "ms", "atomic, 95th percentile"},
+        {"pack_scan_ms", "ms", "scan: block histograms, exclusive scan, stable scatter; median"},
+        {"pack_scan_min_ms", "ms", "scan, fastest repeat"},
+        {"pack_scan_p95_ms", "ms", "scan, 95th percentile"},
+        {"pack_nopack_ms", "ms", "no-pack: the plan only, no rows moved; median"},
+        {"pack_nopack_min_ms", "ms", "no-pack, fastest repeat"},
+        {"pack_nopack_p95_ms", "ms", "no-pack, 95th percentile"},
+        {"copy_gbps", "GB/s", "this backend's measured copy bandwidth (dispatch demo)"},
+        {"layer_ms", "ms", "sum of the measured stage medians of the run"},
         // The pipeline model (MegaScale-Infer's ping-pong schedule).
         {"ta_ms", "ms", "attention time per micro-batch"},
         {"te_ms", "ms", "expert time per micro-batch"},
@@ -125,6 +148,16 @@ const std::vector<FunctionInfo>& function_catalog() {
         {"load(e)", "kept tokens of expert e"},
     };
     return list;
+}
+
+bool is_input_metric(const std::string& name) {
+    static const char* inputs[] = {"tokens", "experts", "top_k", "hidden", "ffn", "bytes_per_elem", "capacity_factor",
+                                   "ranks", "micro_batches", "layers", "attention_replicas", "link_gbps",
+                                   "skew_param", "k1", "k2", "k3", "k4", "given_ta_ms", "given_te_ms",
+                                   "given_tc_ms", "capacity"};
+    for (auto* i : inputs)
+        if (name == i) return true;
+    return false;
 }
 
 bool is_lesson_function(const std::string& name) { return name == "split_hot" || name == "roofline_ms" || name == "load"; }
@@ -180,6 +213,19 @@ RunNumbers numbers_of(const Result& r) {
     put("layers", s.layers, in);
     put("attention_replicas", s.attention_replicas, in);
     put("link_gbps", s.link_gbps, in);
+    double skew_param = 0;
+    try {
+        skew_param = moe::route::parse_skew(s.skew).param;
+    } catch (const moe::Error&) {
+    }
+    put("skew_param", skew_param, in);
+    put("k1", s.k1, in);
+    put("k2", s.k2, in);
+    put("k3", s.k3, in);
+    put("k4", s.k4, in);
+    put("given_ta_ms", s.ta_ms, in);
+    put("given_te_ms", s.te_ms, in);
+    put("given_tc_ms", s.tc_ms, in);
 
     auto as_double = [](const std::vector<std::int64_t>& v) { return std::vector<double>(v.begin(), v.end()); };
     n.vectors["expert_loads"] = as_double(r.expert_loads);
@@ -199,7 +245,7 @@ RunNumbers numbers_of(const Result& r) {
     put("hottest_expert", r.hottest_expert, loads);
     put("hot_share", kept > 0 && !sorted.empty() ? sorted[0] / kept : 0, loads);
     put("active_experts", double(std::count_if(sorted.begin(), sorted.end(), [](double v) { return v > 0; })), loads);
-    put("capacity", double(r.capacity), in);
+    put("capacity", double(moe::route::capacity(s.capacity_factor, s.tokens, s.top_k, s.experts)), in);
     put("dropped", double(r.dropped), loads);
     put("dropped_pct", assignments > 0 ? 100.0 * double(r.dropped) / assignments : 0, loads);
     put("kept", kept, loads);
@@ -225,25 +271,41 @@ RunNumbers numbers_of(const Result& r) {
     }
     put("max_rank_send_bytes", send, comm);
     put("max_rank_send_mib", send / mib, comm);
-    put("comm_time_ms", r.comm_ms >= 0 ? r.comm_ms : 0, model);
+    put("comm_time_ms", r.comm_ms >= 0 ? r.comm_ms : 0, source_of(r.comm_time_provenance));
+    for (const char* st : {"sort", "atomic", "scan", "nopack"}) {
+        const StageTime* t = nullptr;
+        for (auto& x : r.strategies)
+            if (x.strategy == st) t = &x.time;
+        const Source src = t ? source_of(t->provenance) : loads;
+        const std::string base = std::string("pack_") + st;
+        n.scalars[base + "_ms"] = {t ? t->median_ms : 0, src};
+        n.scalars[base + "_min_ms"] = {t ? t->min_ms : 0, src};
+        n.scalars[base + "_p95_ms"] = {t ? t->p95_ms : 0, src};
+    }
+    put("copy_gbps", r.copy_gbps, source_of(r.copy_provenance));
+    put("layer_ms", r.total_ms(), r.stages.empty() ? loads : source_of(r.stages.front().provenance));
 
     const PipelineSummary& p = r.pipeline;
-    put("ta_ms", p.ta_ms, model);
-    put("te_ms", p.te_ms, model);
-    put("tc_ms", p.tc_ms, model);
-    put("tf_ms", p.tf_ms, model);
-    put("iteration_ms", p.total_ms, model);
-    put("closed_form_ms", p.closed_form_ms, model);
-    put("min_micro_batches", p.min_micro_batches, model);
-    put("comm_hidden", p.comm_hidden ? 1 : 0, model);
-    put("attention_util", p.attention_util, model);
-    put("expert_util", p.expert_util, model);
+    const Source pipe = source_of(p.provenance);  // measured when the engine ran the pipeline on a GPU
+    put("ta_ms", p.ta_ms, pipe);
+    put("te_ms", p.te_ms, pipe);
+    put("tc_ms", p.tc_ms, pipe);
+    put("tf_ms", p.tf_ms, pipe);
+    put("iteration_ms", p.total_ms, pipe);
+    put("closed_form_ms", p.closed_form_ms, pipe);
+    put("min_micro_batches", p.min_micro_batches, pipe);
+    put("comm_hidden", p.comm_hidden ? 1 : 0, pipe);
+    put("attention_util", p.attention_util, pipe);
+    put("expert_util", p.expert_util, pipe);
     double first = -1, idle = 0;
-    bubbles(r.model_timeline, p.total_ms, &first, &idle);
-    put("first_bubble_ms", first, model);
-    put("bubble_ms", idle, model);
+    const bool measured_spans =
+        p.provenance != Provenance::Modeled &&
+        std::any_of(r.timeline.begin(), r.timeline.end(), [](const Span& sp) { return sp.lane == "attention"; });
+    bubbles(measured_spans ? r.timeline : r.model_timeline, p.total_ms, &first, &idle);
+    put("first_bubble_ms", first, pipe);
+    put("bubble_ms", idle, pipe);
     put("tokens_per_s_per_gpu",
-        p.total_ms > 0 ? double(s.tokens) / (p.total_ms * 1e-3) / double(s.attention_replicas + s.experts) : 0, model);
+        p.total_ms > 0 ? double(s.tokens) / (p.total_ms * 1e-3) / double(s.attention_replicas + s.experts) : 0, pipe);
     put("balanced_replicas", balanced_replicas(s), model);
     put("best_replicas", best_plan(s).na, model);
 

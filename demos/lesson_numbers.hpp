@@ -38,6 +38,8 @@ struct FunctionInfo {
 // The lesson model's functions of one run (callable as NAME(...) or RUN.NAME(...)).
 const std::vector<FunctionInfo>& function_catalog();
 bool is_lesson_function(const std::string& name);
+// The scenario's own inputs: known before anything runs, so text shown before the reveal may use them.
+bool is_input_metric(const std::string& name);
 
 // The numbers of one run.
 struct RunNumbers {

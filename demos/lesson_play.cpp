@@ -53,6 +53,11 @@ std::string answer_hint(const LessonQuestion& q, const Scenario& s) {
 }
 
 std::string parse_answer(const LessonQuestion& q, const Scenario& s, const std::string& text, LessonAnswer* out) {
+    // Bounded before parsing: no answer a student types is this long (1024 bars of "999999," is 7 KiB).
+    constexpr std::size_t kMaxAnswerChars = 16384;
+    if (text.size() > kMaxAnswerChars)
+        return "the answer is " + std::to_string(text.size()) + " characters, more than " +
+               std::to_string(kMaxAnswerChars) + "; type " + answer_hint(q, s);
     std::string t = trim(text);
     if (q.kind == QuestionKind::Choice) {
         std::string low = t;
@@ -84,6 +89,8 @@ std::string parse_answer(const LessonQuestion& q, const Scenario& s, const std::
             if (v < 0) return "'" + it + "': loads cannot be negative";
             if (q.max > q.min && (v < q.min || v > q.max))
                 return "'" + it + "': each bar goes " + range_text(q.min, q.max);
+            if (bars.size() + std::size_t(rep) > std::size_t(want))  // refused as soon as the count passes
+                return "that is more than " + std::to_string(want) + " bars; type " + answer_hint(q, s);
             for (int i = 0; i < int(rep); ++i) bars.push_back(v);
         }
         if (int(bars.size()) != want)
@@ -171,6 +178,14 @@ std::vector<Scenario> lesson_scenarios(const Lesson& l, const Scenario& base, co
     return out;
 }
 
+std::vector<ExperimentResult> run_lesson_experiments(const Lesson& l, const std::vector<Result>& results,
+                                                    const std::map<std::string, double>& params) {
+    std::vector<ExperimentResult> out;
+    if (l.experiment.empty()) return out;
+    for (auto& r : results) out.push_back(run_experiment(l.experiment, r, params));
+    return out;
+}
+
 void make_reveal(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
                  std::vector<Result> results, LessonReveal* out) {
     MOE_ASSERT(results.size() == l.runs.size() + 1, "one result per lesson run");
@@ -179,8 +194,24 @@ void make_reveal(const Lesson& l, const Scenario& base, const std::map<std::stri
     out->run_names = {""};
     for (auto& r : l.runs) out->run_names.push_back(r.name);
     out->results = std::move(results);
+    if (l.experiment.empty())
+        out->experiments.clear();
+    else if (out->experiments.size() != out->results.size())
+        out->experiments = run_lesson_experiments(l, out->results, params);
     out->numbers.clear();
-    for (auto& r : out->results) out->numbers.push_back(lesson::numbers_of(r));
+    for (std::size_t i = 0; i < out->results.size(); ++i) {
+        out->numbers.push_back(lesson::numbers_of(out->results[i]));
+        if (i < out->experiments.size()) {
+            lesson::RunNumbers& n = out->numbers.back();
+            for (auto& [k, v] : out->experiments[i].scalars) n.scalars[k] = v;
+            for (auto& [k, v] : out->experiments[i].vectors) {
+                n.vectors[k] = v;
+                n.vector_sources[k] = out->experiments[i].scalars.empty()
+                                          ? lesson::Source::Modeled
+                                          : out->experiments[i].scalars.begin()->second.source;
+            }
+        }
+    }
     out->values.clear();
     for (auto& v : l.values) {
         try {
@@ -189,6 +220,44 @@ void make_reveal(const Lesson& l, const Scenario& base, const std::map<std::stri
             MOE_BAD_INPUT(l.source << ":" << v.expr.line << ": [values] " << v.name << ": " << e.what());
         }
     }
+}
+
+LessonReveal preview(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params) {
+    LessonReveal r;
+    r.scenario = base;
+    r.params = params;
+    r.run_names = {""};
+    std::vector<Scenario> scenarios = lesson_scenarios(l, base);
+    for (auto& run : l.runs) r.run_names.push_back(run.name);
+    for (auto& s : scenarios) {
+        Result res;
+        res.scenario = s;
+        lesson::RunNumbers n = lesson::numbers_of(res);
+        lesson::RunNumbers only;  // inputs only: anything else would be a number that has not been measured yet
+        for (auto& [k, v] : n.scalars)
+            if (lesson::is_input_metric(k)) only.scalars[k] = v;
+        r.numbers.push_back(only);
+        r.results.push_back(std::move(res));
+    }
+    return r;
+}
+
+std::string fill_before(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
+                        const std::string& text) {
+    if (text.find('{') == std::string::npos && text.find('}') == std::string::npos) return text;
+    return preview(l, base, params).fill(text);
+}
+
+void variation(const Lesson& l, int index, Scenario* scenario, std::map<std::string, double>* params) {
+    *scenario = l.scenario;
+    *params = l.params;
+    if (index == 0) return;
+    if (index < 1 || index > int(l.try_next.size()))
+        MOE_BAD_INPUT("--try " << index << ": lesson " << l.id << " has " << l.try_next.size() << " variations (1.."
+                               << l.try_next.size() << ")");
+    const TryNext& t = l.try_next[std::size_t(index - 1)];
+    *scenario = apply_overrides(l.scenario, t.overrides, l.source);
+    for (auto& [k, v] : t.params) (*params)[k] = v;
 }
 
 void run_lesson(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
@@ -306,6 +375,22 @@ std::string class_suggestion(int correct, int total) {
 
 // ---------------------------------------------------------------------------------------------------------
 
+namespace {
+
+// Bars that imply a straggler factor g: the hottest expert `hot` at a, every other at 1 (a = g(n−1)/(n−g)).
+std::vector<double> bars_for(double g, int n, int hot) {
+    std::vector<double> v(std::size_t(std::max(1, n)), 1.0);
+    if (n <= 1 || g >= n) {
+        std::fill(v.begin(), v.end(), 0.0);
+        v[std::size_t(std::clamp(hot, 0, n - 1))] = 1.0;
+        return v;
+    }
+    v[std::size_t(std::clamp(hot, 0, n - 1))] = std::max(1.0, g) * (n - 1) / (n - std::max(1.0, g));
+    return v;
+}
+
+}  // namespace
+
 std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backend) {
     std::vector<std::string> out;
     auto problem = [&](int line, const std::string& msg) {
@@ -313,7 +398,21 @@ std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backe
     };
     const LessonQuestion& q = l.question;
     auto play = [&](const Scenario& base, const std::map<std::string, double>& params, const std::string& what,
-                    bool key) {
+                    bool main) {
+        // Text shown before the reveal: filled from the inputs, and short enough for a slide.
+        std::string intro, prompt;
+        try {
+            intro = fill_before(l, base, params, l.intro);
+            prompt = fill_before(l, base, params, q.prompt);
+            for (auto& c : q.choices) fill_before(l, base, params, c.text);
+            for (auto& t : l.try_next) fill_before(l, base, params, t.prompt);
+        } catch (const moe::Error& e) {
+            problem(q.line, what + ": text before the reveal: " + e.what());
+        }
+        if (main && word_count(intro) + word_count(prompt) > kMaxBeforeWords)
+            problem(q.line, "intro + prompt are " + std::to_string(word_count(intro) + word_count(prompt)) +
+                                " words; a student reads at most " + std::to_string(kMaxBeforeWords) +
+                                " before committing (PEDAGOGY.md: short enough for a slide)");
         LessonReveal r;
         try {
             run_lesson(l, base, params, backend, {}, &r);
@@ -331,79 +430,147 @@ std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backe
         };
         auto fills = [&](const std::string& text, int line, const std::map<std::string, double>* extra) {
             try {
-                r.fill(text, extra);
+                return r.fill(text, extra);
             } catch (const moe::Error& e) {
                 problem(line, what + ": " + e.what());
+                return std::string();
             }
         };
         for (auto& s : l.show) eval(s, q.line, nullptr);
-        fills(l.explanation, q.line, nullptr);
+        std::string expl = fills(l.explanation, q.line, nullptr);
         fills(l.formula, q.line, nullptr);
-        if (!key) return;
+        if (main && word_count(explanation_opening(expl)) > kMaxOpeningWords)
+            problem(q.line, "the explanation opens with " + std::to_string(word_count(explanation_opening(expl))) +
+                                " words; keep the first paragraph to " + std::to_string(kMaxOpeningWords) +
+                                " and put the rest after a blank line (behind \"more\")");
         if (q.kind == QuestionKind::Choice) {
+            int holding = 0;
             for (auto& c : q.choices) {
                 double v = eval(c.when.text, c.when.line, nullptr);
-                if (c.correct && v == 0.0)
+                holding += v != 0.0 && !std::isnan(v);
+                if (main && c.correct && v == 0.0)
                     problem(c.when.line, "choice '" + c.key + "' is the lesson's answer, but its condition \"" +
                                              c.when.text + "\" is false on the engine's numbers");
-                if (!c.correct && v != 0.0)
+                if (main && !c.correct && v != 0.0)
                     problem(c.when.line, "choice '" + c.key + "' is marked wrong, but its condition \"" +
                                              c.when.text + "\" holds on the engine's numbers");
                 fills(c.feedback, c.line, nullptr);
             }
+            if (!main && holding != 1)
+                problem(q.line, what + ": " + std::to_string(holding) +
+                                    " choices hold on the engine's numbers; exactly one must, so the variation can be "
+                                    "graded");
         } else {
+            const bool bars = q.kind == QuestionKind::Bars;
+            const int n_bars = bars ? int(r.numbers[0].vectors.at(q.answer.text).size()) : 0;
+            const int hot = int(r.numbers[0].scalars.at("hottest_expert").value);
             double truth = 0;
-            if (q.kind == QuestionKind::Bars) {
+            if (bars) {
                 const auto& v = r.numbers[0].vectors.at(q.answer.text);
                 truth = lesson::max_over_mean(v);
                 if (q.max > q.min)
                     for (double b : v)
                         if (b < q.min || b > q.max)
-                            problem(q.line, "a measured bar (" + lesson::format_number(b) +
+                            problem(q.line, what + ": a measured bar (" + lesson::format_number(b) +
                                                 ") lies outside min..max, so no drawing can match it");
             } else {
                 truth = eval(q.answer.text, q.answer.line, nullptr);
                 if (q.max > q.min && !(truth >= q.min && truth <= q.max))
-                    problem(q.answer.line, "the answer " + lesson::format_number(truth) +
+                    problem(q.answer.line, what + ": the answer " + lesson::format_number(truth) +
                                                " lies outside min..max: no student can give it");
             }
-            if (!std::isfinite(truth)) problem(q.answer.line, "the answer is not a finite number");
-            if (q.has_expect && !(truth >= q.expect_lo && truth <= q.expect_hi))
+            if (!std::isfinite(truth)) {
+                problem(q.answer.line, what + ": the answer is not a finite number");
+                return;
+            }
+            if (main && q.has_expect && !(truth >= q.expect_lo && truth <= q.expect_hi))
                 problem(q.expect_line, "the lesson expects the answer in [" + lesson::format_number(q.expect_lo) +
                                            ", " + lesson::format_number(q.expect_hi) + "], the engine gives " +
                                            lesson::format_number(truth));
-            // No misconception may fire on the right answer.
-            std::map<std::string, double> extra{{"guess", truth}, {"guess_max", 0}, {"guess_hottest", 0},
-                                                {"guess_total", 0}};
-            if (q.kind == QuestionKind::Bars) {
-                const auto& v = r.numbers[0].vectors.at(q.answer.text);
-                extra["guess_max"] = v.empty() ? 0 : *std::max_element(v.begin(), v.end());
-                extra["guess_hottest"] = double(r.numbers[0].scalars.at("hottest_expert").value);
-                double total = 0;
-                for (double b : v) total += b;
-                extra["guess_total"] = total;
+            const double tol = std::max(q.tolerance, q.rel_tolerance * std::fabs(truth));
+            // The guess names a misconception's region; `g` is a guess of the graded number.
+            auto extra_for = [&](double g) {
+                std::map<std::string, double> extra{{"guess", g}, {"guess_max", 0}, {"guess_hottest", 0},
+                                                    {"guess_total", 0}};
+                if (bars) {
+                    std::vector<double> b = bars_for(g, n_bars, hot);
+                    extra["guess_max"] = *std::max_element(b.begin(), b.end());
+                    extra["guess_hottest"] = hot;
+                    double total = 0;
+                    for (double x : b) total += x;
+                    extra["guess_total"] = total;
+                }
+                return extra;
+            };
+            auto firing = [&](double g) -> const Misconception* {
+                auto extra = extra_for(g);
+                for (auto& m : q.misconceptions) {
+                    double v = eval(m.when.text, m.when.line, &extra);
+                    if (v != 0.0 && !std::isnan(v)) return &m;
+                }
+                return nullptr;
+            };
+            // No misconception may fire anywhere in the band that is graded right, and the band's edges grade as
+            // the tolerance says.
+            const double lo_in = q.max > q.min ? std::max(q.min, truth - tol) : truth - tol;
+            const double hi_in = q.max > q.min ? std::min(q.max, truth + tol) : truth + tol;
+            for (int i = 0; i <= 40; ++i) {
+                double g = lo_in + (hi_in - lo_in) * i / 40.0;
+                if (const Misconception* m = firing(g)) {
+                    problem(m->when.line, what + ": this misconception fires on " + lesson::format_number(g) +
+                                              ", inside the band graded right (" + lesson::format_number(truth) +
+                                              " ± " + lesson::format_number(tol) + ")");
+                    break;
+                }
             }
             for (auto& m : q.misconceptions) {
-                if (eval(m.when.text, m.when.line, &extra) != 0.0)
-                    problem(m.when.line, "this misconception fires on the right answer (" +
-                                             lesson::format_number(truth) + ")");
+                auto extra = extra_for(truth);
                 fills(m.feedback, m.when.line, &extra);
             }
+            LessonAnswer a;
+            for (double edge : {truth - 0.999 * tol, truth + 0.999 * tol, truth - 1.2 * tol - 1e-9,
+                                truth + 1.2 * tol + 1e-9}) {
+                if (q.max > q.min && (edge < q.min || edge > q.max)) continue;
+                if (bars && (edge < 1 || edge >= n_bars)) continue;
+                a.value = edge;
+                if (bars) a.bars = bars_for(edge, n_bars, hot);
+                LessonGrade g = grade(l, r, a);
+                const bool inside = std::fabs(edge - truth) < tol;
+                if (g.correct != inside)
+                    problem(q.line, what + ": a guess of " + lesson::format_number(edge) + " grades " +
+                                        (g.correct ? "right" : "wrong") + " though it lies " +
+                                        (inside ? "inside" : "outside") + " the band " +
+                                        lesson::format_number(truth) + " ± " + lesson::format_number(tol));
+            }
+            // Every wrong region of the lesson's own run names its misconception (no bare "too high").
+            if (main) {
+                double lo = q.max > q.min ? q.min : std::min(0.0, truth - 3 * std::fabs(truth) - tol);
+                double hi = q.max > q.min ? q.max : truth + 3 * std::fabs(truth) + tol;
+                if (bars) lo = std::max(lo, 1.0), hi = std::min(hi, double(n_bars) - 1e-6);
+                for (int i = 0; i <= 400; ++i) {
+                    double g = lo + (hi - lo) * i / 400.0;
+                    if (std::fabs(g - truth) <= tol * 1.001) continue;
+                    if (!firing(g)) {
+                        problem(q.line, what + ": a guess of " + lesson::format_number(g) +
+                                            " is wrong but no misconception names why; every wrong region needs one");
+                        break;
+                    }
+                }
+            }
         }
-        for (auto& c : l.checks)
-            if (eval(c.text, c.line, nullptr) == 0.0)
-                problem(c.line, "check \"" + c.text + "\" is false on the engine's numbers");
+        if (main)
+            for (auto& c : l.checks)
+                if (eval(c.text, c.line, nullptr) == 0.0)
+                    problem(c.line, "check \"" + c.text + "\" is false on the engine's numbers");
     };
     play(l.scenario, l.params, "the lesson", true);
     for (std::size_t i = 0; i < l.try_next.size(); ++i) {
-        const TryNext& t = l.try_next[i];
-        auto params = l.params;
-        for (auto& [k, v] : t.params) params[k] = v;
         Scenario s;
+        std::map<std::string, double> params;
         try {
-            s = apply_overrides(l.scenario, t.overrides, l.source);
+            variation(l, int(i) + 1, &s, &params);
         } catch (const moe::Error& e) {
-            problem(t.line, e.what());
+            problem(l.try_next[i].line, e.what());
             continue;
         }
         play(s, params, "try next " + std::to_string(i + 1), false);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "demos/engine.hpp"
+#include "demos/experiments.hpp"
 #include "demos/lesson.hpp"
 #include "demos/lesson_numbers.hpp"
 
@@ -36,6 +37,7 @@ struct LessonReveal {
     std::vector<Result> results;
     std::vector<lesson::RunNumbers> numbers;  // one per result
     std::map<std::string, lesson::Number> values;
+    std::vector<ExperimentResult> experiments;  // one per result when the lesson names an experiment
 
     // Evaluates an expression on these numbers; `extra` adds names (the student's guess). Throws BadInput.
     lesson::Number eval(const std::string& expr, const std::map<std::string, double>* extra = nullptr) const;
@@ -43,11 +45,25 @@ struct LessonReveal {
     std::string backend() const { return results.empty() ? "" : results[0].backend; }
 };
 
+// The numbers known before anything runs (the scenario's inputs and the params), for text shown before the reveal:
+// intro, prompt, choices and try-next prompts are filled from it, so they stay true in every variation.
+LessonReveal preview(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params);
+// `text` filled from preview(); throws BadInput naming a placeholder that needs the run.
+std::string fill_before(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
+                        const std::string& text);
+
+// The scenario and params of try-next variation `index` (1-based; 0 is the lesson itself). Throws BadInput.
+void variation(const Lesson& l, int index, Scenario* scenario, std::map<std::string, double>* params);
+
 // The scenarios to run, in the order of LessonReveal::results. `backend` (when not empty) replaces theirs.
 std::vector<Scenario> lesson_scenarios(const Lesson& l, const Scenario& base, const std::string& backend = "");
-// Fills `out` from finished results (the app runs them on its runner thread; run_lesson runs them here).
+// Fills `out` from finished results (the app runs them on its runner thread; run_lesson runs them here). When the
+// lesson names an experiment, it runs here on each result (on the GPU when the result ran there), unless
+// `out->experiments` already holds one per result (run_lesson_experiments on a worker thread).
 void make_reveal(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
                  std::vector<Result> results, LessonReveal* out);
+std::vector<ExperimentResult> run_lesson_experiments(const Lesson& l, const std::vector<Result>& results,
+                                                    const std::map<std::string, double>& params);
 void run_lesson(const Lesson& l, const Scenario& base, const std::map<std::string, double>& params,
                 const std::string& backend, const RunControl& ctl, LessonReveal* out);
 

@@ -18,8 +18,14 @@
 
 namespace demos {
 
-void Progress::record(const std::string& id, bool correct, double score, int confidence, const std::string& answer) {
+void Progress::record(const std::string& id, bool correct, double score, int confidence, const std::string& answer,
+                      int played_try, int variations) {
     LessonProgress& p = lessons[id];
+    p.confident_miss = !correct && confidence >= 4;
+    if (p.confident_miss && variations > 0)
+        p.retest_try = played_try % variations + 1;  // the next variation: the same idea on new numbers
+    else if (correct)
+        p.retest_try = 0;
     p.attempts += 1;
     p.correct += correct ? 1 : 0;
     p.last_correct = correct;
@@ -30,6 +36,21 @@ void Progress::record(const std::string& id, bool correct, double score, int con
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
     p.last_played = buf;
+}
+
+void Progress::record_why(const std::string& id, const std::string& why) {
+    std::string w = why;
+    for (char& c : w)
+        if (c == '\n' || c == '\r') c = ' ';
+    if (w.size() > 500) w.resize(500);
+    lessons[id].why = w;
+}
+
+void Progress::record_votes(const std::string& id, int first_right, int second_right, int total) {
+    LessonProgress& p = lessons[id];
+    p.votes_first = first_right;
+    p.votes_second = second_right;
+    p.votes_total = total;
 }
 
 bool Progress::done(const std::string& id) const {
@@ -67,6 +88,12 @@ Progress Progress::load(const std::string& path) {
             lp.last_confidence = int((*e)["last_confidence"].value_or(std::int64_t(0)));
             lp.last_answer = (*e)["last_answer"].value_or(std::string());
             lp.last_played = (*e)["last_played"].value_or(std::string());
+            lp.why = (*e)["why"].value_or(std::string());
+            lp.confident_miss = (*e)["confident_miss"].value_or(false);
+            lp.retest_try = int((*e)["retest_try"].value_or(std::int64_t(0)));
+            lp.votes_first = int((*e)["votes_first"].value_or(std::int64_t(-1)));
+            lp.votes_second = int((*e)["votes_second"].value_or(std::int64_t(-1)));
+            lp.votes_total = int((*e)["votes_total"].value_or(std::int64_t(0)));
         }
     return p;
 }
@@ -80,7 +107,13 @@ void Progress::save(const std::string& path) const {
                                   {"best_score", lp.best_score},
                                   {"last_confidence", lp.last_confidence},
                                   {"last_answer", lp.last_answer},
-                                  {"last_played", lp.last_played}});
+                                  {"last_played", lp.last_played},
+                                  {"why", lp.why},
+                                  {"confident_miss", lp.confident_miss},
+                                  {"retest_try", lp.retest_try},
+                                  {"votes_first", lp.votes_first},
+                                  {"votes_second", lp.votes_second},
+                                  {"votes_total", lp.votes_total}});
     toml::table root{{"lessons", ls}};
     std::filesystem::path p(path);
     std::error_code ec;

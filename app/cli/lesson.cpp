@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app/cli/commands.hpp"
+#include "demos/experiments.hpp"
 #include "demos/lesson.hpp"
 #include "demos/lesson_expr.hpp"
 #include "demos/lesson_play.hpp"
@@ -22,7 +23,7 @@ namespace {
 struct LessonArgs {
     std::string id, dir, backend, progress_path;
     int try_index = 0;
-    bool no_progress = false, run = false;
+    bool no_progress = false, run = false, more = false;
 };
 
 const char* kRule = "────────────────────────────────────────────────────────────────────────";
@@ -142,6 +143,47 @@ void print_timeline(const demos::Result& r, double guess, double truth) {
     std::printf("  digits are micro-batches, '.' is idle; '^' the answer, '|' your mark ('*' both)\n");
 }
 
+// "min … · p95 … (N repeats)" for a timed name NAME_ms whose NAME_min_ms and NAME_p95_ms exist; "" otherwise.
+std::string timed_noise(const demos::LessonReveal& rv, const std::string& expr) {
+    if (expr.size() < 4 || expr.compare(expr.size() - 3, 3, "_ms") != 0) return "";
+    if (expr.find_first_of(" +-*/()") != std::string::npos) return "";
+    const std::string base = expr.substr(0, expr.size() - 3);
+    if (base.size() >= 4 && (base.compare(base.size() - 4, 4, "_min") == 0 || base.compare(base.size() - 4, 4, "_p95") == 0))
+        return "";
+    try {
+        demos::lesson::Number lo = rv.eval(base + "_min_ms"), hi = rv.eval(base + "_p95_ms");
+        if (lo.source == demos::lesson::Source::Modeled) return "modelled: no run-to-run noise";
+        return "min " + demos::lesson::format_number(lo.value) + " · p95 " + demos::lesson::format_number(hi.value) +
+               " ms (run-to-run noise)";
+    } catch (const moe::Error&) {
+        return "";
+    }
+}
+
+// An experiment's curve as a table: expert FFN time over tokens per expert with the roofline, or Util(msg).
+void print_curve(const demos::ExperimentResult& x) {
+    std::printf("\n  %s: %s against %s\n", x.name.c_str(), x.curve_y.c_str(), x.curve_x.c_str());
+    const bool util = x.curve_y == "Util";
+    if (util)
+        std::printf("    %14s %12s %12s %12s %8s %8s  %s\n", "bytes/rank", "min µs", "median µs", "p95 µs", "Util",
+                    "model", "");
+    else
+        std::printf("    %14s %12s %12s %12s %8s %8s  %s\n", "tokens", "min µs", "median µs", "p95 µs", "TFLOP/s",
+                    "roof", "");
+    for (auto& p : x.curve) {
+        const int width = 30;
+        int bar = int(std::lround(std::clamp(util ? p.y : (p.roof > 0 ? p.y / p.roof : 0), 0.0, 1.0) * width));
+        std::string b(std::size_t(bar), '#');
+        std::printf("    %14s %12.1f %12.1f %12.1f %8s %8s  %s [%s]\n", demos::lesson::format_number(p.x).c_str(),
+                    p.time.min_ms * 1e3, p.time.median_ms * 1e3, p.time.p95_ms * 1e3,
+                    demos::lesson::format_number(util ? p.y * 100 : p.y, 1).c_str(),
+                    demos::lesson::format_number(util ? p.roof * 100 : p.roof, 1).c_str(), b.c_str(),
+                    demos::lesson::source_name(p.time.source));
+    }
+    std::printf("    %s\n", util ? "Util and model in % of the link's peak; # = measured (or modelled) Util"
+                                 : "roof = the roofline at this device's ceilings; # = share of the roof reached");
+}
+
 int play(const LessonArgs& a) {
     demos::LessonSet set = demos::load_lessons(demos::lessons_dir(a.dir));
     for (auto& p : set.problems) std::fprintf(stderr, "moelab: warning: %s\n", p.str().c_str());
@@ -152,42 +194,31 @@ int play(const LessonArgs& a) {
         MOE_BAD_INPUT("lesson '" << a.id << "': no such lesson; available: " << ids << " (see moelab lessons)");
     }
     const demos::Lesson& L = *lp;
-    demos::Scenario scenario = L.scenario;
-    std::map<std::string, double> params = L.params;
-    std::string variation;
-    if (a.try_index != 0) {
-        if (a.try_index < 1 || a.try_index > int(L.try_next.size()))
-            MOE_BAD_INPUT("--try " << a.try_index << ": lesson " << L.id << " has " << L.try_next.size()
-                                   << " variations (1.." << L.try_next.size() << ")");
-        const demos::TryNext& t = L.try_next[std::size_t(a.try_index - 1)];
-        scenario = demos::apply_overrides(scenario, t.overrides, L.source);
-        for (auto& [k, v] : t.params) params[k] = v;
-        variation = t.prompt;
-    }
+    demos::Scenario scenario;
+    std::map<std::string, double> params;
+    demos::variation(L, a.try_index, &scenario, &params);
+    std::string variation = a.try_index > 0 ? L.try_next[std::size_t(a.try_index - 1)].prompt : "";
     if (!a.backend.empty()) scenario.backend = a.backend;
+    auto before = [&](const std::string& text) { return demos::fill_before(L, scenario, params, text); };
 
     std::printf("Lesson %s · %s\n", L.id.c_str(), L.title.c_str());
-    if (L.concept > 0) std::printf("Concept %d of 10 (PEDAGOGY.md)\n", L.concept);
+    if (L.concept > 0) std::printf("Concept %d (PEDAGOGY.md)\n", L.concept);
     if (L.source.rfind("built-in:", 0) != 0) std::printf("From %s\n", L.source.c_str());
     std::printf("\n");
-    wrapped(L.intro);
+    wrapped(before(L.intro));
     if (!variation.empty()) {
         std::printf("\n  Variation %d: ", a.try_index);
-        std::printf("%s\n", variation.c_str());
+        std::printf("%s\n", before(variation).c_str());
     }
     std::printf("\n  Scenario: %s\n", scenario_line(scenario).c_str());
-    if (!L.note.empty()) {
-        std::printf("\n");
-        wrapped("Note: " + L.note);
-    }
 
     const demos::LessonQuestion& q = L.question;
     heading("Predict");
-    wrapped(q.prompt);
+    wrapped(before(q.prompt));
     if (q.kind == demos::QuestionKind::Choice)
         for (auto& c : q.choices) {
             std::printf("    %s) ", c.key.c_str());
-            std::printf("%s\n", c.text.c_str());
+            std::printf("%s\n", before(c.text).c_str());
         }
     demos::LessonAnswer ans;
     std::string answer_text;
@@ -211,12 +242,17 @@ int play(const LessonArgs& a) {
     std::string why;
     std::string backend = demos::resolve_backend(scenario, &why);
     heading("Reveal");
-    std::printf("  Running %zu scenario%s (%s demo) on %s...\n", L.runs.size() + 1, L.runs.empty() ? "" : "s",
-                demos::demo_name(L.demo), backend == "cuda" ? "the GPU" : "the CPU reference");
+    std::printf("  Running %zu scenario%s (%s demo%s) on %s...\n", L.runs.size() + 1, L.runs.empty() ? "" : "s",
+                demos::demo_name(L.demo), L.experiment.empty() ? "" : (", experiment " + L.experiment).c_str(),
+                backend == "cuda" ? "the GPU" : "the CPU reference");
     std::fflush(stdout);
     demos::LessonReveal rv;
     demos::run_lesson(L, scenario, params, "", {}, &rv);
+    std::printf("  Ran on: %s\n", rv.backend() == "cpu" ? "the CPU reference (no GPU timing; modelled times say so)"
+                                                          : (rv.results[0].device + " [" + rv.backend() + "]").c_str());
     for (auto& n : rv.results[0].notes) wrapped("note: " + n);
+    if (!rv.experiments.empty())
+        for (auto& n : rv.experiments[0].notes) wrapped("note: " + n);
     demos::LessonGrade g = demos::grade(L, rv, ans);
 
     std::printf("\n");
@@ -257,12 +293,28 @@ int play(const LessonArgs& a) {
             if (m && *m->unit) value += std::string(" ") + m->unit;
             std::printf("    %-26s %-16s [%s]%s%s\n", expr.c_str(), value.c_str(), demos::lesson::source_name(n.source),
                         m ? "  " : "", m ? m->help : "");
+            // A timed figure shows its noise: min and p95 beside the median.
+            std::string noise = timed_noise(rv, expr);
+            if (!noise.empty()) std::printf("    %-26s %s\n", "", noise.c_str());
         }
     }
+    if (!rv.experiments.empty() && !rv.experiments[0].curve.empty()) print_curve(rv.experiments[0]);
     heading("Why");
     std::printf("    %s\n", rv.fill(L.formula).c_str());  // formulas keep their spacing; no wrapping
     std::printf("\n");
-    wrapped(rv.fill(L.explanation));
+    const std::string expl = rv.fill(L.explanation);
+    wrapped(demos::explanation_opening(expl));
+    const std::string more = demos::explanation_more(expl);
+    if (!more.empty() && a.more) {
+        std::printf("\n  More:\n");
+        wrapped(more);
+    } else if (!more.empty()) {
+        std::printf("\n  (%d more words: add --more)\n", demos::word_count(more));
+    }
+    if (!L.note.empty()) {
+        std::printf("\n");
+        wrapped("How this was measured: " + rv.fill(L.note));
+    }
     if (!L.try_next.empty()) {
         heading("Try next");
         for (std::size_t i = 0; i < L.try_next.size(); ++i) {
@@ -271,6 +323,17 @@ int play(const LessonArgs& a) {
             std::printf("     moelab lesson %s --try %zu\n", L.id.c_str(), i + 1);
         }
     }
+    // Self-explanation (Kim et al. 2017): one line, saved with the progress. Optional: Enter or end of input skips.
+    std::printf("\n");
+    std::string why_line;
+    std::printf("Why? In one line, what explains the gap between your prediction and the result (Enter skips): ");
+    std::fflush(stdout);
+    if (std::getline(std::cin, why_line)) {
+        if (!isatty(fileno(stdin))) std::printf("%s\n", why_line.c_str());
+    } else {
+        std::printf("\n");
+        why_line.clear();
+    }
     std::printf("\n  In the app: moelab, then Lessons → %s (the reveal draws your prediction over the result).\n",
                 L.id.c_str());
 
@@ -278,8 +341,14 @@ int play(const LessonArgs& a) {
         std::string path = a.progress_path.empty() ? demos::default_progress_path() : a.progress_path;
         try {
             demos::Progress p = demos::Progress::load(path);
-            p.record(L.id, g.correct, g.score, ans.confidence, answer_text);
+            p.record(L.id, g.correct, g.score, ans.confidence, answer_text, a.try_index, int(L.try_next.size()));
+            if (!why_line.empty()) p.record_why(L.id, why_line);
             p.save(path);
+            const demos::LessonProgress& lp = p.lessons[L.id];
+            if (lp.confident_miss && lp.retest_try > 0)
+                std::printf("\n  A confident miss: it comes back later as a variation. Re-test: moelab lesson %s --try "
+                            "%d\n",
+                            L.id.c_str(), lp.retest_try);
         } catch (const moe::Error& e) {
             std::fprintf(stderr, "moelab: warning: progress not saved: %s\n", e.what());
         }
@@ -301,10 +370,17 @@ int list(const LessonArgs& a) {
         std::string played = "-";
         auto it = prog.lessons.find(l.id);
         if (it != prog.lessons.end())
-            played = std::string(it->second.last_correct ? "✓ " : "✗ ") + std::to_string(it->second.attempts) + "×";
+            played = std::string(it->second.last_correct ? "✓ " : (it->second.confident_miss ? "! " : "✗ ")) +
+                     std::to_string(it->second.attempts) + "×";
         std::printf("  %-20s %-9s %-8s %s%s\n", l.id.c_str(), demos::question_kind_name(l.question.kind),
                     played.c_str(), l.title.c_str(),
                     l.source.rfind("built-in:", 0) == 0 ? "" : ("  [" + l.source + "]").c_str());
+    }
+    for (auto& l : set.lessons) {
+        auto it = prog.lessons.find(l.id);
+        if (it != prog.lessons.end() && it->second.confident_miss && it->second.retest_try > 0)
+            std::printf("  ! %s was a confident miss; re-test: moelab lesson %s --try %d\n", l.id.c_str(), l.id.c_str(),
+                        it->second.retest_try);
     }
     std::printf("\n%zu lessons (built in%s). Start one: moelab lesson %s\n", set.lessons.size(),
                 dir.empty() ? "" : (", plus " + dir + "/").c_str(),
@@ -352,6 +428,7 @@ void add_lesson_commands(CLI::App& app, Handler* selected) {
         ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
     lesson->add_option("--progress", args->progress_path, "Progress file (default ~/.config/moelab/progress.toml)");
     lesson->add_flag("--no-progress", args->no_progress, "Do not record this play");
+    lesson->add_flag("--more", args->more, "Print the whole explanation, not only its opening");
     lesson->footer("Example: moelab lesson straggler\n         printf '3,1*15\\n4\\n' | moelab lesson straggler");
     lesson->callback([args, selected] { *selected = [args] { return play(*args); }; });
 

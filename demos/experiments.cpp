@@ -1,0 +1,712 @@
+// Lesson experiments: expert FFN times at a run's loads, the all-to-all against message size, chunked overlap and
+// greedy hot-expert replication. Measured on the GPU (and over NCCL where two or more GPUs exist); modelled from the
+// repository's recorded measurements otherwise, and labelled so.
+#include "demos/experiments.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "demos/lesson_expr.hpp"
+#include "kernels/api.hpp"
+#include "kernels/common/error.hpp"
+#include "kernels/nccl/nccl_api.hpp"
+#if defined(MOELAB_HAVE_CUDA)
+#include "kernels/cuda/launchers.hpp"
+#endif
+
+namespace demos {
+
+namespace {
+
+using lesson::Number;
+using lesson::Source;
+
+// The recorded ceilings used when no GPU is present: the H100 run of record in kernels/bench/RESULTS.md
+// (measured copy bandwidth and cuBLAS bf16 GEMM rate), and an alpha-beta fit of the 2x H200 NCCL all-to-all in
+// kernels/nccl/README.md (12 µs per exchange, 280 GB/s bus bandwidth at large sizes).
+constexpr double kRecordedTflops = 798, kRecordedGbps = 3000;
+constexpr double kLinkAlphaMs = 0.012, kLinkGbps = 280;
+constexpr int kRepeats = 10, kWarmup = 2;
+
+TimedFigure figure(const std::string& name, std::vector<double> ms, Source src) {
+    TimedFigure f;
+    f.name = name;
+    f.source = src;
+    f.repeats = int(ms.size());
+    if (ms.empty()) return f;
+    std::sort(ms.begin(), ms.end());
+    f.min_ms = ms.front();
+    f.median_ms = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+    f.p95_ms = ms[std::min(ms.size() - 1, std::size_t(std::ceil(0.95 * double(ms.size()))) - 1)];
+    return f;
+}
+
+TimedFigure modeled(const std::string& name, double ms) {
+    TimedFigure f;
+    f.name = name;
+    f.min_ms = f.median_ms = f.p95_ms = ms;
+    f.repeats = 0;
+    f.source = Source::Modeled;
+    return f;
+}
+
+// One expert's SiLU-gated FFN on the recorded roofline: 6·d·F FLOPs per row, 6·d·F bytes of bf16 weights read once
+// plus 4·d bytes of activations per row.
+double roofline_ms(double rows, int d, int F, double tflops, double gbps) {
+    if (rows <= 0) return 0;
+    const double dF = double(d) * F;
+    return std::max(6.0 * dF * rows / (tflops * 1e12), (6.0 * dF + 4.0 * d * rows) / (gbps * 1e9)) * 1e3;
+}
+
+void put(ExperimentResult& x, const std::string& name, double v, Source s) { x.scalars[name] = Number{v, s}; }
+void put_timed(ExperimentResult& x, const std::string& base, const TimedFigure& f, Source s) {
+    put(x, base + "_ms", f.median_ms, s);
+    put(x, base + "_min_ms", f.min_ms, s);
+    put(x, base + "_p95_ms", f.p95_ms, s);
+    TimedFigure g = f;
+    g.name = base + "_ms";
+    x.timings.push_back(g);
+}
+
+bool on_gpu(const Result& r) {
+#if defined(MOELAB_HAVE_CUDA)
+    return r.backend == "cuda" || r.backend == "nccl";
+#else
+    (void)r;
+    return false;
+#endif
+}
+
+// ---- GPU timing of expert FFNs ---------------------------------------------------------------------------------
+#if defined(MOELAB_HAVE_CUDA)
+
+// Device buffers for timing FFNs of up to `experts` experts and `rows` rows of width d, F; random weights and rows.
+class FfnBench {
+  public:
+    FfnBench(int experts, std::int64_t rows, int d, int F)
+        : E_(std::max(1, experts)), rows_(std::max<std::int64_t>(1, rows)), d_(d), F_(F),
+          w1_(std::size_t(E_) * 2 * F * d, "experiment w1"), w2_(std::size_t(E_) * d * F, "experiment w2"),
+          xp_(std::size_t(rows_) * d, "experiment rows"), y_(std::size_t(rows_) * d, "experiment outputs"),
+          row_token_(std::size_t(rows_), "experiment row_token"), counts_(std::size_t(E_), "experiment counts"),
+          offsets_(std::size_t(E_) + 1, "experiment offsets"),
+          ws_bytes_(moe::gpu::experts_workspace_bytes(rows_, E_, F)), ws_(ws_bytes_, "experiment workspace") {
+        stream_ = moe::gpu::create_stream();
+        moe::gpu::make_w1(101, E_, F, d, w1_.data(), stream_);
+        moe::gpu::make_w2(102, E_, d, F, w2_.data(), stream_);
+        moe::gpu::make_x(103, rows_, d, xp_.data(), stream_);
+        std::vector<std::int32_t> rt(std::size_t(rows_));
+        std::iota(rt.begin(), rt.end(), 0);
+        row_token_.upload(rt);
+        moe::gpu::synchronize(stream_);
+        e0_ = moe::gpu::create_event();
+        e1_ = moe::gpu::create_event();
+    }
+    ~FfnBench() {
+        moe::gpu::destroy_event(e0_);
+        moe::gpu::destroy_event(e1_);
+        moe::gpu::destroy_stream(stream_);
+    }
+    FfnBench(const FfnBench&) = delete;
+    FfnBench& operator=(const FfnBench&) = delete;
+
+    // The experts stage of `counts` (rows per expert, in order), timed with CUDA events: ms of each repeat.
+    std::vector<double> time(const std::vector<std::int64_t>& counts) {
+        const int E = int(counts.size());
+        MOE_ASSERT(E <= E_, "FfnBench: more experts than allocated");
+        std::vector<std::int32_t> c(counts.begin(), counts.end()), off(std::size_t(E) + 1, 0);
+        for (int e = 0; e < E; ++e) off[std::size_t(e) + 1] = off[std::size_t(e)] + c[std::size_t(e)];
+        MOE_ASSERT(off.back() <= rows_, "FfnBench: more rows than allocated");
+        if (off.back() == 0) return std::vector<double>(kRepeats, 0.0);
+        moe::gpu::copy_h2d(counts_.data(), c.data(), c.size() * sizeof(std::int32_t));
+        moe::gpu::copy_h2d(offsets_.data(), off.data(), off.size() * sizeof(std::int32_t));
+        auto once = [&] {
+            moe::gpu::experts_ffn(moe::gpu::ExpertsImpl::Auto, xp_.data(), nullptr, row_token_.data(), counts_.data(),
+                                  offsets_.data(), c.data(), off.data(), E, d_, F_, w1_.data(), w2_.data(), y_.data(),
+                                  ws_.data(), ws_bytes_, stream_);
+        };
+        for (int i = 0; i < kWarmup; ++i) once();
+        std::vector<double> ms;
+        for (int i = 0; i < kRepeats; ++i) {
+            moe::gpu::record_event(e0_, stream_);
+            once();
+            moe::gpu::record_event(e1_, stream_);
+            ms.push_back(double(moe::gpu::elapsed_ms(e0_, e1_)));
+        }
+        return ms;
+    }
+
+  private:
+    int E_;
+    std::int64_t rows_;
+    int d_, F_;
+    moe::gpu::DeviceBuffer<moe::bf16_t> w1_, w2_, xp_, y_;
+    moe::gpu::DeviceBuffer<std::int32_t> row_token_, counts_, offsets_;
+    std::size_t ws_bytes_;
+    moe::gpu::DeviceBuffer<std::uint8_t> ws_;
+    moe::Stream stream_ = nullptr;
+    moe::gpu::Event e0_ = nullptr, e1_ = nullptr;
+};
+
+// This GPU's own ceilings, measured once per process: device-to-device copy (read + write) and a bf16 GEMM.
+void gpu_ceilings(double* tflops, double* gbps) {
+    static std::mutex mu;
+    static double t = 0, g = 0;
+    std::lock_guard<std::mutex> lock(mu);
+    if (t == 0) {
+        g = moe::gpu::measure_copy_gbps(std::size_t(256) << 20, 20);
+        t = moe::gpu::measure_gemm_tflops(8192, 5);
+    }
+    *tflops = t;
+    *gbps = g;
+}
+#endif
+
+// ---- per-expert times: measured on the GPU, or the recorded roofline ---------------------------------------------
+
+struct ExpertTimes {
+    std::vector<TimedFigure> per_expert;  // [E], each expert alone at its load
+    TimedFigure stage;                    // all experts of the run in one experts stage, one device
+    std::vector<CurvePoint> sweep;        // one expert over tokens per expert
+    double tflops = kRecordedTflops, gbps = kRecordedGbps;
+    Source src = Source::Modeled;
+};
+
+ExpertTimes expert_times(const Result& r, bool with_sweep) {
+    ExpertTimes out;
+    const int d = r.scenario.hidden, F = r.scenario.ffn;
+    const auto& loads = r.expert_loads;
+    std::vector<std::int64_t> sweep_n;
+    if (with_sweep)
+        for (std::int64_t n = 1; n <= 8192; n *= 2) sweep_n.push_back(n);
+    if (on_gpu(r)) {
+#if defined(MOELAB_HAVE_CUDA)
+        out.src = Source::MeasuredGpu;
+        gpu_ceilings(&out.tflops, &out.gbps);
+        std::int64_t total = std::accumulate(loads.begin(), loads.end(), std::int64_t(0));
+        std::int64_t biggest = std::max<std::int64_t>(sweep_n.empty() ? 1 : sweep_n.back(),
+                                                      loads.empty() ? 1 : *std::max_element(loads.begin(), loads.end()));
+        FfnBench bench(std::max<int>(1, int(loads.size())), std::max(total, biggest), d, F);
+        out.stage = figure("ffn", bench.time(loads), Source::MeasuredGpu);
+        std::map<std::int64_t, TimedFigure> seen;  // equal loads share one timing
+        for (std::size_t e = 0; e < loads.size(); ++e) {
+            auto it = seen.find(loads[e]);
+            if (it == seen.end())
+                it = seen.emplace(loads[e], figure("expert", bench.time({loads[e]}), Source::MeasuredGpu)).first;
+            out.per_expert.push_back(it->second);
+        }
+        for (std::int64_t n : sweep_n) {
+            CurvePoint p;
+            p.x = double(n);
+            p.time = figure("ffn_one_expert", bench.time({n}), Source::MeasuredGpu);
+            out.sweep.push_back(p);
+        }
+#endif
+    } else {
+        double sum = 0;
+        for (std::int64_t n : loads) {
+            double ms = roofline_ms(double(n), d, F, out.tflops, out.gbps);
+            out.per_expert.push_back(modeled("expert", ms));
+            sum += ms;
+        }
+        out.stage = modeled("ffn", sum);  // one device runs its experts one after another
+        for (std::int64_t n : sweep_n) {
+            CurvePoint p;
+            p.x = double(n);
+            p.time = modeled("ffn_one_expert", roofline_ms(double(n), d, F, out.tflops, out.gbps));
+            out.sweep.push_back(p);
+        }
+    }
+    const double dF = double(d) * F;
+    for (auto& p : out.sweep) {
+        p.y = p.time.median_ms > 0 ? 6.0 * dF * p.x / (p.time.median_ms * 1e-3) / 1e12 : 0;
+        double intensity = 6.0 * dF * p.x / (6.0 * dF + 4.0 * d * p.x);
+        p.roof = std::min(out.tflops, intensity * out.gbps / 1e3);
+    }
+    return out;
+}
+
+// Interpolates one expert's time at n rows from the sweep, log-log between points (linear beyond the last).
+double sweep_ms(const std::vector<CurvePoint>& sweep, double n) {
+    if (n <= 0 || sweep.empty()) return 0;
+    if (n <= sweep.front().x) return sweep.front().time.median_ms;
+    for (std::size_t i = 1; i < sweep.size(); ++i)
+        if (n <= sweep[i].x) {
+            const CurvePoint &a = sweep[i - 1], &b = sweep[i];
+            double f = std::log(n / a.x) / std::log(b.x / a.x);
+            double ta = std::max(a.time.median_ms, 1e-9), tb = std::max(b.time.median_ms, 1e-9);
+            return std::exp(std::log(ta) + f * (std::log(tb) - std::log(ta)));
+        }
+    return sweep.back().time.median_ms * n / sweep.back().x;
+}
+
+void run_expert_ffn(const Result& r, ExperimentResult& x) {
+    ExpertTimes t = expert_times(r, true);
+    const Source src = t.src;
+    // One expert per GPU: the layer waits for the slowest expert. On one device that is emulated from the
+    // experts' own measured times.
+    const Source ep = src == Source::MeasuredGpu ? Source::Emulated : Source::Modeled;
+    put_timed(x, "ffn", t.stage, src);
+    std::vector<double> per;
+    double mean = 0;
+    std::size_t hot = 0;
+    for (std::size_t e = 0; e < t.per_expert.size(); ++e) {
+        per.push_back(t.per_expert[e].median_ms);
+        mean += t.per_expert[e].median_ms;
+        if (r.expert_loads[e] > r.expert_loads[hot]) hot = e;
+    }
+    mean = per.empty() ? 0 : mean / double(per.size());
+    if (!t.per_expert.empty()) put_timed(x, "hot_expert", t.per_expert[hot], src);
+    put(x, "mean_expert_ms", mean, src);
+    put(x, "expert_time_ratio", mean > 0 ? per[hot] / mean : 0, src);
+    put(x, "ep_layer_ms", per.empty() ? 0 : *std::max_element(per.begin(), per.end()), ep);
+    put(x, "peak_tflops_meas", t.tflops, src);
+    put(x, "mem_gbps_meas", t.gbps, src);
+    put(x, "ridge_meas", t.tflops * 1e3 / t.gbps, src);
+    x.vectors["expert_ms"] = per;
+    x.curve = t.sweep;
+    x.curve_x = "tokens per expert";
+    x.curve_y = "TFLOP/s";
+    if (src == Source::MeasuredGpu)
+        x.notes.push_back("Expert FFNs timed on this GPU (CUDA events, " + std::to_string(kRepeats) +
+                          " repeats after " + std::to_string(kWarmup) + " warm-up), each expert alone at its load; " +
+                          "ceilings measured on this GPU: " + lesson::format_number(t.tflops) + " TFLOP/s bf16 GEMM, " +
+                          lesson::format_number(t.gbps) + " GB/s copy. One expert per GPU is emulated: the slowest " +
+                          "expert's measured time.");
+    else
+        x.notes.push_back("No GPU: expert times are modelled on a roofline with the ceilings measured on an H100 in "
+                          "kernels/bench/RESULTS.md (" +
+                          lesson::format_number(kRecordedTflops) + " TFLOP/s, " +
+                          lesson::format_number(kRecordedGbps) + " GB/s).");
+}
+
+// ---- the all-to-all --------------------------------------------------------------------------------------------
+
+// Measured NCCL all-to-all points (two or more GPUs), cached by size for the process.
+bool a2a_measured(const std::vector<double>& sizes, std::map<double, moe::nccl::A2aPoint>* out, int* gpus) {
+    if (!moe::nccl::built() || moe::nccl::usable_gpus() < 2) return false;
+    static std::mutex mu;
+    static std::map<double, moe::nccl::A2aPoint> cache;
+    std::lock_guard<std::mutex> lock(mu);
+    *gpus = std::min(moe::nccl::usable_gpus(), 8);
+    std::vector<std::size_t> missing;
+    for (double s : sizes)
+        if (s > 0 && !cache.count(s)) missing.push_back(std::size_t(s));
+    if (!missing.empty()) {
+        auto pts = moe::nccl::bench_alltoall(*gpus, missing, 20, moe::nccl::timeout_s(), 5);
+        for (std::size_t i = 0; i < pts.size() && i < missing.size(); ++i) cache[double(missing[i])] = pts[i];
+    }
+    for (double s : sizes)
+        if (cache.count(s)) (*out)[s] = cache[s];
+    return true;
+}
+
+struct A2aTimes {
+    std::map<double, TimedFigure> at;  // by bytes a rank sends to the others
+    double peak_gbps = kLinkGbps;
+    Source src = Source::Modeled;
+    int gpus = 0;
+};
+
+// Times for every size in `send_bytes` (bytes one rank sends to the other ranks) and the peak.
+A2aTimes a2a_times(const Result& r, std::vector<double> send_bytes) {
+    A2aTimes out;
+    const double top = double(std::size_t(256) << 20);
+    std::map<double, moe::nccl::A2aPoint> pts;
+    int gpus = 0;
+    std::vector<double> per_rank;  // the benchmark's bytes_per_rank: 1/G of it stays home
+    bool measured = false;
+    if (on_gpu(r)) {
+        int g = moe::nccl::built() ? std::min(moe::nccl::usable_gpus(), 8) : 0;
+        if (g >= 2) {
+            for (double s : send_bytes) per_rank.push_back(std::round(s * g / (g - 1)));
+            per_rank.push_back(top);
+            try {
+                measured = a2a_measured(per_rank, &pts, &gpus);
+            } catch (const moe::Error&) {
+                measured = false;
+            }
+        }
+    }
+    if (measured) {
+        out.src = Source::MeasuredGpu;
+        out.gpus = gpus;
+        if (pts.count(top)) out.peak_gbps = pts[top].busbw;
+        for (std::size_t i = 0; i < send_bytes.size(); ++i) {
+            const auto& p = pts[per_rank[i]];
+            TimedFigure f;
+            f.name = "a2a";
+            f.min_ms = p.min_ms;
+            f.median_ms = p.time_ms_median;
+            f.p95_ms = p.p95;
+            f.repeats = p.iters;
+            f.source = Source::MeasuredGpu;
+            out.at[send_bytes[i]] = f;
+        }
+    } else {
+        for (double s : send_bytes) out.at[s] = modeled("a2a", s > 0 ? kLinkAlphaMs + s / (kLinkGbps * 1e9) * 1e3 : 0);
+    }
+    return out;
+}
+
+std::vector<double> curve_sizes() {
+    std::vector<double> v;
+    for (double s = 4096; s <= double(std::size_t(256) << 20); s *= 4) v.push_back(s);
+    return v;
+}
+
+double max_send_bytes(const Result& r) {
+    double send = 0;
+    for (int src = 0; src < r.ranks; ++src) {
+        double b = 0;
+        for (int dst = 0; dst < r.ranks; ++dst)
+            if (dst != src && std::size_t(src * r.ranks + dst) < r.traffic_bytes.size())
+                b += r.traffic_bytes[std::size_t(src) * r.ranks + dst];
+        send = std::max(send, b);
+    }
+    return send;
+}
+
+void a2a_notes(const A2aTimes& t, ExperimentResult& x) {
+    if (t.src == Source::MeasuredGpu)
+        x.notes.push_back("All-to-all measured with NCCL over " + std::to_string(t.gpus) +
+                          " GPUs of this machine (20 iterations after 5 warm-up); the peak is the bus bandwidth at "
+                          "256 MiB per rank: " +
+                          lesson::format_number(t.peak_gbps) + " GB/s.");
+    else
+        x.notes.push_back("Fewer than two GPUs here: the all-to-all is modelled as 12 µs + bytes / 280 GB/s, a fit of "
+                          "the 2x H200 NCCL measurements in kernels/nccl/README.md.");
+}
+
+void run_a2a(const Result& r, ExperimentResult& x) {
+    const double send = max_send_bytes(r);
+    std::vector<double> sizes = curve_sizes();
+    sizes.push_back(send);
+    A2aTimes t = a2a_times(r, sizes);
+    const TimedFigure& f = t.at[send];
+    put_timed(x, "a2a", f, t.src);
+    const double gbps = f.median_ms > 0 ? send / (f.median_ms * 1e-3) / 1e9 : 0;
+    put(x, "a2a_gbps", gbps, t.src);
+    put(x, "link_peak_gbps", t.peak_gbps, t.src);
+    put(x, "a2a_util", t.peak_gbps > 0 ? gbps / t.peak_gbps : 0, t.src);
+    for (double s : curve_sizes()) {
+        CurvePoint p;
+        p.x = s;
+        p.time = t.at[s];
+        double g = p.time.median_ms > 0 ? s / (p.time.median_ms * 1e-3) / 1e9 : 0;
+        p.y = t.peak_gbps > 0 ? g / t.peak_gbps : 0;
+        double model = kLinkAlphaMs + s / (kLinkGbps * 1e9) * 1e3;
+        p.roof = s / (model * 1e-3) / 1e9 / kLinkGbps;
+        x.curve.push_back(p);
+    }
+    x.curve_x = "bytes per rank";
+    x.curve_y = "Util";
+    a2a_notes(t, x);
+}
+
+// ---- chunked overlap -------------------------------------------------------------------------------------------
+
+void run_overlap(const Result& r, ExperimentResult& x) {
+    ExpertTimes et = expert_times(r, true);
+    const double send = max_send_bytes(r);
+    const int chunks[] = {1, 2, 4, 8, 16, 32, 64};
+    std::vector<double> sizes;
+    for (int c : chunks) sizes.push_back(send / c);
+    A2aTimes at = a2a_times(r, sizes);
+    // The expert GEMMs of the busiest GPU (contiguous placement), chunk by chunk: each chunk takes 1/c of every
+    // expert's rows, so small chunks re-read the weights and fall down the roofline (the sweep's measured curve).
+    const int G = std::max(1, r.ranks), E = int(r.expert_loads.size());
+    auto te = [&](int c) {
+        double worst = 0;
+        for (int g = 0; g < G; ++g) {
+            double sum = 0;
+            for (int e = 0; e < E; ++e)
+                if (moe::comm::rank_of_expert(e, E, G) == g && r.expert_loads[std::size_t(e)] > 0)
+                    sum += sweep_ms(et.sweep, double(r.expert_loads[std::size_t(e)]) / c);
+            worst = std::max(worst, sum);
+        }
+        return worst;
+    };
+    const Source src = lesson::combine(et.src == Source::MeasuredGpu ? Source::Emulated : Source::Modeled,
+                                       at.src == Source::MeasuredGpu ? Source::Emulated : Source::Modeled);
+    // The composition is a schedule on paper: its pieces are measured where a GPU allows, the sum is modelled.
+    const Source sched = Source::Modeled;
+    double best = 0;
+    int best_c = 1;
+    for (int i = 0; i < int(std::size(chunks)); ++i) {
+        int c = chunks[i];
+        double tc = at.at[sizes[std::size_t(i)]].median_ms, tex = te(c);
+        double total = c == 1 ? tc + tex : chunked_ms(tc, tex * c, c);
+        put(x, "overlap_ms_" + std::to_string(c), total, sched);
+        if (i == 0 || total < best) best = total, best_c = c;
+        if (c == 1) {
+            put(x, "ovl_tc_ms", tc, lesson::combine(src, at.src));
+            put(x, "ovl_te_ms", tex, lesson::combine(src, et.src));
+        }
+    }
+    put(x, "serial_ms", x.scalars["overlap_ms_1"].value, sched);
+    put(x, "best_chunks", best_c, sched);
+    put(x, "best_overlap_ms", best, sched);
+    a2a_notes(at, x);
+    x.notes.push_back(et.src == Source::MeasuredGpu
+                          ? "Expert chunk times come from this GPU's measured FFN sweep over tokens per expert."
+                          : "Expert chunk times come from the recorded H100 roofline (no GPU here).");
+    x.notes.push_back("The overlapped schedule itself is modelled: first transfer, then c - 1 steps of the slower "
+                      "of transfer and GEMM chunk, then the last GEMM chunk.");
+}
+
+// ---- greedy replication ----------------------------------------------------------------------------------------
+
+void run_replicate(const Result& r, ExperimentResult& x, const std::map<std::string, double>& params) {
+    auto it = params.find("copies");
+    const int copies = it == params.end() ? 0 : int(std::lround(it->second));
+    if (copies < 0 || copies > 4096) MOE_BAD_INPUT("replicate: copies = " << copies << " must be from 0 to 4096");
+    const int G = std::max(1, r.ranks);
+    auto before = contiguous_placement(r.expert_loads, G);
+    auto after = greedy_placement(r.expert_loads, G, copies);
+    const Source counted = lesson::source_of(r.loads_provenance);
+    const double kept = double(std::accumulate(r.expert_loads.begin(), r.expert_loads.end(), std::int64_t(0)));
+    put(x, "gpu_rows_before", double(busiest_gpu_rows(before)), counted);
+    put(x, "gpu_rows_after", double(busiest_gpu_rows(after)), counted);
+    put(x, "gpu_rows_mean", kept / G, counted);
+    put(x, "balance_gain", busiest_gpu_rows(after) > 0 ? double(busiest_gpu_rows(before)) / busiest_gpu_rows(after) : 0,
+        counted);
+    std::map<int, int> copies_of;
+    for (auto& gpu : after)
+        for (auto& c : gpu) copies_of[c.expert] += 1;
+    int copied = 0;
+    for (auto& [e, n] : copies_of) copied += n > 1;
+    put(x, "copied_experts", copied, counted);
+    put(x, "hot_copies", copies_of[r.hottest_expert], counted);
+    std::vector<double> rows_after;
+    for (auto& gpu : after) {
+        double s = 0;
+        for (auto& c : gpu) s += double(c.rows);
+        rows_after.push_back(s);
+    }
+    x.vectors["gpu_rows"] = rows_after;
+
+    // Time each GPU's share: every copy is an expert of its own (its own weights) with its rows.
+    const int d = r.scenario.hidden, F = r.scenario.ffn;
+    auto times = [&](const std::vector<std::vector<PlacedCopy>>& placement, const char* name) {
+        std::vector<TimedFigure> per_gpu;
+        if (on_gpu(r)) {
+#if defined(MOELAB_HAVE_CUDA)
+            std::size_t most = 1;
+            std::int64_t rows = 1;
+            for (auto& gpu : placement) {
+                most = std::max(most, gpu.size());
+                std::int64_t s = 0;
+                for (auto& c : gpu) s += c.rows;
+                rows = std::max(rows, s);
+            }
+            FfnBench bench(int(most), rows, d, F);
+            for (auto& gpu : placement) {
+                std::vector<std::int64_t> counts;
+                for (auto& c : gpu) counts.push_back(c.rows);
+                per_gpu.push_back(figure(name, bench.time(counts), Source::MeasuredGpu));
+            }
+#endif
+        } else {
+            for (auto& gpu : placement) {
+                double ms = 0;
+                for (auto& c : gpu) ms += roofline_ms(double(c.rows), d, F, kRecordedTflops, kRecordedGbps);
+                per_gpu.push_back(modeled(name, ms));
+            }
+        }
+        // The layer waits for the busiest GPU.
+        return *std::max_element(per_gpu.begin(), per_gpu.end(),
+                                 [](const TimedFigure& a, const TimedFigure& b) { return a.median_ms < b.median_ms; });
+    };
+    const Source timed = on_gpu(r) ? Source::Emulated : Source::Modeled;
+    put_timed(x, "gpu_before", times(before, "gpu_before"), timed);
+    put_timed(x, "gpu_after", times(after, "gpu_after"), timed);
+    put(x, "time_gain", x.scalars["gpu_after_ms"].value > 0
+                            ? x.scalars["gpu_before_ms"].value / x.scalars["gpu_after_ms"].value
+                            : 0,
+        timed);
+    x.notes.push_back(on_gpu(r) ? "Each GPU's experts and copies were timed on this GPU, one GPU's share at a time; "
+                                  "the layer time is the busiest share (the GPUs themselves are emulated)."
+                                : "No GPU: each GPU's share is timed on the recorded H100 roofline (modelled).");
+}
+
+}  // namespace
+
+const std::vector<std::string>& experiment_names() {
+    static const std::vector<std::string> n = {"expert-ffn", "a2a", "overlap", "replicate"};
+    return n;
+}
+
+bool is_experiment(const std::string& name) {
+    const auto& n = experiment_names();
+    return std::find(n.begin(), n.end(), name) != n.end();
+}
+
+const std::vector<ExperimentMetric>& experiment_metrics() {
+    static const std::vector<ExperimentMetric> list = {
+        {{"ffn_ms", "ms", "every expert's FFN at this run's loads, one device, median"}, "expert-ffn"},
+        {{"ffn_min_ms", "ms", "the same, fastest repeat"}, "expert-ffn"},
+        {{"ffn_p95_ms", "ms", "the same, 95th percentile"}, "expert-ffn"},
+        {{"hot_expert_ms", "ms", "the busiest expert's FFN alone, median"}, "expert-ffn"},
+        {{"hot_expert_min_ms", "ms", "the same, fastest repeat"}, "expert-ffn"},
+        {{"hot_expert_p95_ms", "ms", "the same, 95th percentile"}, "expert-ffn"},
+        {{"mean_expert_ms", "ms", "mean over experts of each one's FFN alone"}, "expert-ffn"},
+        {{"expert_time_ratio", "×", "hot_expert_ms / mean_expert_ms: the straggler factor in time"}, "expert-ffn"},
+        {{"ep_layer_ms", "ms", "one expert per GPU: the slowest expert's time"}, "expert-ffn"},
+        {{"peak_tflops_meas", "TFLOP/s", "this GPU's measured bf16 GEMM rate (recorded H100 without a GPU)"},
+         "expert-ffn"},
+        {{"mem_gbps_meas", "GB/s", "this GPU's measured copy bandwidth (recorded H100 without a GPU)"}, "expert-ffn"},
+        {{"ridge_meas", "FLOP/byte", "peak_tflops_meas / mem_gbps_meas: the roofline's ridge"}, "expert-ffn"},
+        {{"expert_ms", "ms", "each expert's FFN time alone", true}, "expert-ffn"},
+        {{"a2a_ms", "ms", "all-to-all of the busiest rank's dispatch bytes, median"}, "a2a"},
+        {{"a2a_min_ms", "ms", "the same, fastest repeat"}, "a2a"},
+        {{"a2a_p95_ms", "ms", "the same, 95th percentile"}, "a2a"},
+        {{"a2a_gbps", "GB/s", "bytes sent over a2a_ms"}, "a2a"},
+        {{"link_peak_gbps", "GB/s", "the link's bus bandwidth at 256 MiB per rank"}, "a2a"},
+        {{"a2a_util", "", "Util(msg): a2a_gbps / link_peak_gbps"}, "a2a"},
+        {{"serial_ms", "ms", "all-to-all, then the busiest GPU's expert GEMMs, no overlap"}, "overlap"},
+        {{"ovl_tc_ms", "ms", "the whole all-to-all of the busiest rank"}, "overlap"},
+        {{"ovl_te_ms", "ms", "the busiest GPU's expert GEMMs"}, "overlap"},
+        {{"overlap_ms_1", "ms", "c = 1: serial_ms"}, "overlap"},
+        {{"overlap_ms_2", "ms", "transfer and GEMMs overlapped in 2 chunks"}, "overlap"},
+        {{"overlap_ms_4", "ms", "in 4 chunks"}, "overlap"},
+        {{"overlap_ms_8", "ms", "in 8 chunks"}, "overlap"},
+        {{"overlap_ms_16", "ms", "in 16 chunks"}, "overlap"},
+        {{"overlap_ms_32", "ms", "in 32 chunks"}, "overlap"},
+        {{"overlap_ms_64", "ms", "in 64 chunks"}, "overlap"},
+        {{"best_chunks", "", "the chunk count with the shortest time"}, "overlap"},
+        {{"best_overlap_ms", "ms", "its time"}, "overlap"},
+        {{"gpu_rows_before", "rows", "busiest GPU's rows, experts placed E/G per GPU, no copies"}, "replicate"},
+        {{"gpu_rows_after", "rows", "busiest GPU's rows after greedy copies and placement"}, "replicate"},
+        {{"gpu_rows_mean", "rows", "kept rows / G: a perfect balance"}, "replicate"},
+        {{"balance_gain", "×", "gpu_rows_before / gpu_rows_after"}, "replicate"},
+        {{"copied_experts", "experts", "experts that got at least one extra copy"}, "replicate"},
+        {{"hot_copies", "", "copies of the busiest expert (1 = no extra copy)"}, "replicate"},
+        {{"gpu_rows", "rows", "rows per GPU after greedy placement", true}, "replicate"},
+        {{"gpu_before_ms", "ms", "busiest GPU's expert time before, median"}, "replicate"},
+        {{"gpu_before_min_ms", "ms", "the same, fastest repeat"}, "replicate"},
+        {{"gpu_before_p95_ms", "ms", "the same, 95th percentile"}, "replicate"},
+        {{"gpu_after_ms", "ms", "busiest GPU's expert time after, median"}, "replicate"},
+        {{"gpu_after_min_ms", "ms", "the same, fastest repeat"}, "replicate"},
+        {{"gpu_after_p95_ms", "ms", "the same, 95th percentile"}, "replicate"},
+        {{"time_gain", "×", "gpu_before_ms / gpu_after_ms"}, "replicate"},
+    };
+    return list;
+}
+
+ExperimentResult run_experiment(const std::string& name, const Result& r, const std::map<std::string, double>& params) {
+    ExperimentResult x;
+    x.name = name;
+    if (name == "expert-ffn")
+        run_expert_ffn(r, x);
+    else if (name == "a2a")
+        run_a2a(r, x);
+    else if (name == "overlap")
+        run_overlap(r, x);
+    else if (name == "replicate")
+        run_replicate(r, x, params);
+    else
+        MOE_BAD_INPUT("experiment '" << name << "': allowed: expert-ffn, a2a, overlap, replicate");
+    return x;
+}
+
+// ---- the pieces ------------------------------------------------------------------------------------------------
+
+std::vector<std::vector<PlacedCopy>> contiguous_placement(const std::vector<std::int64_t>& loads, int gpus) {
+    std::vector<std::vector<PlacedCopy>> out(std::size_t(std::max(1, gpus)));
+    const int E = int(loads.size());
+    for (int e = 0; e < E; ++e)
+        out[std::size_t(moe::comm::rank_of_expert(e, E, int(out.size())))].push_back({e, loads[std::size_t(e)]});
+    return out;
+}
+
+std::vector<std::vector<PlacedCopy>> greedy_placement(const std::vector<std::int64_t>& loads, int gpus, int copies) {
+    const int E = int(loads.size());
+    const int G = std::max(1, gpus);
+    std::vector<int> n(std::size_t(E), 1);
+    // Copies go, one at a time, to the expert whose per-copy load is the highest (ties to the lower id). An expert
+    // never gets more copies than there are GPUs, since two copies on one GPU would share its time.
+    for (int c = 0; c < copies; ++c) {
+        int best = -1;
+        double best_load = -1;
+        for (int e = 0; e < E; ++e) {
+            double per = double(loads[std::size_t(e)]) / n[std::size_t(e)];
+            if (n[std::size_t(e)] < G && per > best_load) best = e, best_load = per;
+        }
+        if (best < 0) break;
+        n[std::size_t(best)] += 1;
+    }
+    std::vector<PlacedCopy> all;
+    for (int e = 0; e < E; ++e) {
+        const std::int64_t L = loads[std::size_t(e)];
+        for (int i = 0; i < n[std::size_t(e)]; ++i)
+            all.push_back({e, L / n[std::size_t(e)] + (i < L % n[std::size_t(e)] ? 1 : 0)});
+    }
+    std::stable_sort(all.begin(), all.end(), [](const PlacedCopy& a, const PlacedCopy& b) { return a.rows > b.rows; });
+    std::vector<std::vector<PlacedCopy>> out(static_cast<std::size_t>(G));
+    std::vector<std::int64_t> load(static_cast<std::size_t>(G), 0);
+    for (const PlacedCopy& c : all) {
+        int pick = -1;
+        for (int g = 0; g < G; ++g) {
+            bool holds = std::any_of(out[std::size_t(g)].begin(), out[std::size_t(g)].end(),
+                                     [&](const PlacedCopy& o) { return o.expert == c.expert; });
+            if (holds) continue;
+            if (pick < 0 || load[std::size_t(g)] < load[std::size_t(pick)]) pick = g;
+        }
+        if (pick < 0) pick = int(std::min_element(load.begin(), load.end()) - load.begin());
+        out[std::size_t(pick)].push_back(c);
+        load[std::size_t(pick)] += c.rows;
+    }
+    return out;
+}
+
+std::int64_t busiest_gpu_rows(const std::vector<std::vector<PlacedCopy>>& placement) {
+    std::int64_t worst = 0;
+    for (auto& gpu : placement) {
+        std::int64_t s = 0;
+        for (auto& c : gpu) s += c.rows;
+        worst = std::max(worst, s);
+    }
+    return worst;
+}
+
+std::vector<moe::bf16_t> replicated_ffn_cpu(const std::vector<moe::bf16_t>& xp, const std::vector<std::int32_t>& counts,
+                                       const std::vector<std::vector<PlacedCopy>>& placement, int hidden, int ffn,
+                                       const std::vector<moe::bf16_t>& w1, const std::vector<moe::bf16_t>& w2) {
+    const int E = int(counts.size());
+    std::vector<std::int64_t> start(std::size_t(E) + 1, 0);
+    for (int e = 0; e < E; ++e) start[std::size_t(e) + 1] = start[std::size_t(e)] + counts[std::size_t(e)];
+    std::vector<moe::bf16_t> y(std::size_t(start.back()) * hidden);
+    std::vector<std::int64_t> next(start.begin(), start.end() - 1);  // the next unassigned row of each expert
+    const std::size_t w1_size = std::size_t(2) * ffn * hidden, w2_size = std::size_t(hidden) * ffn;
+    for (auto& gpu : placement)
+        for (const PlacedCopy& c : gpu) {
+            if (c.rows <= 0) continue;
+            const std::int64_t row0 = next[std::size_t(c.expert)];
+            next[std::size_t(c.expert)] += c.rows;
+            MOE_ASSERT(next[std::size_t(c.expert)] <= start[std::size_t(c.expert) + 1], "copies take more rows than "
+                                                                                        "their expert has");
+            // The copy is an expert of its own: one segment of c.rows rows, the original expert's weights.
+            std::vector<std::int32_t> cnt{std::int32_t(c.rows)}, off{0, std::int32_t(c.rows)};
+            std::vector<moe::bf16_t> out(std::size_t(c.rows) * hidden);
+            moe::experts::ffn(xp.data() + row0 * hidden, nullptr, nullptr, cnt.data(), off.data(), 1, hidden, ffn,
+                              w1.data() + std::size_t(c.expert) * w1_size, w2.data() + std::size_t(c.expert) * w2_size,
+                              out.data(), 1);
+            std::copy(out.begin(), out.end(), y.begin() + row0 * hidden);
+        }
+    return y;
+}
+
+double modeled_a2a_ms(double bytes_per_rank, int ranks) {
+    if (ranks < 2 || bytes_per_rank <= 0) return 0;
+    return kLinkAlphaMs + bytes_per_rank * double(ranks - 1) / ranks / (kLinkGbps * 1e9) * 1e3;
+}
+
+double chunked_ms(double tc_chunk_ms, double te_ms, int chunks) {
+    if (chunks <= 1) return tc_chunk_ms + te_ms;
+    const double te_chunk = te_ms / chunks;
+    return tc_chunk_ms + double(chunks - 1) * std::max(tc_chunk_ms, te_chunk) + te_chunk;
+}
+
+}  // namespace demos
