@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <algorithm>
 
+#include "demos/params.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos::lesson {
@@ -16,6 +19,7 @@ struct Expr::Node {
     double number = 0;
     std::string name;  // Name, Call; operator for Unary/Binary
     std::vector<std::shared_ptr<const Node>> kids;
+    int height = 1;  // 1 + the tallest kid: bounds every recursion over the tree (eval, collect, destructor)
 };
 
 namespace {
@@ -24,6 +28,15 @@ using NodeP = std::shared_ptr<const Expr::Node>;
 
 const char* const kBuiltins[] = {"min", "max", "abs", "ceil", "floor", "round", "sqrt", "log2", "pow"};
 
+// How many arguments each built-in takes; false when `name` is not a built-in.
+bool builtin_arity(const std::string& name, std::size_t* lo, std::size_t* hi) {
+    if (name == "min" || name == "max") return *lo = 1, *hi = kMaxCallArgs, true;
+    if (name == "pow") return *lo = *hi = 2, true;
+    for (const char* b : kBuiltins)
+        if (name == b) return *lo = *hi = 1, true;
+    return false;
+}
+
 class Parser {
   public:
     explicit Parser(const std::string& s) : s_(s) {}
@@ -31,12 +44,27 @@ class Parser {
     NodeP parse_all() {
         NodeP n = parse_or();
         skip();
-        if (i_ < s_.size()) fail("unexpected '" + std::string(1, s_[i_]) + "'");
+        if (i_ < s_.size()) fail("unexpected '" + here() + "'");
         return n;
     }
 
   private:
     [[noreturn]] void fail(const std::string& what) const { MOE_BAD_INPUT("column " << i_ + 1 << ": " << what); }
+    // The character at i_ as the user typed it: a whole UTF-8 sequence, or an escape for a control byte.
+    std::string here() const { return printable(s_.substr(i_, std::max<std::size_t>(1, utf8_length_at(s_, i_)))); }
+    // Parentheses, unary operators and operator chains all nest the tree; a hand-written expression never comes
+    // near this, and a generated one cannot exhaust the stack.
+    NodeP bounded(NodeP n) {
+        if (n->height > kMaxExprDepth)
+            fail("the expression nests more than " + std::to_string(kMaxExprDepth) +
+                 " levels (operators, parentheses and calls); split it into [values]");
+        return n;
+    }
+    static int height_of(const std::vector<NodeP>& kids) {
+        int h = 0;
+        for (auto& k : kids) h = std::max(h, k->height);
+        return h + 1;
+    }
     void skip() {
         while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
     }
@@ -50,12 +78,13 @@ class Parser {
         i_ += n;
         return true;
     }
-    static NodeP binary(const char* op, NodeP a, NodeP b) {
+    NodeP binary(const char* op, NodeP a, NodeP b) {
         auto n = std::make_shared<Expr::Node>();
         n->kind = Expr::Node::Binary;
         n->name = op;
         n->kids = {std::move(a), std::move(b)};
-        return n;
+        n->height = height_of(n->kids);
+        return bounded(n);
     }
     NodeP parse_or() {
         NodeP a = parse_and();
@@ -95,14 +124,27 @@ class Parser {
                 return a;
         }
     }
+    // Descending through '(' or a unary operator goes one level deeper before the kid exists, so the parser's own
+    // recursion is bounded too.
+    struct Deeper {
+        Parser& p;
+        explicit Deeper(Parser& parser) : p(parser) {
+            if (++p.depth_ > kMaxExprDepth)
+                p.fail("the expression nests more than " + std::to_string(kMaxExprDepth) +
+                       " levels (operators, parentheses and calls); split it into [values]");
+        }
+        ~Deeper() { --p.depth_; }
+    };
     NodeP parse_unary() {
         for (const char* op : {"-", "!"})
             if (eat(op)) {
+                Deeper d(*this);
                 auto n = std::make_shared<Expr::Node>();
                 n->kind = Expr::Node::Unary;
                 n->name = op;
                 n->kids = {parse_unary()};
-                return n;
+                n->height = height_of(n->kids);
+                return bounded(n);
             }
         return parse_primary();
     }
@@ -111,6 +153,7 @@ class Parser {
         if (i_ >= s_.size()) fail("the expression ends too early");
         char c = s_[i_];
         if (eat("(")) {
+            Deeper d(*this);
             NodeP n = parse_or();
             if (!eat(")")) fail("expected ')'");
             return n;
@@ -137,22 +180,28 @@ class Parser {
                 return n;
             }
             if (eat("(")) {
+                Deeper d(*this);
                 n->kind = Expr::Node::Call;
                 if (!eat(")")) {
-                    do n->kids.push_back(parse_or());
-                    while (eat(","));
+                    do {
+                        if (n->kids.size() >= kMaxCallArgs)
+                            fail(n->name + "() is given more than " + std::to_string(kMaxCallArgs) + " arguments");
+                        n->kids.push_back(parse_or());
+                    } while (eat(","));
                     if (!eat(")")) fail("expected ')' or ',' in the arguments of " + n->name + "()");
                 }
-                return n;
+                n->height = height_of(n->kids);
+                return bounded(n);
             }
             n->kind = Expr::Node::Name;
             return n;
         }
-        fail("unexpected '" + std::string(1, c) + "'");
+        fail("unexpected '" + here() + "'");
     }
 
     const std::string& s_;
     std::size_t i_ = 0;
+    int depth_ = 0;
 };
 
 double eval_node(const Expr::Node& n, const Lookup& lookup, const Call& call) {
@@ -189,24 +238,24 @@ double eval_node(const Expr::Node& n, const Lookup& lookup, const Call& call) {
             std::vector<double> args;
             for (auto& k : n.kids) args.push_back(eval_node(*k, lookup, call));
             const std::string& f = n.name;
-            auto need = [&](std::size_t lo, std::size_t hi) {
-                if (args.size() < lo || args.size() > hi)
-                    MOE_BAD_INPUT(f << "() takes " << lo << (hi > lo ? " or more" : "") << " argument"
-                                    << (lo == 1 && hi == 1 ? "" : "s") << ", got " << args.size());
-            };
+            if (is_builtin_function(f)) {
+                CallSite site{f, {}};
+                site.args.resize(args.size());
+                std::string bad = check_builtin_call(site);
+                if (!bad.empty()) MOE_BAD_INPUT(bad);
+            }
             if (f == "min" || f == "max") {
-                need(1, 64);
                 double r = args[0];
                 for (double v : args) r = f == "min" ? std::min(r, v) : std::max(r, v);
                 return r;
             }
-            if (f == "pow") return need(2, 2), std::pow(args[0], args[1]);
-            if (f == "abs") return need(1, 1), std::fabs(args[0]);
-            if (f == "ceil") return need(1, 1), std::ceil(args[0]);
-            if (f == "floor") return need(1, 1), std::floor(args[0]);
-            if (f == "round") return need(1, 1), std::round(args[0]);
-            if (f == "sqrt") return need(1, 1), std::sqrt(args[0]);
-            if (f == "log2") return need(1, 1), std::log2(args[0]);
+            if (f == "pow") return std::pow(args[0], args[1]);
+            if (f == "abs") return std::fabs(args[0]);
+            if (f == "ceil") return std::ceil(args[0]);
+            if (f == "floor") return std::floor(args[0]);
+            if (f == "round") return std::round(args[0]);
+            if (f == "sqrt") return std::sqrt(args[0]);
+            if (f == "log2") return std::log2(args[0]);
             std::optional<double> v = call ? call(f, args) : std::nullopt;
             if (!v) MOE_BAD_INPUT("unknown function '" << f << "()'");
             return *v;
@@ -224,7 +273,56 @@ void collect(const Expr::Node& n, Expr::Node::Kind kind, std::vector<std::string
     for (auto& k : n.kids) collect(*k, kind, out);
 }
 
+bool constant(const Expr::Node& n) {
+    if (n.kind == Expr::Node::Name || (n.kind == Expr::Node::Call && !is_builtin_function(n.name))) return false;
+    for (auto& k : n.kids)
+        if (!constant(*k)) return false;
+    return true;
+}
+
+std::optional<double> fold(const Expr::Node& n) {
+    if (!constant(n)) return std::nullopt;
+    try {
+        return eval_node(n, {}, {});
+    } catch (const moe::Error&) {
+        return std::nullopt;  // a constant call with a bad arity: reported at its own call site
+    }
+}
+
+void collect_calls(const Expr::Node& n, std::vector<CallSite>& out) {
+    if (n.kind == Expr::Node::Call) {
+        CallSite c;
+        c.name = n.name;
+        for (auto& k : n.kids) c.args.push_back(fold(*k));
+        out.push_back(std::move(c));
+    }
+    for (auto& k : n.kids) collect_calls(*k, out);
+}
+
 }  // namespace
+
+std::vector<CallSite> call_sites(const Expr& e) {
+    std::vector<CallSite> out;
+    if (e.root()) collect_calls(*e.root(), out);
+    return out;
+}
+
+std::string check_builtin_call(const CallSite& c) {
+    std::size_t lo = 0, hi = 0;
+    if (!builtin_arity(c.name, &lo, &hi)) return "";
+    std::ostringstream os;
+    if (c.args.size() < lo || c.args.size() > hi) {
+        os << c.name << "() takes " << lo;
+        if (hi > lo) os << " to " << hi;
+        os << " argument" << (lo == 1 && hi == 1 ? "" : "s") << ", got " << c.args.size();
+        return os.str();
+    }
+    if (c.name == "sqrt" && c.args[0] && !(*c.args[0] >= 0))
+        os << "sqrt(x): x = " << format_number(*c.args[0]) << " must be at least 0";
+    if (c.name == "log2" && c.args[0] && !(*c.args[0] > 0))
+        os << "log2(x): x = " << format_number(*c.args[0]) << " must be above 0";
+    return os.str();
+}
 
 bool is_builtin_function(const std::string& name) {
     for (const char* b : kBuiltins)
@@ -233,6 +331,8 @@ bool is_builtin_function(const std::string& name) {
 }
 
 Expr Expr::parse(const std::string& text) {
+    if (text.size() > kMaxExprChars)
+        MOE_BAD_INPUT("the expression is " << text.size() << " characters; at most " << kMaxExprChars);
     Expr e;
     e.text_ = text;
     Parser p(text);
@@ -295,9 +395,13 @@ std::vector<Placeholder> scan_template(const std::string& text) {
 std::string format_number(double v, int digits) {
     char buf[64];
     if (!std::isfinite(v)) return std::isnan(v) ? "n/a" : (v > 0 ? "inf" : "-inf");
-    if (digits >= 0) {
+    if (digits >= 0 && std::fabs(v) < 1e15) {
         std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-    } else if (std::fabs(v - std::round(v)) < 1e-9 * std::max(1.0, std::fabs(v)) && std::fabs(v) < 1e15) {
+    } else if (digits >= 0) {
+        std::snprintf(buf, sizeof buf, "%.*g", std::max(3, digits), v);
+    } else if (std::fabs(v) >= 1e15) {
+        std::snprintf(buf, sizeof buf, "%.3g", v);  // 1e300 as "1e+300", not 301 digits cut to 63
+    } else if (std::fabs(v - std::round(v)) < 1e-9 * std::max(1.0, std::fabs(v))) {
         std::snprintf(buf, sizeof buf, "%.0f", v);
     } else if (std::fabs(v) >= 1000) {
         std::snprintf(buf, sizeof buf, "%.0f", v);

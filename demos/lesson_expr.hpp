@@ -35,6 +35,7 @@ class Expr {
     bool empty() const { return !root_; }
 
     struct Node;
+    const Node* root() const { return root_.get(); }
 
   private:
     std::shared_ptr<const Node> root_;
@@ -42,6 +43,23 @@ class Expr {
 };
 
 bool is_builtin_function(const std::string& name);
+
+// Limits checked by Expr::parse, so no expression can exhaust the stack or memory: its length, how deep it
+// nests (parentheses, unary operators, operator chains and calls all count) and the arguments of one call.
+constexpr std::size_t kMaxExprChars = 4096;
+constexpr int kMaxExprDepth = 100;
+constexpr std::size_t kMaxCallArgs = 64;
+
+// One function call found by a static walk of an expression (nothing is evaluated but constants): its name, and
+// each argument's value when the argument is a constant ("load(2)", "pow(2, -1)"), nullopt when it reads a name.
+struct CallSite {
+    std::string name;
+    std::vector<std::optional<double>> args;
+};
+std::vector<CallSite> call_sites(const Expr& e);
+// A built-in call's problem ("min() takes 1 to 64 arguments, got 0", "sqrt(x): x = -1 must be at least 0"); ""
+// when fine, or when `site` is not a built-in.
+std::string check_builtin_call(const CallSite& site);
 
 // A {placeholder} in lesson text: "{straggler_factor}" or "{comm_mib:1}" (one decimal). "{{" and "}}" are
 // literal braces. Throws BadInput on an unclosed brace or a malformed expression, naming the placeholder.

@@ -3,11 +3,12 @@
 #include "demos/scenario.hpp"
 
 #include <cmath>
-#include <fstream>
+#include <limits>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "demos/atomic_file.hpp"
+#include "demos/params.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -44,81 +45,66 @@ const char* backend_name(BackendChoice b) {
 }
 
 namespace {
-template <class T>
-void range(std::vector<std::string>& out, const char* flag, T v, T lo, T hi, const char* what) {
+
+// One parameter's own checks: its range (or allowed strings) from the table, then the rules that tie it to
+// another parameter.
+void check_param(const ParamInfo& p, const Scenario& s, std::vector<std::string>& m) {
+    std::ostringstream os;
+    if (p.type() == ParamType::String) {
+        const std::string& v = p.get_string(s);
+        if (p.field == ParamInfo::Field(&Scenario::skew)) {
+            try {
+                moe::route::parse_skew(v);
+            } catch (const moe::Error& e) {
+                m.push_back(e.what());
+            }
+            return;
+        }
+        for (const ParamChoice& c : p.choices)
+            if (v == c.value) return;
+        os << p.flag << " '" << printable(v) << "': allowed: ";
+        for (std::size_t i = 0; i < p.choices.size(); ++i)
+            os << (i ? ", " : "") << p.choices[i].value << (*p.choices[i].help ? " (" : "") << p.choices[i].help
+               << (*p.choices[i].help ? ")" : "");
+        m.push_back(os.str());
+        return;
+    }
+    if (!p.is_number() || p.type() == ParamType::UInt64) return;  // bools and the seed take every value
+    if (p.field == ParamInfo::Field(&Scenario::top_k)) {
+        if (s.experts >= 1 && (s.top_k < 1 || s.top_k > s.experts || s.top_k > p.max)) {
+            os << "--top-k " << s.top_k << ": top-k must be at least 1 and at most the number of experts (--experts "
+               << s.experts << ")";
+            m.push_back(os.str());
+        }
+        return;
+    }
+    double v = p.get_number(s);
+    auto [lo, hi] = p.range_in(s);
     if (!(v >= lo && v <= hi)) {
-        std::ostringstream os;
-        os << flag << " " << v << ": " << what << " must be between " << lo << " and " << hi;
-        out.push_back(os.str());
+        os << p.flag << " " << p.get_text(s) << ": " << p.what << " must be between " << format_double(lo) << " and "
+           << format_double(hi);
+        if (*p.unit) os << " " << p.unit;
+        if (*p.range_note) os << " (" << p.range_note << ")";
+        m.push_back(os.str());
+        return;
+    }
+    if (p.field == ParamInfo::Field(&Scenario::ranks) && s.experts >= 1 && s.experts % s.ranks != 0) {
+        os << "--ranks " << s.ranks << ": the number of experts (" << s.experts
+           << ") must divide evenly over the ranks (experts are placed E/G per rank)";
+        m.push_back(os.str());
+    }
+    if (p.field == ParamInfo::Field(&Scenario::kv_groups) && s.q_heads >= 1 && s.q_heads % s.kv_groups != 0) {
+        os << "--kv-groups " << s.kv_groups << ": the KV groups must divide the query heads (--q-heads " << s.q_heads
+           << ")";
+        m.push_back(os.str());
     }
 }
+
 }  // namespace
 
 std::vector<std::string> Scenario::validate() const {
     std::vector<std::string> m;
-    range<std::int64_t>(m, "--tokens", tokens, 1, 1 << 20, "the number of tokens T");
-    range(m, "--experts", experts, 1, 1024, "the number of experts E");
-    if (experts >= 1 && (top_k < 1 || top_k > experts)) {
-        std::ostringstream os;
-        os << "--top-k " << top_k << ": top-k must be at least 1 and at most the number of experts (--experts "
-           << experts << ")";
-        m.push_back(os.str());
-    }
-    range(m, "--hidden", hidden, 1, 32768, "the hidden size d");
-    range(m, "--ffn", ffn, 1, 65536, "the expert FFN width F");
-    if (dtype != "bf16" && dtype != "fp16" && dtype != "fp8" && dtype != "fp32")
-        m.push_back("--dtype '" + dtype + "': allowed: bf16, fp16, fp8, fp32");
-    try {
-        moe::route::parse_skew(skew);
-    } catch (const moe::Error& e) {
-        m.push_back(e.what());
-    }
-    if (router != "popularity" && router != "gate")
-        m.push_back("--router '" + router + "': allowed: popularity (log p + Gumbel noise), gate (x·Wg + log p)");
-    if (!(capacity_factor >= 0 && capacity_factor <= 64)) {
-        std::ostringstream os;
-        os << "--capacity-factor " << capacity_factor
-           << ": the capacity factor must be between 0 and 64 (0 means dropless)";
-        m.push_back(os.str());
-    }
-    if (drop_policy != "token" && drop_policy != "probability")
-        m.push_back("--drop-policy '" + drop_policy + "': allowed: token (keep the first tokens), probability "
-                    "(keep the largest gate weights)");
-    range(m, "--align", align, 1, 1024, "the row alignment of each expert segment");
-    try {
-        moe::dispatch::parse_strategy(strategy);
-    } catch (const moe::Error& e) {
-        m.push_back(e.what());
-    }
-    range(m, "--ranks", ranks, 1, 64, "the number of expert-parallel ranks G");
-    if (ranks >= 1 && experts >= 1 && experts % ranks != 0) {
-        std::ostringstream os;
-        os << "--ranks " << ranks << ": the number of experts (" << experts
-           << ") must divide evenly over the ranks (experts are placed E/G per rank)";
-        m.push_back(os.str());
-    }
-    range(m, "--micro-batches", micro_batches, 1, 64, "the number of micro-batches m");
-    range(m, "--layers", layers, 1, 512, "the number of layers L");
-    range(m, "--attention-replicas", attention_replicas, 1, 256, "the number of attention replicas n_a");
-    range(m, "--link-gbps", link_gbps, 0.001, 100000.0, "the link bandwidth in GB/s");
-    range(m, "--context", context, 1, 1 << 20, "the attention context length s (KV positions per sequence)");
-    range(m, "--q-heads", q_heads, 1, 256, "the number of attention query heads");
-    range(m, "--kv-groups", kv_groups, 1, 256, "the number of KV heads (GQA groups)");
-    if (q_heads >= 1 && kv_groups >= 1 && q_heads % kv_groups != 0) {
-        std::ostringstream os;
-        os << "--kv-groups " << kv_groups << ": the KV groups must divide the query heads (--q-heads " << q_heads
-           << ")";
-        m.push_back(os.str());
-    }
-    range(m, "--attention-sms", attention_sms, 0, 1024,
-          "the SMs of the attention pool (0 = half the GPU; the expert pool gets the rest)");
-    for (auto [flag, v] : {std::pair{"--k1", k1}, {"--k2", k2}, {"--k3", k3}, {"--k4", k4}})
-        range(m, flag, v, 0.0, 1e9, "a cost-model coefficient");
-    for (auto [flag, v] : {std::pair{"--ta-ms", ta_ms}, {"--te-ms", te_ms}, {"--tc-ms", tc_ms}})
-        if (v >= 0 || !std::isfinite(v)) range(m, flag, v, 0.0, 1e6, "a stage time (negative means derive)");
-    if (backend != "auto" && backend != "cpu" && backend != "cuda")
-        m.push_back("--backend '" + backend + "': allowed: cpu, cuda, auto");
-    range(m, "--repeats", repeats, 1, 1000, "the number of timed repeats");
+    for (const ParamInfo& p : scenario_params()) check_param(p, *this, m);
     if (tokens >= 1 && top_k >= 1 && double(tokens) * top_k + double(experts) * align > 2e9)
         m.push_back("--tokens × --top-k: more than 2^31 packed rows; lower --tokens or --top-k");
     return m;
@@ -157,43 +143,30 @@ moe::LayerSpec Scenario::layer_spec() const {
 }
 
 std::string Scenario::to_toml() const {
-    toml::table t{
-        {"tokens", tokens},
-        {"experts", experts},
-        {"top_k", top_k},
-        {"hidden", hidden},
-        {"ffn", ffn},
-        {"dtype", dtype},
-        {"skew", skew},
-        {"router", router},
-        {"renormalize", renormalize},
-        {"capacity_factor", capacity_factor},
-        {"drop_policy", drop_policy},
-        {"align", align},
-        {"strategy", strategy},
-        {"ranks", ranks},
-        {"micro_batches", micro_batches},
-        {"layers", layers},
-        {"attention_replicas", attention_replicas},
-        {"link_gbps", link_gbps},
-        {"pace_link", pace_link},
-        {"context", context},
-        {"q_heads", q_heads},
-        {"kv_groups", kv_groups},
-        {"attention_sms", attention_sms},
-        {"k1", k1},
-        {"k2", k2},
-        {"k3", k3},
-        {"k4", k4},
-        {"ta_ms", ta_ms},
-        {"te_ms", te_ms},
-        {"tc_ms", tc_ms},
-        {"seed", static_cast<std::int64_t>(seed)},
-        {"backend", backend},
-        {"repeats", repeats},
-    };
     std::ostringstream os;
-    os << "# moelab scenario: every parameter of one experiment and its seed\n" << t << "\n";
+    os << "# moelab scenario: every parameter of one experiment and its seed\n";
+    const char* group = "";
+    for (const ParamInfo& p : scenario_params()) {
+        if (std::string(group) != p.group) os << "\n# " << (group = p.group) << "\n";
+        os << p.name << " = ";
+        switch (p.type()) {
+            case ParamType::String: os << toml_quote(p.get_string(*this)); break;
+            case ParamType::Double: {
+                std::string d = format_double(p.get_number(*this));
+                if (d.find_first_of(".eEna") == std::string::npos) d += ".0";  // a TOML float, not an integer
+                os << d;
+                break;
+            }
+            case ParamType::UInt64: {
+                std::string t = p.get_text(*this);
+                // TOML integers are signed 64-bit: seeds from 2^63 on are saved as a decimal string.
+                os << (seed > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ? "\"" + t + "\"" : t);
+                break;
+            }
+            default: os << p.get_text(*this); break;
+        }
+        os << "\n";
+    }
     return os.str();
 }
 
@@ -203,40 +176,60 @@ struct Reader {
     const toml::table& tbl;
     std::string source;
 
-    [[noreturn]] void fail(const toml::node& n, const std::string& key, const std::string& what) const {
-        MOE_BAD_INPUT(source << ":" << n.source().begin.line << ": key '" << key << "': " << what);
+    [[noreturn]] void fail(const toml::node& n, const ParamInfo& p, const std::string& what) const {
+        MOE_BAD_INPUT(source << ":" << n.source().begin.line << ": key '" << p.name << "': " << what << " ("
+                             << p.help_line() << ")");
     }
-    template <class T>
-    void get(const std::string& key, T& out) const {
-        const toml::node* n = tbl.get(key);
+    void get(const ParamInfo& p, Scenario& s) const {
+        const toml::node* n = tbl.get(p.name);
         if (!n) return;
-        if constexpr (std::is_same_v<T, bool>) {
-            if (auto v = n->value<bool>()) return void(out = *v);
-            fail(*n, key, "expected true or false");
-        } else if constexpr (std::is_same_v<T, std::string>) {
-            if (auto v = n->value<std::string>()) return void(out = *v);
-            fail(*n, key, "expected a string");
-        } else if constexpr (std::is_floating_point_v<T>) {
-            if (auto v = n->value<double>()) return void(out = *v);
-            fail(*n, key, "expected a number");
-        } else {
-            if (n->is_integer()) {
-                auto v = *n->value<std::int64_t>();
-                if constexpr (std::is_unsigned_v<T>) {
-                    if (v < 0) fail(*n, key, "expected a non-negative integer");
-                } else if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
-                    fail(*n, key, "integer out of range");
+        switch (p.type()) {
+            case ParamType::Bool:
+                if (auto v = n->value_exact<bool>()) return p.set_bool(s, *v);
+                fail(*n, p, "expected true or false");
+            case ParamType::String:
+                if (auto v = n->value_exact<std::string>()) return p.set_string(s, *v);
+                fail(*n, p, "expected a string");
+            case ParamType::Double:
+                if (n->is_floating_point()) return p.set_number(s, *n->value<double>());
+                if (n->is_integer()) return p.set_number(s, double(*n->value<std::int64_t>()));
+                fail(*n, p, "expected a number");
+            case ParamType::UInt64: {
+                const char* what = "expected an integer from 0 to 18446744073709551615 (from 2^63 on, as a string)";
+                auto& seed = s.*std::get<std::uint64_t Scenario::*>(p.field);
+                if (n->is_integer()) {
+                    std::int64_t v = *n->value<std::int64_t>();
+                    if (v < 0) fail(*n, p, what);
+                    return void(seed = std::uint64_t(v));
                 }
-                return void(out = static_cast<T>(v));
+                if (auto t = n->value_exact<std::string>()) {
+                    if (t->empty() || t->find_first_not_of("0123456789") != std::string::npos) fail(*n, p, what);
+                    try {
+                        return p.set_text(s, *t);
+                    } catch (const moe::Error&) {
+                        fail(*n, p, what);
+                    }
+                }
+                fail(*n, p, what);
             }
-            fail(*n, key, "expected an integer");
+            case ParamType::Int:
+            case ParamType::Int64: {
+                if (!n->is_integer()) fail(*n, p, "expected an integer");
+                std::int64_t v = *n->value<std::int64_t>();
+                if (p.type() == ParamType::Int &&
+                    (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()))
+                    fail(*n, p, "integer out of range");
+                return p.set_text(s, std::to_string(v));
+            }
         }
     }
 };
 
 }  // namespace
 
-Scenario Scenario::from_toml(const std::string& text, const std::string& source_name) {
+Scenario Scenario::from_toml(const std::string& text, const std::string& source_name, const Scenario& base) {
+    std::string limits = toml_limits_problem(text);
+    if (!limits.empty()) MOE_BAD_INPUT(source_name << ":" << limits.substr(5));
     toml::table tbl;
     try {
         tbl = toml::parse(text, source_name);
@@ -247,66 +240,27 @@ Scenario Scenario::from_toml(const std::string& text, const std::string& source_
     // A lesson file nests its scenario in [scenario]; a scenario file is flat.
     const toml::table* root = &tbl;
     if (auto* sub = tbl["scenario"].as_table()) root = sub;
-    static const char* kKeys[] = {"tokens", "experts", "top_k", "hidden", "ffn", "dtype", "skew", "router",
-                                  "renormalize", "capacity_factor", "drop_policy", "align", "strategy", "ranks",
-                                  "micro_batches", "layers", "attention_replicas", "link_gbps", "pace_link",
-                                  "context", "q_heads", "kv_groups", "attention_sms", "k1", "k2", "k3",
-                                  "k4", "ta_ms", "te_ms", "tc_ms", "seed", "backend", "repeats"};
     for (auto&& [k, v] : *root) {
-        bool known = false;
-        for (auto* kk : kKeys) known = known || k.str() == kk;
-        if (!known)
-            MOE_BAD_INPUT(source_name << ":" << v.source().begin.line << ": unknown key '" << k.str()
-                                      << "'; allowed keys: tokens, experts, top_k, hidden, ffn, dtype, skew, router, "
-                                         "renormalize, capacity_factor, drop_policy, align, strategy, ranks, "
-                                         "micro_batches, layers, attention_replicas, link_gbps, pace_link, context, "
-                                         "q_heads, kv_groups, attention_sms, k1..k4, ta_ms, "
-                                         "te_ms, tc_ms, seed, backend, repeats");
+        if (find_param(std::string(k.str()))) continue;
+        std::string keys;
+        for (const ParamInfo& p : scenario_params()) keys += (keys.empty() ? "" : ", ") + std::string(p.name);
+        MOE_BAD_INPUT(source_name << ":" << v.source().begin.line << ": unknown key '" << printable(std::string(k.str()))
+                                  << "'; allowed keys: " << keys);
     }
-    Scenario s;
+    Scenario s = base;
     Reader r{*root, source_name};
-    r.get("tokens", s.tokens);
-    r.get("experts", s.experts);
-    r.get("top_k", s.top_k);
-    r.get("hidden", s.hidden);
-    r.get("ffn", s.ffn);
-    r.get("dtype", s.dtype);
-    r.get("skew", s.skew);
-    r.get("router", s.router);
-    r.get("renormalize", s.renormalize);
-    r.get("capacity_factor", s.capacity_factor);
-    r.get("drop_policy", s.drop_policy);
-    r.get("align", s.align);
-    r.get("strategy", s.strategy);
-    r.get("ranks", s.ranks);
-    r.get("micro_batches", s.micro_batches);
-    r.get("layers", s.layers);
-    r.get("attention_replicas", s.attention_replicas);
-    r.get("link_gbps", s.link_gbps);
-    r.get("pace_link", s.pace_link);
-    r.get("context", s.context);
-    r.get("q_heads", s.q_heads);
-    r.get("kv_groups", s.kv_groups);
-    r.get("attention_sms", s.attention_sms);
-    r.get("k1", s.k1);
-    r.get("k2", s.k2);
-    r.get("k3", s.k3);
-    r.get("k4", s.k4);
-    r.get("ta_ms", s.ta_ms);
-    r.get("te_ms", s.te_ms);
-    r.get("tc_ms", s.tc_ms);
-    r.get("seed", s.seed);
-    r.get("backend", s.backend);
-    r.get("repeats", s.repeats);
+    for (const ParamInfo& p : scenario_params()) r.get(p, s);
     return s;
 }
 
+Scenario Scenario::from_toml(const std::string& text, const std::string& source_name) {
+    return from_toml(text, source_name, Scenario{});
+}
+
 Scenario Scenario::load(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) MOE_BAD_INPUT("--scenario " << path << ": cannot open the file");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return from_toml(ss.str(), path);
+    std::string text, err;
+    if (!read_regular_file(path, kMaxTomlBytes, &text, &err)) MOE_BAD_INPUT("--scenario " << path << ": " << err);
+    return from_toml(text, path);
 }
 
 void Scenario::save(const std::string& path) const {

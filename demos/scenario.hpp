@@ -62,10 +62,17 @@ struct Scenario {
     moe::LayerSpec layer_spec() const;
     int bytes_per_elem() const;
 
+    // Every parameter, one `key = value` line each (see demos/params.hpp). A seed of 2^63 or more is written as a
+    // decimal string (seed = "18446744073709551615") because TOML integers are signed 64-bit; smaller seeds are
+    // plain integers. Strings are escaped, so any scenario that validates loads back equal.
     std::string to_toml() const;
-    // Parses a scenario; unknown keys and wrong types are BadInput naming the file, key and line.
+    // Parses a scenario over `base` (keys not in the text keep base's values); unknown keys, wrong types and
+    // files nested or sized past the limits are BadInput naming the file, key and line. Does not validate.
+    static Scenario from_toml(const std::string& text, const std::string& source_name, const Scenario& base);
     static Scenario from_toml(const std::string& text, const std::string& source_name);
+    // Reads a regular file of at most 1 MiB; anything else (a folder, a FIFO, /dev/zero) is BadInput.
     static Scenario load(const std::string& path);
+    // Writes through a temporary file and a rename; follows a symlink to its target; /dev/stdout works.
     void save(const std::string& path) const;
 
     bool operator==(const Scenario& o) const { return to_toml() == o.to_toml(); }
