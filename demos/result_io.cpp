@@ -17,6 +17,7 @@ json to_json(const Result& r) {
     j["demo"] = demo_name(r.demo);
     j["backend"] = r.backend;
     j["device"] = r.device;
+    if (!r.experts_impl.empty()) j["experts_impl"] = r.experts_impl;
     j["notes"] = r.notes;
     j["scenario"] = json::parse("{}");
     {
@@ -29,6 +30,7 @@ json to_json(const Result& r) {
                          {"attention_replicas", s.attention_replicas}, {"link_gbps", s.link_gbps},
                          {"seed", s.seed}, {"repeats", s.repeats}};
     }
+    j["scenario_toml"] = r.scenario.to_toml();  // the whole scenario, so a saved Result loads back (result_load.hpp)
     j["loads_provenance"] = provenance_name(r.loads_provenance);
     j["expert_loads"] = r.expert_loads;
     j["expert_demand"] = r.demand;
@@ -237,6 +239,7 @@ std::string to_table(const Result& r) {
     }
     std::snprintf(buf, sizeof buf, "  %-10s %21.3f\n", "total", r.total_ms());
     os << buf;
+    if (!r.experts_impl.empty()) os << "  expert FFN implementation: " << r.experts_impl << "\n";
     if (!r.strategies.empty()) {
         os << "\ndispatch strategies (ms; floor = bytes moved / measured copy bandwidth " << int(r.copy_gbps)
            << " GB/s)\n";
