@@ -219,3 +219,61 @@ TEST(PipelineCli, PlanReadsACalibration) {
     EXPECT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find("calibrated on TestGPU"), std::string::npos) << r.out;
 }
+
+#include "demos/result_io.hpp"
+#include "demos/result_load.hpp"
+
+TEST(ResultLoad, RoundTripsThroughJsonWithProvenance) {
+    demos::Result r = demos::run(modelled(3, 2), demos::Demo::Pipeline);
+    // Stand in for a measured run: spans, a measured summary and a calibration.
+    r.timeline = r.model_timeline;
+    for (auto& s : r.timeline) s.provenance = demos::Provenance::MeasuredGpu;
+    r.timeline[1].provenance = demos::Provenance::Emulated;
+    auto& mp = r.measured_pipeline;
+    mp.present = true;
+    mp.pools = "green-contexts";
+    mp.attention_sms = 64, mp.expert_sms = 68, mp.device_sms = 132;
+    mp.iteration = {"iteration", 1.5, 1.6, 1.9, 7, demos::Provenance::MeasuredGpu};
+    mp.measured.ta_ms = 0.3, mp.measured.te_ms = 0.25, mp.measured.tc_ms = 0.01;
+    mp.k1 = 0.01, mp.k4 = 33, mp.link_gbps = 1700;
+    mp.msg_bytes = {4096, 65536};
+    mp.msg_util = {0.02, 0.3};
+    mp.model_error = -0.04;
+    demos::Result b = demos::result_from_json(demos::to_json(r).dump(), "r.json");
+    EXPECT_EQ(b.scenario, r.scenario);
+    EXPECT_EQ(b.demo, r.demo);
+    EXPECT_EQ(b.device, r.device);
+    ASSERT_EQ(b.timeline.size(), r.timeline.size());
+    EXPECT_EQ(b.timeline[1].provenance, demos::Provenance::Emulated);
+    EXPECT_EQ(b.timeline[0].provenance, demos::Provenance::MeasuredGpu);
+    EXPECT_DOUBLE_EQ(b.timeline.back().end_ms, r.timeline.back().end_ms);
+    ASSERT_EQ(b.model_timeline.size(), r.model_timeline.size());
+    EXPECT_DOUBLE_EQ(b.pipeline.total_ms, r.pipeline.total_ms);
+    EXPECT_TRUE(b.measured_pipeline.present);
+    EXPECT_EQ(b.measured_pipeline.pools, "green-contexts");
+    EXPECT_EQ(b.measured_pipeline.attention_sms, 64);
+    EXPECT_DOUBLE_EQ(b.measured_pipeline.iteration.median_ms, 1.6);
+    EXPECT_DOUBLE_EQ(b.measured_pipeline.k4, 33);
+    EXPECT_EQ(b.measured_pipeline.msg_util, mp.msg_util);
+    EXPECT_EQ(b.expert_loads, r.expert_loads);
+    EXPECT_EQ(b.loads_provenance, r.loads_provenance);
+}
+
+TEST(ResultLoad, RejectsWhatIsNotAResult) {
+    auto bad = [](const std::string& text, const char* needle) {
+        try {
+            demos::result_from_json(text, "x.json");
+            ADD_FAILURE() << "accepted " << text;
+        } catch (const moe::Error& e) {
+            EXPECT_EQ(e.kind(), moe::ErrorKind::BadInput);
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    bad("{", "not JSON");
+    bad("[1,2]", "not a moelab Result");
+    bad(R"({"demo":"layer","backend":"cpu","expert_loads":"many"})", "'expert_loads'");
+    bad(R"({"demo":"layer","backend":"cpu","timeline":[{"lane":"a","provenance":"guessed"}]})", "provenance 'guessed'");
+    bad(R"({"demo":"dance","backend":"cpu"})", "dance");
+    EXPECT_THROW(demos::load_result("/nonexistent.json"), moe::Error);
+    EXPECT_THROW(demos::load_result("/tmp"), moe::Error);
+}
