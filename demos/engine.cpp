@@ -302,6 +302,7 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
     }
     moe::LayerRun lr = run_once(spec, opt, 0.0f, demo == Demo::Dispatch ? 0.25f : 1.0f);
     r.device = lr.device;
+    r.experts_impl = lr.experts_impl;
     r.loads_provenance = r.comm_provenance = meas;
     fill_loads(r, lr, s);
     fill_comm(r, lr, s);

@@ -65,6 +65,8 @@ struct Result {
     Demo demo = Demo::Layer;
     std::string backend;  // cpu | cuda
     std::string device;
+    // The expert FFN implementation that ran (decode, grouped, ...; "reference" on the CPU), "" when none ran.
+    std::string experts_impl;
     std::vector<std::string> notes;  // plain-language caveats (CPU reference in use, emulated ranks, …)
 
     // Loads.

@@ -80,6 +80,8 @@ struct LayerRunOptions {
 struct LayerRun {
     std::string backend;  // cpu | cuda
     std::string device;   // CPU model or GPU name
+    // cuda: the expert FFN implementation that ran (auto's pick); cpu: "reference"; "" without the FFN.
+    std::string experts_impl;
     std::int64_t capacity = 0;  // per expert; 0 = dropless
     std::int64_t dropped = 0;   // assignments dropped by capacity
     std::int64_t rows = 0;      // packed rows, padding included

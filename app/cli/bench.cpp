@@ -1,16 +1,19 @@
 // `moelab bench route|dispatch|experts|combine|layer|all`: checks each GPU stage against the CPU reference, then
 // times it; prints an nccl-tests style table with the floor, the % of it reached and the PyTorch peer (--peer).
-// `alltoall` and `ep-layer` (the nccl backend) run from bench_nccl.cpp.
+// `alltoall` and `ep-layer` (the nccl backend) run from bench_nccl.cpp; further subcommands register through
+// bench_hooks.hpp (bench_extensions.cpp lists them).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/cli/bench_hooks.hpp"
 #include "app/cli/bench_nccl.hpp"
 #include "app/cli/commands.hpp"
 #include "kernels/api.hpp"
@@ -30,7 +33,7 @@ struct BenchArgs {
     std::int64_t tokens = 0;
     int hidden = 0, experts = 0, top_k = 0, ffn = 0;
     std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
-    std::vector<std::string> impls = {"grouped", "streams", "serial", "fused", "nopack"};
+    std::vector<std::string> impls = {"auto", "grouped", "streams", "serial", "fused", "nopack"};
     std::string skew = "uniform";
     bool sweep = false, no_check = false, json = false, quiet = false;
     int warmup = 10, repeats = 50;
@@ -54,7 +57,8 @@ struct Peer {
     json rows = json::array();
     std::string device;
     // The peer of one of our rows: same stage and shape (and skew for dispatch); for experts, torch._grouped_mm
-    // when it ran, else the per-expert loop.
+    // when it ran, else the per-expert loop; for combine and layer, the faster of the peer's variants (index_add_
+    // or the gather by the inverse map).
     const json* find(const moe::bench::Row& r, std::string* what) const {
         const json* best = nullptr;
         for (const auto& p : rows) {
@@ -65,7 +69,9 @@ struct Peer {
             if ((r.stage == "experts" || r.stage == "layer") && p.value("ffn", 0) != r.ffn) continue;
             if (r.stage == "dispatch" && p.value("skew", "uniform") != r.skew) continue;
             if (!p.contains("median_ms") || p["median_ms"].is_null()) continue;
-            if (!best || (r.stage == "experts" && p.value("variant", "") == "_grouped_mm")) best = &p;
+            const bool stronger = (r.stage == "combine" || r.stage == "layer") && best &&
+                                  p["median_ms"].get<double>() < (*best)["median_ms"].get<double>();
+            if (!best || stronger || (r.stage == "experts" && p.value("variant", "") == "_grouped_mm")) best = &p;
         }
         if (best && what) *what = best->value("variant", "");
         return best;
@@ -94,15 +100,16 @@ std::vector<moe::bench::Shape> resolve_shapes(const BenchArgs& a) {
     if (a.tokens > 0 || a.hidden > 0 || a.experts > 0 || a.top_k > 0 || a.ffn > 0) {
         if (a.tokens < 1 || a.hidden < 8 || a.hidden % 8 || a.experts < 1 || a.top_k < 1 || a.top_k > a.experts ||
             a.ffn < 1)
-            MOE_BAD_INPUT("a custom shape needs --tokens >= 1, --hidden a multiple of 8, --experts >= 1, "
-                          "--top-k in [1, experts] and --ffn >= 1");
+            MOE_BAD_INPUT(
+                "a custom shape needs --tokens >= 1, --hidden a multiple of 8, --experts >= 1, "
+                "--top-k in [1, experts] and --ffn >= 1");
         out.push_back({"custom", a.tokens, a.hidden, a.experts, a.top_k, a.ffn});
         return out;
     }
     for (const auto& name : a.shapes) {
         if (name == "all") return std_shapes;
         auto it = std::find_if(std_shapes.begin(), std_shapes.end(), [&](auto& s) { return s.name == name; });
-        if (it == std_shapes.end()) MOE_BAD_INPUT("--shape '" << name << "': allowed: S1, S2, S3, all");
+        if (it == std_shapes.end()) MOE_BAD_INPUT("--shape '" << name << "': allowed: classroom, S1, S2, S3, all");
         out.push_back(*it);
     }
     return out;
@@ -111,13 +118,14 @@ std::vector<moe::bench::Shape> resolve_shapes(const BenchArgs& a) {
 void print_header(const moe::bench::Ceilings& c, const Peer& peer) {
     std::printf("# moelab bench on %s (%d SMs, %.0f MB L2), %s\n", c.device.c_str(), c.sms, c.l2_mb,
                 today_utc().c_str());
-    std::printf("# floors from ceilings measured now: device-to-device copy %.0f GB/s (read + write), bf16 GEMM %.0f "
-                "TFLOP/s (cuBLAS 8192^3)\n",
-                c.copy_gbps, c.gemm_tflops);
+    std::printf(
+        "# floors from ceilings measured now: device-to-device copy %.0f GB/s (read + write), read %.0f GB/s "
+        "(16-byte loads), bf16 GEMM %.0f TFLOP/s (cuBLAS 8192^3)\n",
+        c.copy_gbps, c.read_gbps, c.gemm_tflops);
     if (!peer.device.empty()) std::printf("# PyTorch peer measured on %s\n", peer.device.c_str());
-    std::printf("#\n# %-8s %-5s %6s %5s %4s %2s %6s %-9s %-14s %10s %10s %8s %8s %7s %10s %8s %7s  %s\n", "stage",
-                "shape", "T", "d", "E", "k", "F", "skew", "variant", "time(us)", "p95(us)", "GB/s", "TFLOP/s",
-                "%floor", "torch(us)", "speedup", "#wrong", "note");
+    std::printf("#\n# %-8s %-9s %6s %5s %4s %2s %6s %-9s %-14s %10s %10s %8s %8s %7s %10s %8s %7s  %s\n", "stage",
+                "shape", "T", "d", "E", "k", "F", "skew", "variant", "time(us)", "p95(us)", "GB/s", "TFLOP/s", "%floor",
+                "torch(us)", "speedup", "#wrong", "note");
 }
 
 void print_row(const moe::bench::Row& r, const Peer& peer) {
@@ -132,20 +140,26 @@ void print_row(const moe::bench::Row& r, const Peer& peer) {
     if (r.wrong >= 0) std::snprintf(wrong, sizeof wrong, "%lld", static_cast<long long>(r.wrong));
     std::string note = r.note;
     if (p) note += (note.empty() ? "" : "; ") + std::string("torch: ") + what;
-    std::printf("  %-8s %-5s %6lld %5d %4d %2d %6d %-9s %-14s %10.1f %10.1f %8.0f %8.1f %7.1f %10s %8s %7s  %s\n",
-                r.stage.c_str(), r.shape.c_str(), static_cast<long long>(r.tokens), r.hidden, r.experts, r.top_k,
-                r.ffn, r.skew.c_str(), r.variant.c_str(), r.median_ms * 1e3, r.p95_ms * 1e3, r.gbps, r.tflops,
-                r.pct_floor, torch, speed, wrong, note.c_str());
+    std::printf("  %-8s %-9s %6lld %5d %4d %2d %6d %-9s %-14s %10.1f %10.1f %8.0f %8.1f %7.1f %10s %8s %7s  %s\n",
+                r.stage.c_str(), r.shape.c_str(), static_cast<long long>(r.tokens), r.hidden, r.experts, r.top_k, r.ffn,
+                r.skew.c_str(), r.variant.c_str(), r.median_ms * 1e3, r.p95_ms * 1e3, r.gbps, r.tflops, r.pct_floor,
+                torch, speed, wrong, note.c_str());
     std::fflush(stdout);
 }
 
 json row_json(const moe::bench::Row& r, const Peer& peer) {
-    json j = {{"stage", r.stage},       {"shape", r.shape},         {"variant", r.variant},   {"skew", r.skew},
-              {"tokens", r.tokens},     {"hidden", r.hidden},       {"experts", r.experts},   {"top_k", r.top_k},
-              {"ffn", r.ffn},           {"median_ms", r.median_ms}, {"p95_ms", r.p95_ms},     {"min_ms", r.min_ms},
-              {"repeats", r.repeats},   {"bytes", r.bytes},         {"flops", r.flops},       {"floor_ms", r.floor_ms},
-              {"gbps", r.gbps},         {"tflops", r.tflops},       {"pct_floor", r.pct_floor}, {"wrong", r.wrong},
-              {"note", r.note}};
+    json j = {{"stage", r.stage},     {"shape", r.shape},         {"variant", r.variant},     {"skew", r.skew},
+              {"tokens", r.tokens},   {"hidden", r.hidden},       {"experts", r.experts},     {"top_k", r.top_k},
+              {"ffn", r.ffn},         {"median_ms", r.median_ms}, {"p95_ms", r.p95_ms},       {"min_ms", r.min_ms},
+              {"repeats", r.repeats}, {"bytes", r.bytes},         {"flops", r.flops},         {"floor_ms", r.floor_ms},
+              {"gbps", r.gbps},       {"tflops", r.tflops},       {"pct_floor", r.pct_floor}, {"wrong", r.wrong},
+              {"note", r.note},       {"group", r.group}};
+    if (r.stage == "experts") {
+        j["tokens_per_expert"] = r.tokens_per_expert;
+        j["weight_ms"] = r.weight_ms;
+        j["math_ms"] = r.math_ms;
+        j["bound"] = r.bound;
+    }
     std::string what;
     if (const json* p = peer.find(r, &what)) {
         j["torch_ms"] = (*p)["median_ms"];
@@ -155,6 +169,52 @@ json row_json(const moe::bench::Row& r, const Peer& peer) {
     return j;
 }
 
+// The expert sweep in one table per shape and size: the roofline and what bounds it, the engine's choice (auto),
+// the fastest variant, and torch._grouped_mm, with the % of the roofline and the ratio to torch.
+void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer& peer) {
+    std::map<std::pair<std::string, std::int64_t>, std::vector<const moe::bench::Row*>> by_size;
+    std::vector<std::pair<std::string, std::int64_t>> order;
+    for (const auto& r : rows) {
+        if (r.stage != "experts" || r.group != "experts sweep") continue;
+        auto key = std::make_pair(r.shape, r.tokens);
+        if (!by_size.count(key)) order.push_back(key);
+        by_size[key].push_back(&r);
+    }
+    if (order.empty()) return;
+    std::printf(
+        "#\n# expert FFN sweep: roofline = max(weight bytes / read ceiling, FLOPs / GEMM ceiling); %%roof = "
+        "roofline / time; vs torch = torch._grouped_mm time / ours\n");
+    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "T",
+                "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "best variant", "time(us)", "%roof",
+                "vs torch", "torch(us)");
+    for (const auto& key : order) {
+        const auto& v = by_size[key];
+        const moe::bench::Row* autorow = nullptr;
+        const moe::bench::Row* best = nullptr;
+        for (const auto* r : v) {
+            if (r->variant.rfind("auto", 0) == 0) autorow = r;
+            if (!best || r->median_ms < best->median_ms) best = r;
+        }
+        const moe::bench::Row* any = v.front();
+        std::string what;
+        const json* p = peer.find(*any, &what);
+        const double torch_ms = p ? (*p)["median_ms"].get<double>() : 0.0;
+        auto vs = [&](const moe::bench::Row* r) {
+            char b[32] = "-";
+            if (r && torch_ms > 0) std::snprintf(b, sizeof b, "%.2fx", torch_ms / r->median_ms);
+            return std::string(b);
+        };
+        char torch_s[32] = "-";
+        if (torch_ms > 0) std::snprintf(torch_s, sizeof torch_s, "%.1f", torch_ms * 1e3);
+        const moe::bench::Row* a = autorow ? autorow : best;
+        std::printf("  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s | %-14s %10.1f %6.1f %8s | %10s\n",
+                    any->shape.c_str(), any->tokens_per_expert, static_cast<long long>(any->tokens),
+                    any->floor_ms * 1e3, any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor,
+                    vs(a).c_str(), best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(),
+                    torch_s);
+    }
+}
+
 int run_bench(const BenchArgs& a) {
     moe::bench::Options opt;
     const std::vector<std::string> all = {"route", "dispatch", "experts", "combine", "layer"};
@@ -162,15 +222,20 @@ int run_bench(const BenchArgs& a) {
         opt.stages = all;
     else if (std::find(all.begin(), all.end(), a.what) != all.end())
         opt.stages = {a.what};
-    else
-        MOE_BAD_INPUT("bench '" << a.what << "': allowed: route, dispatch, experts, combine, layer, all, alltoall, "
-                                                 "ep-layer");
+    else {
+        std::string extra;
+        for (const auto& x : bench_extensions()) extra += std::string(", ") + x.name;
+        MOE_BAD_INPUT("bench '" << a.what
+                                << "': allowed: route, dispatch, experts, combine, layer, all, alltoall, "
+                                   "ep-layer"
+                                << extra);
+    }
     if (a.repeats < 1 || a.repeats > 100000) MOE_BAD_INPUT("--repeats " << a.repeats << " must be in [1, 100000]");
     if (a.warmup < 0 || a.warmup > 10000) MOE_BAD_INPUT("--warmup " << a.warmup << " must be in [0, 10000]");
     opt.shapes = resolve_shapes(a);
     for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
     for (auto& s : a.impls) {
-        if (s != "nopack") (void)moe::gpu::parse_experts_impl(s);
+        if (s != "nopack") (void)moe::gpu::parse_experts_impl(s);  // throws BadInput naming the allowed ones
         opt.experts_impls.push_back(s);
     }
     (void)moe::route::parse_skew(a.skew);
@@ -191,8 +256,12 @@ int run_bench(const BenchArgs& a) {
 
     json out = {{"device", ceil.device},
                 {"date", today_utc()},
-                {"ceilings", {{"copy_gbps", ceil.copy_gbps}, {"gemm_tflops", ceil.gemm_tflops}, {"l2_mb", ceil.l2_mb},
-                              {"sms", ceil.sms}}},
+                {"ceilings",
+                 {{"copy_gbps", ceil.copy_gbps},
+                  {"read_gbps", ceil.read_gbps},
+                  {"gemm_tflops", ceil.gemm_tflops},
+                  {"l2_mb", ceil.l2_mb},
+                  {"sms", ceil.sms}}},
                 {"warmup", a.warmup},
                 {"repeats", a.repeats},
                 {"peer_device", peer.device},
@@ -208,6 +277,7 @@ int run_bench(const BenchArgs& a) {
         if (!f) MOE_BAD_INPUT("--save '" << a.save << "': cannot write the file");
         f << out.dump(2) << "\n";
     }
+    if (!a.json) print_experts_summary(rows, peer);
     if (!a.json) std::printf("# %zu rows, %lld wrong elements in the checks\n", rows.size(), (long long)wrong);
     if (wrong > 0) throw moe::Error(moe::ErrorKind::Runtime, "bench: a GPU stage disagreed with the CPU reference");
     return 0;
@@ -219,9 +289,12 @@ int run_bench(const BenchArgs& a) {
 void add_bench_command(CLI::App& app, Handler* selected) {
     auto args = std::make_shared<BenchArgs>();
     auto* cmd = app.add_subcommand("bench", "Check and time the GPU stages against their floors and PyTorch");
-    cmd->add_option("what", args->what, "route, dispatch, experts, combine, layer, all; alltoall, ep-layer (NCCL)")->capture_default_str();
-    cmd->add_option("--shape", args->shapes, "S1, S2, S3 or all (S1 T=16384 d=4096 E=64 k=8 F=1408; "
-                                             "S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048)")
+    std::string whats = "route, dispatch, experts, combine, layer, all; alltoall, ep-layer (NCCL)";
+    for (const auto& x : bench_extensions()) whats += std::string("; ") + x.name;
+    cmd->add_option("what", args->what, whats)->capture_default_str();
+    cmd->add_option("--shape", args->shapes,
+                    "classroom, S1, S2, S3 or all (classroom T=4096 d=1024 E=16 k=2 F=2816; S1 T=16384 d=4096 E=64 "
+                    "k=8 F=1408; S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048)")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--tokens", args->tokens, "Custom shape: T");
@@ -232,12 +305,15 @@ void add_bench_command(CLI::App& app, Handler* selected) {
     cmd->add_option("--strategy", args->strategies, "Dispatch strategies: sort, atomic, scan, nopack")
         ->delimiter(',')
         ->capture_default_str();
-    cmd->add_option("--experts-impl", args->impls, "Expert FFN variants: grouped, streams, serial, fused, nopack")
+    cmd->add_option("--experts-impl", args->impls,
+                    "Expert FFN variants: auto, grouped, streams, serial, fused, decode, nopack")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")
         ->capture_default_str();
-    cmd->add_flag("--sweep", args->sweep, "Also sweep the dispatch strategies over skew × T {256, 4096, 16384}");
+    cmd->add_flag("--sweep", args->sweep,
+                  "Also sweep the dispatch strategies over skew × T {256, 4096, 16384}, and the expert FFN over "
+                  "tokens per expert {1, 8, 64, 512, 4096} on classroom, S1, S3");
     cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str();
     cmd->add_option("--repeats", args->repeats, "Timed runs (median and p95 over them)")->capture_default_str();
     cmd->add_flag("--no-check", args->no_check, "Skip the check against the CPU reference (not recommended)");
@@ -253,8 +329,20 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->capture_default_str();
     cmd->add_option("--timeout", args->nccl.timeout, "alltoall, ep-layer: seconds an NCCL wait may take")
         ->capture_default_str();
+    for (const auto& x : bench_extensions())
+        if (x.add_options) x.add_options(*cmd);
     cmd->callback([selected, args] {
         *selected = [args]() -> int {
+            for (const auto& x : bench_extensions()) {
+                if (args->what != x.name) continue;
+                BenchCommon c;
+                c.what = args->what, c.shapes = args->shapes, c.tokens = args->tokens, c.hidden = args->hidden;
+                c.experts = args->experts, c.top_k = args->top_k, c.ffn = args->ffn, c.skew = args->skew;
+                c.warmup = args->warmup, c.repeats = args->repeats, c.seed = args->seed, c.sweep = args->sweep;
+                c.no_check = args->no_check, c.json = args->json, c.quiet = args->quiet, c.save = args->save;
+                c.peer = args->peer;
+                return x.run(c);
+            }
             if (args->what == "alltoall" || args->what == "ep-layer") {
                 NcclBenchArgs n = args->nccl;
                 n.what = args->what;
@@ -267,9 +355,8 @@ void add_bench_command(CLI::App& app, Handler* selected) {
 #if MOELAB_HAVE_CUDA
             return run_bench(*args);
 #else
-            throw moe::Error(moe::ErrorKind::NoDevice,
-                             "moelab bench times the cuda backend, which this build lacks: " +
-                                 moe::gpu::unavailable_reason());
+            throw moe::Error(moe::ErrorKind::NoDevice, "moelab bench times the cuda backend, which this build lacks: " +
+                                                           moe::gpu::unavailable_reason());
 #endif
         };
     });

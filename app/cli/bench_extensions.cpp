@@ -6,10 +6,13 @@ namespace moelab_cli {
 
 void add_pipeline_bench_options(CLI::App& cmd);  // bench_pipeline.cpp
 int run_pipeline_bench(const BenchCommon& c);
+void add_nccl_bench_options(CLI::App& cmd);  // bench_nccl.cpp: --latency, --chunks, --capacity-factor, --drop-policy
+int run_alltoall_latency_bench(const BenchCommon& c);
 
 const std::vector<BenchExtension>& bench_extensions() {
     static const std::vector<BenchExtension> list = {
         {"pipeline", add_pipeline_bench_options, run_pipeline_bench},
+        {"alltoall-latency", add_nccl_bench_options, run_alltoall_latency_bench},
     };
     return list;
 }

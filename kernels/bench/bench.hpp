@@ -15,16 +15,22 @@ struct Shape {
     std::int64_t tokens;
     int hidden, experts, top_k, ffn;
 };
-// S1 T=16384 d=4096 E=64 k=8 F=1408; S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048.
+// classroom T=4096 d=1024 E=16 k=2 F=2816 (the app's default scenario); S1 T=16384 d=4096 E=64 k=8 F=1408;
+// S2 T=4096 d=4096 E=8 k=2 F=14336; S3 T=16384 d=7168 E=256 k=8 F=2048.
 const std::vector<Shape>& standard_shapes();
+// The expert sweep: tokens per expert 1, 8, 64, 512, 4096 on the classroom, S1 and S3 shapes (T = tpe·E/k).
+const std::vector<int>& sweep_tokens_per_expert();
+std::vector<Shape> experts_sweep_shapes();
 
 struct Options {
     std::vector<std::string> stages;  // route, dispatch, experts, combine, layer
     std::vector<Shape> shapes;
-    std::vector<Strategy> strategies;         // dispatch variants
-    std::vector<std::string> experts_impls;   // grouped, streams, fused
+    std::vector<Strategy> strategies;        // dispatch variants
+    std::vector<std::string> experts_impls;  // grouped, streams, serial, fused, decode, auto, nopack
     std::string skew = "uniform";
-    bool sweep = false;  // dispatch: every strategy over skew {uniform, zipf:1.2, hot:20} × T {256, 4096, 16384}
+    // dispatch: every strategy over skew {uniform, zipf:1.2, hot:20} × T {256, 4096, 16384}; experts: auto, decode
+    // (up to 64 tokens per expert, and 512 on the classroom shape), grouped and streams over experts_sweep_shapes().
+    bool sweep = false;
     int warmup = 10;
     int repeats = 50;
     bool check = true;
@@ -36,6 +42,7 @@ struct Options {
 struct Ceilings {
     std::string device;
     double copy_gbps = 0;    // device-to-device copy, bytes read + written
+    double read_gbps = 0;    // a kernel of 16-byte streaming loads, bytes read (the expert weights' ceiling)
     double gemm_tflops = 0;  // bf16 GEMM through cuBLAS, 8192³
     double l2_mb = 0;
     int sms = 0;
@@ -44,6 +51,7 @@ Ceilings measure_ceilings();
 
 struct Row {
     std::string stage, shape, variant, skew;
+    std::string group;  // "" for the standard shapes, "experts sweep" / "dispatch sweep" for the sweeps
     std::int64_t tokens = 0;
     int hidden = 0, experts = 0, top_k = 0, ffn = 0;
     double median_ms = 0, p95_ms = 0, min_ms = 0;
@@ -54,9 +62,30 @@ struct Row {
     double pct_floor = 0;         // floor / time
     std::int64_t wrong = -1;      // mismatching elements in the check; -1 when not checked
     std::string note;
+    // experts: mean kept tokens per expert, the floor's two terms (weight bytes / read ceiling, FLOPs / GEMM
+    // ceiling) and which one bounds it ("weights" or "math").
+    double tokens_per_expert = 0, weight_ms = 0, math_ms = 0;
+    std::string bound;
 };
 
 // Runs every requested stage; on_row sees each row as soon as it is measured.
 std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::function<void(const Row&)>& on_row);
+
+// The measured roofline of the expert FFN for the app and the decode-vs-prefill lesson: the engine's choice (auto)
+// timed at each tokens-per-expert value on one shape (T = tpe·E/k), beside the two ceilings measured first. Each
+// point is also checked against the CPU reference on sampled rows (wrong > 0: do not trust the point).
+struct RooflinePoint {
+    double tokens_per_expert = 0;
+    std::string impl;  // the implementation auto ran
+    double median_ms = 0, p95_ms = 0;
+    double weight_ms = 0, math_ms = 0, floor_ms = 0;  // the roofline at this x: max(weight_ms, math_ms)
+    std::int64_t wrong = -1;
+};
+struct Roofline {
+    Ceilings ceilings;
+    Shape shape;
+    std::vector<RooflinePoint> points;
+};
+Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per_expert, int repeats = 10);
 
 }  // namespace moe::bench

@@ -1,12 +1,14 @@
 // The benchmark harness's core: ceilings measured at the start, event timing with rotated inputs and graph
 // replay, floors, and the loop over shapes and stages. The stages themselves are in stages_*.cpp.
+#include "kernels/bench/harness.hpp"
+
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <thread>
 
-#include "kernels/bench/harness.hpp"
 #include "kernels/common/error.hpp"
 #include "kernels/common/rng.hpp"
 
@@ -14,11 +16,30 @@ namespace moe::bench {
 
 const std::vector<Shape>& standard_shapes() {
     static const std::vector<Shape> shapes = {
+        {"classroom", 4096, 1024, 16, 2, 2816},
         {"S1", 16384, 4096, 64, 8, 1408},
         {"S2", 4096, 4096, 8, 2, 14336},
         {"S3", 16384, 7168, 256, 8, 2048},
     };
     return shapes;
+}
+
+const std::vector<int>& sweep_tokens_per_expert() {
+    static const std::vector<int> tpe = {1, 8, 64, 512, 4096};
+    return tpe;
+}
+
+std::vector<Shape> experts_sweep_shapes() {
+    std::vector<Shape> out;
+    for (const Shape& s : standard_shapes()) {
+        if (s.name == "S2") continue;  // 8 experts of F=14336: not part of the sweep
+        for (int tpe : sweep_tokens_per_expert()) {
+            Shape t = s;
+            t.tokens = std::int64_t(tpe) * s.experts / s.top_k;
+            out.push_back(t);
+        }
+    }
+    return out;
 }
 
 Ceilings measure_ceilings() {
@@ -31,6 +52,7 @@ Ceilings measure_ceilings() {
     c.sms = devs[std::min<int>(dev, int(devs.size()) - 1)].sm_count;
     c.l2_mb = double(gpu::l2_bytes()) / 1e6;
     c.copy_gbps = gpu::measure_copy_gbps(std::size_t(1) << 30, 20);
+    c.read_gbps = gpu::measure_read_gbps(std::size_t(2) << 30, 20);
     c.gemm_tflops = gpu::measure_gemm_tflops(8192, 20);
     return c;
 }
@@ -163,6 +185,7 @@ Row base_row(const ShapeState& st, const char* stage, const std::string& variant
     r.variant = variant;
     r.skew = st.skew;
     r.tokens = st.shape.tokens;
+    r.group = st.group;
     r.hidden = st.shape.hidden, r.experts = st.shape.experts, r.top_k = st.shape.top_k, r.ffn = st.shape.ffn;
     return r;
 }
@@ -191,6 +214,27 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
         if (wants("combine")) log("combine " + shape.name), bench_combine(st, opt, ceil, emit);
         if (wants("layer")) log("layer " + shape.name), bench_layer(st, opt, ceil, emit);
     }
+    if (opt.sweep && wants("experts")) {
+        Options o = opt;
+        std::unique_ptr<ShapeState> st;  // one per shape: its weights serve every size
+        for (const Shape& shape : experts_sweep_shapes()) {
+            const int tpe = int(shape.tokens * shape.top_k / shape.experts);
+            // decode re-reads an expert's weights once per 64 tokens: past that it is timed only where it is cheap
+            o.experts_impls = {"auto", "grouped", "streams"};
+            if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512))
+                o.experts_impls.insert(o.experts_impls.begin() + 1, "decode");
+            if (!st || st->shape.name != shape.name) {
+                st.reset();
+                st = std::make_unique<ShapeState>();
+                st->seed = opt.seed;
+                st->skew = "uniform";
+                st->group = "experts sweep";
+            }
+            st->shape = shape;
+            log("experts sweep " + shape.name + " tokens/expert=" + std::to_string(tpe));
+            bench_experts(*st, o, ceil, emit);
+        }
+    }
     if (opt.sweep && wants("dispatch")) {
         for (std::int64_t T : {256, 4096, 16384})
             for (const char* skew : {"uniform", "zipf:1.2", "hot:20"}) {
@@ -198,11 +242,46 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 st.shape = {"sweep", T, 4096, 64, 8, 1408};
                 st.seed = opt.seed;
                 st.skew = skew;
+                st.group = "dispatch sweep";
                 log("dispatch sweep T=" + std::to_string(T) + " " + skew);
                 bench_dispatch(st, opt, ceil, emit);
             }
     }
     return rows;
+}
+
+}  // namespace moe::bench
+
+namespace moe::bench {
+
+Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per_expert, int repeats) {
+    Roofline rl;
+    rl.ceilings = measure_ceilings();
+    rl.shape = shape;
+    Options o;
+    o.experts_impls = {"auto"};
+    o.warmup = 2;
+    o.repeats = std::max(1, repeats);
+    o.check = true;
+    detail::ShapeState st;
+    st.shape = shape;
+    st.seed = 1;
+    st.skew = "uniform";
+    st.group = "roofline";
+    for (int tpe : tokens_per_expert) {
+        if (tpe < 1) MOE_BAD_INPUT("roofline: tokens per expert " << tpe << " must be >= 1");
+        st.shape.tokens = std::max<std::int64_t>(1, std::int64_t(tpe) * shape.experts / shape.top_k);
+        detail::bench_experts(st, o, rl.ceilings, [&](Row r) {
+            RooflinePoint p;
+            p.tokens_per_expert = r.tokens_per_expert;
+            p.impl = r.variant.rfind("auto:", 0) == 0 ? r.variant.substr(5) : r.variant;
+            p.median_ms = r.median_ms, p.p95_ms = r.p95_ms;
+            p.weight_ms = r.weight_ms, p.math_ms = r.math_ms, p.floor_ms = r.floor_ms;
+            p.wrong = r.wrong;
+            rl.points.push_back(p);
+        });
+    }
+    return rl;
 }
 
 }  // namespace moe::bench

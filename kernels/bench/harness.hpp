@@ -37,6 +37,7 @@ struct ShapeState {
     Shape shape;
     std::uint64_t seed = 1;
     std::string skew;
+    std::string group;  // Row::group of its rows
     gpu::DeviceBuffer<bf16_t> w1, w2, wg;
     gpu::DeviceBuffer<float> logp;
     std::string best_strategy = "scan", best_impl = "auto";

@@ -101,21 +101,35 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             want[e] = cpu_expert_rows(sh, host_expert(cache, sh, st.seed, e), xr, n);
         }
 
+    // The roofline: every non-empty expert's weights read once at the read ceiling, or the FLOPs at the GEMM
+    // ceiling, whichever is longer. bytes (for GB/s) adds the activations read and written.
     const double flops = 2.0 * double(rows) * 3.0 * F * d;
-    const double bytes = double(nonempty.size()) * 3.0 * F * d * 2 + 2.0 * double(rows) * d * 2;
+    const double weight_bytes = double(nonempty.size()) * 3.0 * F * d * 2;
+    const double bytes = weight_bytes + 2.0 * double(rows) * d * 2;
+    const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
     for (const std::string& name : opt.experts_impls) {
         const bool gather = name == "nopack";
         const gpu::ExpertsImpl impl = gather ? gpu::ExpertsImpl::Fused : gpu::parse_experts_impl(name);
+        gpu::ExpertsImpl ran = impl;
         auto body = [&](int) {
-            gpu::experts_ffn(impl, gather ? nullptr : xp.data(), x.data(), row_token.data(), counts.data(),
-                             offsets.data(), h_counts.data(), h_offsets.data(), E, d, F, st.w1.data(), st.w2.data(),
-                             y.data(), ws.data(), wsb, sg.s);
+            if (impl == gpu::ExpertsImpl::Decode)  // the plan stays on the device, as in a graph-captured layer
+                ran = gpu::experts_ffn_device(impl, xp.data(), x.data(), row_token.data(), counts.data(),
+                                              offsets.data(), max_rows, T * k, E, d, F, st.w1.data(), st.w2.data(),
+                                              y.data(), ws.data(), wsb, sg.s);
+            else
+                ran = gpu::experts_ffn(impl, gather ? nullptr : xp.data(), x.data(), row_token.data(), counts.data(),
+                                       offsets.data(), h_counts.data(), h_offsets.data(), E, d, F, st.w1.data(),
+                                       st.w2.data(), y.data(), ws.data(), wsb, sg.s);
         };
         Row r = base_row(st, "experts", name);
-        if (opt.check) {
-            y.poison(sg.s);
+        {
+            // One untimed run (the check's, when checking) also says which implementation auto picks.
+            if (opt.check) y.poison(sg.s);
             body(0);
             gpu::synchronize(sg.s);
+            if (impl == gpu::ExpertsImpl::Auto) r.variant = std::string("auto:") + gpu::experts_impl_name(ran);
+        }
+        if (opt.check) {
             r.wrong = 0;
             for (auto& [e, ref] : want) {
                 std::vector<bf16_t> got(ref.size());
@@ -124,10 +138,17 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             }
             r.note = "checked " + std::to_string(want.size()) + " experts × ≤" + std::to_string(kRows) + " rows";
         }
-        // Host-side shapes and pageable copies inside: timed as direct launches, not graphs.
-        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
+        // Host-side shapes and pageable copies inside: timed as direct launches, not graphs. Repeats shrink for
+        // the largest sizes so that one row times about half a second.
+        const Timing probe = time_runs(sg.s, 1, 0, 2, false, body);
+        const int repeats = std::max(5, std::min(opt.repeats, int(500.0 / std::max(probe.median_ms, 1e-3))));
+        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), repeats, false, body);
         r.flops = flops;
         r.bytes = bytes;
+        r.tokens_per_expert = double(rows) / E;
+        r.weight_ms = weight_ms, r.math_ms = math_ms;
+        r.floor_ms = std::max(weight_ms, math_ms);
+        r.bound = weight_ms >= math_ms ? "weights" : "math";
         finish_row(r, t, c);
         if (!gather && t.median_ms < st.best_experts_ms) st.best_experts_ms = t.median_ms, st.best_impl = name;
         emit(r);
@@ -155,8 +176,8 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
         out(T * d, "bench out");
     gpu::DeviceBuffer<float> logits(T * E), w(T * k);
     gpu::DeviceBuffer<std::int32_t> ids(T * k), counts(E), offsets(E + 1), row_token(max_rows), inv(T * k);
-    const std::size_t wsb = std::max(gpu::dispatch_workspace_bytes(stg, T, k, E),
-                                     gpu::experts_workspace_bytes(max_rows, E, F));
+    const std::size_t wsb =
+        std::max(gpu::dispatch_workspace_bytes(stg, T, k, E), gpu::experts_workspace_bytes(max_rows, E, F));
     gpu::DeviceBuffer<std::uint8_t> ws(wsb, "bench layer workspace");
     gpu::make_x(st.seed, T, d, x.data(), sg.s);
     std::vector<std::int32_t> plan_host(2 * E + 1);
@@ -209,8 +230,10 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
     }
     Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
     // Floor: each stage at its own floor (route and experts on the GEMM rate, dispatch and combine on copies).
-    const double route_ms = std::max((double(T) * d * 2) / (c.copy_gbps * 1e9), 2.0 * T * E * d / (c.gemm_tflops * 1e12));
-    const double move_ms = (double(T) * d * 2 * (1 + k) + double(T) * k * d * 2 + double(T) * d * 2) / (c.copy_gbps * 1e9);
+    const double route_ms =
+        std::max((double(T) * d * 2) / (c.copy_gbps * 1e9), 2.0 * T * E * d / (c.gemm_tflops * 1e12));
+    const double move_ms =
+        (double(T) * d * 2 * (1 + k) + double(T) * k * d * 2 + double(T) * d * 2) / (c.copy_gbps * 1e9);
     const double ffn_ms = 2.0 * double(T) * k * 3.0 * F * d / (c.gemm_tflops * 1e12);
     r.floor_ms = (route_ms + move_ms + ffn_ms) * 1e3;
     r.flops = 2.0 * T * E * d + 2.0 * double(T) * k * 3.0 * F * d;

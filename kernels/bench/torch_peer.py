@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 SHAPES = {
+    "classroom": dict(tokens=4096, hidden=1024, experts=16, top_k=2, ffn=2816),
     "S1": dict(tokens=16384, hidden=4096, experts=64, top_k=8, ffn=1408),
     "S2": dict(tokens=4096, hidden=4096, experts=8, top_k=2, ffn=14336),
     "S3": dict(tokens=16384, hidden=7168, experts=256, top_k=8, ffn=2048),
@@ -71,6 +72,17 @@ def combine_fn(yp, order, w, T, k):
     return out.to(torch.bfloat16)
 
 
+def inverse_map(order):
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(order.numel(), device=order.device)
+    return inv
+
+
+def combine_gather_fn(yp, inv, w, T, k):
+    """The gather by the inverse map and a weighted sum over k: no scatter, no atomics."""
+    return (yp[inv].view(T, k, -1).float() * w.view(T, k, 1)).sum(1).to(torch.bfloat16)
+
+
 def experts_grouped(xp, w1t, w2t, offs, F_):
     h1 = torch._grouped_mm(xp, w1t, offs=offs)
     h = F.silu(h1[:, :F_]) * h1[:, F_:]
@@ -116,7 +128,10 @@ def bench_shape(name, s, stages, warmup, reps, dev, rows, log):
         ysets = [torch.rand_like(xp) for _ in range(sets_for(xp.numel() * 2))]
         t = time_fn([lambda y=y: combine_fn(y, order, w, T, k) for y in ysets], warmup, reps)
         rows.append(row("combine", name, s, "uniform", "index_add_", t))
-        del ysets
+        inv = inverse_map(order)
+        t = time_fn([lambda y=y: combine_gather_fn(y, inv, w, T, k) for y in ysets], warmup, reps)
+        rows.append(row("combine", name, s, "uniform", "gather+sum", t))
+        del ysets, inv
     if "experts" in stages or "layer" in stages:
         w1 = (torch.rand(E, 2 * F_, d, device=dev, dtype=bf) * 2 - 1) * math.sqrt(3 / d)
         w2 = (torch.rand(E, d, F_, device=dev, dtype=bf) * 2 - 1) * math.sqrt(3 / F_)
@@ -138,7 +153,7 @@ def bench_shape(name, s, stages, warmup, reps, dev, rows, log):
             wg = (torch.rand(E, d, device=dev, dtype=bf) * 2 - 1) * math.sqrt(3 / d)
             logp = log_popularity("uniform", E).to(dev)
 
-            def layer(x):
+            def layer(x, gather):
                 i, wt = route_fn(x, wg, logp, k)
                 p, o = permute_fn(x, i, k)
                 c = torch.bincount(i.flatten(), minlength=E)
@@ -146,10 +161,14 @@ def bench_shape(name, s, stages, warmup, reps, dev, rows, log):
                     y = experts_grouped(p, w1t, w2t, c.cumsum(0).to(torch.int32), F_)
                 else:
                     y = experts_loop(p, w1, w2, c.tolist(), F_)
+                if gather:
+                    return combine_gather_fn(y, inverse_map(o), wt, T, k)
                 return combine_fn(y, o, wt, T, k)
 
-            t = time_fn([lambda x=x: layer(x) for x in xs[:2]], min(warmup, 3), reps)
+            t = time_fn([lambda x=x: layer(x, False) for x in xs[:2]], min(warmup, 3), reps)
             rows.append(row("layer", name, s, "gate", "composition", t))
+            t = time_fn([lambda x=x: layer(x, True) for x in xs[:2]], min(warmup, 3), reps)
+            rows.append(row("layer", name, s, "gate", "composition+gather", t))
         del w1, w2, w1t, w2t
     del xs
     torch.cuda.empty_cache()
@@ -168,9 +187,46 @@ def bench_sweep(warmup, reps, dev, rows, log):
             del xs
 
 
+def bench_experts_sweep(warmup, reps, dev, rows, log):
+    """torch._grouped_mm with the same gated FFN over tokens per expert, as `moelab bench experts --sweep`."""
+    bf = torch.bfloat16
+    for name in ("classroom", "S1", "S3"):
+        s0 = SHAPES[name]
+        d, E, k, F_ = s0["hidden"], s0["experts"], s0["top_k"], s0["ffn"]
+        w1 = (torch.rand(E, 2 * F_, d, device=dev, dtype=bf) * 2 - 1) * math.sqrt(3 / d)
+        w2 = (torch.rand(E, d, F_, device=dev, dtype=bf) * 2 - 1) * math.sqrt(3 / F_)
+        w1t, w2t = w1.transpose(-2, -1), w2.transpose(-2, -1)
+        for tpe in (1, 8, 64, 512, 4096):
+            T = tpe * E // k
+            s = dict(s0, tokens=T)
+            log(f"experts sweep {name} tokens/expert={tpe}")
+            x = torch.rand(T, d, device=dev, dtype=bf) * 2 - 1
+            ids, _ = routing(T, E, k, "uniform", dev)
+            xp, _ = permute_fn(x, ids, k)
+            del x
+            offs = torch.bincount(ids.flatten(), minlength=E).cumsum(0).to(torch.int32)
+            fn = lambda: experts_grouped(xp, w1t, w2t, offs, F_)
+            try:
+                fn()
+                torch.cuda.synchronize()
+                t0 = time.time()
+                fn()
+                torch.cuda.synchronize()
+                probe_ms = (time.time() - t0) * 1e3
+                n = max(5, min(reps, int(500 / max(probe_ms, 1e-3))))
+                t = time_fn([fn], min(warmup, 3), n)
+                rows.append(row("experts", name, s, "uniform", "_grouped_mm", t) | dict(group="experts sweep"))
+            except Exception as e:
+                rows.append(row("experts", name, s, "uniform", "_grouped_mm", (None, None)) | {"error": str(e)})
+            del xp, ids, offs
+            torch.cuda.empty_cache()
+        del w1, w2, w1t, w2t
+        torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--shapes", default="S1,S2,S3")
+    ap.add_argument("--shapes", default="classroom,S1,S2,S3")
     ap.add_argument("--stages", default="route,dispatch,experts,combine,layer")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--warmup", type=int, default=10)
@@ -189,7 +245,10 @@ def main():
     for name in a.shapes.split(","):
         bench_shape(name, SHAPES[name], stages, a.warmup, a.repeats, dev, rows, log)
     if a.sweep:
-        bench_sweep(a.warmup, a.repeats, dev, rows, log)
+        if "dispatch" in stages:
+            bench_sweep(a.warmup, a.repeats, dev, rows, log)
+        if "experts" in stages:
+            bench_experts_sweep(a.warmup, a.repeats, dev, rows, log)
     out = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, seconds=time.time() - t0, rows=rows)
     text = json.dumps(out, indent=2)
     if a.out == "-":

@@ -48,6 +48,7 @@ void run_layer(const LayerSpec& s, const LayerRunOptions& opt, LayerRun& run) {
     const int E = s.experts, k = s.top_k, d = s.hidden, F = s.ffn;
     run.backend = "cpu";
     run.device = device_name();
+    run.experts_impl = opt.run_experts ? "reference" : "";
     auto progress = [&](float f, const char* what) {
         if (opt.progress) opt.progress(f, what);
         check_cancel(opt);

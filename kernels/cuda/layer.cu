@@ -23,19 +23,6 @@ std::string gib(double b) {
     return buf;
 }
 
-// Page-locked host memory, so the counts copy before the expert GEMMs is a real asynchronous copy.
-class PinnedInts {
-  public:
-    explicit PinnedInts(std::size_t n) { MOE_CUDA_CHECK(cudaMallocHost(&p_, std::max<std::size_t>(n, 1) * 4)); }
-    ~PinnedInts() { cudaFreeHost(p_); }
-    PinnedInts(const PinnedInts&) = delete;
-    PinnedInts& operator=(const PinnedInts&) = delete;
-    std::int32_t* data() { return p_; }
-
-  private:
-    std::int32_t* p_ = nullptr;
-};
-
 struct StreamGuard {
     Stream s = create_stream();
     ~StreamGuard() { destroy_stream(s); }
@@ -118,7 +105,6 @@ void run_layer(const LayerSpec& s, const LayerRunOptions& opt, LayerRun& run) {
     const std::vector<float> logp_host = route::log_popularity(s.skew, E);
     MOE_CUDA_CHECK(cudaMemcpyAsync(logp.data(), logp_host.data(), sizeof(float) * E, cudaMemcpyHostToDevice,
                                    to_cuda(st)));
-    PinnedInts plan_host(2 * std::size_t(E) + 1);  // counts, then offsets
     const std::int64_t cap = route::capacity(s.capacity_factor, T, k, E);
 
     std::vector<std::string> names = {"route", "capacity", "dispatch"};
@@ -155,15 +141,13 @@ void run_layer(const LayerSpec& s, const LayerRunOptions& opt, LayerRun& run) {
         });
         if (opt.run_experts) {
             stage([&] {
-                // The GEMM shapes live on the host: this copy and wait are part of the stage's cost.
-                MOE_CUDA_CHECK(cudaMemcpyAsync(plan_host.data(), counts.data(), sizeof(std::int32_t) * E,
-                                               cudaMemcpyDeviceToHost, to_cuda(st)));
-                MOE_CUDA_CHECK(cudaMemcpyAsync(plan_host.data() + E, offsets.data(), sizeof(std::int32_t) * (E + 1),
-                                               cudaMemcpyDeviceToHost, to_cuda(st)));
-                synchronize(st);
-                experts_ffn(ExpertsImpl::Auto, pack ? xp.data() : nullptr, x.data(), row_token.data(), counts.data(),
-                            offsets.data(), plan_host.data(), plan_host.data() + E, E, d, F, w1.data(), w2.data(),
-                            y.data(), ws.data(), ws.bytes(), st);
+                // decode reads the plan on the device; the cuBLAS variants copy the GEMM shapes back and wait
+                // inside experts_ffn_device, and that copy and wait are part of the stage's cost.
+                const ExpertsImpl ran =
+                    experts_ffn_device(ExpertsImpl::Auto, pack ? xp.data() : nullptr, x.data(), row_token.data(),
+                                       counts.data(), offsets.data(), max_rows, T * k, E, d, F, w1.data(), w2.data(),
+                                       y.data(), ws.data(), ws.bytes(), st);
+                run.experts_impl = experts_impl_name(ran);
             });
             stage([&] { combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), st); });
         }
