@@ -2,12 +2,14 @@
 // ratio) and `moelab bench ep-layer` (per-rank stage times of the expert-parallel layer, checked against the CPU).
 #include "app/cli/bench_nccl.hpp"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <vector>
 
 #include "kernels/api.hpp"
@@ -146,6 +148,141 @@ int run_alltoall_bench(const NcclBenchArgs& a) {
     return 0;
 }
 
+// The reference's outputs and counts for one spec, computed once and compared with every NCCL run of it.
+struct Reference {
+    moe::LayerRun run;
+    double rms = 0;
+};
+
+Reference reference_of(const moe::LayerSpec& s) {
+    Reference r;
+    moe::LayerRunOptions copt;
+    copt.keep_tensors = true;
+    moe::cpu::run_layer(s, copt, r.run);
+    double sq = 0;
+    for (auto v : r.run.tensors.out) sq += double(moe::bf16_to_f32(v)) * moe::bf16_to_f32(v);
+    r.rms = r.run.tensors.out.empty() ? 0 : std::sqrt(sq / double(r.run.tensors.out.size()));
+    return r;
+}
+
+struct Check {
+    std::int64_t wrong = 0;
+    double max_err = 0;
+    bool counts_equal = false, ids_equal = false;
+};
+
+// Outputs within 2·eps·(rms + |ref|) as in the GPU tests; kept counts, demand and the kept ids exactly.
+Check check_against(const Reference& ref, const moe::nccl::EpRun& run) {
+    Check c;
+    const auto& want = ref.run.tensors.out;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        double w = moe::bf16_to_f32(want[i]), got = i < run.out.size() ? moe::bf16_to_f32(run.out[i]) : 1e30;
+        double err = std::fabs(got - w);
+        if (!(err <= 2 * moe::kBf16Eps * (ref.rms + std::fabs(w)))) ++c.wrong;
+        if (err > c.max_err || err != err) c.max_err = err;
+    }
+    c.counts_equal = ref.run.counts == run.counts && ref.run.demand == run.demand;
+    c.ids_equal = ref.run.tensors.topk_ids == run.topk_ids;
+    return c;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// The dispatch exchange's wall span on one rank: first chunk start to last chunk end (medians of the timeline).
+double dispatch_wall_ms(const moe::nccl::EpRun& run, int g, const char* label) {
+    double a = 1e30, b = -1e30;
+    for (const auto& sp : run.spans)
+        if (sp.rank == g && sp.label == label) a = std::min(a, sp.start_ms), b = std::max(b, sp.end_ms);
+    return b > a ? b - a : 0.0;
+}
+
+nlohmann::json run_json(const moe::nccl::EpRun& run, const char* mode, const Check* chk) {
+    nlohmann::json j = {{"mode", mode},
+                        {"chunks", run.chunks},
+                        {"overlap", run.overlap},
+                        {"processes", run.processes},
+                        {"capacity", run.capacity},
+                        {"dropped", run.dropped},
+                        {"traffic", run.traffic},
+                        {"counts", run.counts},
+                        {"demand", run.demand},
+                        {"pair_ms", run.pair_ms},
+                        {"ranks_detail", nlohmann::json::array()},
+                        {"spans", nlohmann::json::array()},
+                        {"provenance", "measured-gpu"}};
+    for (int g = 0; g < run.ranks; ++g) {
+        nlohmann::json rj = {{"rank", g},
+                             {"tokens", run.rank_tokens[g]},
+                             {"rows_received", run.rows_received[g]},
+                             {"bytes_sent", run.bytes_sent[g]},
+                             {"layer_median_ms", median(run.rank_layer_ms[g])},
+                             {"a2a_dispatch_wall_ms", dispatch_wall_ms(run, g, "a2a dispatch")},
+                             {"stages_median_ms", nlohmann::json::object()}};
+        for (auto& st : run.rank_stages[g]) rj["stages_median_ms"][st.stage] = median(st.ms);
+        j["ranks_detail"].push_back(rj);
+    }
+    for (const auto& sp : run.spans)
+        j["spans"].push_back({{"rank", sp.rank},
+                              {"lane", sp.lane},
+                              {"label", sp.label},
+                              {"chunk", sp.chunk},
+                              {"start_ms", sp.start_ms},
+                              {"end_ms", sp.end_ms}});
+    if (chk)
+        j["check"] = {{"wrong", chk->wrong},
+                      {"max_abs_err", chk->max_err},
+                      {"counts_equal", chk->counts_equal},
+                      {"ids_equal", chk->ids_equal}};
+    return j;
+}
+
+void print_run(const moe::nccl::EpRun& run, const char* mode, const Check* chk, std::size_t outputs) {
+    std::printf("#\n# %s: %d chunk%s, %s, %d process%s\n", mode, run.chunks, run.chunks == 1 ? "" : "s",
+                run.overlap ? "compute and comm streams overlapped" : "one stream per rank, in order", run.processes,
+                run.processes == 1 ? "" : "es");
+    std::printf("# %4s %7s %8s %9s", "rank", "tokens", "rows in", "sent MB");
+    for (auto& n : run.stage_names) std::printf(" %12s", n.c_str());
+    std::printf(" %10s\n", "layer");
+    for (int g = 0; g < run.ranks; ++g) {
+        std::printf("  %4d %7lld %8lld %9.2f", g, (long long)run.rank_tokens[g], (long long)run.rows_received[g],
+                    run.bytes_sent[g] / 1e6);
+        for (auto& st : run.rank_stages[g]) std::printf(" %12.1f", median(st.ms) * 1e3);
+        std::printf(" %10.1f\n", median(run.rank_layer_ms[g]) * 1e3);
+    }
+    std::printf("# timeline (us from each rank's start, medians; lane: label[chunk] start-end)\n");
+    for (int g = 0; g < run.ranks; ++g)
+        for (const char* lane : {"compute", "comm"}) {
+            std::printf("#   rank %d %-7s", g, lane);
+            for (const auto& sp : run.spans)
+                if (sp.rank == g && sp.lane == lane) {
+                    std::printf(" %s", sp.label.c_str());
+                    if (sp.chunk >= 0) std::printf("[%d]", sp.chunk);
+                    std::printf(" %.0f-%.0f;", sp.start_ms * 1e3, sp.end_ms * 1e3);
+                }
+            std::printf("\n");
+        }
+    if (run.capacity > 0)
+        std::printf("# capacity %lld per expert: %lld of %lld assignments dropped\n", (long long)run.capacity,
+                    (long long)run.dropped,
+                    (long long)std::accumulate(run.demand.begin(), run.demand.end(), std::int64_t(0)));
+    if (!run.pair_ms.empty() && run.ranks > 1) {
+        std::printf("# per pair (dispatch bytes of the pair sent alone, us):");
+        for (int s2 = 0; s2 < run.ranks; ++s2)
+            for (int d2 = 0; d2 < run.ranks; ++d2)
+                if (s2 != d2) std::printf(" %d->%d %.1f", s2, d2, run.pair_ms[std::size_t(s2) * run.ranks + d2] * 1e3);
+        std::printf("\n");
+    }
+    if (chk)
+        std::printf(
+            "# check vs the CPU reference: %lld of %zu outputs outside 2·eps·(rms + |ref|), max |err| %.3g; "
+            "expert counts and demand %s; kept ids %s\n",
+            (long long)chk->wrong, outputs, chk->max_err, chk->counts_equal ? "equal" : "DIFFER",
+            chk->ids_equal ? "equal" : "DIFFER");
+}
+
 int run_ep_layer_bench(const NcclBenchArgs& a) {
     const int G = nccl_ranks(a);
     moe::LayerSpec s;  // the classroom scenario unless the shape flags say otherwise
@@ -157,100 +294,230 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     s.skew = moe::route::parse_skew(a.skew);
     s.strategy = moe::Strategy::Scan;
     s.seed = a.seed;
+    const NcclBenchExtra& x = nccl_bench_extra();
+    if (!(x.capacity_factor >= 0 && x.capacity_factor <= 1000))
+        MOE_BAD_INPUT("--capacity-factor " << x.capacity_factor << " must be in [0, 1000] (0: dropless)");
+    s.capacity_factor = x.capacity_factor;
+    if (x.drop_policy == "token")
+        s.drop_policy = moe::DropPolicy::TokenOrder;
+    else if (x.drop_policy == "probability")
+        s.drop_policy = moe::DropPolicy::Probability;
+    else
+        MOE_BAD_INPUT("--drop-policy '" << x.drop_policy << "': allowed: token, probability");
+    if (s.experts % G) MOE_BAD_INPUT("--experts " << s.experts << " must be a multiple of --ranks " << G);
+    const int El = s.experts / G;
+    const int K = x.chunks > 0 ? x.chunks : std::min(4, El);
+    if (K < 1 || K > El) MOE_BAD_INPUT("--chunks " << x.chunks << " must be in [1, " << El << "] (E/G local experts)");
     moe::LayerRunOptions opt;
     opt.warmup = a.warmup;
     opt.repeats = a.repeats;
     opt.keep_tensors = !a.no_check;
-    moe::nccl::EpRun run;
-    moe::nccl::run_ep_layer(s, G, opt, run);
+    const bool root = moe::nccl::world_rank() == 0;
 
-    // Check: the concatenated outputs against the CPU reference, abs + |ref|·eps as in the GPU tests.
-    std::int64_t wrong = -1;
-    bool counts_equal = false;
-    double max_err = 0;
-    if (!a.no_check) {
-        moe::LayerRunOptions copt;
-        copt.keep_tensors = true;
-        moe::LayerRun ref;
-        moe::cpu::run_layer(s, copt, ref);
-        double sq = 0;
-        for (auto v : ref.tensors.out) sq += double(moe::bf16_to_f32(v)) * moe::bf16_to_f32(v);
-        const double rms = ref.tensors.out.empty() ? 0 : std::sqrt(sq / double(ref.tensors.out.size()));
-        wrong = 0;
-        for (std::size_t i = 0; i < ref.tensors.out.size(); ++i) {
-            double want = moe::bf16_to_f32(ref.tensors.out[i]), got = moe::bf16_to_f32(run.out[i]);
-            double err = std::fabs(got - want);
-            if (!(err <= 2 * moe::kBf16Eps * (rms + std::fabs(want)))) ++wrong;
-            if (err > max_err || err != err) max_err = err;
-        }
-        counts_equal = std::equal(ref.counts.begin(), ref.counts.end(), run.counts.begin(), run.counts.end());
-    }
-    auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v.empty() ? 0.0 : v[v.size() / 2];
+    struct Mode {
+        const char* name;
+        moe::nccl::EpOptions o;
     };
-    nlohmann::json out = {
-        {"what", "ep-layer"},       {"ranks", G},           {"device", run.device},
-        {"nccl", run.nccl_version}, {"tokens", s.tokens},   {"experts", s.experts},
-        {"top_k", s.top_k},         {"hidden", s.hidden},   {"ffn", s.ffn},
-        {"skew", a.skew},           {"warmup", a.warmup},   {"repeats", a.repeats},
-        {"traffic", run.traffic},   {"counts", run.counts}, {"ranks_detail", nlohmann::json::array()}};
-    if (!a.json) {
-        std::printf(
-            "# moelab bench ep-layer on %s, NCCL %s: T=%lld E=%d k=%d d=%d F=%d skew=%s, medians of %d repeats "
-            "after %d warm-up (us, CUDA events per rank)\n#\n# %4s %7s %8s %9s",
-            run.device.c_str(), run.nccl_version.c_str(), (long long)s.tokens, s.experts, s.top_k, s.hidden, s.ffn,
-            a.skew.c_str(), a.repeats, a.warmup, "rank", "tokens", "rows in", "sent MB");
-        for (auto& n : run.stage_names) std::printf(" %12s", n.c_str());
-        std::printf(" %10s\n", "total");
+    std::vector<Mode> modes;
+    moe::nccl::EpOptions plain;
+    plain.pair_probe = true;
+    modes.push_back({"plain", plain});
+    moe::nccl::EpOptions ov;
+    ov.chunks = K, ov.overlap = true;
+    modes.push_back({"overlap", ov});
+    if (K > 1) {
+        moe::nccl::EpOptions one;
+        one.chunks = 1, one.overlap = true;  // streams without chunks: what the chunks add
+        modes.push_back({"streams", one});
     }
+    std::vector<moe::nccl::EpRun> runs(modes.size());
+    for (std::size_t i = 0; i < modes.size(); ++i) moe::nccl::run_ep_layer(s, G, opt, modes[i].o, runs[i]);
+
+    // The raw all-to-all of the same bytes: the largest rank's dispatch bytes (self included), split evenly.
+    std::size_t bytes = 0;
     for (int g = 0; g < G; ++g) {
-        nlohmann::json rj = {{"rank", g},
-                             {"tokens", run.rank_tokens[g]},
-                             {"rows_received", run.rows_received[g]},
-                             {"bytes_sent", run.bytes_sent[g]},
-                             {"stages_median_ms", nlohmann::json::object()}};
-        double total = 0;
-        if (!a.json)
-            std::printf("  %4d %7lld %8lld %9.2f", g, (long long)run.rank_tokens[g], (long long)run.rows_received[g],
-                        run.bytes_sent[g] / 1e6);
-        for (auto& st : run.rank_stages[g]) {
-            double m = median(st.ms);
-            total += m;
-            rj["stages_median_ms"][st.stage] = m;
-            if (!a.json) std::printf(" %12.1f", m * 1e3);
-        }
-        if (!a.json) std::printf(" %10.1f\n", total * 1e3);
-        out["ranks_detail"].push_back(rj);
+        std::int64_t rows = 0;
+        for (int p = 0; p < G; ++p) rows += runs[0].traffic[std::size_t(g) * G + p];
+        bytes = std::max(bytes, std::size_t(rows) * std::size_t(s.hidden) * 2);
     }
-    if (!a.no_check) out["check"] = {{"wrong", wrong}, {"max_abs_err", max_err}, {"counts_equal", counts_equal}};
-    if (a.json)
-        std::cout << out.dump(2) << "\n";
-    else if (a.no_check)
-        std::printf("# not checked (--no-check)\n");
-    else
+    std::vector<moe::nccl::A2aPoint> raw;
+    if (bytes > 0) raw = moe::nccl::bench_alltoall(G, {bytes}, std::max(a.repeats, 20), a.timeout, a.warmup);
+
+    const bool check = !a.no_check && root;
+    Reference ref;
+    std::vector<Check> checks(runs.size());
+    if (check) {
+        ref = reference_of(s);
+        for (std::size_t i = 0; i < runs.size(); ++i) checks[i] = check_against(ref, runs[i]);
+    }
+    const auto& r0 = runs[0];
+    nlohmann::json out = {{"what", "ep-layer"},
+                          {"ranks", G},
+                          {"device", r0.device},
+                          {"nccl", r0.nccl_version},
+                          {"tokens", s.tokens},
+                          {"experts", s.experts},
+                          {"top_k", s.top_k},
+                          {"hidden", s.hidden},
+                          {"ffn", s.ffn},
+                          {"skew", a.skew},
+                          {"capacity_factor", s.capacity_factor},
+                          {"drop_policy", x.drop_policy},
+                          {"warmup", a.warmup},
+                          {"repeats", a.repeats},
+                          {"runs", nlohmann::json::array()}};
+    // Compatibility with the first version's readers: the plain run's table at the top level.
+    out["traffic"] = r0.traffic, out["counts"] = r0.counts;
+    if (!a.json)
         std::printf(
-            "# check vs the CPU reference: %lld of %zu outputs outside 2·eps·(rms + |ref|), max |err| %.3g; "
-            "expert counts %s\n",
-            (long long)wrong, run.out.size(), max_err, counts_equal ? "equal" : "DIFFER");
-    if (!a.save.empty()) {
+            "# moelab bench ep-layer on %s, NCCL %s: T=%lld E=%d k=%d d=%d F=%d skew=%s cf=%g (%s), medians of %d "
+            "repeats after %d warm-up (us, CUDA events per rank)\n",
+            r0.device.c_str(), r0.nccl_version.c_str(), (long long)s.tokens, s.experts, s.top_k, s.hidden, s.ffn,
+            a.skew.c_str(), s.capacity_factor, x.drop_policy.c_str(), a.repeats, a.warmup);
+    double raw_ms = raw.empty() ? 0 : raw[0].time_ms_median;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        if (!a.json) print_run(runs[i], modes[i].name, check ? &checks[i] : nullptr, runs[i].out.size());
+        out["runs"].push_back(run_json(runs[i], modes[i].name, check ? &checks[i] : nullptr));
+    }
+    // Summary: the layer's wall time per mode (slowest rank), and the dispatch exchange against the raw one.
+    auto layer_ms = [&](const moe::nccl::EpRun& r) {
+        double w = 0;
+        for (int g = 0; g < G; ++g) w = std::max(w, median(r.rank_layer_ms[g]));
+        return w;
+    };
+    auto a2a_ms = [&](const moe::nccl::EpRun& r) {
+        double w = 0;
+        for (int g = 0; g < G; ++g) w = std::max(w, dispatch_wall_ms(r, g, "a2a dispatch"));
+        return w;
+    };
+    nlohmann::json sum = {{"raw_a2a_bytes_per_rank", raw.empty() ? 0 : raw[0].bytes_per_rank},
+                          {"raw_a2a_median_ms", raw_ms},
+                          {"raw_a2a_wrong", raw.empty() ? 0 : raw[0].wrong}};
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        sum[std::string(modes[i].name) + "_layer_ms"] = layer_ms(runs[i]);
+        sum[std::string(modes[i].name) + "_a2a_dispatch_ms"] = a2a_ms(runs[i]);
+    }
+    const double plain_ms = layer_ms(runs[0]), over_ms = layer_ms(runs[1]);
+    sum["overlap_speedup"] = over_ms > 0 ? plain_ms / over_ms : 0;
+    sum["plain_a2a_dispatch_vs_raw"] = raw_ms > 0 ? a2a_ms(runs[0]) / raw_ms : 0;
+    out["summary"] = sum;
+    if (!a.json) {
+        std::printf("#\n# layer (slowest rank): plain %.1f us, overlap (%d chunks) %.1f us: %.2fx", plain_ms * 1e3, K,
+                    over_ms * 1e3, over_ms > 0 ? plain_ms / over_ms : 0.0);
+        if (runs.size() > 2) std::printf(", streams without chunks %.1f us", layer_ms(runs[2]) * 1e3);
+        std::printf("\n");
+        if (raw_ms > 0)
+            std::printf(
+                "# dispatch all-to-all (plain, slowest rank) %.1f us vs the raw all-to-all of the same %zu bytes per "
+                "rank %.1f us: %.2fx (goal <= 1.5x when balanced)\n",
+                a2a_ms(runs[0]) * 1e3, raw[0].bytes_per_rank, raw_ms * 1e3, a2a_ms(runs[0]) / raw_ms);
+    } else if (root) {
+        std::cout << out.dump(2) << "\n";
+    }
+    if (!a.save.empty() && root) {
         std::ofstream f(a.save);
         if (!f) MOE_BAD_INPUT("--save '" << a.save << "': cannot write the file");
         f << out.dump(2) << "\n";
     }
-    if (!a.no_check && (wrong != 0 || !counts_equal))
-        throw moe::Error(moe::ErrorKind::Runtime, "bench ep-layer: the NCCL layer disagreed with the CPU reference");
+    if (check)
+        for (auto& c : checks)
+            if (c.wrong != 0 || !c.counts_equal || !c.ids_equal)
+                throw moe::Error(moe::ErrorKind::Runtime,
+                                 "bench ep-layer: the NCCL layer disagreed with the CPU reference");
+    if (!raw.empty() && raw[0].wrong)
+        throw moe::Error(moe::ErrorKind::Runtime, "bench ep-layer: the raw all-to-all's data did not match");
+    return 0;
+}
+
+// `moelab bench alltoall --latency`: median and p99 per message size (bytes per peer, 2 KB .. 8 MB, the axes of
+// MegaScale-Infer's Figure 11), and the utilisation curve Util(msg) = busbw(msg) / busbw at 64 MiB per peer.
+int run_latency_bench(const NcclBenchArgs& a) {
+    const int G = nccl_ranks(a);
+    std::vector<std::size_t> per_peer;
+    for (std::size_t b = 2048; b <= (std::size_t(8) << 20); b *= 2) per_peer.push_back(b);
+    per_peer.push_back(std::size_t(64) << 20);  // the plateau Util is measured against
+    std::vector<std::size_t> sizes;
+    for (auto b : per_peer) sizes.push_back(b * G);
+    const int iters = std::max(a.repeats, 200);
+    auto pts = moe::nccl::bench_alltoall(G, sizes, iters, a.timeout, a.warmup);
+    const double peak = pts.empty() ? 0 : pts.back().busbw;
+    nlohmann::json out = {{"what", "alltoall-latency"},   {"ranks", G},
+                          {"nccl", moe::nccl::version()}, {"iters", iters},
+                          {"warmup", a.warmup},           {"peak_busbw", peak},
+                          {"provenance", "measured-gpu"}, {"rows", nlohmann::json::array()}};
+    if (!a.json) {
+        std::printf(
+            "# moelab bench alltoall --latency: %d ranks, NCCL %s, %d iterations after %d warm-up; size = bytes each "
+            "rank sends to each peer; Util = busbw / busbw at 64 MiB per peer (%.1f GB/s)\n#\n# %10s %10s %10s %10s "
+            "%10s %8s %7s\n",
+            G, moe::nccl::version().c_str(), iters, a.warmup, peak, "per peer", "median(us)", "p95(us)", "p99(us)",
+            "busbw", "Util", "#wrong");
+    }
+    std::int64_t wrong = 0;
+    for (std::size_t i = 0; i < pts.size(); ++i) {
+        const auto& p = pts[i];
+        const double util = peak > 0 ? p.busbw / peak : 0;
+        wrong += p.wrong;
+        if (!a.json)
+            std::printf("  %10zu %10.1f %10.1f %10.1f %10.1f %8.3f %7lld\n", p.bytes_per_rank / G,
+                        p.time_ms_median * 1e3, p.p95 * 1e3, p.p99 * 1e3, p.busbw, util, (long long)p.wrong);
+        out["rows"].push_back({{"bytes_per_peer", p.bytes_per_rank / G},
+                               {"bytes_per_rank", p.bytes_per_rank},
+                               {"median_ms", p.time_ms_median},
+                               {"p95_ms", p.p95},
+                               {"p99_ms", p.p99},
+                               {"min_ms", p.min_ms},
+                               {"busbw", p.busbw},
+                               {"util", util},
+                               {"wrong", p.wrong}});
+    }
+    if (!a.json)
+        std::printf("# Out of bounds values : %lld %s\n", (long long)wrong, wrong ? "WRONG" : "OK");
+    else if (moe::nccl::world_rank() == 0)
+        std::cout << out.dump(2) << "\n";
+    if (!a.save.empty() && moe::nccl::world_rank() == 0) {
+        std::ofstream f(a.save);
+        if (!f) MOE_BAD_INPUT("--save '" << a.save << "': cannot write the file");
+        f << out.dump(2) << "\n";
+    }
+    if (wrong > 0) throw moe::Error(moe::ErrorKind::Runtime, "bench alltoall: received data did not match its pattern");
     return 0;
 }
 
 }  // namespace
+
+NcclBenchExtra& nccl_bench_extra() {
+    static NcclBenchExtra x;
+    return x;
+}
+
+void add_nccl_bench_options(CLI::App& cmd) {
+    NcclBenchExtra& x = nccl_bench_extra();
+    cmd.add_flag("--latency", x.latency,
+                 "alltoall: median and p99 per message size, 2 KB to 8 MB per peer, with Util(msg) (needs >= 200 "
+                 "iterations: --repeats below that is raised)");
+    cmd.add_option("--chunks", x.chunks,
+                   "ep-layer: chunks of local experts for the overlapped run (1..E/G; 0: min(4, E/G))");
+    cmd.add_option("--capacity-factor", x.capacity_factor, "ep-layer: capacity factor (0: dropless)")
+        ->capture_default_str();
+    cmd.add_option("--drop-policy", x.drop_policy, "ep-layer: token or probability")->capture_default_str();
+}
+
+int run_alltoall_latency_bench(const BenchCommon& c) {
+    NcclBenchArgs n;
+    n.what = "alltoall";
+    n.warmup = c.warmup, n.repeats = c.repeats, n.json = c.json, n.save = c.save;
+    nccl_bench_extra().latency = true;
+    return run_nccl_bench(n);
+}
 
 int run_nccl_bench(const NcclBenchArgs& a) {
     if (a.repeats < 1 || a.repeats > 100000) MOE_BAD_INPUT("--repeats " << a.repeats << " must be in [1, 100000]");
     if (a.warmup < 0 || a.warmup > 10000) MOE_BAD_INPUT("--warmup " << a.warmup << " must be in [0, 10000]");
     if (!(a.timeout > 0 && a.timeout <= 3600)) MOE_BAD_INPUT("--timeout " << a.timeout << " must be in (0, 3600]");
     moe::nccl::set_timeout_s(a.timeout);  // also bounds the communicator's setup
-    return a.what == "alltoall" ? run_alltoall_bench(a) : run_ep_layer_bench(a);
+    if (a.what == "alltoall") return nccl_bench_extra().latency ? run_latency_bench(a) : run_alltoall_bench(a);
+    return run_ep_layer_bench(a);
 }
 
 }  // namespace moelab_cli

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "app/cli/bench_hooks.hpp"
+
 namespace moelab_cli {
 
 struct NcclBenchArgs {
@@ -22,5 +24,14 @@ struct NcclBenchArgs {
 };
 
 int run_nccl_bench(const NcclBenchArgs& a);
+
+// Flags of the nccl benches beyond bench.cpp's, registered through bench_extensions.cpp (add_nccl_bench_options).
+struct NcclBenchExtra {
+    bool latency = false;        // alltoall: latency by message size (2 KB .. 8 MB per peer), p99, Util(msg)
+    int chunks = 0;              // ep-layer: chunks of the overlapped run, 0: min(4, E/G)
+    double capacity_factor = 0;  // ep-layer: 0 = dropless
+    std::string drop_policy = "token";
+};
+NcclBenchExtra& nccl_bench_extra();
 
 }  // namespace moelab_cli

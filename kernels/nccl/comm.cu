@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -53,6 +54,7 @@ void keep_nvls_off() {
 bool built() { return true; }
 
 int usable_gpus() {
+    if (const ProcessWorld* w = process_world()) return w->size;  // one GPU per process, the launcher's -np
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -78,41 +80,55 @@ void set_timeout_s(double seconds) {
 }
 
 // ---- Communicator ---------------------------------------------------------------------------------------
-Communicator::Communicator(int ranks, double timeout) : ranks_(ranks), timeout_s_(timeout) {
-    if (ranks < 1) MOE_BAD_INPUT("ranks " << ranks << " must be >= 1");
-    if (!(timeout > 0)) MOE_BAD_INPUT("NCCL timeout " << timeout << " s must be > 0");
+namespace {
+
+void check_devices(int ranks, int needed, const char* what) {
     int found = 0;
     cudaError_t err = cudaGetDeviceCount(&found);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         std::ostringstream os;
-        os << "an NCCL communicator over " << ranks << " GPUs needs CUDA devices, but the CUDA runtime says "
+        os << what << " over " << ranks << " GPUs needs CUDA devices, but the CUDA runtime says "
            << cudaGetErrorName(err) << " (" << cudaGetErrorString(err) << "); 0 GPUs found";
         throw Error(ErrorKind::NoDevice, os.str());
     }
-    if (found < ranks) {
+    if (found < needed) {
         std::ostringstream os;
-        os << "an NCCL communicator over " << ranks << " GPUs was asked for, but only " << found << " GPU"
+        os << what << " over " << ranks << " GPUs was asked for, but only " << found << " GPU"
            << (found == 1 ? " was" : "s were") << " found";
+        if (needed != ranks) os << " on this host (device " << needed - 1 << " needed)";
         throw Error(ErrorKind::NoDevice, os.str());
     }
+}
+
+}  // namespace
+
+void Communicator::init_streams_and_names() {
+    std::map<std::string, int> names;
+    for (int r : local_) {
+        use(r);
+        MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&streams_[r], cudaStreamNonBlocking));
+        cudaDeviceProp p{};
+        MOE_CUDA_CHECK(cudaGetDeviceProperties(&p, devices_[r]));
+        names[p.name]++;
+    }
+    for (auto& [name, n] : names)
+        device_names_ += (device_names_.empty() ? "" : " + ") + std::to_string(n) + "x " + name;
+}
+
+Communicator::Communicator(int ranks, double timeout) : ranks_(ranks), timeout_s_(timeout) {
+    if (ranks < 1) MOE_BAD_INPUT("ranks " << ranks << " must be >= 1");
+    if (!(timeout > 0)) MOE_BAD_INPUT("NCCL timeout " << timeout << " s must be > 0");
+    check_devices(ranks, ranks, "an NCCL communicator");
     keep_nvls_off();
     comms_.assign(ranks, nullptr);
     streams_.assign(ranks, nullptr);
+    devices_.resize(ranks);
+    for (int r = 0; r < ranks; ++r) local_.push_back(r), devices_[r] = r;
     int saved = 0;
     MOE_CUDA_CHECK(cudaGetDevice(&saved));
     try {
-        std::map<std::string, int> names;
-        for (int r = 0; r < ranks; ++r) {
-            use(r);
-            MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&streams_[r], cudaStreamNonBlocking));
-            cudaDeviceProp p{};
-            MOE_CUDA_CHECK(cudaGetDeviceProperties(&p, r));
-            names[p.name]++;
-        }
-        for (auto& [name, n] : names)
-            device_names_ += (device_names_.empty() ? "" : " + ") + std::to_string(n) + "x " + name;
-
+        init_streams_and_names();
         ncclUniqueId id;
         MOE_NCCL_CHECK(ncclGetUniqueId(&id));
         ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
@@ -138,12 +154,43 @@ Communicator::Communicator(int ranks, double timeout) : ranks_(ranks), timeout_s
     cudaSetDevice(saved);
 }
 
+Communicator::Communicator(int ranks, int rank, int device, const ncclUniqueId& id, double timeout)
+    : ranks_(ranks), timeout_s_(timeout) {
+    if (ranks < 1 || rank < 0 || rank >= ranks) MOE_BAD_INPUT("rank " << rank << " of " << ranks << " is not a rank");
+    if (!(timeout > 0)) MOE_BAD_INPUT("NCCL timeout " << timeout << " s must be > 0");
+    if (device < 0) MOE_BAD_INPUT("CUDA device " << device << " must be >= 0");
+    check_devices(ranks, device + 1, "an NCCL communicator (one process per GPU)");
+    keep_nvls_off();
+    comms_.assign(ranks, nullptr);
+    streams_.assign(ranks, nullptr);
+    devices_.assign(ranks, -1);
+    devices_[rank] = device;
+    local_ = {rank};
+    int saved = 0;
+    MOE_CUDA_CHECK(cudaGetDevice(&saved));
+    try {
+        init_streams_and_names();
+        ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+        config.blocking = 0;
+        use(rank);
+        MOE_NCCL_CHECK(ncclCommInitRankConfig(&comms_[rank], ranks, id, rank, &config));
+        wait_ready("NCCL communicator init (every process must join)");
+    } catch (...) {
+        abort();
+        for (cudaStream_t& s : streams_)
+            if (s) cudaStreamDestroy(s), s = nullptr;
+        cudaSetDevice(saved);
+        throw;
+    }
+    cudaSetDevice(saved);
+}
+
 Communicator::~Communicator() {
     if (!aborted_) {
         // A normal destroy needs every rank's queued work finished; if it does not finish, abort instead.
         try {
             wait_streams("the last operations before destroying the communicator");
-            for (int r = 0; r < ranks_; ++r)
+            for (int r : local_)
                 if (comms_[r]) {
                     use(r);
                     ncclCommDestroy(comms_[r]);  // intra-process ranks: the last destroy frees them all
@@ -153,21 +200,31 @@ Communicator::~Communicator() {
             abort();
         }
     }
-    for (int r = 0; r < ranks_; ++r)
+    for (int r : local_)
         if (streams_[r]) {
-            cudaSetDevice(r);
+            cudaSetDevice(devices_[r]);
             cudaStreamDestroy(streams_[r]);
         }
 }
 
-void Communicator::use(int r) const { MOE_CUDA_CHECK(cudaSetDevice(r)); }
+void Communicator::use(int r) const {
+    MOE_ASSERT(is_local(r), "rank " << r << " is not driven by this process");
+    MOE_CUDA_CHECK(cudaSetDevice(devices_[r]));
+}
+
+namespace {
+std::atomic<bool> g_any_aborted{false};
+}  // namespace
+
+bool process_aborted() { return g_any_aborted.load(); }
 
 void Communicator::abort() noexcept {
     if (aborted_) return;
     aborted_ = true;
-    for (int r = 0; r < int(comms_.size()); ++r)
+    g_any_aborted = true;
+    for (int r : local_)
         if (comms_[r]) {
-            cudaSetDevice(r);
+            cudaSetDevice(devices_[r]);
             ncclCommAbort(comms_[r]);  // tells this rank's kernels to quit, then frees the communicator
             comms_[r] = nullptr;
         }
@@ -186,7 +243,7 @@ void Communicator::poll(const char* what, Done done) {
         start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
     for (int spin = 0;; ++spin) {
         // Async errors first: a failed peer shows up here while its partner still looks busy.
-        for (int r = 0; r < ranks_; ++r) {
+        for (int r : local_) {
             ncclResult_t st = ncclSuccess;
             ncclResult_t res = comms_[r] ? ncclCommGetAsyncError(comms_[r], &st) : ncclInvalidArgument;
             if (res != ncclSuccess) st = res;
@@ -214,7 +271,7 @@ void Communicator::poll(const char* what, Done done) {
 
 void Communicator::wait_ready(const char* what) {
     poll(what, [&](int& pending) {
-        for (int r = 0; r < ranks_; ++r) {
+        for (int r : local_) {
             ncclResult_t st = ncclSuccess;
             ncclCommGetAsyncError(comms_[r], &st);
             if (st == ncclInProgress) return pending = r, false;
@@ -235,7 +292,7 @@ void Communicator::group_end(const char* what) {
 
 void Communicator::wait_streams(const char* what) {
     poll(what, [&](int& pending) {
-        for (int r = 0; r < ranks_; ++r) {
+        for (int r : local_) {
             use(r);
             cudaError_t e = cudaStreamQuery(streams_[r]);
             if (e == cudaErrorNotReady) return pending = r, false;
@@ -254,7 +311,7 @@ void Communicator::wait_streams(const char* what) {
 void Communicator::wait_events(const std::vector<cudaEvent_t>& events, const char* what) {
     MOE_ASSERT(int(events.size()) == ranks_, "wait_events needs one event per rank");
     poll(what, [&](int& pending) {
-        for (int r = 0; r < ranks_; ++r) {
+        for (int r : local_) {
             use(r);
             cudaError_t e = cudaEventQuery(events[r]);
             if (e == cudaErrorNotReady) return pending = r, false;
@@ -282,24 +339,36 @@ std::unique_lock<std::mutex> shared_lock() { return std::unique_lock<std::mutex>
 Communicator& shared_communicator(int ranks) {
     if (g_shared && (g_shared->aborted() || g_shared->ranks() != ranks)) drop_shared_communicator();
     if (!g_shared) {
-        auto c = std::make_unique<Communicator>(ranks, g_timeout_s);
+        std::unique_ptr<Communicator> c;
+        if (const ProcessWorld* w = process_world()) {
+            if (ranks != w->size)
+                MOE_BAD_INPUT("--ranks " << ranks << " under an MPI launcher of " << w->size
+                                         << " processes: one process drives one rank, so ranks must equal mpirun's -np "
+                                         << w->size);
+            ncclUniqueId id{};
+            if (w->rank == 0) MOE_NCCL_CHECK(ncclGetUniqueId(&id));
+            w->share_id(id);  // rank 0's id to every process
+            c = std::make_unique<Communicator>(w->size, w->rank, w->device, id, g_timeout_s);
+        } else {
+            c = std::make_unique<Communicator>(ranks, g_timeout_s);
+        }
         // First connections between ranks are set up by the first operation that uses them (hundreds of ms):
         // a small all-to-all now keeps that out of the first timed run.
         std::vector<void*> bufs(ranks, nullptr);
         auto free_bufs = [&] {
-            for (int r = 0; r < ranks; ++r)
-                if (bufs[r]) cudaSetDevice(r), cudaFree(bufs[r]), bufs[r] = nullptr;
+            for (int r : c->local())
+                if (bufs[r]) cudaSetDevice(c->device(r)), cudaFree(bufs[r]), bufs[r] = nullptr;
         };
         try {
             const std::size_t row = 1 << 20;  // 1 MiB per peer: large enough to open the channels big messages use
-            for (int r = 0; r < ranks; ++r) {
+            for (int r : c->local()) {
                 c->use(r);
                 MOE_CUDA_CHECK(cudaMalloc(&bufs[r], 2 * row * ranks));
                 MOE_CUDA_CHECK(cudaMemsetAsync(bufs[r], 0, 2 * row * ranks, c->stream(r)));
             }
             std::vector<const void*> send(ranks);
             std::vector<void*> recv(ranks);
-            for (int r = 0; r < ranks; ++r) send[r] = bufs[r], recv[r] = static_cast<char*>(bufs[r]) + row * ranks;
+            for (int r : c->local()) send[r] = bufs[r], recv[r] = static_cast<char*>(bufs[r]) + row * ranks;
             std::vector<std::vector<std::int64_t>> ones(ranks, std::vector<std::int64_t>(ranks, 1));
             alltoallv(*c, send, recv, ones, ones, row, "the warm-up all-to-all after communicator init");
             c->wait_streams("the warm-up all-to-all after communicator init");

@@ -67,7 +67,31 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = lane; i < nv; i += 32) d[i] = s[i];
 }
 
+// Per-block histogram in shared memory, then one atomic per expert and block.
+__global__ void count_experts_kernel(const std::int32_t* ids, std::int64_t n, int experts, std::int32_t* counts) {
+    extern __shared__ std::int32_t hist[];
+    for (int e = threadIdx.x; e < experts; e += blockDim.x) hist[e] = 0;
+    __syncthreads();
+    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const int e = ids[i];
+        if (e >= 0 && e < experts) atomicAdd(&hist[e], 1);
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < experts; e += blockDim.x)
+        if (hist[e]) atomicAdd(&counts[e], hist[e]);
+}
+
 }  // namespace
+
+void count_experts(const std::int32_t* ids, std::int64_t n, int experts, std::int32_t* counts, Stream s) {
+    cudaStream_t st = static_cast<cudaStream_t>(s);
+    MOE_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(std::int32_t) * experts, st));
+    if (n <= 0) return;
+    const unsigned grid = std::min<unsigned>(capped_grid(n, 256), 256);
+    count_experts_kernel<<<grid, 256, sizeof(std::int32_t) * experts, st>>>(ids, n, experts, counts);
+    MOE_CUDA_LAUNCH_CHECK("count_experts_kernel");
+}
 
 void make_bf16_range(std::uint64_t seed, std::uint64_t stream_id, std::int64_t first, std::int64_t n, float scale,
                      bf16_t* out, Stream s) {

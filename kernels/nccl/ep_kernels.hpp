@@ -23,4 +23,7 @@ void popularity_logits_range(std::uint64_t seed, const float* logp, std::int64_t
 void copy_segments(const bf16_t* src, bf16_t* dst, int hidden, const std::int32_t* dst_start,
                    const std::int32_t* src_start, int nseg, std::int64_t rows, std::int32_t* row_tag, Stream s);
 
+// counts[e] = number of ids[i] == e for i < n (ids < 0, dropped, are not counted); counts is zeroed first.
+void count_experts(const std::int32_t* ids, std::int64_t n, int experts, std::int32_t* counts, Stream s);
+
 }  // namespace moe::nccl

@@ -19,38 +19,75 @@ std::string version();  // "2.28.3" of the linked library, "" when not built
 double timeout_s();
 void set_timeout_s(double seconds);  // BadInput unless in (0, 3600]
 
+// One process per GPU: true when this build has MPI (mpirun -np G moelab ... --ranks G then runs one rank per
+// process, the NCCL unique id broadcast over MPI). world_rank/world_size: this process's rank and the number of
+// processes when started by an MPI launcher, else 0 and 1.
+bool mpi_built();
+int world_rank();
+int world_size();
+
 // One expert-parallel layer over `ranks` GPUs: rank g owns the global tokens [ceil(g·T/G), ceil((g+1)·T/G))
 // (comm::rank_of_token) and the experts [g·E/G, (g+1)·E/G) (comm::rank_of_expert). Each rank generates its own
 // slice of x, logits and weights from the counter-based RNG over global indices, so the concatenated outputs
 // equal the CPU reference's moe::cpu::run_layer on the same LayerSpec.
 //
-// Stages per rank, timed with CUDA events on that rank's stream:
+// Spans per rank and repeat, timed with CUDA events on that rank's compute and comm streams (kernels/nccl/README.md):
 //   route        popularity logits (or x·Wg) + softmax + top-k of the rank's tokens
+//   capacity     (cf > 0) every rank's ids and weights all-gathered, the reference's drops over all T tokens
+//   counts       rows per expert, exchanged on the device (all-to-all of ints) and copied to the host
 //   dispatch     pack rows expert-major over all E experts, so each destination rank's rows are contiguous
-//   a2a dispatch counts all-to-all, copy to host, host sync of every rank, then the rows all-to-all
-//   experts      regroup received rows (source-major → local-expert-major), the E/G expert FFNs, and back
-//   a2a combine  expert outputs return to the ranks that own the tokens
+//   plan         the host turns the counts into NCCL's message sizes and the receive plan (the one host sync)
+//   wait         a barrier before an exchange: the time this rank waits for the slowest one
+//   a2a dispatch rows to the experts' ranks, in `chunks` groups of local experts
+//   experts      regroup received rows by expert, the FFNs of the chunk's experts, regroup back
+//   a2a combine  expert outputs return to the ranks that own the tokens, chunk by chunk
 //   combine      weighted sum of each token's k outputs
-// Dropless only: a capacity factor > 0 is refused (BadInput), since capacity is per expert over all ranks.
+// With overlap, route/dispatch/experts/combine run on a compute stream and the exchanges on the comm stream, so
+// chunk i+1 moves while chunk i's experts compute; without, everything runs in order on one stream.
+struct EpOptions {
+    int chunks = 1;           // groups of local experts the exchanges are split into, 1..E/G
+    bool overlap = false;     // compute and comm on separate streams (chunks overlap the expert GEMMs)
+    bool wait_spans = true;   // a barrier before each exchange, so waiting for a slower rank is its own span
+    bool pair_probe = false;  // after the layer, time each pair's dispatch bytes alone (EpRun::pair_ms)
+};
+
+struct EpSpan {
+    int rank = 0;
+    std::string lane;                 // compute | comm
+    std::string label;                // one of the span names above
+    int chunk = -1;                   // chunk index of a2a/experts/wait spans, else −1
+    double start_ms = 0, end_ms = 0;  // medians over the timed repeats, from the rank's start (after a barrier)
+};
+
 struct EpRun {
     int ranks = 0;
+    int processes = 1;   // 1: one process drove every rank; G: one process per GPU (mpirun)
     std::string device;  // "2x NVIDIA H200"
     std::string nccl_version;
-    std::vector<std::string> stage_names;                // the six above, in order
-    std::vector<std::vector<StageSamples>> rank_stages;  // [rank][stage]: ms of each timed repeat
+    int chunks = 1;
+    bool overlap = false;
+    std::vector<std::string> stage_names;                // span labels present, in order
+    std::vector<std::vector<StageSamples>> rank_stages;  // [rank][stage]: ms of each timed repeat (chunks summed)
+    std::vector<std::vector<double>> rank_layer_ms;      // [rank][repeat]: the rank's whole layer, first to last span
+    std::vector<EpSpan> spans;                           // every rank's timeline (medians), lanes compute and comm
     std::vector<std::int64_t> rank_tokens;               // [G] tokens each rank owns
-    std::vector<std::int64_t> counts;         // [E] rows each expert received, over all ranks (== demand: dropless)
+    std::int64_t capacity = 0;                           // per expert over all ranks; 0 = dropless
+    std::int64_t dropped = 0;
+    std::vector<std::int64_t> demand;         // [E] routed assignments before drops
+    std::vector<std::int64_t> counts;         // [E] rows each expert received, over all ranks (kept)
     std::vector<std::int64_t> traffic;        // [G·G] rows src → dst in the dispatch all-to-all, diagonal included
     std::vector<std::int64_t> rows_received;  // [G] rows each rank's experts computed
     std::vector<double> bytes_sent;           // [G] bytes each rank sends to other ranks per layer (dispatch + combine)
+    std::vector<double> pair_ms;              // [G·G] (pair_probe) src → dst dispatch bytes sent alone, median ms
     std::vector<bf16_t> out;                  // [T, d] concatenated outputs (keep_tensors)
-    std::vector<std::int32_t> topk_ids;       // [T, k] (keep_tensors or keep_routing)
+    std::vector<std::int32_t> topk_ids;       // [T, k] after drops (keep_tensors or keep_routing)
     std::vector<float> topk_w;                // [T, k]
 };
 
 // Throws BadInput for a spec this backend refuses (naming the flag and the allowed range), NoDevice when fewer
 // than `ranks` GPUs exist, OutOfMemory naming the bytes, Runtime on NCCL/CUDA errors and timeouts.
 void run_ep_layer(const LayerSpec& spec, int ranks, const LayerRunOptions& opt, EpRun& run);
+void run_ep_layer(const LayerSpec& spec, int ranks, const LayerRunOptions& opt, const EpOptions& ep, EpRun& run);
 
 // The all-to-all benchmark (nccl-tests style): each rank sends bytes_per_rank / G to every rank (itself
 // included) with ncclSend/ncclRecv in one group. Data carries a pattern of (src, dst, index) and is checked
@@ -59,7 +96,7 @@ void run_ep_layer(const LayerSpec& spec, int ranks, const LayerRunOptions& opt, 
 struct A2aPoint {
     std::size_t bytes_per_rank = 0;  // after rounding down to whole 4-byte words per peer
     std::size_t count = 0;           // 32-bit words per rank
-    double time_ms_median = 0, p95 = 0, min_ms = 0;
+    double time_ms_median = 0, p95 = 0, p99 = 0, min_ms = 0;
     double algbw = 0;        // GB/s: bytes_per_rank / time
     double busbw = 0;        // GB/s: algbw·(G−1)/G
     std::int64_t wrong = 0;  // words that did not carry the expected pattern

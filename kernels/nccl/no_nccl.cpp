@@ -27,7 +27,12 @@ void set_timeout_s(double seconds) {
     g_timeout_s = seconds;
 }
 
+bool mpi_built() { return false; }
+int world_rank() { return 0; }
+int world_size() { return 1; }
+
 void run_ep_layer(const LayerSpec&, int, const LayerRunOptions&, EpRun&) { not_built(); }
+void run_ep_layer(const LayerSpec&, int, const LayerRunOptions&, const EpOptions&, EpRun&) { not_built(); }
 
 std::vector<A2aPoint> bench_alltoall(int, const std::vector<std::size_t>&, int, double, int) { not_built(); }
 

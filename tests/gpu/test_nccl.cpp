@@ -39,26 +39,52 @@ std::vector<int> rank_counts() {
     return {g.begin(), g.end()};
 }
 
-// The EP run against the CPU reference: routing and expert counts exactly, outputs within bf16 tolerance, and the
-// bookkeeping (token split, traffic, timings) consistent with the api's comm:: helpers.
-void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptions& opt, bool exact_ids = true) {
+// The EP run against the CPU reference: routing (after drops) and expert counts exactly, outputs within bf16
+// tolerance, and the bookkeeping (token split, traffic, drops, timeline) consistent with the api's comm:: helpers.
+void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptions& opt, bool exact_ids = true,
+                        const moe::nccl::EpOptions& eo = {}) {
     moe::LayerRun cpu;
     moe::LayerRunOptions copt;
     copt.keep_tensors = true;
     moe::cpu::run_layer(s, copt, cpu);
     moe::nccl::EpRun ep;
-    moe::nccl::run_ep_layer(s, G, opt, ep);
+    moe::nccl::run_ep_layer(s, G, opt, eo, ep);
     const auto& b = cpu.tensors;
 
     ASSERT_EQ(ep.ranks, G);
+    EXPECT_EQ(ep.chunks, eo.chunks);
+    EXPECT_EQ(ep.overlap, eo.overlap);
     ASSERT_EQ(int(ep.rank_stages.size()), G);
-    const std::size_t nst = opt.run_experts ? 6 : 3;
-    for (auto& rank : ep.rank_stages) {
-        ASSERT_EQ(rank.size(), nst);
-        for (auto& st : rank) {
+    ASSERT_EQ(int(ep.rank_layer_ms.size()), G);
+    std::vector<std::string> want = {"route"};
+    if (s.capacity_factor > 0) want.insert(want.end(), {"capacity", "capacity exchange"});
+    want.insert(want.end(), {"counts", "dispatch", "plan"});
+    if (eo.wait_spans) want.push_back("wait");
+    want.push_back("a2a dispatch");
+    if (opt.run_experts) want.insert(want.end(), {"experts", "a2a combine", "combine"});
+    std::vector<std::string> got = ep.stage_names;
+    std::sort(got.begin(), got.end()), std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want);
+    for (int g = 0; g < G; ++g) {
+        ASSERT_EQ(ep.rank_stages[g].size(), ep.stage_names.size());
+        for (auto& st : ep.rank_stages[g]) {
             EXPECT_EQ(int(st.ms.size()), opt.repeats) << st.stage;
             for (double ms : st.ms) EXPECT_GE(ms, 0.0) << st.stage;
         }
+        ASSERT_EQ(int(ep.rank_layer_ms[g].size()), opt.repeats);
+        const double layer = *std::max_element(ep.rank_layer_ms[g].begin(), ep.rank_layer_ms[g].end());
+        int a2a = 0, experts = 0;
+        for (auto& sp : ep.spans) {
+            if (sp.rank != g) continue;
+            EXPECT_TRUE(sp.lane == "compute" || sp.lane == "comm") << sp.lane;
+            EXPECT_GE(sp.start_ms, 0.0) << sp.label;
+            EXPECT_GE(sp.end_ms, sp.start_ms) << sp.label;
+            EXPECT_LE(sp.end_ms, layer + 1e-3) << sp.label << " ends after the layer";
+            if (sp.label == "a2a dispatch") EXPECT_EQ(sp.chunk, a2a++);
+            if (sp.label == "experts") EXPECT_EQ(sp.chunk, experts++);
+        }
+        EXPECT_EQ(a2a, eo.chunks) << "rank " << g << ": one dispatch exchange per chunk";
+        if (opt.run_experts) EXPECT_EQ(experts, eo.chunks);
     }
     for (int g = 0; g < G; ++g) {
         std::int64_t own = 0;
@@ -73,11 +99,14 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
         return;
     }
     EXPECT_EQ(ep.counts, cpu.counts);
+    EXPECT_EQ(ep.demand, cpu.demand);
+    EXPECT_EQ(ep.capacity, cpu.capacity);
+    EXPECT_EQ(ep.dropped, cpu.dropped);
     auto tr = moe::comm::traffic(b.topk_ids.data(), s.tokens, s.top_k, s.experts, G, s.hidden, 2);
     EXPECT_EQ(ep.traffic, tr.tokens);
     std::int64_t received = 0;
     for (auto r : ep.rows_received) received += r;
-    EXPECT_EQ(received, s.tokens * s.top_k);  // dropless
+    EXPECT_EQ(received, s.tokens * s.top_k - cpu.dropped);
     if (opt.run_experts && opt.keep_tensors) {
         EXPECT_EQ(bf16_close(ep.out, b.out, b.out.size(), "out"), "");
     }
@@ -102,6 +131,79 @@ TEST(Nccl, EpLayerMatchesTheCpuReference) {
                         expect_matches_cpu(spec_of(T, E, k, 256, 128, skew, seed), G, opt);
                     }
             }
+}
+
+// Capacity and drops over real ranks: the reference's semantics (token order and probability) over all T tokens,
+// with plain and overlapped schedules.
+TEST(Nccl, EpLayerWithDropsMatchesTheCpuReference) {
+    MOE_REQUIRE_GPUS(2);
+    moe::LayerRunOptions opt;
+    opt.keep_tensors = true;
+    opt.repeats = 2;
+    for (int G : rank_counts())
+        for (std::int64_t T : {7, 1000, 4096})
+            for (double cf : {0.5, 1.0, 1.25})
+                for (auto policy : {moe::DropPolicy::TokenOrder, moe::DropPolicy::Probability}) {
+                    const int E = 16, k = 2;
+                    if (E % G) continue;
+                    const std::uint64_t seed = fresh_seed();
+                    moe::LayerSpec s = spec_of(T, E, k, 256, 128, "hot:8", seed);
+                    s.capacity_factor = cf;
+                    s.drop_policy = policy;
+                    moe::nccl::EpOptions eo;
+                    eo.overlap = T == 1000;  // both schedules see drops
+                    eo.chunks = eo.overlap ? 2 : 1;
+                    SCOPED_TRACE("G=" + std::to_string(G) + " T=" + std::to_string(T) + " cf=" + std::to_string(cf) +
+                                 (policy == moe::DropPolicy::Probability ? " probability" : " token") + " seed " +
+                                 std::to_string(seed));
+                    expect_matches_cpu(s, G, opt, true, eo);
+                }
+}
+
+// Overlap by chunks: the exchanges split into groups of local experts on the comm stream, the experts on a compute
+// stream; every chunk count from 1 to E/G, with and without the wait barriers, equals the reference.
+TEST(Nccl, EpLayerOverlappedChunksMatchTheCpuReference) {
+    MOE_REQUIRE_GPUS(2);
+    moe::LayerRunOptions opt;
+    opt.keep_tensors = true;
+    opt.warmup = 1;
+    opt.repeats = 3;
+    for (int G : rank_counts()) {
+        const int E = 8 * G, El = E / G;
+        for (int K = 1; K <= El; K *= 2)
+            for (bool overlap : {false, true})
+                for (const char* skew : {"uniform", "hot:8"}) {
+                    const std::uint64_t seed = fresh_seed();
+                    moe::nccl::EpOptions eo;
+                    eo.chunks = K, eo.overlap = overlap, eo.wait_spans = (K % 2) == 0;
+                    eo.pair_probe = K == El;
+                    SCOPED_TRACE("G=" + std::to_string(G) + " chunks=" + std::to_string(K) +
+                                 (overlap ? " overlap " : " plain ") + skew + " seed " + std::to_string(seed));
+                    expect_matches_cpu(spec_of(1500, E, 2, 256, 256, skew, seed), G, opt, true, eo);
+                }
+    }
+}
+
+// The per-pair probe times each pair's dispatch bytes alone: a positive time wherever rows flow, none elsewhere.
+TEST(Nccl, PairProbeTimesEveryPairWithTraffic) {
+    MOE_REQUIRE_GPUS(2);
+    for (int G : rank_counts()) {
+        moe::LayerRunOptions opt;
+        opt.repeats = 2;
+        moe::nccl::EpOptions eo;
+        eo.pair_probe = true;
+        moe::nccl::EpRun ep;
+        moe::nccl::run_ep_layer(spec_of(2048, 4 * G, 2, 512, 128, "uniform", fresh_seed()), G, opt, eo, ep);
+        ASSERT_EQ(ep.pair_ms.size(), std::size_t(G) * G);
+        for (int a = 0; a < G; ++a)
+            for (int b = 0; b < G; ++b) {
+                const double ms = ep.pair_ms[std::size_t(a) * G + b];
+                if (a == b || ep.traffic[std::size_t(a) * G + b] == 0)
+                    EXPECT_EQ(ms, 0.0) << a << "->" << b;
+                else
+                    EXPECT_GT(ms, 0.0) << a << "->" << b;
+            }
+    }
 }
 
 // Corners: a rank with no tokens, odd hidden sizes (scalar copies), padding, every pack strategy, the gate router,
@@ -200,10 +302,19 @@ TEST(Nccl, BogusRankCountsAndSpecsAreClearErrors) {
     }
     EXPECT_EQ(kind_of([&] { moe::nccl::run_ep_layer(s, 0, opt, run); }).first, moe::ErrorKind::BadInput);
     EXPECT_EQ(kind_of([&] { moe::nccl::run_ep_layer(s, 3, opt, run); }).first, moe::ErrorKind::BadInput);  // 8 % 3
-    s.capacity_factor = 1.0;
+    {
+        moe::nccl::EpOptions eo;
+        eo.chunks = 5;  // more chunks than the 4 local experts of E=8 over 2 ranks
+        auto [kind, msg] = kind_of([&] { moe::nccl::run_ep_layer(s, 2, opt, eo, run); });
+        EXPECT_EQ(kind, moe::ErrorKind::BadInput) << msg;
+        EXPECT_NE(msg.find("chunks"), std::string::npos) << msg;
+        eo.chunks = 0;
+        EXPECT_EQ(kind_of([&] { moe::nccl::run_ep_layer(s, 2, opt, eo, run); }).first, moe::ErrorKind::BadInput);
+    }
+    s.capacity_factor = -1.0;
     auto [kind, msg] = kind_of([&] { moe::nccl::run_ep_layer(s, 2, opt, run); });
     EXPECT_EQ(kind, moe::ErrorKind::BadInput) << msg;
-    EXPECT_NE(msg.find("dropless"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("capacity factor"), std::string::npos) << msg;
     EXPECT_EQ(kind_of([&] { moe::nccl::set_timeout_s(0); }).first, moe::ErrorKind::BadInput);
 }
 
