@@ -220,9 +220,10 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
         for (const Shape& shape : experts_sweep_shapes()) {
             const int tpe = int(shape.tokens * shape.top_k / shape.experts);
             // decode re-reads an expert's weights once per 64 tokens: past that it is timed only where it is cheap
-            o.experts_impls = {"auto", "grouped", "streams"};
-            if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512))
-                o.experts_impls.insert(o.experts_impls.begin() + 1, "decode");
+            o.experts_impls = {"auto"};
+            if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512)) o.experts_impls.push_back("decode");
+            if (tpe <= 512) o.experts_impls.push_back("fused");  // our mma.sync GEMM: reads weights once per 128 rows
+            o.experts_impls.insert(o.experts_impls.end(), {"grouped", "streams"});
             if (!st || st->shape.name != shape.name) {
                 st.reset();
                 st = std::make_unique<ShapeState>();
