@@ -96,7 +96,7 @@ class FfnBench {
         moe::gpu::make_w1(101, E_, F, d, w1_.data(), stream_);
         moe::gpu::make_w2(102, E_, d, F, w2_.data(), stream_);
         moe::gpu::make_x(103, rows_, d, xp_.data(), stream_);
-        std::vector<std::int32_t> rt(std::size_t(rows_));
+        std::vector<std::int32_t> rt(static_cast<std::size_t>(rows_));
         std::iota(rt.begin(), rt.end(), 0);
         row_token_.upload(rt);
         moe::gpu::synchronize(stream_);
