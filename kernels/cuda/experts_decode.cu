@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <utility>
 #include <vector>
@@ -70,16 +71,17 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
     mma_bf16(c, lo.z, hi.z, lo.w, hi.w, x.z, x.w);
 }
 
-// acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over K, for token tiles j < live.
+// acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over k in [kb, ke) (kb a multiple of 32; ke too, or
+// K), for token tiles j < live; K bounds the loads.
 template <int kNT, bool kVec>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
-                                                    const bf16_t* const (&b)[kNT], int live, int K,
+                                                    const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
                                                     float (&acc)[kNT][4]) {
     constexpr int kU = kNT <= 2 ? 4 : 2;  // 32-wide steps whose loads are all issued before the first product
     const int t8 = (threadIdx.x & 3) * 8;
-    int k0 = 0;
+    int k0 = kb;
     if constexpr (kVec) {
-        for (; k0 + 32 * kU <= K; k0 += 32 * kU) {
+        for (; k0 + 32 * kU <= ke; k0 += 32 * kU) {
             uint4 lo[kU], hi[kU], xv[kU][kNT];
 #pragma unroll
             for (int u = 0; u < kU; ++u) {
@@ -97,14 +99,14 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
                 for (int j = 0; j < kNT; ++j)
                     if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
         }
-        for (; k0 + 32 <= K; k0 += 32) {
+        for (; k0 + 32 <= ke; k0 += 32) {
             const uint4 lo = ld_stream(a_lo + k0 + t8), hi = ld_stream(a_hi + k0 + t8);
 #pragma unroll
             for (int j = 0; j < kNT; ++j)
                 if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
         }
     }
-    for (; k0 < K; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
+    for (; k0 < ke; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
         const uint4 lo = ld_part<kVec>(a_lo, k0 + t8, K), hi = ld_part<kVec>(a_hi, k0 + t8, K);
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
@@ -172,39 +174,85 @@ __device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
     return f32_to_bf16(g / (1.0f + expf(-g)) * u);
 }
 
-// Items: (chunk of an expert's tokens, 8 columns of h), chunk-major, so the warps of a block share token rows in L1.
+// Sums the accumulators of the `split` warps of each group into the group's first warp (part 0); red holds
+// kWarps·kNT·4·32 floats. Contains block-wide barriers: every thread of the block calls it, with the same split.
+template <int kNT>
+__device__ __forceinline__ void group_reduce(float (&acc)[kNT][4], float* red, int split) {
+    if (split == 1) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, part = warp % split;
+    constexpr int kPerWarp = kNT * 4 * 32;
+    if (part != 0) {
+#pragma unroll
+        for (int jj = 0; jj < kNT; ++jj)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) red[warp * kPerWarp + (jj * 4 + c) * 32 + lane] = acc[jj][c];
+    }
+    __syncthreads();
+    if (part == 0) {
+        for (int q = 1; q < split; ++q) {
+#pragma unroll
+            for (int jj = 0; jj < kNT; ++jj)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) acc[jj][c] += red[(warp + q) * kPerWarp + (jj * 4 + c) * 32 + lane];
+        }
+    }
+    __syncthreads();  // red is free for the next item
+}
+
+// The shared-memory layout of both kernels: the chunk prefix table, then the reduction buffer (16-byte aligned).
+__host__ __device__ constexpr int decode_red_offset(int experts) { return ((experts + 1) * 4 + 15) / 16 * 16; }
+template <int kNT>
+__host__ __device__ constexpr int decode_smem_bytes(int experts) {
+    return decode_red_offset(experts) + kWarps * kNT * 4 * 32 * 4;
+}
+
+// Items: (chunk of an expert's tokens, 8 columns of h), chunk-major. The block's warps form kWarps / split groups;
+// the `split` warps of a group share one item, each streaming its own slice of d, and are summed before the
+// SiLU gate (which is not linear) by the group's first warp.
 template <int kNT, bool kVec>
 __global__ void __launch_bounds__(kThreads)
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
-                          const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h) {
-    extern __shared__ int pre[];  // [experts + 1]
+                          const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
+                          int split) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
+    float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
     const int tiles = (ffn + 7) / 8;
     const std::int64_t items = std::int64_t(chunks) * tiles;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const std::int64_t stride = std::int64_t(gridDim.x) * kWarps;
-    for (std::int64_t it = std::int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); it < items; it += stride) {
-        const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
-        const int e = expert_of_chunk(pre, experts, j);
-        const int tok0 = (j - pre[e]) * kChunk;
-        const int ntok = min(kChunk, counts[e] - tok0);
-        const std::int64_t r0 = std::int64_t(offsets[e]) + tok0;
-        const int f = tile * 8 + g;
-        const bf16_t* a_lo = w1 + (std::int64_t(e) * 2 * ffn + min(f, ffn - 1)) * hidden;  // gate row f
-        const bf16_t* a_hi = a_lo + std::int64_t(ffn) * hidden;                            // up row f
-        const bf16_t* b[kNT];
-#pragma unroll
-        for (int jj = 0; jj < kNT; ++jj) {
-            const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;  // past the chunk: any valid row, never stored
-            const std::int64_t r = r0 + m;
-            b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
-        }
-        const int live = (ntok + 7) / 8;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
+    const int groups = kWarps / split, grp = warp / split, part = warp % split;
+    const int per = ((hidden + 31) / 32 + split - 1) / split * 32;  // k per warp of a group
+    const int kb = min(hidden, part * per), ke = min(hidden, kb + per);
+    for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
+         base += std::int64_t(gridDim.x) * groups) {
+        const std::int64_t it = base + grp;
+        const bool have = it < items;
         float acc[kNT][4] = {};
-        warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, live, hidden, acc);
-        if (f < ffn) {
+        int ntok = 0, f = 0;
+        std::int64_t r0 = 0;
+        if (have) {
+            const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
+            const int e = expert_of_chunk(pre, experts, j);
+            const int tok0 = (j - pre[e]) * kChunk;
+            ntok = min(kChunk, counts[e] - tok0);
+            r0 = std::int64_t(offsets[e]) + tok0;
+            f = tile * 8 + g;
+            const bf16_t* a_lo = w1 + (std::int64_t(e) * 2 * ffn + min(f, ffn - 1)) * hidden;  // gate row f
+            const bf16_t* a_hi = a_lo + std::int64_t(ffn) * hidden;                            // up row f
+            const bf16_t* b[kNT];
+#pragma unroll
+            for (int jj = 0; jj < kNT; ++jj) {
+                const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;  // past the chunk: any valid row, never stored
+                const std::int64_t r = r0 + m;
+                b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
+            }
+            warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
+        }
+        group_reduce<kNT>(acc, red, split);
+        if (have && part == 0 && f < ffn) {
 #pragma unroll
             for (int jj = 0; jj < kNT; ++jj)
 #pragma unroll
@@ -216,48 +264,62 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// Items: (chunk of an expert's tokens, 16 columns of y).
+// Items: (chunk of an expert's tokens, 16 columns of y); groups of `split` warps share an item over slices of F.
 template <int kNT, bool kVec>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y) {
-    extern __shared__ int pre[];
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    int* pre = reinterpret_cast<int*>(smem_raw);
+    float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
     const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const std::int64_t stride = std::int64_t(gridDim.x) * kWarps;
-    for (std::int64_t it = std::int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); it < items; it += stride) {
-        const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
-        const int e = expert_of_chunk(pre, experts, j);
-        const int tok0 = (j - pre[e]) * kChunk;
-        const int ntok = min(kChunk, counts[e] - tok0);
-        const std::int64_t r0 = std::int64_t(offsets[e]) + tok0;
-        const int o_lo = tile * 16 + g, o_hi = o_lo + 8;
-        const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
-        const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
-        const bf16_t* a_hi = we + std::int64_t(min(o_hi, hidden - 1)) * ffn;
-        const bf16_t* b[kNT];
-#pragma unroll
-        for (int jj = 0; jj < kNT; ++jj) {
-            const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
-            b[jj] = h + (r0 + m) * ffn;
-        }
-        const int live = (ntok + 7) / 8;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
+    const int groups = kWarps / split, grp = warp / split, part = warp % split;
+    const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
+    const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
+    for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
+         base += std::int64_t(gridDim.x) * groups) {
+        const std::int64_t it = base + grp;
+        const bool have = it < items;
         float acc[kNT][4] = {};
-        warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, live, ffn, acc);
+        int ntok = 0, o_lo = 0;
+        std::int64_t r0 = 0;
+        if (have) {
+            const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
+            const int e = expert_of_chunk(pre, experts, j);
+            const int tok0 = (j - pre[e]) * kChunk;
+            ntok = min(kChunk, counts[e] - tok0);
+            r0 = std::int64_t(offsets[e]) + tok0;
+            o_lo = tile * 16 + g;
+            const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
+            const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
+            const bf16_t* a_hi = we + std::int64_t(min(o_lo + 8, hidden - 1)) * ffn;
+            const bf16_t* b[kNT];
 #pragma unroll
-        for (int jj = 0; jj < kNT; ++jj)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int m = jj * 8 + 2 * t + c;
-                if (m >= ntok) continue;
-                bf16_t* out = y + (r0 + m) * hidden;
-                if (o_lo < hidden) out[o_lo] = f32_to_bf16(acc[jj][c]);
-                if (o_hi < hidden) out[o_hi] = f32_to_bf16(acc[jj][2 + c]);
+            for (int jj = 0; jj < kNT; ++jj) {
+                const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
+                b[jj] = h + (r0 + m) * ffn;
             }
+            warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
+        }
+        group_reduce<kNT>(acc, red, split);
+        if (have && part == 0) {
+            const int o_hi = o_lo + 8;
+#pragma unroll
+            for (int jj = 0; jj < kNT; ++jj)
+#pragma unroll
+                for (int c = 0; c < 2; ++c) {
+                    const int m = jj * 8 + 2 * t + c;
+                    if (m >= ntok) continue;
+                    bf16_t* out = y + (r0 + m) * hidden;
+                    if (o_lo < hidden) out[o_lo] = f32_to_bf16(acc[jj][c]);
+                    if (o_hi < hidden) out[o_hi] = f32_to_bf16(acc[jj][2 + c]);
+                }
+        }
     }
 }
 
@@ -278,20 +340,44 @@ unsigned persistent_blocks(Kernel kernel, int smem, std::int64_t needed) {
     return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
 }
 
+// How many warps share one item: enough warp-items to fill the resident warps at least twice, at least two
+// 32-wide steps of K per warp. MOELAB_DECODE_SPLIT=1|2|4 forces it (tests, diagnostics).
+int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
+    int s = est_items < 2 * resident_warps ? 4 : est_items < 4 * resident_warps ? 2 : 1;
+    if (const char* env = std::getenv("MOELAB_DECODE_SPLIT"); env && *env) {
+        const int v = std::atoi(env);
+        if (v == 1 || v == 2 || v == 4) return v;
+    }
+    while (s > 1 && K < 64 * s) s /= 2;
+    return s;
+}
+
 template <int kNT, bool kVec>
 void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
                    const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-    const int smem = (experts + 1) * int(sizeof(int));
-    const std::int64_t max_chunks = max_rows / (8 * kNT) + experts;
+    const int smem = decode_smem_bytes<kNT>(experts);
+    // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
+    const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
     auto k1 = decode_gate_up_kernel<kNT, kVec>;
-    const unsigned g1 = persistent_blocks(k1, smem, (max_chunks * ((ffn + 7) / 8) + kWarps - 1) / kWarps);
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
-    MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     auto k2 = decode_down_kernel<kNT, kVec>;
-    const unsigned g2 = persistent_blocks(k2, smem, (max_chunks * ((hidden + 15) / 16) + kWarps - 1) / kWarps);
-    k2<<<g2, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y);
-    MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
+    static_assert(decode_smem_bytes<8>(6144) <= 48 * 1024, "the default dynamic shared memory limit suffices");
+    {
+        const std::int64_t est = est_chunks * ((ffn + 7) / 8);
+        const std::int64_t resident = std::int64_t(persistent_blocks(k1, smem, 1LL << 40)) * kWarps;
+        const int split = choose_split(est, resident, hidden);
+        const unsigned grid = persistent_blocks(k1, smem, (est * split + kWarps - 1) / kWarps);
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split);
+        MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
+    }
+    {
+        const std::int64_t est = est_chunks * ((hidden + 15) / 16);
+        const std::int64_t resident = std::int64_t(persistent_blocks(k2, smem, 1LL << 40)) * kWarps;
+        const int split = choose_split(est, resident, ffn);
+        const unsigned grid = persistent_blocks(k2, smem, (est * split + kWarps - 1) / kWarps);
+        k2<<<grid, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y, split);
+        MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
+    }
 }
 
 template <bool kVec>

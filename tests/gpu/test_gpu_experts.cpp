@@ -9,6 +9,27 @@
 using namespace gpu_test;
 using moe::gpu::DeviceBuffer;
 
+namespace {
+// Sets an environment variable for a scope ("" unsets it), restoring the old value after.
+struct ScopedEnv {
+    std::string name, old;
+    bool had = false;
+    ScopedEnv(const char* n, const char* v) : name(n) {
+        if (const char* o = std::getenv(n)) had = true, old = o;
+        if (*v)
+            setenv(n, v, 1);
+        else
+            unsetenv(n);
+    }
+    ~ScopedEnv() {
+        if (had)
+            setenv(name.c_str(), old.c_str(), 1);
+        else
+            unsetenv(name.c_str());
+    }
+};
+}  // namespace
+
 TEST(GpuExperts, EveryImplementationMatchesTheReference) {
     MOE_REQUIRE_GPU();
     // The CPU reference costs rows·3·F·d multiply-adds: shapes stay small in rows, but cover each d of the issue,
@@ -68,14 +89,19 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         }
         // From the device plan alone: decode with each chunk size (the assignments hint picks it: 8, 16, 32 and 64
         // tokens per chunk, so busy experts take several chunks), and a cuBLAS variant that copies the plan back.
+        // The warps that share one item (MOELAB_DECODE_SPLIT: 1, 2, 4; "" = the launcher's own choice) too.
         const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
         for (std::int64_t hint : hints) {
             for (bool packed : {true, false}) {
                 for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Streams}) {
                     if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
+                    const char* split = "";
+                    if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
+                    if (!packed && impl == ExpertsImpl::Decode) split = "";
+                    ScopedEnv env("MOELAB_DECODE_SPLIT", split);
                     SCOPED_TRACE(std::string("device plan, impl ") + moe::gpu::experts_impl_name(impl) + " chunk " +
-                                 std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) +
-                                 (packed ? "" : " nopack"));
+                                 std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
+                                 split + "'" + (packed ? "" : " nopack"));
                     y.poison();
                     ws.poison();
                     const auto ran = moe::gpu::experts_ffn_device(
