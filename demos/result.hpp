@@ -90,6 +90,8 @@ struct Result {
     std::vector<double> traffic_bytes;         // [G, G], dispatch direction
     double comm_ms = -1;                       // measured transfer time where one exists
     Provenance comm_time_provenance = Provenance::Modeled;
+    std::vector<double> traffic_ms;            // [G, G] each pair's dispatch bytes sent alone (nccl), empty if none
+    Provenance traffic_ms_provenance = Provenance::Modeled;
 
     // Stage times and timelines.
     std::vector<StageTime> stages;

@@ -53,6 +53,8 @@ json to_json(const Result& r) {
                  {"traffic_bytes", r.traffic_bytes}};
     if (r.comm_ms >= 0)
         j["comm"]["time_ms"] = {{"value", r.comm_ms}, {"provenance", provenance_name(r.comm_time_provenance)}};
+    if (!r.traffic_ms.empty())
+        j["comm"]["traffic_ms"] = {{"value", r.traffic_ms}, {"provenance", provenance_name(r.traffic_ms_provenance)}};
     json stages = json::array(), stage_ms = json::object();
     for (auto& s : r.stages) {
         stages.push_back({{"stage", s.stage}, {"min_ms", s.min_ms}, {"median_ms", s.median_ms}, {"p95_ms", s.p95_ms},
