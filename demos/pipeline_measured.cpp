@@ -223,7 +223,7 @@ PipelineSummary summarize_spans(const std::vector<moe::pipeline::Span>& spans, i
 
 Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batches, const Progress& progress) {
     Calibration c;
-    const double d = s.hidden, K = s.top_k, E = s.experts;
+    const double K = s.top_k, E = s.experts;
     std::vector<double> a2e_bytes, a2e_us;
     std::size_t step = 0;
     const std::size_t steps = batches.size() + 1;
@@ -253,30 +253,36 @@ Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batche
                 a2e_us.push_back((sp.end_ms - sp.start_ms) * 1e3);
             }
     }
-    LineFit fa = fit_line(c.ba, c.ta_us), fe = fit_line(c.be, c.te_us), fc = fit_line(a2e_bytes, a2e_us);
+    LineFit fa = fit_line(c.ba, c.ta_us), fe = fit_line(c.be, c.te_us);
     c.k1 = std::max(0.0, fa.slope), c.k2 = std::max(0.0, fa.intercept);
     c.k3 = std::max(0.0, fe.slope), c.k4 = std::max(0.0, fe.intercept);
     c.tc_bytes = a2e_bytes, c.tc_us = a2e_us;
-    // Tc = latency + bytes/bw; µs per byte → GB/s.
-    c.link_gbps = fc.slope > 0 ? 1e-3 / fc.slope : 1e6;
-    c.link_latency_us = std::max(0.0, fc.intercept);
-    if (s.pace_link) {  // the emulated link: its rate, with the latency the copies showed
-        c.link_gbps = s.link_gbps;
-    }
-    // Util(msg): plain copies from 4 KiB to 64 MiB against the best rate seen.
+
+    // The link: plain copies from 4 KiB to 64 MiB give its bandwidth (the slope over the sizes past 1 MiB) and
+    // Util(msg); the A2E/E2A spans give the latency a transfer of the pipeline pays (a few copies: rows and plan).
     if (progress) progress(float(step) / steps, "link utilisation by message size");
     std::vector<double> sizes;
     for (double b = 4096; b <= 64.0 * (1 << 20); b *= 4) sizes.push_back(b);
     moe::pipeline::Probe probe;
     moe::pipeline::Spec p = pipeline_spec(s);
+    p.pace_gbps = 0;
     moe::pipeline::gpu::probe(p, {}, {}, sizes, probe);
+    std::vector<double> big_b, big_us;
     double best = 0;
-    for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i)
+    for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i) {
         if (probe.copy_ms[i] > 0) best = std::max(best, probe.copy_bytes[i] / probe.copy_ms[i]);
+        if (probe.copy_bytes[i] >= (1 << 20)) big_b.push_back(probe.copy_bytes[i]), big_us.push_back(probe.copy_ms[i] * 1e3);
+    }
     for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i) {
         c.msg_bytes.push_back(probe.copy_bytes[i]);
         c.msg_util.push_back(best > 0 && probe.copy_ms[i] > 0 ? probe.copy_bytes[i] / probe.copy_ms[i] / best : 0);
     }
+    LineFit fc = fit_line(big_b, big_us);
+    c.link_gbps = fc.slope > 0 ? 1e-3 / fc.slope : best * 1e-6;  // µs per byte → GB/s
+    if (s.pace_link) c.link_gbps = std::min(c.link_gbps, s.link_gbps);  // the emulated link sets the rate
+    std::vector<double> lat;
+    for (std::size_t i = 0; i < a2e_bytes.size(); ++i) lat.push_back(a2e_us[i] - a2e_bytes[i] / (c.link_gbps * 1e3));
+    c.link_latency_us = std::max(0.0, median(lat));
     return c;
 }
 

@@ -130,6 +130,7 @@ struct ExpertDevice {
     StreamOwner own_stream, e2a;
     std::vector<DeviceBuffer<bf16_t>> w1, w2;  // per layer
     DeviceBuffer<std::uint8_t> ws;
+    DeviceBuffer<bf16_t> h1, h;  // the grouped path's intermediates [max rows, 2F] and [max rows, F]
     DeviceBuffer<unsigned long long> stamp;
 };
 
@@ -150,7 +151,24 @@ struct MicroBatch {
 struct PlanEntry {
     std::vector<std::int32_t> counts, offsets;  // host copies: the GEMM shapes
     std::int64_t rows = 0;
+    // One grouped GEMM per projection over the non-empty experts: shapes on the host, operand pointers uploaded
+    // once by the plan pass, so the timed run launches both GEMMs with no copy and no host sync.
+    int groups = 0;
+    std::vector<int> m1, m2, n, k1, k2, ld1, ld2, sizes;
+    std::vector<cublasOperation_t> op_t, op_n;
+    std::vector<float> alpha, beta;
+    DeviceBuffer<const void*> ptrs;  // 6·groups: A1, B1, C1, A2, B2, C2
 };
+
+// h[r, f] = bf16(silu(h1[r, f])·h1[r, F + f]) for r < rows (the reference's order of roundings).
+__global__ void silu_rows_kernel(const bf16_t* h1, std::int64_t rows, int ffn, bf16_t* h) {
+    const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * ffn) return;
+    const std::int64_t r = i / ffn;
+    const int f = int(i % ffn);
+    const float g = bf16_to_f32(h1[r * 2 * ffn + f]), u = bf16_to_f32(h1[r * 2 * ffn + ffn + f]);
+    h[i] = f32_to_bf16(g / (1.0f + expf(-g)) * u);
+}
 
 struct Recorded {
     int lane, layer, mb, device;
@@ -239,7 +257,8 @@ class Machine {
     // counts back to the host. Its output is the unpipelined reference.
     void plan_pass() {
         Nvtx r("plan pass");
-        plan_.assign(std::size_t(s_.layers) * mb_.size(), {});
+        plan_.clear();
+        plan_.resize(std::size_t(s_.layers) * mb_.size());
         for (int l = 0; l < s_.layers; ++l)
             for (std::size_t i = 0; i < mb_.size(); ++i) {
                 MicroBatch& mb = mb_[i];
@@ -510,6 +529,8 @@ class Machine {
             moe::gpu::make_w2(mix(ls.seed, kSeedW2, l), E, d, F, ed.w2.back().data(), ed.stream);
         }
         ed.ws = DeviceBuffer<std::uint8_t>(expert_ws_, "expert workspace");
+        ed.h1 = DeviceBuffer<bf16_t>(std::size_t(max_rows) * 2 * F, "expert h1");
+        ed.h = DeviceBuffer<bf16_t>(std::size_t(max_rows) * F, "expert h");
         ed.stamp = DeviceBuffer<unsigned long long>(1, "link pacing stamp");
 
         for (auto& mb : mb_) {
@@ -594,6 +615,10 @@ class Machine {
         const PlanEntry& p = plan_[std::size_t(l) * mb_.size() + i];
         ExpertDevice& ed = expert_;
         UseBlas use(ed.blas ? ed.blas->h : attn_[mb.adev].blas->h);
+        if (grouped_ && grouped(l, i, mb, st, from_packed)) {
+            impl_ = "grouped (pointers uploaded by the plan pass)";
+            return;
+        }
         // Serial: every GEMM on the pool's own stream (side streams would escape the SM partition).
         const auto impl = moe::gpu::experts_ffn(
             moe::gpu::ExpertsImpl::Serial, from_packed ? mb.xp.data() : mb.xe.data(), nullptr,
@@ -602,6 +627,66 @@ class Machine {
             p.counts.data(), p.offsets.data(), ls.experts, ls.hidden, ls.ffn, ed.w1[l].data(), ed.w2[l].data(),
             from_packed ? mb.ya.data() : mb.ye.data(), ed.ws.data(), expert_ws_, st);
         impl_ = moe::gpu::experts_impl_name(impl);
+    }
+
+    // Both projections as cublasGemmGroupedBatchedEx calls over the non-empty experts. The first call for a
+    // (layer, micro-batch) happens in the plan pass and uploads its pointers; later calls only launch.
+    bool grouped(int l, std::size_t i, MicroBatch& mb, cudaStream_t st, bool from_packed) {
+        const LayerSpec& ls = s_.layer;
+        const int E = ls.experts, d = ls.hidden, F = ls.ffn;
+        PlanEntry& p = plan_[std::size_t(l) * mb_.size() + i];
+        ExpertDevice& ed = expert_;
+        if (!p.ptrs.size() && !p.groups) {
+            const bf16_t* X = from_packed ? mb.xp.data() : mb.xe.data();
+            bf16_t* Y = from_packed ? mb.ya.data() : mb.ye.data();
+            std::vector<const void*> host;
+            std::vector<int> idx;
+            for (int e = 0; e < E; ++e)
+                if (p.counts[e] > 0) idx.push_back(e);
+            const int g = p.groups = int(idx.size());
+            if (g == 0) return true;
+            host.resize(6 * std::size_t(g));
+            p.m1.assign(g, 2 * F), p.k1.assign(g, d), p.ld1.assign(g, d);
+            p.m2.assign(g, d), p.k2.assign(g, F), p.ld2.assign(g, F);
+            p.n.resize(g), p.sizes.assign(g, 1), p.op_t.assign(g, CUBLAS_OP_T), p.op_n.assign(g, CUBLAS_OP_N);
+            p.alpha.assign(g, 1.0f), p.beta.assign(g, 0.0f);
+            for (int j = 0; j < g; ++j) {
+                const int e = idx[j];
+                const std::int64_t r0 = p.offsets[e];
+                p.n[j] = p.counts[e];
+                host[0 * g + j] = ed.w1[l].data() + std::int64_t(e) * 2 * F * d;
+                host[1 * g + j] = X + r0 * d;
+                host[2 * g + j] = ed.h1.data() + r0 * 2 * F;
+                host[3 * g + j] = ed.w2[l].data() + std::int64_t(e) * d * F;
+                host[4 * g + j] = ed.h.data() + r0 * F;
+                host[5 * g + j] = Y + r0 * d;
+            }
+            set_device(ed.device);
+            p.ptrs = DeviceBuffer<const void*>(host.size(), "grouped GEMM pointers");
+            MOE_CUDA_CHECK(cudaMemcpy(p.ptrs.data(), host.data(), host.size() * sizeof(void*),
+                                      cudaMemcpyHostToDevice));
+        }
+        const int g = p.groups;
+        if (g == 0) return true;
+        const void* const* dp = p.ptrs.data();
+        cublasHandle_t h = moe::gpu::blas_on(st);
+        cublasStatus_t s1 = cublasGemmGroupedBatchedEx(
+            h, p.op_t.data(), p.op_n.data(), p.m1.data(), p.n.data(), p.k1.data(), p.alpha.data(), dp + 0 * g,
+            CUDA_R_16BF, p.ld1.data(), dp + 1 * g, CUDA_R_16BF, p.k1.data(), p.beta.data(),
+            const_cast<void* const*>(dp + 2 * g), CUDA_R_16BF, p.m1.data(), g, p.sizes.data(), CUBLAS_COMPUTE_32F);
+        if (s1 == CUBLAS_STATUS_NOT_SUPPORTED) {
+            grouped_ = false;  // this cuBLAS has no grouped bf16 GEMM: per-expert calls from now on
+            return false;
+        }
+        MOE_CUBLAS_CHECK(s1);
+        const std::int64_t items = p.rows * F;
+        silu_rows_kernel<<<unsigned((items + 255) / 256), 256, 0, st>>>(ed.h1.data(), p.rows, F, ed.h.data());
+        MOE_CUDA_LAUNCH_CHECK("silu_rows_kernel");
+        MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
+            h, p.op_t.data(), p.op_n.data(), p.m2.data(), p.n.data(), p.k2.data(), p.alpha.data(), dp + 3 * g,
+            CUDA_R_16BF, p.ld2.data(), dp + 4 * g, CUDA_R_16BF, p.k2.data(), p.beta.data(),
+            const_cast<void* const*>(dp + 5 * g), CUDA_R_16BF, p.m2.data(), g, p.sizes.data(), CUBLAS_COMPUTE_32F));
+        return true;
     }
 
     void combine(MicroBatch& mb, cudaStream_t st) {
@@ -751,6 +836,8 @@ class Machine {
             close(ad.device, ad.stream);
         }
     }
+
+    bool grouped_ = true;  // one grouped GEMM per projection; false after cuBLAS said it cannot
 
   public:
     std::string impl_ = "serial";

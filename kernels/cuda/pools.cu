@@ -39,12 +39,13 @@ template <class F>
 bool fetch(const char* name, F& out, std::string& why) {
     void* p = nullptr;
     cudaDriverEntryPointQueryResult q{};
-    // 12040: the first CUDA version with green contexts in the driver API.
-    cudaError_t e = cudaGetDriverEntryPointByVersion(name, &p, 12040, cudaEnableDefault, &q);
+    // The ABI of this toolkit's <cuda.h>, whose types the pointers are cast to (cuGreenCtxStreamCreate, for one,
+    // is not in the 12.4 ABI).
+    cudaError_t e = cudaGetDriverEntryPointByVersion(name, &p, CUDART_VERSION, cudaEnableDefault, &q);
     if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !p) {
         (void)cudaGetLastError();
         if (why.empty()) why = std::string("the NVIDIA driver does not offer ") + name + " (green contexts need a "
-                               "driver for CUDA 12.4 or newer)";
+                               "driver for CUDA " + std::to_string(CUDART_VERSION / 1000) + " or newer)";
         return false;
     }
     out = reinterpret_cast<F>(p);
