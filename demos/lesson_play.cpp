@@ -212,13 +212,25 @@ void make_reveal(const Lesson& l, const Scenario& base, const std::map<std::stri
             }
         }
     }
+    // Values may read each other in any order (TOML keeps a table's keys sorted): evaluate what can be, repeat.
     out->values.clear();
-    for (auto& v : l.values) {
-        try {
-            out->values[v.name] = out->eval(v.expr.text);
-        } catch (const moe::Error& e) {
-            MOE_BAD_INPUT(l.source << ":" << v.expr.line << ": [values] " << v.name << ": " << e.what());
+    std::vector<const NamedExpr*> pending;
+    for (auto& v : l.values) pending.push_back(&v);
+    while (!pending.empty()) {
+        std::vector<const NamedExpr*> left;
+        std::string first_error;
+        const NamedExpr* first = nullptr;
+        for (const NamedExpr* v : pending) {
+            try {
+                out->values[v->name] = out->eval(v->expr.text);
+            } catch (const moe::Error& e) {
+                left.push_back(v);
+                if (!first) first = v, first_error = e.what();
+            }
         }
+        if (left.size() == pending.size())
+            MOE_BAD_INPUT(l.source << ":" << first->expr.line << ": [values] " << first->name << ": " << first_error);
+        pending = left;
     }
 }
 
