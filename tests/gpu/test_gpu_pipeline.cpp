@@ -180,6 +180,16 @@ TEST(GpuPipeline, AcrossDevicesWhereTwoExist) {
     spec.attention_sms = 0;
     moe::pipeline::gpu::run(spec, coloc);
     const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
-    // The attention split-K is sized for the whole device in both runs.
-    EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "across devices vs colocated"), "");
+    // Another GPU may pick other cuBLAS kernels for the expert GEMMs, so the order of the fp32 sums can differ:
+    // within a bf16 rounding or two of the one-GPU run, and within the reference's tolerance.
+    auto g = gpu_test::to_float(piped.output, n), c = gpu_test::to_float(coloc.output, n);
+    const float cs = gpu_test::rms(c);
+    EXPECT_EQ(gpu_test::first_outside(g, c, 4 * moe::kBf16Eps * cs, 4 * moe::kBf16Eps, "across devices vs one GPU"),
+              "");
+    std::vector<moe::bf16_t> ref;
+    moe::pipeline::cpu::reference(spec, ref, 0);
+    auto w = gpu_test::to_float(ref, n);
+    const float scale = gpu_test::rms(w);
+    EXPECT_EQ(gpu_test::first_outside(g, w, 16 * moe::kBf16Eps * scale, 16 * moe::kBf16Eps, "across devices vs CPU"),
+              "");
 }
