@@ -345,9 +345,29 @@ Communicator& shared_communicator(int ranks) {
                 MOE_BAD_INPUT("--ranks " << ranks << " under an MPI launcher of " << w->size
                                          << " processes: one process drives one rank, so ranks must equal mpirun's -np "
                                          << w->size);
+            // Every process checks its GPU (and rank 0 makes the id) before any waits on the others.
+            std::string why;
+            int found = 0;
+            if (cudaGetDeviceCount(&found) != cudaSuccess) (void)cudaGetLastError(), found = 0;
+            if (found <= w->device) {
+                std::ostringstream os;
+                os << "rank " << w->rank << " of " << w->size << " (one process per GPU) needs CUDA device "
+                   << w->device << " of its host, but " << found << " GPU" << (found == 1 ? " was" : "s were")
+                   << " found there";
+                why = os.str();
+            }
             ncclUniqueId id{};
-            if (w->rank == 0) MOE_NCCL_CHECK(ncclGetUniqueId(&id));
-            w->share_id(id);  // rank 0's id to every process
+            if (why.empty() && w->rank == 0) {
+                keep_nvls_off();
+                ncclResult_t res = ncclGetUniqueId(&id);
+                if (res != ncclSuccess) why = std::string("ncclGetUniqueId failed: ") + ncclGetErrorString(res);
+            }
+            const bool all_ok = w->share_id(id, why.empty());
+            if (!why.empty()) throw Error(ErrorKind::NoDevice, why);
+            if (!all_ok)
+                throw Error(ErrorKind::Runtime, "rank " + std::to_string(w->rank) +
+                                                    ": another process of the MPI job could not start its NCCL rank "
+                                                    "(its own error says why)");
             c = std::make_unique<Communicator>(w->size, w->rank, w->device, id, g_timeout_s);
         } else {
             c = std::make_unique<Communicator>(ranks, g_timeout_s);

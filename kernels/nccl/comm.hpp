@@ -93,8 +93,10 @@ class Communicator {
 // OMPI_COMM_WORLD_SIZE) and the build has MPI. Null in a single process, which then drives every rank itself.
 struct ProcessWorld {
     int rank = 0, size = 1;
-    int device = 0;                               // CUDA device: the rank's index among this host's processes
-    std::function<void(ncclUniqueId&)> share_id;  // rank 0's id to every process (MPI_Bcast)
+    int device = 0;  // CUDA device: the rank's index among this host's processes
+    // Rank 0's id to every process (MPI_Bcast), and whether every process passed ok = true (MPI_Allreduce): a
+    // process that cannot start says so to the others instead of leaving them waiting for it.
+    std::function<bool(ncclUniqueId&, bool ok)> share_id;
 };
 const ProcessWorld* process_world();
 // True once any communicator of this process was aborted (a timeout or a peer's failure).

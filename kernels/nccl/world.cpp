@@ -75,9 +75,13 @@ const ProcessWorld* process_world() {
         MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w.rank, MPI_INFO_NULL, &host);
         MPI_Comm_rank(host, &w.device);
         MPI_Comm_free(&host);
-        w.share_id = [](ncclUniqueId& id) {
+        w.share_id = [](ncclUniqueId& id, bool ok) {
             if (MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
                 throw Error(ErrorKind::Runtime, "MPI_Bcast of the NCCL unique id failed");
+            int mine = ok ? 1 : 0, all = 0;
+            if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+                throw Error(ErrorKind::Runtime, "MPI_Allreduce of the processes' readiness failed");
+            return all == 1;
         };
         on = w.size > 1;
         // One report per job: the other ranks' stdout goes quiet (their errors still reach stderr).
