@@ -343,7 +343,12 @@ void Script::before_frame(App& app) {
                 if (!v) app.vs.relayout = true;
                 if (!v && arg(0) != "off") fail(c, "no view " + arg(0));
             } else if (op == "resize") {
-                if (app.resize_window) app.resize_window(std::atoi(arg(0).c_str()), std::atoi(arg(1).c_str()));
+                // The window's own range (--width/--height); GLFW asserts on sizes below 0.
+                int w = std::atoi(arg(0).c_str()), h = std::atoi(arg(1).c_str());
+                if (w < 64 || h < 64 || w > 8192 || h > 8192)
+                    fail(c, "resize " + arg(0) + " " + arg(1) + ": width and height must be between 64 and 8192");
+                else if (app.resize_window)
+                    app.resize_window(w, h);
             } else if (op == "mark") {
                 mark_ = arg(0);
             } else if (op == "presenter") {
