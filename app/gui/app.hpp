@@ -1,8 +1,8 @@
-// The app without its window: owns AppState, ViewState, the runner and the preferences, and draws one frame
-// of UI between ImGui::NewFrame and ImGui::Render. The GLFW window and the EGL snapshot both drive it.
+// The app without its window: the Session (state), the ViewState (toggles, zoom, selection), the command queue and
+// the preferences. It draws one frame of UI between ImGui::NewFrame and ImGui::Render, then carries out the
+// commands the frame queued. The GLFW window and the EGL snapshot both drive it.
 #pragma once
 #include <functional>
-#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -10,7 +10,6 @@
 
 #include "app/gui/app_state.hpp"
 #include "app/gui/prefs.hpp"
-#include "app/gui/runner.hpp"
 
 namespace moelab_gui {
 
@@ -29,14 +28,6 @@ struct Capture {
     ImVec4 rect;  // screen coordinates; (0,0,0,0) = the whole window
 };
 
-// The jobs one scenario needs: routing + pipeline model first (fast), then dispatch and its sweep when that view
-// is open, then the whole layer when asked.
-// On the CPU reference the whole layer joins only while its expert FFNs stay under kCpuLayerFlops (app_state.hpp);
-// `force_layer` adds it regardless (the "+ experts" button).
-std::vector<Job> plan_jobs(const demos::Scenario& s, const ViewState& vs, bool cpu = false, bool force_layer = false);
-
-struct LessonPlayer;  // view_lesson.hpp
-
 class App {
   public:
     explicit App(const AppOptions& opt);
@@ -44,62 +35,57 @@ class App {
     App(const App&) = delete;
     App& operator=(const App&) = delete;
 
-    // Before NewFrame: rebuilds the font atlas when the size or mode changed. Returns true when it did, and the
-    // renderer must then re-upload the font texture.
-    bool prepare_fonts(float dpi_scale);
-    // The whole UI of one frame.
+    // Before NewFrame: rebuilds the look (fonts, palette) when the size or mode changed. Returns true when it did,
+    // and the renderer must then re-upload the font texture.
+    bool prepare_look(float dpi_scale);
+    // The whole UI of one frame, then the commands it queued.
     void frame();
-    // Applies one finished job to the results (the snapshot feeds results through this too).
-    void apply(JobResult&& r);
-    // Resets what a batch of jobs will fill (the sweep's expected points); rerun and the snapshot call it.
-    void begin_jobs(const std::vector<Job>& jobs);
-    // Starts a run of the current scenario now (or after `delay_ms`); `force_layer` includes the whole layer.
-    void rerun(double delay_ms = 0, bool force_layer = false);
-    // Whether runs go to the CPU reference (from the last result, or what this build can do).
-    bool cpu_backend() const;
-    // Loads a scenario file into the controls and runs it.
-    bool load_scenario(const std::string& path);
-    bool save_scenario(const std::string& path);
-    bool export_result(const std::string& json_path, const std::string& csv_path);
-    void toast(const std::string& msg, double seconds = 4);
-    std::string file_name(const std::string& stem, const std::string& ext) const;
+    // Carries out the queued commands (frame() calls it; the script driver's commands go the same way).
+    void carry_out();
 
-    AppState st;
-    ViewState vs;
-    std::vector<Capture> captures;         // filled during frame(), consumed by the window after rendering
-    std::shared_ptr<LessonPlayer> lesson;  // the lesson view's state, created on its first frame
-    bool quit = false;
+    Session& session() { return *session_; }
+    const Session& session() const { return *session_; }
+    ViewState& view_state() { return vs_; }
+    Commands& commands() { return cmds_; }
+    // PNGs to write after this frame renders; the window takes them.
+    std::vector<Capture> take_captures();
+    bool quit_requested() const { return quit_; }
+    // The directory for the script's ${out} and the config files.
+    const std::string& config_dir() const { return config_dir_; }
+    // A short status line ("Saved …") and until when it shows.
+    void toast(const std::string& msg, double seconds = 4);
+    // Seconds until something on screen changes by itself (a toast expires); < 0: nothing pending.
+    double next_deadline_s() const;
     std::function<void(int, int)> resize_window;  // set by the window; scripts resize through it
-    std::string ini_path, prefs_path, export_dir;
 
   private:
     void menu_bar();
     void views();
     void file_popups();
-    void carry_out_requests();
-    void poll_runner();
+    void carry_out(const Command& c);
     void save_prefs_if_changed(bool force);
-    std::string plan_key() const;
+    std::string file_name(const std::string& stem, const std::string& ext) const;
 
     AppOptions opt_;
-    Runner* runner_ = nullptr;
-    std::string last_plan_key_;
+    std::unique_ptr<Session> session_;
+    ViewState vs_;
+    Commands cmds_;
+    std::vector<Capture> captures_;
+    bool quit_ = false;
+    std::string config_dir_, ini_path_, prefs_path_, export_dir_;
     std::string last_prefs_;
     int frame_no_ = 0;
-    std::vector<SweepPoint> sweep_pending_;
-    std::size_t sweep_expected_ = 0;
-    std::future<void> probe_;
-    bool probe_done_ = false;
-    std::vector<std::string> probe_gpus_;
-    std::string probe_why_;
+    std::string toast_;
+    double toast_until_ = 0;
     char path_buf_[1024] = {};
     int popup_ = 0;  // 0 none, 1 save scenario, 2 open scenario
-    bool fonts_presenter_ = false;
     int relayout_frames_ = 0;
     std::map<std::string, ImVec4> last_windows_;  // view window rectangles of the previous frame
     std::map<std::string, ImVec4> last_tiling_;   // the rectangles of the last tiling
     ImVec2 last_display_{0, 0};
     float last_font_px_ = 0;
+    int last_page_ = 0;
+    bool last_presenter_ = false;
     // The default tiling of the work area (origin o, size S), by view key.
     std::map<std::string, ImVec4> tiling(ImVec2 o, ImVec2 S) const;
     // The windows are still where the last tiling put them.

@@ -1,223 +1,260 @@
-// The app's commands: the main menu, scenario open/save (TOML), Save PNG, export of the Result as JSON and CSV,
-// and the requests views and shortcuts raise during a frame, carried out after it.
+// The app's commands: the main menu, the scenario open/save dialogs, and carrying out the commands that views,
+// shortcuts, menus and scripts queued during a frame (through the Session, the one writer of the state).
 #include <cstdio>
 
 #include "app/gui/app.hpp"
 #include "demos/result_io.hpp"
+#include "demos/trace.hpp"
 
 namespace moelab_gui {
 
 void App::menu_bar() {
     if (!ImGui::BeginMainMenuBar()) return;
     const bool menu_file = ImGui::BeginMenu("File");
-    anchor(vs, "menu:File");
+    anchor("menu:File");
     if (menu_file) {
-        if (ImGui::MenuItem("Open scenario…", "Ctrl+O")) vs.request_open_scenario = true;
-        if (ImGui::MenuItem("Save scenario…", "Ctrl+S")) vs.request_save_scenario = true;
+        if (ImGui::MenuItem("Open scenario…", "Ctrl+O")) cmds_.simple(CommandKind::AskOpen);
+        if (ImGui::MenuItem("Save scenario…", "Ctrl+S")) cmds_.simple(CommandKind::AskSave);
         ImGui::Separator();
-        const ViewInfo* fv = find_view(vs.focused);
+        const ViewInfo* fv = find_view(vs_.focused);
         std::string png = std::string("Save PNG of ") + (fv ? fv->title : "the window");
-        if (ImGui::MenuItem(png.c_str(), "F12")) vs.request_save_png = true;
-        anchor(vs, "menu:File/save-png");
-        if (ImGui::MenuItem("Export result (JSON + CSV)", "Ctrl+E")) vs.request_export = true;
-        anchor(vs, "menu:File/export");
+        if (ImGui::MenuItem(png.c_str(), "F12")) cmds_.simple(CommandKind::SavePng);
+        anchor("menu:File/save-png");
+        if (ImGui::MenuItem("Export result (JSON + CSV)", "Ctrl+E")) cmds_.simple(CommandKind::Export);
+        anchor("menu:File/export");
+        if (ImGui::MenuItem("Export trace (Chrome JSON)…")) cmds_.simple(CommandKind::ExportTrace);
+        anchor("menu:File/export-trace");
         ImGui::Separator();
-        if (ImGui::MenuItem("Quit", "Ctrl+Q")) vs.request_quit = true;
+        if (ImGui::MenuItem("Quit", "Ctrl+Q")) cmds_.simple(CommandKind::Quit);
         ImGui::EndMenu();
     }
     const bool menu_view = ImGui::BeginMenu("View");
-    anchor(vs, "menu:View");
+    anchor("menu:View");
     if (menu_view) {
         for (const ViewInfo& v : view_registry()) {
-            ImGui::MenuItem(v.title, v.shortcut, vs.open_flag(v.id));
-            anchor(vs, std::string("menu:View/") + v.key);
+            ImGui::MenuItem(v.title, v.shortcut, vs_.open_flag(v.id));
+            anchor(std::string("menu:View/") + v.key);
         }
         ImGui::Separator();
-        if (ImGui::MenuItem("Reset layout")) vs.relayout = true;
-        anchor(vs, "menu:View/reset");
+        if (ImGui::MenuItem("Reset layout")) vs_.relayout = true;
+        anchor("menu:View/reset");
         ImGui::EndMenu();
     }
     if (ImGui::BeginMenu("Presets")) {
         for (const demos::Preset& p : demos::presets()) {
-            if (ImGui::MenuItem(p.name.c_str(), nullptr, p.name == st.preset)) {
-                std::string backend = st.scenario.backend;
-                st.scenario = p.scenario;
-                st.scenario.backend = backend;
-                st.preset = p.name;
-                st.invalid = st.scenario.validate();
-                rerun(0);
-            }
+            if (ImGui::MenuItem(p.name.c_str(), nullptr, p.name == session_->preset()))
+                cmds_.set_scenario(p.scenario, p.name, true);
             if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", p.description.c_str());
         }
         ImGui::EndMenu();
     }
     const bool menu_options = ImGui::BeginMenu("Options");
-    anchor(vs, "menu:Options");
+    anchor("menu:Options");
     if (menu_options) {
-        if (ImGui::MenuItem("Presenter mode", "F5", vs.presenter)) {
-            vs.presenter = !vs.presenter;
-            vs.fonts_dirty = true;
-        }
-        anchor(vs, "menu:Options/presenter");
+        if (ImGui::MenuItem("Presenter mode", "F5", vs_.presenter)) vs_.presenter = !vs_.presenter;
+        anchor("menu:Options/presenter");
         ImGui::Separator();
         auto theme_item = [&](const char* name, const char* key, ThemeKind k) {
-            if (ImGui::MenuItem(name, nullptr, vs.look.theme == k, !vs.presenter)) {
-                vs.look.theme = k;
-                vs.fonts_dirty = true;
-            }
-            anchor(vs, std::string("menu:Options/") + key);
+            if (ImGui::MenuItem(name, nullptr, vs_.look.theme == k, !vs_.presenter)) vs_.look.theme = k;
+            anchor(std::string("menu:Options/") + key);
         };
         theme_item("Dark theme", "dark", ThemeKind::Dark);
         theme_item("Light theme", "light", ThemeKind::Light);
         theme_item("High contrast", "high-contrast", ThemeKind::HighContrast);
         ImGui::Separator();
-        if (ImGui::MenuItem("Okabe–Ito palette (colour-blind safe)", nullptr, vs.look.palette == PaletteKind::OkabeIto,
-                            !vs.presenter)) {
-            vs.look.palette = PaletteKind::OkabeIto;
-            vs.fonts_dirty = true;
-        }
-        if (ImGui::MenuItem("Classic palette", nullptr, vs.look.palette == PaletteKind::Classic, !vs.presenter)) {
-            vs.look.palette = PaletteKind::Classic;
-            vs.fonts_dirty = true;
-        }
+        if (ImGui::MenuItem("Okabe–Ito palette (colour-blind safe)", nullptr, vs_.look.palette == PaletteKind::OkabeIto,
+                            !vs_.presenter))
+            vs_.look.palette = PaletteKind::OkabeIto;
+        if (ImGui::MenuItem("Classic palette", nullptr, vs_.look.palette == PaletteKind::Classic, !vs_.presenter))
+            vs_.look.palette = PaletteKind::Classic;
         ImGui::Separator();
-        if (ImGui::MenuItem("Larger text", "Ctrl +")) {
-            vs.user_scale = std::min(3.0f, vs.user_scale * 1.125f);
-            vs.fonts_dirty = true;
-        }
-        if (ImGui::MenuItem("Smaller text", "Ctrl −")) {
-            vs.user_scale = std::max(0.6f, vs.user_scale / 1.125f);
-            vs.fonts_dirty = true;
-        }
+        if (ImGui::MenuItem("Larger text", "Ctrl +")) vs_.user_scale = std::min(3.0f, vs_.user_scale * 1.125f);
+        if (ImGui::MenuItem("Smaller text", "Ctrl −")) vs_.user_scale = std::max(0.6f, vs_.user_scale / 1.125f);
         ImGui::Separator();
-        ImGui::MenuItem("Re-run the full layer on every edit", nullptr, &vs.run_full_layer);
+        ImGui::MenuItem("Re-run the full layer on every edit", nullptr, &vs_.run_full_layer);
         ImGui::EndMenu();
     }
     if (ImGui::BeginMenu("Help")) {
-        ImGui::MenuItem("Shortcuts and provenance", "F1", &vs.show_help);
+        ImGui::MenuItem("Shortcuts and provenance", "F1", &vs_.show_help);
         ImGui::EndMenu();
     }
+    // Presenter mode: which page of views, and how to turn it.
+    if (vs_.presenter) {
+        const int n = 5;
+        ImGui::TextDisabled("  page %d of %d · Page Down / Page Up", ((vs_.presenter_page % n) + n) % n + 1, n);
+    }
     // Right end: backend at a glance.
-    const std::string b = st.backend_resolved.empty() ? std::string("…") : st.backend_resolved;
+    const std::string b = session_->backend_resolved().empty() ? std::string("…") : session_->backend_resolved();
     std::string tag = b == "cuda" ? "backend: cuda" : "backend: CPU reference";
     float w = ImGui::CalcTextSize(tag.c_str()).x;
     ImGui::SameLine(ImGui::GetWindowWidth() - w - ImGui::GetStyle().ItemSpacing.x * 2);
-    ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(b == "cuda" ? vs.pal.prov_gpu : vs.pal.warn), "%s", tag.c_str());
+    ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(b == "cuda" ? skin().pal.prov_gpu : skin().pal.warn), "%s",
+                       tag.c_str());
     ImGui::EndMainMenuBar();
 }
 
-bool App::load_scenario(const std::string& path) {
-    try {
-        demos::Scenario s = demos::Scenario::load(path);
-        st.scenario = s;
-        st.preset.clear();
-        st.invalid = s.validate();
-        st.scenario_path = path;
-        rerun(0);
-        toast("Loaded " + path);
-        return true;
-    } catch (const std::exception& e) {
-        st.error = RunError{true, moe::ErrorKind::BadInput, e.what(), "load", ""};
-        toast(std::string("Could not load: ") + e.what(), 8);
-        return false;
-    }
-}
-
-bool App::save_scenario(const std::string& path) {
-    try {
-        st.scenario.save(path);
-        st.scenario_path = path;
-        toast("Saved " + path);
-        return true;
-    } catch (const std::exception& e) {
-        toast(std::string("Could not save: ") + e.what(), 8);
-        return false;
-    }
-}
-
-bool App::export_result(const std::string& json_path, const std::string& csv_path) {
-    const demos::Result* r = st.results.loads();
-    if (!r) {
-        toast("Nothing to export yet");
-        return false;
-    }
-    std::string err;
-    nlohmann::json j = demos::to_json(*r);
-    if (st.results.dispatch) j["strategies"] = demos::to_json(*st.results.dispatch)["strategies"];
-    std::string csv = demos::to_csv(*r);
-    if (st.results.dispatch) {
-        // The strategy rows of the dispatch run ("dispatch,STRATEGY,…"), without repeating its header.
-        std::string d = demos::to_csv(*st.results.dispatch);
-        std::size_t pos = 0;
-        bool first = true;
-        while (pos < d.size()) {
-            std::size_t nl = d.find('\n', pos);
-            std::string line = d.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos + 1);
-            if (!first && line.rfind("dispatch,", 0) == 0) csv += line;
-            first = false;
-            if (nl == std::string::npos) break;
-            pos = nl + 1;
-        }
-    }
-    if (!write_file_atomic(json_path, j.dump(2) + "\n", &err) || !write_file_atomic(csv_path, csv, &err)) {
-        toast("Export failed: " + err, 8);
-        return false;
-    }
-    toast("Exported " + json_path + " and .csv");
-    return true;
-}
-
 void App::file_popups() {
-    if (vs.request_save_scenario) {
-        std::string p = st.scenario_path.empty() ? export_dir + "/scenario.toml" : st.scenario_path;
-        std::snprintf(path_buf_, sizeof path_buf_, "%s", p.c_str());
-        popup_ = 1;
-        ImGui::OpenPopup("Save scenario");
-        vs.request_save_scenario = false;
-    }
-    if (vs.request_open_scenario) {
-        std::snprintf(path_buf_, sizeof path_buf_, "%s/", export_dir.c_str());
-        popup_ = 2;
-        ImGui::OpenPopup("Open scenario");
-        vs.request_open_scenario = false;
-    }
     for (int which : {1, 2}) {
         const char* title = which == 1 ? "Save scenario" : "Open scenario";
-        ImGui::SetNextWindowSize(ImVec2(vs.fonts.body_px * 36, 0), ImGuiCond_Appearing);
+        if (popup_ == which) {
+            ImGui::OpenPopup(title);
+            popup_ = -which;  // open; remember which
+        }
+        ImGui::SetNextWindowSize(ImVec2(skin().fonts.body_px * 36, 0), ImGuiCond_Appearing);
         if (!ImGui::BeginPopupModal(title, nullptr)) continue;
         ImGui::TextUnformatted(which == 1 ? "Save every parameter and the seed as TOML:"
                                           : "A scenario TOML file (or drop one on the window):");
         ImGui::SetNextItemWidth(-1);
         if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
         bool enter = ImGui::InputText("##path", path_buf_, sizeof path_buf_, ImGuiInputTextFlags_EnterReturnsTrue);
-        anchor(vs, "popup:path");
+        anchor("popup:path");
         bool ok = ImGui::Button(which == 1 ? "Save" : "Open") || enter;
-        anchor(vs, "popup:ok");
+        anchor("popup:ok");
         ImGui::SameLine();
         if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
         if (ok) {
-            bool done = which == 1 ? save_scenario(path_buf_) : load_scenario(path_buf_);
+            std::string msg;
+            bool done =
+                which == 1 ? session_->save_scenario(path_buf_, &msg) : session_->load_scenario(path_buf_, &msg);
+            toast(msg, done ? 4 : 8);
             if (done) ImGui::CloseCurrentPopup();
         }
         ImGui::EndPopup();
     }
 }
 
-void App::carry_out_requests() {
-    if (vs.request_rerun || vs.request_full_layer) rerun(0, vs.request_full_layer);
-    vs.request_full_layer = false;
-    if (vs.request_cancel && runner_) runner_->cancel();
-    if (vs.request_save_png) {
-        const std::string key = vs.focused.empty() ? "window" : vs.focused;
-        auto it = vs.probe.windows.find(key);
-        Capture c;
-        c.path = file_name("moelab-" + key, "png");
-        c.rect = it == vs.probe.windows.end() ? ImVec4(0, 0, 0, 0) : it->second;
-        captures.push_back(c);
+void App::carry_out() {
+    for (const Command& c : cmds_.take()) carry_out(c);
+}
+
+void App::carry_out(const Command& c) {
+    Session& ses = *session_;
+    Outcome out{c.kind, true, ""};
+    switch (c.kind) {
+        case CommandKind::SetScenario:
+            ses.set_scenario(c.scenario, c.preset, c.keep_backend);
+            break;
+        case CommandKind::Rerun:
+            ses.rerun(0, c.force_layer);
+            break;
+        case CommandKind::Cancel:
+            ses.cancel();
+            break;
+        case CommandKind::SavePng: {
+            Capture cap;
+            if (c.path.empty()) {
+                // The focused view (F12, the File menu).
+                const std::string key = vs_.focused.empty() ? "window" : vs_.focused;
+                const auto& windows = testing::probe().windows;
+                auto it = windows.find(key);
+                cap.path = file_name("moelab-" + key, "png");
+                cap.rect = it == windows.end() ? ImVec4(0, 0, 0, 0) : it->second;
+            } else {
+                cap.path = c.path;
+                cap.rect = c.rect;
+            }
+            captures_.push_back(cap);
+            break;
+        }
+        case CommandKind::Export: {
+            const std::string json = c.path.empty() ? file_name("moelab-result", "json") : c.path + ".json";
+            const std::string csv = c.path.empty() ? file_name("moelab-result", "csv") : c.path + ".csv";
+            out.ok = ses.export_result(json, csv, &out.message);
+            toast(out.message, out.ok ? 4 : 8);
+            break;
+        }
+        case CommandKind::ExportTrace: {
+            const demos::Result* r = ses.results().routing ? &*ses.results().routing : ses.results().loads();
+            const std::string path = c.path.empty() ? file_name("moelab-trace", "json") : c.path;
+            if (!r) {
+                out = {c.kind, false, "Nothing to export yet"};
+            } else {
+                try {
+                    demos::write_chrome_trace(*r, path);
+                    out.message = "Exported " + path + " (open it in ui.perfetto.dev)";
+                } catch (const std::exception& e) {
+                    out = {c.kind, false, std::string("Trace export failed: ") + e.what()};
+                }
+            }
+            toast(out.message, out.ok ? 4 : 8);
+            break;
+        }
+        case CommandKind::OpenScenario:
+            out.ok = ses.load_scenario(c.path, &out.message);
+            toast(out.message, out.ok ? 4 : 8);
+            break;
+        case CommandKind::SaveScenario:
+            out.ok = ses.save_scenario(c.path, &out.message);
+            toast(out.message, out.ok ? 4 : 8);
+            break;
+        case CommandKind::AskSave: {
+            std::string p = ses.scenario_path().empty() ? export_dir_ + "/scenario.toml" : ses.scenario_path();
+            std::snprintf(path_buf_, sizeof path_buf_, "%s", p.c_str());
+            popup_ = 1;
+            break;
+        }
+        case CommandKind::AskOpen:
+            std::snprintf(path_buf_, sizeof path_buf_, "%s/", export_dir_.c_str());
+            popup_ = 2;
+            break;
+        case CommandKind::StartLesson:
+            ses.start_lesson(c.index, c.variation);
+            break;
+        case CommandKind::CommitLesson:
+            ses.commit_lesson(c.answer, c.presenter, c.votes, c.text);
+            break;
+        case CommandKind::RetryLesson:
+            ses.retry_lesson();
+            break;
+        case CommandKind::RevealLesson:
+            ses.reveal_lesson();
+            break;
+        case CommandKind::VoteAgain:
+            ses.vote_again();
+            break;
+        case CommandKind::Quit:
+            quit_ = true;
+            break;
     }
-    if (vs.request_export) export_result(file_name("moelab-result", "json"), file_name("moelab-result", "csv"));
-    if (vs.request_quit) quit = true;
-    vs.request_rerun = vs.request_cancel = vs.request_save_png = vs.request_export = vs.request_quit = false;
+    cmds_.record(std::move(out));
+}
+
+const char* command_name(CommandKind k) {
+    switch (k) {
+        case CommandKind::SetScenario:
+            return "set-scenario";
+        case CommandKind::Rerun:
+            return "rerun";
+        case CommandKind::Cancel:
+            return "cancel";
+        case CommandKind::SavePng:
+            return "save-png";
+        case CommandKind::Export:
+            return "export";
+        case CommandKind::ExportTrace:
+            return "export-trace";
+        case CommandKind::OpenScenario:
+            return "open-scenario";
+        case CommandKind::SaveScenario:
+            return "save-scenario";
+        case CommandKind::AskOpen:
+            return "ask-open";
+        case CommandKind::AskSave:
+            return "ask-save";
+        case CommandKind::StartLesson:
+            return "start-lesson";
+        case CommandKind::CommitLesson:
+            return "commit-lesson";
+        case CommandKind::RetryLesson:
+            return "retry-lesson";
+        case CommandKind::RevealLesson:
+            return "reveal-lesson";
+        case CommandKind::VoteAgain:
+            return "vote-again";
+        case CommandKind::Quit:
+            return "quit";
+    }
+    return "?";
 }
 
 }  // namespace moelab_gui

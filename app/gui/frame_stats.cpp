@@ -94,13 +94,21 @@ void FrameStats::report(const std::string& json_path) const {
                      s.name.c_str(), s.n, s.median, s.p95, s.busy_n, s.busy_median, s.busy_p95, s.ui, s.gl, s.vertices);
     std::fprintf(stderr, "  startup to first frame: %.0f ms since exec, %.0f ms since the window code started\n",
                  startup_exec_ms, startup_enter_ms);
+    const double e2r_median = percentile(edit_to_result_ms, 0.5), e2r_p95 = percentile(edit_to_result_ms, 0.95);
+    if (edit_to_result_ms.empty())
+        std::fprintf(stderr, "  edit to result: no edits\n");
+    else
+        std::fprintf(stderr, "  edit to result: median %.1f ms, p95 %.1f ms over %zu edits\n", e2r_median, e2r_p95,
+                     edit_to_result_ms.size());
     if (json_path.empty()) return;
     std::ostringstream j;
     j << "{\n  \"width\": " << width << ", \"height\": " << height << ", \"renderer\": \"" << renderer << "\",\n"
       << "  \"startup_exec_ms\": " << startup_exec_ms << ", \"startup_enter_ms\": " << startup_enter_ms << ",\n"
       << "  \"median_ms\": " << rows[0].median << ", \"p95_ms\": " << rows[0].p95
       << ", \"busy_frames\": " << rows[0].busy_n << ", \"busy_median_ms\": " << rows[0].busy_median
-      << ",\n  \"marks\": [";
+      << ",\n  \"edit_to_result\": {\"count\": " << edit_to_result_ms.size()
+      << ", \"median_ms\": " << (edit_to_result_ms.empty() ? -1 : e2r_median)
+      << ", \"p95_ms\": " << (edit_to_result_ms.empty() ? -1 : e2r_p95) << "},\n  \"marks\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const Summary& s = rows[i];
         j << (i ? "," : "") << "\n    {\"name\": \"" << s.name << "\", \"frames\": " << s.n

@@ -1,5 +1,6 @@
 // Frame-time bookkeeping for --report-frame-times: every frame's wall time split into building the UI and
-// rendering, whether a run was in progress, and the script's current mark; medians and p95 per mark at exit.
+// rendering, whether a run was in progress, and the script's current mark; medians and p95 per mark at exit,
+// and the edit-to-result times (from an edit to the frame that first shows its loads).
 #pragma once
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@ struct FrameStats {
     double startup_exec_ms = -1, startup_enter_ms = -1;
     std::string renderer;
     int width = 0, height = 0;
+    std::vector<double> edit_to_result_ms;  // each edit until the frame that first showed its loads
 
     // Prints the summary to stderr, and writes it as JSON when `json_path` is set.
     void report(const std::string& json_path) const;

@@ -49,7 +49,6 @@ bool ensure_dir(const std::string& dir, std::string* err) {
     return true;
 }
 
-
 std::string prefs_to_toml(const Prefs& p) {
     toml::table views;
     for (int i = 0; i < static_cast<int>(ViewId::Count); ++i)
@@ -119,7 +118,6 @@ void apply_prefs(const Prefs& p, ViewState& vs) {
     vs.sweep_axis = p.sweep_axis == "tokens" ? 1 : 0;
     for (int i = 0; i < static_cast<int>(ViewId::Count); ++i)
         if (bool* f = vs.open_flag(static_cast<ViewId>(i))) *f = p.views[i];
-    vs.fonts_dirty = true;
 }
 
 Prefs prefs_from(const ViewState& vs, const std::string& export_dir) {

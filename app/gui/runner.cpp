@@ -15,14 +15,14 @@ const char* slot_name(Slot s) {
     switch (s) {
         case Slot::Routing:
             return "routing";
-        case Slot::Pipeline:
-            return "pipeline";
         case Slot::Dispatch:
             return "dispatch";
         case Slot::Sweep:
             return "sweep";
         case Slot::Layer:
             return "layer";
+        case Slot::Lesson:
+            return "lesson";
     }
     return "?";
 }
@@ -80,12 +80,17 @@ std::uint64_t Runner::submit(std::vector<Job> jobs, double delay_ms, double max_
         queued_ = std::move(jobs);
         has_queued_ = true;
         gen = ++generation_;
-        cancel_ = true;  // whatever runs now is stale
+        if (!running_keeps_) cancel_ = true;  // whatever runs now is stale
         status_.pending = true;
         status_.generation = gen;
     }
     cv_.notify_all();
     return gen;
+}
+
+void Runner::set_wake(std::function<void()> wake) {
+    std::lock_guard<std::mutex> lk(mu_);
+    wake_ = std::move(wake);
 }
 
 void Runner::cancel() {
@@ -105,7 +110,7 @@ std::vector<JobResult> Runner::take_results() {
     std::lock_guard<std::mutex> lk(mu_);
     std::vector<JobResult> out;
     for (auto& r : done_)
-        if (r.generation == generation_) out.push_back(std::move(r));
+        if (r.generation == generation_ || r.job.finish_when_superseded) out.push_back(std::move(r));
     done_.clear();
     return out;
 }
@@ -148,6 +153,7 @@ void Runner::loop() {
             status_.job = static_cast<int>(i);
             status_.what = std::string(slot_name(jobs[i].slot));
             status_.fraction = static_cast<float>(i) / static_cast<float>(jobs.size());
+            running_keeps_ = jobs[i].finish_when_superseded;
             lk.unlock();
             const float n = static_cast<float>(jobs.size());
             JobResult r =
@@ -157,14 +163,24 @@ void Runner::loop() {
                     status_.what = std::string(slot_name(slot)) + ": " + what;
                 });
             lk.lock();
-            if (generation_ != gen) break;  // stale: drop it
+            running_keeps_ = false;
+            if (generation_ != gen) {
+                // Superseded: keep a result that was allowed to finish, drop the rest.
+                if (r.job.finish_when_superseded && r.ok) {
+                    done_.push_back(std::move(r));
+                    if (wake_) wake_();
+                }
+                break;
+            }
             const bool failed = !r.ok;
             done_.push_back(std::move(r));
+            if (wake_) wake_();
             if (failed) break;  // the rest of the batch would fail the same way
         }
         status_.busy = false;
         status_.fraction = 1;
         status_.pending = has_queued_;
+        if (wake_) wake_();
     }
 }
 

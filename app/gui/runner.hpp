@@ -16,9 +16,12 @@
 
 namespace moelab_gui {
 
-// Which part of the app's ResultSet a job fills.
-enum class Slot { Routing, Pipeline, Dispatch, Sweep, Layer };
+// Which part of the session's ResultSet a job fills (Lesson: only the lesson's reveal reads it).
+enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson };
 const char* slot_name(Slot s);
+
+// Who reads a job's result: the app's views, the lesson's reveal, or both (one run serves both owners).
+enum Owner : unsigned { kOwnerApp = 1u, kOwnerLesson = 2u };
 
 struct Job {
     Slot slot = Slot::Routing;
@@ -26,6 +29,11 @@ struct Job {
     demos::Scenario scenario;
     double sweep_x = 0;  // the swept value, for Slot::Sweep
     int sweep_index = 0;
+    unsigned owners = kOwnerApp;
+    int lesson_index = -1;  // kOwnerLesson: which of the lesson's runs this is
+    // A newer batch lets this job finish (and keeps its result) instead of cancelling it: the first, cheap run
+    // of an edit, so that dragging a slider shows the numbers of the values it passes through.
+    bool finish_when_superseded = false;
 };
 
 struct JobResult {
@@ -35,7 +43,7 @@ struct JobResult {
     demos::Result result;
     moe::ErrorKind error_kind = moe::ErrorKind::Runtime;
     std::string error;
-    double wall_ms = 0;
+    double wall_ms = 0;  // how long the run took; the session's debounce adapts to it
 };
 
 struct RunnerStatus {
@@ -63,9 +71,12 @@ class Runner {
     // coming, a batch still starts at most `max_wait_ms` after the first of them, so dragging shows results.
     // Returns the new generation.
     std::uint64_t submit(std::vector<Job> jobs, double delay_ms = 150, double max_wait_ms = 600);
-    // Cancels the running batch and drops the queued one.
+    // Called on the runner thread whenever a result or a status change is ready (the window wakes its loop).
+    void set_wake(std::function<void()> wake);
+    // Cancels the running batch (a finish_when_superseded job still finishes) and drops the queued one.
     void cancel();
-    // Results of the current generation that arrived since the last call; stale ones are dropped here.
+    // Results of the current generation that arrived since the last call, and finish_when_superseded ones of
+    // older generations; other stale ones are dropped here.
     std::vector<JobResult> take_results();
     RunnerStatus status() const;
     std::uint64_t generation() const;
@@ -86,6 +97,8 @@ class Runner {
     std::vector<JobResult> done_;
     RunnerStatus status_;
     Clock::time_point batch_start_{};
+    std::function<void()> wake_;
+    bool running_keeps_ = false;  // the job running now is finish_when_superseded
 };
 
 }  // namespace moelab_gui

@@ -51,6 +51,7 @@ const std::vector<Shortcut>& shortcut_table() {
         {"Ctrl + / Ctrl −", "zoom the interface"},
         {"Alt+1 … Alt+4", "show or hide loads, communication, dispatch, timeline"},
         {"F1 / F2 / F3", "help / controls / lessons"},
+        {"Page Down / Page Up", "presenter mode: the next / previous page of views"},
         {"F12", "save the focused view as PNG"},
         {"Ctrl+E", "export the current result as JSON and CSV"},
         {"Ctrl+S / Ctrl+O", "save / open a scenario (TOML)"},
@@ -59,9 +60,12 @@ const std::vector<Shortcut>& shortcut_table() {
     return kTable;
 }
 
-bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
+void handle_shortcuts(const Session& ses, ViewState& vs, Commands& cmd) {
     ImGuiIO& io = ImGui::GetIO();
-    if (io.WantTextInput || ImGui::IsAnyItemActive()) return false;
+    if (io.WantTextInput || ImGui::IsAnyItemActive()) return;
+    demos::Scenario edit = ses.scenario();
+    demos::Scenario* s = &edit;
+    std::string preset;
     const bool shift = io.KeyShift, ctrl = io.KeyCtrl, alt = io.KeyAlt;
     bool changed = false;
     auto bump = [&](bool cond, auto&& f) {
@@ -71,19 +75,14 @@ bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
         }
     };
     if (ctrl) {
-        if (pressed(GLFW_KEY_S)) vs.request_save_scenario = true;
-        if (pressed(GLFW_KEY_O)) vs.request_open_scenario = true;
-        if (pressed(GLFW_KEY_E)) vs.request_export = true;
-        if (pressed(GLFW_KEY_Q)) vs.request_quit = true;
-        if (pressed(GLFW_KEY_EQUAL) || pressed(GLFW_KEY_KP_ADD)) {
-            vs.user_scale = std::min(3.0f, vs.user_scale * 1.125f);
-            vs.fonts_dirty = true;
-        }
-        if (pressed(GLFW_KEY_MINUS) || pressed(GLFW_KEY_KP_SUBTRACT)) {
+        if (pressed(GLFW_KEY_S)) cmd.simple(CommandKind::AskSave);
+        if (pressed(GLFW_KEY_O)) cmd.simple(CommandKind::AskOpen);
+        if (pressed(GLFW_KEY_E)) cmd.simple(CommandKind::Export);
+        if (pressed(GLFW_KEY_Q)) cmd.simple(CommandKind::Quit);
+        if (pressed(GLFW_KEY_EQUAL) || pressed(GLFW_KEY_KP_ADD)) vs.user_scale = std::min(3.0f, vs.user_scale * 1.125f);
+        if (pressed(GLFW_KEY_MINUS) || pressed(GLFW_KEY_KP_SUBTRACT))
             vs.user_scale = std::max(0.6f, vs.user_scale / 1.125f);
-            vs.fonts_dirty = true;
-        }
-        return false;
+        return;
     }
     if (alt) {
         const ViewId ids[] = {ViewId::Loads, ViewId::Comm, ViewId::Dispatch, ViewId::Timeline};
@@ -92,7 +91,7 @@ bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
                 bool* f = vs.open_flag(ids[i]);
                 *f = !*f;
             }
-        return false;
+        return;
     }
     bump(pressed(GLFW_KEY_K), [&] { s->top_k = std::max(1, s->top_k + (shift ? -1 : 1)); });
     bump(pressed(GLFW_KEY_E), [&] { s->experts = std::clamp(shift ? s->experts / 2 : s->experts * 2, 1, 1024); });
@@ -111,26 +110,24 @@ bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset) {
     });
     bump(pressed(GLFW_KEY_C), [&] { s->capacity_factor = std::max(0.0, s->capacity_factor + (shift ? -0.25 : 0.25)); });
     const auto& presets = demos::presets();
-    bool preset_applied = false;
     for (int i = 0; i < 5 && i < static_cast<int>(presets.size()); ++i)
         bump(pressed(GLFW_KEY_1 + i), [&] {
             std::string backend = s->backend;
             *s = presets[i].scenario;
             s->backend = backend;
-            *preset = presets[i].name;
-            preset_applied = true;
+            preset = presets[i].name;
         });
-    if (pressed(GLFW_KEY_SPACE)) vs.request_rerun = true;
-    if (pressed(GLFW_KEY_ESCAPE)) vs.request_cancel = true;
-    if (pressed(GLFW_KEY_F5)) {
-        vs.presenter = !vs.presenter;
-        vs.fonts_dirty = true;
-    }
+    if (pressed(GLFW_KEY_SPACE)) cmd.rerun();
+    if (pressed(GLFW_KEY_ESCAPE)) cmd.simple(CommandKind::Cancel);
+    if (pressed(GLFW_KEY_F5)) vs.presenter = !vs.presenter;
     if (pressed(GLFW_KEY_F1)) vs.show_help = !vs.show_help;
     if (pressed(GLFW_KEY_F2)) vs.show_controls = !vs.show_controls;
-    if (pressed(GLFW_KEY_F12)) vs.request_save_png = true;
-    if (changed && !preset_applied) preset->clear();
-    return changed;
+    if (pressed(GLFW_KEY_F3)) vs.show_lesson = !vs.show_lesson;
+    if (pressed(GLFW_KEY_F12)) cmd.simple(CommandKind::SavePng);
+    // Presenter mode shows a page of one or two views; Page Up / Page Down turn the pages.
+    if (vs.presenter && pressed(GLFW_KEY_PAGE_DOWN)) ++vs.presenter_page;
+    if (vs.presenter && pressed(GLFW_KEY_PAGE_UP)) --vs.presenter_page;
+    if (changed) cmd.set_scenario(edit, preset);
 }
 
 }  // namespace moelab_gui

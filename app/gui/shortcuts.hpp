@@ -14,7 +14,8 @@ struct Shortcut {
 };
 const std::vector<Shortcut>& shortcut_table();
 
-// Applies the shortcuts pressed this frame (none while a text field has focus). Returns true when `s` changed.
-bool handle_shortcuts(ViewState& vs, demos::Scenario* s, std::string* preset);
+// Applies the shortcuts pressed this frame (none while a text field has focus): view toggles in `vs`, everything
+// else as commands (a new scenario, re-run, save, …).
+void handle_shortcuts(const Session& ses, ViewState& vs, Commands& cmd);
 
 }  // namespace moelab_gui

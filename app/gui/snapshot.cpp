@@ -13,6 +13,7 @@
 #include <string>
 
 #include "app/gui/app.hpp"
+#include "app/gui/gl_failure.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
 #include "kernels/api.hpp"
@@ -67,9 +68,11 @@ class Offscreen {
         }
         if (want("default") && attempt(eglGetDisplay(EGL_DEFAULT_DISPLAY), w, h, "EGL default display", &tried))
             return true;
-        *err = "no EGL display could give an OpenGL 3 context (" + (tried.empty() ? std::string("none found") : tried) +
-               "). Install Mesa's EGL (libegl-mesa0, libgl1-mesa-dri) or the GPU driver's EGL; on a GPU server "
-               "without the glvnd loaders see ../shared/GPU.md";
+        if (fb_failed_)
+            *err = gl_failure_message(GlStage::Framebuffer, tried);
+        else
+            *err = gl_failure_message(
+                GlStage::Context, "no EGL display gave one: " + (tried.empty() ? std::string("none found") : tried));
         return false;
     }
 
@@ -157,6 +160,7 @@ class Offscreen {
         del_rb_ = reinterpret_cast<PFNGLDELETERENDERBUFFERSPROC>(eglGetProcAddress("glDeleteRenderbuffers"));
         if (!gen_fb || !gen_rb || !bind_rb || !storage || !attach || !status || !bind_fb_) {
             *tried += (tried->empty() ? "" : "; ") + how + ": no framebuffer objects";
+            fb_failed_ = true;
             return false;
         }
         gen_fb(1, &fbo_);
@@ -165,8 +169,12 @@ class Offscreen {
         bind_rb(GL_RENDERBUFFER, rb_);
         storage(GL_RENDERBUFFER, GL_RGBA8, w, h);
         attach(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_RENDERBUFFER, rb_);
-        if (status(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE) {
+        // MOELAB_TEST_GL_FAIL=framebuffer: tests take this path on a machine whose framebuffers work.
+        const char* test_fail = std::getenv("MOELAB_TEST_GL_FAIL");
+        if (status(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE ||
+            (test_fail && std::strcmp(test_fail, "framebuffer") == 0)) {
             *tried += (tried->empty() ? "" : "; ") + how + ": incomplete framebuffer";
+            fb_failed_ = true;
             return false;
         }
         w_ = w;
@@ -181,57 +189,34 @@ class Offscreen {
     int w_ = 0, h_ = 0;
     const char* glsl_ = "#version 330";
     std::string how_;
+    bool fb_failed_ = false;
     PFNGLBINDFRAMEBUFFERPROC bind_fb_ = nullptr;
     PFNGLDELETEFRAMEBUFFERSPROC del_fb_ = nullptr;
     PFNGLDELETERENDERBUFFERSPROC del_rb_ = nullptr;
 };
 
-// One view full-screen, with its title, as in the app.
+// One view full-screen, with its title, as in the app: the same show function the window calls.
 void draw_single(App& app, const ViewInfo& v, ImVec2 size) {
     ImGui::SetNextWindowPos(ImVec2(0, 0));
     ImGui::SetNextWindowSize(size);
-    ImGuiWindowFlags flags = ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoCollapse |
-                             ImGuiWindowFlags_NoSavedSettings;
-    if (ImGui::Begin(v.title, nullptr, flags)) {
-        view_begun(app.vs, v.key);
-        switch (v.id) {
-            case ViewId::Controls: {
-                demos::Scenario edit = app.st.scenario;
-                std::string preset = app.st.preset;
-                draw_controls(app.st, app.vs, &edit, &preset);
-                break;
-            }
-            case ViewId::Device:
-                draw_device(app.st, app.vs);
-                break;
-            case ViewId::Loads:
-                draw_loads(app.st, app.vs);
-                break;
-            case ViewId::Comm:
-                draw_comm(app.st, app.vs);
-                break;
-            case ViewId::Dispatch:
-                draw_dispatch(app.st, app.vs);
-                break;
-            case ViewId::Timeline:
-                draw_timeline(app.st, app.vs);
-                break;
-            case ViewId::Help:
-                draw_help(app.st, app.vs);
-                break;
-            default:
-                break;
-        }
-    }
-    ImGui::End();
+    v.show(app.session(), app.view_state(), app.commands(), nullptr);
 }
 
 }  // namespace
 
-const char* snapshot_view_names() { return "loads, comm, dispatch, timeline, device, controls, help, overview"; }
+const char* snapshot_view_names() {
+    static const std::string names = [] {
+        std::string n;
+        for (const ViewInfo& v : view_registry())
+            if (v.snapshot) n += std::string(v.key) + ", ";
+        return n + "overview";
+    }();
+    return names.c_str();
+}
 
 int run_snapshot(const SnapshotOptions& o) {
     const ViewInfo* view = o.view == "overview" ? nullptr : find_view(o.view);
+    if (view && !view->snapshot) view = nullptr;
     if (o.view != "overview" && !view) {
         std::fprintf(stderr, "moelab: --view %s: unknown view; allowed: %s\n", o.view.c_str(), snapshot_view_names());
         return 2;
@@ -253,6 +238,12 @@ int run_snapshot(const SnapshotOptions& o) {
         std::fprintf(stderr, "moelab: snapshot: %s\n", err.c_str());
         return 1;
     }
+    // EGL works, but the functions ImGui draws with come from libGL.so.1 through its own loader.
+    const std::string loader = gl_loader_problem();
+    if (!loader.empty()) {
+        std::fprintf(stderr, "moelab: snapshot: %s\n", gl_failure_message(GlStage::Loader, loader).c_str());
+        return 1;
+    }
     IMGUI_CHECKVERSION();
     ImGui::CreateContext();
     int code = 0;
@@ -262,20 +253,26 @@ int run_snapshot(const SnapshotOptions& o) {
         ao.background_runs = false;
         ao.scenario = o.scenario;
         App app(ao);
-        app.vs.presenter = o.presenter;
-        app.vs.look.theme = o.light ? ThemeKind::Light : ThemeKind::Dark;
-        app.vs.snapshot = true;
-        app.vs.relayout = true;
-        app.vs.show_help = false;
-        app.vs.run_full_layer = o.full_layer;
-        const bool need_dispatch = !view || view->id == ViewId::Dispatch;
-        app.vs.show_dispatch = need_dispatch;
-        for (const auto& d : moe::gpu::devices()) app.st.gpus.push_back(d.name);
-        if (app.st.gpus.empty()) app.st.gpu_unavailable = moe::gpu::unavailable_reason();
+        ViewState& vs = app.view_state();
+        Session& ses = app.session();
+        vs.presenter = o.presenter;
+        vs.look.theme = o.light ? ThemeKind::Light : ThemeKind::Dark;
+        vs.snapshot = true;
+        vs.relayout = true;
+        vs.show_help = false;
+        vs.show_lesson = false;
+        vs.run_full_layer = o.full_layer;
+        vs.show_dispatch = !view || view->id == ViewId::Dispatch;
+        {
+            std::vector<std::string> gpus;
+            for (const auto& d : moe::gpu::devices()) gpus.push_back(d.name);
+            ses.set_gpus(gpus, gpus.empty() ? moe::gpu::unavailable_reason() : "");
+        }
+        ses.set_plan(run_plan(vs));
 
         // Run everything the view draws, synchronously, with progress on stderr.
-        std::vector<Job> jobs = plan_jobs(o.scenario, app.vs, false, o.full_layer);
-        app.begin_jobs(jobs);
+        std::vector<Job> jobs = plan_jobs(o.scenario, run_plan(vs), false, o.full_layer);
+        ses.begin_jobs(jobs);
         for (std::size_t i = 0; i < jobs.size(); ++i) {
             if (!o.quiet)
                 std::fprintf(stderr, "moelab: snapshot: running %s (%zu/%zu)\n", slot_name(jobs[i].slot), i + 1,
@@ -289,10 +286,14 @@ int run_snapshot(const SnapshotOptions& o) {
                     code = 1;
                 break;
             }
-            app.apply(std::move(r));
+            ses.apply(std::move(r));
+        }
+        if (code == 0 && !ImGui_ImplOpenGL3_Init(gl.glsl())) {
+            std::fprintf(stderr, "moelab: snapshot: %s\n",
+                         gl_failure_message(GlStage::Context, "the OpenGL 3 backend did not start").c_str());
+            code = 1;
         }
         if (code == 0) {
-            ImGui_ImplOpenGL3_Init(gl.glsl());
             ImGuiIO& io = ImGui::GetIO();
             io.DisplaySize = ImVec2(static_cast<float>(o.width), static_cast<float>(o.height));
             io.DisplayFramebufferScale = ImVec2(1, 1);
@@ -300,17 +301,17 @@ int run_snapshot(const SnapshotOptions& o) {
             io.MousePos = ImVec2(-1e30f, -1e30f);
             const int frames = 4;  // windows size themselves over the first frames
             for (int f = 0; f < frames; ++f) {
-                if (app.prepare_fonts(o.scale) && f > 0) {
+                if (app.prepare_look(o.scale) && f > 0) {
                     ImGui_ImplOpenGL3_DestroyFontsTexture();
                     ImGui_ImplOpenGL3_CreateFontsTexture();
                 }
                 ImGui_ImplOpenGL3_NewFrame();
                 ImGui::NewFrame();
                 if (view) {
-                    app.vs.probe.anchors.clear();
+                    testing::probe().clear();
                     draw_single(app, *view, io.DisplaySize);
                 } else {
-                    app.vs.relayout = f < 2;
+                    vs.relayout = f < 2;
                     app.frame();
                 }
                 ImGui::Render();

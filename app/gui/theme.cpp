@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 namespace moelab_gui {
@@ -244,6 +245,33 @@ ImU32 mix(ImU32 a, ImU32 b, float t) {
     ImVec4 x = ImGui::ColorConvertU32ToFloat4(a), y = ImGui::ColorConvertU32ToFloat4(b);
     return ImGui::ColorConvertFloat4ToU32(
         ImVec4(x.x + (y.x - x.x) * t, x.y + (y.y - x.y) * t, x.z + (y.z - x.z) * t, x.w + (y.w - x.w) * t));
+}
+
+namespace {
+Skin& skin_store() {
+    static Skin s;
+    return s;
+}
+}  // namespace
+
+const Skin& skin() { return skin_store(); }
+
+bool update_skin(const Look& want, bool presenter) {
+    Skin& s = skin_store();
+    if (s.built && s.presenter == presenter && s.look.theme == want.theme && s.look.palette == want.palette &&
+        std::fabs(s.look.ui_scale - want.ui_scale) < 1e-3f)
+        return false;
+    build_fonts(&s.fonts, want.ui_scale);
+    Look look = want;
+    if (presenter) {
+        look.theme = ThemeKind::HighContrast;
+        look.palette = PaletteKind::OkabeIto;
+    }
+    s.pal = apply_look(look);
+    s.look = want;
+    s.presenter = presenter;
+    s.built = true;
+    return true;
 }
 
 }  // namespace moelab_gui

@@ -39,6 +39,20 @@ struct Look {
     float ui_scale = 1.0f;  // DPI content scale × the user's zoom × presenter factor
 };
 
+// The look resource: the fonts and the chart palette built for the current theme, size and mode. One per process,
+// as ImGui's style and font atlas are; the app rebuilds it before a frame, views only read it.
+struct Skin {
+    Palette pal;
+    Fonts fonts;
+    Look look;  // what it was built for (presenter mode forces high contrast and Okabe–Ito)
+    bool presenter = false;
+    bool built = false;
+};
+const Skin& skin();
+// Rebuilds the fonts and the palette when `look` (its ui_scale included) or presenter mode differ from the last
+// build. Returns true when it did; the renderer must then upload the font texture again.
+bool update_skin(const Look& look, bool presenter);
+
 // Clears the atlas and adds the fonts at `scale` (16 px body at 1.0). The caller re-uploads the texture.
 void build_fonts(Fonts* fonts, float scale);
 // Sets ImGui's style from scratch (so scaling never compounds) and returns the matching chart palette.

@@ -32,18 +32,18 @@ charts::Heatmap build_heatmap(const demos::Result& r, const ViewState& vs) {
 
 }  // namespace
 
-void draw_comm(const AppState& app, ViewState& vs) {
-    const demos::Result* rp = app.results.loads();
+static void draw_comm(const Session& ses, ViewState& vs, Commands& cmd) {
+    const demos::Result* rp = ses.results().loads();
     if (!rp || rp->seed_bytes <= 0) {
-        no_result_note(app, vs, "communication figures");
+        no_result_note(ses, "communication figures");
         return;
     }
     const demos::Result& r = *rp;
     const demos::Scenario& s = r.scenario;
-    const Palette& pal = vs.pal;
+    const Palette& pal = skin().pal;
 
     // The formula, then the same with numbers, then the total, big.
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::TextUnformatted("Bytes_comm ≈ 2 · T · k · d · b");
     ImGui::PopFont();
     help_marker(
@@ -54,14 +54,14 @@ void draw_comm(const AppState& app, ViewState& vs) {
     provenance_badge(pal, demos::Provenance::Modeled);  // a formula, not a count
     // The substitution and the big total share a baseline.
     const float y0 = ImGui::GetCursorPosY();
-    ImGui::SetCursorPosY(y0 + vs.fonts.big->Ascent - vs.fonts.body->Ascent);
+    ImGui::SetCursorPosY(y0 + skin().fonts.big->Ascent - skin().fonts.body->Ascent);
     ImGui::Text("= 2 · %lld · %d · %d · %d B =", static_cast<long long>(s.tokens), s.top_k, s.hidden, r.bytes_per_elem);
     ImGui::SameLine();
     ImGui::SetCursorPosY(y0);
-    ImGui::PushFont(vs.fonts.big);
+    ImGui::PushFont(skin().fonts.big);
     ImGui::TextUnformatted(charts::fmt_bytes(r.seed_bytes).c_str());
     ImGui::PopFont();
-    anchor(vs, "comm_total");
+    anchor("comm_total");
     if (ImGui::IsItemHovered())
         wrapped_tooltip("per MoE layer: the dispatch to the experts plus the combine back, every assignment counted");
 
@@ -96,7 +96,7 @@ void draw_comm(const AppState& app, ViewState& vs) {
     provenance_badge(pal, r.comm_provenance);
     ImGui::SameLine();
     ImGui::Checkbox("rows", &vs.comm_show_rows);
-    anchor(vs, "comm_rows");
+    anchor("comm_rows");
     if (ImGui::IsItemHovered())
         wrapped_tooltip(
             "Heatmap in rows (tokens) instead of bytes. Each cell counts what source rank i sends to "
@@ -117,8 +117,8 @@ void draw_comm(const AppState& app, ViewState& vs) {
     // Heatmap.
     charts::Heatmap h = build_heatmap(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    charts::Hover hv = charts::heatmap(h, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, vs.fonts);
-    anchor(vs, "comm_heatmap");
+    charts::Hover hv = charts::heatmap(h, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, skin().fonts);
+    anchor("comm_heatmap");
     if (hv.index >= 0 && hv.index2 >= 0) {
         std::size_t i = static_cast<std::size_t>(hv.index) * G + hv.index2;
         char buf[320];
@@ -133,11 +133,8 @@ void draw_comm(const AppState& app, ViewState& vs) {
     }
 }
 
-void show_comm(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Communication", p_open)) {
-        view_begun(vs, "comm");
-        draw_comm(app, vs);
-    }
+void show_comm(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Comm, p_open)) draw_comm(ses, vs, cmd);
     ImGui::End();
 }
 

@@ -1,5 +1,5 @@
-// What every view shares: the view registry, anchors and error notes for scripts and tests, the result header
-// (what it was computed for, with provenance), and the note shown when a view has nothing to draw yet.
+// What every view shares: the table of views, anchors and error notes for scripts and tests, the result header
+// (what it was computed for), and the note shown when a view has nothing to draw yet.
 #include <algorithm>
 #include <cstdio>
 
@@ -7,12 +7,13 @@
 
 namespace moelab_gui {
 
-const demos::Result* ResultSet::loads() const {
-    if (layer && routing) return layer_current ? &*layer : &*routing;
-    if (routing) return &*routing;
-    if (layer) return &*layer;
-    if (pipeline) return &*pipeline;
-    return nullptr;
+RunPlan run_plan(const ViewState& vs) {
+    RunPlan p;
+    p.dispatch = vs.show_dispatch;
+    p.sweep = vs.sweep_on;
+    p.sweep_axis = vs.sweep_axis;
+    p.full_layer = vs.run_full_layer;
+    return p;
 }
 
 bool* ViewState::open_flag(ViewId id) {
@@ -41,14 +42,14 @@ bool* ViewState::open_flag(ViewId id) {
 
 const std::vector<ViewInfo>& view_registry() {
     static const std::vector<ViewInfo> kViews = {
-        {ViewId::Controls, "controls", "Controls", "F2"},
-        {ViewId::Device, "device", "Device", ""},
-        {ViewId::Loads, "loads", "Expert loads", "Alt+1"},
-        {ViewId::Comm, "comm", "Communication", "Alt+2"},
-        {ViewId::Dispatch, "dispatch", "Dispatch strategies", "Alt+3"},
-        {ViewId::Timeline, "timeline", "Pipeline timeline", "Alt+4"},
-        {ViewId::Help, "help", "Help", "F1"},
-        {ViewId::Lesson, "lesson", "Lessons", "F3"},  // view_lesson.cpp
+        {ViewId::Device, "device", "Device", "", show_device, Placement::Tiled, true},
+        {ViewId::Controls, "controls", "Controls", "F2", show_controls, Placement::Tiled, true},
+        {ViewId::Loads, "loads", "Expert loads", "Alt+1", show_loads, Placement::Tiled, true},
+        {ViewId::Comm, "comm", "Communication", "Alt+2", show_comm, Placement::Tiled, true},
+        {ViewId::Timeline, "timeline", "Pipeline timeline", "Alt+4", show_timeline, Placement::Tiled, true},
+        {ViewId::Dispatch, "dispatch", "Dispatch strategies", "Alt+3", show_dispatch, Placement::Tiled, true},
+        {ViewId::Help, "help", "Help", "F1", show_help, Placement::Centered, true},
+        {ViewId::Lesson, "lesson", "Lessons", "F3", show_lesson, Placement::Own, false},
     };
     return kViews;
 }
@@ -59,19 +60,29 @@ const ViewInfo* find_view(const std::string& key) {
     return nullptr;
 }
 
-void view_begun(ViewState& vs, const char* key) {
-    if (ImGui::IsWindowFocused(ImGuiFocusedFlags_RootAndChildWindows)) vs.focused = key;
+const ViewInfo& view_info(ViewId id) {
+    for (const ViewInfo& v : view_registry())
+        if (v.id == id) return v;
+    return view_registry().front();
+}
+
+bool begin_view(ViewState& vs, ViewId id, bool* p_open, ImGuiWindowFlags flags) {
+    const ViewInfo& v = view_info(id);
+    if (!ImGui::Begin(v.title, p_open, flags)) return false;
+    if (ImGui::IsWindowFocused(ImGuiFocusedFlags_RootAndChildWindows)) vs.focused = v.key;
     ImVec2 p = ImGui::GetWindowPos(), sz = ImGui::GetWindowSize();
-    vs.probe.windows[key] = ImVec4(p.x, p.y, p.x + sz.x, p.y + sz.y);
-    vs.probe.anchors[std::string("win:") + key] = vs.probe.windows[key];
+    testing::Probe& pr = testing::probe();
+    pr.windows[v.key] = ImVec4(p.x, p.y, p.x + sz.x, p.y + sz.y);
+    pr.anchors[std::string("win:") + v.key] = pr.windows[v.key];
+    return true;
 }
 
-void anchor(const ViewState& vs, const std::string& name) {
+void anchor(const std::string& name) {
     ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
-    vs.probe.anchors[name] = ImVec4(a.x, a.y, b.x, b.y);
+    testing::probe().anchors[name] = ImVec4(a.x, a.y, b.x, b.y);
 }
 
-void error_under(ViewState& vs, const std::string& param, const std::vector<std::string>& msgs) {
+void error_under(const std::string& param, const std::vector<std::string>& msgs) {
     std::string text;
     for (const std::string& m : msgs) {
         if (m.compare(0, param.size(), param) == 0 && m.size() > param.size() &&
@@ -81,34 +92,34 @@ void error_under(ViewState& vs, const std::string& param, const std::vector<std:
         }
     }
     if (text.empty()) return;
-    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(vs.pal.bad));
+    ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(skin().pal.bad));
     ImGui::PushTextWrapPos(0.0f);
     ImGui::TextUnformatted(text.c_str());
     ImGui::PopTextWrapPos();
     ImGui::PopStyleColor();
-    std::string& shown = vs.probe.errors[param];
+    std::string& shown = testing::probe().errors[param];
     shown += (shown.empty() ? "" : "\n") + text;
-    anchor(vs, "error:" + param);
+    anchor("error:" + param);
 }
 
-void no_result_note(const AppState& app, const ViewState& vs, const char* what) {
+void no_result_note(const Session& s, const char* what) {
     ImGui::Spacing();
-    if (app.error.present) {
-        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(vs.pal.bad));
-        ImGui::TextWrapped("No %s: the last run failed. %s", what, app.error.message.c_str());
+    if (s.error().present) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(skin().pal.bad));
+        ImGui::TextWrapped("No %s: the last run failed. %s", what, s.error().message.c_str());
         ImGui::PopStyleColor();
-    } else if (!app.invalid.empty()) {
+    } else if (!s.invalid().empty()) {
         ImGui::TextWrapped("No %s yet: fix the parameters marked in Controls.", what);
-    } else if (app.status.busy || app.status.pending) {
+    } else if (s.busy()) {
         ImGui::TextWrapped("Computing %s…", what);
     } else {
         ImGui::TextWrapped("No %s for this scenario.", what);
     }
 }
 
-void result_header(const demos::Result& r, const ViewState& vs) {
+void result_header(const demos::Result& r) {
     const demos::Scenario& s = r.scenario;
-    ImGui::PushFont(vs.fonts.small);
+    ImGui::PushFont(skin().fonts.small);
     ImGui::TextDisabled("T=%lld  E=%d  k=%d  d=%d  %s  skew %s  ranks %d  · %s backend",
                         static_cast<long long>(s.tokens), s.experts, s.top_k, s.hidden, s.dtype.c_str(), s.skew.c_str(),
                         s.ranks, r.backend.c_str());

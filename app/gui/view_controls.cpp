@@ -14,21 +14,21 @@ namespace {
 const std::int64_t kTokensMin = 1, kTokensMax = std::int64_t{1} << 20;
 
 struct Ctx {
-    const AppState& app;
+    const Session& ses;
     ViewState& vs;
     bool changed = false;
 };
 
 void after(Ctx& c, const char* param, const char* help) {
     help_marker(help);
-    error_under(c.vs, param, c.app.invalid);
-    if (c.app.error.present && c.app.error.param == param) {
-        error_under(c.vs, param, {c.app.error.message});
+    error_under(param, c.ses.invalid());
+    if (c.ses.error().present && c.ses.error().param == param) {
+        error_under(param, {c.ses.error().message});
     }
 }
 
 // A combo over fixed strings; its items are anchored as "combo:KEY/ITEM" while it is open.
-bool combo(ViewState& vs, const char* key, const char* label, std::string* value, const char* const* items, int n) {
+bool combo(const char* key, const char* label, std::string* value, const char* const* items, int n) {
     int cur = 0;
     for (int i = 0; i < n; ++i)
         if (*value == items[i]) cur = i;
@@ -39,16 +39,16 @@ bool combo(ViewState& vs, const char* key, const char* label, std::string* value
                 *value = items[i];
                 ch = true;
             }
-            anchor(vs, std::string("combo:") + key + "/" + items[i]);
+            anchor(std::string("combo:") + key + "/" + items[i]);
         }
         ImGui::EndCombo();
     }
     return ch;
 }
 
-void section(const ViewState& vs, const char* title) {
+void section(const char* title) {
     ImGui::Spacing();
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::TextUnformatted(title);
     ImGui::PopFont();
     ImGui::Separator();
@@ -70,8 +70,12 @@ std::string join_skew(const std::string& family, float strength) {
 
 }  // namespace
 
-bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::string* preset_applied) {
-    Ctx c{app, vs};
+static void draw_controls(const Session& ses, ViewState& vs, Commands& cmd) {
+    demos::Scenario edit = ses.scenario();
+    std::string preset = ses.preset();
+    demos::Scenario* s = &edit;
+    std::string* preset_applied = &preset;
+    Ctx c{ses, vs};
     const float w = ImGui::GetFontSize() * 9.5f;
     ImGui::PushItemWidth(w);
 
@@ -105,7 +109,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
                                         "--backend",
                                         "--repeats"};
         std::vector<std::string> other;
-        for (const std::string& m : app.invalid) {
+        for (const std::string& m : ses.invalid()) {
             bool known = false;
             for (const char* p : kParams) {
                 std::size_t n = std::char_traits<char>::length(p);
@@ -113,12 +117,12 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
             }
             if (!known) other.push_back(m);
         }
-        if (app.error.present && app.error.param.empty()) other.push_back(app.error.message);
+        if (ses.error().present && ses.error().param.empty()) other.push_back(ses.error().message);
         if (!other.empty()) {
-            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(vs.pal.bad));
+            ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(skin().pal.bad));
             for (const auto& m : other) ImGui::TextWrapped("%s", m.c_str());
             ImGui::PopStyleColor();
-            vs.probe.errors["general"] = other.front();
+            testing::probe().errors["general"] = other.front();
         }
     }
 
@@ -138,23 +142,23 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
         }
         ImGui::EndCombo();
     }
-    anchor(vs, "preset");
+    anchor("preset");
     after(c, "preset",
           "Published model shapes (experts, top-k, hidden and FFN widths) and the classroom default. Tokens are "
           "scaled to what this machine can run; the backend stays as you set it.");
 
-    section(vs, "Routing");
+    section("Routing");
     std::string family;
     float strength = 0;
     split_skew(s->skew, &family, &strength);
     static const char* kFamilies[] = {"uniform", "zipf", "hot"};
-    if (combo(vs, "skew_family", "skew family", &family, kFamilies, 3)) {
+    if (combo("skew_family", "skew family", &family, kFamilies, 3)) {
         if (family == "zipf" && strength <= 0) strength = 1.0f;
         if (family == "hot" && strength <= 0) strength = 4.0f;
         s->skew = join_skew(family, strength);
         c.changed = true;
     }
-    anchor(vs, "skew_family");
+    anchor("skew_family");
     after(c, "--skew",
           "How popular each expert is with the router. uniform: every expert equally likely. zipf:s: expert i has "
           "popularity ∝ 1/(i+1)^s. hot:r: one expert is r times as popular as each of the others. Real routers are "
@@ -166,89 +170,89 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
             s->skew = join_skew(family, strength);
             c.changed = true;
         }
-        anchor(vs, "skew_strength");
+        anchor("skew_strength");
         help_marker(family == "zipf" ? "Zipf exponent s: 0 is uniform; 1 is typical text-like skew; 2 is very skewed."
                                      : "Hot ratio r: the hot expert gets r times the traffic of any other one. "
                                        "The concept page's example is 6.0/0.9 ≈ 6.67 with E=16, top-1.");
     }
     static const char* kRouters[] = {"popularity", "gate"};
-    if (combo(vs, "router", "router", &s->router, kRouters, 2)) c.changed = true;
-    anchor(vs, "router");
+    if (combo("router", "router", &s->router, kRouters, 2)) c.changed = true;
+    anchor("router");
     after(c, "--router",
           "popularity: logits are log p + Gumbel noise, which samples k distinct experts exactly in proportion to the "
           "skew. gate: a real gate x·Wg (plus log p), as in a trained model's router.");
     int kmax = std::max(1, std::min(s->experts, 16));
     if (ImGui::SliderInt("top-k", &s->top_k, 1, kmax)) c.changed = true;
-    anchor(vs, "top_k");
+    anchor("top_k");
     after(c, "--top-k",
           "Experts per token. Each token's activation is sent to k experts and their outputs are summed, so compute "
           "and dispatch traffic (2·T·k·d·b) both grow linearly with k.");
     if (ImGui::Checkbox("renormalize", &s->renormalize)) c.changed = true;
-    anchor(vs, "renormalize");
+    anchor("renormalize");
     after(c, "--no-renormalize",
           "Rescale the k gate weights of each token to sum to 1 (Mixtral, Qwen3) or keep the "
           "softmax probabilities as they are.");
 
-    section(vs, "Layer shape");
+    section("Layer shape");
     if (ImGui::SliderInt("experts", &s->experts, 1, 512, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
-    anchor(vs, "experts");
+    anchor("experts");
     after(c, "--experts",
           "E: expert FFNs in the layer. More experts means fewer tokens per expert (smaller GEMMs) and, spread over "
           "GPUs, more destinations for the all-to-all.");
     if (ImGui::SliderScalar("tokens", ImGuiDataType_S64, &s->tokens, &kTokensMin, &kTokensMax, "%lld",
                             ImGuiSliderFlags_Logarithmic))
         c.changed = true;
-    anchor(vs, "tokens");
+    anchor("tokens");
     after(c, "--tokens",
           "T: tokens in the micro-batch (prefill: prompt tokens; decode: one per sequence). The mean load per expert "
           "is T·k/E.");
     if (ImGui::SliderInt("hidden d", &s->hidden, 64, 16384, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
-    anchor(vs, "hidden");
+    anchor("hidden");
     after(c, "--hidden",
           "d: width of each token's activation vector, the row that dispatch copies and the all-to-all "
           "sends. Bytes per row = d·b.");
     if (ImGui::SliderInt("FFN width", &s->ffn, 64, 32768, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
-    anchor(vs, "ffn");
+    anchor("ffn");
     after(c, "--ffn",
           "F: inner width of each expert's SiLU-gated FFN (w1: 2F×d, w2: d×F). Expert FLOPs per row are "
           "2·(2F·d + d·F).");
     static const char* kDtypes[] = {"bf16", "fp16", "fp8", "fp32"};
-    if (combo(vs, "dtype", "dtype", &s->dtype, kDtypes, 4)) c.changed = true;
-    anchor(vs, "dtype");
+    if (combo("dtype", "dtype", &s->dtype, kDtypes, 4)) c.changed = true;
+    anchor("dtype");
     after(c, "--dtype",
           "b: bytes per element on the wire (bf16/fp16 2, fp8 1, fp32 4). It scales the communication "
           "bytes; the kernels compute in bf16 with fp32 accumulation.");
 
-    section(vs, "Capacity");
+    section("Capacity");
     float cf = static_cast<float>(s->capacity_factor);
     if (ImGui::SliderFloat("capacity factor", &cf, 0.0f, 4.0f, cf == 0.0f ? "0 (dropless)" : "%.2f")) {
         s->capacity_factor = cf;
         c.changed = true;
     }
-    anchor(vs, "capacity_factor");
+    anchor("capacity_factor");
     after(c, "--capacity-factor",
           "cf: each expert accepts at most C = ⌈cf·T·k/E⌉ tokens; the rest are dropped (they skip the expert and keep "
           "only the residual). cf = 0 means dropless: no cap, so a hot expert gets everything sent to it.");
     static const char* kDrops[] = {"token", "probability"};
-    if (combo(vs, "drop_policy", "drop policy", &s->drop_policy, kDrops, 2)) c.changed = true;
-    anchor(vs, "drop_policy");
+    if (combo("drop_policy", "drop policy", &s->drop_policy, kDrops, 2)) c.changed = true;
+    anchor("drop_policy");
     after(c, "--drop-policy",
           "Which assignments an over-full expert keeps: the first C in token order, or the C with "
           "the highest gate probability.");
 
-    section(vs, "Dispatch");
+    section("Dispatch");
     static const char* kStrategies[] = {"sort", "atomic", "scan", "nopack"};
-    if (combo(vs, "strategy", "strategy", &s->strategy, kStrategies, 4)) c.changed = true;
-    anchor(vs, "strategy");
+    if (combo("strategy", "strategy", &s->strategy, kStrategies, 4)) c.changed = true;
+    anchor("strategy");
     after(c, "--strategy",
           "How tokens are packed expert-major before the expert GEMMs. sort: radix sort by expert id, then gather. "
           "atomic: one cursor per expert bumped with atomics. scan: block histograms + exclusive scan + stable "
           "scatter. nopack: no copy; the expert GEMM gathers rows by index.");
     if (ImGui::SliderInt("align rows", &s->align, 1, 128, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
-    anchor(vs, "align");
+    anchor("align");
     after(c, "--align", "Pad each expert's segment to a multiple of this many rows, as grouped-GEMM kernels want.");
 
-    section(vs, "Parallelism and pipeline");
+    section("Parallelism and pipeline");
     {
         // Experts are placed E/G per rank, so the slider steps through the divisors of E (up to 64).
         std::vector<int> divisors;
@@ -265,21 +269,21 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
             c.changed = true;
         }
     }
-    anchor(vs, "ranks");
+    anchor("ranks");
     after(c, "--ranks",
           "G: expert-parallel ranks. Experts are placed contiguously, E/G per rank, and tokens cross a link whenever "
           "their expert lives on another rank. The slider offers the divisors of E. Without that many GPUs, ranks "
           "are emulated.");
     if (ImGui::SliderInt("micro-batches m", &s->micro_batches, 1, 16)) c.changed = true;
-    anchor(vs, "micro_batches");
+    anchor("micro_batches");
     after(c, "--micro-batches",
           "m: MegaScale-Infer's ping-pong pipeline splits the batch into m micro-batches that alternate between the "
           "attention and expert GPUs. Communication is hidden when m ≥ 2(1 + Tc/Tf).");
     if (ImGui::SliderInt("layers L", &s->layers, 1, 64, "%d", ImGuiSliderFlags_Logarithmic)) c.changed = true;
-    anchor(vs, "layers");
+    anchor("layers");
     after(c, "--layers", "L: MoE layers in the pipeline model. Iteration time ≈ (Ta + Te + 2Tc) + Tf·(m·L − 1).");
     if (ImGui::SliderInt("attention replicas", &s->attention_replicas, 1, 32)) c.changed = true;
-    anchor(vs, "attention_replicas");
+    anchor("attention_replicas");
     after(c, "--attention-replicas",
           "n_a: attention GPUs feeding the experts (data parallel). Balance Ta ≈ Te; past that, more replicas idle.");
     float gbps = static_cast<float>(s->link_gbps);
@@ -287,7 +291,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
         s->link_gbps = gbps;
         c.changed = true;
     }
-    anchor(vs, "link_gbps");
+    anchor("link_gbps");
     after(c, "--link-gbps",
           "Per-GPU link bandwidth the pipeline model uses for the A2E/E2A transfer time Tc. "
           "NVLink H100: ~450 GB/s per direction; 400 Gb/s RDMA: ~50 GB/s.");
@@ -298,7 +302,7 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
                 *v = f;
                 c.changed = true;
             }
-            anchor(vs, key);
+            anchor(key);
             after(c, (std::string("--") + key).c_str(), help);
         };
         dbl("k1 (µs/token)", "k1", &s->k1, "Attention time per micro-batch Ta = k1·ba + k2, ba tokens per replica.");
@@ -311,15 +315,15 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
         ImGui::TreePop();
     }
 
-    section(vs, "Run");
+    section("Run");
     static const char* kBackends[] = {"auto", "cpu", "cuda"};
-    if (combo(vs, "backend", "backend", &s->backend, kBackends, 3)) c.changed = true;
-    anchor(vs, "backend");
+    if (combo("backend", "backend", &s->backend, kBackends, 3)) c.changed = true;
+    anchor("backend");
     after(c, "--backend",
           "Where the layer runs. cuda: this machine's GPU, timed with CUDA events. cpu: the reference implementation, "
           "exact counts but CPU times. auto: the GPU when there is one, else the CPU (and the banner says so).");
     if (ImGui::InputScalar("seed", ImGuiDataType_U64, &s->seed)) c.changed = true;
-    anchor(vs, "seed");
+    anchor("seed");
     ImGui::SameLine();
     if (ImGui::SmallButton("new")) {
         s->seed = s->seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -329,26 +333,20 @@ bool draw_controls(const AppState& app, ViewState& vs, demos::Scenario* s, std::
           "Seeds the counter-based RNG for inputs, weights and router noise: the same seed gives the "
           "same tokens on the CPU and the GPU, so a run is reproducible.");
     if (ImGui::SliderInt("repeats", &s->repeats, 1, 50)) c.changed = true;
-    anchor(vs, "repeats");
+    anchor("repeats");
     after(c, "--repeats", "Timed repetitions; views show min, median and p95 so run-to-run noise is visible.");
     ImGui::Checkbox("re-run the full layer on every edit", &vs.run_full_layer);
-    anchor(vs, "run_full_layer");
+    anchor("run_full_layer");
     help_marker(
         "Loads, bytes and the pipeline model update in milliseconds. The full layer also runs the expert "
         "FFNs for measured stage times, which takes seconds on the CPU reference.");
     ImGui::PopItemWidth();
-    return c.changed;
+    if (c.changed) cmd.set_scenario(edit, preset);
 }
 
-bool show_controls(const AppState& app, ViewState& vs, demos::Scenario* edit, std::string* preset_applied,
-                   bool* p_open) {
-    bool changed = false;
-    if (ImGui::Begin("Controls", p_open)) {
-        view_begun(vs, "controls");
-        changed = draw_controls(app, vs, edit, preset_applied);
-    }
+void show_controls(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Controls, p_open)) draw_controls(ses, vs, cmd);
     ImGui::End();
-    return changed;
 }
 
 }  // namespace moelab_gui

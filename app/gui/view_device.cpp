@@ -22,14 +22,14 @@ std::string short_notice(const std::string& note, const demos::Scenario& s) {
 
 }  // namespace
 
-void draw_device(const AppState& app, ViewState& vs) {
-    const Palette& pal = vs.pal;
-    const demos::Result* r = app.results.loads();
-    const std::string backend = r ? r->backend : app.backend_resolved;
+static void draw_device(const Session& ses, ViewState& vs, Commands& cmd) {
+    const Palette& pal = skin().pal;
+    const demos::Result* r = ses.results().loads();
+    const std::string backend = r ? r->backend : ses.backend_resolved();
     const bool cpu = backend != "cuda";
 
     // Line 1: backend and device.
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     if (cpu) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
         ImGui::TextUnformatted("CPU reference");
@@ -40,51 +40,51 @@ void draw_device(const AppState& app, ViewState& vs) {
         ImGui::PopStyleColor();
     }
     ImGui::PopFont();
-    anchor(vs, "banner_backend");
+    anchor("banner_backend");
     ImGui::SameLine();
     std::string device = r ? r->device : std::string();
-    if (!cpu && !app.gpus.empty()) {
+    if (!cpu && !ses.gpus().empty()) {
         device.clear();
-        for (const auto& g : app.gpus) device += (device.empty() ? "" : ", ") + g;
+        for (const auto& g : ses.gpus()) device += (device.empty() ? "" : ", ") + g;
     }
     ImGui::TextUnformatted(device.empty() ? "(device pending)" : device.c_str());
-    if (cpu && !r && !app.gpu_unavailable.empty()) {
+    if (cpu && !r && !ses.gpu_unavailable().empty()) {
         ImGui::SameLine();
-        ImGui::TextDisabled("·  no GPU: %s", app.gpu_unavailable.c_str());
+        ImGui::TextDisabled("·  no GPU: %s", ses.gpu_unavailable().c_str());
     }
 
     // Right side: run status and buttons.
     const float right_w = ImGui::GetFontSize() * 24;
     ImGui::SameLine(std::max(ImGui::GetCursorPosX() + 10, ImGui::GetWindowContentRegionMax().x - right_w));
-    const RunnerStatus& st = app.status;
+    const RunnerStatus& st = ses.status();
     if (st.busy) {
         char overlay[160];
         std::snprintf(overlay, sizeof overlay, "%s  %.1f s", st.what.c_str(), st.elapsed_s);
         ImGui::ProgressBar(st.fraction, ImVec2(ImGui::GetFontSize() * 15, 0), overlay);
-        anchor(vs, "progress");
+        anchor("progress");
         ImGui::SameLine();
-        if (ImGui::SmallButton("Cancel")) vs.request_cancel = true;
-        anchor(vs, "cancel");
+        if (ImGui::SmallButton("Cancel")) cmd.simple(CommandKind::Cancel);
+        anchor("cancel");
     } else if (st.pending) {
         ImGui::TextDisabled("edit received, re-running shortly…");
-    } else if (!app.invalid.empty()) {
+    } else if (!ses.invalid().empty()) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.bad));
         ImGui::TextUnformatted("parameters invalid: showing the last valid run");
         ImGui::PopStyleColor();
-    } else if (app.error.present) {
+    } else if (ses.error().present) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.bad));
         ImGui::TextUnformatted("last run failed (see Controls)");
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered()) wrapped_tooltip(app.error.message.c_str());
+        if (ImGui::IsItemHovered()) wrapped_tooltip(ses.error().message.c_str());
     } else {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.ok));
-        ImGui::TextUnformatted(app.results.loads() ? "✓ up to date" : "idle");
+        ImGui::TextUnformatted(ses.results().loads() ? "✓ up to date" : "idle");
         ImGui::PopStyleColor();
     }
     if (!st.busy) {
         ImGui::SameLine();
-        if (ImGui::SmallButton("Re-run")) vs.request_rerun = true;
-        anchor(vs, "rerun");
+        if (ImGui::SmallButton("Re-run")) cmd.rerun();
+        anchor("rerun");
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("Run the scenario again now (Space)");
     }
 
@@ -98,9 +98,9 @@ void draw_device(const AppState& app, ViewState& vs) {
             if (seen.insert(n).second) notices.push_back({short_notice(n, res->scenario), n});
         }
     };
-    notes_of(app.results.routing);
-    notes_of(app.results.layer);
-    notes_of(app.results.dispatch);
+    notes_of(ses.results().routing);
+    notes_of(ses.results().layer);
+    notes_of(ses.results().dispatch);
     if (cpu && notices.empty())
         notices.push_back({"numbers from the CPU reference, not a GPU",
                            "Numbers come from the CPU reference implementation, not a GPU."});
@@ -123,7 +123,7 @@ void draw_device(const AppState& app, ViewState& vs) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
         ImGui::TextUnformatted(text.c_str());
         ImGui::PopStyleColor();
-        anchor(vs, "notice:" + notices[i].first.substr(0, notices[i].first.find(' ')));
+        anchor("notice:" + notices[i].first.substr(0, notices[i].first.find(' ')));
         if (ImGui::IsItemHovered()) wrapped_tooltip(notices[i].second.c_str());
     }
     if (notices.empty()) ImGui::NewLine();
@@ -135,13 +135,11 @@ void draw_device(const AppState& app, ViewState& vs) {
     }
 }
 
-void show_device(const AppState& app, ViewState& vs, bool* p_open) {
+void show_device(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
     // No title bar: the banner is a strip across the top; the View menu shows and hides it.
-    if (ImGui::Begin("Device", p_open,
-                     ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse)) {
-        view_begun(vs, "device");
-        draw_device(app, vs);
-    }
+    if (begin_view(vs, ViewId::Device, p_open,
+                   ImGuiWindowFlags_NoTitleBar | ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoCollapse))
+        draw_device(ses, vs, cmd);
     ImGui::End();
 }
 

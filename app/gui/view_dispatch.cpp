@@ -30,11 +30,11 @@ double copy_gbps(const demos::Result& r) { return r.copy_gbps; }
 
 }  // namespace
 
-void draw_dispatch(const AppState& app, ViewState& vs) {
-    const Palette& pal = vs.pal;
-    const auto& opt = app.results.dispatch;
+static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
+    const Palette& pal = skin().pal;
+    const auto& opt = ses.results().dispatch;
     if (!opt || opt->strategies.empty()) {
-        no_result_note(app, vs, "strategy timings");
+        no_result_note(ses, "strategy timings");
         return;
     }
     const demos::Result& r = *opt;
@@ -75,7 +75,7 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
                 "% of the bandwidth floor needs a measured device copy bandwidth, which this run did not "
                 "have (GPU runs measure it). Hover a bar for the bytes moved and the bandwidth achieved.");
     }
-    result_header(r, vs);
+    result_header(r);
     for (const std::string& n : r.notes) {
         if (n.find("strateg") == std::string::npos) continue;  // the strategy caveat; the banner has the rest
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
@@ -90,11 +90,11 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     }
 
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    const bool sweep = vs.sweep_on && app.results.sweep.size() >= 2;
+    const bool sweep = vs.sweep_on && ses.results().sweep.size() >= 2;
     float bars_h = sweep ? std::max(140.0f, avail.y * 0.42f)
                          : std::max(140.0f, avail.y - ImGui::GetFrameHeightWithSpacing() * 1.5f);
-    charts::Hover h = charts::bar_chart(c, ImVec2(avail.x, bars_h), pal, vs.fonts);
-    anchor(vs, "dispatch_bars");
+    charts::Hover h = charts::bar_chart(c, ImVec2(avail.x, bars_h), pal, skin().fonts);
+    anchor("dispatch_bars");
     if (h.index >= 0) {
         const auto& st = r.strategies[h.index];
         char buf[900];
@@ -117,24 +117,24 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
 
     // The sweep.
     ImGui::Checkbox("sweep", &vs.sweep_on);
-    anchor(vs, "sweep_on");
+    anchor("sweep_on");
     ImGui::SameLine();
     ImGui::RadioButton("over skew", &vs.sweep_axis, 0);
-    anchor(vs, "sweep_skew");
+    anchor("sweep_skew");
     ImGui::SameLine();
     ImGui::RadioButton("over tokens T", &vs.sweep_axis, 1);
-    anchor(vs, "sweep_tokens");
+    anchor("sweep_tokens");
     help_marker(
         "Runs the dispatch demo at several skews (or token counts) in the background and draws each "
         "strategy's median time as a line. The dashed marker is the current scenario.");
     if (!vs.sweep_on) return;
-    if (app.results.sweep.size() < 2) {
+    if (ses.results().sweep.size() < 2) {
         ImGui::TextDisabled("sweep running…");
         return;
     }
     charts::LineChart lc;
     lc.id = "sweep";
-    const auto& pts = app.results.sweep;
+    const auto& pts = ses.results().sweep;
     const auto& names = pts.front().result.strategies;
     for (std::size_t si = 0; si < names.size(); ++si) {
         charts::Series s;
@@ -148,7 +148,7 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         }
         lc.series.push_back(std::move(s));
     }
-    const bool tokens = app.results.sweep_axis == "tokens";
+    const bool tokens = ses.results().sweep_axis == "tokens";
     lc.log2_x = tokens;
     lc.x_title = tokens ? "tokens T"
                         : (r.scenario.skew.rfind("hot", 0) == 0 ? "hot ratio r (hot:r)"
@@ -166,8 +166,8 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
         lc.marker_x = colon == std::string::npos ? 0.0 : std::atof(cur.skew.c_str() + colon + 1);
     }
     avail = ImGui::GetContentRegionAvail();
-    charts::Hover lh = charts::line_chart(lc, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, vs.fonts);
-    anchor(vs, "dispatch_sweep");
+    charts::Hover lh = charts::line_chart(lc, ImVec2(avail.x, std::max(120.0f, avail.y)), pal, skin().fonts);
+    anchor("dispatch_sweep");
     if (lh.index >= 0 && lh.index2 >= 0) {
         const charts::Series& s = lc.series[lh.index2];
         char buf[200];
@@ -178,11 +178,8 @@ void draw_dispatch(const AppState& app, ViewState& vs) {
     }
 }
 
-void show_dispatch(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Dispatch strategies", p_open)) {
-        view_begun(vs, "dispatch");
-        draw_dispatch(app, vs);
-    }
+void show_dispatch(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Dispatch, p_open)) draw_dispatch(ses, vs, cmd);
     ImGui::End();
 }
 

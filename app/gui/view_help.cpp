@@ -5,8 +5,8 @@
 
 namespace moelab_gui {
 
-void draw_help(const AppState& app, ViewState& vs) {
-    ImGui::PushFont(vs.fonts.bold);
+static void draw_help(const Session& ses, ViewState& vs, Commands& cmd) {
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::TextUnformatted("Keyboard shortcuts");
     ImGui::PopFont();
     if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
@@ -20,12 +20,12 @@ void draw_help(const AppState& app, ViewState& vs) {
         ImGui::EndTable();
     }
     ImGui::Spacing();
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::TextUnformatted("Where the numbers come from");
     ImGui::PopFont();
     for (demos::Provenance p : {demos::Provenance::MeasuredGpu, demos::Provenance::MeasuredCpu,
                                 demos::Provenance::Emulated, demos::Provenance::Modeled}) {
-        provenance_badge(vs.pal, p);
+        provenance_badge(skin().pal, p);
         ImGui::SameLine();
         ImGui::PushTextWrapPos(0);
         ImGui::TextUnformatted(provenance_help(p));
@@ -36,15 +36,13 @@ void draw_help(const AppState& app, ViewState& vs) {
         "Terminal modes: `moelab run layer|routing|dispatch|pipeline [flags]` prints the same numbers; "
         "`moelab snapshot --view overview --out FILE.png` renders any view without a window.");
     ImGui::TextDisabled("moelab %s · Dear ImGui %s · font: %s", MOELAB_VERSION, ImGui::GetVersion(),
-                        vs.fonts.dejavu ? "DejaVu Sans" : "ImGui default (DejaVu Sans not found)");
-    (void)app;
+                        skin().fonts.dejavu ? "DejaVu Sans" : "ImGui default (DejaVu Sans not found)");
+    (void)ses;
+    (void)cmd;
 }
 
-void show_help(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Help", p_open)) {
-        view_begun(vs, "help");
-        draw_help(app, vs);
-    }
+void show_help(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Help, p_open)) draw_help(ses, vs, cmd);
     ImGui::End();
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 // Plain draw data for the chart, computed before anything is drawn.
 charts::BarChart build_chart(const demos::Result& r, const ViewState& vs) {
-    const Palette& pal = vs.pal;
+    const Palette& pal = skin().pal;
     charts::BarChart c;
     c.id = "loads";
     const int E = static_cast<int>(r.expert_loads.size());
@@ -66,27 +66,27 @@ void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
 
 }  // namespace
 
-void draw_loads(const AppState& app, ViewState& vs) {
-    const demos::Result* rp = app.results.loads();
+static void draw_loads(const Session& ses, ViewState& vs, Commands& cmd) {
+    const demos::Result* rp = ses.results().loads();
     if (!rp || rp->expert_loads.empty()) {
-        no_result_note(app, vs, "expert loads");
+        no_result_note(ses, "expert loads");
         return;
     }
     const demos::Result& r = *rp;
-    const Palette& pal = vs.pal;
+    const Palette& pal = skin().pal;
     const demos::Scenario& s = r.scenario;
     const double total = static_cast<double>(s.tokens) * s.top_k;
     const std::int64_t max_load = r.expert_loads.empty() ? 0 : r.expert_loads[r.hottest_expert];
 
     // Headline: the straggler factor, big, with its formula on hover.
     ImGui::BeginGroup();
-    ImGui::PushFont(vs.fonts.big);
+    ImGui::PushFont(skin().fonts.big);
     ImU32 sc = r.straggler_factor >= 1.5 ? pal.bar_hot : (r.straggler_factor >= 1.15 ? pal.warn : pal.ok);
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(sc));
     ImGui::Text("%.2f×", r.straggler_factor);
     ImGui::PopStyleColor();
     ImGui::PopFont();
-    anchor(vs, "straggler");
+    anchor("straggler");
     if (ImGui::IsItemHovered()) {
         char buf[640];
         std::snprintf(buf, sizeof buf,
@@ -124,7 +124,7 @@ void draw_loads(const AppState& app, ViewState& vs) {
     ImGui::Text("dropped  %s (%.2f%%)", charts::fmt_count(static_cast<double>(r.dropped)).c_str(),
                 total > 0 ? 100.0 * r.dropped / total : 0.0);
     ImGui::PopStyleColor();
-    anchor(vs, "dropped");
+    anchor("dropped");
     if (ImGui::IsItemHovered())
         wrapped_tooltip(("assignments dropped over capacity, of T·k = " + charts::fmt_count(total) +
                          ". A dropped assignment skips its expert: the token keeps only its residual.")
@@ -144,7 +144,7 @@ void draw_loads(const AppState& app, ViewState& vs) {
         }
     }
     ImGui::Checkbox("show drops", &vs.loads_show_demand);
-    anchor(vs, "loads_show_demand");
+    anchor("loads_show_demand");
     if (ImGui::IsItemHovered())
         wrapped_tooltip(
             "Draw the tokens each expert was sent but could not keep (over capacity) as a hatched block on top of "
@@ -155,8 +155,9 @@ void draw_loads(const AppState& app, ViewState& vs) {
     charts::BarChart chart = build_chart(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
     float legend_h = ImGui::GetTextLineHeightWithSpacing() + 4;
-    charts::Hover h = charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, vs.fonts);
-    anchor(vs, "loads_chart");
+    charts::Hover h =
+        charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, skin().fonts);
+    anchor("loads_chart");
     if (h.index >= 0) {
         const int e = h.index;
         const int G = std::max(1, r.ranks);
@@ -178,11 +179,8 @@ void draw_loads(const AppState& app, ViewState& vs) {
     ImGui::NewLine();
 }
 
-void show_loads(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Expert loads", p_open)) {
-        view_begun(vs, "loads");
-        draw_loads(app, vs);
-    }
+void show_loads(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Loads, p_open)) draw_loads(ses, vs, cmd);
     ImGui::End();
 }
 

@@ -44,7 +44,7 @@ charts::Lanes build_pipeline(const demos::Result& r, const ViewState& vs, std::v
         ls.lane = (ranks > 1 ? s.rank * 4 : 0) + lane;
         ls.t0 = s.start_ms;
         ls.t1 = s.end_ms;
-        ls.color = vs.pal.series_at(s.micro_batch);
+        ls.color = skin().pal.series_at(s.micro_batch);
         ls.ghost = ghost;
         ls.id = static_cast<int>(index->size());
         ls.label = "mb" + std::to_string(s.micro_batch);
@@ -76,7 +76,7 @@ charts::Lanes build_stages(const demos::Result& r, const ViewState& vs, std::vec
         ls.lane = it->second;
         ls.t0 = s.start_ms;
         ls.t1 = s.end_ms;
-        ls.color = vs.pal.series_at(stage_i++);
+        ls.color = skin().pal.series_at(stage_i++);
         ls.ghost = s.provenance == demos::Provenance::Modeled;
         ls.id = static_cast<int>(index->size());
         ls.label = s.label;
@@ -97,16 +97,16 @@ void span_tooltip(const demos::Span& s) {
 }
 
 void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
-    const Palette& pal = vs.pal;
+    const Palette& pal = skin().pal;
     const double ratio = p.tf_ms > 0 ? p.tc_ms / p.tf_ms : 0;
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(p.comm_hidden ? pal.ok : pal.bad));
     ImGui::Text("%s  m = %d %s 2(1 + Tc/Tf) = 2(1 + %s/%s) = %.2f", p.comm_hidden ? "✓" : "✗", p.micro_batches,
                 p.comm_hidden ? "≥" : "<", charts::fmt_ms(p.tc_ms).c_str(), charts::fmt_ms(p.tf_ms).c_str(),
                 2 * (1 + ratio));
     ImGui::PopStyleColor();
     ImGui::PopFont();
-    anchor(vs, "megascale_condition");
+    anchor("megascale_condition");
     if (ImGui::IsItemHovered())
         wrapped_tooltip(
             "MegaScale-Infer's ping-pong condition: with m micro-batches, each stage must find work while "
@@ -133,12 +133,12 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
 
 }  // namespace
 
-void draw_timeline(const AppState& app, ViewState& vs) {
-    const Palette& pal = vs.pal;
+static void draw_timeline(const Session& ses, ViewState& vs, Commands& cmd) {
+    const Palette& pal = skin().pal;
     const demos::Result* pr =
-        app.results.routing ? &*app.results.routing : (app.results.layer ? &*app.results.layer : nullptr);
+        ses.results().routing ? &*ses.results().routing : (ses.results().layer ? &*ses.results().layer : nullptr);
     if (!pr || !pr->pipeline.present) {
-        no_result_note(app, vs, "pipeline timeline");
+        no_result_note(ses, "pipeline timeline");
         return;
     }
     condition_line(pr->pipeline, vs);
@@ -146,7 +146,7 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     bool any_measured = false;
     for (const demos::Span& s : pr->timeline) any_measured |= pipe_lane(s.lane) >= 0;
     ImGui::Checkbox("model", &vs.timeline_show_model);
-    anchor(vs, "timeline_model");
+    anchor("timeline_model");
     ImGui::SameLine();
     if (any_measured) {
         ImGui::Checkbox("measurement", &vs.timeline_show_measured);
@@ -157,7 +157,7 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     for (const demos::Span& s : pr->timeline) span_ranks = std::max(span_ranks, s.rank + 1);
     if (span_ranks > 1) {
         ImGui::Checkbox("per rank", &vs.timeline_per_rank);
-        anchor(vs, "timeline_per_rank");
+        anchor("timeline_per_rank");
         ImGui::SameLine();
     }
     if (ImGui::SmallButton("fit")) {
@@ -180,31 +180,31 @@ void draw_timeline(const AppState& app, ViewState& vs) {
                               "pipeline ran on this machine.");
 
     // The stage pass below wants a few lines; the pipeline takes the rest.
-    const demos::Result* lr = app.results.layer && app.results.layer_current ? &*app.results.layer : pr;
+    const demos::Result* lr = ses.results().layer && ses.results().layer_current ? &*ses.results().layer : pr;
     std::vector<const demos::Span*> stage_index;
     charts::Lanes stages = build_stages(*lr, vs, &stage_index);
     const float stage_h = stages.spans.empty() ? 0
-                                               : ImGui::GetFrameHeightWithSpacing() + vs.fonts.small_px * 1.8f +
-                                                     vs.fonts.small_px * 2.2f + 8;
+                                               : ImGui::GetFrameHeightWithSpacing() + skin().fonts.small_px * 1.8f +
+                                                     skin().fonts.small_px * 2.2f + 8;
 
     std::vector<const demos::Span*> index;
     charts::Lanes lanes = build_pipeline(*pr, vs, &index);
     ImVec2 avail = ImGui::GetContentRegionAvail();
-    charts::Hover h =
-        charts::lanes(lanes, &vs.timeline_view, ImVec2(avail.x, std::max(120.0f, avail.y - stage_h)), pal, vs.fonts);
-    anchor(vs, "timeline_lanes");
+    charts::Hover h = charts::lanes(lanes, &vs.timeline_view, ImVec2(avail.x, std::max(120.0f, avail.y - stage_h)), pal,
+                                    skin().fonts);
+    anchor("timeline_lanes");
     if (h.index >= 0 && h.index < static_cast<int>(index.size())) span_tooltip(*index[h.index]);
 
     if (stages.spans.empty()) return;
     ImGui::Spacing();
-    ImGui::PushFont(vs.fonts.bold);
+    ImGui::PushFont(skin().fonts.bold);
     ImGui::TextUnformatted("one layer pass, stage by stage");
     ImGui::PopFont();
     ImGui::SameLine();
-    if (lr == pr && !app.status.busy && !vs.snapshot) {
+    if (lr == pr && !ses.status().busy && !vs.snapshot) {
         // Only routing and packing ran; the expert FFNs wait for a click where they take seconds.
-        if (ImGui::SmallButton("+ experts")) vs.request_full_layer = true;
-        anchor(vs, "run_full_layer_now");
+        if (ImGui::SmallButton("+ experts")) cmd.rerun(true);
+        anchor("run_full_layer_now");
         if (ImGui::IsItemHovered()) {
             char buf[300];
             std::snprintf(buf, sizeof buf,
@@ -220,8 +220,9 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     ImGui::SameLine();
     ImGui::TextDisabled("median of %d repeat(s); hover a stage for min · median · p95", lr->scenario.repeats);
     avail = ImGui::GetContentRegionAvail();
-    charts::Hover hs = charts::lanes(stages, &vs.stages_view, ImVec2(avail.x, std::max(40.0f, avail.y)), pal, vs.fonts);
-    anchor(vs, "timeline_stages");
+    charts::Hover hs =
+        charts::lanes(stages, &vs.stages_view, ImVec2(avail.x, std::max(40.0f, avail.y)), pal, skin().fonts);
+    anchor("timeline_stages");
     if (hs.index >= 0 && hs.index < static_cast<int>(stage_index.size())) {
         const demos::Span& s = *stage_index[hs.index];
         const demos::StageTime* st = lr->stage(s.label);
@@ -241,11 +242,8 @@ void draw_timeline(const AppState& app, ViewState& vs) {
     }
 }
 
-void show_timeline(const AppState& app, ViewState& vs, bool* p_open) {
-    if (ImGui::Begin("Pipeline timeline", p_open)) {
-        view_begun(vs, "timeline");
-        draw_timeline(app, vs);
-    }
+void show_timeline(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
+    if (begin_view(vs, ViewId::Timeline, p_open)) draw_timeline(ses, vs, cmd);
     ImGui::End();
 }
 

@@ -18,10 +18,11 @@
 
 #include "app/gui/app.hpp"
 #include "app/gui/frame_stats.hpp"
+#include "app/gui/gl_failure.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
 #include "app/gui/prefs.hpp"
-#include "app/gui/script.hpp"
+#include "app/gui/testing/script.hpp"
 
 namespace moelab_gui {
 namespace {
@@ -47,12 +48,13 @@ void on_drop(GLFWwindow* w, int n, const char** paths) {
     App* app = static_cast<App*>(glfwGetWindowUserPointer(w));
     for (int i = 0; i < n && app; ++i) {
         std::string p = paths[i];
-        if (p.size() > 5 && p.compare(p.size() - 5, 5, ".toml") == 0) app->load_scenario(p);
+        if (p.size() > 5 && p.compare(p.size() - 5, 5, ".toml") == 0)
+            app->commands().simple(CommandKind::OpenScenario, p);
     }
 }
 
-void do_captures(App& app, int fb_w, int fb_h, float sx, float sy) {
-    for (const Capture& c : app.captures) {
+void do_captures(App& app, std::vector<Capture> captures, int fb_w, int fb_h, float sx, float sy) {
+    for (const Capture& c : captures) {
         int x = 0, y = 0, w = fb_w, h = fb_h;
         if (c.rect.z > c.rect.x && c.rect.w > c.rect.y) {
             x = std::max(0, static_cast<int>(c.rect.x * sx));
@@ -69,7 +71,6 @@ void do_captures(App& app, int fb_w, int fb_h, float sx, float sy) {
             std::fprintf(stderr, "moelab: %s\n", err.c_str());
         }
     }
-    app.captures.clear();
 }
 
 }  // namespace
@@ -122,7 +123,14 @@ int run_window(const WindowOptions& opt) {
     }
     if (!window) {
         glfwTerminate();
-        no_display_message("no OpenGL 3 context could be created on this display");
+        const std::string loader = gl_loader_problem();
+        std::fprintf(
+            stderr, "moelab: cannot open the desktop window: %s\n",
+            loader.empty()
+                ? gl_failure_message(GlStage::Context,
+                                     "on display " + std::string(std::getenv("DISPLAY") ? std::getenv("DISPLAY") : ""))
+                      .c_str()
+                : gl_failure_message(GlStage::Loader, loader).c_str());
         return 1;
     }
     glfwMakeContextCurrent(window);
@@ -140,33 +148,53 @@ int run_window(const WindowOptions& opt) {
         App app(ao);
         glfwSetWindowUserPointer(window, &app);
         app.resize_window = [window](int w, int h) { glfwSetWindowSize(window, w, h); };
+        app.session().set_wake([] { glfwPostEmptyEvent(); });  // a finished run wakes the idle loop
         glfwSetDropCallback(window, on_drop);
         ImGui_ImplGlfw_InitForOpenGL(window, true);
-        ImGui_ImplOpenGL3_Init(glsl);
+        if (!ImGui_ImplOpenGL3_Init(glsl)) {
+            // Drawing now would call OpenGL functions that were never loaded.
+            const std::string loader = gl_loader_problem();
+            std::fprintf(stderr, "moelab: cannot draw the window: %s\n",
+                         loader.empty()
+                             ? gl_failure_message(GlStage::Context, "the OpenGL 3 backend did not start").c_str()
+                             : gl_failure_message(GlStage::Loader, loader).c_str());
+            app.session().set_wake(nullptr);
+            ImGui_ImplGlfw_Shutdown();
+            glfwSetWindowUserPointer(window, nullptr);
+            code = 1;
+        }
 
-        Script script;
-        if (!opt.script.empty()) {
+        testing::Script script;
+        if (code == 0 && !opt.script.empty()) {
             std::string err;
-            std::string out = app.ini_path.empty() ? std::string(".") : app.ini_path.substr(0, app.ini_path.rfind('/'));
-            if (!script.load(opt.script, out, &err)) {
+            if (!script.load(opt.script, app.config_dir(), &err)) {
                 std::fprintf(stderr, "moelab: %s\n", err.c_str());
                 code = 2;
             }
         }
         FrameStats fs;
         int frame = 0;
-        while (code == 0 && !glfwWindowShouldClose(window) && !app.quit) {
+        int settle = 0;  // frames still to draw after an event, while ImGui's layout and hover settle
+        const bool gl_ok = code == 0;
+        while (code == 0 && !glfwWindowShouldClose(window) && !app.quit_requested()) {
             const auto t0 = Clock::now();
-            const bool animate = opt.frames > 0 || script.active() || app.st.status.busy || app.st.status.pending ||
-                                 ImGui::IsAnyMouseDown();
-            if (animate) {
+            const bool animate = opt.frames > 0 || script.active() || app.session().busy() || ImGui::IsAnyMouseDown();
+            if (animate || settle > 0) {
                 glfwPollEvents();
+                if (!animate) --settle;
             } else {
-                glfwWaitEventsTimeout(0.1);
+                // Nothing changes by itself: sleep until input, a finished run (the runner posts an empty event)
+                // or the next thing on screen that expires.
+                const double deadline = app.next_deadline_s();
+                if (deadline > 0)
+                    glfwWaitEventsTimeout(deadline + 0.01);
+                else
+                    glfwWaitEvents();
+                settle = 2;
             }
             float xs = 1, ys = 1;
             glfwGetWindowContentScale(window, &xs, &ys);
-            if (app.prepare_fonts(xs) && frame > 0) {
+            if (app.prepare_look(xs) && frame > 0) {
                 ImGui_ImplOpenGL3_DestroyFontsTexture();
                 ImGui_ImplOpenGL3_CreateFontsTexture();
             }
@@ -188,9 +216,11 @@ int run_window(const WindowOptions& opt) {
             const ImVec2 fbs = ImGui::GetIO().DisplayFramebufferScale;
             bool last = opt.frames > 0 && frame + 1 >= opt.frames;
             if (script.active() && script.finished() && !last) last = opt.frames > 0 || script.quit_requested();
-            if (last && !opt.screenshot.empty()) app.captures.push_back({opt.screenshot, ImVec4(0, 0, 0, 0)});
-            if (!app.captures.empty()) do_captures(app, fw, fh, fbs.x, fbs.y);
+            std::vector<Capture> captures = app.take_captures();
+            if (last && !opt.screenshot.empty()) captures.push_back({opt.screenshot, ImVec4(0, 0, 0, 0)});
+            if (!captures.empty()) do_captures(app, std::move(captures), fw, fh, fbs.x, fbs.y);
             glfwSwapBuffers(window);
+            app.session().frame_presented();
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
             if (frame == 0) {
                 fs.startup_enter_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_enter).count();
@@ -203,7 +233,7 @@ int run_window(const WindowOptions& opt) {
             fsm.ms = ms;
             fsm.ui_ms = std::chrono::duration<double, std::milli>(t_gl - t_ui).count();
             fsm.gl_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_gl).count();
-            fsm.busy = app.st.status.busy;
+            fsm.busy = app.session().status().busy;
             fsm.vertices = ImGui::GetIO().MetricsRenderVertices;
             fsm.mark = script.mark();
             fs.frames.push_back(std::move(fsm));
@@ -211,7 +241,7 @@ int run_window(const WindowOptions& opt) {
             if (last) break;
             // While a run is in progress, draw at most ~30 frames a second: with software GL the frames would
             // otherwise take the cores the CPU reference is timing on.
-            if (app.st.status.busy && ms < 33.0 && !std::getenv("MOELAB_NO_THROTTLE"))
+            if (app.session().status().busy && ms < 33.0 && !std::getenv("MOELAB_NO_THROTTLE"))
                 std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(33.0 - ms));
         }
         if (script.active()) {
@@ -224,10 +254,14 @@ int run_window(const WindowOptions& opt) {
                 code = code ? code : 1;
             }
         }
+        fs.edit_to_result_ms = app.session().edit_to_result().samples_ms;
         if (opt.report_frame_times) fs.report(opt.report_json);
-        ImGui_ImplOpenGL3_Shutdown();
-        ImGui_ImplGlfw_Shutdown();
-        glfwSetWindowUserPointer(window, nullptr);
+        app.session().set_wake(nullptr);
+        if (gl_ok) {
+            ImGui_ImplOpenGL3_Shutdown();
+            ImGui_ImplGlfw_Shutdown();
+            glfwSetWindowUserPointer(window, nullptr);
+        }
     }
     ImGui::DestroyContext();
     glfwDestroyWindow(window);

@@ -142,8 +142,8 @@ TEST(GuiWindow, ScriptedTourDrivesEveryView) {
     Xvfb x;
     if (!x.ok()) GTEST_SKIP() << x.why();
     const std::string dir = temp_dir();
-    Proc p = sh(env_of(x) + kBin + " --frames 20000 --script builtin:tour --config-dir " + dir + " --screenshot " + dir +
-                "/final.png" + kSmall);
+    Proc p = sh(env_of(x) + kBin + " --frames 20000 --script builtin:tour --config-dir " + dir + " --screenshot " +
+                dir + "/final.png" + kSmall);
     ASSERT_EQ(p.rc, 0) << p.out;
     expect_picture(dir + "/final.png", 1280, 800);
     expect_picture(dir + "/tour-loads.png", inspect_png(dir + "/tour-loads.png").w,

@@ -131,9 +131,10 @@ class LessonGui : public ::testing::Test {
   protected:
     void SetUp() override {
         if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ = (std::filesystem::temp_directory_path() / ("moelab_lesson_gui_" + std::to_string(::getpid()) + "_" +
-                                                         ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                   .string();
+        dir_ =
+            (std::filesystem::temp_directory_path() / ("moelab_lesson_gui_" + std::to_string(::getpid()) + "_" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_ + "/cfg");
     }
@@ -142,8 +143,8 @@ class LessonGui : public ::testing::Test {
     Shell play(const char* script) {
         std::ofstream(dir_ + "/script.txt") << script;
         std::string cmd = "cd " + dir_ + " && " + env_of(x_) + std::string(MOELAB_BIN) +
-                          " --script script.txt --frames 6000 --no-vsync --config-dir " +
-                          dir_ + "/cfg --tokens 1024 --hidden 256 --ffn 512";
+                          " --script script.txt --frames 6000 --no-vsync --config-dir " + dir_ +
+                          "/cfg --tokens 1024 --hidden 256 --ffn 512";
         return shell(cmd);
     }
     std::string read(const std::string& name) {

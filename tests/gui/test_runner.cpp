@@ -100,13 +100,13 @@ TEST(GuiRunner, ThePlanFollowsTheOpenViews) {
     demos::Scenario s = tiny();
     vs.show_dispatch = false;
     vs.run_full_layer = false;
-    auto jobs = moelab_gui::plan_jobs(s, vs);
+    auto jobs = moelab_gui::plan_jobs(s, moelab_gui::run_plan(vs));
     ASSERT_EQ(jobs.size(), 1u);  // routing + the pipeline model: what loads, comm and timeline need
     EXPECT_EQ(jobs[0].demo, demos::Demo::Pipeline);
     vs.show_dispatch = true;
     vs.sweep_on = true;
     vs.run_full_layer = true;
-    jobs = moelab_gui::plan_jobs(s, vs);
+    jobs = moelab_gui::plan_jobs(s, moelab_gui::run_plan(vs));
     int sweep = 0, layer = 0, dispatch = 0;
     for (const auto& j : jobs) {
         sweep += j.slot == moelab_gui::Slot::Sweep;

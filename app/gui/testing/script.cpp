@@ -1,6 +1,7 @@
-// The script interpreter and the built-in scripts (tour: every view; invalid-topk: an error shown and
-// survived; perf: frames while runs are in progress). Targets are anchors the views record each frame.
-#include "app/gui/script.hpp"
+// The script interpreter. Targets are anchors the views record each frame in the probe; the built-in scripts
+// (tour: every view; invalid-topk: an error shown and survived; perf: frames while runs are in progress; drag:
+// results while a slider is dragged) are data files beside this one.
+#include "app/gui/testing/script.hpp"
 
 #include <GLFW/glfw3.h>
 
@@ -10,8 +11,9 @@
 #include <sstream>
 
 #include "app/gui/app.hpp"
+#include "app/gui/testing/probe.hpp"
 
-namespace moelab_gui {
+namespace moelab_gui::testing {
 namespace {
 
 int key_code(const std::string& k) {
@@ -55,6 +57,8 @@ const char* kOps[] = {"wait",
                       "expect_result",
                       "expect_scenario",
                       "expect_busy",
+                      "expect_drag_results",
+                      "export_trace",
                       "save_png",
                       "screenshot",
                       "export",
@@ -71,12 +75,12 @@ const char* kOps[] = {"wait",
                       "quit"};
 
 // Names on screen that share the target's prefix, to make a failing script easy to fix.
-std::string similar(App& app, const std::string& spec) {
+std::string similar(const std::string& spec) {
     std::string name = spec.substr(0, spec.find('@'));
     std::string prefix = name.substr(0, std::min(name.size(), name.find_first_of(":_/") + 1));
     std::string out;
     int n = 0;
-    for (const auto& kv : app.vs.probe.anchors)
+    for (const auto& kv : probe().anchors)
         if (kv.first.compare(0, prefix.size(), prefix) == 0 && n++ < 12) out += (out.empty() ? "" : ", ") + kv.first;
     return out.empty() ? "" : " (on screen: " + out + ")";
 }
@@ -88,9 +92,7 @@ bool Script::load(const std::string& spec, const std::string& out_dir, std::stri
     if (spec.rfind("builtin:", 0) == 0) {
         const char* b = builtin(spec.substr(8));
         if (!b) {
-            *err = "--script " + spec +
-                   ": no such built-in script; there are builtin:tour, builtin:invalid-topk, "
-                   "builtin:perf";
+            *err = "--script " + spec + ": no such built-in script; there are " + builtin_names();
             return false;
         }
         text = b;
@@ -146,7 +148,23 @@ void Script::next() {
     counter_ = 0;
 }
 
-bool Script::target(App& app, const std::string& spec, ImVec2* p) {
+const char* Script::builtin(const std::string& name) {
+    int n = 0;
+    const BuiltinScript* list = builtin_scripts(&n);
+    for (int i = 0; i < n; ++i)
+        if (name == list[i].name) return list[i].text;
+    return nullptr;
+}
+
+std::string Script::builtin_names() {
+    int n = 0;
+    const BuiltinScript* list = builtin_scripts(&n);
+    std::string out;
+    for (int i = 0; i < n; ++i) out += (i ? ", builtin:" : "builtin:") + std::string(list[i].name);
+    return out;
+}
+
+bool Script::target(const std::string& spec, ImVec2* p) {
     std::string name = spec;
     float fx = 0.5f, fy = 0.5f;
     auto at = spec.find('@');
@@ -154,8 +172,8 @@ bool Script::target(App& app, const std::string& spec, ImVec2* p) {
         name = spec.substr(0, at);
         std::sscanf(spec.c_str() + at + 1, "%f,%f", &fx, &fy);
     }
-    auto it = app.vs.probe.anchors.find(name);
-    if (it == app.vs.probe.anchors.end()) {
+    auto it = probe().anchors.find(name);
+    if (it == probe().anchors.end()) {
         float x, y;
         if (std::sscanf(spec.c_str(), "%f,%f", &x, &y) == 2) {
             *p = ImVec2(x, y);
@@ -170,6 +188,33 @@ bool Script::target(App& app, const std::string& spec, ImVec2* p) {
 
 void Script::before_frame(App& app) {
     ImGuiIO& io = ImGui::GetIO();
+    const Session& ses = app.session();
+    ViewState& vs = app.view_state();
+    Commands& cmds = app.commands();
+    // What came of last frame's file commands (export, save, load).
+    for (const Outcome& o : cmds.take_outcomes()) {
+        if (awaiting_.empty()) break;
+        if (o.kind != CommandKind::Export && o.kind != CommandKind::ExportTrace &&
+            o.kind != CommandKind::SaveScenario && o.kind != CommandKind::OpenScenario)
+            continue;
+        const int line = awaiting_.front();
+        awaiting_.erase(awaiting_.begin());
+        if (!o.ok) {
+            Cmd c;
+            c.line = line;
+            c.op = command_name(o.kind);
+            fail(c, o.message);
+        }
+    }
+    // Results while dragging: count the routing results that arrive while the button is held.
+    if (down_) {
+        drag_results_ = ses.routing_results() - drag_start_results_;
+        const auto& r = ses.results().routing;
+        if (r && !(r->scenario == drag_seen_)) {
+            drag_seen_ = r->scenario;
+            ++drag_distinct_;
+        }
+    }
     // Clear last frame's one-shot input.
     if (key_ >= 0) io.KeysDown[key_] = false;
     key_ = -1;
@@ -186,7 +231,7 @@ void Script::before_frame(App& app) {
             }
         } else if (op == "wait_idle") {
             const int limit = c.args.empty() ? 3000 : std::atoi(arg(0).c_str());
-            const bool idle = !app.st.status.busy && !app.st.status.pending;
+            const bool idle = !ses.busy();
             if (idle && counter_ > 1) {
                 next();
                 continue;
@@ -199,8 +244,8 @@ void Script::before_frame(App& app) {
         } else if (op == "move" || op == "click" || op == "ctrlclick" || op == "dblclick" || op == "wheel") {
             ImVec2 p;
             if (phase_ == 0) {
-                if (!target(app, arg(0), &p)) {
-                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(app, arg(0)));
+                if (!target(arg(0), &p)) {
+                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(arg(0)));
                     next();
                     continue;
                 }
@@ -225,11 +270,13 @@ void Script::before_frame(App& app) {
                 ++phase_;
             }
         } else if (op == "drag") {
-            const int steps = 8;
+            // drag TARGET DX DY [STEPS [FRAMES_PER_STEP]]: press, move in STEPS steps, release.
+            const int steps = c.args.size() > 3 ? std::max(1, std::atoi(arg(3).c_str())) : 8;
+            const int per = c.args.size() > 4 ? std::max(1, std::atoi(arg(4).c_str())) : 1;
             if (phase_ == 0) {
                 ImVec2 p;
-                if (!target(app, arg(0), &p)) {
-                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(app, arg(0)));
+                if (!target(arg(0), &p)) {
+                    fail(c, "nothing named '" + arg(0) + "' on screen" + similar(arg(0)));
                     next();
                     continue;
                 }
@@ -238,14 +285,23 @@ void Script::before_frame(App& app) {
                 phase_ = 1;
             } else if (phase_ == 1) {
                 down_ = true;
+                drag_start_results_ = ses.routing_results();
+                drag_results_ = 0;
+                drag_distinct_ = 0;
+                if (ses.results().routing) drag_seen_ = ses.results().routing->scenario;
                 phase_ = 2;
-            } else if (phase_ < 2 + steps) {
-                float t = static_cast<float>(phase_ - 1) / steps;
+            } else if (phase_ < 2 + steps * per) {
+                float t = static_cast<float>((phase_ - 2) / per + 1) / steps;
                 mouse_ =
                     ImVec2(drag_from_.x + std::atof(arg(1).c_str()) * t, drag_from_.y + std::atof(arg(2).c_str()) * t);
                 ++phase_;
             } else {
                 down_ = false;
+                last_drag_results_ = drag_results_;
+                last_drag_distinct_ = drag_distinct_;
+                std::fprintf(stderr,
+                             "moelab: script: %llu result(s) arrived during the drag, %d different scenario(s) shown\n",
+                             static_cast<unsigned long long>(last_drag_results_), last_drag_distinct_);
                 next();
             }
         } else if (op == "key") {
@@ -273,8 +329,8 @@ void Script::before_frame(App& app) {
         } else {
             consumed_frame = false;
             // Instant commands and checks against the last frame.
-            const Probe& pr = app.vs.probe;
-            if (op == "expect_error_or_gpu" && !app.st.gpus.empty()) {
+            const Probe& pr = probe();
+            if (op == "expect_error_or_gpu" && !ses.gpus().empty()) {
                 // A GPU is present: the error cannot happen; nothing to check.
             } else if (op == "expect_error" || op == "expect_error_or_gpu") {
                 auto it = pr.errors.find(arg(0));
@@ -295,52 +351,63 @@ void Script::before_frame(App& app) {
             } else if (op == "expect_no_anchor") {
                 if (pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' is still drawn");
             } else if (op == "expect_busy") {
-                if (!app.st.status.busy && !app.st.status.pending) fail(c, "no run in progress");
+                if (!ses.busy()) fail(c, "no run in progress");
+            } else if (op == "expect_drag_results") {
+                // At least N new results, for at least N different scenarios, were shown while the button was held.
+                const int want = std::max(1, std::atoi(arg(0).c_str()));
+                if (last_drag_distinct_ < want)
+                    fail(c, "only " + std::to_string(last_drag_distinct_) +
+                                " new result(s) were shown while dragging (" + std::to_string(last_drag_results_) +
+                                " arrived); wanted " + std::to_string(want));
             } else if (op == "expect_result") {
-                const ResultSet& r = app.st.results;
+                const ResultSet& r = ses.results();
                 const std::string w = arg(0);
                 bool ok = w == "layer"      ? r.layer.has_value()
                           : w == "dispatch" ? r.dispatch.has_value()
                           : w == "sweep"    ? r.sweep.size() >= 2
                                             : r.routing.has_value();
-                if (!ok) fail(c, "no " + w + " result" + (app.st.error.present ? ": " + app.st.error.message : ""));
+                if (!ok) fail(c, "no " + w + " result" + (ses.error().present ? ": " + ses.error().message : ""));
             } else if (op == "expect_scenario") {
-                std::string toml = app.st.scenario.to_toml();
+                std::string toml = ses.scenario().to_toml();
                 std::string line = arg(0) + " = " + arg(1);
                 if (toml.find(line) == std::string::npos &&
                     toml.find(arg(0) + " = \"" + arg(1) + "\"") == std::string::npos)
                     fail(c, "the scenario has no '" + line + "'");
             } else if (op == "save_png" || op == "screenshot") {
-                Capture cap;
-                cap.path = op == "screenshot" ? arg(0) : arg(1);
-                cap.rect = ImVec4(0, 0, 0, 0);
+                ImVec4 rect(0, 0, 0, 0);
                 if (op == "save_png") {
                     auto it = pr.windows.find(arg(0));
                     if (it == pr.windows.end())
                         fail(c, "view " + arg(0) + " is not open");
                     else
-                        cap.rect = it->second;
+                        rect = it->second;
                 }
-                app.captures.push_back(cap);
+                cmds.save_png(op == "screenshot" ? arg(0) : arg(1), rect);
                 consumed_frame = true;  // the picture is this frame, before the next command moves the mouse
             } else if (op == "export") {
-                if (!app.export_result(arg(0) + ".json", arg(0) + ".csv")) fail(c, "export failed: " + app.st.toast);
+                cmds.simple(CommandKind::Export, arg(0));
+                awaiting_.push_back(c.line);
+            } else if (op == "export_trace") {
+                cmds.simple(CommandKind::ExportTrace, arg(0));
+                awaiting_.push_back(c.line);
             } else if (op == "save_scenario") {
-                if (!app.save_scenario(arg(0))) fail(c, app.st.toast);
+                cmds.simple(CommandKind::SaveScenario, arg(0));
+                awaiting_.push_back(c.line);
             } else if (op == "load_scenario") {
-                if (!app.load_scenario(arg(0))) fail(c, app.st.toast);
+                cmds.simple(CommandKind::OpenScenario, arg(0));
+                awaiting_.push_back(c.line);
             } else if (op == "set_view") {
                 const ViewInfo* v = find_view(arg(0));
                 if (!v)
                     fail(c, "no view " + arg(0));
                 else
-                    *app.vs.open_flag(v->id) = arg(1) != "off";
+                    *vs.open_flag(v->id) = arg(1) != "off";
             } else if (op == "solo") {
                 const ViewInfo* v = find_view(arg(0));
-                app.vs.solo = v ? v->key : "";
+                vs.solo = v ? v->key : "";
                 for (const ViewInfo& w : view_registry())
-                    if (bool* f = app.vs.open_flag(w.id)) *f = v ? w.id == v->id : *f;
-                if (!v) app.vs.relayout = true;
+                    if (bool* f = vs.open_flag(w.id)) *f = v ? w.id == v->id : *f;
+                if (!v) vs.relayout = true;
                 if (!v && arg(0) != "off") fail(c, "no view " + arg(0));
             } else if (op == "resize") {
                 // The window's own range (--width/--height); GLFW asserts on sizes below 0.
@@ -352,12 +419,11 @@ void Script::before_frame(App& app) {
             } else if (op == "mark") {
                 mark_ = arg(0);
             } else if (op == "presenter") {
-                app.vs.presenter = arg(0) != "off";
-                app.vs.fonts_dirty = true;
+                vs.presenter = arg(0) != "off";
             } else if (op == "full_layer") {
-                app.vs.run_full_layer = arg(0) != "off";
+                vs.run_full_layer = arg(0) != "off";
             } else if (op == "rerun") {
-                app.rerun(0);
+                cmds.rerun();
             } else if (op == "echo") {
                 std::fprintf(stderr, "moelab: script: %s\n", arg(0).c_str());
             } else if (op == "quit") {
@@ -374,4 +440,4 @@ void Script::before_frame(App& app) {
     io.KeyAlt = alt_;
 }
 
-}  // namespace moelab_gui
+}  // namespace moelab_gui::testing

@@ -1,0 +1,566 @@
+// The Session: the one writer of the app's scenario, results and lesson. Edits become runs on the one runner
+// with a debounce that follows the cost of the last run; the lesson's reveal shares that runner and its runs.
+#include "app/gui/session.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "demos/atomic_file.hpp"
+#include "demos/lesson_expr.hpp"
+#include "demos/lesson_numbers.hpp"
+#include "demos/result_io.hpp"
+#include "kernels/api.hpp"
+
+namespace moelab_gui {
+namespace {
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// The flag a message starts with ("--top-k 20: …" → "--top-k"), which names the control to show it under.
+std::string flag_of(const std::string& msg) {
+    if (msg.compare(0, 2, "--") != 0) return "";
+    std::size_t end = msg.find_first_of(" :'", 2);
+    return msg.substr(0, end);
+}
+
+std::vector<double> sweep_values(const demos::Scenario& s, bool tokens) {
+    if (tokens) {
+        std::vector<double> v;
+        for (double f : {0.125, 0.25, 0.5, 1.0, 2.0}) {
+            double t = std::clamp(std::round(static_cast<double>(s.tokens) * f), 1.0, double(1 << 20));
+            if (v.empty() || v.back() != t) v.push_back(t);
+        }
+        return v;
+    }
+    if (s.skew.rfind("hot", 0) == 0) return {1.0, 2.0, 4.0, 8.0, 16.0};
+    return {0.0, 0.5, 1.0, 1.5, 2.0};
+}
+
+double quantile(std::vector<double> v, double q) {
+    if (v.empty()) return -1;
+    std::sort(v.begin(), v.end());
+    const double pos = q * double(v.size() - 1);
+    const std::size_t i = std::size_t(pos);
+    const double f = pos - double(i);
+    return i + 1 < v.size() ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
+// The preset `name` still describes `s` (the backend aside).
+bool is_preset(const std::string& name, const demos::Scenario& s) {
+    for (const demos::Preset& p : demos::presets()) {
+        if (p.name != name) continue;
+        demos::Scenario x = p.scenario;
+        x.backend = s.backend;
+        return x == s;
+    }
+    return false;
+}
+
+// One run serves both: the same demo on the same scenario, or the app's routing run (routing plus the pipeline
+// model) for a lesson that asks for routing alone.
+bool serves(const Job& app, const Job& lesson) {
+    if (!(app.scenario == lesson.scenario)) return false;
+    return app.demo == lesson.demo || (app.demo == demos::Demo::Pipeline && lesson.demo == demos::Demo::Routing);
+}
+
+}  // namespace
+
+double LatencyStats::median_ms() const { return quantile(samples_ms, 0.5); }
+double LatencyStats::p95_ms() const { return quantile(samples_ms, 0.95); }
+
+const demos::Result* ResultSet::loads() const {
+    if (layer && routing) return layer_current ? &*layer : &*routing;
+    if (routing) return &*routing;
+    if (layer) return &*layer;
+    return nullptr;
+}
+
+double layer_flops(const demos::Scenario& s) {
+    return 2.0 * static_cast<double>(s.tokens) * s.top_k * (3.0 * s.ffn * s.hidden);
+}
+
+std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool cpu, bool force_layer) {
+    std::vector<Job> jobs;
+    Job routing{Slot::Routing, demos::Demo::Pipeline, s};
+    routing.finish_when_superseded = true;
+    jobs.push_back(routing);
+    if (plan.dispatch) {
+        // Packing small layers takes milliseconds: a few repeats more cost nothing and keep one noisy sample from
+        // deciding. Big layers (hundreds of MB packed per run) keep the repeats asked for.
+        demos::Scenario d = s;
+        const double packed_bytes = static_cast<double>(s.tokens) * s.top_k * s.hidden * 2;
+        if (packed_bytes <= 64e6) d.repeats = std::max(s.repeats, 5);
+        jobs.push_back({Slot::Dispatch, demos::Demo::Dispatch, d});
+        if (plan.sweep) {
+            const bool tokens = plan.sweep_axis == 1;
+            int i = 0;
+            for (double x : sweep_values(s, tokens)) {
+                demos::Scenario p = d;
+                if (tokens) {
+                    p.tokens = static_cast<std::int64_t>(x);
+                } else {
+                    const bool hot = s.skew.rfind("hot", 0) == 0;
+                    char buf[48];
+                    std::snprintf(buf, sizeof buf, hot ? "hot:%g" : "zipf:%g", x);
+                    p.skew = x == 0 ? "uniform" : buf;
+                }
+                jobs.push_back({Slot::Sweep, demos::Demo::Dispatch, p, x, i++});
+            }
+        }
+    }
+    const bool affordable = !cpu || layer_flops(s) <= kCpuLayerFlops;
+    if (force_layer || (plan.full_layer && affordable)) jobs.push_back({Slot::Layer, demos::Demo::Layer, s});
+    return jobs;
+}
+
+Session::Session(const SessionOptions& opt) : opt_(opt) {
+    scenario_ = opt.scenario;
+    // The preset's name shows only while the scenario is that preset (the backend aside).
+    preset_ = is_preset(opt.preset, scenario_) ? opt.preset : "";
+    if (preset_.empty())
+        for (const demos::Preset& p : demos::presets())
+            if (is_preset(p.name, scenario_)) {
+                preset_ = p.name;
+                break;
+            }
+    invalid_ = scenario_.validate();
+    lesson_.progress_path = opt.progress_path.empty() ? demos::default_progress_path() : opt.progress_path;
+    if (opt.background) {
+        runner_ = std::make_unique<Runner>();
+        gpu_probe_ = std::async(std::launch::async, [] {
+            std::pair<std::vector<std::string>, std::string> out;
+            for (const auto& d : moe::gpu::devices()) out.first.push_back(d.name);
+            if (out.first.empty()) out.second = moe::gpu::unavailable_reason();
+            return out;
+        });
+        rerun(0);
+    }
+}
+
+Session::~Session() {
+    runner_.reset();
+    if (gpu_probe_.valid()) gpu_probe_.wait();
+    if (lessons_future_.valid()) lessons_future_.wait();
+}
+
+void Session::set_wake(std::function<void()> wake) {
+    if (runner_) runner_->set_wake(std::move(wake));
+}
+
+bool Session::cpu_backend() const {
+    if (!backend_resolved_.empty()) return backend_resolved_ != "cuda";
+    return scenario_.backend == "cpu" || !moe::gpu::built();
+}
+
+double Session::debounce_ms() const {
+    // Nothing measured yet, or a run under 20 ms: start at once (a newer edit cancels an older run anyway).
+    if (last_routing_ms_ < 20) return 0;
+    return std::clamp(last_routing_ms_ * 0.5, 20.0, 150.0);
+}
+
+void Session::set_scenario(const demos::Scenario& s_in, const std::string& preset, bool keep_backend) {
+    demos::Scenario s = s_in;
+    if (keep_backend) s.backend = scenario_.backend;
+    const std::string name = is_preset(preset, s) ? preset : "";
+    if (s == scenario_) {
+        preset_ = name;
+        return;
+    }
+    scenario_ = s;
+    preset_ = name;
+    invalid_ = scenario_.validate();
+    edit_at_ = now_s();
+    edit_scenario_ = scenario_;
+    rerun(debounce_ms());
+}
+
+void Session::set_plan(const RunPlan& plan) {
+    if (plan == plan_) return;
+    plan_ = plan;
+    rerun(0);
+}
+
+void Session::set_gpus(std::vector<std::string> gpus, std::string why) {
+    gpus_ = std::move(gpus);
+    gpu_unavailable_ = std::move(why);
+}
+
+void Session::rerun(double delay_ms, bool force_layer) {
+    if (!runner_) return;
+    if (!invalid_.empty()) {
+        // Nothing of the app's to run; the lesson's runs (valid scenarios of their own) go on.
+        error_ = RunError{};
+        if (lesson_pending_.empty()) {
+            runner_->cancel();
+        } else {
+            runner_->submit(lesson_pending_, 0);
+        }
+        status_ = runner_->status();
+        return;
+    }
+    std::vector<Job> jobs = plan_jobs(scenario_, plan_, cpu_backend(), force_layer);
+    begin_jobs(jobs);
+    // The lesson's runs join the batch; a run the app needs as well is done once for both.
+    for (const Job& l : lesson_pending_) {
+        auto same = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return serves(j, l); });
+        if (same != jobs.end()) {
+            same->owners |= kOwnerLesson;
+            same->lesson_index = l.lesson_index;
+        } else {
+            jobs.insert(jobs.begin() + 1, l);  // right after the loads: the reveal waits on it
+        }
+    }
+    runner_->submit(std::move(jobs), delay_ms);
+    status_ = runner_->status();
+}
+
+void Session::cancel() {
+    if (runner_) runner_->cancel();
+    lesson_pending_.clear();
+    if (lesson_.phase == LessonPhase::Running && lesson_.run_error.empty()) lesson_.run_error = "cancelled";
+    if (runner_) status_ = runner_->status();
+}
+
+void Session::begin_jobs(const std::vector<Job>& jobs) {
+    sweep_pending_.clear();
+    sweep_expected_ = 0;
+    for (const Job& j : jobs) sweep_expected_ += j.slot == Slot::Sweep;
+    error_ = RunError{};
+}
+
+bool Session::poll() {
+    bool changed = false;
+    if (runner_) {
+        for (JobResult& r : runner_->take_results()) {
+            const unsigned owners = r.job.owners;
+            if ((owners & kOwnerLesson) && (owners & kOwnerApp)) {
+                JobResult copy = r;
+                lesson_result(std::move(copy));
+            } else if (owners & kOwnerLesson) {
+                lesson_result(std::move(r));
+                changed = true;
+                continue;
+            }
+            apply(std::move(r));
+            changed = true;
+        }
+        RunnerStatus st = runner_->status();
+        changed |= st.busy != status_.busy || st.pending != status_.pending || st.fraction != status_.fraction;
+        status_ = st;
+    }
+    if (gpu_probe_.valid() && gpu_probe_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        auto [gpus, why] = gpu_probe_.get();
+        set_gpus(std::move(gpus), std::move(why));
+        changed = true;
+    }
+    if (lessons_future_.valid() && lessons_future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        lesson_.set = lessons_future_.get();
+        try {
+            lesson_.progress = demos::Progress::load(lesson_.progress_path);
+        } catch (const std::exception& e) {
+            lesson_.progress_error = e.what();
+        }
+        lesson_.loaded = true;
+        lesson_.loading = false;
+        changed = true;
+    }
+    return changed;
+}
+
+void Session::apply(JobResult&& r) {
+    if (!r.ok) {
+        error_.present = true;
+        error_.kind = r.error_kind;
+        error_.message = r.error;
+        error_.job = slot_name(r.job.slot);
+        error_.param = flag_of(r.error);
+        if (r.error_kind == moe::ErrorKind::NoDevice) error_.param = "--backend";
+        if (r.error_kind == moe::ErrorKind::OutOfMemory && error_.param.empty()) error_.param = "--tokens";
+        return;
+    }
+    switch (r.job.slot) {
+        case Slot::Routing: {
+            last_routing_ms_ = r.wall_ms;
+            ++routing_results_;
+            // Edit to result: from the edit that asked for this scenario; older edits were passed over.
+            if (edit_at_ >= 0 && r.job.scenario == edit_scenario_) {
+                arrived_edit_at_ = edit_at_;
+                edit_at_ = -1;
+            }
+            results_.routing = std::move(r.result);
+            break;
+        }
+        case Slot::Dispatch:
+            results_.dispatch = std::move(r.result);
+            break;
+        case Slot::Layer:
+            results_.layer = std::move(r.result);
+            break;
+        case Slot::Sweep:
+            sweep_pending_.push_back({r.job.sweep_x, std::move(r.result)});
+            if (sweep_pending_.size() >= sweep_expected_) {
+                std::sort(sweep_pending_.begin(), sweep_pending_.end(),
+                          [](const SweepPoint& a, const SweepPoint& b) { return a.x < b.x; });
+                results_.sweep = std::move(sweep_pending_);
+                results_.sweep_axis = plan_.sweep_axis == 1 ? "tokens" : "skew";
+                sweep_pending_.clear();
+            }
+            break;
+        case Slot::Lesson:
+            break;
+    }
+    if (results_.routing) backend_resolved_ = results_.routing->backend;
+    results_.layer_current =
+        results_.layer && results_.routing && results_.layer->scenario == results_.routing->scenario;
+}
+
+void Session::frame_presented() {
+    if (arrived_edit_at_ < 0) return;
+    latency_.samples_ms.push_back((now_s() - arrived_edit_at_) * 1000.0);
+    arrived_edit_at_ = -1;
+}
+
+bool Session::load_scenario(const std::string& path, std::string* msg) {
+    try {
+        demos::Scenario s = demos::Scenario::load(path);
+        set_scenario(s);
+        scenario_path_ = path;
+        rerun(0);
+        *msg = "Loaded " + path;
+        return true;
+    } catch (const std::exception& e) {
+        error_ = RunError{true, moe::ErrorKind::BadInput, e.what(), "load", ""};
+        *msg = std::string("Could not load: ") + e.what();
+        return false;
+    }
+}
+
+bool Session::save_scenario(const std::string& path, std::string* msg) {
+    try {
+        scenario_.save(path);
+        scenario_path_ = path;
+        *msg = "Saved " + path;
+        return true;
+    } catch (const std::exception& e) {
+        *msg = std::string("Could not save: ") + e.what();
+        return false;
+    }
+}
+
+bool Session::export_result(const std::string& json_path, const std::string& csv_path, std::string* msg) const {
+    const demos::Result* r = results_.loads();
+    if (!r) {
+        *msg = "Nothing to export yet";
+        return false;
+    }
+    std::string err;
+    nlohmann::json j = demos::to_json(*r);
+    if (results_.dispatch) j["strategies"] = demos::to_json(*results_.dispatch)["strategies"];
+    std::string csv = demos::to_csv(*r);
+    if (results_.dispatch) {
+        // The strategy rows of the dispatch run ("dispatch,STRATEGY,…"), without repeating its header.
+        std::string d = demos::to_csv(*results_.dispatch);
+        std::size_t pos = 0;
+        bool first = true;
+        while (pos < d.size()) {
+            std::size_t nl = d.find('\n', pos);
+            std::string line = d.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos + 1);
+            if (!first && line.rfind("dispatch,", 0) == 0) csv += line;
+            first = false;
+            if (nl == std::string::npos) break;
+            pos = nl + 1;
+        }
+    }
+    if (!demos::write_file_atomic(json_path, j.dump(2) + "\n", &err) ||
+        !demos::write_file_atomic(csv_path, csv, &err)) {
+        *msg = "Export failed: " + err;
+        return false;
+    }
+    *msg = "Exported " + json_path + " and .csv";
+    return true;
+}
+
+// ---- lessons ----------------------------------------------------------------------------------------------------
+
+void Session::load_lessons() {
+    if (lesson_.loaded || lesson_.loading) return;
+    lesson_.loading = true;
+    lessons_future_ = std::async(std::launch::async, [] { return demos::load_lessons(demos::lessons_dir("")); });
+}
+
+void Session::start_lesson(int index, int variation) {
+    if (index < 0 || index >= int(lesson_.set.lessons.size())) return;
+    const demos::Lesson& L = lesson_.set.lessons[std::size_t(index)];
+    if (variation < 0 || variation > int(L.try_next.size())) return;
+    lesson_pending_.clear();
+    LessonSession& P = lesson_;
+    P.current = index;
+    P.variation = variation;
+    ++P.round;
+    P.scenario = L.scenario;
+    P.params = L.params;
+    if (variation > 0) {
+        const demos::TryNext& t = L.try_next[std::size_t(variation - 1)];
+        P.scenario = demos::apply_overrides(L.scenario, t.overrides, L.source);
+        for (auto& [k, x] : t.params) P.params[k] = x;
+    }
+    P.phase = LessonPhase::Predict;
+    P.presenter = false;
+    P.answer = {};
+    P.votes.clear();
+    P.guesses.clear();
+    P.class_right = P.class_total = 0;
+    P.results.clear();
+    P.run_error.clear();
+    P.reveal = demos::LessonReveal{};
+    P.grade = demos::LessonGrade{};
+}
+
+std::vector<Job> Session::lesson_jobs() const {
+    const demos::Lesson* L = lesson_.lesson();
+    std::vector<Job> jobs;
+    if (!L) return jobs;
+    std::vector<demos::Scenario> scenarios = demos::lesson_scenarios(*L, lesson_.scenario, scenario_.backend);
+    for (std::size_t i = 0; i < scenarios.size(); ++i) {
+        Job j{Slot::Lesson, L->demo, scenarios[i]};
+        j.owners = kOwnerLesson;
+        j.lesson_index = int(i);
+        jobs.push_back(j);
+    }
+    return jobs;
+}
+
+void Session::commit_lesson(const demos::LessonAnswer& answer, bool presenter, const std::vector<int>& votes,
+                            const std::string& guesses) {
+    LessonSession& P = lesson_;
+    if (!P.lesson() || P.phase != LessonPhase::Predict) return;
+    P.answer = answer;
+    P.presenter = presenter;
+    P.votes = votes;
+    P.guesses = guesses;
+    // The scenario goes into the controls only now (before, the other views would give the answer away); in
+    // presenter mode only at the reveal. Either way the lesson's runs join the app's in one batch, and a run
+    // that both need is done once.
+    demos::Scenario s = P.scenario;
+    s.backend = scenario_.backend;
+    if (!presenter && !(s == scenario_)) {
+        lesson_pending_ = lesson_jobs();
+        P.results.assign(lesson_pending_.size(), std::nullopt);
+        P.run_error.clear();
+        P.phase = LessonPhase::Running;
+        set_scenario(s);
+        if (!runner_ || !invalid_.empty()) rerun(0);
+        return;
+    }
+    retry_lesson();
+}
+
+void Session::retry_lesson() {
+    LessonSession& P = lesson_;
+    if (!P.lesson()) return;
+    lesson_pending_ = lesson_jobs();
+    P.results.assign(lesson_pending_.size(), std::nullopt);
+    P.run_error.clear();
+    P.phase = LessonPhase::Running;
+    if (!runner_) return;
+    // Whatever the app still waits for goes on, in the same batch.
+    if (status_.busy || status_.pending || !invalid_.empty()) {
+        rerun(0);
+    } else {
+        runner_->submit(lesson_pending_, 0, 0);
+        status_ = runner_->status();
+    }
+}
+
+void Session::lesson_result(JobResult&& r) {
+    LessonSession& P = lesson_;
+    if (P.phase != LessonPhase::Running) return;
+    // Only a result for one of this round's runs counts (a superseded batch may still deliver an old one).
+    auto it = std::find_if(lesson_pending_.begin(), lesson_pending_.end(), [&](const Job& j) {
+        return j.lesson_index == r.job.lesson_index && (serves(r.job, j) || serves(j, r.job));
+    });
+    if (it == lesson_pending_.end()) return;
+    lesson_pending_.erase(it);
+    if (!r.ok) {
+        P.run_error = r.error;
+        lesson_pending_.clear();
+        return;
+    }
+    if (r.job.lesson_index >= 0 && r.job.lesson_index < int(P.results.size()))
+        P.results[std::size_t(r.job.lesson_index)] = std::move(r.result);
+    if (lesson_pending_.empty()) finish_lesson();
+}
+
+// The class's answers (presenter mode): how many of them the engine's numbers make right.
+static void count_class(LessonSession& P, const demos::Lesson& L) {
+    const demos::LessonQuestion& q = L.question;
+    P.class_right = P.class_total = 0;
+    if (q.kind == demos::QuestionKind::Choice) {
+        for (std::size_t i = 0; i < q.choices.size() && i < P.votes.size(); ++i) {
+            P.class_total += P.votes[i];
+            if (q.choices[i].key == P.grade.right_key) P.class_right += P.votes[i];
+        }
+        return;
+    }
+    std::stringstream ss(P.guesses);
+    for (std::string item; std::getline(ss, item, ',');) {
+        char* end = nullptr;
+        double v = std::strtod(item.c_str(), &end);
+        if (end == item.c_str()) continue;
+        ++P.class_total;
+        P.class_right += std::fabs(v - P.grade.truth) <= P.grade.tolerance * (1 + 1e-12);
+    }
+}
+
+void Session::finish_lesson() {
+    LessonSession& P = lesson_;
+    const demos::Lesson& L = *P.lesson();
+    for (auto& r : P.results)
+        if (!r) return;
+    try {
+        std::vector<demos::Result> results;
+        for (auto& r : P.results) results.push_back(std::move(*r));
+        P.results.clear();
+        demos::make_reveal(L, P.scenario, P.params, std::move(results), &P.reveal);
+        if (P.presenter) {
+            P.grade = demos::grade(L, P.reveal, demos::LessonAnswer{});
+            count_class(P, L);
+            P.phase = LessonPhase::Hidden;
+            return;
+        }
+        P.grade = demos::grade(L, P.reveal, P.answer);
+        P.phase = LessonPhase::Revealed;
+    } catch (const std::exception& e) {
+        P.run_error = e.what();
+        return;
+    }
+    const demos::LessonQuestion& q = L.question;
+    std::string text = q.kind == demos::QuestionKind::Choice ? P.answer.choice : "";
+    if (text.empty() && q.kind == demos::QuestionKind::Bars) {
+        for (double b : P.answer.bars) text += (text.empty() ? "" : ",") + demos::lesson::format_number(b);
+    }
+    if (text.empty()) text = demos::lesson::format_number(P.answer.value);
+    try {
+        P.progress.record(L.id, P.grade.correct, P.grade.score, P.answer.confidence, text);
+        P.progress.save(P.progress_path);
+        P.progress_error.clear();
+    } catch (const std::exception& e) {
+        P.progress_error = std::string("progress not saved: ") + e.what();
+    }
+}
+
+void Session::reveal_lesson() {
+    LessonSession& P = lesson_;
+    if (P.phase != LessonPhase::Hidden) return;
+    P.phase = LessonPhase::Revealed;
+    set_scenario(P.scenario, "", true);
+}
+
+void Session::vote_again() {
+    if (lesson_.phase == LessonPhase::Hidden) lesson_.phase = LessonPhase::Predict;
+}
+
+}  // namespace moelab_gui

@@ -1,0 +1,217 @@
+// The app's state as one Session (plain C++, no ImGui): the scenario being edited, its validation, the one Runner,
+// the latest Results, the lesson being played and the numbers of edit-to-result. The Session is the only writer of
+// all of it: through set_scenario() and the typed Commands (commands.hpp) that the app carries out after a frame.
+// Views and the script driver read it through const accessors.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/gui/runner.hpp"
+#include "demos/engine.hpp"
+#include "demos/lesson.hpp"
+#include "demos/lesson_play.hpp"
+#include "demos/lesson_progress.hpp"
+
+namespace moelab_gui {
+
+// One point of the dispatch sweep: the swept value and the dispatch demo's result there.
+struct SweepPoint {
+    double x = 0;
+    demos::Result result;
+};
+
+// What the views draw: the newest result of each kind. Each came from one scenario (Result::scenario).
+struct ResultSet {
+    std::optional<demos::Result> routing;   // loads, communication and the pipeline model (cheap, arrives first)
+    std::optional<demos::Result> dispatch;  // packing strategies side by side
+    std::optional<demos::Result> layer;     // the whole layer: stage times and its measured timeline
+    std::vector<SweepPoint> sweep;          // dispatch strategies over skew or tokens
+    std::string sweep_axis;                 // "skew" | "tokens"
+    bool layer_current = false;             // `layer` was computed for the same scenario as `routing`
+
+    // The result to show loads and communication from: the layer run when it is current, else routing.
+    const demos::Result* loads() const;
+};
+
+struct RunError {
+    bool present = false;
+    moe::ErrorKind kind = moe::ErrorKind::Runtime;
+    std::string message;
+    std::string job;    // which run failed (routing, layer, ...)
+    std::string param;  // the control it belongs to ("--backend", "--tokens", ...), "" for the top of the panel
+};
+
+// Which runs an edit needs, from what the views show: dispatch and its sweep only while that view is open.
+struct RunPlan {
+    bool dispatch = true;
+    bool sweep = true;
+    int sweep_axis = 0;  // 0 skew, 1 tokens
+    bool full_layer = true;
+    bool operator==(const RunPlan& o) const {
+        return dispatch == o.dispatch && sweep == o.sweep && sweep_axis == o.sweep_axis && full_layer == o.full_layer;
+    }
+};
+
+// The jobs one scenario needs: routing + pipeline model first (fast), then dispatch and its sweep when that view
+// is open, then the whole layer. On the CPU reference the whole layer joins only while its expert FFNs stay under
+// kCpuLayerFlops; `force_layer` adds it regardless (the "+ experts" button).
+std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool cpu = false, bool force_layer = false);
+// Expert FLOPs of one layer, 2·T·k·(2F·d + d·F), and the most the CPU reference re-runs on every edit (a few
+// seconds on two cores); bigger layers run when asked.
+double layer_flops(const demos::Scenario& s);
+constexpr double kCpuLayerFlops = 3e11;
+
+// The lesson being played. Its runs go through the session's one runner: a run the app needs too (same demo,
+// same scenario) is run once and serves both.
+enum class LessonPhase { Predict, Running, Hidden, Revealed };
+
+struct LessonSession {
+    demos::LessonSet set;
+    bool loaded = false;   // the lesson files have been read (on a background thread)
+    bool loading = false;  // they are being read
+    demos::Progress progress;
+    std::string progress_path;
+    std::string progress_error;
+
+    int current = -1;         // index into set.lessons
+    int variation = 0;        // 0: the lesson; i: try_next[i-1]
+    std::uint64_t round = 0;  // bumped by every start(): views reset their draft answer when it changes
+    demos::Scenario scenario;
+    std::map<std::string, double> params;
+    LessonPhase phase = LessonPhase::Predict;
+    bool presenter = false;  // committed in presenter mode: the class's votes, the answer hidden until revealed
+
+    demos::LessonAnswer answer;  // as committed
+    std::vector<int> votes;      // presenter mode, choice questions: one count per choice
+    std::string guesses;         // presenter mode, other kinds: the class's answers, comma-separated
+    int class_right = 0, class_total = 0;
+
+    std::vector<std::optional<demos::Result>> results;  // one per lesson run, filled as they arrive
+    std::string run_error;
+    demos::LessonReveal reveal;
+    demos::LessonGrade grade;
+
+    const demos::Lesson* lesson() const {
+        return current >= 0 && current < int(set.lessons.size()) ? &set.lessons[std::size_t(current)] : nullptr;
+    }
+};
+
+// Edit to result: from the edit (set_scenario) to the frame that first shows the new loads.
+struct LatencyStats {
+    std::vector<double> samples_ms;  // every one of this session
+    double median_ms() const;
+    double p95_ms() const;
+};
+
+struct SessionOptions {
+    demos::Scenario scenario;
+    std::string preset;         // its preset name, if it is one
+    bool background = true;     // false: no runner; the snapshot runs jobs itself and feeds apply()
+    std::string progress_path;  // lesson progress ("" = the default)
+};
+
+class Session {
+  public:
+    explicit Session(const SessionOptions& opt);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // ---- read ----
+    const demos::Scenario& scenario() const { return scenario_; }
+    const std::string& preset() const { return preset_; }
+    // scenario().validate(): each message starts with the parameter's flag.
+    const std::vector<std::string>& invalid() const { return invalid_; }
+    const ResultSet& results() const { return results_; }
+    const RunError& error() const { return error_; }
+    const RunnerStatus& status() const { return status_; }
+    // Results are from an older scenario (a run is pending or running, or the scenario is invalid).
+    bool stale() const { return status_.busy || status_.pending || !invalid_.empty(); }
+    bool busy() const { return status_.busy || status_.pending; }
+    const std::string& backend_resolved() const { return backend_resolved_; }
+    bool cpu_backend() const;  // runs go to the CPU reference (from the last result, or what this build can do)
+    const std::vector<std::string>& gpus() const { return gpus_; }
+    const std::string& gpu_unavailable() const { return gpu_unavailable_; }
+    const std::string& scenario_path() const { return scenario_path_; }
+    const LessonSession& lesson() const { return lesson_; }
+    const LatencyStats& edit_to_result() const { return latency_; }
+    // The debounce the next edit gets, from the cost of the last run (ms).
+    double debounce_ms() const;
+    std::uint64_t routing_results() const { return routing_results_; }  // routing results applied so far
+
+    // ---- write (the app, between frames) ----
+    // The one way to change the scenario: validates it, keeps the preset's name while it still matches, and
+    // starts a debounced re-run. `keep_backend`: the user's backend stands (presets and lessons describe models).
+    void set_scenario(const demos::Scenario& s, const std::string& preset = "", bool keep_backend = false);
+    void set_plan(const RunPlan& plan);  // re-runs when it adds runs that the views now need
+    const RunPlan& plan() const { return plan_; }
+    void rerun(double delay_ms = 0, bool force_layer = false);
+    void cancel();
+    // Takes finished runs from the runner and the GPU probe. Returns true when something changed.
+    bool poll();
+    // Applies one finished job (the snapshot feeds its synchronous runs through this too).
+    void apply(JobResult&& r);
+    // Resets what a batch of jobs will fill (the sweep's expected points).
+    void begin_jobs(const std::vector<Job>& jobs);
+    // The window calls this after each frame it presented: a routing result that arrived before that frame
+    // has now been seen, and its edit-to-result time is recorded.
+    void frame_presented();
+    void set_gpus(std::vector<std::string> gpus, std::string why);
+    void set_wake(std::function<void()> wake);
+
+    bool load_scenario(const std::string& path, std::string* msg);
+    bool save_scenario(const std::string& path, std::string* msg);
+    bool export_result(const std::string& json_path, const std::string& csv_path, std::string* msg) const;
+
+    // Lessons.
+    void load_lessons();  // starts reading the lesson files on a background thread
+    void start_lesson(int index, int variation);
+    // Commits the prediction (or, in presenter mode, the class's votes) and starts the reveal's runs.
+    void commit_lesson(const demos::LessonAnswer& answer, bool presenter, const std::vector<int>& votes,
+                       const std::string& guesses);
+    void retry_lesson();   // the reveal's runs again, after a failure
+    void reveal_lesson();  // presenter mode: show the answer that the class has voted on
+    void vote_again();
+
+  private:
+    void submit(double delay_ms, bool force_layer);
+    void lesson_result(JobResult&& r);
+    void finish_lesson();
+    std::vector<Job> lesson_jobs() const;
+
+    SessionOptions opt_;
+    demos::Scenario scenario_;
+    std::string preset_;
+    std::vector<std::string> invalid_;
+    ResultSet results_;
+    RunError error_;
+    RunnerStatus status_;
+    RunPlan plan_;
+    std::string backend_resolved_;
+    std::vector<std::string> gpus_;
+    std::string gpu_unavailable_;
+    std::string scenario_path_;
+    std::unique_ptr<Runner> runner_;
+    std::vector<SweepPoint> sweep_pending_;
+    std::size_t sweep_expected_ = 0;
+    std::future<std::pair<std::vector<std::string>, std::string>> gpu_probe_;
+    std::future<demos::LessonSet> lessons_future_;
+    LessonSession lesson_;
+    std::vector<Job> lesson_pending_;  // the lesson's jobs whose results have not come back yet
+
+    // Edit to result.
+    double edit_at_ = -1;            // when the scenario last changed (steady clock, s)
+    demos::Scenario edit_scenario_;  // that scenario
+    double arrived_edit_at_ = -1;    // a routing result for it arrived; the next presented frame shows it
+    LatencyStats latency_;
+    double last_routing_ms_ = -1;  // how long the last routing run took
+    std::uint64_t routing_results_ = 0;
+};
+
+}  // namespace moelab_gui
