@@ -148,7 +148,7 @@ std::string ascii_timeline(const std::vector<Span>& spans, double total_ms) {
         }
         if (any) os << "  " << std::string(lane) + std::string(10 - std::strlen(lane), ' ') << "|" << row << "|\n";
     }
-    char buf[96];
+    char buf[200];
     std::snprintf(buf, sizeof buf, "  %10s0%*s%.3f ms (digits: micro-batch)\n", "", width - 1, "", total_ms);
     os << buf;
     return os.str();
