@@ -229,10 +229,8 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     const double tpe = double(assignments) / std::max(experts, 1);
     if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
     cudaStream_t st = to_cuda(s);
-    if (impl == ExpertsImpl::Decode) {
+    if (impl == ExpertsImpl::Decode) {  // two launches in all: the down kernel zeroes the padding rows itself
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-        zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
-        MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
         decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
                    decode_chunk_tokens(tpe), st);
         return impl;
@@ -260,8 +258,10 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     cudaStream_t st = to_cuda(s);
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-    zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
-    MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
+    if (impl != ExpertsImpl::Decode) {
+        zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
+        MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
+    }
     if (max_rows == 0) return impl;
     if (impl == ExpertsImpl::Decode) {
         decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,

@@ -216,6 +216,10 @@ __global__ void __launch_bounds__(kThreads)
                           int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
+    // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
@@ -275,6 +279,17 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
+    // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ... GEMM 1 never
+    // touches y, so this runs before waiting for it.
+    for (int e = blockIdx.x; e < experts; e += gridDim.x) {
+        const std::int64_t p0 = std::int64_t(offsets[e]) + counts[e], p1 = offsets[e + 1];
+        for (std::int64_t i = p0 * hidden + threadIdx.x; i < p1 * hidden; i += blockDim.x) y[i] = 0;
+    }
+    // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
+    // tail; h is read only after it has completed and its writes are visible.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
     const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
@@ -375,7 +390,22 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const std::int64_t resident = std::int64_t(persistent_blocks(k2, smem, 1LL << 40)) * kWarps;
         const int split = choose_split(est, resident, ffn);
         const unsigned grid = persistent_blocks(k2, smem, (est * split + kWarps - 1) / kWarps);
-        k2<<<grid, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y, split);
+        // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
+        // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(grid);
+        cfg.blockDim = dim3(kThreads);
+        cfg.dynamicSmemBytes = std::size_t(smem);
+        cfg.stream = st;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        if (cudaLaunchKernelEx(&cfg, k2, h, counts, offsets, experts, hidden, ffn, w2, y, split) != cudaSuccess) {
+            (void)cudaGetLastError();  // no programmatic launch here: an ordinary one (the wait is then a no-op)
+            k2<<<grid, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y, split);
+        }
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }
