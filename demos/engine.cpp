@@ -351,7 +351,7 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
 
     PipelineInput pin = pipeline_input(s);
     r.pipeline = simulate_pipeline(pin, &r.model_timeline);
-    if (demo == Demo::Pipeline && r.backend == "cuda") {
+    if (demo == Demo::Pipeline && r.backend == "cuda" && ctl.measure_pipeline) {
         // The ping-pong schedule for real: attention and expert pools on the GPU, every span measured, and the
         // model re-run with constants fitted on this GPU.
         run_measured_pipeline(s, r, [&](float f, const std::string& what) {
@@ -359,8 +359,11 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
             if (ctl.cancel && ctl.cancel->load()) throw moe::Error(moe::ErrorKind::Runtime, "run cancelled");
         });
     } else if (demo == Demo::Pipeline) {
-        r.notes.push_back("The pipeline timeline is modelled (MegaScale-Infer's ping-pong schedule), not measured: "
-                          "measuring it needs the cuda backend.");
+        r.notes.push_back(r.backend == "cuda"
+                              ? "The pipeline timeline here is modelled (MegaScale-Infer's ping-pong schedule); the "
+                                "measured run on GPU pools follows."
+                              : "The pipeline timeline is modelled (MegaScale-Infer's ping-pong schedule), not "
+                                "measured: measuring it needs the cuda backend.");
     }
     if (ctl.progress) ctl.progress(1.0f, "done");
     return r;

@@ -14,6 +14,9 @@ struct RunControl {
     std::function<void(float fraction, const std::string& what)> progress;
     const std::atomic<bool>* cancel = nullptr;
     std::string dump_dir;  // write .npy inputs and outputs when not empty
+    // The pipeline demo on the cuda backend runs the ping-pong schedule on GPU pools (and calibrates the model
+    // there); false keeps it modelled, for a cheap first run such as the app's routing job.
+    bool measure_pipeline = true;
 };
 
 // Which backend a scenario's `backend` resolves to here ("cpu" or "cuda"), with the reason when auto falls back.

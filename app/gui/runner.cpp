@@ -23,6 +23,8 @@ const char* slot_name(Slot s) {
             return "layer";
         case Slot::Lesson:
             return "lesson";
+        case Slot::Pipeline:
+            return "pipeline";
     }
     return "?";
 }
@@ -37,6 +39,7 @@ JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bo
         demos::RunControl ctl;
         ctl.cancel = cancel;
         ctl.progress = progress;
+        ctl.measure_pipeline = job.slot != Slot::Routing;  // the first, cheap run keeps the pipeline modelled
         r.result = demos::run(job.scenario, job.demo, ctl);
         r.ok = true;
     } catch (const moe::Error& e) {

@@ -17,7 +17,7 @@
 namespace moelab_gui {
 
 // Which part of the session's ResultSet a job fills (Lesson: only the lesson's reveal reads it).
-enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson };
+enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson, Pipeline };
 const char* slot_name(Slot s);
 
 // Who reads a job's result: the app's views, the lesson's reveal, or both (one run serves both owners).

@@ -111,6 +111,8 @@ std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool c
             }
         }
     }
+    // On a GPU, the ping-pong schedule for real on two SM pools, with the model calibrated there.
+    if (!cpu && plan.pipeline) jobs.push_back({Slot::Pipeline, demos::Demo::Pipeline, s});
     const bool affordable = !cpu || layer_flops(s) <= kCpuLayerFlops;
     if (force_layer || (plan.full_layer && affordable)) jobs.push_back({Slot::Layer, demos::Demo::Layer, s});
     return jobs;
@@ -309,12 +311,17 @@ void Session::apply(JobResult&& r) {
                 sweep_pending_.clear();
             }
             break;
+        case Slot::Pipeline:
+            results_.pipeline = std::move(r.result);
+            break;
         case Slot::Lesson:
             break;
     }
     if (results_.routing) backend_resolved_ = results_.routing->backend;
     results_.layer_current =
         results_.layer && results_.routing && results_.layer->scenario == results_.routing->scenario;
+    results_.pipeline_current =
+        results_.pipeline && results_.routing && results_.pipeline->scenario == results_.routing->scenario;
 }
 
 void Session::frame_presented() {

@@ -31,9 +31,11 @@ struct ResultSet {
     std::optional<demos::Result> routing;   // loads, communication and the pipeline model (cheap, arrives first)
     std::optional<demos::Result> dispatch;  // packing strategies side by side
     std::optional<demos::Result> layer;     // the whole layer: stage times and its measured timeline
+    std::optional<demos::Result> pipeline;  // the ping-pong pipeline measured on GPU pools (cuda backend only)
     std::vector<SweepPoint> sweep;          // dispatch strategies over skew or tokens
     std::string sweep_axis;                 // "skew" | "tokens"
     bool layer_current = false;             // `layer` was computed for the same scenario as `routing`
+    bool pipeline_current = false;          // `pipeline` likewise
 
     // The result to show loads and communication from: the layer run when it is current, else routing.
     const demos::Result* loads() const;
@@ -53,8 +55,10 @@ struct RunPlan {
     bool sweep = true;
     int sweep_axis = 0;  // 0 skew, 1 tokens
     bool full_layer = true;
+    bool pipeline = true;  // the measured pipeline (GPU only), while the timeline view is open
     bool operator==(const RunPlan& o) const {
-        return dispatch == o.dispatch && sweep == o.sweep && sweep_axis == o.sweep_axis && full_layer == o.full_layer;
+        return dispatch == o.dispatch && sweep == o.sweep && sweep_axis == o.sweep_axis && full_layer == o.full_layer &&
+               pipeline == o.pipeline;
     }
 };
 

@@ -13,6 +13,7 @@ RunPlan run_plan(const ViewState& vs) {
     p.sweep = vs.sweep_on;
     p.sweep_axis = vs.sweep_axis;
     p.full_layer = vs.run_full_layer;
+    p.pipeline = vs.show_timeline;
     return p;
 }
 

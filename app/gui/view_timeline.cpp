@@ -131,17 +131,69 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
     }
 }
 
+// The measured pipeline: the condition with the measured Tc and Tf, the pools and their split (a slider), and the
+// calibrated model's iteration beside the measured one.
+void measured_header(const demos::Result& r, const Session& ses, ViewState& vs, Commands& cmd) {
+    const Palette& pal = skin().pal;
+    const demos::PipelineRun& mp = r.measured_pipeline;
+    condition_line(mp.measured, vs);
+    ImGui::Text("measured iteration %s (min %s · p95 %s), %.3g tokens/s", charts::fmt_ms(mp.iteration.median_ms).c_str(),
+                charts::fmt_ms(mp.iteration.min_ms).c_str(), charts::fmt_ms(mp.iteration.p95_ms).c_str(),
+                mp.tokens_per_s);
+    ImGui::SameLine();
+    provenance_badge(pal, mp.link_paced ? demos::Provenance::Emulated : demos::Provenance::MeasuredGpu);
+    ImGui::Text("model, calibrated on this GPU: %s (%+.0f%%)", charts::fmt_ms(r.pipeline.total_ms).c_str(),
+                100 * mp.model_error);
+    ImGui::SameLine();
+    provenance_badge(pal, demos::Provenance::Modeled);
+    if (ImGui::IsItemHovered()) {
+        char buf[400];
+        std::snprintf(buf, sizeof buf,
+                      "The model's constants were fitted from solo runs of each stage on these pools: Ta = %.3g·ba + "
+                      "%.3g µs, Te = %.3g·be + %.3g µs, Tc = %.1f µs + bytes / %.0f GB/s.",
+                      mp.k1, mp.k2, mp.k3, mp.k4, mp.link_latency_us, mp.link_gbps);
+        wrapped_tooltip(buf);
+    }
+    if (mp.pools == "green-contexts" && mp.device_sms > 16) {
+        static int split = 0;          // the slider's value while it is dragged
+        static bool dragging = false;  // else it follows the result
+        if (!dragging) split = mp.attention_sms;
+        ImGui::SetNextItemWidth(std::min(320.0f, ImGui::GetContentRegionAvail().x * 0.5f));
+        ImGui::SliderInt("attention SMs", &split, 8, mp.device_sms - 8, "%d");
+        dragging = ImGui::IsItemActive();
+        anchor("pipeline_split");
+        if (ImGui::IsItemDeactivatedAfterEdit() && !vs.snapshot) {
+            demos::Scenario s = ses.scenario();
+            s.attention_sms = split;
+            cmd.set_scenario(s, ses.preset(), true);
+        }
+        if (ImGui::IsItemHovered())
+            wrapped_tooltip("Green contexts split this GPU's SMs into an attention pool and an expert pool: the "
+                            "one-GPU analogue of MegaScale-Infer's attention replicas n_a. Release to re-run.");
+        ImGui::SameLine();
+        ImGui::TextDisabled("| experts %d of %d SMs", mp.expert_sms, mp.device_sms);
+    } else {
+        ImGui::TextDisabled("pools: %s%s%s", mp.pools.c_str(), mp.pools_note.empty() ? "" : " — ",
+                            mp.pools_note.c_str());
+    }
+}
+
 }  // namespace
 
 static void draw_timeline(const Session& ses, ViewState& vs, Commands& cmd) {
     const Palette& pal = skin().pal;
-    const demos::Result* pr =
-        ses.results().routing ? &*ses.results().routing : (ses.results().layer ? &*ses.results().layer : nullptr);
+    const ResultSet& rs = ses.results();
+    const demos::Result* pr = rs.pipeline && rs.pipeline_current
+                                  ? &*rs.pipeline
+                                  : (rs.routing ? &*rs.routing : (rs.layer ? &*rs.layer : nullptr));
     if (!pr || !pr->pipeline.present) {
         no_result_note(ses, "pipeline timeline");
         return;
     }
-    condition_line(pr->pipeline, vs);
+    if (pr->measured_pipeline.present)
+        measured_header(*pr, ses, vs, cmd);
+    else
+        condition_line(pr->pipeline, vs);
 
     bool any_measured = false;
     for (const demos::Span& s : pr->timeline) any_measured |= pipe_lane(s.lane) >= 0;
