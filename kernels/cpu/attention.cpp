@@ -31,6 +31,13 @@ void validate(const Spec& s) {
                                               << "; every KV group must serve the same number of query heads");
     }
     if (s.hidden < 1 || s.hidden > 65536) bad("hidden", s.hidden, "allowed: 1 .. 65536");
+    // Products that index memory stay far inside 64 bits, and batch·q_heads inside one CUDA grid.
+    if (double(s.batch) * s.kv_groups * s.context * kD > std::ldexp(1.0, 46))
+        MOE_BAD_INPUT("attention: batch " << s.batch << " × kv_groups " << s.kv_groups << " × context " << s.context
+                                          << " × 128 is more than 2^46 cache elements; make one of them smaller");
+    if (double(s.batch) * s.q_heads > std::ldexp(1.0, 30))
+        MOE_BAD_INPUT("attention: batch " << s.batch << " × q_heads " << s.q_heads
+                                          << " is more than 2^30 query rows; make one of them smaller");
 }
 
 std::int64_t qkv_cols(const Spec& s) { return std::int64_t(s.q_heads + 2 * s.kv_groups) * kD; }

@@ -250,6 +250,8 @@ TEST(Attention, BadShapesAreRejectedWithTheirName) {
     expect_bad(spec(1, 8, 4, 8, 64), "kv_groups");
     expect_bad(spec(1, 8, 6, 4, 64), "multiple of kv_groups");
     expect_bad(spec(1, 8, 4, 2, 0), "hidden");
+    expect_bad(spec(1 << 24, 1 << 24, 4, 2, 64), "cache elements");
+    expect_bad(spec(1 << 24, 8, 1024, 1024, 64), "query rows");
     auto sp = spec(1, 8, 4, 2, 64);
     std::vector<bf16_t> w(std::size_t(att::qkv_cols(sp) * 64)), wo(std::size_t(64) * 4 * kD);
     EXPECT_THROW(att::make_weights(1, -1, sp, w.data(), wo.data()), Error);
