@@ -23,6 +23,7 @@ struct SnapArgs {
     int width = 1280, height = 800;
     float scale = 1.0f;
     bool presenter = false, light = false, full_layer = false, quiet = false;
+    std::string result;
 };
 }  // namespace
 
@@ -43,6 +44,9 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
                   "Also run the expert FFNs for measured stage times (seconds on the CPU reference)");
     cmd->add_option("--preset", a->preset, "Start from a model preset; other flags override it");
     cmd->add_flag("--quiet,-q", a->quiet, "No progress on stderr");
+    cmd->add_option("--result", a->result,
+                    "Draw a saved Result (JSON from moelab run ... --json), e.g. a pipeline measured on a GPU "
+                    "machine, instead of running the scenario here");
     add_scenario_flags(cmd, a->flags);
     cmd->footer(
         "Example: moelab snapshot --view overview --out assets/readme-overview.png\n"
@@ -62,6 +66,7 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
             o.light = a->light;
             o.full_layer = a->full_layer;
             o.quiet = a->quiet;
+            o.result = a->result;
             o.scenario = resolve_scenario_with_preset(a->flags, a->preset);
             return moelab_gui::run_snapshot(o);
 #else

@@ -39,6 +39,7 @@ struct SnapshotOptions {
     bool full_layer = false;  // also run the whole layer (expert FFNs) for measured stage times
     demos::Scenario scenario;
     bool quiet = false;
+    std::string result;  // draw this saved Result (moelab run ... --json) instead of running the scenario
 };
 
 // Names accepted by SnapshotOptions::view.

@@ -16,6 +16,7 @@
 #include "app/gui/gl_failure.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
+#include "demos/result_load.hpp"
 #include "kernels/api.hpp"
 
 namespace moelab_gui {
@@ -270,9 +271,33 @@ int run_snapshot(const SnapshotOptions& o) {
         }
         ses.set_plan(run_plan(vs));
 
-        // Run everything the view draws, synchronously, with progress on stderr.
+        // Run everything the view draws, synchronously, with progress on stderr; or draw a saved Result (a run
+        // measured on a GPU machine, shown here with its device and provenance).
         std::vector<Job> jobs = plan_jobs(o.scenario, run_plan(vs), false, o.full_layer);
-        ses.begin_jobs(jobs);
+        if (!o.result.empty()) {
+            jobs.clear();
+            demos::Result saved = demos::load_result(o.result);
+            std::vector<JobResult> given;
+            JobResult base;
+            base.generation = 1;
+            base.ok = true;
+            base.job = {Slot::Routing, demos::Demo::Pipeline, saved.scenario};
+            base.result = saved;
+            given.push_back(base);
+            if (saved.demo == demos::Demo::Pipeline && saved.measured_pipeline.present) {
+                base.job.slot = Slot::Pipeline;
+                given.push_back(base);
+            } else if (saved.demo == demos::Demo::Layer) {
+                base.job = {Slot::Layer, demos::Demo::Layer, saved.scenario};
+                given.push_back(base);
+            }
+            for (auto& g : given) jobs.push_back(g.job);
+            ses.begin_jobs(jobs);
+            for (auto& g : given) ses.apply(std::move(g));
+            jobs.clear();
+        } else {
+            ses.begin_jobs(jobs);
+        }
         for (std::size_t i = 0; i < jobs.size(); ++i) {
             if (!o.quiet)
                 std::fprintf(stderr, "moelab: snapshot: running %s (%zu/%zu)\n", slot_name(jobs[i].slot), i + 1,
