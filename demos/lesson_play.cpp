@@ -524,8 +524,9 @@ std::vector<std::string> verify_lesson(const Lesson& l, const std::string& backe
             };
             // No misconception may fire anywhere in the band that is graded right, and the band's edges grade as
             // the tolerance says.
-            const double lo_in = q.max > q.min ? std::max(q.min, truth - tol) : truth - tol;
-            const double hi_in = q.max > q.min ? std::min(q.max, truth + tol) : truth + tol;
+            const double edge_eps = 1e-6 * std::max(tol, 1e-12);  // the band's own edges are rounding's business
+            const double lo_in = (q.max > q.min ? std::max(q.min, truth - tol) : truth - tol) + edge_eps;
+            const double hi_in = (q.max > q.min ? std::min(q.max, truth + tol) : truth + tol) - edge_eps;
             for (int i = 0; i <= 40; ++i) {
                 double g = lo_in + (hi_in - lo_in) * i / 40.0;
                 if (const Misconception* m = firing(g)) {
