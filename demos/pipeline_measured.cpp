@@ -120,7 +120,8 @@ Calibration Calibration::from_toml(const std::string& text, const std::string& s
         static const char* known[] = {"device", "pools", "attention_sms", "expert_sms", "k1", "k2", "k3", "k4",
                                       "link_gbps", "link_latency_us", "ba", "ta_us", "be", "te_us", "tc_bytes",
                                       "tc_us", "msg_bytes", "msg_util"};
-        if (std::none_of(std::begin(known), std::end(known), [&](const char* x) { return k.str() == x; }))
+        const std::string_view key = k.str();  // clang (C++17) cannot capture a structured binding
+        if (std::none_of(std::begin(known), std::end(known), [&](const char* x) { return key == x; }))
             MOE_BAD_INPUT(source << ":" << v.source().begin.line << ": unknown key '" << k.str()
                                  << "'; a calibration has k1..k4, link_gbps, link_latency_us and the fitted points");
     }
