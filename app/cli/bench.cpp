@@ -33,7 +33,7 @@ struct BenchArgs {
     std::int64_t tokens = 0;
     int hidden = 0, experts = 0, top_k = 0, ffn = 0;
     std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
-    std::vector<std::string> impls = {"auto", "grouped", "streams", "serial", "fused", "nopack"};
+    std::vector<std::string> impls = {"auto", "batched", "grouped", "streams", "serial", "fused", "nopack"};
     std::string skew = "uniform";
     bool sweep = false, no_check = false, json = false, quiet = false;
     int warmup = 10, repeats = 50;
@@ -306,7 +306,7 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--experts-impl", args->impls,
-                    "Expert FFN variants: auto, grouped, streams, serial, fused, decode, nopack")
+                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, nopack")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")

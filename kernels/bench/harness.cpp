@@ -223,7 +223,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             o.experts_impls = {"auto"};
             if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512)) o.experts_impls.push_back("decode");
             if (tpe <= 512) o.experts_impls.push_back("fused");  // our mma.sync GEMM: reads weights once per 128 rows
-            o.experts_impls.insert(o.experts_impls.end(), {"grouped", "streams"});
+            o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (!st || st->shape.name != shape.name) {
                 st.reset();
                 st = std::make_unique<ShapeState>();

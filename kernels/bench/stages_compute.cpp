@@ -127,7 +127,10 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (opt.check) y.poison(sg.s);
             body(0);
             gpu::synchronize(sg.s);
-            if (impl == gpu::ExpertsImpl::Auto) r.variant = std::string("auto:") + gpu::experts_impl_name(ran);
+            if (impl == gpu::ExpertsImpl::Auto)
+                r.variant = std::string("auto:") + gpu::experts_impl_name(ran);
+            else if (ran != impl && !gather)
+                r.note = std::string("fell back to ") + gpu::experts_impl_name(ran);
         }
         if (opt.check) {
             r.wrong = 0;
@@ -136,7 +139,8 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
                 gpu::copy_d2h(got.data(), y.data() + std::int64_t(h_offsets[e]) * d, got.size() * sizeof(bf16_t));
                 r.wrong += count_outside(got, ref);
             }
-            r.note = "checked " + std::to_string(want.size()) + " experts × ≤" + std::to_string(kRows) + " rows";
+            r.note += std::string(r.note.empty() ? "" : "; ") + "checked " + std::to_string(want.size()) +
+                      " experts × ≤" + std::to_string(kRows) + " rows";
         }
         // Host-side shapes and pageable copies inside: timed as direct launches, not graphs. Repeats shrink for
         // the largest sizes so that one row times about half a second.

@@ -3,6 +3,7 @@
 // for few tokens per expert, the weight-streaming decode kernels (experts_decode.cu), and the choice between them.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -19,14 +20,15 @@ namespace moe::gpu {
 
 namespace {
 
-// h[r, f] = bf16(silu(h1[r, f])·h1[r, F + f]) for the real rows (row_token >= 0); eight columns per thread.
+// h[r, f] = bf16(silu(h1[r, f])·h1[r, F + f]) for the real rows (row_token >= 0, or every row when row_token is
+// null); eight columns per thread.
 template <int kVec>
 __global__ void silu_gate_kernel(const bf16_t* h1, const std::int32_t* row_token, std::int64_t max_rows, int ffn,
                                  bf16_t* h) {
     const int per_row = ffn / kVec;
     const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     const std::int64_t r = i / per_row;
-    if (r >= max_rows || row_token[r] < 0) return;
+    if (r >= max_rows || (row_token && row_token[r] < 0)) return;
     const int f = static_cast<int>(i % per_row) * kVec;
     const bf16_t* g = h1 + r * 2 * ffn + f;
     alignas(16) bf16_t gv[kVec], uv[kVec], out[kVec];
@@ -57,20 +59,41 @@ __global__ void zero_padding_kernel(const std::int32_t* counts, const std::int32
 void launch_silu(const bf16_t* h1, const std::int32_t* row_token, std::int64_t row0, std::int64_t rows, int ffn,
                  bf16_t* h, cudaStream_t st) {
     if (rows <= 0) return;
+    const std::int32_t* rt = row_token ? row_token + row0 : nullptr;
     if (ffn % 8 == 0) {
-        silu_gate_kernel<8><<<grid_for(rows * (ffn / 8), 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0,
-                                                                             rows, ffn, h + row0 * ffn);
+        silu_gate_kernel<8>
+            <<<grid_for(rows * (ffn / 8), 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, rt, rows, ffn, h + row0 * ffn);
     } else {
-        silu_gate_kernel<1><<<grid_for(rows * ffn, 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, row_token + row0, rows, ffn,
-                                                                       h + row0 * ffn);
+        silu_gate_kernel<1>
+            <<<grid_for(rows * ffn, 256), 256, 0, st>>>(h1 + row0 * 2 * ffn, rt, rows, ffn, h + row0 * ffn);
     }
     MOE_CUDA_LAUNCH_CHECK("silu_gate_kernel");
 }
 
+// y[dst + i] = y_pad[src + i] for i < n, one block per expert (batched's padded output back to packed rows).
+struct CopyOut {
+    std::int32_t dst, src, n;
+};
+__global__ void copy_out_kernel(const CopyOut* table, const bf16_t* y_pad, int hidden, bf16_t* y) {
+    const CopyOut c = table[blockIdx.x];
+    const bool vec = hidden % 8 == 0;
+    const std::int64_t per_row = vec ? hidden / 8 : hidden;
+    for (std::int64_t i = threadIdx.x + std::int64_t(blockIdx.y) * blockDim.x; i < std::int64_t(c.n) * per_row;
+         i += std::int64_t(gridDim.y) * blockDim.x) {
+        const std::int64_t r = i / per_row, col = i % per_row;
+        if (vec)
+            reinterpret_cast<uint4*>(y + (c.dst + r) * hidden)[col] =
+                reinterpret_cast<const uint4*>(y_pad + (c.src + r) * hidden)[col];
+        else
+            y[(c.dst + r) * hidden + col] = y_pad[(c.src + r) * hidden + col];
+    }
+}
+
 struct ExpertsLayout {
-    bf16_t* h1 = nullptr;         // [max_rows, 2F]
-    bf16_t* h = nullptr;          // [max_rows, F]
-    const void** ptrs = nullptr;  // grouped GEMM pointer arrays: 6·E
+    std::int64_t pad_rows = 0;    // rows + rows / 4 + E: room for batched's padded experts
+    bf16_t* h1 = nullptr;         // [pad_rows, 2F]; batched reuses it for its padded y after the SiLU gate
+    bf16_t* h = nullptr;          // [pad_rows, F]
+    const void** ptrs = nullptr;  // grouped/batched GEMM pointer arrays (6·E), then batched's CopyOut table (2·E)
     FusedTile* tiles = nullptr;   // fused GEMM tile list
 };
 
@@ -78,9 +101,10 @@ ExpertsLayout carve_experts(std::int64_t max_rows, int experts, int ffn, void* b
                             std::size_t* total) {
     ExpertsLayout l;
     Carver c(base, bytes);
-    l.h1 = c.take<bf16_t>(std::size_t(max_rows) * 2 * ffn);
-    l.h = c.take<bf16_t>(std::size_t(max_rows) * ffn);
-    l.ptrs = c.take<const void*>(6 * std::size_t(experts));
+    l.pad_rows = max_rows + max_rows / 4 + experts;
+    l.h1 = c.take<bf16_t>(std::size_t(l.pad_rows) * 2 * ffn);
+    l.h = c.take<bf16_t>(std::size_t(l.pad_rows) * ffn);
+    l.ptrs = c.take<const void*>(8 * std::size_t(experts));
     l.tiles = c.take<FusedTile>(fused_max_tiles(max_rows, experts));
     if (total) *total = c.used();
     return l;
@@ -178,6 +202,57 @@ bool grouped(const bf16_t* xp, const std::int32_t* row_token, const std::int32_t
     return true;
 }
 
+// Every non-empty expert padded to the largest count m: each GEMM is one cublasGemmBatchedEx over pointer arrays
+// (the same m × n × k for all experts), the SiLU gate runs over the padded rows, then y's rows are copied out. The
+// window of expert e starts at min(offsets[e], rows − m) so it never reads past the packed rows; rows outside the
+// expert are computed and dropped. Returns false (nothing launched) when the padded rows do not fit the workspace
+// (skewed loads: the caller falls back to per-expert calls).
+bool batched(const bf16_t* xp, const std::int32_t* counts_host, const std::int32_t* offsets_host, int experts,
+             int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, std::int64_t rows, const ExpertsLayout& l,
+             bf16_t* y, cudaStream_t st) {
+    std::vector<int> idx;
+    int m = 0;
+    for (int e = 0; e < experts; ++e)
+        if (counts_host[e] > 0) idx.push_back(e), m = std::max(m, counts_host[e]);
+    const int g = static_cast<int>(idx.size());
+    if (g == 0) return true;
+    const std::int64_t padded = std::int64_t(g) * m;
+    if (padded > l.pad_rows || padded * hidden > l.pad_rows * 2 * ffn) return false;
+    std::vector<const void*> host(8 * std::size_t(experts), nullptr);
+    CopyOut* table = reinterpret_cast<CopyOut*>(host.data() + 6 * std::size_t(experts));
+    bf16_t* y_pad = l.h1;
+    for (int i = 0; i < g; ++i) {
+        const int e = idx[i];
+        const std::int64_t win = std::min<std::int64_t>(offsets_host[e], rows - m);
+        host[0 * g + i] = w1 + std::int64_t(e) * 2 * ffn * hidden;
+        host[1 * g + i] = xp + win * hidden;
+        host[2 * g + i] = l.h1 + std::int64_t(i) * m * 2 * ffn;
+        host[3 * g + i] = w2 + std::int64_t(e) * hidden * ffn;
+        host[4 * g + i] = l.h + std::int64_t(i) * m * ffn;
+        host[5 * g + i] = y_pad + std::int64_t(i) * m * hidden;
+        table[i] = {offsets_host[e], static_cast<std::int32_t>(std::int64_t(i) * m + offsets_host[e] - win),
+                    counts_host[e]};
+    }
+    // From pageable memory: cudaMemcpyAsync stages the bytes before it returns, so `host` may die after.
+    MOE_CUDA_CHECK(cudaMemcpyAsync(l.ptrs, host.data(), host.size() * sizeof(void*), cudaMemcpyHostToDevice, st));
+    const void* const* d = l.ptrs;
+    cublasHandle_t h = blas_on(st);
+    const float one = 1.0f, zero = 0.0f;
+    MOE_CUBLAS_CHECK(cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 2 * ffn, m, hidden, &one, d + 0 * g, CUDA_R_16BF,
+                                         hidden, d + 1 * g, CUDA_R_16BF, hidden, &zero,
+                                         const_cast<void* const*>(d + 2 * g), CUDA_R_16BF, 2 * ffn, g,
+                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    launch_silu(l.h1, nullptr, 0, padded, ffn, l.h, st);
+    MOE_CUBLAS_CHECK(cublasGemmBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, hidden, m, ffn, &one, d + 3 * g, CUDA_R_16BF, ffn,
+                                         d + 4 * g, CUDA_R_16BF, ffn, &zero, const_cast<void* const*>(d + 5 * g),
+                                         CUDA_R_16BF, hidden, g, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    const auto* dev_table = reinterpret_cast<const CopyOut*>(l.ptrs + 6 * std::size_t(experts));
+    const unsigned chunks = static_cast<unsigned>(std::min<std::int64_t>(64, (std::int64_t(m) * hidden + 2047) / 2048));
+    copy_out_kernel<<<dim3(g, std::max(1u, chunks)), 256, 0, st>>>(dev_table, y_pad, hidden, y);
+    MOE_CUDA_LAUNCH_CHECK("copy_out_kernel");
+    return true;
+}
+
 }  // namespace
 
 const char* experts_impl_name(ExpertsImpl impl) {
@@ -194,6 +269,8 @@ const char* experts_impl_name(ExpertsImpl impl) {
             return "fused";
         case ExpertsImpl::Decode:
             return "decode";
+        case ExpertsImpl::Batched:
+            return "batched";
     }
     return "auto";
 }
@@ -205,7 +282,8 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "serial") return ExpertsImpl::Serial;
     if (text == "fused") return ExpertsImpl::Fused;
     if (text == "decode") return ExpertsImpl::Decode;
-    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused, decode");
+    if (text == "batched") return ExpertsImpl::Batched;
+    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused, decode, batched");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -269,6 +347,10 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         return impl;
     }
 
+    if (impl == ExpertsImpl::Batched) {
+        if (batched(xp, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st)) return impl;
+        impl = ExpertsImpl::Streams;  // too skewed to pad: per-expert calls
+    }
     if (impl == ExpertsImpl::Grouped) {
         if (grouped(xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st))
             return impl;

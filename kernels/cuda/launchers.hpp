@@ -106,8 +106,9 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
 // streams; serial: the same calls in order on one stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
 // in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T; decode: two persistent launches over all
 // experts that stream the weights through mma.sync with the tokens as the small side, counts read on the device
-// (experts_decode.cuh). auto: experts_auto_choice.
-enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode };
+// (experts_decode.cuh); batched: every expert padded to the largest count, each GEMM one cublasGemmBatchedEx (falls
+// back to streams when the padding would not fit the workspace). auto: experts_auto_choice.
+enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);

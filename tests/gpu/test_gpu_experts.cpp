@@ -74,7 +74,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
         for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused,
-                          ExpertsImpl::Decode, ExpertsImpl::Auto}) {
+                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
                 if (!packed && impl != ExpertsImpl::Auto && impl != ExpertsImpl::Decode) continue;  // nopack: gather
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
