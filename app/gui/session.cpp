@@ -157,11 +157,13 @@ bool Session::cpu_backend() const {
     return scenario_.backend == "cpu" || !moe::gpu::built();
 }
 
-double Session::debounce_ms() const {
+double debounce_for(double last_run_ms) {
     // Nothing measured yet, or a run under 20 ms: start at once (a newer edit cancels an older run anyway).
-    if (last_routing_ms_ < 20) return 0;
-    return std::clamp(last_routing_ms_ * 0.5, 20.0, 150.0);
+    if (last_run_ms < 20) return 0;
+    return std::clamp(last_run_ms * 0.5, 20.0, 150.0);
 }
+
+double Session::debounce_ms() const { return debounce_for(last_routing_ms_); }
 
 void Session::set_scenario(const demos::Scenario& s_in, const std::string& preset, bool keep_backend) {
     demos::Scenario s = s_in;
@@ -174,8 +176,8 @@ void Session::set_scenario(const demos::Scenario& s_in, const std::string& prese
     scenario_ = s;
     preset_ = name;
     invalid_ = scenario_.validate();
-    edit_at_ = now_s();
-    edit_scenario_ = scenario_;
+    edits_.emplace_back(scenario_, now_s());
+    if (edits_.size() > 64) edits_.pop_front();
     rerun(debounce_ms());
 }
 
@@ -287,10 +289,13 @@ void Session::apply(JobResult&& r) {
         case Slot::Routing: {
             last_routing_ms_ = r.wall_ms;
             ++routing_results_;
-            // Edit to result: from the edit that asked for this scenario; older edits were passed over.
-            if (edit_at_ >= 0 && r.job.scenario == edit_scenario_) {
-                arrived_edit_at_ = edit_at_;
-                edit_at_ = -1;
+            // Edit to result: from the edit that asked for this scenario (while dragging, a result for a value
+            // passed over counts for that value's edit); older edits than it will never show.
+            for (std::size_t i = edits_.size(); i-- > 0;) {
+                if (!(edits_[i].first == r.job.scenario)) continue;
+                arrived_edit_at_ = edits_[i].second;
+                edits_.erase(edits_.begin(), edits_.begin() + std::ptrdiff_t(i) + 1);
+                break;
             }
             results_.routing = std::move(r.result);
             break;

@@ -71,6 +71,10 @@ std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool c
 double layer_flops(const demos::Scenario& s);
 constexpr double kCpuLayerFlops = 3e11;
 
+// The debounce an edit gets after a run of the app's loads that took `last_run_ms` (< 0: none yet): a run under
+// 20 ms starts at once, a slower one waits half its cost (20..150 ms) for the next edit.
+double debounce_for(double last_run_ms);
+
 // The lesson being played. Its runs go through the session's one runner: a run the app needs too (same demo,
 // same scenario) is run once and serves both.
 enum class LessonPhase { Predict, Running, Hidden, Revealed };
@@ -210,9 +214,8 @@ class Session {
     std::vector<Job> lesson_pending_;  // the lesson's jobs whose results have not come back yet
 
     // Edit to result.
-    double edit_at_ = -1;            // when the scenario last changed (steady clock, s)
-    demos::Scenario edit_scenario_;  // that scenario
-    double arrived_edit_at_ = -1;    // a routing result for it arrived; the next presented frame shows it
+    std::deque<std::pair<demos::Scenario, double>> edits_;  // recent edits without a result yet, and when (s)
+    double arrived_edit_at_ = -1;  // a routing result for it arrived; the next presented frame shows it
     LatencyStats latency_;
     double last_routing_ms_ = -1;  // how long the last routing run took
     std::uint64_t routing_results_ = 0;

@@ -240,9 +240,10 @@ int run_window(const WindowOptions& opt) {
             ++frame;
             if (last) break;
             // While a run is in progress, draw at most ~30 frames a second: with software GL the frames would
-            // otherwise take the cores the CPU reference is timing on.
+            // otherwise take the cores the CPU reference is timing on. A finished run (the runner posts an empty
+            // event) or input ends the wait at once, so a result shows on the next frame.
             if (app.session().status().busy && ms < 33.0 && !std::getenv("MOELAB_NO_THROTTLE"))
-                std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(33.0 - ms));
+                glfwWaitEventsTimeout((33.0 - ms) / 1000.0);
         }
         if (script.active()) {
             if (!script.finished()) {

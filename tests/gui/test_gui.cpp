@@ -192,3 +192,90 @@ TEST(GuiWindow, AScriptThatFailsAChecksExitsNonZero) {
     EXPECT_EQ(p.rc, 1) << p.out;
     EXPECT_NE(p.out.find("no_such_widget"), std::string::npos) << p.out;
 }
+
+TEST(GuiWindow, ResultsArriveWhileASliderIsDragged) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    // builtin:drag holds the button on the capacity-factor slider for 90 frames and fails unless new loads, for
+    // at least three of the values passed through, were shown before the release.
+    Proc p = sh(env_of(x) + kBin + " --frames 3000 --script builtin:drag --config-dir " + dir +
+                " --report-frame-times --report-json " + dir + "/frames.json" + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    EXPECT_NE(p.out.find("arrived during the drag"), std::string::npos) << p.out;
+    // Edit to result is measured and reported.
+    const std::string j = slurp(dir + "/frames.json");
+    const auto at = j.find("\"edit_to_result\": {\"count\": ");
+    ASSERT_NE(at, std::string::npos) << j;
+    EXPECT_GE(std::atoi(j.c_str() + at + 29), 3) << j;
+    EXPECT_NE(p.out.find("edit to result: median"), std::string::npos) << p.out;
+}
+
+// A directory whose libGL.so.1 is an empty file: on LD_LIBRARY_PATH it is found first, and the dynamic loader
+// refuses it ("file too short"), exactly as when libGL.so.1 is missing.
+std::string broken_libgl_dir() {
+    const std::string dir = temp_dir();
+    std::ofstream(dir + "/libGL.so.1").flush();
+    return dir;
+}
+
+void expect_gl_message(const Proc& p, const std::string& what) {
+    EXPECT_EQ(p.rc, 1) << p.out;  // not a signal: a crash would give -1 here
+    EXPECT_NE(p.out.find(what), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("apt install"), std::string::npos) << "names what to install:\n" << p.out;
+    EXPECT_NE(p.out.find("README.md"), std::string::npos) << "points to the README:\n" << p.out;
+    EXPECT_EQ(p.out.find("../"), std::string::npos) << "no paths outside the repo:\n" << p.out;
+    EXPECT_EQ(p.out.find("Failed to initialize OpenGL loader"), std::string::npos) << p.out;
+}
+
+TEST(GuiGlFailure, SnapshotWithoutTheOpenGLLoaderExitsOneAndSaysWhatToInstall) {
+    const std::string lib = broken_libgl_dir();
+    Proc p = sh(kNoDisplay + std::string("LD_LIBRARY_PATH=") + lib + " " + kBin + " snapshot -q --view loads --out " +
+                lib + "/never.png" + kSmall);
+    expect_gl_message(p, "libGL.so.1");
+    EXPECT_FALSE(exists(lib + "/never.png"));
+}
+
+// The review's own reproduction: libGL.so.1 replaced by an empty file in a private mount namespace. Returns the
+// command prefix that runs a command line there, or "" (with `why`) where that cannot be done.
+std::string hide_libgl(std::string* why) {
+    if (sh("unshare -rm true").rc != 0) {
+        *why = "unprivileged mount namespaces are not available here";
+        return "";
+    }
+    Proc where = sh("ldconfig -p | awk '/libGL.so.1 /{print $NF; exit}'");
+    const std::string libgl = where.out.substr(0, where.out.find('\n'));
+    if (libgl.empty()) {
+        *why = "libGL.so.1 is not installed, so there is nothing to hide";
+        return "";
+    }
+    const std::string dir = temp_dir();
+    std::ofstream(dir + "/empty").flush();
+    return "unshare -rm sh -c 'mount --bind " + dir + "/empty " + libgl + " && exec \"$0\" \"$@\"' ";
+}
+
+TEST(GuiGlFailure, SnapshotWithLibGLHiddenInAMountNamespace) {
+    std::string why;
+    const std::string hidden = hide_libgl(&why);
+    if (hidden.empty()) GTEST_SKIP() << why;
+    const std::string dir = temp_dir();
+    Proc p = sh(hidden + "env -u DISPLAY " + kBin + " snapshot -q --view loads --out " + dir + "/never.png" + kSmall);
+    expect_gl_message(p, "libGL.so.1");
+}
+
+TEST(GuiGlFailure, AnIncompleteFramebufferExitsOneAndSaysSo) {
+    Proc p = sh(kNoDisplay + std::string("MOELAB_TEST_GL_FAIL=framebuffer ") + kBin +
+                " snapshot -q --view loads --out /tmp/never.png" + kSmall);
+    expect_gl_message(p, "framebuffer");
+}
+
+TEST(GuiGlFailure, TheWindowWithLibGLHiddenExitsOneAndSaysWhatToInstall) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    std::string why;
+    const std::string hidden = hide_libgl(&why);
+    if (hidden.empty()) GTEST_SKIP() << why;
+    const std::string dir = temp_dir();
+    Proc p = sh(hidden + env_of(x) + kBin + " --frames 5 --config-dir " + dir + kSmall);
+    expect_gl_message(p, "libGL.so.1");
+}

@@ -100,6 +100,7 @@ TEST(GuiRunner, ThePlanFollowsTheOpenViews) {
     demos::Scenario s = tiny();
     vs.show_dispatch = false;
     vs.run_full_layer = false;
+    vs.show_timeline = false;  // on a GPU, the measured pipeline joins while the timeline is open
     auto jobs = moelab_gui::plan_jobs(s, moelab_gui::run_plan(vs));
     ASSERT_EQ(jobs.size(), 1u);  // routing + the pipeline model: what loads, comm and timeline need
     EXPECT_EQ(jobs[0].demo, demos::Demo::Pipeline);
@@ -117,4 +118,100 @@ TEST(GuiRunner, ThePlanFollowsTheOpenViews) {
     EXPECT_GE(sweep, 4);
     EXPECT_EQ(layer, 1);
     EXPECT_EQ(jobs.back().slot, moelab_gui::Slot::Layer);  // the slow one last, so loads arrive first
+}
+
+TEST(GuiRunner, ASupersededFirstJobFinishesAndKeepsItsResult) {
+    // The loads of a value passed over while dragging still show: a newer batch lets that job finish.
+    moelab_gui::Runner r;
+    demos::Scenario big = tiny();
+    big.tokens = 1 << 17;
+    moelab_gui::Job first = routing_job(big);
+    first.finish_when_superseded = true;
+    r.submit({first}, 0);
+    std::this_thread::sleep_for(5ms);  // let it start
+    demos::Scenario s = tiny();
+    s.top_k = 3;
+    r.submit({routing_job(s)}, 0);
+    auto results = drain(r);
+    bool old_kept = false, new_arrived = false;
+    for (const auto& x : results) {
+        old_kept |= x.result.scenario.tokens == big.tokens;
+        new_arrived |= x.result.scenario.top_k == 3;
+    }
+    EXPECT_TRUE(old_kept);
+    EXPECT_TRUE(new_arrived);
+}
+
+TEST(GuiSession, TheDebounceFollowsTheCostOfTheLastRun) {
+    EXPECT_EQ(moelab_gui::debounce_for(-1), 0);  // nothing measured yet
+    EXPECT_EQ(moelab_gui::debounce_for(3), 0);   // under 20 ms: at once
+    EXPECT_EQ(moelab_gui::debounce_for(19.9), 0);
+    EXPECT_GE(moelab_gui::debounce_for(60), 20);
+    EXPECT_LE(moelab_gui::debounce_for(60), 60);
+    EXPECT_EQ(moelab_gui::debounce_for(5000), 150);
+}
+
+namespace {
+template <class F>
+bool poll_until(moelab_gui::Session& s, F done, int seconds = 120) {
+    for (int i = 0; i < seconds * 100; ++i) {
+        s.poll();
+        if (done()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+}  // namespace
+
+TEST(GuiSession, OneWriterValidatesAndKeepsThePresetNameOnlyWhileItMatches) {
+    moelab_gui::SessionOptions o;
+    o.scenario = demos::presets().front().scenario;
+    o.scenario.backend = "cpu";
+    o.preset = demos::presets().front().name;
+    o.background = false;
+    moelab_gui::Session s(o);
+    EXPECT_EQ(s.preset(), o.preset);
+    demos::Scenario e = s.scenario();
+    e.top_k = e.experts + 1;
+    s.set_scenario(e, s.preset());
+    EXPECT_EQ(s.preset(), "");
+    ASSERT_FALSE(s.invalid().empty());
+    EXPECT_EQ(s.invalid().front().rfind("--top-k", 0), 0u) << s.invalid().front();
+}
+
+TEST(GuiSession, TheLessonRevealSharesTheAppsRunInsteadOfRunningTwice) {
+    moelab_gui::SessionOptions o;
+    o.scenario = tiny();
+    o.progress_path = "/tmp/moelab-session-test-progress.toml";
+    moelab_gui::Session s(o);
+    moelab_gui::RunPlan loads_only;
+    loads_only.dispatch = loads_only.sweep = loads_only.full_layer = loads_only.pipeline = false;
+    s.set_plan(loads_only);
+    s.load_lessons();
+    ASSERT_TRUE(poll_until(s, [&] { return s.lesson().loaded && !s.busy(); }));
+    int index = -1;
+    for (std::size_t i = 0; i < s.lesson().set.lessons.size(); ++i)
+        if (s.lesson().set.lessons[i].id == "straggler") index = int(i);
+    ASSERT_GE(index, 0) << "the built-in lesson 'straggler'";
+    s.start_lesson(index, 0);
+    ASSERT_EQ(s.lesson().phase, moelab_gui::LessonPhase::Predict);
+    demos::LessonAnswer a;
+    a.choice = "a";
+    a.value = 2;
+    a.confidence = 3;
+    s.commit_lesson(a, false, {}, "");
+    ASSERT_TRUE(poll_until(s, [&] { return s.lesson().phase == moelab_gui::LessonPhase::Revealed && !s.busy(); }))
+        << s.lesson().run_error;
+    // The lesson's scenario went into the controls (the user's backend kept) and the app shows its loads.
+    demos::Scenario want = s.lesson().scenario;
+    want.backend = "cpu";
+    EXPECT_EQ(s.scenario(), want);
+    ASSERT_TRUE(s.results().routing.has_value());
+    // The same run fed both: measured stage times are never equal twice on the CPU, and these are.
+    const demos::Result& app = *s.results().routing;
+    const demos::Result& lesson = s.lesson().reveal.results.at(0);
+    ASSERT_FALSE(app.stages.empty());
+    ASSERT_EQ(app.stages.size(), lesson.stages.size());
+    for (std::size_t i = 0; i < app.stages.size(); ++i)
+        EXPECT_EQ(app.stages[i].median_ms, lesson.stages[i].median_ms) << app.stages[i].stage;
 }
