@@ -137,9 +137,9 @@ void measured_header(const demos::Result& r, const Session& ses, ViewState& vs, 
     const Palette& pal = skin().pal;
     const demos::PipelineRun& mp = r.measured_pipeline;
     condition_line(mp.measured, vs);
-    ImGui::Text("measured iteration %s (min %s · p95 %s), %.3g tokens/s", charts::fmt_ms(mp.iteration.median_ms).c_str(),
-                charts::fmt_ms(mp.iteration.min_ms).c_str(), charts::fmt_ms(mp.iteration.p95_ms).c_str(),
-                mp.tokens_per_s);
+    ImGui::Text("measured iteration %s (min %s · p95 %s), %.3g tokens/s",
+                charts::fmt_ms(mp.iteration.median_ms).c_str(), charts::fmt_ms(mp.iteration.min_ms).c_str(),
+                charts::fmt_ms(mp.iteration.p95_ms).c_str(), mp.tokens_per_s);
     ImGui::SameLine();
     provenance_badge(pal, mp.link_paced ? demos::Provenance::Emulated : demos::Provenance::MeasuredGpu);
     ImGui::Text("model, calibrated on this GPU: %s (%+.0f%%)", charts::fmt_ms(r.pipeline.total_ms).c_str(),
@@ -168,8 +168,9 @@ void measured_header(const demos::Result& r, const Session& ses, ViewState& vs, 
             cmd.set_scenario(s, ses.preset(), true);
         }
         if (ImGui::IsItemHovered())
-            wrapped_tooltip("Green contexts split this GPU's SMs into an attention pool and an expert pool: the "
-                            "one-GPU analogue of MegaScale-Infer's attention replicas n_a. Release to re-run.");
+            wrapped_tooltip(
+                "Green contexts split this GPU's SMs into an attention pool and an expert pool: the "
+                "one-GPU analogue of MegaScale-Infer's attention replicas n_a. Release to re-run.");
         ImGui::SameLine();
         ImGui::TextDisabled("| experts %d of %d SMs", mp.expert_sms, mp.device_sms);
     } else {

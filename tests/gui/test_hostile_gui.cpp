@@ -30,7 +30,8 @@ std::string repeat(const std::string& s, std::size_t n) {
 
 TEST(HostileGui, SnapshotScaleMustBeANumberInRange) {
     for (const char* bad : {"nan", "-nan", "inf", "0.1", "5"}) {
-        auto p = moelab_test::shell(kNoDisplay + kBin + " snapshot -q --view loads --out /tmp/never.png --scale " + bad);
+        auto p =
+            moelab_test::shell(kNoDisplay + kBin + " snapshot -q --view loads --out /tmp/never.png --scale " + bad);
         EXPECT_EQ(p.rc, 2) << bad << "\n" << p.out;
         EXPECT_NE(p.out.find("--scale"), std::string::npos) << p.out;
     }
