@@ -1,0 +1,30 @@
+// progress.toml as a student's machine may hold it: any bytes load as progress or fail with BadInput naming
+// the file; what loads saves and loads back.
+#include <unistd.h>
+
+#include <fstream>
+
+#include "demos/lesson_progress.hpp"
+#include "tests/fuzz/fuzz_common.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
+    static const std::string dir = [] {
+        char tmpl[] = "/tmp/moelab-fuzz-progress-XXXXXX";
+        return std::string(mkdtemp(tmpl));
+    }();
+    const std::string path = dir + "/progress.toml";
+    {
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    }
+    try {
+        demos::Progress p = demos::Progress::load(path);
+        p.save(path);
+        demos::Progress q = demos::Progress::load(path);
+        FUZZ_CHECK(q.lessons.size() == p.lessons.size(), "saved progress loads back");
+    } catch (const moe::Error& e) {
+        FUZZ_CHECK(e.kind() == moe::ErrorKind::BadInput || e.kind() == moe::ErrorKind::Runtime,
+                   "a progress error is BadInput (or Runtime for a failed save)");
+    }
+    return 0;
+}
