@@ -2,12 +2,12 @@
 // write these by hand, so every error says at which column the expression stopped making sense.
 #include "demos/lesson_expr.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
-#include <algorithm>
 
 #include "demos/params.hpp"
 #include "kernels/common/error.hpp"
@@ -206,7 +206,8 @@ class Parser {
 
 double eval_node(const Expr::Node& n, const Lookup& lookup, const Call& call) {
     switch (n.kind) {
-        case Expr::Node::Number: return n.number;
+        case Expr::Node::Number:
+            return n.number;
         case Expr::Node::Name: {
             std::optional<double> v = lookup ? lookup(n.name) : std::nullopt;
             if (!v) MOE_BAD_INPUT("unknown name '" << n.name << "'");
@@ -367,7 +368,8 @@ std::vector<Placeholder> scan_template(const std::string& text) {
             continue;
         }
         std::size_t close = text.find('}', i);
-        if (close == std::string::npos) MOE_BAD_INPUT("the placeholder at character " << i + 1 << " has no closing '}'");
+        if (close == std::string::npos)
+            MOE_BAD_INPUT("the placeholder at character " << i + 1 << " has no closing '}'");
         std::string inner = text.substr(i + 1, close - i - 1);
         Placeholder p;
         p.begin = i;

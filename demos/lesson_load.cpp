@@ -137,7 +137,8 @@ void check_calls(const Lesson& L, const std::string& text, std::vector<LessonPro
 
 }  // namespace
 
-bool parse_lesson_checked(const std::string& text, const std::string& source, Lesson* l, std::vector<LessonProblem>* problems) {
+bool parse_lesson_checked(const std::string& text, const std::string& source, Lesson* l,
+                          std::vector<LessonProblem>* problems) {
     // Size and nesting are bounded before the TOML parser runs (it recurses once per level).
     std::string limits = toml_limits_problem(text);
     if (!limits.empty()) {
@@ -210,7 +211,8 @@ LessonSet load_lessons(const std::string& dir) {
                 // A byte-identical copy of a built-in file (the repo's own lessons/) adds nothing.
                 if (std::find(builtin_texts.begin(), builtin_texts.end(), text) != builtin_texts.end()) continue;
                 Lesson l;
-                if (parse_lesson_checked(text, p.string(), &l, &set.problems)) add(set, origin, std::move(l), text, texts);
+                if (parse_lesson_checked(text, p.string(), &l, &set.problems))
+                    add(set, origin, std::move(l), text, texts);
             }
         }
     }

@@ -154,14 +154,22 @@ std::pair<double, double> ParamInfo::range_in(const Scenario& s) const {
 std::string ParamInfo::allowed() const {
     std::string a;
     switch (type()) {
-        case ParamType::Bool: a = "true or false"; break;
+        case ParamType::Bool:
+            a = "true or false";
+            break;
         case ParamType::String:
             for (const ParamChoice& c : choices) a += (a.empty() ? "" : ", ") + std::string(c.value);
             if (choices.empty()) a = range_note;
             return a;
-        case ParamType::Double: a = format_double(min) + ".." + format_double(max); break;
-        case ParamType::UInt64: a = "0..18446744073709551615"; break;
-        default: a = format_int(min) + ".." + format_int(max); break;
+        case ParamType::Double:
+            a = format_double(min) + ".." + format_double(max);
+            break;
+        case ParamType::UInt64:
+            a = "0..18446744073709551615";
+            break;
+        default:
+            a = format_int(min) + ".." + format_int(max);
+            break;
     }
     if (*unit) a += std::string(" ") + unit;
     return a;
@@ -216,7 +224,7 @@ bool ParamInfo::get_bool(const Scenario& s) const {
     return false;
 }
 void ParamInfo::set_bool(Scenario& s, bool v) const {
-    if (auto m = std::get_if<bool Scenario::*>(&field)) s.**m = v;
+    if (auto m = std::get_if<bool Scenario::*>(&field)) s.** m = v;
 }
 const std::string& ParamInfo::get_string(const Scenario& s) const {
     static const std::string empty;
@@ -224,7 +232,7 @@ const std::string& ParamInfo::get_string(const Scenario& s) const {
     return empty;
 }
 void ParamInfo::set_string(Scenario& s, const std::string& v) const {
-    if (auto m = std::get_if<std::string Scenario::*>(&field)) s.**m = v;
+    if (auto m = std::get_if<std::string Scenario::*>(&field)) s.** m = v;
 }
 
 std::string ParamInfo::get_text(const Scenario& s) const {

@@ -23,8 +23,8 @@ struct ParamChoice {
 };
 
 struct ParamInfo {
-    using Field = std::variant<int Scenario::*, std::int64_t Scenario::*, std::uint64_t Scenario::*,
-                               double Scenario::*, bool Scenario::*, std::string Scenario::*>;
+    using Field = std::variant<int Scenario::*, std::int64_t Scenario::*, std::uint64_t Scenario::*, double Scenario::*,
+                               bool Scenario::*, std::string Scenario::*>;
 
     const char* name;   // the Scenario field and its TOML key: "top_k"
     const char* flag;   // the long CLI flag: "--top-k" (a bool also gets "--no-..." as its negation)
@@ -36,7 +36,7 @@ struct ParamInfo {
     const char* group;  // "Layer", "Parallelism", "Attention", "Cost model", "Run"
     Field field;
     Widget widget;
-    double min = 0, max = 0;          // numbers: the inclusive range validation enforces
+    double min = 0, max = 0;           // numbers: the inclusive range validation enforces
     std::vector<ParamChoice> choices;  // Combo: every allowed value
     const char* range_note = "";       // a bound that depends on another field or a special value
 

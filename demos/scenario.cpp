@@ -2,10 +2,11 @@
 // conversion to the kernels' LayerSpec.
 #include "demos/scenario.hpp"
 
+#include <toml++/toml.h>
+
 #include <cmath>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "demos/atomic_file.hpp"
 #include "demos/params.hpp"
@@ -22,10 +23,14 @@ Demo parse_demo(const std::string& s) {
 }
 const char* demo_name(Demo d) {
     switch (d) {
-        case Demo::Routing: return "routing";
-        case Demo::Dispatch: return "dispatch";
-        case Demo::Layer: return "layer";
-        case Demo::Pipeline: return "pipeline";
+        case Demo::Routing:
+            return "routing";
+        case Demo::Dispatch:
+            return "dispatch";
+        case Demo::Layer:
+            return "layer";
+        case Demo::Pipeline:
+            return "pipeline";
     }
     return "layer";
 }
@@ -37,9 +42,12 @@ BackendChoice parse_backend(const std::string& s) {
 }
 const char* backend_name(BackendChoice b) {
     switch (b) {
-        case BackendChoice::Auto: return "auto";
-        case BackendChoice::Cpu: return "cpu";
-        case BackendChoice::Cuda: return "cuda";
+        case BackendChoice::Auto:
+            return "auto";
+        case BackendChoice::Cpu:
+            return "cpu";
+        case BackendChoice::Cuda:
+            return "cuda";
     }
     return "auto";
 }
@@ -150,7 +158,9 @@ std::string Scenario::to_toml() const {
         if (std::string(group) != p.group) os << "\n# " << (group = p.group) << "\n";
         os << p.name << " = ";
         switch (p.type()) {
-            case ParamType::String: os << toml_quote(p.get_string(*this)); break;
+            case ParamType::String:
+                os << toml_quote(p.get_string(*this));
+                break;
             case ParamType::Double: {
                 std::string d = format_double(p.get_number(*this));
                 if (d.find_first_of(".eEna") == std::string::npos) d += ".0";  // a TOML float, not an integer
@@ -163,7 +173,9 @@ std::string Scenario::to_toml() const {
                 os << (seed > std::uint64_t(std::numeric_limits<std::int64_t>::max()) ? "\"" + t + "\"" : t);
                 break;
             }
-            default: os << p.get_text(*this); break;
+            default:
+                os << p.get_text(*this);
+                break;
         }
         os << "\n";
     }
@@ -244,8 +256,8 @@ Scenario Scenario::from_toml(const std::string& text, const std::string& source_
         if (find_param(std::string(k.str()))) continue;
         std::string keys;
         for (const ParamInfo& p : scenario_params()) keys += (keys.empty() ? "" : ", ") + std::string(p.name);
-        MOE_BAD_INPUT(source_name << ":" << v.source().begin.line << ": unknown key '" << printable(std::string(k.str()))
-                                  << "'; allowed keys: " << keys);
+        MOE_BAD_INPUT(source_name << ":" << v.source().begin.line << ": unknown key '"
+                                  << printable(std::string(k.str())) << "'; allowed keys: " << keys);
     }
     Scenario s = base;
     Reader r{*root, source_name};

@@ -41,10 +41,10 @@ struct Scenario {
     bool pace_link = false;      // measured pipeline: pace the A2E/E2A copies at link_gbps (spans become emulated)
     // Decode attention of the measured pipeline (MegaScale-Infer's attention pool): one query per sequence over a
     // bf16 KV cache of `context` positions, q_heads query heads sharing kv_groups KV heads (GQA), head dim 128.
-    int context = 512;       // s: KV positions per sequence
-    int q_heads = 16;        // query heads
-    int kv_groups = 4;       // KV heads (GQA groups); divides q_heads
-    int attention_sms = 0;   // SMs of the attention pool on one GPU (green contexts); 0 = half the device
+    int context = 512;      // s: KV positions per sequence
+    int q_heads = 16;       // query heads
+    int kv_groups = 4;      // KV heads (GQA groups); divides q_heads
+    int attention_sms = 0;  // SMs of the attention pool on one GPU (green contexts); 0 = half the device
     // Linear cost model of MegaScale-Infer, in microseconds: Ta = k1·ba + k2, Te = k3·be + k4.
     double k1 = 0.05, k2 = 120.0, k3 = 0.08, k4 = 90.0;
     // Direct stage times per micro-batch in ms; < 0 means derive from the linear model.

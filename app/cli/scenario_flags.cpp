@@ -20,7 +20,7 @@ void add_scenario_flags(CLI::App* app, ScenarioFlags& f) {
             names += ",!--no-" + std::string(p.flag + 2);
             app->add_flag(names, f.flags[p.name], p.help_line())->group(g);
         } else {
-            const char* type = p.type() == demos::ParamType::String ? (p.choices.empty() ? "TEXT" : "CHOICE")
+            const char* type = p.type() == demos::ParamType::String   ? (p.choices.empty() ? "TEXT" : "CHOICE")
                                : p.type() == demos::ParamType::Double ? "NUMBER"
                                                                       : "INT";
             app->add_option(names, f.text[p.name], p.help_line())->type_name(type)->group(g)->allow_extra_args(false);
