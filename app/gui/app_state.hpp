@@ -14,6 +14,7 @@
 #include "app/gui/session.hpp"
 #include "app/gui/testing/probe.hpp"
 #include "app/gui/theme.hpp"
+#include "demos/params.hpp"
 
 namespace moelab_gui {
 
@@ -83,6 +84,10 @@ void show_dispatch(const Session& s, ViewState& vs, Commands& cmd, bool* p_open)
 void show_timeline(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);
 void show_help(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);
 void show_lesson(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);  // view_lesson.cpp
+
+// The range a control offers for a numeric parameter: the one validation enforces for this scenario (the table's
+// range, narrowed where it depends on another field, as top-k's on the experts).
+std::pair<double, double> control_range(const demos::ParamInfo& p, const demos::Scenario& s);
 
 // The table of views: id, key, window title and how to show it.
 enum class Placement { Tiled, Centered, Own };  // own: the view places itself (the lesson)

@@ -279,3 +279,14 @@ TEST(GuiGlFailure, TheWindowWithLibGLHiddenExitsOneAndSaysWhatToInstall) {
     Proc p = sh(hidden + env_of(x) + kBin + " --frames 5 --config-dir " + dir + kSmall);
     expect_gl_message(p, "libGL.so.1");
 }
+
+TEST(GuiWindow, EverySliderOffersTheRangeThatValidationAccepts) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    // builtin:ranges compares the range each slider was drawn with against validation, from the same table:
+    // both ends validate, one step past either end is refused naming the flag.
+    Proc p = sh(env_of(x) + kBin + " --frames 500 --script builtin:ranges --config-dir " + dir + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    EXPECT_NE(p.out.find("slider ranges match validation"), std::string::npos) << p.out;
+}

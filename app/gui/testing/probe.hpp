@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 
 namespace moelab_gui::testing {
 
@@ -13,11 +14,14 @@ struct Probe {
     std::map<std::string, ImVec4> anchors;      // name → (x0, y0, x1, y1)
     std::map<std::string, std::string> errors;  // control → the error text drawn next to it this frame
     std::map<std::string, ImVec4> windows;      // view key → window rectangle
+    // parameter name → the range its slider was drawn with this frame (tests compare it with validation)
+    std::map<std::string, std::pair<double, double>> ranges;
 
     void clear() {
         anchors.clear();
         errors.clear();
         windows.clear();
+        ranges.clear();
     }
 };
 

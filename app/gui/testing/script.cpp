@@ -12,6 +12,7 @@
 
 #include "app/gui/app.hpp"
 #include "app/gui/testing/probe.hpp"
+#include "demos/params.hpp"
 
 namespace moelab_gui::testing {
 namespace {
@@ -58,6 +59,7 @@ const char* kOps[] = {"wait",
                       "expect_scenario",
                       "expect_busy",
                       "expect_drag_results",
+                      "expect_ranges_match_validation",
                       "export_trace",
                       "save_png",
                       "screenshot",
@@ -352,6 +354,42 @@ void Script::before_frame(App& app) {
                 if (pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' is still drawn");
             } else if (op == "expect_busy") {
                 if (!ses.busy()) fail(c, "no run in progress");
+            } else if (op == "expect_ranges_match_validation") {
+                // Every slider of the controls offers exactly the range validation accepts: both ends validate,
+                // and one step past either end is refused with a message naming the flag.
+                int checked = 0;
+                for (const demos::ParamInfo& p : demos::scenario_params()) {
+                    if (p.widget != demos::Widget::IntSlider && p.widget != demos::Widget::FloatSlider &&
+                        p.widget != demos::Widget::LogSlider)
+                        continue;
+                    // Offered as the divisors of E and of the query heads, each of which validates.
+                    if (std::string(p.name) == "ranks" || std::string(p.name) == "kv_groups") continue;
+                    auto it = pr.ranges.find(p.name);
+                    if (it == pr.ranges.end()) {
+                        fail(c, std::string("the slider for ") + p.flag + " was not drawn");
+                        continue;
+                    }
+                    const auto [lo, hi] = it->second;
+                    const auto want = p.range_in(ses.scenario());
+                    if (lo != want.first || hi != want.second)
+                        fail(c, std::string(p.flag) + ": the slider offers " + std::to_string(lo) + ".." +
+                                    std::to_string(hi) + ", validation allows " + std::to_string(want.first) + ".." +
+                                    std::to_string(want.second));
+                    const double step = p.type() == demos::ParamType::Double ? std::max(1e-3, (hi - lo) * 1e-3) : 1;
+                    for (double v : {lo, hi, lo - step, hi + step}) {
+                        demos::Scenario x = ses.scenario();
+                        p.set_number(x, v);
+                        bool named = false;
+                        for (const std::string& m : x.validate()) named |= m.rfind(p.flag, 0) == 0;
+                        const bool inside = v >= lo && v <= hi;
+                        if (named == inside)
+                            fail(c, std::string(p.flag) + " = " + std::to_string(v) +
+                                        (inside ? ": inside the slider, refused by validation"
+                                                : ": outside the slider, accepted by validation"));
+                    }
+                    ++checked;
+                }
+                std::fprintf(stderr, "moelab: script: %d slider ranges match validation\n", checked);
             } else if (op == "expect_drag_results") {
                 // At least N new results, for at least N different scenarios, were shown while the button was held.
                 const int want = std::max(1, std::atoi(arg(0).c_str()));
