@@ -82,7 +82,24 @@ __global__ void count_experts_kernel(const std::int32_t* ids, std::int64_t n, in
         if (hist[e]) atomicAdd(&counts[e], hist[e]);
 }
 
+__device__ __forceinline__ unsigned long long global_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__global__ void gate_kernel(const volatile unsigned* flag, unsigned epoch, unsigned long long timeout_ns) {
+    const unsigned long long t0 = global_ns();
+    while (*flag < epoch && global_ns() - t0 < timeout_ns) __nanosleep(256);
+}
+
 }  // namespace
+
+void gate(const volatile unsigned* flag, unsigned epoch, double timeout_s, Stream s) {
+    gate_kernel<<<1, 1, 0, static_cast<cudaStream_t>(s)>>>(flag, epoch,
+                                                           static_cast<unsigned long long>(timeout_s * 1e9));
+    MOE_CUDA_LAUNCH_CHECK("gate_kernel");
+}
 
 void count_experts(const std::int32_t* ids, std::int64_t n, int experts, std::int32_t* counts, Stream s) {
     cudaStream_t st = static_cast<cudaStream_t>(s);

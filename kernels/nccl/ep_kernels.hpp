@@ -26,4 +26,10 @@ void copy_segments(const bf16_t* src, bf16_t* dst, int hidden, const std::int32_
 // counts[e] = number of ids[i] == e for i < n (ids < 0, dropped, are not counted); counts is zeroed first.
 void count_experts(const std::int32_t* ids, std::int64_t n, int experts, std::int32_t* counts, Stream s);
 
+// Holds stream s until the host writes a value >= epoch to *flag (pinned, mapped host memory), or until
+// timeout_s has passed on the GPU's clock (so a host that died cannot leave it spinning forever). Queued ahead of a
+// burst of work and opened once the host has queued the burst, it keeps the host's enqueue latency out of the
+// burst's spans (the wait shows up as a span of its own).
+void gate(const volatile unsigned* flag, unsigned epoch, double timeout_s, Stream s);
+
 }  // namespace moe::nccl

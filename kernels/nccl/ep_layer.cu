@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -64,6 +65,9 @@ struct RankState {
     DeviceBuffer<std::int32_t> ids, counts, offsets, row_token, inv, cnt_own, cnt_recv, plan, row_tag, ids_all, demand;
     DeviceBuffer<std::uint8_t> ws;
     std::unique_ptr<Pinned<std::int32_t>> host;  // own counts [E], received [G·El], demand [E], plan staging
+    unsigned* gate_h = nullptr;  // pinned, mapped: the value the gate kernels wait for (gate_d on the device)
+    const unsigned* gate_d = nullptr;
+    unsigned epoch = 0;
     std::vector<cudaEvent_t> ev;
     int used = 0;
     std::vector<SpanRef> spans;
@@ -87,6 +91,7 @@ struct RankState {
         if (cs != ns) MOE_CUDA_CHECK(cudaStreamWaitEvent(ns, ev[i], 0));
     }
     ~RankState() {
+        if (gate_h) cudaFreeHost(gate_h);
         for (cudaEvent_t e : ev) cudaEventDestroy(e);
         if (own_cs && cs) cudaStreamDestroy(cs);
     }
@@ -198,6 +203,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     run.ranks = G;
     run.processes = c.multi_process() ? G : 1;
     run.device = c.device_names();
+    if (c.multi_process() && run.device.rfind("1x ", 0) == 0)  // this process's GPU stands for each rank's
+        run.device = std::to_string(G) + "x " + run.device.substr(3) + " (one process each)";
     run.nccl_version = version();
     run.chunks = K;
     run.overlap = eo.overlap;
@@ -205,6 +212,15 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
 
     // ---- allocate and generate, rank by rank (each on its own device) ----
     RankStates states;
+    // Opens every gate when the run ends, also by an error, so that no gate kernel spins until its timeout while
+    // the buffers are freed (declared after the states: it runs first).
+    struct OpenGatesAtExit {
+        RankStates& s;
+        ~OpenGatesAtExit() {
+            for (auto& r : s.r)
+                if (r && r->gate_h) *static_cast<volatile unsigned*>(r->gate_h) = ~0u;
+        }
+    } open_at_exit{states};
     states.devices.assign(G, 0);
     states.r.resize(G);
     std::vector<float> logp_host = route::log_popularity(s.skew, E);
@@ -282,6 +298,11 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             R.out = DeviceBuffer<bf16_t>(Tg * d, "combine output");
         }
         R.host = std::make_unique<Pinned<std::int32_t>>(host_ints);
+        MOE_CUDA_CHECK(cudaHostAlloc(&R.gate_h, sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable));
+        *R.gate_h = 0;
+        void* gd = nullptr;
+        MOE_CUDA_CHECK(cudaHostGetDevicePointer(&gd, R.gate_h, 0));
+        R.gate_d = static_cast<const unsigned*>(gd);
 
         // Global index ranges: the rank's x rows, its experts' weights; the gate is the whole [E, d].
         make_bf16_range(s.seed, kStreamX, R.t0 * d, R.T * d, x_scale(), R.x.data(), sg);
@@ -315,6 +336,10 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         return v;
     };
     auto scratch = ptrs([](RankState& R) { return R.scratch.data(); });
+    auto open_gates = [&] {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        for (int g : L) *static_cast<volatile unsigned*>(states.r[g]->gate_h) = states.r[g]->epoch;
+    };
     // A barrier on every rank's comm stream, timed as a "wait" span.
     auto wait_span = [&](int chunk) {
         if (!eo.wait_spans) return;
@@ -433,6 +458,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                 send_rows[g][p] = std::accumulate(own + p * El, own + (p + 1) * El, std::int64_t(0));
                 recv_rows[g][p] = std::accumulate(got + p * El, got + (p + 1) * El, std::int64_t(0));
             }
+            // A gate holds the comm stream until the host has queued the first exchange (see open_gates).
+            gate(R.gate_d, ++R.epoch, c.timeout_s(), R.ns);
             if (experts_on) {
                 // Stage every chunk's plan in pinned memory and send it up; the next repeat overwrites it only after
                 // this one has finished (the host waits for each repeat's last event).
@@ -447,10 +474,10 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                 MOE_CUDA_CHECK(
                     cudaMemcpyAsync(R.plan.data(), stage, sizeof(std::int32_t) * o, cudaMemcpyHostToDevice, R.ns));
             }
-            R.span("plan", "comm", ch[g], R.mark(R.ns));
+            R.span("host", "comm", ch[g], R.mark(R.ns));
             R.ns_waits(packed[g]);  // the rows leave once packed
         });
-        // ---- rows to the experts' ranks, chunk by chunk ----
+        // ---- rows to the experts' ranks, chunk by chunk, interleaved on the host with the experts ----
         wait_span(0);
         auto chunk_rows = [&](int i, bool dispatch_dir) {
             std::vector<std::vector<std::int64_t>> so = zero_off, sr = zero_off, ro = zero_off, rr = zero_off;
@@ -463,8 +490,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             }
             return std::array<std::vector<std::vector<std::int64_t>>, 4>{so, sr, ro, rr};
         };
-        std::vector<std::vector<int>> arrived(G, std::vector<int>(K));
-        for (int i = 0; i < K; ++i) {
+        std::vector<std::vector<int>> arrived(G, std::vector<int>(K)), computed = arrived;
+        auto dispatch_chunk = [&](int i) {
             std::vector<int> a(G);
             each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
             auto [so, sr, ro, rr] = chunk_rows(i, true);
@@ -475,46 +502,63 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                 arrived[R.g][i] = R.mark(R.ns);
                 R.span("a2a dispatch", "comm", a[R.g], arrived[R.g][i], i);
             });
+        };
+        // Local experts of chunk i on the compute stream: regroup, FFN, regroup back.
+        auto experts_chunk = [&](RankState& R, int i) {
+            const std::int32_t* dp = R.plan.data();
+            const std::int32_t* stage = R.host->data() + 2 * E + std::size_t(G) * El;
+            for (int j = 0; j < i; ++j) {
+                const RecvPlan& Q = plans[R.g][j].recv;
+                const int nj = plans[R.g][j].e1 - plans[R.g][j].e0;
+                dp += Q.fwd_dst.size() + Q.fwd_src.size() + Q.bwd_dst.size() + Q.bwd_src.size() + 2 * nj + 1;
+            }
+            const ChunkPlan& ck = plans[R.g][i];
+            const RecvPlan& P = ck.recv;
+            const int n = ck.e1 - ck.e0;
+            const std::int32_t *fwd_dst = dp, *fwd_src = fwd_dst + P.fwd_dst.size();
+            const std::int32_t *bwd_dst = fwd_src + P.fwd_src.size(), *bwd_src = bwd_dst + P.bwd_dst.size();
+            const std::int32_t *loc_counts = bwd_src + P.bwd_src.size(), *loc_offsets = loc_counts + n;
+            const std::int32_t* loc_counts_h = stage + (loc_counts - R.plan.data());
+            const std::int32_t* loc_offsets_h = stage + (loc_offsets - R.plan.data());
+            R.cs_waits(arrived[R.g][i]);
+            const int a = R.mark(R.cs);
+            if (P.P > 0) {
+                bf16_t* xe = R.xe.data() + ck.p_base * d;
+                bf16_t* ye = R.ye.data() + ck.p_base * d;
+                std::int32_t* tag = R.row_tag.data() + ck.p_base;
+                copy_segments(R.xr.data() + ck.r_base * d, xe, d, fwd_dst, fwd_src, int(P.fwd_src.size()), P.P, tag,
+                              R.cs);
+                // The auto choice, except one cuBLAS call per expert (streams) becomes two grouped calls: the host
+                // queues the chunks faster than the GPU runs them, so the chunks can overlap at all.
+                gpu::ExpertsImpl impl = gpu::experts_auto_choice(double(P.R) / n, d, F, true);
+                if (impl == gpu::ExpertsImpl::Streams) impl = gpu::ExpertsImpl::Grouped;
+                gpu::experts_ffn(impl, xe, nullptr, tag, loc_counts, loc_offsets, loc_counts_h, loc_offsets_h, n, d, F,
+                                 R.w1.data() + std::size_t(ck.e0) * 2 * F * d, R.w2.data() + std::size_t(ck.e0) * d * F,
+                                 ye, R.ws.data(), R.ws.bytes(), R.cs);
+                copy_segments(ye, R.yr.data() + ck.r_base * d, d, bwd_dst, bwd_src, int(P.bwd_src.size()), P.R, nullptr,
+                              R.cs);
+            }
+            computed[R.g][i] = R.mark(R.cs);
+            R.span("experts", "compute", a, computed[R.g][i], i);
+        };
+        dispatch_chunk(0);
+        open_gates();  // the first exchange is queued behind its barrier: the GPU may start
+        for (int i = 0; i < K; ++i) {
+            if (experts_on) each([&](RankState& R) { experts_chunk(R, i); });
+            if (i + 1 < K) dispatch_chunk(i + 1);
         }
         if (experts_on) {
-            // ---- local experts, chunk by chunk on the compute stream: regroup, FFN, regroup back ----
-            std::vector<std::vector<int>> computed(G, std::vector<int>(K));
+            // ---- outputs back, chunk by chunk, each once its experts are done; a gate holds the comm stream until
+            // the host has queued the first one, so its spans hold no host latency ----
             each([&](RankState& R) {
-                const std::int32_t* dp = R.plan.data();
-                const std::int32_t* stage = R.host->data() + 2 * E + std::size_t(G) * El;
-                for (int i = 0; i < K; ++i) {
-                    const ChunkPlan& ck = plans[R.g][i];
-                    const RecvPlan& P = ck.recv;
-                    const int n = ck.e1 - ck.e0;
-                    const std::int32_t *fwd_dst = dp, *fwd_src = fwd_dst + P.fwd_dst.size();
-                    const std::int32_t *bwd_dst = fwd_src + P.fwd_src.size(), *bwd_src = bwd_dst + P.bwd_dst.size();
-                    const std::int32_t *loc_counts = bwd_src + P.bwd_src.size(), *loc_offsets = loc_counts + n;
-                    dp = loc_offsets + n + 1;
-                    const std::int32_t* loc_counts_h = stage + (loc_counts - R.plan.data());
-                    const std::int32_t* loc_offsets_h = stage + (loc_offsets - R.plan.data());
-                    R.cs_waits(arrived[R.g][i]);
-                    const int a = R.mark(R.cs);
-                    if (P.P > 0) {
-                        bf16_t* xe = R.xe.data() + ck.p_base * d;
-                        bf16_t* ye = R.ye.data() + ck.p_base * d;
-                        std::int32_t* tag = R.row_tag.data() + ck.p_base;
-                        copy_segments(R.xr.data() + ck.r_base * d, xe, d, fwd_dst, fwd_src, int(P.fwd_src.size()), P.P,
-                                      tag, R.cs);
-                        gpu::experts_ffn(gpu::ExpertsImpl::Auto, xe, nullptr, tag, loc_counts, loc_offsets,
-                                         loc_counts_h, loc_offsets_h, n, d, F,
-                                         R.w1.data() + std::size_t(ck.e0) * 2 * F * d,
-                                         R.w2.data() + std::size_t(ck.e0) * d * F, ye, R.ws.data(), R.ws.bytes(), R.cs);
-                        copy_segments(ye, R.yr.data() + ck.r_base * d, d, bwd_dst, bwd_src, int(P.bwd_src.size()), P.R,
-                                      nullptr, R.cs);
-                    }
-                    computed[R.g][i] = R.mark(R.cs);
-                    R.span("experts", "compute", a, computed[R.g][i], i);
-                }
+                R.ns_waits(computed[R.g][0]);
+                const int a = R.mark(R.ns);
+                gate(R.gate_d, ++R.epoch, c.timeout_s(), R.ns);
+                R.span("host", "comm", a, R.mark(R.ns));
             });
-            // ---- outputs back, chunk by chunk, each once its experts are done ----
+            wait_span(0);
             for (int i = 0; i < K; ++i) {
-                each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
-                wait_span(i);
+                if (i > 0) each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
                 std::vector<int> a(G);
                 each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
                 auto [so, sr, ro, rr] = chunk_rows(i, false);
@@ -522,6 +566,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                              ptrs([](RankState& R) -> void* { return R.yback.data(); }), so, sr, ro, rr, row_b,
                              "the combine all-to-all");
                 each([&](RankState& R) { R.span("a2a combine", "comm", a[R.g], R.mark(R.ns), i); });
+                if (i == 0) open_gates();
             }
             each([&](RankState& R) {
                 R.cs_waits(R.used - 1);

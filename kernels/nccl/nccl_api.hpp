@@ -36,8 +36,9 @@ int world_size();
 //   capacity     (cf > 0) every rank's ids and weights all-gathered, the reference's drops over all T tokens
 //   counts       rows per expert, exchanged on the device (all-to-all of ints) and copied to the host
 //   dispatch     pack rows expert-major over all E experts, so each destination rank's rows are contiguous
-//   plan         the host turns the counts into NCCL's message sizes and the receive plan (the one host sync)
-//   wait         a barrier before an exchange: the time this rank waits for the slowest one
+//   host         the one host sync (NCCL's message sizes are host arguments), the plan, and the host queuing the
+//                first exchange; before the combine, the host queuing it (a gate holds the stream meanwhile)
+//   wait         a barrier before the first chunk of an exchange: the time this rank waits for the slowest one
 //   a2a dispatch rows to the experts' ranks, in `chunks` groups of local experts
 //   experts      regroup received rows by expert, the FFNs of the chunk's experts, regroup back
 //   a2a combine  expert outputs return to the ranks that own the tokens, chunk by chunk

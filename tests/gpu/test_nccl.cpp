@@ -58,7 +58,7 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
     ASSERT_EQ(int(ep.rank_layer_ms.size()), G);
     std::vector<std::string> want = {"route"};
     if (s.capacity_factor > 0) want.insert(want.end(), {"capacity", "capacity exchange"});
-    want.insert(want.end(), {"counts", "dispatch", "plan"});
+    want.insert(want.end(), {"counts", "dispatch", "host"});
     if (eo.wait_spans) want.push_back("wait");
     want.push_back("a2a dispatch");
     if (opt.run_experts) want.insert(want.end(), {"experts", "a2a combine", "combine"});
