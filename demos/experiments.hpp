@@ -77,7 +77,8 @@ std::vector<std::vector<PlacedCopy>> contiguous_placement(const std::vector<std:
 std::int64_t busiest_gpu_rows(const std::vector<std::vector<PlacedCopy>>& placement);
 
 // The replicated expert layer on the CPU reference: every copy computes its share of its expert's packed rows with
-// that expert's weights. Returns the outputs in the original packed order: equal, bit for bit, to the plain layer.
+// that expert's weights. Returns the outputs in the original packed order: the plain layer's, up to one bf16
+// rounding where the reference groups a split segment's rows differently.
 std::vector<moe::bf16_t> replicated_ffn_cpu(const std::vector<moe::bf16_t>& xp, const std::vector<std::int32_t>& counts,
                                        const std::vector<std::vector<PlacedCopy>>& placement, int hidden, int ffn,
                                        const std::vector<moe::bf16_t>& w1, const std::vector<moe::bf16_t>& w2);
