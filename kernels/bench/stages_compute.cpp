@@ -2,6 +2,7 @@
 // and nopack's gathering GEMM) and the whole layer. Checked on sampled rows against the CPU reference first.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "kernels/bench/harness.hpp"
@@ -51,6 +52,25 @@ std::int64_t count_outside(const std::vector<bf16_t>& got, const std::vector<bf1
     }
     return bad;
 }
+
+// Sets MOELAB_DECODE_FLAVOR for one benchmark row ("" leaves it alone), restoring it after.
+struct FlavorEnv {
+    bool set = false, had = false;
+    std::string old;
+    explicit FlavorEnv(const std::string& v) {
+        if (v.empty()) return;
+        if (const char* o = std::getenv("MOELAB_DECODE_FLAVOR")) had = true, old = o;
+        setenv("MOELAB_DECODE_FLAVOR", v.c_str(), 1);
+        set = true;
+    }
+    ~FlavorEnv() {
+        if (!set) return;
+        if (had)
+            setenv("MOELAB_DECODE_FLAVOR", old.c_str(), 1);
+        else
+            unsetenv("MOELAB_DECODE_FLAVOR");
+    }
+};
 
 }  // namespace
 
@@ -109,7 +129,12 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
     for (const std::string& name : opt.experts_impls) {
         const bool gather = name == "nopack";
-        const gpu::ExpertsImpl impl = gather ? gpu::ExpertsImpl::Fused : gpu::parse_experts_impl(name);
+        // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu)
+        const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
+        FlavorEnv flavor(flavored ? name.substr(8) : "");
+        const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
+                                      : flavored ? gpu::ExpertsImpl::Decode
+                                                 : gpu::parse_experts_impl(name);
         gpu::ExpertsImpl ran = impl;
         auto body = [&](int) {
             if (impl == gpu::ExpertsImpl::Decode)  // the plan stays on the device, as in a graph-captured layer

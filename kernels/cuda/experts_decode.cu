@@ -21,16 +21,25 @@ namespace moe::gpu {
 
 namespace {
 
-constexpr int kThreads = 128;  // 4 warps per block; each warp takes its own items
+constexpr int kDecodeDefaultFlavor = 1;  // L2 256-byte prefetch, 4 (2 for 32+ tokens) steps in flight
+constexpr int kThreads = 128;            // 4 warps per block; each warp takes its own items
 constexpr int kWarps = kThreads / 32;
 
 // Weights are read once per chunk: stream them past L1. Token rows are re-read by the neighbouring warps (same
 // expert, next rows of the weights): those go through L1.
+// kPf: also ask L2 to fetch the whole 256-byte block on a miss (a warp reads 64 bytes of each of its rows per load
+// and the rest of the block in the next loads: one DRAM burst instead of four).
+template <int kPf = 0>
 __device__ __forceinline__ uint4 ld_stream(const bf16_t* p) {
     uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-        : "l"(p));
+    if constexpr (kPf)
+        asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+            : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+            : "l"(p));
+    else
+        asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+            : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+            : "l"(p));
     return v;
 }
 __device__ __forceinline__ uint4 ld_cached(const bf16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
@@ -73,11 +82,14 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
 
 // acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over k in [kb, ke) (kb a multiple of 32; ke too, or
 // K), for token tiles j < live; K bounds the loads.
-template <int kNT, bool kVec>
+// kFlavor (weights' loads): bit 0 the L2 256-byte prefetch, bit 1 twice as many 32-wide steps in flight.
+template <int kNT, bool kVec, int kFlavor>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
                                                     const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
                                                     float (&acc)[kNT][4]) {
-    constexpr int kU = kNT <= 2 ? 4 : 2;  // 32-wide steps whose loads are all issued before the first product
+    // 32-wide steps whose loads are all issued before the first product
+    constexpr int kU = (kNT <= 2 ? 4 : 2) * (kFlavor & 2 ? 2 : 1);
+    constexpr int kPf = kFlavor & 1;
     const int t8 = (threadIdx.x & 3) * 8;
     int k0 = kb;
     if constexpr (kVec) {
@@ -85,8 +97,8 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
             uint4 lo[kU], hi[kU], xv[kU][kNT];
 #pragma unroll
             for (int u = 0; u < kU; ++u) {
-                lo[u] = ld_stream(a_lo + k0 + 32 * u + t8);
-                hi[u] = ld_stream(a_hi + k0 + 32 * u + t8);
+                lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
+                hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
             }
 #pragma unroll
             for (int u = 0; u < kU; ++u)
@@ -100,7 +112,7 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
                     if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
         }
         for (; k0 + 32 <= ke; k0 += 32) {
-            const uint4 lo = ld_stream(a_lo + k0 + t8), hi = ld_stream(a_hi + k0 + t8);
+            const uint4 lo = ld_stream<kPf>(a_lo + k0 + t8), hi = ld_stream<kPf>(a_hi + k0 + t8);
 #pragma unroll
             for (int j = 0; j < kNT; ++j)
                 if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
@@ -209,7 +221,7 @@ __host__ __device__ constexpr int decode_smem_bytes(int experts) {
 // Items: (chunk of an expert's tokens, 8 columns of h), chunk-major. The block's warps form kWarps / split groups;
 // the `split` warps of a group share one item, each streaming its own slice of d, and are summed before the
 // SiLU gate (which is not linear) by the group's first warp.
-template <int kNT, bool kVec>
+template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
@@ -253,7 +265,7 @@ __global__ void __launch_bounds__(kThreads)
                 const std::int64_t r = r0 + m;
                 b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
             }
-            warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0 && f < ffn) {
@@ -269,7 +281,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Items: (chunk of an expert's tokens, 16 columns of y); groups of `split` warps share an item over slices of F.
-template <int kNT, bool kVec>
+template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
                        int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
@@ -319,7 +331,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
                 b[jj] = h + (r0 + m) * ffn;
             }
-            warp_rows_by_tokens<kNT, kVec>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0) {
@@ -367,15 +379,15 @@ int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
     return s;
 }
 
-template <int kNT, bool kVec>
+template <int kNT, bool kVec, int kFlavor>
 void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
                    const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
-    auto k1 = decode_gate_up_kernel<kNT, kVec>;
-    auto k2 = decode_down_kernel<kNT, kVec>;
+    auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor>;
+    auto k2 = decode_down_kernel<kNT, kVec, kFlavor>;
     static_assert(decode_smem_bytes<8>(6144) <= 48 * 1024, "the default dynamic shared memory limit suffices");
     {
         const std::int64_t est = est_chunks * ((ffn + 7) / 8);
@@ -410,23 +422,23 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
     }
 }
 
-template <bool kVec>
+template <bool kVec, int kFlavor>
 void launch_decode_nt(int chunk_tokens, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                       const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
                       int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     switch (chunk_tokens) {
         case 8:
-            return launch_decode<1, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
-                                          y, st);
+            return launch_decode<1, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         case 16:
-            return launch_decode<2, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
-                                          y, st);
+            return launch_decode<2, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         case 32:
-            return launch_decode<4, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
-                                          y, st);
+            return launch_decode<4, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         default:
-            return launch_decode<8, kVec>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h,
-                                          y, st);
+            return launch_decode<8, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
     }
 }
 
@@ -471,12 +483,25 @@ void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                       reinterpret_cast<std::uintptr_t>(h)) %
                              16 ==
                          0;
-    if (vec)
-        launch_decode_nt<true>(chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2,
-                               h, y, st);
-    else
-        launch_decode_nt<false>(chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2,
-                                h, y, st);
+    // The weights' load flavor (see warp_rows_by_tokens); MOELAB_DECODE_FLAVOR=0..3 overrides it (the benchmark
+    // compares them).
+    int flavor = kDecodeDefaultFlavor;
+    if (const char* env = std::getenv("MOELAB_DECODE_FLAVOR"); env && *env >= '0' && *env <= '3' && !env[1])
+        flavor = *env - '0';
+#define MOE_DECODE_ARGS \
+    chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+    if (!vec) return launch_decode_nt<false, 0>(MOE_DECODE_ARGS);
+    switch (flavor) {
+        case 0:
+            return launch_decode_nt<true, 0>(MOE_DECODE_ARGS);
+        case 1:
+            return launch_decode_nt<true, 1>(MOE_DECODE_ARGS);
+        case 2:
+            return launch_decode_nt<true, 2>(MOE_DECODE_ARGS);
+        default:
+            return launch_decode_nt<true, 3>(MOE_DECODE_ARGS);
+    }
+#undef MOE_DECODE_ARGS
 }
 
 double measure_read_gbps(std::size_t bytes, int repeats) {
