@@ -85,6 +85,8 @@ struct Plan {
 Plan plan(const Spec& spec, int sm_count);
 
 // Device workspace of decode (qkv, attn and the split partials) and of attend (partials only), for that sm_count.
+// It serves every batch from 1 to spec.batch (the other fields equal): size it once for a pipeline's largest
+// micro-batch. Costs up to a few milliseconds of host time (it searches the batches that split); call it at setup.
 std::size_t workspace_bytes(const Spec& spec, int sm_count);
 std::size_t attend_workspace_bytes(const Spec& spec, int sm_count);
 

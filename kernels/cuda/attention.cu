@@ -269,6 +269,15 @@ int blocks_per_sm() {
     return n;
 }
 
+// sm_count <= 0: every SM of the current device.
+int resolve_sms(int sm_count) {
+    if (sm_count > 0) return sm_count;
+    int dev = 0;
+    MOE_CUDA_CHECK(cudaGetDevice(&dev));
+    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
+    return sm_count;
+}
+
 struct Layout {
     bf16_t* qkv = nullptr;
     bf16_t* attn = nullptr;
@@ -343,11 +352,7 @@ void make_kv(std::uint64_t seed, const Spec& s, bf16_t* k, bf16_t* v, Stream st)
 
 Plan plan(const Spec& s, int sm_count) {
     validate(s);
-    if (sm_count <= 0) {
-        int dev = 0;
-        MOE_CUDA_CHECK(cudaGetDevice(&dev));
-        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, dev));
-    }
+    sm_count = resolve_sms(sm_count);
     Plan pl;
     pl.head_tiles = (s.q_heads / s.kv_groups + kRows - 1) / kRows;
     const std::int64_t units = s.batch * s.kv_groups * pl.head_tiles;
@@ -371,17 +376,36 @@ Plan plan(const Spec& s, int sm_count) {
     return pl;
 }
 
-std::size_t workspace_bytes(const Spec& s, int sm_count) {
-    std::size_t used = 0;
-    carve(s, plan(s, sm_count), true, nullptr, 0, &used);
-    return used;
+namespace {
+// The most CTAs that write partials for any batch in 1 .. s.batch (the rest of the spec fixed), so that a workspace
+// sized for a pipeline's largest micro-batch also serves its smaller ones. Only batches with fewer than ~8 waves of
+// units can split (with 8 or more waves one split is >= 85% efficient), which bounds the search.
+std::int64_t max_partial_ctas(const Spec& s, int sm_count) {
+    const Plan full = plan(s, sm_count);
+    std::int64_t most = full.splits > 1 ? full.ctas : 0;
+    const std::int64_t per_seq = std::int64_t(s.kv_groups) * full.head_tiles;
+    const std::int64_t slots = std::int64_t(resolve_sms(sm_count)) * blocks_per_sm();
+    const std::int64_t last = std::min<std::int64_t>(s.batch - 1, 9 * slots / per_seq + 1);
+    Spec b = s;
+    for (b.batch = 1; b.batch <= last; ++b.batch) {
+        const Plan pl = plan(b, sm_count);
+        if (pl.splits > 1) most = std::max(most, pl.ctas);
+    }
+    return most;
 }
 
-std::size_t attend_workspace_bytes(const Spec& s, int sm_count) {
+std::size_t bytes_for(const Spec& s, int sm_count, bool projections) {
+    Plan pl = plan(s, sm_count);
+    pl.ctas = max_partial_ctas(s, sm_count);
+    pl.splits = pl.ctas > 0 ? 2 : 1;  // carve() only asks whether there are partials, and how many CTAs write them
     std::size_t used = 0;
-    carve(s, plan(s, sm_count), false, nullptr, 0, &used);
+    carve(s, pl, projections, nullptr, 0, &used);
     return used;
 }
+}  // namespace
+
+std::size_t workspace_bytes(const Spec& s, int sm_count) { return bytes_for(s, sm_count, true); }
+std::size_t attend_workspace_bytes(const Spec& s, int sm_count) { return bytes_for(s, sm_count, false); }
 
 void attend(const Spec& s, const bf16_t* qkv, const bf16_t* k, const bf16_t* v, bf16_t* attn, void* ws,
             std::size_t ws_bytes, int sm_count, Stream st) {

@@ -145,6 +145,36 @@ TEST(GpuAttention, RejectsBadShapesAndSmallWorkspaces) {
                  moe::Error);
 }
 
+TEST(GpuAttention, WorkspaceOfTheLargestBatchServesSmallerOnes) {
+    MOE_REQUIRE_GPU();
+    // A large batch does not split, a small one does: its partials must still fit the large batch's workspace.
+    att::Spec full = spec_of({512, 1000, 16, 4, 256, 1.0f, 66});
+    const std::size_t wsb = att::gpu::workspace_bytes(full, 66);
+    DeviceBuffer<bf16_t> x(std::size_t(full.batch) * full.hidden), wqkv(std::size_t(att::qkv_cols(full)) * full.hidden),
+        wo(std::size_t(full.hidden) * full.q_heads * 128), k(att::kv_elems(full)), v(att::kv_elems(full)),
+        out(x.size());
+    att::gpu::make_weights(fresh_seed(), 0, full, wqkv.data(), wo.data(), nullptr);
+    att::gpu::make_kv(fresh_seed(), full, k.data(), v.data(), nullptr);
+    moe::gpu::make_bf16(fresh_seed(), kStreamTestX, std::int64_t(x.size()), 1.0f, x.data(), nullptr);
+    DeviceBuffer<std::uint8_t> ws(wsb);
+    bool saw_split = false;
+    for (std::int64_t ba : {std::int64_t(1), std::int64_t(3), std::int64_t(17), std::int64_t(100), full.batch}) {
+        att::Spec s = full;
+        s.batch = ba;
+        SCOPED_TRACE("batch " + std::to_string(ba));
+        saw_split |= att::gpu::plan(s, 66).splits > 1;
+        EXPECT_LE(att::gpu::workspace_bytes(s, 66), wsb);
+        out.poison();
+        EXPECT_NO_THROW(att::gpu::decode(s, x.data(), wqkv.data(), wo.data(), k.data(), v.data(), out.data(), ws.data(),
+                                         wsb, 66, nullptr));
+        moe::gpu::synchronize(nullptr);
+        auto got = out.download(std::size_t(ba) * full.hidden);
+        EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](bf16_t e) { return std::isfinite(moe::bf16_to_f32(e)); }));
+    }
+    EXPECT_TRUE(saw_split);
+    EXPECT_EQ(att::gpu::plan(full, 66).splits, 1);
+}
+
 // Not asserted: the achieved KV bandwidth against the device copy, printed for the log (measured-gpu).
 TEST(GpuAttention, KvBandwidth) {
     MOE_REQUIRE_GPU();
