@@ -367,15 +367,16 @@ unsigned persistent_blocks(Kernel kernel, int smem, std::int64_t needed) {
     return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
 }
 
-// How many warps share one item: enough warp-items to fill the resident warps at least twice, at least two
-// 32-wide steps of K per warp. MOELAB_DECODE_SPLIT=1|2|4 forces it (tests, diagnostics).
+// How many warps share one item. Items are equal, so the last round of a static schedule runs part-empty: the
+// smallest split that gives each resident warp about 16 items keeps that tail near 1/16, as long as a warp keeps
+// at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it (tests).
 int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
-    int s = est_items < 2 * resident_warps ? 4 : est_items < 4 * resident_warps ? 2 : 1;
     if (const char* env = std::getenv("MOELAB_DECODE_SPLIT"); env && *env) {
         const int v = std::atoi(env);
         if (v == 1 || v == 2 || v == 4) return v;
     }
-    while (s > 1 && K < 64 * s) s /= 2;
+    int s = 1;
+    while (s < 4 && est_items * s < 16 * resident_warps && K >= 256 * (2 * s)) s *= 2;
     return s;
 }
 
