@@ -365,15 +365,17 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
                           {"drop_policy", x.drop_policy},
                           {"warmup", a.warmup},
                           {"repeats", a.repeats},
+                          {"nccl_blocking", r0.blocking},
                           {"runs", nlohmann::json::array()}};
     // Compatibility with the first version's readers: the plain run's table at the top level.
     out["traffic"] = r0.traffic, out["counts"] = r0.counts;
     if (!a.json)
         std::printf(
             "# moelab bench ep-layer on %s, NCCL %s: T=%lld E=%d k=%d d=%d F=%d skew=%s cf=%g (%s), medians of %d "
-            "repeats after %d warm-up (us, CUDA events per rank)\n",
+            "repeats after %d warm-up (us, CUDA events per rank), %s communicators\n",
             r0.device.c_str(), r0.nccl_version.c_str(), (long long)s.tokens, s.experts, s.top_k, s.hidden, s.ffn,
-            a.skew.c_str(), s.capacity_factor, x.drop_policy.c_str(), a.repeats, a.warmup);
+            a.skew.c_str(), s.capacity_factor, x.drop_policy.c_str(), a.repeats, a.warmup,
+            r0.blocking ? "blocking" : "non-blocking");
     double raw_ms = raw.empty() ? 0 : raw[0].time_ms_median;
     for (std::size_t i = 0; i < runs.size(); ++i) {
         if (!a.json) print_run(runs[i], modes[i].name, check ? &checks[i] : nullptr, runs[i].out.size());

@@ -74,6 +74,14 @@ std::string version() {
 
 double timeout_s() { return g_timeout_s; }
 
+bool blocking_comms() {
+    static const bool on = [] {
+        const char* v = std::getenv("MOELAB_NCCL_BLOCKING");
+        return v && std::string(v) == "1";
+    }();
+    return on;
+}
+
 void set_timeout_s(double seconds) {
     if (!(seconds > 0 && seconds <= 3600)) MOE_BAD_INPUT("NCCL timeout " << seconds << " s must be in (0, 3600]");
     g_timeout_s = seconds;
@@ -132,7 +140,7 @@ Communicator::Communicator(int ranks, double timeout) : ranks_(ranks), timeout_s
         ncclUniqueId id;
         MOE_NCCL_CHECK(ncclGetUniqueId(&id));
         ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-        config.blocking = 0;  // every later wait polls, so a stuck peer times out instead of hanging the caller
+        config.blocking = blocking_comms() ? 1 : 0;  // non-blocking: every wait polls, a stuck peer times out
         MOE_NCCL_CHECK(ncclGroupStart());
         ncclResult_t first = ncclSuccess;
         for (int r = 0; r < ranks; ++r) {
@@ -171,7 +179,7 @@ Communicator::Communicator(int ranks, int rank, int device, const ncclUniqueId& 
     try {
         init_streams_and_names();
         ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-        config.blocking = 0;
+        config.blocking = blocking_comms() ? 1 : 0;
         use(rank);
         MOE_NCCL_CHECK(ncclCommInitRankConfig(&comms_[rank], ranks, id, rank, &config));
         wait_ready("NCCL communicator init (every process must join)");

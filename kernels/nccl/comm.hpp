@@ -99,6 +99,11 @@ struct ProcessWorld {
     std::function<bool(ncclUniqueId&, bool ok)> share_id;
 };
 const ProcessWorld* process_world();
+// MOELAB_NCCL_BLOCKING=1: blocking communicators. NCCL then queues a group inline (no helper thread per
+// ncclGroupEnd: less host time per exchange), but a group that must set up a connection waits for the peer without
+// a deadline; the waits on streams and events keep theirs. Default: non-blocking, every wait with a deadline.
+bool blocking_comms();
+
 // True once any communicator of this process was aborted (a timeout or a peer's failure).
 bool process_aborted();
 

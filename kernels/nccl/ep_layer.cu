@@ -207,6 +207,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         run.device = std::to_string(G) + "x " + run.device.substr(3) + " (one process each)";
     run.nccl_version = version();
     run.chunks = K;
+    run.blocking = blocking_comms();
     run.overlap = eo.overlap;
     run.capacity = cap;
 

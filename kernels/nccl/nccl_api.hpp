@@ -62,8 +62,9 @@ struct EpSpan {
 
 struct EpRun {
     int ranks = 0;
-    int processes = 1;   // 1: one process drove every rank; G: one process per GPU (mpirun)
-    std::string device;  // "2x NVIDIA H200"
+    bool blocking = false;  // blocking NCCL communicators (MOELAB_NCCL_BLOCKING=1)
+    int processes = 1;      // 1: one process drove every rank; G: one process per GPU (mpirun)
+    std::string device;     // "2x NVIDIA H200"
     std::string nccl_version;
     int chunks = 1;
     bool overlap = false;
