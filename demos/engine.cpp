@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <mutex>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 
@@ -260,9 +260,12 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
     std::string why;
     r.backend = resolve_backend(s, &why);
     const Provenance meas = r.backend == "cuda" ? Provenance::MeasuredGpu : Provenance::MeasuredCpu;
-    if (r.backend == "cpu")
+    if (r.backend == "cpu") {
+        r.add(Result::Caveat::CpuReference);
         r.notes.push_back("Numbers come from the CPU reference implementation" +
                           (why.empty() ? std::string(" (--backend cpu)") : " because no GPU is usable: " + why) + ".");
+    }
+    if (s.ranks > 1) r.add(Result::Caveat::EmulatedRanks);
     if (s.ranks > 1)
         r.notes.push_back("The " + std::to_string(s.ranks) +
                           " ranks are emulated on one device: placement and traffic are counted from the real "
@@ -303,6 +306,7 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
             r.notes.erase(std::remove_if(r.notes.begin(), r.notes.end(),
                                          [](const std::string& n) { return n.find("emulated") != std::string::npos; }),
                           r.notes.end());
+            r.caveats &= ~unsigned(Result::Caveat::EmulatedRanks);
             check_memory(s, spec, true, r.backend);
             run_on_nccl(r, s, spec, opt);
             r.pipeline = simulate_pipeline(pipeline_input(s), &r.model_timeline);
@@ -315,6 +319,8 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
     r.device = lr.device;
     r.experts_impl = lr.experts_impl;
     r.loads_provenance = r.comm_provenance = meas;
+    // Ranks played by one device: the traffic is counted from the real routing, but no link carried it.
+    if (r.has(Result::Caveat::EmulatedRanks)) r.comm_provenance = Provenance::Emulated;
     fill_loads(r, lr, s);
     fill_comm(r, lr, s);
     for (auto& st : lr.stages) r.stages.push_back(summarize(st, meas));
@@ -344,9 +350,11 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
         }
         r.copy_gbps = copy_gbps(r.backend, std::size_t(r.strategies.front().bytes));
         r.copy_provenance = meas;
+        if (r.backend == "cpu") r.add(Result::Caveat::NoisyStrategies);
         if (r.backend == "cpu")
-            r.notes.push_back("On the CPU reference every strategy runs the same plain plan and pack, so their times "
-                              "differ only by noise; the strategies differ on the GPU.");
+            r.notes.push_back(
+                "On the CPU reference every strategy runs the same plain plan and pack, so their times "
+                "differ only by noise; the strategies differ on the GPU.");
     }
 
     PipelineInput pin = pipeline_input(s);
@@ -359,6 +367,7 @@ Result run(const Scenario& s, Demo demo, const RunControl& ctl) {
             if (ctl.cancel && ctl.cancel->load()) throw moe::Error(moe::ErrorKind::Runtime, "run cancelled");
         });
     } else if (demo == Demo::Pipeline) {
+        r.add(Result::Caveat::ModeledPipeline);
         r.notes.push_back(r.backend == "cuda"
                               ? "The pipeline timeline here is modelled (MegaScale-Infer's ping-pong schedule); the "
                                 "measured run on GPU pools follows."

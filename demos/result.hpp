@@ -33,10 +33,10 @@ struct PipelineSummary {
     bool present = false;
     int layers = 0, micro_batches = 0;
     double ta_ms = 0, te_ms = 0, tc_ms = 0, tf_ms = 0;
-    double total_ms = 0;          // simulated iteration time
-    double closed_form_ms = 0;    // (Ta+Te+2Tc) + Tf(mL−1)
-    double min_micro_batches = 0; // 2(1 + Tc/Tf)
-    bool comm_hidden = false;     // m ≥ 2(1 + Tc/Tf)
+    double total_ms = 0;           // simulated iteration time
+    double closed_form_ms = 0;     // (Ta+Te+2Tc) + Tf(mL−1)
+    double min_micro_batches = 0;  // 2(1 + Tc/Tf)
+    bool comm_hidden = false;      // m ≥ 2(1 + Tc/Tf)
     double attention_util = 0, expert_util = 0;
     Provenance provenance = Provenance::Modeled;
 };
@@ -48,8 +48,8 @@ struct PipelineRun {
     std::string pools;       // green-contexts | shared-streams | devices | colocated
     std::string pools_note;  // why green contexts were not used, when they were not
     int device_sms = 0, attention_sms = 0, expert_sms = 0;
-    StageTime iteration;     // min / median / p95 of the timed repeats
-    double tokens_per_s = 0;  // B / median iteration
+    StageTime iteration;       // min / median / p95 of the timed repeats
+    double tokens_per_s = 0;   // B / median iteration
     PipelineSummary measured;  // Ta, Te, Tc = medians of the spans; total = median iteration; busy fractions
     bool link_paced = false;   // A2E/E2A paced at --link-gbps: those spans are emulated
     // Calibration: Ta = k1·ba + k2, Te = k3·be + k4 (µs), Tc = latency + bytes / link bandwidth.
@@ -68,11 +68,21 @@ struct Result {
     // The expert FFN implementation that ran (decode, grouped, ...; "reference" on the CPU), "" when none ran.
     std::string experts_impl;
     std::vector<std::string> notes;  // plain-language caveats (CPU reference in use, emulated ranks, …)
+    // The caveats the front ends act on, as data (the notes above say them in words): a bit per Caveat.
+    enum class Caveat : unsigned {
+        CpuReference = 1u,     // numbers from the CPU reference, not a GPU
+        EmulatedRanks = 2u,    // several ranks played by one device; traffic counted, link times modelled
+        ModeledPipeline = 4u,  // the pipeline timeline is the model only
+        NoisyStrategies = 8u,  // dispatch strategies ran the same code (CPU): their time differences are noise
+    };
+    unsigned caveats = 0;
+    bool has(Caveat c) const { return (caveats & unsigned(c)) != 0; }
+    void add(Caveat c) { caveats |= unsigned(c); }
 
     // Loads.
     Provenance loads_provenance = Provenance::MeasuredCpu;
-    std::vector<std::int64_t> demand;       // [E] routed before drops
-    std::vector<std::int64_t> expert_loads; // [E] kept after drops
+    std::vector<std::int64_t> demand;        // [E] routed before drops
+    std::vector<std::int64_t> expert_loads;  // [E] kept after drops
     double mean_load = 0;
     double straggler_factor = 0;  // max/mean of expert_loads
     int hottest_expert = 0;
@@ -90,7 +100,7 @@ struct Result {
     std::vector<double> traffic_bytes;         // [G, G], dispatch direction
     double comm_ms = -1;                       // measured transfer time where one exists
     Provenance comm_time_provenance = Provenance::Modeled;
-    std::vector<double> traffic_ms;            // [G, G] each pair's dispatch bytes sent alone (nccl), empty if none
+    std::vector<double> traffic_ms;  // [G, G] each pair's dispatch bytes sent alone (nccl), empty if none
     Provenance traffic_ms_provenance = Provenance::Modeled;
 
     // Stage times and timelines.
