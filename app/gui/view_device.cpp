@@ -10,14 +10,19 @@
 namespace moelab_gui {
 namespace {
 
-// A few words for the banner; the engine's full sentence goes in the tooltip.
-std::string short_notice(const std::string& note, const demos::Scenario& s) {
-    if (note.find("CPU reference") != std::string::npos) return "numbers from the CPU reference, not a GPU";
-    if (note.find("emulated") != std::string::npos)
-        return std::to_string(s.ranks) + " ranks emulated on one device; link times modelled";
-    if (note.find("pipeline") != std::string::npos && note.find("odel") != std::string::npos)
-        return "pipeline timeline modelled, not measured";
-    return note.size() > 60 ? note.substr(0, 57) + "…" : note;
+// A few words for the banner per caveat the results carry (Result::caveats: data, not words to search).
+std::string short_notice(demos::Result::Caveat c, const demos::Scenario& s) {
+    switch (c) {
+        case demos::Result::Caveat::CpuReference:
+            return "numbers from the CPU reference, not a GPU";
+        case demos::Result::Caveat::EmulatedRanks:
+            return std::to_string(s.ranks) + " ranks emulated on one device; link times modelled";
+        case demos::Result::Caveat::ModeledPipeline:
+            return "pipeline timeline modelled, not measured";
+        case demos::Result::Caveat::NoisyStrategies:
+            return "";  // the dispatch view says it where it matters
+    }
+    return "";
 }
 
 }  // namespace
@@ -81,6 +86,17 @@ static void draw_device(const Session& ses, ViewState& vs, Commands& cmd) {
         ImGui::TextUnformatted(ses.results().loads() ? "✓ up to date" : "idle");
         ImGui::PopStyleColor();
     }
+    // Edit to result: from an edit to the frame that first showed its loads, over this session.
+    const LatencyStats& e2r = ses.edit_to_result();
+    if (!e2r.samples_ms.empty()) {
+        ImGui::SameLine();
+        ImGui::TextDisabled("edit→result %.0f ms (p95 %.0f)", e2r.median_ms(), e2r.p95_ms());
+        anchor("edit_to_result");
+        if (ImGui::IsItemHovered())
+            wrapped_tooltip(("From an edit to the frame that first showed its loads: median and 95th percentile over " +
+                             std::to_string(e2r.samples_ms.size()) + " edits of this session.")
+                                .c_str());
+    }
     if (!st.busy) {
         ImGui::SameLine();
         if (ImGui::SmallButton("Re-run")) cmd.rerun();
@@ -91,11 +107,16 @@ static void draw_device(const Session& ses, ViewState& vs, Commands& cmd) {
     // Line 2: a plain notice per caveat of the current results (full text on hover), then the provenance legend.
     std::set<std::string> seen;
     std::vector<std::pair<std::string, std::string>> notices;  // short, full
+    std::string all_engine_notes;                              // the engine's full sentences, on hover
     auto notes_of = [&](const std::optional<demos::Result>& res) {
         if (!res) return;
-        for (const auto& n : res->notes) {
-            if (n.find("strateg") != std::string::npos) continue;  // shown in the dispatch view
-            if (seen.insert(n).second) notices.push_back({short_notice(n, res->scenario), n});
+        for (const auto& n : res->notes)
+            if (seen.insert(n).second) all_engine_notes += (all_engine_notes.empty() ? "" : "\n\n") + n;
+        for (demos::Result::Caveat c : {demos::Result::Caveat::CpuReference, demos::Result::Caveat::EmulatedRanks,
+                                        demos::Result::Caveat::ModeledPipeline}) {
+            if (!res->has(c)) continue;
+            const std::string text = short_notice(c, res->scenario);
+            if (seen.insert("caveat:" + text).second) notices.push_back({text, ""});
         }
     };
     notes_of(ses.results().routing);
@@ -105,8 +126,9 @@ static void draw_device(const Session& ses, ViewState& vs, Commands& cmd) {
         notices.push_back({"numbers from the CPU reference, not a GPU",
                            "Numbers come from the CPU reference implementation, not a GPU."});
     // One row, so the banner keeps its height: notices that do not fit fold into "+N more" (all on hover).
-    std::string all_notes;
-    for (const auto& n : notices) all_notes += (all_notes.empty() ? "" : "\n\n") + n.second;
+    for (auto& n : notices)
+        if (n.second.empty()) n.second = all_engine_notes.empty() ? n.first : all_engine_notes;
+    std::string all_notes = all_engine_notes;
     for (std::size_t i = 0; i < notices.size(); ++i) {
         const std::string text = "⚠ " + notices[i].first;
         const float w = ImGui::CalcTextSize(text.c_str()).x;

@@ -39,30 +39,38 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
     }
     const demos::Result& r = *opt;
     const double gbps = copy_gbps(r);
+    // On the CPU reference every strategy runs the same plan and pack: their times differ by noise only. What
+    // differs there, and is exact, is the bytes each one moves; times need a GPU.
+    const bool noise = r.has(demos::Result::Caveat::NoisyStrategies);
 
     charts::BarChart c;
     c.id = "strategies";
     for (std::size_t i = 0; i < r.strategies.size(); ++i) {
         const auto& st = r.strategies[i];
-        c.values.push_back(st.time.median_ms);
-        c.whisker_lo.push_back(st.time.min_ms);
-        c.whisker_hi.push_back(st.time.p95_ms);
+        c.values.push_back(noise ? st.bytes : st.time.median_ms);
+        if (!noise) {
+            c.whisker_lo.push_back(st.time.min_ms);
+            c.whisker_hi.push_back(st.time.p95_ms);
+        }
         c.colors.push_back(pal.series_at(static_cast<int>(i)));
         c.hatched.push_back(st.time.provenance == demos::Provenance::Modeled);
         const bool selected = st.strategy == r.scenario.strategy;
         c.labels.push_back(selected ? st.strategy + " ✓" : st.strategy);
         if (selected) c.highlight = static_cast<int>(i);
-        c.value_labels.push_back(charts::fmt_ms(st.time.median_ms));
+        c.value_labels.push_back(noise ? (st.bytes > 0 ? charts::fmt_bytes(st.bytes) : std::string("0: no copy"))
+                                       : charts::fmt_ms(st.time.median_ms));
     }
-    c.y_title = "pack time per layer (median; whiskers min … p95)";
-    c.y_format = charts::fmt_ms;
+    c.y_title = noise ? "bytes moved per pack (T·d·b + rows·d·b)" : "pack time per layer (median; whiskers min … p95)";
+    c.y_format = noise ? charts::Format(charts::fmt_bytes) : charts::Format(charts::fmt_ms);
     c.x_title = "strategy";
 
     ImGui::TextUnformatted("Packing tokens expert-major before the expert GEMMs");
     ImGui::SameLine();
-    provenance_badge(pal, r.strategies.front().time.provenance);
+    provenance_badge(pal, noise ? r.loads_provenance : r.strategies.front().time.provenance);
     ImGui::SameLine();
-    if (gbps > 0) {
+    if (noise) {
+        ImGui::TextDisabled("bytes, not times");
+    } else if (gbps > 0) {
         ImGui::TextDisabled("floor: %.0f GB/s copy", gbps);
         if (ImGui::IsItemHovered())
             wrapped_tooltip(
@@ -76,17 +84,15 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
                 "have (GPU runs measure it). Hover a bar for the bytes moved and the bandwidth achieved.");
     }
     result_header(r);
-    for (const std::string& n : r.notes) {
-        if (n.find("strateg") == std::string::npos) continue;  // the strategy caveat; the banner has the rest
+    if (noise) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
-        ImGui::TextUnformatted(r.backend == "cpu" ? "⚠ CPU reference: the differences are noise (hover)"
-                                                  : "⚠ note (hover)");
+        ImGui::PushTextWrapPos(0);
+        ImGui::TextUnformatted(
+            "⚠ CPU reference: every strategy runs the same plain pack here, so their times differ only by noise. "
+            "Shown: the bytes each one moves. Run on a GPU (--backend cuda) to compare their times.");
+        ImGui::PopTextWrapPos();
         ImGui::PopStyleColor();
-        if (ImGui::IsItemHovered())
-            wrapped_tooltip((n + (r.backend == "cpu" ? " The app's own drawing also shares the cores while it "
-                                                       "runs; `moelab run dispatch` times without it."
-                                                     : ""))
-                                .c_str());
+        anchor("dispatch_cpu_note");
     }
 
     ImVec2 avail = ImGui::GetContentRegionAvail();
@@ -105,13 +111,20 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
             floor_line = "floor " + charts::fmt_ms(floor_ms) + ": " +
                          charts::fmt_fixed(100 * floor_ms / st.time.median_ms, 0) + "% of the bandwidth floor";
         }
-        std::snprintf(buf, sizeof buf,
-                      "%s\n\nmin %s · median %s · p95 %s over %d repeats (%s)\nbytes moved (T·d·b + rows·d·b): %s\n"
-                      "achieved %.1f GB/s · %s",
-                      strategy_help(st.strategy), charts::fmt_ms(st.time.min_ms).c_str(),
-                      charts::fmt_ms(st.time.median_ms).c_str(), charts::fmt_ms(st.time.p95_ms).c_str(),
-                      st.time.repeats, demos::provenance_name(st.time.provenance), charts::fmt_bytes(st.bytes).c_str(),
-                      achieved, floor_line.c_str());
+        if (noise)
+            std::snprintf(buf, sizeof buf,
+                          "%s\n\nbytes moved (T·d·b + rows·d·b): %s\nIts time here (median %s) is the CPU "
+                          "reference's plain pack, the same for every strategy.",
+                          strategy_help(st.strategy), charts::fmt_bytes(st.bytes).c_str(),
+                          charts::fmt_ms(st.time.median_ms).c_str());
+        else
+            std::snprintf(buf, sizeof buf,
+                          "%s\n\nmin %s · median %s · p95 %s over %d repeats (%s)\nbytes moved (T·d·b + rows·d·b): %s\n"
+                          "achieved %.1f GB/s · %s",
+                          strategy_help(st.strategy), charts::fmt_ms(st.time.min_ms).c_str(),
+                          charts::fmt_ms(st.time.median_ms).c_str(), charts::fmt_ms(st.time.p95_ms).c_str(),
+                          st.time.repeats, demos::provenance_name(st.time.provenance),
+                          charts::fmt_bytes(st.bytes).c_str(), achieved, floor_line.c_str());
         wrapped_tooltip(buf);
     }
 
@@ -144,7 +157,7 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
         for (const SweepPoint& p : pts) {
             if (si >= p.result.strategies.size()) continue;
             s.x.push_back(p.x);
-            s.y.push_back(p.result.strategies[si].time.median_ms);
+            s.y.push_back(noise ? p.result.strategies[si].bytes : p.result.strategies[si].time.median_ms);
         }
         lc.series.push_back(std::move(s));
     }
@@ -153,8 +166,8 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
     lc.x_title = tokens ? "tokens T"
                         : (r.scenario.skew.rfind("hot", 0) == 0 ? "hot ratio r (hot:r)"
                                                                 : "zipf exponent s (zipf:s; 0 = uniform)");
-    lc.y_title = "median pack time";
-    lc.y_format = charts::fmt_ms;
+    lc.y_title = noise ? "bytes moved per pack" : "median pack time";
+    lc.y_format = noise ? charts::Format(charts::fmt_bytes) : charts::Format(charts::fmt_ms);
     lc.x_format =
         tokens ? charts::Format(charts::fmt_si) : charts::Format([](double v) { return charts::fmt_fixed(v, 2); });
     const demos::Scenario& cur = r.scenario;
@@ -173,7 +186,7 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
         char buf[200];
         std::snprintf(buf, sizeof buf, "%s at %s = %s: %s", s.name.c_str(), tokens ? "T" : "skew",
                       tokens ? charts::fmt_count(s.x[lh.index]).c_str() : charts::fmt_fixed(s.x[lh.index], 2).c_str(),
-                      charts::fmt_ms(s.y[lh.index]).c_str());
+                      noise ? charts::fmt_bytes(s.y[lh.index]).c_str() : charts::fmt_ms(s.y[lh.index]).c_str());
         ImGui::SetTooltip("%s", buf);
     }
 }
