@@ -199,8 +199,16 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
     ImGui::PushFont(skin().fonts.bold);
     wrapped(P.reveal.fill(L.formula));
     ImGui::PopFont();
-    wrapped(P.reveal.fill(L.explanation));
+    // Slide-ready: the explanation's opening, the rest behind "more"; the method's note after the reveal.
+    const std::string expl = P.reveal.fill(L.explanation);
+    wrapped(demos::explanation_opening(expl));
     anchor("lesson:explanation");
+    const std::string more = demos::explanation_more(expl);
+    if (!more.empty() && ImGui::TreeNode("more")) {
+        wrapped(more);
+        ImGui::TreePop();
+    }
+    if (!L.note.empty()) wrapped("How this was measured: " + P.reveal.fill(L.note), skin().pal.text_dim);
     if (!L.try_next.empty()) {
         ImGui::Separator();
         ImGui::TextUnformatted("Try next");
@@ -246,8 +254,16 @@ void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
     wrapped(L.title + (P.variation > 0 ? "  (try next " + std::to_string(P.variation) + ")" : ""));
     ImGui::PopFont();
     if (L.concept > 0)
-        ImGui::TextDisabled("concept %d of 10 · %s question", L.concept, demos::question_kind_name(L.question.kind));
-    wrapped(L.intro);
+        ImGui::TextDisabled("concept %d · %s question", L.concept, demos::question_kind_name(L.question.kind));
+    // Text before the reveal is filled from the scenario's inputs, so it stays true in every variation.
+    auto before = [&](const std::string& text) {
+        try {
+            return demos::fill_before(L, P.scenario, P.params, text);
+        } catch (const std::exception&) {
+            return text;
+        }
+    };
+    wrapped(before(L.intro));
     if (P.variation > 0) wrapped("Variation: " + L.try_next[std::size_t(P.variation - 1)].prompt, skin().pal.warn);
     char line[256];
     const demos::Scenario& s = P.scenario;
@@ -255,10 +271,9 @@ void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
                   static_cast<long long>(s.tokens), s.experts, s.top_k, s.hidden, s.skew.c_str(), s.capacity_factor,
                   s.ranks, s.micro_batches, s.layers, s.attention_replicas);
     ImGui::TextDisabled("%s", line);
-    if (!L.note.empty()) wrapped("Note: " + L.note, skin().pal.text_dim);
     ImGui::Separator();
     ImGui::PushFont(skin().fonts.bold);  // presenter mode already scales every font up
-    wrapped(L.question.prompt);
+    wrapped(before(L.question.prompt));
     ImGui::PopFont();
     anchor("lesson:prompt");
 

@@ -36,7 +36,12 @@ void prediction(LessonDraft& D, const demos::Scenario& scen, const demos::Lesson
     switch (q.kind) {
         case QuestionKind::Choice:
             for (std::size_t i = 0; i < q.choices.size(); ++i) {
-                std::string label = q.choices[i].key + ")  " + q.choices[i].text;
+                std::string text = q.choices[i].text;
+                try {
+                    text = demos::fill_before(L, scen, L.params, text);  // numbers from the inputs, true in variations
+                } catch (const std::exception&) {
+                }
+                std::string label = q.choices[i].key + ")  " + text;
                 if (ImGui::RadioButton(label.c_str(), D.choice == int(i))) D.choice = int(i);
                 anchor("lesson:choice:" + q.choices[i].key);
             }
