@@ -235,7 +235,7 @@ int run_bench(const BenchArgs& a) {
     opt.shapes = resolve_shapes(a);
     for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
     for (auto& s : a.impls) {
-        const bool flavor = s.size() == 9 && s.rfind("decode-f", 0) == 0 && s[8] >= '0' && s[8] <= '3';
+        const bool flavor = s.size() == 9 && s.rfind("decode-f", 0) == 0 && s[8] >= '0' && s[8] <= '4';
         if (s != "nopack" && !flavor) (void)moe::gpu::parse_experts_impl(s);  // throws BadInput naming the allowed
         opt.experts_impls.push_back(s);
     }

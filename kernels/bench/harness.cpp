@@ -223,7 +223,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             o.experts_impls = {"auto"};
             if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512)) o.experts_impls.push_back("decode");
             if (tpe <= 64)  // the weights' load flavors of decode, side by side (kernels/cuda/experts_decode.cu)
-                for (const char* f : {"decode-f0", "decode-f2", "decode-f3"}) o.experts_impls.push_back(f);
+                for (const char* f : {"decode-f0", "decode-f2", "decode-f3", "decode-f4"}) o.experts_impls.push_back(f);
             if (tpe <= 512) o.experts_impls.push_back("fused");  // our mma.sync GEMM: reads weights once per 128 rows
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (!st || st->shape.name != shape.name) {

@@ -93,13 +93,18 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
         for (std::int64_t hint : hints) {
             for (bool packed : {true, false}) {
-                for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Streams}) {
+                for (const char* variant : {"decode", "decode-f0", "decode-f2", "decode-f3", "decode-f4", "streams"}) {
+                    const std::string v = variant;
+                    const auto impl = v == "streams" ? ExpertsImpl::Streams : ExpertsImpl::Decode;
                     if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
+                    if (!packed && v != "decode" && v != "decode-f4") continue;
                     const char* split = "";
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
                     ScopedEnv env("MOELAB_DECODE_SPLIT", split);
-                    SCOPED_TRACE(std::string("device plan, impl ") + moe::gpu::experts_impl_name(impl) + " chunk " +
+                    // decode-fN: the weights' load flavor N of the decode kernels
+                    ScopedEnv flavor("MOELAB_DECODE_FLAVOR", v.size() == 9 ? v.c_str() + 8 : "");
+                    SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
                                  split + "'" + (packed ? "" : " nopack"));
                     y.poison();
