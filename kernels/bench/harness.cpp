@@ -226,6 +226,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 for (const char* f : {"decode-f0", "decode-f2", "decode-f3", "decode-f4"}) o.experts_impls.push_back(f);
             if (tpe <= 512) o.experts_impls.push_back("fused");  // our mma.sync GEMM: reads weights once per 128 rows
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
+            if (tpe >= 512) o.experts_impls.push_back("serial");
             if (!st || st->shape.name != shape.name) {
                 st.reset();
                 st = std::make_unique<ShapeState>();
