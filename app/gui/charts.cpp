@@ -27,7 +27,7 @@ void draw_text(ImDrawList* dl, ImFont* f, ImVec2 p, ImU32 col, const std::string
     dl->AddText(f, f->FontSize, p, col, s.c_str());
 }
 
-// Draws y grid and labels; returns the tick values.
+// Draws the y grid lines and their labels at `ticks`.
 void y_axis(ImDrawList* dl, const Frame& fr, double y_max, const std::vector<double>& ticks, const Format& fmt,
             const Palette& pal, const Fonts& fonts) {
     ImFont* f = fonts.small;

@@ -1,8 +1,6 @@
 // The lesson view: pick a lesson, predict and say how sure you are, commit; only then does the reveal run (on the
 // session's one runner, sharing runs with the other views). Then the ghost, the score, the misconception, the
 // explanation and try-next.
-#include "app/gui/view_lesson.hpp"
-
 #include <GLFW/glfw3.h>
 
 #include <algorithm>
@@ -10,6 +8,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "app/gui/view_lesson.hpp"
 #include "demos/lesson_expr.hpp"
 #include "demos/lesson_numbers.hpp"
 
@@ -82,9 +81,17 @@ void lesson_list(const LessonSession& P, Commands& cmd) {
         auto it = P.progress.lessons.find(l.id);
         const char* mark = it == P.progress.lessons.end() ? "·" : (it->second.last_correct ? "✓" : "✗");
         std::string label = std::string(mark) + " " + (l.concept > 0 ? std::to_string(l.concept) + ". " : "") + l.title;
-        // An explicit width keeps the item's rectangle inside the list, whatever the title's length.
-        if (ImGui::Selectable(label.c_str(), P.current == int(i), 0, ImVec2(ImGui::GetContentRegionAvail().x, 0)))
-            cmd.start_lesson(int(i), 0);
+        // The whole title, wrapped to the list's width: the item is as tall as its wrapped text.
+        const float w = ImGui::GetContentRegionAvail().x;
+        const float pad = ImGui::GetStyle().FramePadding.x;
+        const ImVec2 ts = ImGui::CalcTextSize(label.c_str(), nullptr, false, std::max(1.0f, w - 2 * pad));
+        const ImVec2 at = ImGui::GetCursorScreenPos();
+        ImGui::PushID(int(i));
+        if (ImGui::Selectable("##lesson_item", P.current == int(i), 0, ImVec2(w, ts.y))) cmd.start_lesson(int(i), 0);
+        ImGui::PopID();
+        ImGui::GetWindowDrawList()->AddText(ImGui::GetFont(), ImGui::GetFontSize(), ImVec2(at.x + pad, at.y),
+                                            ImGui::GetColorU32(ImGuiCol_Text), label.c_str(), nullptr,
+                                            std::max(1.0f, w - 2 * pad));
         anchor("lesson:item:" + l.id);
         if (ImGui::IsItemHovered()) {
             std::string tip = l.id + " · " + demos::question_kind_name(l.question.kind) + " question";
@@ -152,11 +159,19 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
         anchor("lesson:score");
     } else {
         ImGui::PushFont(skin().fonts.big);
-        ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(g.correct ? skin().pal.ok : skin().pal.bad), "%s  %.0f%%",
-                           g.correct ? "Right" : "Not this time", 100 * g.score);
+        ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(g.correct ? skin().pal.ok : skin().pal.bad), "%s",
+                           g.correct ? "Right" : "Not this time");
         ImGui::PopFont();
         anchor("lesson:score");
         anchor(g.correct ? "lesson:result:right" : "lesson:result:wrong");
+        // What the percentage measures: closeness, not a grade of the reasoning.
+        if (q.kind != demos::QuestionKind::Choice) {
+            ImGui::Text("closeness %.0f%%", 100 * g.score);
+            ImGui::SameLine();
+            ImGui::TextDisabled("100%% within the tolerance (±%s), falling to 0%% at three tolerances away",
+                                demos::lesson::format_number(g.tolerance).c_str());
+            anchor("lesson:closeness");
+        }
     }
     ImGui::Text("The engine: %s", g.truth_text.c_str());
     ImGui::SameLine();
@@ -387,9 +402,9 @@ void show_lesson(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open)
         ImGui::SetNextWindowPos(vp->WorkPos, cond);
         ImGui::SetNextWindowSize(vp->WorkSize, cond);
     } else {
-        ImGui::SetNextWindowPos(ImVec2(vp->WorkPos.x + vp->WorkSize.x * 0.40f, vp->WorkPos.y + vp->WorkSize.y * 0.06f),
-                                cond);
-        ImGui::SetNextWindowSize(ImVec2(vp->WorkSize.x * 0.58f, vp->WorkSize.y * 0.90f), cond);
+        // The right of the work area, full height: the curtain covers the rest until the prediction is in.
+        ImGui::SetNextWindowPos(ImVec2(vp->WorkPos.x + vp->WorkSize.x * 0.30f, vp->WorkPos.y), cond);
+        ImGui::SetNextWindowSize(ImVec2(vp->WorkSize.x * 0.70f, vp->WorkSize.y), cond);
     }
     ImVec2 win_a(0, 0), win_b(0, 0);
     if (begin_view(vs, ViewId::Lesson, p_open)) {
@@ -398,8 +413,7 @@ void show_lesson(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open)
         if (!P.loaded) {
             ImGui::TextDisabled("Reading the lessons…");
         } else {
-            const float list_w =
-                std::min(ImGui::GetContentRegionAvail().x * (vs.presenter ? 0.22f : 0.32f), fonts.body_px * 16);
+            const float list_w = std::min(ImGui::GetContentRegionAvail().x * 0.3f, fonts.body_px * 16);
             ImGui::BeginChild("##lesson_list", ImVec2(list_w, 0), true);
             lesson_list(P, cmd);
             if (!P.progress_error.empty()) wrapped(P.progress_error, skin().pal.warn);

@@ -98,6 +98,9 @@ presenter on
 wait 3
 key F3
 wait 3
+# The list wraps whole titles: the last lessons are below its fold.
+wheel win:lesson@0.1,0.7 -40
+wait 3
 click lesson:item:decode-prefill
 wait 3
 wheel win:lesson@0.7,0.5 -40
