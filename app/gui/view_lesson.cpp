@@ -1,6 +1,8 @@
 // The lesson view: pick a lesson, predict and say how sure you are, commit; only then does the reveal run (on the
 // session's one runner, sharing runs with the other views). Then the ghost, the score, the misconception, the
 // explanation and try-next.
+#include "app/gui/view_lesson.hpp"
+
 #include <GLFW/glfw3.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 #include <cstdio>
 #include <sstream>
 
-#include "app/gui/view_lesson.hpp"
 #include "demos/lesson_expr.hpp"
 #include "demos/lesson_numbers.hpp"
 
