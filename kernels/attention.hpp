@@ -69,6 +69,15 @@ void decode(const Spec& spec, const bf16_t* x, const bf16_t* wqkv, const bf16_t*
 void attend(const Spec& spec, const bf16_t* qkv, const bf16_t* k, const bf16_t* v, bf16_t* attn, int threads);
 
 namespace gpu {
+// Which attention kernel the launchers below use, process-wide (read at each plan and launch, so size workspaces
+// after choosing). Registers: each thread loads its tensor-core fragments from global memory, one step ahead.
+// Pipelined: each warp streams K and V through a cp.async ring in shared memory, two steps ahead (more bytes in
+// flight per SM). Both are checked against the CPU reference by the gpu tests. Defined in the CPU library.
+enum class Kernel { Registers, Pipelined };
+void set_kernel(Kernel k);
+Kernel kernel();
+const char* kernel_name(Kernel k);  // "registers" | "pipelined"
+
 // Bit-equal to the CPU make_* (the buffers are device pointers, 16-byte aligned).
 void make_weights(std::uint64_t seed, int layer, const Spec& spec, bf16_t* wqkv, bf16_t* wo, Stream s);
 void make_kv(std::uint64_t seed, const Spec& spec, bf16_t* k, bf16_t* v, Stream s);

@@ -3,6 +3,7 @@
 #include "kernels/attention.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -16,6 +17,15 @@ namespace moe::attention {
 namespace {
 constexpr int kD = Spec::head_dim;
 }
+
+namespace gpu {
+namespace {
+std::atomic<int> g_kernel{static_cast<int>(Kernel::Registers)};
+}
+void set_kernel(Kernel k) { g_kernel.store(static_cast<int>(k)); }
+Kernel kernel() { return static_cast<Kernel>(g_kernel.load()); }
+const char* kernel_name(Kernel k) { return k == Kernel::Pipelined ? "pipelined" : "registers"; }
+}  // namespace gpu
 
 void validate(const Spec& s) {
     auto bad = [](const char* field, long long value, const char* allowed) {

@@ -25,7 +25,11 @@ constexpr int kRows = 16;                 // query heads per CTA: the M of the m
 constexpr int kStep = 16;                 // positions per warp and iteration: the K of the p·v mma
 constexpr int kCtaStep = kWarps * kStep;  // positions per CTA and iteration
 constexpr int kMaxSplits = 256;
-constexpr int kSmemStride = kD + 4;  // floats per row of the warp-merge buffer
+constexpr int kSmemStride = kD + 4;                // floats per row of the warp-merge buffer
+constexpr int kStages = 3;                         // Kernel::Pipelined: steps in each warp's shared-memory ring
+constexpr int kStageU4 = 2 * kStep * kD * 2 / 16;  // one step of K and V in 16-byte chunks (8 KB)
+constexpr std::size_t kMergeBytes = (std::size_t(kWarps) * kRows * kSmemStride + 2 * kWarps * kRows) * 4;
+constexpr std::size_t kRingBytes = std::size_t(kWarps) * kStages * kStageU4 * 16;
 
 struct Args {
     const bf16_t* qkv;
@@ -64,19 +68,100 @@ __device__ __forceinline__ uint4 load16(const bf16_t* p, bool ok) {
     return ok ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
 }
 
+// S[16 heads, 16 positions] = Q·K^T for one step: two n-tiles of 8 positions, 8 k-steps over the head dim.
+__device__ __forceinline__ void step_scores(const std::uint32_t (&qa)[8][4], const uint4 (&kr)[2][4],
+                                            float (&s)[2][4]) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            mma_bf16(s[nt], qa[2 * j], kr[nt][j].x, kr[nt][j].y);
+            mma_bf16(s[nt], qa[2 * j + 1], kr[nt][j].z, kr[nt][j].w);
+        }
+    }
+}
+
+// The online softmax of one step (rows gq and gq + 8 of this thread; S column c of tile nt is position
+// base + nt·8 + c), then O += P·V with P split as bf16 hi + lo.
+__device__ __forceinline__ void step_softmax_pv(int base, int p_end, int t, float scale_log2, const float (&s)[2][4],
+                                                const uint4 (&vr)[4][2], float (&m)[2], float (&l)[2],
+                                                float (&o)[16][4]) {
+    std::uint32_t pa_hi[4], pa_lo[4];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float x[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int p = base + (c >> 1) * 8 + 2 * t + (c & 1);
+            x[c] = p < p_end ? s[c >> 1][2 * r + (c & 1)] * scale_log2 : -INFINITY;
+        }
+        float mx = fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m[r], mx);
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: every p is 0
+        const float alpha = exp2f(m[r] - m_use);
+        m[r] = m_new;
+        float pr[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) pr[c] = exp2f(x[c] - m_use);
+        l[r] = l[r] * alpha + ((pr[0] + pr[1]) + (pr[2] + pr[3]));
+#pragma unroll
+        for (int i = 0; i < 16; ++i) o[i][2 * r] *= alpha, o[i][2 * r + 1] *= alpha;
+            // A fragment: a0/a2 hold row gq, a1/a3 row gq + 8; a0/a1 positions 2t, 2t+1 of tile 0, a2/a3 of tile 1.
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const std::uint32_t hi = pack_bf16(pr[2 * half], pr[2 * half + 1]);
+            pa_hi[2 * half + r] = hi;
+            pa_lo[2 * half + r] = pack_bf16(pr[2 * half] - lo_f32(hi), pr[2 * half + 1] - hi_f32(hi));
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        const int h = i >> 3, e = i & 7;
+        const std::uint32_t sel = (e & 1) ? 0x7632u : 0x5410u;  // high or low halves of the two words
+        const std::uint32_t b0 = __byte_perm(word(vr[0][h], e >> 1), word(vr[1][h], e >> 1), sel);
+        const std::uint32_t b1 = __byte_perm(word(vr[2][h], e >> 1), word(vr[3][h], e >> 1), sel);
+        mma_bf16(o[i], pa_hi, b0, b1);
+        mma_bf16(o[i], pa_lo, b0, b1);
+    }
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool ok) {
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// 16-byte chunk c of row r of a staged tile lives at chunk c ^ swizzle(r): the K reads (rows g, chunks 4j + t) and
+// the V reads (rows 2t + x, chunks g and 8 + g) of each quarter-warp then hit eight different bank groups.
+__device__ __forceinline__ int swizzle(int r) { return ((r & 1) << 2) ^ (((r >> 1) & 3) << 1); }
+
 // One CTA = one (sequence b, kv group g, tile of up to 16 query heads, split of `chunk` positions). Its four warps
 // take 16-position steps in turn, each with its own online softmax, and merge in shared memory at the end.
 //
 // Per step and warp, with g = lane / 4 and t = lane % 4 (the mma fragment coordinates):
 //   S[16 heads, 16 pos] = Q·K^T: two m16n8k16 tiles of 8 positions, 8 k-steps over the head dim. Thread (g, t)
-//     loads K row (pos g) at dims (4j + t)·8 .. +8 as one uint4 for j = 0..3: since the dot product may sum the
+//     takes K row (pos g) at dims (4j + t)·8 .. +8 as one uint4 for j = 0..3: since the dot product may sum the
 //     head dim in any order, those 8 dims fill its b0/b1 of k-steps 2j and 2j + 1, and the Q fragments are
-//     loaded with the same order. 4 threads read 64 contiguous bytes of one row per load.
+//     loaded with the same order.
 //   O[16 heads, 128 dims] += P·V: P comes straight from the S accumulators (FlashAttention-2's register reuse),
-//     split as bf16 hi + lo so that p keeps ~16 bits and the sum stays fp32-grade. For V, thread (g, t) loads
-//     positions 2t, 2t+1, 2t+8, 2t+9 at dims g·8 .. +8 and 64 + g·8 .. +8 (uint4 each; 8 threads read 128
-//     contiguous bytes of a row), and output n-tile i's column n stands for dim (i/8)·64 + n·8 + i%8.
+//     split as bf16 hi + lo so that p keeps ~16 bits and the sum stays fp32-grade. For V, thread (g, t) takes
+//     positions 2t, 2t+1, 2t+8, 2t+9 at dims g·8 .. +8 and 64 + g·8 .. +8 (a uint4 each), and output n-tile i's
+//     column n stands for dim (i/8)·64 + n·8 + i%8.
+// kAsync = false (Kernel::Registers): each thread loads its fragments from global memory (4 threads read 64, or
+//   8 threads 128, contiguous bytes of a row); the next step's K is in flight during this step's softmax and P·V.
+// kAsync = true (Kernel::Pipelined): each warp streams its steps through a private ring of kStages shared-memory
+//   tiles with cp.async (coalesced 512-byte rows, zero-fill past the end), kStages − 1 steps ahead, and reads its
+//   fragments from there: more bytes in flight per SM, so fewer SMs (a green context) still fill HBM.
+template <bool kAsync>
 __global__ void __launch_bounds__(kThreads, 2) attend_kernel(Args a) {
+    extern __shared__ uint4 dyn_smem[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gq = lane >> 2, t = lane & 3;
     const std::int64_t cta = blockIdx.x;
@@ -107,90 +192,90 @@ __global__ void __launch_bounds__(kThreads, 2) attend_kernel(Args a) {
         qa[2 * j + 1][0] = r0.z, qa[2 * j + 1][1] = r1.z, qa[2 * j + 1][2] = r0.w, qa[2 * j + 1][3] = r1.w;
     }
 
-    auto load_k = [&](int base, uint4(&kr)[2][4]) {
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-            const int p = base + nt * 8 + gq;
-            const bf16_t* row = p < past ? kc + std::int64_t(p) * kD : kf;
-#pragma unroll
-            for (int j = 0; j < 4; ++j) kr[nt][j] = load16(row + (4 * j + t) * 8, p < p_end);
-        }
-    };
-    auto load_v = [&](int base, uint4(&vr)[4][2]) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-            const int p = base + 2 * t + (q & 1) + (q >> 1) * 8;
-            const bf16_t* row = p < past ? vc + std::int64_t(p) * kD : vf;
-            vr[q][0] = load16(row + gq * 8, p < p_end);
-            vr[q][1] = load16(row + 64 + gq * 8, p < p_end);
-        }
-    };
-
     float o[16][4];
 #pragma unroll
     for (int i = 0; i < 16; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int base0 = p_begin + warp * kStep;
 
-    uint4 kr[2][4];
-    int base = p_begin + warp * kStep;
-    if (base < p_end) load_k(base, kr);
-    for (; base < p_end; base += kCtaStep) {
-        uint4 vr[4][2];
-        load_v(base, vr);
-
-        float s[2][4];
+    if constexpr (!kAsync) {
+        auto load_k = [&](int base, uint4(&kr)[2][4]) {
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            for (int nt = 0; nt < 2; ++nt) {
+                const int p = base + nt * 8 + gq;
+                const bf16_t* row = p < past ? kc + std::int64_t(p) * kD : kf;
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                mma_bf16(s[nt], qa[2 * j], kr[nt][j].x, kr[nt][j].y);
-                mma_bf16(s[nt], qa[2 * j + 1], kr[nt][j].z, kr[nt][j].w);
+                for (int j = 0; j < 4; ++j) kr[nt][j] = load16(row + (4 * j + t) * 8, p < p_end);
             }
-        }
-        if (base + kCtaStep < p_end) load_k(base + kCtaStep, kr);  // in flight during the softmax and p·v
-
-        // Online softmax of rows gq (r = 0) and gq + 8 (r = 1); S column c of tile nt is position base + nt·8 + c.
-        std::uint32_t pa_hi[4], pa_lo[4];
+        };
+        auto load_v = [&](int base, uint4(&vr)[4][2]) {
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float x[4];
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int p = base + (c >> 1) * 8 + 2 * t + (c & 1);
-                x[c] = p < p_end ? s[c >> 1][2 * r + (c & 1)] * a.scale_log2 : -INFINITY;
+            for (int q = 0; q < 4; ++q) {
+                const int p = base + 2 * t + (q & 1) + (q >> 1) * 8;
+                const bf16_t* row = p < past ? vc + std::int64_t(p) * kD : vf;
+                vr[q][0] = load16(row + gq * 8, p < p_end);
+                vr[q][1] = load16(row + 64 + gq * 8, p < p_end);
             }
-            float mx = fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m[r], mx);
-            const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: every p is 0
-            const float alpha = exp2f(m[r] - m_use);
-            m[r] = m_new;
-            float pr[4];
+        };
+        uint4 kr[2][4];
+        if (base0 < p_end) load_k(base0, kr);
+        for (int base = base0; base < p_end; base += kCtaStep) {
+            uint4 vr[4][2];
+            load_v(base, vr);
+            float s[2][4];
+            step_scores(qa, kr, s);
+            if (base + kCtaStep < p_end) load_k(base + kCtaStep, kr);  // in flight during the softmax and p·v
+            step_softmax_pv(base, p_end, t, a.scale_log2, s, vr, m, l, o);
+        }
+    } else {
+        uint4* ring = dyn_smem + warp * kStages * kStageU4;  // [kStages][K, V][16 rows][16 chunks]
+        const int n_it = base0 < p_end ? (p_end - base0 + kCtaStep - 1) / kCtaStep : 0;
+        auto issue = [&](int it) {
+            const int base = base0 + it * kCtaStep;
+            uint4* st = ring + (it % kStages) * kStageU4;
 #pragma unroll
-            for (int c = 0; c < 4; ++c) pr[c] = exp2f(x[c] - m_use);
-            l[r] = l[r] * alpha + ((pr[0] + pr[1]) + (pr[2] + pr[3]));
-#pragma unroll
-            for (int i = 0; i < 16; ++i) o[i][2 * r] *= alpha, o[i][2 * r + 1] *= alpha;
-                // A fragment: a0/a2 hold row gq, a1/a3 row gq + 8; a0/a1 positions 2t, 2t+1 of tile 0, a2/a3 of tile 1.
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                const std::uint32_t hi = pack_bf16(pr[2 * half], pr[2 * half + 1]);
-                pa_hi[2 * half + r] = hi;
-                pa_lo[2 * half + r] = pack_bf16(pr[2 * half] - lo_f32(hi), pr[2 * half + 1] - hi_f32(hi));
+            for (int i = 0; i < 8; ++i) {
+                const int idx = lane + 32 * i, r = idx >> 4, c = idx & 15;
+                const int p = base + r;
+                const bool ok = p < p_end;
+                const bf16_t* krow = p < past ? kc + std::int64_t(p) * kD : kf;
+                const bf16_t* vrow = p < past ? vc + std::int64_t(p) * kD : vf;
+                const int at = r * 16 + (c ^ swizzle(r));
+                cp_async16(st + at, ok ? krow + c * 8 : kf, ok);
+                cp_async16(st + kStageU4 / 2 + at, ok ? vrow + c * 8 : vf, ok);
             }
-        }
-
+        };
 #pragma unroll
-        for (int i = 0; i < 16; ++i) {
-            const int h = i >> 3, e = i & 7;
-            const std::uint32_t sel = (e & 1) ? 0x7632u : 0x5410u;  // high or low halves of the two words
-            const std::uint32_t b0 = __byte_perm(word(vr[0][h], e >> 1), word(vr[1][h], e >> 1), sel);
-            const std::uint32_t b1 = __byte_perm(word(vr[2][h], e >> 1), word(vr[3][h], e >> 1), sel);
-            mma_bf16(o[i], pa_hi, b0, b1);
-            mma_bf16(o[i], pa_lo, b0, b1);
+        for (int it = 0; it < kStages - 1; ++it) {
+            if (it < n_it) issue(it);
+            cp_async_commit();
         }
+        for (int it = 0; it < n_it; ++it) {
+            if (it + kStages - 1 < n_it) issue(it + kStages - 1);
+            cp_async_commit();
+            cp_async_wait<kStages - 1>();  // this step's group has landed (for this thread)
+            __syncwarp();                  // ... and for every lane of the warp
+            const uint4* st = ring + (it % kStages) * kStageU4;
+            uint4 kr[2][4];
+#pragma unroll
+            for (int nt = 0; nt < 2; ++nt) {
+                const int r = nt * 8 + gq;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) kr[nt][j] = st[r * 16 + ((4 * j + t) ^ swizzle(r))];
+            }
+            float s[2][4];
+            step_scores(qa, kr, s);
+            uint4 vr[4][2];
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+                const int r = 2 * t + (q & 1) + (q >> 1) * 8;
+                vr[q][0] = st[kStageU4 / 2 + r * 16 + (gq ^ swizzle(r))];
+                vr[q][1] = st[kStageU4 / 2 + r * 16 + ((8 + gq) ^ swizzle(r))];
+            }
+            step_softmax_pv(base0 + it * kCtaStep, p_end, t, a.scale_log2, s, vr, m, l, o);
+            __syncwarp();  // every lane is done with this stage before it is refilled
+        }
+        cp_async_wait<0>();
     }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -198,35 +283,37 @@ __global__ void __launch_bounds__(kThreads, 2) attend_kernel(Args a) {
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     }
 
-    // Merge the four warps: O = Σ_w 2^(m_w − M)·O_w / Σ_w 2^(m_w − M)·l_w.
-    __shared__ float sm_o[kWarps][kRows][kSmemStride];
-    __shared__ float sm_m[kWarps][kRows], sm_l[kWarps][kRows];
+    // Merge the four warps: O = Σ_w 2^(m_w − M)·O_w / Σ_w 2^(m_w − M)·l_w. The buffer reuses the ring.
+    float* sm_o = reinterpret_cast<float*>(dyn_smem);   // [kWarps][kRows][kSmemStride]
+    float* sm_m = sm_o + kWarps * kRows * kSmemStride;  // [kWarps][kRows]
+    float* sm_l = sm_m + kWarps * kRows;                // [kWarps][kRows]
+    __syncthreads();
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
         const int dim0 = (i >> 3) * 64 + (i & 7);
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
-            sm_o[warp][gq][dim0 + (2 * t + c) * 8] = o[i][c];
-            sm_o[warp][gq + 8][dim0 + (2 * t + c) * 8] = o[i][2 + c];
+            sm_o[(warp * kRows + gq) * kSmemStride + dim0 + (2 * t + c) * 8] = o[i][c];
+            sm_o[(warp * kRows + gq + 8) * kSmemStride + dim0 + (2 * t + c) * 8] = o[i][2 + c];
         }
     }
     if (t == 0) {
-        sm_m[warp][gq] = m[0], sm_m[warp][gq + 8] = m[1];
-        sm_l[warp][gq] = l[0], sm_l[warp][gq + 8] = l[1];
+        sm_m[warp * kRows + gq] = m[0], sm_m[warp * kRows + gq + 8] = m[1];
+        sm_l[warp * kRows + gq] = l[0], sm_l[warp * kRows + gq + 8] = l[1];
     }
     __syncthreads();
     const int dim = threadIdx.x;  // kThreads == kD
     for (int row = 0; row < nh; ++row) {
         float mx = -INFINITY;
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w][row]);
+        for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_m[w * kRows + row]);
         const float m_use = mx == -INFINITY ? 0.0f : mx;
         float den = 0.0f, num = 0.0f;
 #pragma unroll
         for (int w = 0; w < kWarps; ++w) {
-            const float f = exp2f(sm_m[w][row] - m_use);
-            den += f * sm_l[w][row];
-            num += f * sm_o[w][row][dim];
+            const float f = exp2f(sm_m[w * kRows + row] - m_use);
+            den += f * sm_l[w * kRows + row];
+            num += f * sm_o[(w * kRows + row) * kSmemStride + dim];
         }
         if (a.splits == 1) {
             a.attn[(b * a.q_heads + h0 + row) * kD + dim] = f32_to_bf16(num / den);
@@ -260,14 +347,33 @@ __global__ void combine_kernel(Args a) {
     a.attn[bh * kD + threadIdx.x] = f32_to_bf16(num / den);
 }
 
-int blocks_per_sm() {
-    static const int n = [] {
+std::size_t smem_bytes(Kernel k) { return k == Kernel::Pipelined ? std::max(kRingBytes, kMergeBytes) : kMergeBytes; }
+
+// The kernel for `k`, with its shared memory allowed (once) and its occupancy measured (once).
+struct KernelInfo {
+    void (*fn)(Args) = nullptr;
+    std::size_t smem = 0;
+    int blocks_per_sm = 1;
+};
+const KernelInfo& kernel_info(Kernel k) {
+    auto make = [](Kernel k) {
+        KernelInfo ki;
+        ki.fn = k == Kernel::Pipelined ? attend_kernel<true> : attend_kernel<false>;
+        ki.smem = smem_bytes(k);
+        MOE_CUDA_CHECK(cudaFuncSetAttribute(ki.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, int(ki.smem)));
         int v = 0;
-        MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, attend_kernel, kThreads, 0));
-        return std::max(v, 1);
-    }();
-    return n;
+        MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, ki.fn, kThreads, ki.smem));
+        ki.blocks_per_sm = std::max(v, 1);
+        return ki;
+    };
+    if (k == Kernel::Pipelined) {
+        static const KernelInfo pipelined = make(Kernel::Pipelined);
+        return pipelined;
+    }
+    static const KernelInfo registers = make(Kernel::Registers);
+    return registers;
 }
+int blocks_per_sm() { return kernel_info(kernel()).blocks_per_sm; }
 
 // sm_count <= 0: every SM of the current device.
 int resolve_sms(int sm_count) {
@@ -324,7 +430,8 @@ void launch_attend(const Spec& s, const Plan& pl, const bf16_t* qkv, const bf16_
     a.per_group = s.q_heads / s.kv_groups, a.head_tiles = pl.head_tiles, a.splits = pl.splits, a.chunk = pl.chunk;
     a.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(double(kD)));
     MOE_ASSERT(pl.ctas < (std::int64_t(1) << 31), "attention: " << pl.ctas << " CTAs is more than a grid holds");
-    attend_kernel<<<static_cast<unsigned>(pl.ctas), kThreads, 0, st>>>(a);
+    const KernelInfo& ki = kernel_info(kernel());
+    ki.fn<<<static_cast<unsigned>(pl.ctas), kThreads, ki.smem, st>>>(a);
     MOE_CUDA_LAUNCH_CHECK("attend_kernel");
     if (pl.splits > 1) {
         combine_kernel<<<static_cast<unsigned>(s.batch * s.q_heads), kD, 0, st>>>(a);

@@ -41,6 +41,14 @@ std::string describe(const AttnCase& c, const att::gpu::Plan& pl) {
            " ctas=" + std::to_string(pl.ctas);
 }
 
+// Selects an attention kernel for the scope of a test and puts the previous one back.
+struct KernelScope {
+    explicit KernelScope(att::gpu::Kernel k) : prev(att::gpu::kernel()) { att::gpu::set_kernel(k); }
+    ~KernelScope() { att::gpu::set_kernel(prev); }
+    att::gpu::Kernel prev;
+};
+constexpr att::gpu::Kernel kKernels[] = {att::gpu::Kernel::Registers, att::gpu::Kernel::Pipelined};
+
 std::vector<bf16_t> host_random(std::uint64_t seed, std::uint64_t stream, std::size_t n, float scale) {
     std::vector<bf16_t> v(n);
     for (std::size_t i = 0; i < n; ++i) v[i] = moe::rng_bf16(seed, stream, i, scale);
@@ -105,20 +113,24 @@ TEST(GpuAttention, MatchesTheReference) {
         DeviceBuffer<bf16_t> dx(x.size()), dqkv(qkv.size()), dwqkv(wqkv.size()), dwo(wo.size()), dk(k.size()),
             dv(v.size()), out(n_out), attn(n_attn);
         dx.upload(x), dqkv.upload(qkv), dwqkv.upload(wqkv), dwo.upload(wo), dk.upload(k), dv.upload(v);
-        const std::size_t wsb = att::gpu::workspace_bytes(s, c.sm_count);
-        ASSERT_GE(wsb, att::gpu::attend_workspace_bytes(s, c.sm_count));
-        DeviceBuffer<std::uint8_t> ws(wsb);
-        out.poison(), attn.poison(), ws.poison();
+        for (att::gpu::Kernel kern : kKernels) {
+            KernelScope scope(kern);
+            SCOPED_TRACE(std::string("kernel ") + att::gpu::kernel_name(kern));
+            const std::size_t wsb = att::gpu::workspace_bytes(s, c.sm_count);
+            ASSERT_GE(wsb, att::gpu::attend_workspace_bytes(s, c.sm_count));
+            DeviceBuffer<std::uint8_t> ws(wsb);
+            out.poison(), attn.poison(), ws.poison();
 
-        att::gpu::attend(s, dqkv.data(), dk.data(), dv.data(), attn.data(), ws.data(), wsb, c.sm_count, nullptr);
-        moe::gpu::synchronize(nullptr);
-        EXPECT_EQ(bf16_close(attn.download(), want_attn, n_attn, "attn"), "");
+            att::gpu::attend(s, dqkv.data(), dk.data(), dv.data(), attn.data(), ws.data(), wsb, c.sm_count, nullptr);
+            moe::gpu::synchronize(nullptr);
+            EXPECT_EQ(bf16_close(attn.download(), want_attn, n_attn, "attn"), "");
 
-        ws.poison();
-        att::gpu::decode(s, dx.data(), dwqkv.data(), dwo.data(), dk.data(), dv.data(), out.data(), ws.data(), wsb,
-                         c.sm_count, nullptr);
-        moe::gpu::synchronize(nullptr);
-        EXPECT_EQ(bf16_close(out.download(), want_out, n_out, "out"), "");
+            ws.poison();
+            att::gpu::decode(s, dx.data(), dwqkv.data(), dwo.data(), dk.data(), dv.data(), out.data(), ws.data(), wsb,
+                             c.sm_count, nullptr);
+            moe::gpu::synchronize(nullptr);
+            EXPECT_EQ(bf16_close(out.download(), want_out, n_out, "out"), "");
+        }
     }
     if (!quick()) {
         EXPECT_TRUE(saw_split) << "no case exercised the split + combine path";
@@ -197,9 +209,13 @@ TEST(GpuAttention, KvBandwidth) {
         moe::gpu::make_bf16(seed, kStreamTestQkv, std::int64_t(qkv.size()), 1.0f, qkv.data(), nullptr);
         att::gpu::make_weights(seed, 0, s, wqkv.data(), wo.data(), nullptr);
         att::gpu::make_kv(seed, s, k.data(), v.data(), nullptr);
-        const std::size_t wsb = att::gpu::workspace_bytes(s, 0);
+        std::size_t wsb = 0;
+        for (att::gpu::Kernel kern : kKernels) {
+            KernelScope scope(kern);
+            wsb = std::max(wsb, att::gpu::workspace_bytes(s, 0));
+        }
         DeviceBuffer<std::uint8_t> ws(wsb);
-        const att::gpu::Plan pl = att::gpu::plan(s, 0);
+
         // Back to back between two events (no host gap inside the interval), after a warm-up; the mean of 20.
         auto time_ms = [&](bool whole) {
             auto once = [&] {
@@ -219,14 +235,20 @@ TEST(GpuAttention, KvBandwidth) {
             moe::gpu::destroy_event(e0), moe::gpu::destroy_event(e1);
             return ms;
         };
-        const double ta = time_ms(false), td = time_ms(true);
-        const double gbps = att::kv_bytes(s) / (ta * 1e-3) / 1e9;
-        std::printf(
-            "[attention] heads %d/%d ba=%lld s=%d: attend %.3f ms, KV %.2f GB → %.0f GB/s = %.0f%% of copy; "
-            "decode (d=%d, + %.0f MB weights) %.3f ms; splits=%d ctas=%lld (measured-gpu)\n",
-            s.q_heads, s.kv_groups, static_cast<long long>(s.batch), s.context, ta, att::kv_bytes(s) / 1e9, gbps,
-            100.0 * gbps / copy, s.hidden, att::weight_bytes(s) / 1e6, td, pl.splits, static_cast<long long>(pl.ctas));
-        EXPECT_GT(gbps, 0.0);
+        for (att::gpu::Kernel kern : kKernels) {
+            KernelScope scope(kern);
+            const att::gpu::Plan pl = att::gpu::plan(s, 0);
+            const double ta = time_ms(false), td = time_ms(true);
+            const double gbps = att::kv_bytes(s) / (ta * 1e-3) / 1e9;
+            std::printf(
+                "[attention] %s kernel, heads %d/%d ba=%lld s=%d: attend %.3f ms, KV %.2f GB → %.0f GB/s = %.0f%% of "
+                "copy; "
+                "decode (d=%d, + %.0f MB weights) %.3f ms; splits=%d ctas=%lld (measured-gpu)\n",
+                att::gpu::kernel_name(kern), s.q_heads, s.kv_groups, static_cast<long long>(s.batch), s.context, ta,
+                att::kv_bytes(s) / 1e9, gbps, 100.0 * gbps / copy, s.hidden, att::weight_bytes(s) / 1e6, td, pl.splits,
+                static_cast<long long>(pl.ctas));
+            EXPECT_GT(gbps, 0.0);
+        }
     }
 }
 
