@@ -2,13 +2,13 @@
 #include "demos/pipeline_measured.hpp"
 
 #include <sys/stat.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <numeric>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "demos/atomic_file.hpp"
 #include "kernels/common/error.hpp"
@@ -106,8 +106,10 @@ Calibration Calibration::from_toml(const std::string& text, const std::string& s
     auto num = [&](const char* key, double& out, bool required) {
         const toml::node* n = t.get(key);
         if (!n) {
-            if (required) MOE_BAD_INPUT(source << ": key '" << key << "' is missing (a calibration needs k1..k4, "
-                                                  "link_gbps and link_latency_us)");
+            if (required)
+                MOE_BAD_INPUT(source << ": key '" << key
+                                     << "' is missing (a calibration needs k1..k4, "
+                                        "link_gbps and link_latency_us)");
             return;
         }
         auto v = n->value<double>();
@@ -117,9 +119,9 @@ Calibration Calibration::from_toml(const std::string& text, const std::string& s
         out = *v;
     };
     for (auto&& [k, v] : t) {
-        static const char* known[] = {"device", "pools", "attention_sms", "expert_sms", "k1", "k2", "k3", "k4",
-                                      "link_gbps", "link_latency_us", "ba", "ta_us", "be", "te_us", "tc_bytes",
-                                      "tc_us", "msg_bytes", "msg_util"};
+        static const char* known[] = {"device", "pools", "attention_sms", "expert_sms",      "k1",        "k2",
+                                      "k3",     "k4",    "link_gbps",     "link_latency_us", "ba",        "ta_us",
+                                      "be",     "te_us", "tc_bytes",      "tc_us",           "msg_bytes", "msg_util"};
         const std::string_view key = k.str();  // clang (C++17) cannot capture a structured binding
         if (std::none_of(std::begin(known), std::end(known), [&](const char* x) { return key == x; }))
             MOE_BAD_INPUT(source << ":" << v.source().begin.line << ": unknown key '" << k.str()
@@ -222,7 +224,8 @@ PipelineSummary summarize_spans(const std::vector<moe::pipeline::Span>& spans, i
     return p;
 }
 
-Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batches, const Progress& progress) {
+Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batches, const Progress& progress,
+                      bool multi_device) {
     Calibration c;
     const double K = s.top_k, E = s.experts;
     std::vector<double> a2e_bytes, a2e_us;
@@ -236,6 +239,7 @@ Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batche
         p.layers = 1;
         p.repeats = 7;
         p.pace_gbps = 0;  // the link is fitted unpaced; pacing is applied to the model's bandwidth below
+        p.multi_device = multi_device;
         moe::pipeline::Run run;
         moe::pipeline::gpu::run(p, run);
         c.device = run.device;
@@ -267,19 +271,21 @@ Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batche
     moe::pipeline::Probe probe;
     moe::pipeline::Spec p = pipeline_spec(s);
     p.pace_gbps = 0;
+    p.multi_device = multi_device;
     moe::pipeline::gpu::probe(p, {}, {}, sizes, probe);
     std::vector<double> big_b, big_us;
     double best = 0;
     for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i) {
         if (probe.copy_ms[i] > 0) best = std::max(best, probe.copy_bytes[i] / probe.copy_ms[i]);
-        if (probe.copy_bytes[i] >= (1 << 20)) big_b.push_back(probe.copy_bytes[i]), big_us.push_back(probe.copy_ms[i] * 1e3);
+        if (probe.copy_bytes[i] >= (1 << 20))
+            big_b.push_back(probe.copy_bytes[i]), big_us.push_back(probe.copy_ms[i] * 1e3);
     }
     for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i) {
         c.msg_bytes.push_back(probe.copy_bytes[i]);
         c.msg_util.push_back(best > 0 && probe.copy_ms[i] > 0 ? probe.copy_bytes[i] / probe.copy_ms[i] / best : 0);
     }
     LineFit fc = fit_line(big_b, big_us);
-    c.link_gbps = fc.slope > 0 ? 1e-3 / fc.slope : best * 1e-6;  // µs per byte → GB/s
+    c.link_gbps = fc.slope > 0 ? 1e-3 / fc.slope : best * 1e-6;         // µs per byte → GB/s
     if (s.pace_link) c.link_gbps = std::min(c.link_gbps, s.link_gbps);  // the emulated link sets the rate
     std::vector<double> lat;
     for (std::size_t i = 0; i < a2e_bytes.size(); ++i) lat.push_back(a2e_us[i] - a2e_bytes[i] / (c.link_gbps * 1e3));
@@ -341,13 +347,12 @@ void run_measured_pipeline(const Scenario& s, Result& r, const Progress& progres
     // The model with this machine's constants, drawn as the ghost under the measurement.
     r.model_timeline.clear();
     r.pipeline = simulate_pipeline(calibrated_input(s, cal), &r.model_timeline);
-    pr.model_error = pr.iteration.median_ms > 0 ? (r.pipeline.total_ms - pr.iteration.median_ms) /
-                                                      pr.iteration.median_ms
-                                                : 0;
+    pr.model_error =
+        pr.iteration.median_ms > 0 ? (r.pipeline.total_ms - pr.iteration.median_ms) / pr.iteration.median_ms : 0;
     std::ostringstream note;
     if (run.pools.kind == "green-contexts")
-        note << "The pipeline ran for real on two SM partitions of " << run.device << " (green contexts: "
-             << run.pools.attention_sms << " SMs attention, " << run.pools.expert_sms
+        note << "The pipeline ran for real on two SM partitions of " << run.device
+             << " (green contexts: " << run.pools.attention_sms << " SMs attention, " << run.pools.expert_sms
              << " SMs experts); every span is measured";
     else if (run.pools.kind == "devices")
         note << "The pipeline ran for real across GPUs (attention and experts on separate devices); every span is "

@@ -23,8 +23,8 @@ struct Calibration {
     std::string device;
     std::string pools;  // what the stages ran on
     int attention_sms = 0, expert_sms = 0;
-    double k1 = 0, k2 = 0;  // Ta = k1·ba + k2 (µs; ba = sequences per micro-batch)
-    double k3 = 0, k4 = 0;  // Te = k3·be + k4 (µs; be = tokens per expert per micro-batch)
+    double k1 = 0, k2 = 0;                      // Ta = k1·ba + k2 (µs; ba = sequences per micro-batch)
+    double k3 = 0, k4 = 0;                      // Te = k3·be + k4 (µs; be = tokens per expert per micro-batch)
     double link_gbps = 0, link_latency_us = 0;  // Tc = latency + bytes / link_gbps (A2E and E2A spans)
     std::vector<double> ba, ta_us, be, te_us, tc_bytes, tc_us;  // the points fitted
     std::vector<double> msg_bytes, msg_util;                    // Util(msg) from plain copies
@@ -45,7 +45,9 @@ using Progress = std::function<void(float, const std::string&)>;
 
 // Solo runs (m = 1, L = 1, so nothing overlaps) at `batches` sequences on the scenario's pools, plus plain copies
 // from 4 KiB to 64 MiB for Util(msg); fits k1..k4 and the link.
-Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batches, const Progress& progress = {});
+// multi_device: attention on GPU 0 and experts on GPU 1, the links are peer copies.
+Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batches, const Progress& progress = {},
+                      bool multi_device = false);
 
 // Runs the scenario's pipeline on the GPU and fills r.timeline (measured spans), r.measured_pipeline, and the
 // calibrated model (r.pipeline, r.model_timeline). Throws NoDevice without a GPU.

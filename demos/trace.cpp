@@ -34,9 +34,12 @@ void add_process(nlohmann::json& events, int pid, const std::string& name, const
                      [](const std::string& a, const std::string& b) { return lane_order(a) < lane_order(b); });
     for (std::size_t i = 0; i < lanes.size(); ++i) {
         tids[lanes[i]] = int(i) + 1;
-        events.push_back({{"ph", "M"}, {"pid", pid}, {"tid", int(i) + 1}, {"name", "thread_name"},
-                          {"args", {{"name", lanes[i]}}}});
-        events.push_back({{"ph", "M"}, {"pid", pid}, {"tid", int(i) + 1}, {"name", "thread_sort_index"},
+        events.push_back(
+            {{"ph", "M"}, {"pid", pid}, {"tid", int(i) + 1}, {"name", "thread_name"}, {"args", {{"name", lanes[i]}}}});
+        events.push_back({{"ph", "M"},
+                          {"pid", pid},
+                          {"tid", int(i) + 1},
+                          {"name", "thread_sort_index"},
                           {"args", {{"sort_index", int(i)}}}});
     }
     for (auto& s : spans) {
@@ -65,8 +68,7 @@ nlohmann::json chrome_trace(const Result& r) {
                 measured_pipeline ? "measured pipeline (" + r.device + ")"
                                   : "measured " + std::string(demo_name(r.demo)) + " (" + r.device + ")",
                 r.timeline, r);
-    add_process(events, 2,
-                measured_pipeline ? "model, calibrated on this GPU [modeled]" : "pipeline model [modeled]",
+    add_process(events, 2, measured_pipeline ? "model, calibrated on this GPU [modeled]" : "pipeline model [modeled]",
                 r.model_timeline, r);
     nlohmann::json j;
     j["traceEvents"] = events;
@@ -81,7 +83,8 @@ nlohmann::json chrome_trace(const Result& r) {
 
 void write_chrome_trace(const Result& r, const std::string& path) {
     std::string err;
-    if (!write_file_atomic(path, chrome_trace(r).dump(1) + "\n", &err)) MOE_BAD_INPUT("--trace " << path << ": " << err);
+    if (!write_file_atomic(path, chrome_trace(r).dump(1) + "\n", &err))
+        MOE_BAD_INPUT("--trace " << path << ": " << err);
 }
 
 }  // namespace demos

@@ -2,9 +2,8 @@
 // process for the measured spans and one for the model, one named track per lane (attention, a2e, experts, e2a),
 // complete events (phase X) in microseconds with the provenance, layer and micro-batch in each event's args.
 #pragma once
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "demos/result.hpp"
 

@@ -24,13 +24,13 @@ inline const char* lane_name(int lane) {  // attention | a2e | experts | e2a
 }
 
 struct Spec {
-    LayerSpec layer;          // tokens = the whole decode batch B (one new token per sequence)
-    int context = 512;        // KV positions per sequence
+    LayerSpec layer;    // tokens = the whole decode batch B (one new token per sequence)
+    int context = 512;  // KV positions per sequence
     int q_heads = 16;
     int kv_groups = 4;
-    int micro_batches = 1;    // m: the batch is split into m micro-batches of B/m sequences (the last takes the rest)
-    int layers = 1;           // L
-    int attention_sms = 0;    // one GPU: SMs of the attention pool; 0 = half the device
+    int micro_batches = 1;      // m: the batch is split into m micro-batches of B/m sequences (the last takes the rest)
+    int layers = 1;             // L
+    int attention_sms = 0;      // one GPU: SMs of the attention pool; 0 = half the device
     int attention_devices = 1;  // several GPUs: attention on devices [0, n), experts on device n
     bool multi_device = false;  // use whole devices as pools (needs attention_devices + 1 GPUs)
     double pace_gbps = 0;       // > 0: pace each copy at this rate (emulated link)
@@ -38,8 +38,8 @@ struct Spec {
     bool time_spans = true;     // false: time only the iteration (to measure what the span events cost)
     int warmup = 1;
     int repeats = 5;
-    bool keep_output = false;   // download the last layer's output [B, d] of the last repeat
-    bool check_plan = true;     // verify the device-side routing of the timed run equals the plan pass
+    bool keep_output = false;  // download the last layer's output [B, d] of the last repeat
+    bool check_plan = true;    // verify the device-side routing of the timed run equals the plan pass
 };
 
 struct Span {
@@ -60,8 +60,8 @@ struct Pools {
 struct Run {
     std::string device;
     Pools pools;
-    std::vector<double> iteration_ms;  // one per timed repeat
-    std::vector<Span> spans;           // of the repeat with the median iteration time
+    std::vector<double> iteration_ms;     // one per timed repeat
+    std::vector<Span> spans;              // of the repeat with the median iteration time
     std::vector<std::int64_t> mb_tokens;  // sequences per micro-batch
     std::vector<double> mb_rows;          // packed rows per micro-batch (layer 0)
     std::vector<bf16_t> output;           // [B, d] when keep_output

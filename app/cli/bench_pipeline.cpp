@@ -4,7 +4,6 @@
 // the whole GPU) and the model calibrated from solo runs on the same pools. It ends with the three checks:
 // the model within 15% for m = 1..4, m = 2 at least 1.6× the tokens/s of m = 1, span timing at most 5%.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -53,8 +52,9 @@ void add_pipeline_bench_options(CLI::App& cmd) {
     cmd.add_option("--pipeline-layers", a.layers, "pipeline: layers L of the iteration (1..64)")->capture_default_str();
     cmd.add_option("--context", a.context, "pipeline: attention context s, KV positions per sequence")
         ->capture_default_str();
-    cmd.add_option("--attention-sms", a.splits, "pipeline: SM splits to sweep (attention SMs; the experts get the "
-                                                "rest); default 32,48,64,80,96")
+    cmd.add_option("--attention-sms", a.splits,
+                   "pipeline: SM splits to sweep (attention SMs; the experts get the "
+                   "rest); default every 8 SMs from a quarter to three quarters of the GPU")
         ->delimiter(',');
     cmd.add_flag("--devices", a.devices, "pipeline: attention on GPU 0, experts on GPU 1 (needs 2 GPUs)");
     cmd.add_option("--pace-gbps", a.pace_gbps, "pipeline: pace the A2E/E2A copies at this rate (emulated link)");
@@ -66,7 +66,8 @@ int run_pipeline_bench(const BenchCommon& c) {
     const auto& a = pargs();
     if (a.max_m < 1 || a.max_m > 64) MOE_BAD_INPUT("--max-micro-batches " << a.max_m << ": allowed 1..64");
     if (a.layers < 1 || a.layers > 64) MOE_BAD_INPUT("--pipeline-layers " << a.layers << ": allowed 1..64");
-    if (a.pace_gbps < 0 || !std::isfinite(a.pace_gbps)) MOE_BAD_INPUT("--pace-gbps " << a.pace_gbps << ": must be >= 0");
+    if (a.pace_gbps < 0 || !std::isfinite(a.pace_gbps))
+        MOE_BAD_INPUT("--pace-gbps " << a.pace_gbps << ": must be >= 0");
     demos::Scenario s;  // the classroom layer
     if (c.tokens) s.tokens = c.tokens;
     if (c.hidden) s.hidden = c.hidden;
@@ -102,15 +103,17 @@ int run_pipeline_bench(const BenchCommon& c) {
     };
 
     nlohmann::json out;
-    // Figure 15's shape first: the SM split at a fixed m. The best split is the balanced one (attention and
-    // experts equally busy), and the m sweep, the calibration and the checks run there.
-    const int msplit = std::min(4, a.max_m);
+    // Figure 15's shape first: the SM split at m = 2. The best split is the balanced one (attention and experts
+    // equally busy), and the m sweep, the calibration and the checks run there.
+    const int msplit = std::min(2, a.max_m);
     s.micro_batches = msplit;
     int best_split = 0;
     nlohmann::json srows = nlohmann::json::array();
     std::vector<std::string> split_lines;
     if (!a.devices) {
-        std::vector<int> splits = a.splits.empty() ? std::vector<int>{32, 48, 64, 80, 96} : a.splits;
+        std::vector<int> splits = a.splits;
+        if (splits.empty())  // every 8 SMs (Hopper's partition granularity) from a quarter to three quarters
+            for (int sp = std::max(8, sms / 4 / 8 * 8); sp <= sms * 3 / 4; sp += 8) splits.push_back(sp);
         double best_tps = 0;
         for (int sp : splits) {
             if (sp <= 0 || sp >= sms) {
@@ -146,42 +149,50 @@ int run_pipeline_bench(const BenchCommon& c) {
     say("calibrating: solo runs of each stage at B/m sequences, m = 1.." + std::to_string(a.max_m));
     std::vector<std::int64_t> sizes;
     for (int m = 1; m <= a.max_m; ++m) sizes.push_back(std::max<std::int64_t>(1, s.tokens / m));
-    demos::Calibration cal = demos::calibrate(s, sizes);
+    demos::Calibration cal = demos::calibrate(s, sizes, {}, a.devices);
     if (!a.save_calibration.empty()) cal.save(a.save_calibration);
 
     out["device"] = cal.device;
     out["pools"] = cal.pools;
-    out["shape"] = {{"tokens", s.tokens}, {"hidden", s.hidden}, {"experts", s.experts}, {"top_k", s.top_k},
+    out["shape"] = {{"tokens", s.tokens}, {"hidden", s.hidden},   {"experts", s.experts}, {"top_k", s.top_k},
                     {"ffn", s.ffn},       {"context", s.context}, {"q_heads", s.q_heads}, {"kv_groups", s.kv_groups},
                     {"layers", s.layers}};
-    out["calibration"] = {{"k1", cal.k1}, {"k2", cal.k2}, {"k3", cal.k3}, {"k4", cal.k4},
-                          {"link_gbps", cal.link_gbps}, {"link_latency_us", cal.link_latency_us},
-                          {"msg_bytes", cal.msg_bytes}, {"msg_util", cal.msg_util}};
+    out["calibration"] = {{"k1", cal.k1},
+                          {"k2", cal.k2},
+                          {"k3", cal.k3},
+                          {"k4", cal.k4},
+                          {"link_gbps", cal.link_gbps},
+                          {"link_latency_us", cal.link_latency_us},
+                          {"msg_bytes", cal.msg_bytes},
+                          {"msg_util", cal.msg_util}};
 
-    std::printf("# moelab bench pipeline: %s, pools %s (attention %d SMs | experts %d SMs of %d)\n",
-                cal.device.c_str(), cal.pools.c_str(), cal.attention_sms, cal.expert_sms, sms);
-    std::printf("# B=%lld sequences (one decode token each), d=%d E=%d k=%d F=%d, attention s=%d H=%d G=%d, L=%d "
-                "layers%s\n",
-                (long long)s.tokens, s.hidden, s.experts, s.top_k, s.ffn, s.context, s.q_heads, s.kv_groups, s.layers,
-                s.pace_link ? (", links paced at " + std::to_string(int(s.link_gbps)) + " GB/s [emulated]").c_str()
-                            : "");
+    std::printf("# moelab bench pipeline: %s, pools %s (attention %d SMs | experts %d SMs of %d)\n", cal.device.c_str(),
+                cal.pools.c_str(), cal.attention_sms, cal.expert_sms, sms);
+    std::printf(
+        "# B=%lld sequences (one decode token each), d=%d E=%d k=%d F=%d, attention s=%d H=%d G=%d, L=%d "
+        "layers%s\n",
+        (long long)s.tokens, s.hidden, s.experts, s.top_k, s.ffn, s.context, s.q_heads, s.kv_groups, s.layers,
+        s.pace_link ? (", links paced at " + std::to_string(int(s.link_gbps)) + " GB/s [emulated]").c_str() : "");
     if (!split_lines.empty()) {
-        std::printf("#\n# Figure 15's shape: tokens/s against the SM split at m=%d (attention SMs | expert SMs) "
-                    "[measured-gpu]\n",
-                    msplit);
+        std::printf(
+            "#\n# Figure 15's shape: tokens/s against the SM split at m=%d (attention SMs | expert SMs) "
+            "[measured-gpu]\n",
+            msplit);
         std::printf("%14s %10s %12s %8s %8s %8s %8s\n", "split A|E", "median ms", "tokens/s", "Ta ms", "Te ms",
                     "busy A", "busy E");
         for (auto& l : split_lines) std::printf("%s\n", l.c_str());
         std::printf("# balanced split (the best above): %d attention SMs; everything below runs there\n", best_split);
     }
-    std::printf("#\n# calibration (solo runs on the pools) [measured-gpu]: Ta = %.4g*ba + %.4g us, Te = %.4g*be + "
-                "%.4g us, Tc = %.1f us + bytes / %.0f GB/s\n",
-                cal.k1, cal.k2, cal.k3, cal.k4, cal.link_latency_us, cal.link_gbps);
+    std::printf(
+        "#\n# calibration (solo runs on the pools) [measured-gpu]: Ta = %.4g*ba + %.4g us, Te = %.4g*be + "
+        "%.4g us, Tc = %.1f us + bytes / %.0f GB/s\n",
+        cal.k1, cal.k2, cal.k3, cal.k4, cal.link_latency_us, cal.link_gbps);
     std::printf("#   link utilisation by message size (plain copies):");
     for (std::size_t i = 0; i < cal.msg_bytes.size(); ++i)
         std::printf(" %.0fK:%.0f%%", cal.msg_bytes[i] / 1024, 100 * cal.msg_util[i]);
-    std::printf("\n#\n# Figure 14's shape: tokens/s against micro-batches m (iteration = L layers) [measured-gpu; "
-                "model: modeled]\n");
+    std::printf(
+        "\n#\n# Figure 14's shape: tokens/s against micro-batches m (iteration = L layers) [measured-gpu; "
+        "model: modeled]\n");
     std::printf("%3s %10s %10s %10s %12s %12s %9s %10s %8s %7s\n", "m", "min ms", "median ms", "p95 ms", "tokens/s",
                 "colocated/s", "vs coloc", "model ms", "model", "hidden");
 
@@ -206,9 +217,8 @@ int run_pipeline_bench(const BenchCommon& c) {
         demos::PipelineSummary cmeas = demos::summarize_spans(co.spans, s.layers, m, cmed);
         if (m == msplit) ta_pool = meas.ta_ms, te_pool = meas.te_ms, ta_gpu = cmeas.ta_ms, te_gpu = cmeas.te_ms;
         std::printf("%3d %10.3f %10.3f %10.3f %12.4g %12.4g %8.2fx %10.3f %+7.1f%% %7s\n", m,
-                    *std::min_element(pr.iteration_ms.begin(), pr.iteration_ms.end()), med,
-                    pct(pr.iteration_ms, 0.95), tps, ctps, tps / ctps, model.total_ms, 100 * err,
-                    meas.comm_hidden ? "yes" : "no");
+                    *std::min_element(pr.iteration_ms.begin(), pr.iteration_ms.end()), med, pct(pr.iteration_ms, 0.95),
+                    tps, ctps, tps / ctps, model.total_ms, 100 * err, meas.comm_hidden ? "yes" : "no");
         rows.push_back({{"m", m},
                         {"iteration_ms", pr.iteration_ms},
                         {"median_ms", med},
@@ -232,11 +242,12 @@ int run_pipeline_bench(const BenchCommon& c) {
     std::printf("#\n# disaggregation on one GPU vs colocation: best %.4g vs %.4g tokens/s (%.2fx)\n", best_piped,
                 best_coloc, best_piped / best_coloc);
     if (ta_gpu > 0 && te_gpu > 0)
-        std::printf("#   why: at m=%d a micro-batch's attention takes %.3f ms on its %d SMs against %.3f ms on the whole "
-                    "GPU (%.2fx), its experts %.3f against %.3f ms (%.2fx).\n#   Overlap pays only while the slower "
-                    "pool, max(%.3f, %.3f) = %.3f ms, beats both stages in turn on the whole GPU, %.3f ms.\n",
-                    msplit, ta_pool, best_split, ta_gpu, ta_pool / ta_gpu, te_pool, te_gpu, te_pool / te_gpu, ta_pool,
-                    te_pool, std::max(ta_pool, te_pool), ta_gpu + te_gpu);
+        std::printf(
+            "#   why: at m=%d a micro-batch's attention takes %.3f ms on its %d SMs against %.3f ms on the whole "
+            "GPU (%.2fx), its experts %.3f against %.3f ms (%.2fx).\n#   Overlap pays only while the slower "
+            "pool, max(%.3f, %.3f) = %.3f ms, beats both stages in turn on the whole GPU, %.3f ms.\n",
+            msplit, ta_pool, best_split, ta_gpu, ta_pool / ta_gpu, te_pool, te_gpu, te_pool / te_gpu, ta_pool, te_pool,
+            std::max(ta_pool, te_pool), ta_gpu + te_gpu);
     out["verdict"] = {{"best_pipelined_tokens_per_s", best_piped},
                       {"best_colocated_tokens_per_s", best_coloc},
                       {"ta_pool_ms", ta_pool},
@@ -259,8 +270,8 @@ int run_pipeline_bench(const BenchCommon& c) {
     std::printf("#   model within 15%% of the measurement for m = 1..%d: worst %.1f%%  %s\n", std::min(4, a.max_m),
                 100 * worst_model, worst_model <= 0.15 ? "PASS" : "MISS");
     if (a.max_m >= 2)
-        std::printf("#   m = 2 gives %.2fx the tokens/s of m = 1 at the balanced split (target >= 1.6x)  %s\n", tps2 / tps1,
-                    tps2 / tps1 >= 1.6 ? "PASS" : "MISS");
+        std::printf("#   m = 2 gives %.2fx the tokens/s of m = 1 at the balanced split (target >= 1.6x)  %s\n",
+                    tps2 / tps1, tps2 / tps1 >= 1.6 ? "PASS" : "MISS");
     std::printf("#   timing every span costs %+.1f%% of the iteration (median %.3f vs %.3f ms; target <= 5%%)  %s\n",
                 100 * overhead, median(with), median(without), overhead <= 0.05 ? "PASS" : "MISS");
     out["checks"] = {{"model_worst_error_m1_4", worst_model},

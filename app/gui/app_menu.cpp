@@ -164,7 +164,11 @@ void App::carry_out(const Command& c) {
             break;
         }
         case CommandKind::ExportTrace: {
-            const demos::Result* r = ses.results().routing ? &*ses.results().routing : ses.results().loads();
+            // The measured pipeline when it is current (its trace holds the measured spans and the model).
+            const ResultSet& rs = ses.results();
+            const demos::Result* r = rs.pipeline && rs.pipeline_current ? &*rs.pipeline
+                                     : rs.routing                       ? &*rs.routing
+                                                                        : rs.loads();
             const std::string path = c.path.empty() ? file_name("moelab-trace", "json") : c.path;
             if (!r) {
                 out = {c.kind, false, "Nothing to export yet"};

@@ -1,13 +1,14 @@
 // The CPU reference of the measured pipeline's arithmetic (kernels/pipeline.hpp): the same tensors, seeds and
 // order of operations as the GPU run, one micro-batch at a time. Only the scheduling differs, and scheduling
 // must not change the answer.
+#include "kernels/pipeline.hpp"
+
 #include <algorithm>
 #include <vector>
 
 #include "kernels/api.hpp"
 #include "kernels/attention.hpp"
 #include "kernels/common/error.hpp"
-#include "kernels/pipeline.hpp"
 
 namespace moe::pipeline::cpu {
 
@@ -71,8 +72,8 @@ void reference(const Spec& spec, std::vector<bf16_t>& out, int threads) {
             const std::int64_t cap = route::capacity(ls.capacity_factor, n, k, E);
             if (cap > 0) route::apply_capacity(ids.data(), w.data(), n, k, E, cap, ls.drop_policy);
             std::fill(row_token.begin(), row_token.end(), -1);
-            const std::int64_t rows =
-                dispatch::plan(ids.data(), n, k, E, ls.align, counts.data(), offsets.data(), row_token.data(), inv.data());
+            const std::int64_t rows = dispatch::plan(ids.data(), n, k, E, ls.align, counts.data(), offsets.data(),
+                                                     row_token.data(), inv.data());
             dispatch::pack(h.data(), row_token.data(), rows, d, xp.data());
             experts::ffn(xp.data(), nullptr, row_token.data(), counts.data(), offsets.data(), E, d, F, w1[l].data(),
                          w2[l].data(), y.data(), threads);

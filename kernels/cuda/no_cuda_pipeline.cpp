@@ -11,8 +11,9 @@ bool green_contexts_available(std::string* why) {
     return false;
 }
 void run(const Spec&, Run&) {
-    throw Error(ErrorKind::NoDevice, "the measured pipeline needs the cuda backend, and this moelab was built "
-                                     "without CUDA (MOELAB_CUDA=OFF or no nvcc found)");
+    throw Error(ErrorKind::NoDevice,
+                "the measured pipeline needs the cuda backend, and this moelab was built "
+                "without CUDA (MOELAB_CUDA=OFF or no nvcc found)");
 }
 void probe(const Spec&, const std::vector<std::int64_t>&, const std::vector<std::int64_t>&, const std::vector<double>&,
            Probe&) {

@@ -113,13 +113,13 @@ struct AttnDevice {
     cudaStream_t stream = nullptr;  // the attention pool
     int sms = 0;
     std::unique_ptr<BlasOwner> blas;
-    StreamOwner own_stream, a2e;  // own_stream only when pools are whole devices
-    DeviceBuffer<bf16_t> k, v;      // KV cache of this device's sequences [n_seq, s, kv, 128]
+    StreamOwner own_stream, a2e;                     // own_stream only when pools are whole devices
+    DeviceBuffer<bf16_t> k, v;                       // KV cache of this device's sequences [n_seq, s, kv, 128]
     std::vector<DeviceBuffer<bf16_t>> wqkv, wo, wg;  // per layer
     DeviceBuffer<float> logp;
     DeviceBuffer<std::uint8_t> ws;  // attention + capacity + dispatch workspace (stream-ordered)
     DeviceBuffer<unsigned long long> stamp;
-    std::int64_t first_seq = 0;     // global index of its first sequence
+    std::int64_t first_seq = 0;  // global index of its first sequence
 };
 
 struct ExpertDevice {
@@ -135,7 +135,7 @@ struct ExpertDevice {
 };
 
 struct MicroBatch {
-    int adev = 0;                 // index into the attention devices
+    int adev = 0;                  // index into the attention devices
     std::int64_t seq0 = 0, n = 0;  // global first sequence, sequences
     std::int64_t local0 = 0;       // first sequence within its attention device's KV cache
     std::int64_t max_rows = 0;
@@ -189,8 +189,8 @@ class Machine {
         const LayerSpec& ls = s.layer;
         if (s.micro_batches < 1 || s.layers < 1) MOE_BAD_INPUT("pipeline: micro-batches and layers must be >= 1");
         if (ls.tokens < s.micro_batches)
-            MOE_BAD_INPUT("pipeline: --tokens " << ls.tokens << " must be at least --micro-batches "
-                                                << s.micro_batches << " (each micro-batch needs a sequence)");
+            MOE_BAD_INPUT("pipeline: --tokens " << ls.tokens << " must be at least --micro-batches " << s.micro_batches
+                                                << " (each micro-batch needs a sequence)");
         if (s.q_heads % s.kv_groups != 0) MOE_BAD_INPUT("pipeline: --kv-groups must divide --q-heads");
         auto devs = moe::gpu::devices();
         if (devs.empty())
@@ -450,8 +450,8 @@ class Machine {
                 std::ostringstream os;
                 os << "the pipeline needs about " << gib(bytes) << " on GPU " << dev << " (KV cache "
                    << gib(attention::kv_bytes(a_all)) << " for --tokens " << ls.tokens << " × --context " << s_.context
-                   << ", expert weights " << gib(L * E * 3 * F * d * 2) << " for --layers " << s_.layers
-                   << ") but " << gib(free_b) << " are free; lower --tokens, --context, --layers or --ffn";
+                   << ", expert weights " << gib(L * E * 3 * F * d * 2) << " for --layers " << s_.layers << ") but "
+                   << gib(free_b) << " are free; lower --tokens, --context, --layers or --ffn";
                 throw Error(ErrorKind::OutOfMemory, os.str());
             }
         };
@@ -603,11 +603,11 @@ class Machine {
             route::gpu::softmax_topk(mb.logits.data(), mb.n, E, k, ls.renormalize, mb.ids.data(), mb.w.data(), st);
         }
         const std::int64_t cap = route::capacity(ls.capacity_factor, mb.n, k, E);
-        moe::gpu::capacity(mb.ids.data(), mb.w.data(), mb.n, k, E, cap, ls.drop_policy, mb.demand.data(),
-                           ad.ws.data(), route_ws_, st);
-        moe::gpu::dispatch(strategy_, mb.h.data(), mb.ids.data(), mb.n, k, E, d, ls.align, mb.counts.data(),
-                           mb.offsets.data(), mb.row_token.data(), mb.inv.data(), mb.xp.data(), ad.ws.data(),
+        moe::gpu::capacity(mb.ids.data(), mb.w.data(), mb.n, k, E, cap, ls.drop_policy, mb.demand.data(), ad.ws.data(),
                            route_ws_, st);
+        moe::gpu::dispatch(strategy_, mb.h.data(), mb.ids.data(), mb.n, k, E, d, ls.align, mb.counts.data(),
+                           mb.offsets.data(), mb.row_token.data(), mb.inv.data(), mb.xp.data(), ad.ws.data(), route_ws_,
+                           st);
     }
 
     void experts_step(int l, std::size_t i, MicroBatch& mb, cudaStream_t st, bool from_packed) {
@@ -663,8 +663,7 @@ class Machine {
             }
             set_device(ed.device);
             p.ptrs = DeviceBuffer<const void*>(host.size(), "grouped GEMM pointers");
-            MOE_CUDA_CHECK(cudaMemcpy(p.ptrs.data(), host.data(), host.size() * sizeof(void*),
-                                      cudaMemcpyHostToDevice));
+            MOE_CUDA_CHECK(cudaMemcpy(p.ptrs.data(), host.data(), host.size() * sizeof(void*), cudaMemcpyHostToDevice));
         }
         const int g = p.groups;
         if (g == 0) return true;
@@ -690,8 +689,8 @@ class Machine {
     }
 
     void combine(MicroBatch& mb, cudaStream_t st) {
-        moe::gpu::combine(mb.ya.data(), mb.inv.data(), mb.w.data(), mb.n, s_.layer.top_k, s_.layer.hidden,
-                          mb.x.data(), st);
+        moe::gpu::combine(mb.ya.data(), mb.inv.data(), mb.w.data(), mb.n, s_.layer.top_k, s_.layer.hidden, mb.x.data(),
+                          st);
     }
 
     // A copy of `bytes` on stream st, paced at pace_gbps when asked: chunks with a wait on the device's global

@@ -16,8 +16,8 @@ namespace moe::gpu {
 namespace {
 
 using PFN_GetDevResource = CUresult (*)(CUdevice, CUdevResource*, CUdevResourceType);
-using PFN_SplitByCount = CUresult (*)(CUdevResource*, unsigned int*, const CUdevResource*, CUdevResource*,
-                                      unsigned int, unsigned int);
+using PFN_SplitByCount = CUresult (*)(CUdevResource*, unsigned int*, const CUdevResource*, CUdevResource*, unsigned int,
+                                      unsigned int);
 using PFN_GenerateDesc = CUresult (*)(CUdevResourceDesc*, CUdevResource*, unsigned int);
 using PFN_GreenCtxCreate = CUresult (*)(CUgreenCtx*, CUdevResourceDesc, CUdevice, unsigned int);
 using PFN_GreenCtxDestroy = CUresult (*)(CUgreenCtx);
@@ -44,8 +44,11 @@ bool fetch(const char* name, F& out, std::string& why) {
     cudaError_t e = cudaGetDriverEntryPointByVersion(name, &p, CUDART_VERSION, cudaEnableDefault, &q);
     if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !p) {
         (void)cudaGetLastError();
-        if (why.empty()) why = std::string("the NVIDIA driver does not offer ") + name + " (green contexts need a "
-                               "driver for CUDA " + std::to_string(CUDART_VERSION / 1000) + " or newer)";
+        if (why.empty())
+            why = std::string("the NVIDIA driver does not offer ") + name +
+                  " (green contexts need a "
+                  "driver for CUDA " +
+                  std::to_string(CUDART_VERSION / 1000) + " or newer)";
         return false;
     }
     out = reinterpret_cast<F>(p);
@@ -105,11 +108,17 @@ SmPools::SmPools(int device, int attention_sms) {
         for (auto& s : streams_)
             if (!s) MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     };
-    if (!d.why.empty()) { shared_streams(d.why); return; }
+    if (!d.why.empty()) {
+        shared_streams(d.why);
+        return;
+    }
 
     CUdevResource all{};
     CUresult r = d.get_resource(CUdevice(device), &all, CU_DEV_RESOURCE_TYPE_SM);
-    if (r != CUDA_SUCCESS) { shared_streams("cuDeviceGetDevResource failed: " + cu_error(r)); return; }
+    if (r != CUDA_SUCCESS) {
+        shared_streams("cuDeviceGetDevResource failed: " + cu_error(r));
+        return;
+    }
     const unsigned gran = std::max(1u, all.sm.smCoscheduledAlignment);
     const unsigned min_part = std::max(gran, all.sm.minSmPartitionSize);
     unsigned want = attention_sms > 0 ? unsigned(attention_sms) : unsigned(device_sms_ / 2);
@@ -118,17 +127,18 @@ SmPools::SmPools(int device, int attention_sms) {
     CUdevResource part{}, rest{};
     unsigned groups = 1;
     r = d.split(&part, &groups, &all, &rest, 0, want);
-    if (r != CUDA_SUCCESS || groups != 1)
-        { shared_streams("cuDevSmResourceSplitByCount(" + std::to_string(want) + " SMs) failed: " + cu_error(r)); return; }
+    if (r != CUDA_SUCCESS || groups != 1) {
+        shared_streams("cuDevSmResourceSplitByCount(" + std::to_string(want) + " SMs) failed: " + cu_error(r));
+        return;
+    }
     CUdevResource* res[2] = {&part, &rest};
     for (int i = 0; i < 2; ++i) {
         CUdevResourceDesc desc{};
         r = d.desc(&desc, res[i], 1);
-        if (r == CUDA_SUCCESS) r = d.create(reinterpret_cast<CUgreenCtx*>(&ctx_[i]), desc, CUdevice(device),
-                                            CU_GREEN_CTX_DEFAULT_STREAM);
-        CUstream s = nullptr;
         if (r == CUDA_SUCCESS)
-            r = d.stream(&s, static_cast<CUgreenCtx>(ctx_[i]), CU_STREAM_NON_BLOCKING, 0);
+            r = d.create(reinterpret_cast<CUgreenCtx*>(&ctx_[i]), desc, CUdevice(device), CU_GREEN_CTX_DEFAULT_STREAM);
+        CUstream s = nullptr;
+        if (r == CUDA_SUCCESS) r = d.stream(&s, static_cast<CUgreenCtx>(ctx_[i]), CU_STREAM_NON_BLOCKING, 0);
         if (r != CUDA_SUCCESS) {
             for (int j = 0; j <= i; ++j) {
                 if (streams_[j]) cudaStreamDestroy(streams_[j]);
@@ -136,7 +146,10 @@ SmPools::SmPools(int device, int attention_sms) {
                 if (ctx_[j]) d.destroy(static_cast<CUgreenCtx>(ctx_[j]));
                 ctx_[j] = nullptr;
             }
-            { shared_streams("creating the green context failed: " + cu_error(r)); return; }
+            {
+                shared_streams("creating the green context failed: " + cu_error(r));
+                return;
+            }
         }
         streams_[i] = reinterpret_cast<cudaStream_t>(s);
     }

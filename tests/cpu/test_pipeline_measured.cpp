@@ -28,9 +28,7 @@ demos::Scenario modelled(int m, int L) {
     return s;
 }
 
-std::string tmp_path(const std::string& name) {
-    return "/tmp/moelab_test_" + std::to_string(::getpid()) + "_" + name;
-}
+std::string tmp_path(const std::string& name) { return "/tmp/moelab_test_" + std::to_string(::getpid()) + "_" + name; }
 
 }  // namespace
 
@@ -48,12 +46,17 @@ TEST(ChromeTrace, ModelledPipelineIsValidJsonWithFourNamedTracks) {
     std::map<int, std::string> track;  // tid → name, for the model's process
     int complete = 0;
     std::set<std::string> lanes_seen;
+    // Process 2 is the model; process 1 holds what was measured (here the CPU's layer stages).
+    std::string model_process;
     for (auto& e : j["traceEvents"]) {
         ASSERT_TRUE(e.contains("ph"));
+        if (e["pid"] != 2) continue;
         if (e["ph"] == "M" && e["name"] == "thread_name") track[e["tid"].get<int>()] = e["args"]["name"];
+        if (e["ph"] == "M" && e["name"] == "process_name") model_process = e["args"]["name"];
     }
+    EXPECT_NE(model_process.find("model"), std::string::npos) << model_process;
     for (auto& e : j["traceEvents"]) {
-        if (e["ph"] != "X") continue;
+        if (e["ph"] != "X" || e["pid"] != 2) continue;
         ++complete;
         EXPECT_GE(e["ts"].get<double>(), 0.0);
         EXPECT_GE(e["dur"].get<double>(), 0.0);
@@ -69,7 +72,10 @@ TEST(ChromeTrace, ModelledPipelineIsValidJsonWithFourNamedTracks) {
     // The model's spans, in microseconds: the last one ends at the iteration time.
     double last = 0;
     for (auto& e : j["traceEvents"])
-        if (e["ph"] == "X") last = std::max(last, e["ts"].get<double>() + e["dur"].get<double>());
+        if (e["ph"] == "X" && e["pid"] == 2) last = std::max(last, e["ts"].get<double>() + e["dur"].get<double>());
+    // The measured process, when present, names its tracks too and carries its own provenance.
+    for (auto& e : j["traceEvents"])
+        if (e["ph"] == "X" && e["pid"] == 1) EXPECT_EQ(e["args"]["provenance"], "measured-cpu");
     EXPECT_NEAR(last, r.pipeline.total_ms * 1e3, 1e-6 * r.pipeline.total_ms * 1e3 + 1e-9);
 }
 
@@ -191,8 +197,8 @@ TEST(PipelineReference, DeterministicAndIndependentOfThreads) {
 
 TEST(PipelineCli, CpuBackendModelsAndSaysSoAndWritesATrace) {
     const std::string trace = tmp_path("cli_trace.json");
-    auto r = moelab_test::shell(std::string(MOELAB_BIN) + " run pipeline --backend cpu --tokens 256 -m 2 --trace " +
-                                trace);
+    auto r =
+        moelab_test::shell(std::string(MOELAB_BIN) + " run pipeline --backend cpu --tokens 256 -m 2 --trace " + trace);
     EXPECT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find("[modeled]"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("needs the cuda backend"), std::string::npos) << r.out;

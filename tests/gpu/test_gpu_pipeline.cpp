@@ -73,7 +73,7 @@ TEST(GpuPipeline, ScheduleRespectsEveryDependency) {
     }
     const int L = spec.layers, m = spec.micro_batches;
     ASSERT_EQ(run.spans.size(), std::size_t(4 * L * m + m));  // plus the last layer's combine per micro-batch
-    const double eps = 1e-3;  // event timestamps are exact to about half a microsecond
+    const double eps = 1e-3;                                  // event timestamps are exact to about half a microsecond
     for (int l = 0; l < L; ++l)
         for (int i = 0; i < m; ++i) {
             auto& a = at.at({moe::pipeline::kAttention, l, i});
@@ -124,8 +124,7 @@ TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
         auto g = gpu_test::to_float(piped.output, n), w = gpu_test::to_float(ref, n);
         const float scale = gpu_test::rms(w);
         ASSERT_GT(scale, 0.0f);
-        EXPECT_EQ(gpu_test::first_outside(g, w, 16 * moe::kBf16Eps * scale, 16 * moe::kBf16Eps, "pipeline vs CPU"),
-                  "");
+        EXPECT_EQ(gpu_test::first_outside(g, w, 16 * moe::kBf16Eps * scale, 16 * moe::kBf16Eps, "pipeline vs CPU"), "");
     }
 }
 
