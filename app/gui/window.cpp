@@ -178,7 +178,8 @@ int run_window(const WindowOptions& opt) {
         const bool gl_ok = code == 0;
         while (code == 0 && !glfwWindowShouldClose(window) && !app.quit_requested()) {
             const auto t0 = Clock::now();
-            const bool animate = opt.frames > 0 || script.active() || app.session().busy() || ImGui::IsAnyMouseDown();
+            const bool animate = opt.frames > 0 || (script.active() && !script.finished()) || app.session().busy() ||
+                                 ImGui::IsAnyMouseDown();
             if (animate || settle > 0) {
                 glfwPollEvents();
                 if (!animate) --settle;

@@ -290,3 +290,14 @@ TEST(GuiWindow, EverySliderOffersTheRangeThatValidationAccepts) {
     ASSERT_EQ(p.rc, 0) << p.out;
     EXPECT_NE(p.out.find("slider ranges match validation"), std::string::npos) << p.out;
 }
+
+TEST(GuiWindow, PresenterModeTurnsPagesOfOneOrTwoViews) {
+    Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    const std::string dir = temp_dir();
+    // Page Down through the five pages at 1280×720; each page's view must be drawn (the script checks an anchor).
+    Proc p = sh(env_of(x) + kBin + " --frames 3000 --width 1280 --height 720 --script builtin:presenter-pages" +
+                " --config-dir " + dir + kSmall);
+    ASSERT_EQ(p.rc, 0) << p.out;
+    for (int i = 1; i <= 5; ++i) expect_picture(dir + "/presenter-" + std::to_string(i) + ".png", 1280, 720);
+}

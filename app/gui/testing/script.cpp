@@ -33,6 +33,8 @@ int key_code(const std::string& k) {
     if (k == "RIGHT") return GLFW_KEY_RIGHT;
     if (k == "UP") return GLFW_KEY_UP;
     if (k == "DOWN") return GLFW_KEY_DOWN;
+    if (k == "PAGEDOWN") return GLFW_KEY_PAGE_DOWN;
+    if (k == "PAGEUP") return GLFW_KEY_PAGE_UP;
     if (k.size() >= 2 && k[0] == 'F') {
         int n = std::atoi(k.c_str() + 1);
         if (n >= 1 && n <= 12) return GLFW_KEY_F1 + n - 1;
