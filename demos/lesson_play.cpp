@@ -377,6 +377,55 @@ LessonGrade grade(const Lesson& l, const LessonReveal& r, const LessonAnswer& a)
     return g;
 }
 
+std::string count_class_votes(const Lesson& l, const LessonGrade& g, const std::string& text, ClassVotes* out) {
+    ClassVotes v;
+    std::vector<double> items;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        double x = 0;
+        if (!to_number(item, &x)) return "'" + trim(item) + "' is not a number";
+        items.push_back(x);
+    }
+    const LessonQuestion& q = l.question;
+    if (q.kind == QuestionKind::Choice) {
+        if (items.size() != q.choices.size())
+            return "type one count per choice (" + std::to_string(q.choices.size()) + " numbers, e.g. 3,7,1,0)";
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (items[i] < 0 || items[i] != std::floor(items[i]) || items[i] > 100000)
+                return "'" + lesson::format_number(items[i]) + "': a count is a whole number from 0";
+            v.per_choice.push_back(int(items[i]));
+            v.total += int(items[i]);
+            if (q.choices[i].key == g.right_key) v.right += int(items[i]);
+        }
+    } else {
+        if (items.empty()) return "type the answers given, comma-separated";
+        for (double x : items) {
+            ++v.total;
+            v.right += std::fabs(x - g.truth) <= g.tolerance * (1 + 1e-12);
+        }
+    }
+    if (v.total <= 0) return "no votes: at least one is needed";
+    *out = v;
+    return "";
+}
+
+std::string vote_shift(const ClassVotes& a, const ClassVotes& b) {
+    auto pct = [](const ClassVotes& v) { return v.total > 0 ? 100.0 * v.right / v.total : 0.0; };
+    const double d = pct(b) - pct(a);
+    std::ostringstream os;
+    os << "right: " << a.right << " of " << a.total << " (" << lesson::format_number(pct(a), 0) << "%) → " << b.right
+       << " of " << b.total << " (" << lesson::format_number(pct(b), 0) << "%), " << (d >= 0 ? "+" : "")
+       << lesson::format_number(d, 0) << " points. ";
+    if (d >= 15)
+        os << "Discussion moved the class toward the answer.";
+    else if (d <= -15)
+        os << "Discussion moved the class away from the answer: re-teach before revealing.";
+    else
+        os << "Discussion changed little: give a hint or re-teach.";
+    return os.str();
+}
+
 std::string class_suggestion(int correct, int total) {
     if (total <= 0) return "";
     double share = double(correct) / total;

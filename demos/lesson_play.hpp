@@ -83,6 +83,16 @@ struct LessonGrade {
 };
 LessonGrade grade(const Lesson& l, const LessonReveal& r, const LessonAnswer& a);
 
+// A class's votes (presenter mode): for a choice question one count per choice ("3,7,1,0"), else the answers given,
+// comma-separated, each graded against the run's truth and tolerance. Returns "" or what a valid line looks like.
+struct ClassVotes {
+    int right = 0, total = 0;
+    std::vector<int> per_choice;  // choice questions
+};
+std::string count_class_votes(const Lesson& l, const LessonGrade& g, const std::string& text, ClassVotes* out);
+// "right: 3 of 10 (30%) → 7 of 10 (70%), +40 points" and what the shift means for the class.
+std::string vote_shift(const ClassVotes& first, const ClassVotes& second);
+
 // Peer instruction (Vickrey et al. 2015): under 35% correct re-teach, 35–70% discuss in pairs, above explain.
 std::string class_suggestion(int correct, int total);
 

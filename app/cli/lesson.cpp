@@ -23,7 +23,7 @@ namespace {
 struct LessonArgs {
     std::string id, dir, backend, progress_path;
     int try_index = 0;
-    bool no_progress = false, run = false, more = false;
+    bool no_progress = false, run = false, more = false, class_mode = false;
 };
 
 const char* kRule = "────────────────────────────────────────────────────────────────────────";
@@ -184,6 +184,75 @@ void print_curve(const demos::ExperimentResult& x) {
                                  : "roof = the roofline at this device's ceilings; # = share of the roof reached");
 }
 
+// Presenter mode in the terminal (peer instruction): the class votes, says how sure it is, discusses and votes again;
+// the shift between the votes shows before the answer, and the answer only after both.
+int class_round(const LessonArgs& a, const demos::Lesson& L, const demos::Scenario& scenario,
+                const std::map<std::string, double>& params) {
+    demos::LessonReveal rv;
+    demos::run_lesson(L, scenario, params, "", {}, &rv);  // run now, reveal later
+    demos::LessonGrade g = demos::grade(L, rv, demos::LessonAnswer{});
+    const bool choice = L.question.kind == demos::QuestionKind::Choice;
+    auto votes = [&](const std::string& prompt, bool optional, demos::ClassVotes* out) {
+        for (;;) {
+            std::string line = ask(prompt, L.id);
+            if (optional && line.find_first_not_of(" \t\r") == std::string::npos) return false;
+            std::string err = demos::count_class_votes(L, g, line, out);
+            if (err.empty()) return true;
+            std::printf("  %s\n", err.c_str());
+        }
+    };
+    const std::string hint = choice ? "counts per choice, e.g. 3,7,1,0" : "the answers given, comma-separated";
+    demos::ClassVotes first, second;
+    votes("First vote (" + hint + "): ", false, &first);
+    double conf = 0;
+    for (;;) {
+        std::string line = ask("The class's confidence, 1 to 5 (a show of fingers; the mean): ", L.id);
+        char* end = nullptr;
+        conf = std::strtod(line.c_str(), &end);
+        if (end != line.c_str() && conf >= 1 && conf <= 5) break;
+        std::printf("  type a number from 1 to 5\n");
+    }
+    std::printf("\n  First vote: %d of %d right, class confidence %.1f/5.\n", first.right, first.total, conf);
+    wrapped(demos::class_suggestion(first.right, first.total));
+    if (conf >= 4 && 2 * first.right < first.total)
+        wrapped("A confident class that is mostly wrong: the misconception is strong. Discussion is where it moves.");
+    std::printf("\n");
+    const bool again = votes("Second vote after discussion (Enter skips): ", true, &second);
+    if (again) {
+        std::printf("\n");
+        wrapped(demos::vote_shift(first, second));
+    }
+    heading("Reveal");
+    std::printf("  Ran on: %s\n", rv.backend() == "cpu" ? "the CPU reference" : rv.results[0].device.c_str());
+    std::printf("  The engine:   %s  [%s]\n", g.truth_text.c_str(), demos::lesson::source_name(g.truth_source));
+    const demos::ClassVotes& last = again ? second : first;
+    if (choice) {
+        int best = -1;
+        for (std::size_t i = 0; i < last.per_choice.size(); ++i)
+            if (L.question.choices[i].key != g.right_key && last.per_choice[i] > 0 &&
+                (best < 0 || last.per_choice[i] > last.per_choice[std::size_t(best)]))
+                best = int(i);
+        if (best >= 0) {
+            std::printf("\n  The most popular wrong answer, %s):\n", L.question.choices[std::size_t(best)].key.c_str());
+            wrapped(rv.fill(L.question.choices[std::size_t(best)].feedback));
+        }
+    }
+    heading("Why");
+    std::printf("    %s\n\n", rv.fill(L.formula).c_str());
+    wrapped(demos::explanation_opening(rv.fill(L.explanation)));
+    if (!a.no_progress) {
+        std::string path = a.progress_path.empty() ? demos::default_progress_path() : a.progress_path;
+        try {
+            demos::Progress p = demos::Progress::load(path);
+            p.record_votes(L.id, first.right, again ? second.right : -1, first.total);
+            p.save(path);
+        } catch (const moe::Error& e) {
+            std::fprintf(stderr, "moelab: warning: votes not saved: %s\n", e.what());
+        }
+    }
+    return 0;
+}
+
 int play(const LessonArgs& a) {
     demos::LessonSet set = demos::load_lessons(demos::lessons_dir(a.dir));
     for (auto& p : set.problems) std::fprintf(stderr, "moelab: warning: %s\n", p.str().c_str());
@@ -220,6 +289,7 @@ int play(const LessonArgs& a) {
             std::printf("    %s) ", c.key.c_str());
             std::printf("%s\n", before(c.text).c_str());
         }
+    if (a.class_mode) return class_round(a, L, scenario, params);
     demos::LessonAnswer ans;
     std::string answer_text;
     for (;;) {
@@ -429,6 +499,8 @@ void add_lesson_commands(CLI::App& app, Handler* selected) {
     lesson->add_option("--progress", args->progress_path, "Progress file (default ~/.config/moelab/progress.toml)");
     lesson->add_flag("--no-progress", args->no_progress, "Do not record this play");
     lesson->add_flag("--more", args->more, "Print the whole explanation, not only its opening");
+    lesson->add_flag("--class", args->class_mode,
+                     "Presenter mode: the class votes, gives its confidence, discusses and votes again");
     lesson->footer("Example: moelab lesson straggler\n         printf '3,1*15\\n4\\n' | moelab lesson straggler");
     lesson->callback([args, selected] { *selected = [args] { return play(*args); }; });
 

@@ -587,6 +587,30 @@ TEST(LessonProgress, ConfidentMissComesBackAsAVariationAndWhyIsSaved) {
     EXPECT_EQ(q.lessons["dispatch-bytes"].votes_total, 12);
 }
 
+// Presenter mode in the terminal: two votes, the class's confidence, the shift before the answer, votes saved.
+TEST(LessonPlayer, ClassVotesTwiceAndSeesTheShift) {
+    std::string dir = fresh_dir("class");
+    Shell r = shell("cd " + dir + " && printf '6,3,1,0\\n4.5\\nx\\n1,9,0,0\\n' | " + std::string(MOELAB_BIN) +
+                    " lesson dispatch-bytes --class --progress p.toml");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("First vote: 3 of 10 right, class confidence 4.5/5"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("re-teach"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("confident class that is mostly wrong"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("'x' is not a number"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("right: 3 of 10 (30%) → 9 of 10 (90%), +60 points"), std::string::npos) << r.out;
+    // The answer comes only after both votes.
+    EXPECT_GT(r.out.find("The engine:"), r.out.find("+60 points")) << r.out;
+    EXPECT_NE(r.out.find("The most popular wrong answer, a)"), std::string::npos) << r.out;
+    demos::Progress p = demos::Progress::load(dir + "/p.toml");
+    EXPECT_EQ(p.lessons["dispatch-bytes"].votes_first, 3);
+    EXPECT_EQ(p.lessons["dispatch-bytes"].votes_second, 9);
+    EXPECT_EQ(p.lessons["dispatch-bytes"].attempts, 0) << "a class tally is not a student's attempt";
+    // A numeric question counts the answers given against the tolerance.
+    r = shell("printf '24,25,80,3\\n2\\n\\n' | " + std::string(MOELAB_BIN) + " lesson capacity --class --no-progress");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("First vote: 2 of 4 right"), std::string::npos) << r.out;
+}
+
 TEST(LessonProgress, AtomicSaveRoundTrips) {
     std::string dir = fresh_dir("prog");
     std::string path = dir + "/sub/progress.toml";
