@@ -62,7 +62,8 @@ void add_gui_options(CLI::App& app, Handler* selected) {
         ->group(g);
     app.add_option("--screenshot", a->screenshot, "Save the window as PNG after the last frame")->group(g);
     app.add_option("--script", a->script,
-                   "Scripted input: a file, or builtin:tour | builtin:invalid-topk | builtin:perf (for tests)")
+                   "Scripted input: a file, or builtin:NAME (tour, invalid-topk, perf, drag, ranges, "
+                   "presenter-pages), for tests and measurements")
         ->group(g);
     app.add_flag("--presenter", a->presenter, "Start in presenter mode: large fonts, high contrast, Okabe–Ito colours")
         ->group(g);
@@ -75,7 +76,9 @@ void add_gui_options(CLI::App& app, Handler* selected) {
     app.add_flag("--report-frame-times", a->report, "Print frame-time statistics and startup time at exit")->group(g);
     app.add_option("--report-json", a->report_json, "Also write them as JSON to FILE")->group(g);
     app.add_option("--width", a->width, "Window width (64..8192, default 1280)")->check(CLI::Range(64, 8192))->group(g);
-    app.add_option("--height", a->height, "Window height (64..8192, default 800)")->check(CLI::Range(64, 8192))->group(g);
+    app.add_option("--height", a->height, "Window height (64..8192, default 800)")
+        ->check(CLI::Range(64, 8192))
+        ->group(g);
     app.add_flag("--no-vsync", a->no_vsync, "Do not wait for the display's refresh")->group(g);
     try {
         add_scenario_flags(&app, a->flags);
