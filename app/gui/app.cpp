@@ -104,7 +104,10 @@ void App::toast(const std::string& msg, double seconds) {
 
 double App::next_deadline_s() const {
     const double t = toast_until_ - now_s();
-    return !toast_.empty() && t > 0 ? t : -1;
+    double next = !toast_.empty() && t > 0 ? t : -1;
+    // The GPU probe and the lesson files arrive without an event: look again shortly until they are in.
+    if (session_->background_pending()) next = next < 0 ? 0.1 : std::min(next, 0.1);
+    return next;
 }
 
 std::vector<Capture> App::take_captures() {

@@ -149,6 +149,8 @@ class Session {
     const std::string& scenario_path() const { return scenario_path_; }
     const LessonSession& lesson() const { return lesson_; }
     const LatencyStats& edit_to_result() const { return latency_; }
+    // The GPU probe or the lesson files are still being read (poll() picks them up; nothing wakes the UI for them).
+    bool background_pending() const { return gpu_probe_.valid() || lessons_future_.valid(); }
     // The debounce the next edit gets, from the cost of the last run (ms).
     double debounce_ms() const;
     std::uint64_t routing_results() const { return routing_results_; }  // routing results applied so far
