@@ -19,6 +19,7 @@ json to_json(const Result& r) {
     j["device"] = r.device;
     if (!r.experts_impl.empty()) j["experts_impl"] = r.experts_impl;
     j["notes"] = r.notes;
+    j["caveats"] = r.caveats;  // Result::Caveat bits: what the front ends act on
     j["scenario"] = json::parse("{}");
     {
         const Scenario& s = r.scenario;

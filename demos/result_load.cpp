@@ -79,6 +79,7 @@ Result result_from_json(const std::string& text, const std::string& source) {
     rd.get(j, "device", r.device);
     rd.get(j, "experts_impl", r.experts_impl);
     rd.get(j, "notes", r.notes);
+    rd.get(j, "caveats", r.caveats);
     std::string p;
     if (rd.get(j, "loads_provenance", p), !p.empty()) r.loads_provenance = parse_provenance(p, source);
     rd.get(j, "expert_loads", r.expert_loads);

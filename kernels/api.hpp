@@ -1,5 +1,7 @@
-// Entry points of every MoE stage, one namespace per stage: moe::route, moe::dispatch, moe::experts,
-// moe::combine, moe::comm. Each holds the CPU reference; its nested `gpu` namespace holds the CUDA launchers.
+// Entry points of every MoE stage, one namespace per stage (moe::route, moe::dispatch, moe::experts, moe::combine,
+// moe::comm), each holding its CPU reference, and the whole-layer runners (moe::cpu, moe::gpu). Two routing
+// launchers sit in moe::route::gpu; every other CUDA launcher is declared in kernels/cuda/launchers.hpp (moe::gpu).
+// The attention stage and the measured pipeline have their own headers: kernels/attention.hpp, kernels/pipeline.hpp.
 #pragma once
 #include <atomic>
 #include <cstdint>

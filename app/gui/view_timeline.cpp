@@ -270,8 +270,13 @@ static void draw_timeline(const Session& ses, ViewState& vs, Commands& cmd) {
         ImGui::SameLine();
     }
     provenance_badge(pal, lr->stages.empty() ? demos::Provenance::Modeled : lr->stages.front().provenance);
-    ImGui::SameLine();
-    ImGui::TextDisabled("median of %d repeat(s); hover a stage for min · median · p95", lr->scenario.repeats);
+    // Short enough for presenter mode's large fonts; the detail is in the tooltip.
+    char note[96];
+    std::snprintf(note, sizeof note, "median of %d; hover for min · p95", lr->scenario.repeats);
+    if (ImGui::GetContentRegionAvail().x - ImGui::GetItemRectSize().x > ImGui::CalcTextSize(note).x + 16) {
+        ImGui::SameLine();
+        ImGui::TextDisabled("%s", note);
+    }
     avail = ImGui::GetContentRegionAvail();
     charts::Hover hs =
         charts::lanes(stages, &vs.stages_view, ImVec2(avail.x, std::max(40.0f, avail.y)), pal, skin().fonts);

@@ -263,6 +263,8 @@ TEST(ResultLoad, RoundTripsThroughJsonWithProvenance) {
     EXPECT_EQ(b.measured_pipeline.msg_util, mp.msg_util);
     EXPECT_EQ(b.expert_loads, r.expert_loads);
     EXPECT_EQ(b.loads_provenance, r.loads_provenance);
+    EXPECT_EQ(b.caveats, r.caveats);
+    EXPECT_TRUE(b.has(demos::Result::Caveat::CpuReference));
 }
 
 TEST(ResultLoad, RejectsWhatIsNotAResult) {
