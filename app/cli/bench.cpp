@@ -33,7 +33,7 @@ struct BenchArgs {
     std::int64_t tokens = 0;
     int hidden = 0, experts = 0, top_k = 0, ffn = 0;
     std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
-    std::vector<std::string> impls = {"auto", "batched", "grouped", "streams", "serial", "fused", "nopack"};
+    std::vector<std::string> impls = {"auto", "batched", "grouped", "streams", "serial", "nopack"};
     std::string skew = "uniform";
     bool sweep = false, no_check = false, json = false, quiet = false;
     int warmup = 10, repeats = 50;
@@ -235,7 +235,7 @@ int run_bench(const BenchArgs& a) {
     opt.shapes = resolve_shapes(a);
     for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
     for (auto& s : a.impls) {
-        const bool flavor = s.size() == 9 && s.rfind("decode-f", 0) == 0 && s[8] >= '0' && s[8] <= '4';
+        const bool flavor = s.size() == 9 && s.rfind("decode-f", 0) == 0 && (s[8] == '1' || s[8] == '3');
         if (s != "nopack" && !flavor) (void)moe::gpu::parse_experts_impl(s);  // throws BadInput naming the allowed
         opt.experts_impls.push_back(s);
     }

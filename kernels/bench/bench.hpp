@@ -29,7 +29,8 @@ struct Options {
     std::vector<std::string> experts_impls;  // grouped, streams, serial, fused, decode, auto, nopack
     std::string skew = "uniform";
     // dispatch: every strategy over skew {uniform, zipf:1.2, hot:20} × T {256, 4096, 16384}; experts: auto, decode
-    // (up to 64 tokens per expert, and 512 on the classroom shape), grouped and streams over experts_sweep_shapes().
+    // (up to 64 tokens per expert; its two load flavors up to 8), batched, grouped, streams (serial from 512) over
+    // experts_sweep_shapes().
     bool sweep = false;
     int warmup = 10;
     int repeats = 50;

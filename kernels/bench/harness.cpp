@@ -221,10 +221,9 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             const int tpe = int(shape.tokens * shape.top_k / shape.experts);
             // decode re-reads an expert's weights once per 64 tokens: past that it is timed only where it is cheap
             o.experts_impls = {"auto"};
-            if (tpe <= 64 || (shape.name == "classroom" && tpe <= 512)) o.experts_impls.push_back("decode");
-            if (tpe <= 64)  // the weights' load flavors of decode, side by side (kernels/cuda/experts_decode.cu)
-                for (const char* f : {"decode-f0", "decode-f2", "decode-f3", "decode-f4"}) o.experts_impls.push_back(f);
-            if (tpe <= 512) o.experts_impls.push_back("fused");  // our mma.sync GEMM: reads weights once per 128 rows
+            if (tpe <= 64) o.experts_impls.push_back("decode");
+            if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
+                for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");
             if (!st || st->shape.name != shape.name) {

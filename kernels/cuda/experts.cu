@@ -293,10 +293,18 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 }
 
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed) {
-    (void)hidden, (void)ffn;  // the crossover is in tokens per expert on every shape measured so far
-    if (tokens_per_expert <= kDecodeMaxTokensPerExpert) return ExpertsImpl::Decode;
-    if (!packed) return ExpertsImpl::Fused;
-    return tokens_per_expert <= 160 ? ExpertsImpl::Grouped : ExpertsImpl::Streams;
+    (void)ffn;
+    const double tpe = tokens_per_expert;
+    // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
+    // fastest up to 8 tokens per expert (d = 7168 from 8 on: cuBLAS's grouped GEMM); from there the cuBLAS paths,
+    // padded-batched for the small d of the classroom shape, grouped for d = 4096 near 64 tokens per expert, and one
+    // call per expert beyond.
+    if (tpe <= 4 || (tpe <= kDecodeMaxTokensPerExpert && hidden < 6144)) return ExpertsImpl::Decode;
+    if (!packed) return tpe <= kDecodeMaxTokensPerExpert ? ExpertsImpl::Decode : ExpertsImpl::Fused;
+    if (tpe <= kDecodeMaxTokensPerExpert) return ExpertsImpl::Grouped;
+    if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
+    if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
+    return ExpertsImpl::Streams;
 }
 
 ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,

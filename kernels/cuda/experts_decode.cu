@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -22,8 +21,7 @@ namespace moe::gpu {
 
 namespace {
 
-constexpr int kDecodeDefaultFlavor = 1;  // L2 256-byte prefetch, 4 (2 for 32+ tokens) steps in flight
-constexpr int kThreads = 128;            // 4 warps per block; each warp takes its own items
+constexpr int kThreads = 128;  // 4 warps per block; each warp takes its own items
 constexpr int kWarps = kThreads / 32;
 
 // Weights are read once per chunk: stream them past L1. Token rows are re-read by the neighbouring warps (same
@@ -81,82 +79,17 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
     mma_bf16(c, lo.z, hi.z, lo.w, hi.w, x.z, x.w);
 }
 
-// Flavor 4's ring: per warp, kRingStages stages of its 16 weight rows × kRingK of k, each row padded to 320 bytes
-// so that the fragment reads (two rows × 64 bytes per quarter-warp) hit all 32 banks once.
-constexpr int kRingStages = 4, kRingK = 128, kRingRowBytes = 2 * kRingK + 64;
-constexpr int kRingStageBytes = 16 * kRingRowBytes, kRingWarpBytes = kRingStages * kRingStageBytes;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(pred ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over k in [kb, ke) (kb a multiple of 32; ke too, or
 // K), for token tiles j < live; K bounds the loads.
-// kFlavor (weights' loads): bit 0 the L2 256-byte prefetch, bit 1 twice as many 32-wide steps in flight; 4: the
-// weights go through a per-warp shared-memory ring by cp.async, each load instruction copying 256 contiguous bytes
-// of two rows (fully used 128-byte lines), three stages of 4 KB in flight per warp; ring: this warp's kRingWarpBytes.
+// kFlavor (weights' loads): bit 0 the L2 256-byte prefetch, bit 1 twice as many 32-wide steps in flight. Measured
+// on the H200 (kernels/bench/RESULTS.md): the prefetch took S1 at 1 token per expert from 63% to 89% of the weight
+// roofline; the deeper unroll helps 8-token chunks (S3: 74% → 95%) and not 16-token ones, so flavor 3 runs the
+// 8-token chunks and flavor 1 the rest. Flavors 0 and 2 (no prefetch) and a shared-memory cp.async ring were slower
+// at every size and are gone.
 template <int kNT, bool kVec, int kFlavor>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
                                                     const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
-                                                    float (&acc)[kNT][4], unsigned char* ring) {
-    if constexpr (kVec && (kFlavor & 4)) {
-        const int lane = threadIdx.x & 31, g = lane >> 2, t8 = (lane & 3) * 8;
-        // This lane copies rows 2i + lane/16 (i < 8): row r < 8 is lane 4r's gate/lo row, else lane 4(r − 8)'s hi.
-        const bf16_t* src[8];
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const int r = 2 * i + (lane >> 4), q = (r & 7) * 4;
-            const auto lo_p = __shfl_sync(0xffffffffu, reinterpret_cast<unsigned long long>(a_lo), q);
-            const auto hi_p = __shfl_sync(0xffffffffu, reinterpret_cast<unsigned long long>(a_hi), q);
-            src[i] = reinterpret_cast<const bf16_t*>(r < 8 ? lo_p : hi_p);
-        }
-        const int col = (lane & 15) * 8;  // this lane's 8 elements inside a stage row
-        const int stages = (ke - kb + kRingK - 1) / kRingK;
-        auto issue = [&](int st) {
-            unsigned char* slot = ring + (st % kRingStages) * kRingStageBytes;
-            const int kk = kb + st * kRingK + col;
-            const bool in = kk < ke;  // K % 8 == 0 and ke a multiple of 8: a piece is all in or all out
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                const int r = 2 * i + (lane >> 4);
-                cp_async16(slot + r * kRingRowBytes + col * 2, src[i] + (in ? kk : 0), in);
-            }
-        };
-#pragma unroll
-        for (int st = 0; st < kRingStages - 1; ++st) {
-            if (st < stages) issue(st);
-            cp_async_commit();
-        }
-        for (int st = 0; st < stages; ++st) {
-            cp_async_wait<kRingStages - 2>();
-            __syncwarp();  // every lane's pieces of stage st are in; every lane is done with stage st − 1's slot
-            if (st + kRingStages - 1 < stages) issue(st + kRingStages - 1);
-            cp_async_commit();
-            const unsigned char* slot = ring + (st % kRingStages) * kRingStageBytes;
-            const int base = kb + st * kRingK;
-#pragma unroll
-            for (int u = 0; u < kRingK / 32; ++u) {
-                const int kk = base + 32 * u;
-                if (kk >= ke) break;
-                const uint4 lo = *reinterpret_cast<const uint4*>(slot + g * kRingRowBytes + (32 * u + t8) * 2);
-                const uint4 hi = *reinterpret_cast<const uint4*>(slot + (g + 8) * kRingRowBytes + (32 * u + t8) * 2);
-#pragma unroll
-                for (int j = 0; j < kNT; ++j)
-                    if (j < live)
-                        mma_step(acc[j], lo, hi,
-                                 kk + 32 <= K ? ld_cached(b[j] + kk + t8) : ld_part<true>(b[j], kk + t8, K));
-            }
-        }
-        cp_async_wait<0>();
-        __syncwarp();  // the ring is idle before the next item refills it
-        return;
-    }
+                                                    float (&acc)[kNT][4]) {
     // 32-wide steps whose loads are all issued before the first product
     constexpr int kU = (kNT <= 2 ? 4 : 2) * (kFlavor & 2 ? 2 : 1);
     constexpr int kPf = kFlavor & 1;
@@ -284,12 +217,8 @@ __device__ __forceinline__ void group_reduce(float (&acc)[kNT][4], float* red, i
 // The shared-memory layout of both kernels: the chunk prefix table, then the reduction buffer (16-byte aligned).
 __host__ __device__ constexpr int decode_red_offset(int experts) { return ((experts + 1) * 4 + 15) / 16 * 16; }
 template <int kNT>
-__host__ __device__ constexpr int decode_ring_offset(int experts) {
-    return decode_red_offset(experts) + kWarps * kNT * 4 * 32 * 4;
-}
-template <int kNT, int kFlavor>
 __host__ __device__ constexpr int decode_smem_bytes(int experts) {
-    return decode_ring_offset<kNT>(experts) + (kFlavor & 4 ? kWarps * kRingWarpBytes : 0);
+    return decode_red_offset(experts) + kWarps * kNT * 4 * 32 * 4;
 }
 
 // Items: (chunk of an expert's tokens, 8 columns of h), chunk-major. The block's warps form kWarps / split groups;
@@ -307,7 +236,6 @@ __global__ void __launch_bounds__(kThreads)
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
-    unsigned char* ring = smem_raw + decode_ring_offset<kNT>(experts) + (threadIdx.x >> 5) * kRingWarpBytes;
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
@@ -340,7 +268,7 @@ __global__ void __launch_bounds__(kThreads)
                 const std::int64_t r = r0 + m;
                 b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc, ring);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0 && f < ffn) {
@@ -363,7 +291,6 @@ __global__ void __launch_bounds__(kThreads)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
-    unsigned char* ring = smem_raw + decode_ring_offset<kNT>(experts) + (threadIdx.x >> 5) * kRingWarpBytes;
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
@@ -407,7 +334,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
                 b[jj] = h + (r0 + m) * ffn;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc, ring);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0) {
@@ -460,23 +387,12 @@ template <int kNT, bool kVec, int kFlavor>
 void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
                    const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-    const int smem = decode_smem_bytes<kNT, kFlavor>(experts);
+    const int smem = decode_smem_bytes<kNT>(experts);
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
     auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor>;
     auto k2 = decode_down_kernel<kNT, kVec, kFlavor>;
-    static_assert(decode_smem_bytes<8, 3>(6144) <= 48 * 1024, "without the ring the default limit suffices");
-    static_assert(decode_smem_bytes<8, 4>(6144) <= 227 * 1024, "the ring fits a multiprocessor");
-    if constexpr ((kFlavor & 4) != 0) {  // past 48 KB: raise the kernels' limit once per device
-        static thread_local std::set<int> done;
-        int dev = 0;
-        MOE_CUDA_CHECK(cudaGetDevice(&dev));
-        if (done.insert(dev).second) {
-            constexpr int most = decode_smem_bytes<kNT, kFlavor>(6144);
-            MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, most));
-            MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, most));
-        }
-    }
+    static_assert(decode_smem_bytes<8>(6144) <= 48 * 1024, "the default dynamic shared memory limit suffices");
     {
         const std::int64_t est = est_chunks * ((ffn + 7) / 8);
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, smem, 1LL << 40)) * kWarps;
@@ -571,26 +487,16 @@ void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                       reinterpret_cast<std::uintptr_t>(h)) %
                              16 ==
                          0;
-    // The weights' load flavor (see warp_rows_by_tokens); MOELAB_DECODE_FLAVOR=0..4 overrides it (the benchmark
-    // compares them).
-    int flavor = kDecodeDefaultFlavor;
-    if (const char* env = std::getenv("MOELAB_DECODE_FLAVOR"); env && *env >= '0' && *env <= '4' && !env[1])
+    // The weights' load flavor (see warp_rows_by_tokens); MOELAB_DECODE_FLAVOR=1|3 overrides the choice (tests, the
+    // benchmark's side-by-side rows).
+    int flavor = chunk_tokens == 8 ? 3 : 1;
+    if (const char* env = std::getenv("MOELAB_DECODE_FLAVOR"); env && (*env == '1' || *env == '3') && !env[1])
         flavor = *env - '0';
 #define MOE_DECODE_ARGS \
     chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     if (!vec) return launch_decode_nt<false, 0>(MOE_DECODE_ARGS);
-    switch (flavor) {
-        case 0:
-            return launch_decode_nt<true, 0>(MOE_DECODE_ARGS);
-        case 1:
-            return launch_decode_nt<true, 1>(MOE_DECODE_ARGS);
-        case 2:
-            return launch_decode_nt<true, 2>(MOE_DECODE_ARGS);
-        case 3:
-            return launch_decode_nt<true, 3>(MOE_DECODE_ARGS);
-        default:
-            return launch_decode_nt<true, 4>(MOE_DECODE_ARGS);
-    }
+    if (flavor == 3) return launch_decode_nt<true, 3>(MOE_DECODE_ARGS);
+    return launch_decode_nt<true, 1>(MOE_DECODE_ARGS);
 #undef MOE_DECODE_ARGS
 }
 

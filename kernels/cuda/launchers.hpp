@@ -112,10 +112,13 @@ enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched 
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
-// Auto's table, by mean kept tokens per expert (see kernels/bench/RESULTS.md for the measurements behind it):
-//   <= kDecodeMaxTokensPerExpert: decode (weights streamed once per chunk of tokens, no host copy of the plan);
-//   above, packed: grouped up to 160 tokens per expert, then streams; above, nopack: fused.
-constexpr double kDecodeMaxTokensPerExpert = 48;
+// Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md:
+//   decode      tpe <= 4, or tpe <= kDecodeMaxTokensPerExpert with d < 6144 (no host copy of the plan)
+//   grouped     tpe <= kDecodeMaxTokensPerExpert with d >= 6144; d <= 4096 and tpe <= 160 (d > 2048)
+//   batched     d <= 2048 and kDecodeMaxTokensPerExpert < tpe <= 1024
+//   streams     everything larger
+//   nopack (x gathered): decode up to kDecodeMaxTokensPerExpert, fused above.
+constexpr double kDecodeMaxTokensPerExpert = 12;
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed);
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.

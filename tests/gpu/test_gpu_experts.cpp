@@ -93,11 +93,11 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
         for (std::int64_t hint : hints) {
             for (bool packed : {true, false}) {
-                for (const char* variant : {"decode", "decode-f0", "decode-f2", "decode-f3", "decode-f4", "streams"}) {
+                for (const char* variant : {"decode", "decode-f1", "decode-f3", "streams"}) {
                     const std::string v = variant;
                     const auto impl = v == "streams" ? ExpertsImpl::Streams : ExpertsImpl::Decode;
                     if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
-                    if (!packed && v != "decode" && v != "decode-f4") continue;
+                    if (!packed && v != "decode" && v != "decode-f3") continue;
                     const char* split = "";
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
@@ -125,7 +125,9 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     using moe::gpu::ExpertsImpl;
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Decode);
-    EXPECT_NE(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Grouped);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
     for (double tpe : {1.0, 5.0, 11.0, 23.0, 48.0}) {
         const int chunk = moe::gpu::decode_chunk_tokens(tpe);
