@@ -4,6 +4,7 @@
 #include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
+#include "kernels/bench/bench.hpp"
 #include "kernels/cuda/launchers.hpp"
 
 using namespace gpu_test;
@@ -119,6 +120,30 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
             }
         }
     }
+}
+
+// The roofline the app and the decode-vs-prefill lesson read: one checked, timed point per size, under both
+// measured ceilings.
+TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
+    MOE_REQUIRE_GPU();
+    if (quick()) GTEST_SKIP() << "measures 1-2 GiB ceilings and an 8192^3 GEMM: not under the sanitizer";
+    // The classroom shape: 277 MB of weights, well past L2, so no point can be served from the cache.
+    const moe::bench::Shape shape{"classroom", 0, 1024, 16, 2, 2816};
+    const auto rl = moe::bench::experts_roofline(shape, {1, 8, 64}, 3);
+    EXPECT_GT(rl.ceilings.read_gbps, 0);
+    EXPECT_GT(rl.ceilings.gemm_tflops, 0);
+    ASSERT_EQ(rl.points.size(), 3u);
+    for (const auto& p : rl.points) {
+        SCOPED_TRACE("tokens per expert " + std::to_string(p.tokens_per_expert));
+        EXPECT_EQ(p.wrong, 0);
+        EXPECT_FALSE(p.impl.empty());
+        EXPECT_GT(p.median_ms, 0);
+        EXPECT_NEAR(p.floor_ms, std::max(p.weight_ms, p.math_ms), 1e-12);
+        // Nothing beats the roofline by more than timing noise (ceilings and points are medians of one run).
+        EXPECT_GT(p.median_ms, 0.8 * p.floor_ms);
+    }
+    EXPECT_NEAR(rl.points[0].tokens_per_expert, 1.0, 1e-9);
+    EXPECT_EQ(rl.points[0].impl, "decode");
 }
 
 TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
