@@ -82,7 +82,7 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
 // acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over k in [kb, ke) (kb a multiple of 32; ke too, or
 // K), for token tiles j < live; K bounds the loads.
 // kFlavor (weights' loads): bit 0 the L2 256-byte prefetch, bit 1 twice as many 32-wide steps in flight. Measured
-// on the H200 (kernels/bench/RESULTS.md): the prefetch took S1 at 1 token per expert from 63% to 89% of the weight
+// on the H200 (kernels/bench/RESULTS.md): the prefetch took S1 at 1 token per expert from 69% to 89% of the weight
 // roofline; the deeper unroll helps 8-token chunks (S3: 74% → 95%) and not 16-token ones, so flavor 3 runs the
 // 8-token chunks and flavor 1 the rest. Flavors 0 and 2 (no prefetch) and a shared-memory cp.async ring were slower
 // at every size and are gone.
