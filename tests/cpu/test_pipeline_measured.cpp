@@ -74,8 +74,11 @@ TEST(ChromeTrace, ModelledPipelineIsValidJsonWithFourNamedTracks) {
     for (auto& e : j["traceEvents"])
         if (e["ph"] == "X" && e["pid"] == 2) last = std::max(last, e["ts"].get<double>() + e["dur"].get<double>());
     // The measured process, when present, names its tracks too and carries its own provenance.
-    for (auto& e : j["traceEvents"])
-        if (e["ph"] == "X" && e["pid"] == 1) EXPECT_EQ(e["args"]["provenance"], "measured-cpu");
+    for (auto& e : j["traceEvents"]) {
+        if (e["ph"] == "X" && e["pid"] == 1) {
+            EXPECT_EQ(e["args"]["provenance"], "measured-cpu");
+        }
+    }
     EXPECT_NEAR(last, r.pipeline.total_ms * 1e3, 1e-6 * r.pipeline.total_ms * 1e3 + 1e-9);
 }
 
