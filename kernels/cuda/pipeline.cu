@@ -241,8 +241,11 @@ class Machine {
         pools_.expert_sms = sm_pools_ ? sm_pools_->expert_sms() : prop.multiProcessorCount;
         // The attention kernel's split-K is sized for the attention pool; a colocated run told the split sizes
         // it the same way, so that its output equals the pipelined one bit for bit.
+        // Without green contexts (an old driver, or under compute-sanitizer) the pool has every SM, yet a split asked
+        // for still sizes the kernel, so that the output stays that of the partitioned run.
         attn_sms_ = pools_.attention_sms;
-        if (s.colocated && s.attention_sms > 0) attn_sms_ = s.attention_sms;
+        if ((s.colocated || (sm_pools_ && !sm_pools_->green())) && s.attention_sms > 0)
+            attn_sms_ = std::min(s.attention_sms, prop.multiProcessorCount);
 
         split_micro_batches();
         check_memory(devs);

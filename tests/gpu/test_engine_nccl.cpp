@@ -6,12 +6,15 @@
 #include <string>
 
 #include "demos/engine.hpp"
+#include "gpu_test.hpp"
 #include "kernels/nccl/nccl_api.hpp"
 
 TEST(EngineNccl, LayerOverTwoGpusIsMeasuredAndMatchesTheReferenceLoads) {
     if (!moe::nccl::built() || moe::nccl::usable_gpus() < 2)
         GTEST_SKIP() << "needs NCCL and 2 GPUs; found " << moe::nccl::usable_gpus()
                      << " (built with NCCL: " << (moe::nccl::built() ? "yes" : "no") << ")";
+    if (gpu_test::quick())  // NCCL under compute-sanitizer is the nccl phase's job (scripts/gpu), as in test_nccl.cpp
+        GTEST_SKIP() << "MOELAB_GPU_TEST_QUICK (sanitizer runs): NCCL tests skipped";
     demos::Scenario s;
     s.tokens = 2048, s.experts = 8, s.top_k = 2, s.hidden = 256, s.ffn = 512, s.ranks = 2, s.skew = "zipf:1.1";
     s.seed = static_cast<std::uint64_t>(::testing::UnitTest::GetInstance()->random_seed());
@@ -46,6 +49,7 @@ TEST(EngineNccl, LayerOverTwoGpusIsMeasuredAndMatchesTheReferenceLoads) {
 TEST(EngineNccl, LayerWithDropsOverTwoGpusMatchesTheReferenceLoads) {
     if (!moe::nccl::built() || moe::nccl::usable_gpus() < 2)
         GTEST_SKIP() << "needs NCCL and 2 GPUs; found " << moe::nccl::usable_gpus();
+    if (gpu_test::quick()) GTEST_SKIP() << "MOELAB_GPU_TEST_QUICK (sanitizer runs): NCCL tests skipped";
     demos::Scenario s;
     s.tokens = 2048, s.experts = 8, s.top_k = 2, s.hidden = 256, s.ffn = 512, s.ranks = 2, s.skew = "hot:8";
     s.capacity_factor = 1.0;
