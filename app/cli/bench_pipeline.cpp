@@ -275,7 +275,7 @@ int run_pipeline_bench(const BenchCommon& c) {
     std::printf("#   model within 15%% of the measurement for m = 1..%d: worst %.1f%%  %s\n", std::min(4, a.max_m),
                 100 * worst_model, worst_model <= 0.15 ? "PASS" : "MISS");
     if (a.max_m >= 2)
-        std::printf("#   m = 2 gives %.2fx the tokens/s of m = 1 at the balanced split (target >= 1.6x)  %s\n",
+        std::printf("#   m = 2 gives %.3fx the tokens/s of m = 1 at the balanced split (target >= 1.6x)  %s\n",
                     tps2 / tps1, tps2 / tps1 >= 1.6 ? "PASS" : "MISS");
     std::printf("#   timing every span costs %+.1f%% of the iteration (median %.3f vs %.3f ms; target <= 5%%)  %s\n",
                 100 * overhead, median(with), median(without), overhead <= 0.05 ? "PASS" : "MISS");

@@ -115,7 +115,16 @@ TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
         moe::pipeline::gpu::run(spec, coloc);
         const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
         ASSERT_EQ(piped.output.size(), n);
-        EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated"), "");
+        if (!gpu_test::quick()) {
+            EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated"), "");
+        } else {
+            // Under compute-sanitizer (quick mode) cuBLAS's GEMMs on the green contexts' streams may take another
+            // order of fp32 sums (seen on the H200, 2026-11-29): a bf16 rounding or two apart, not bit-equal.
+            auto g = gpu_test::to_float(piped.output, n), c = gpu_test::to_float(coloc.output, n);
+            EXPECT_EQ(gpu_test::first_outside(g, c, 4 * moe::kBf16Eps * gpu_test::rms(c), 4 * moe::kBf16Eps,
+                                              "pipelined vs colocated"),
+                      "");
+        }
 
         if (router == moe::Router::Gate) continue;  // a bf16 ulp in the gate input may flip a top-k tie
         std::vector<moe::bf16_t> ref;
