@@ -303,6 +303,7 @@ std::string to_table(const Result& r) {
                       p.min_micro_batches, p.comm_hidden ? "met" : "NOT met", 100 * p.attention_util,
                       100 * p.expert_util);
         os << buf;
+        os << ascii_timeline(r.model_timeline, p.total_ms);
     }
     return os.str();
 }
