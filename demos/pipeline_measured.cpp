@@ -96,6 +96,9 @@ std::string Calibration::to_toml() const {
 }
 
 Calibration Calibration::from_toml(const std::string& text, const std::string& source) {
+    // Size and nesting are bounded before toml++ (which recurses per level) sees the text.
+    const std::string limits = toml_limits_problem(text);
+    if (!limits.empty()) MOE_BAD_INPUT(source << ": " << limits);
     toml::table t;
     try {
         t = toml::parse(text, source);
@@ -147,15 +150,9 @@ Calibration Calibration::from_toml(const std::string& text, const std::string& s
 }
 
 Calibration Calibration::load(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) MOE_BAD_INPUT("--calibration " << path << ": no such file");
-    if (!S_ISREG(st.st_mode)) MOE_BAD_INPUT("--calibration " << path << ": not a regular file");
-    if (st.st_size > (1 << 20)) MOE_BAD_INPUT("--calibration " << path << ": larger than 1 MiB; not a calibration");
-    std::ifstream f(path);
-    if (!f) MOE_BAD_INPUT("--calibration " << path << ": cannot open the file");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return from_toml(ss.str(), path);
+    std::string text, err;
+    if (!read_regular_file(path, kMaxTomlBytes, &text, &err)) MOE_BAD_INPUT("--calibration " << path << ": " << err);
+    return from_toml(text, path);
 }
 
 void Calibration::save(const std::string& path) const {

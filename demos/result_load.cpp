@@ -2,12 +2,11 @@
 // type or a bad provenance name is BadInput naming the key.
 #include "demos/result_load.hpp"
 
-#include <sys/stat.h>
-
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "demos/atomic_file.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -209,15 +208,9 @@ Result result_from_json(const std::string& text, const std::string& source) {
 }
 
 Result load_result(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) MOE_BAD_INPUT("--result " << path << ": no such file");
-    if (!S_ISREG(st.st_mode)) MOE_BAD_INPUT("--result " << path << ": not a regular file");
-    if (st.st_size > (64 << 20)) MOE_BAD_INPUT("--result " << path << ": larger than 64 MiB; not a moelab Result");
-    std::ifstream f(path);
-    if (!f) MOE_BAD_INPUT("--result " << path << ": cannot open the file");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return result_from_json(ss.str(), path);
+    std::string text, err;
+    if (!read_regular_file(path, std::size_t(64) << 20, &text, &err)) MOE_BAD_INPUT("--result " << path << ": " << err);
+    return result_from_json(text, path);
 }
 
 }  // namespace demos

@@ -140,6 +140,9 @@ TEST(Calibrate, FileRoundTripsAndBadFilesAreBadInput) {
     bad("k1 = 1\nk2 = 1\nk3 = 1\nk4 = 1\nlink_gbps = 0\nlink_latency_us = 1\n", "link_gbps");
     bad("k1 = 1\nk2 = 1\nk3 = 1\nk4 = 1\nlink_gbps = 5\nlink_latency_us = 1\nwarp = 9\n", "unknown key 'warp'");
     bad("k1 = [", "malformed");
+    std::string deep = "k1 = 1\n";
+    for (int i = 0; i < 40000; ++i) deep += i ? ".a" : "[a";
+    bad(deep + "]\n", "nest");  // bounded before the recursive parser sees it: an error, not a crash
     EXPECT_THROW(demos::Calibration::load("/nonexistent/cal.toml"), moe::Error);
     EXPECT_THROW(demos::Calibration::load("/tmp"), moe::Error);
 }
