@@ -34,6 +34,12 @@ struct Reader {
             MOE_BAD_INPUT(source << ": key '" << key << "' has the wrong type (" << j[key].type_name() << ")");
         }
     }
+    // A provenance field, when present, replaces `out`.
+    void provenance(const json& j, const char* key, Provenance& out) const {
+        std::string p;
+        get(j, key, p);
+        if (!p.empty()) out = parse_provenance(p, source + ": key '" + key + "'");
+    }
     std::vector<Span> spans(const json& a) const {
         std::vector<Span> v;
         if (!a.is_array()) return v;
@@ -46,9 +52,8 @@ struct Reader {
             get(e, "rank", s.rank);
             get(e, "start_ms", s.start_ms);
             get(e, "end_ms", s.end_ms);
-            std::string p = "modeled";
-            get(e, "provenance", p);
-            s.provenance = parse_provenance(p, source + ": span");
+            s.provenance = Provenance::Modeled;
+            provenance(e, "provenance", s.provenance);
             v.push_back(s);
         }
         return v;
@@ -79,8 +84,7 @@ Result result_from_json(const std::string& text, const std::string& source) {
     rd.get(j, "experts_impl", r.experts_impl);
     rd.get(j, "notes", r.notes);
     rd.get(j, "caveats", r.caveats);
-    std::string p;
-    if (rd.get(j, "loads_provenance", p), !p.empty()) r.loads_provenance = parse_provenance(p, source);
+    rd.provenance(j, "loads_provenance", r.loads_provenance);
     rd.get(j, "expert_loads", r.expert_loads);
     rd.get(j, "expert_demand", r.demand);
     rd.get(j, "mean_load", r.mean_load);
@@ -92,8 +96,7 @@ Result result_from_json(const std::string& text, const std::string& source) {
     rd.get(j, "rank_straggler_factor", r.rank_straggler);
     if (j.contains("comm")) {
         const json& c = j["comm"];
-        p.clear();
-        if (rd.get(c, "provenance", p), !p.empty()) r.comm_provenance = parse_provenance(p, source);
+        rd.provenance(c, "provenance", r.comm_provenance);
         rd.get(c, "bytes_per_elem", r.bytes_per_elem);
         rd.get(c, "seed_bytes", r.seed_bytes);
         rd.get(c, "routed_bytes", r.routed_bytes);
@@ -103,8 +106,7 @@ Result result_from_json(const std::string& text, const std::string& source) {
         rd.get(c, "traffic_bytes", r.traffic_bytes);
         if (c.contains("time_ms")) {
             rd.get(c["time_ms"], "value", r.comm_ms);
-            p.clear();
-            if (rd.get(c["time_ms"], "provenance", p), !p.empty()) r.comm_time_provenance = parse_provenance(p, source);
+            rd.provenance(c["time_ms"], "provenance", r.comm_time_provenance);
         }
     }
     if (j.contains("stages") && j["stages"].is_array())
@@ -115,8 +117,7 @@ Result result_from_json(const std::string& text, const std::string& source) {
             rd.get(e, "median_ms", st.median_ms);
             rd.get(e, "p95_ms", st.p95_ms);
             rd.get(e, "repeats", st.repeats);
-            p.clear();
-            if (rd.get(e, "provenance", p), !p.empty()) st.provenance = parse_provenance(p, source);
+            rd.provenance(e, "provenance", st.provenance);
             r.stages.push_back(st);
         }
     if (j.contains("strategies") && j["strategies"].is_array())
@@ -127,23 +128,20 @@ Result result_from_json(const std::string& text, const std::string& source) {
             rd.get(e, "min_ms", st.time.min_ms);
             rd.get(e, "p95_ms", st.time.p95_ms);
             rd.get(e, "bytes", st.bytes);
-            p.clear();
-            if (rd.get(e, "provenance", p), !p.empty()) st.time.provenance = parse_provenance(p, source);
+            rd.provenance(e, "provenance", st.time.provenance);
             st.time.stage = "dispatch";
             r.strategies.push_back(st);
         }
     if (j.contains("copy_gbps")) {
         rd.get(j["copy_gbps"], "value", r.copy_gbps);
-        p.clear();
-        if (rd.get(j["copy_gbps"], "provenance", p), !p.empty()) r.copy_provenance = parse_provenance(p, source);
+        rd.provenance(j["copy_gbps"], "provenance", r.copy_provenance);
     }
     if (j.contains("timeline")) r.timeline = rd.spans(j["timeline"]);
     if (j.contains("pipeline")) {
         const json& q = j["pipeline"];
         PipelineSummary& s = r.pipeline;
         s.present = true;
-        p.clear();
-        if (rd.get(q, "provenance", p), !p.empty()) s.provenance = parse_provenance(p, source);
+        rd.provenance(q, "provenance", s.provenance);
         rd.get(q, "layers", s.layers);
         rd.get(q, "micro_batches", s.micro_batches);
         rd.get(q, "ta_ms", s.ta_ms);
