@@ -56,20 +56,6 @@ void check_memory(const Scenario& s, const moe::LayerSpec& spec, bool experts, c
     }
 }
 
-StageTime summarize(const moe::StageSamples& s, Provenance p) {
-    StageTime t;
-    t.stage = s.stage;
-    t.provenance = p;
-    t.repeats = static_cast<int>(s.ms.size());
-    if (s.ms.empty()) return t;
-    auto v = s.ms;
-    std::sort(v.begin(), v.end());
-    t.min_ms = v.front();
-    t.median_ms = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-    t.p95_ms = v[std::min(v.size() - 1, static_cast<std::size_t>(std::ceil(0.95 * v.size())) - 1)];
-    return t;
-}
-
 void dump(const std::string& dir, const moe::LayerRun& run, const Scenario& s) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
@@ -236,6 +222,20 @@ void run_on_nccl(Result& r, const Scenario& s, const moe::LayerSpec& spec, moe::
 }
 
 }  // namespace
+
+StageTime summarize(const moe::StageSamples& s, Provenance p) {
+    StageTime t;
+    t.stage = s.stage;
+    t.provenance = p;
+    t.repeats = static_cast<int>(s.ms.size());
+    if (s.ms.empty()) return t;
+    auto v = s.ms;
+    std::sort(v.begin(), v.end());
+    t.min_ms = v.front();
+    t.median_ms = v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    t.p95_ms = v[std::min(v.size() - 1, static_cast<std::size_t>(std::ceil(0.95 * v.size())) - 1)];
+    return t;
+}
 
 std::string resolve_backend(const Scenario& s, std::string* why) {
     if (s.backend == "cpu") return "cpu";

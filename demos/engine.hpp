@@ -24,4 +24,7 @@ std::string resolve_backend(const Scenario& s, std::string* why = nullptr);
 
 Result run(const Scenario& s, Demo demo, const RunControl& ctl = {});
 
+// min / median / p95 of one stage's timed repeats, with their provenance.
+StageTime summarize(const moe::StageSamples& s, Provenance p);
+
 }  // namespace demos

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "demos/atomic_file.hpp"
+#include "demos/engine.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -21,19 +22,6 @@ double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
-}
-
-StageTime stage_time(const std::string& name, std::vector<double> ms, Provenance p) {
-    StageTime t;
-    t.stage = name;
-    t.provenance = p;
-    t.repeats = int(ms.size());
-    if (ms.empty()) return t;
-    std::sort(ms.begin(), ms.end());
-    t.min_ms = ms.front();
-    t.median_ms = ms[ms.size() / 2];
-    t.p95_ms = ms[std::min(ms.size() - 1, std::size_t(std::ceil(0.95 * ms.size())) - 1)];
-    return t;
 }
 
 }  // namespace
@@ -313,7 +301,7 @@ void run_measured_pipeline(const Scenario& s, Result& r, const Progress& progres
     pr.device_sms = run.pools.device_sms;
     pr.attention_sms = run.pools.attention_sms;
     pr.expert_sms = run.pools.expert_sms;
-    pr.iteration = stage_time("iteration", run.iteration_ms, Provenance::MeasuredGpu);
+    pr.iteration = summarize({"iteration", run.iteration_ms}, Provenance::MeasuredGpu);
     pr.tokens_per_s = pr.iteration.median_ms > 0 ? double(s.tokens) / (pr.iteration.median_ms * 1e-3) : 0;
     pr.measured = summarize_spans(run.spans, s.layers, s.micro_batches, pr.iteration.median_ms);
     pr.link_paced = s.pace_link;
