@@ -257,7 +257,7 @@ Calibration calibrate(const Scenario& s, const std::vector<std::int64_t>& batche
     moe::pipeline::Spec p = pipeline_spec(s);
     p.pace_gbps = 0;
     p.multi_device = multi_device;
-    moe::pipeline::gpu::probe(p, {}, {}, sizes, probe);
+    moe::pipeline::gpu::probe(p, sizes, probe);
     std::vector<double> big_b, big_us;
     double best = 0;
     for (std::size_t i = 0; i < probe.copy_bytes.size(); ++i) {

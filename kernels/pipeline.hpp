@@ -68,12 +68,9 @@ struct Run {
     std::string experts_impl;             // which expert FFN implementation ran
 };
 
-// Solo stage costs on one pool, for calibrating the model: each is the median of `repeats` after a warm-up.
+// The link alone, for calibrating the model's Tc and Util(msg): the median copy time at each size.
 struct Probe {
-    std::vector<double> attention_tokens, attention_ms;  // Ta(ba) on the attention pool
-    std::vector<double> expert_rows, expert_ms;          // Te(be·E) on the expert pool, be = rows per expert
-    std::vector<double> copy_bytes, copy_ms;             // Tc(bytes) on the link
-    Pools pools;
+    std::vector<double> copy_bytes, copy_ms;
     std::string device;
 };
 
@@ -100,10 +97,10 @@ void reference(const Spec& spec, std::vector<bf16_t>& out, int threads = 0);
 namespace gpu {
 bool green_contexts_available(std::string* why);  // the driver offers SM partitions
 void run(const Spec& spec, Run& run);
-// Times attention at the given batch sizes, the expert stage at the given tokens, and copies at the given sizes,
-// each alone on its pool, with the pools of `spec`.
-void probe(const Spec& spec, const std::vector<std::int64_t>& attention_batches,
-           const std::vector<std::int64_t>& expert_tokens, const std::vector<double>& copy_bytes, Probe& out);
+// Times one copy of each size between the pools of `spec` (the same device, or attention device 0 → the expert
+// device), paced as the pipeline's links are (kernels/cuda/links.cu). The attention and expert costs are
+// calibrated from solo runs of the pipeline itself (demos/pipeline_measured.cpp).
+void probe(const Spec& spec, const std::vector<double>& copy_bytes, Probe& out);
 }  // namespace gpu
 
 }  // namespace moe::pipeline

@@ -15,8 +15,7 @@ void run(const Spec&, Run&) {
                 "the measured pipeline needs the cuda backend, and this moelab was built "
                 "without CUDA (MOELAB_CUDA=OFF or no nvcc found)");
 }
-void probe(const Spec&, const std::vector<std::int64_t>&, const std::vector<std::int64_t>&, const std::vector<double>&,
-           Probe&) {
+void probe(const Spec&, const std::vector<double>&, Probe&) {
     throw Error(ErrorKind::NoDevice, "the pipeline probe needs the cuda backend; this moelab was built without CUDA");
 }
 

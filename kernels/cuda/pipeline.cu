@@ -20,7 +20,10 @@
 #include "kernels/attention.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/grouped_ffn.cuh"
 #include "kernels/cuda/launchers.hpp"
+#include "kernels/cuda/links.cuh"
+#include "kernels/cuda/owners.cuh"
 #include "kernels/cuda/pools.cuh"
 #include "kernels/pipeline.hpp"
 
@@ -28,7 +31,11 @@ namespace moe::pipeline {
 
 namespace gpu {
 
+using moe::gpu::BlasOwner;
 using moe::gpu::DeviceBuffer;
+using moe::gpu::EventPool;
+using moe::gpu::StreamOwner;
+using moe::gpu::UseBlas;
 
 namespace {
 
@@ -38,74 +45,6 @@ struct Nvtx {
 };
 
 std::uint64_t mix(std::uint64_t seed, std::uint64_t a, std::uint64_t b) { return seed_for(seed, a, b); }
-
-// Waits on the device until `start` + `delay_ns` (the global timer): paces a chunked copy on its stream.
-__global__ void stamp_kernel(unsigned long long* t) {
-    unsigned long long now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    *t = now;
-}
-__global__ void spin_until_kernel(const unsigned long long* start, unsigned long long delay_ns) {
-    const unsigned long long until = *start + delay_ns;
-    for (;;) {
-        unsigned long long now;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-        if (now >= until) break;
-        __nanosleep(200);
-    }
-}
-
-struct EventPool {
-    std::vector<cudaEvent_t> ev;
-    int device = 0;
-    std::size_t next = 0;
-    cudaEvent_t get() {
-        if (next == ev.size()) {
-            cudaEvent_t e;
-            MOE_CUDA_CHECK(cudaEventCreate(&e));
-            ev.push_back(e);
-        }
-        return ev[next++];
-    }
-    ~EventPool() {
-        for (auto e : ev) cudaEventDestroy(e);
-    }
-};
-
-struct StreamOwner {
-    cudaStream_t s = nullptr;
-    StreamOwner() = default;
-    explicit StreamOwner(int device) {
-        MOE_CUDA_CHECK(cudaSetDevice(device));
-        MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    }
-    StreamOwner(StreamOwner&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
-    StreamOwner& operator=(StreamOwner&& o) noexcept {
-        std::swap(s, o.s);
-        return *this;
-    }
-    ~StreamOwner() {
-        if (s) cudaStreamDestroy(s);
-    }
-};
-
-struct BlasOwner {
-    cublasHandle_t h = nullptr;
-    explicit BlasOwner(int device) {
-        MOE_CUDA_CHECK(cudaSetDevice(device));
-        MOE_CUBLAS_CHECK(cublasCreate(&h));
-    }
-    ~BlasOwner() {
-        if (h) cublasDestroy(h);
-    }
-};
-
-// Uses `h` for every cuBLAS call of this thread while in scope.
-struct UseBlas {
-    cublasHandle_t prev;
-    explicit UseBlas(cublasHandle_t h) : prev(moe::gpu::blas_override) { moe::gpu::blas_override = h; }
-    ~UseBlas() { moe::gpu::blas_override = prev; }
-};
 
 // One GPU's role: an attention device (micro-batches i with i mod n_a == its index) or the expert device.
 struct AttnDevice {
@@ -151,24 +90,8 @@ struct MicroBatch {
 struct PlanEntry {
     std::vector<std::int32_t> counts, offsets;  // host copies: the GEMM shapes
     std::int64_t rows = 0;
-    // One grouped GEMM per projection over the non-empty experts: shapes on the host, operand pointers uploaded
-    // once by the plan pass, so the timed run launches both GEMMs with no copy and no host sync.
-    int groups = 0;
-    std::vector<int> m1, m2, n, k1, k2, ld1, ld2, sizes;
-    std::vector<cublasOperation_t> op_t, op_n;
-    std::vector<float> alpha, beta;
-    DeviceBuffer<const void*> ptrs;  // 6·groups: A1, B1, C1, A2, B2, C2
+    moe::gpu::GroupedFfn ffn;  // both projections, pointers uploaded by the plan pass
 };
-
-// h[r, f] = bf16(silu(h1[r, f])·h1[r, F + f]) for r < rows (the reference's order of roundings).
-__global__ void silu_rows_kernel(const bf16_t* h1, std::int64_t rows, int ffn, bf16_t* h) {
-    const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= rows * ffn) return;
-    const std::int64_t r = i / ffn;
-    const int f = int(i % ffn);
-    const float g = bf16_to_f32(h1[r * 2 * ffn + f]), u = bf16_to_f32(h1[r * 2 * ffn + ffn + f]);
-    h[i] = f32_to_bf16(g / (1.0f + expf(-g)) * u);
-}
 
 struct Recorded {
     int lane, layer, mb, device;
@@ -635,60 +558,20 @@ class Machine {
     // Both projections as cublasGemmGroupedBatchedEx calls over the non-empty experts. The first call for a
     // (layer, micro-batch) happens in the plan pass and uploads its pointers; later calls only launch.
     bool grouped(int l, std::size_t i, MicroBatch& mb, cudaStream_t st, bool from_packed) {
-        const LayerSpec& ls = s_.layer;
-        const int E = ls.experts, d = ls.hidden, F = ls.ffn;
         PlanEntry& p = plan_[std::size_t(l) * mb_.size() + i];
         ExpertDevice& ed = expert_;
-        if (!p.ptrs.size() && !p.groups) {
-            const bf16_t* X = from_packed ? mb.xp.data() : mb.xe.data();
-            bf16_t* Y = from_packed ? mb.ya.data() : mb.ye.data();
-            std::vector<const void*> host;
-            std::vector<int> idx;
-            for (int e = 0; e < E; ++e)
-                if (p.counts[e] > 0) idx.push_back(e);
-            const int g = p.groups = int(idx.size());
-            if (g == 0) return true;
-            host.resize(6 * std::size_t(g));
-            p.m1.assign(g, 2 * F), p.k1.assign(g, d), p.ld1.assign(g, d);
-            p.m2.assign(g, d), p.k2.assign(g, F), p.ld2.assign(g, F);
-            p.n.resize(g), p.sizes.assign(g, 1), p.op_t.assign(g, CUBLAS_OP_T), p.op_n.assign(g, CUBLAS_OP_N);
-            p.alpha.assign(g, 1.0f), p.beta.assign(g, 0.0f);
-            for (int j = 0; j < g; ++j) {
-                const int e = idx[j];
-                const std::int64_t r0 = p.offsets[e];
-                p.n[j] = p.counts[e];
-                host[0 * g + j] = ed.w1[l].data() + std::int64_t(e) * 2 * F * d;
-                host[1 * g + j] = X + r0 * d;
-                host[2 * g + j] = ed.h1.data() + r0 * 2 * F;
-                host[3 * g + j] = ed.w2[l].data() + std::int64_t(e) * d * F;
-                host[4 * g + j] = ed.h.data() + r0 * F;
-                host[5 * g + j] = Y + r0 * d;
-            }
+        if (!p.ffn.prepared()) {
+            moe::gpu::GroupedFfnOperands ops;
+            ops.w1 = ed.w1[l].data(), ops.w2 = ed.w2[l].data();
+            ops.x = from_packed ? mb.xp.data() : mb.xe.data();
+            ops.y = from_packed ? mb.ya.data() : mb.ye.data();
+            ops.h1 = ed.h1.data(), ops.h = ed.h.data();
             set_device(ed.device);
-            p.ptrs = DeviceBuffer<const void*>(host.size(), "grouped GEMM pointers");
-            MOE_CUDA_CHECK(cudaMemcpy(p.ptrs.data(), host.data(), host.size() * sizeof(void*), cudaMemcpyHostToDevice));
+            p.ffn.prepare(p.counts, p.offsets, s_.layer.hidden, s_.layer.ffn, ops);
         }
-        const int g = p.groups;
-        if (g == 0) return true;
-        const void* const* dp = p.ptrs.data();
-        cublasHandle_t h = moe::gpu::blas_on(st);
-        cublasStatus_t s1 = cublasGemmGroupedBatchedEx(
-            h, p.op_t.data(), p.op_n.data(), p.m1.data(), p.n.data(), p.k1.data(), p.alpha.data(), dp + 0 * g,
-            CUDA_R_16BF, p.ld1.data(), dp + 1 * g, CUDA_R_16BF, p.k1.data(), p.beta.data(),
-            const_cast<void* const*>(dp + 2 * g), CUDA_R_16BF, p.m1.data(), g, p.sizes.data(), CUBLAS_COMPUTE_32F);
-        if (s1 == CUBLAS_STATUS_NOT_SUPPORTED) {
-            grouped_ = false;  // this cuBLAS has no grouped bf16 GEMM: per-expert calls from now on
-            return false;
-        }
-        MOE_CUBLAS_CHECK(s1);
-        const std::int64_t items = p.rows * F;
-        silu_rows_kernel<<<unsigned((items + 255) / 256), 256, 0, st>>>(ed.h1.data(), p.rows, F, ed.h.data());
-        MOE_CUDA_LAUNCH_CHECK("silu_rows_kernel");
-        MOE_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
-            h, p.op_t.data(), p.op_n.data(), p.m2.data(), p.n.data(), p.k2.data(), p.alpha.data(), dp + 3 * g,
-            CUDA_R_16BF, p.ld2.data(), dp + 4 * g, CUDA_R_16BF, p.k2.data(), p.beta.data(),
-            const_cast<void* const*>(dp + 5 * g), CUDA_R_16BF, p.m2.data(), g, p.sizes.data(), CUBLAS_COMPUTE_32F));
-        return true;
+        if (p.ffn.launch(st)) return true;
+        grouped_ = false;  // this cuBLAS has no grouped bf16 GEMM: per-expert calls from now on
+        return false;
     }
 
     void combine(MicroBatch& mb, cudaStream_t st) {
@@ -696,28 +579,9 @@ class Machine {
                           st);
     }
 
-    // A copy of `bytes` on stream st, paced at pace_gbps when asked: chunks with a wait on the device's global
-    // timer between them, so the copy takes at least bytes / rate.
     void copy(void* dst, int dst_dev, const void* src, int src_dev, std::size_t bytes, cudaStream_t st,
               unsigned long long* stamp) {
-        if (bytes == 0) return;
-        auto raw = [&](void* d, const void* s, std::size_t n) {
-            if (dst_dev == src_dev)
-                MOE_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, st));
-            else
-                MOE_CUDA_CHECK(cudaMemcpyPeerAsync(d, dst_dev, s, src_dev, n, st));
-        };
-        if (!(s_.pace_gbps > 0) || !stamp) return raw(dst, src, bytes);
-        const std::size_t chunk = std::max<std::size_t>(64 << 10, bytes / 16);
-        stamp_kernel<<<1, 1, 0, st>>>(stamp);
-        MOE_CUDA_LAUNCH_CHECK("stamp_kernel");
-        for (std::size_t off = 0; off < bytes; off += chunk) {
-            const std::size_t n = std::min(chunk, bytes - off);
-            raw(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, n);
-            const double ns = double(off + n) / (s_.pace_gbps * 1e9) * 1e9;
-            spin_until_kernel<<<1, 1, 0, st>>>(stamp, static_cast<unsigned long long>(ns));
-            MOE_CUDA_LAUNCH_CHECK("spin_until_kernel");
-        }
+        moe::gpu::paced_copy(dst, dst_dev, src, src_dev, bytes, s_.pace_gbps, st, stamp);
     }
 
     double copy_a2e(int l, std::size_t i, MicroBatch& mb, cudaStream_t st, unsigned long long* stamp) {
@@ -845,11 +709,6 @@ class Machine {
     std::string impl_ = "serial";
 };
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 }  // namespace
 
 bool green_contexts_available(std::string* why) { return moe::gpu::green_contexts_supported(why); }
@@ -881,62 +740,6 @@ void run(const Spec& spec, Run& run) {
     if (spec.keep_output) run.output = mach.output();
     run.experts_impl = mach.impl_;
     MOE_CUDA_CHECK(cudaSetDevice(dev0));
-    (void)median;
-}
-
-void probe(const Spec& spec, const std::vector<std::int64_t>&, const std::vector<std::int64_t>&,
-           const std::vector<double>& copy_bytes, Probe& out) {
-    // Link utilisation against message size: one device-to-device copy per size on its own stream (paced when
-    // the spec asks), the median of 20 after a warm-up.
-    auto devs = moe::gpu::devices();
-    if (devs.empty()) throw Error(ErrorKind::NoDevice, "the probe needs a GPU; " + moe::gpu::unavailable_reason());
-    int src = 0, dst = 0;
-    MOE_CUDA_CHECK(cudaGetDevice(&src));
-    dst = src;
-    if (spec.multi_device && devs.size() >= 2) dst = spec.attention_devices;
-    out.device = devs[src].name;
-    double biggest = 0;
-    for (double b : copy_bytes) biggest = std::max(biggest, b);
-    MOE_CUDA_CHECK(cudaSetDevice(src));
-    DeviceBuffer<std::uint8_t> a(std::size_t(biggest), "probe source");
-    MOE_CUDA_CHECK(cudaSetDevice(dst));
-    DeviceBuffer<std::uint8_t> b(std::size_t(biggest), "probe destination");
-    MOE_CUDA_CHECK(cudaSetDevice(src));
-    DeviceBuffer<unsigned long long> stamp(1, "stamp");
-    StreamOwner st(src);
-    cudaEvent_t e0, e1;
-    MOE_CUDA_CHECK(cudaEventCreate(&e0));
-    MOE_CUDA_CHECK(cudaEventCreate(&e1));
-    out.copy_bytes.clear();
-    out.copy_ms.clear();
-    for (double bytes : copy_bytes) {
-        std::vector<double> ms;
-        for (int r = 0; r < 23; ++r) {
-            MOE_CUDA_CHECK(cudaEventRecord(e0, st.s));
-            const std::size_t n = std::size_t(bytes);
-            if (spec.pace_gbps > 0) {
-                const std::size_t chunk = std::max<std::size_t>(64 << 10, n / 16);
-                stamp_kernel<<<1, 1, 0, st.s>>>(stamp.data());
-                for (std::size_t off = 0; off < n; off += chunk) {
-                    const std::size_t c = std::min(chunk, n - off);
-                    MOE_CUDA_CHECK(cudaMemcpyPeerAsync(b.data() + off, dst, a.data() + off, src, c, st.s));
-                    spin_until_kernel<<<1, 1, 0, st.s>>>(
-                        stamp.data(), static_cast<unsigned long long>(double(off + c) / (spec.pace_gbps * 1e9) * 1e9));
-                }
-            } else {
-                MOE_CUDA_CHECK(cudaMemcpyPeerAsync(b.data(), dst, a.data(), src, n, st.s));
-            }
-            MOE_CUDA_CHECK(cudaEventRecord(e1, st.s));
-            MOE_CUDA_CHECK(cudaEventSynchronize(e1));
-            float t = 0;
-            MOE_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-            if (r >= 3) ms.push_back(t);
-        }
-        out.copy_bytes.push_back(bytes);
-        out.copy_ms.push_back(median(ms));
-    }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
 }
 
 }  // namespace gpu
