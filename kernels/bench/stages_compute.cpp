@@ -53,22 +53,23 @@ std::int64_t count_outside(const std::vector<bf16_t>& got, const std::vector<bf1
     return bad;
 }
 
-// Sets MOELAB_DECODE_FLAVOR for one benchmark row ("" leaves it alone), restoring it after.
+// Sets an environment variable for one benchmark row ("" leaves it alone), restoring it after: a kernel's tuning
+// knob (MOELAB_DECODE_FLAVOR, MOELAB_MID_TILE) timed side by side with the launcher's own choice.
 struct FlavorEnv {
+    std::string name, old;
     bool set = false, had = false;
-    std::string old;
-    explicit FlavorEnv(const std::string& v) {
+    FlavorEnv(const char* n, const std::string& v) : name(n) {
         if (v.empty()) return;
-        if (const char* o = std::getenv("MOELAB_DECODE_FLAVOR")) had = true, old = o;
-        setenv("MOELAB_DECODE_FLAVOR", v.c_str(), 1);
+        if (const char* o = std::getenv(n)) had = true, old = o;
+        setenv(n, v.c_str(), 1);
         set = true;
     }
     ~FlavorEnv() {
         if (!set) return;
         if (had)
-            setenv("MOELAB_DECODE_FLAVOR", old.c_str(), 1);
+            setenv(name.c_str(), old.c_str(), 1);
         else
-            unsetenv("MOELAB_DECODE_FLAVOR");
+            unsetenv(name.c_str());
     }
 };
 
@@ -129,15 +130,20 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
     for (const std::string& name : opt.experts_impls) {
         const bool gather = name == "nopack";
-        // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu)
+        // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
+        // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        FlavorEnv flavor(flavored ? name.substr(8) : "");
+        const bool tiled = name.rfind("mid-t", 0) == 0;
+        FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
+        FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
                                       : flavored ? gpu::ExpertsImpl::Decode
+                                      : tiled    ? gpu::ExpertsImpl::Mid
                                                  : gpu::parse_experts_impl(name);
         gpu::ExpertsImpl ran = impl;
         auto body = [&](int) {
-            if (impl == gpu::ExpertsImpl::Decode)  // the plan stays on the device, as in a graph-captured layer
+            // decode and mid: the plan stays on the device, as in a graph-captured layer
+            if (impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid)
                 ran = gpu::experts_ffn_device(impl, xp.data(), x.data(), row_token.data(), counts.data(),
                                               offsets.data(), max_rows, T * k, E, d, F, st.w1.data(), st.w2.data(),
                                               y.data(), ws.data(), wsb, sg.s);
@@ -179,7 +185,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         r.floor_ms = std::max(weight_ms, math_ms);
         r.bound = weight_ms >= math_ms ? "weights" : "math";
         finish_row(r, t, c);
-        if (!gather && !flavored && t.median_ms < st.best_experts_ms)
+        if (!gather && !flavored && !tiled && t.median_ms < st.best_experts_ms)
             st.best_experts_ms = t.median_ms, st.best_impl = name;
         emit(r);
     }

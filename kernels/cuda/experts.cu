@@ -13,6 +13,7 @@
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/experts_decode.cuh"
 #include "kernels/cuda/experts_fused.cuh"
+#include "kernels/cuda/experts_mid.cuh"
 #include "kernels/cuda/launchers.hpp"
 #include "kernels/cuda/workspace.hpp"
 
@@ -271,6 +272,8 @@ const char* experts_impl_name(ExpertsImpl impl) {
             return "decode";
         case ExpertsImpl::Batched:
             return "batched";
+        case ExpertsImpl::Mid:
+            return "mid";
     }
     return "auto";
 }
@@ -283,7 +286,9 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "fused") return ExpertsImpl::Fused;
     if (text == "decode") return ExpertsImpl::Decode;
     if (text == "batched") return ExpertsImpl::Batched;
-    MOE_BAD_INPUT("--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused, decode, batched");
+    if (text == "mid") return ExpertsImpl::Mid;
+    MOE_BAD_INPUT("--experts-impl '" << text
+                                     << "': allowed: auto, grouped, streams, serial, fused, decode, batched, mid");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -315,10 +320,14 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     const double tpe = double(assignments) / std::max(experts, 1);
     if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
     cudaStream_t st = to_cuda(s);
-    if (impl == ExpertsImpl::Decode) {  // two launches in all: the down kernel zeroes the padding rows itself
+    if (impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid) {  // two launches: the down kernel zeroes padding
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-        decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                   decode_chunk_tokens(tpe), st);
+        if (impl == ExpertsImpl::Decode)
+            decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                       decode_chunk_tokens(tpe), st);
+        else
+            mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                    mid_tile_tokens(tpe), st);
         return impl;
     }
     // The cuBLAS paths take their GEMM shapes on the host: copy the plan back and wait.
@@ -340,11 +349,11 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     for (int e = 0; e < experts; ++e) kept += counts_host[e];
     const double tpe = double(kept) / std::max(experts, 1);
     if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
-    if (!xp && impl != ExpertsImpl::Decode) impl = ExpertsImpl::Fused;  // only these two gather rows
+    if (!xp && impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) impl = ExpertsImpl::Fused;  // these gather
     cudaStream_t st = to_cuda(s);
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-    if (impl != ExpertsImpl::Decode) {
+    if (impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) {
         zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
         MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
     }
@@ -352,6 +361,11 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     if (impl == ExpertsImpl::Decode) {
         decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
                    decode_chunk_tokens(tpe), st);
+        return impl;
+    }
+    if (impl == ExpertsImpl::Mid) {
+        mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                mid_tile_tokens(tpe), st);
         return impl;
     }
 

@@ -7,19 +7,20 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <map>
-#include <utility>
 #include <vector>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_decode.cuh"
 #include "kernels/cuda/launchers.hpp"
 
 namespace moe::gpu {
 
 namespace {
+
+using namespace experts_detail;
 
 constexpr int kThreads = 128;  // 4 warps per block; each warp takes its own items
 constexpr int kWarps = kThreads / 32;
@@ -129,66 +130,6 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
     }
 }
 
-// pre[e] = chunks of the experts before e (an expert of n tokens has ceil(n / chunk) chunks), pre[E] = all chunks.
-// Every block computes the same table from counts; returns pre[E].
-__device__ int chunk_prefix(const std::int32_t* counts, int experts, int chunk, int* pre, int* warp_sums) {
-    const int nthreads = blockDim.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int per = (experts + nthreads - 1) / nthreads;
-    const int b = tid * per, end = min(experts, b + per);
-    int local = 0;
-    for (int e = b; e < end; ++e) {
-        const int c = (counts[e] + chunk - 1) / chunk;
-        pre[e] = c;
-        local += c;
-    }
-    int inc = local;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const int v = __shfl_up_sync(0xffffffffu, inc, o);
-        if (lane >= o) inc += v;
-    }
-    if (lane == 31) warp_sums[warp] = inc;
-    __syncthreads();
-    if (warp == 0) {
-        const int ws = lane < nthreads / 32 ? warp_sums[lane] : 0;
-        int winc = ws;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const int v = __shfl_up_sync(0xffffffffu, winc, o);
-            if (lane >= o) winc += v;
-        }
-        warp_sums[lane] = winc - ws;  // exclusive
-    }
-    __syncthreads();
-    int run = warp_sums[warp] + inc - local;
-    for (int e = b; e < end; ++e) {
-        const int c = pre[e];
-        pre[e] = run;
-        run += c;
-    }
-    if (tid == nthreads - 1) pre[experts] = run;
-    __syncthreads();
-    return pre[experts];
-}
-
-// The expert of global chunk j: the largest e with pre[e] <= j (it has tokens, since pre[e + 1] > j).
-__device__ __forceinline__ int expert_of_chunk(const int* pre, int experts, int j) {
-    int lo = 0, hi = experts - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) >> 1;
-        if (pre[mid] <= j)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
-}
-
-__device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
-    const float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
-    return f32_to_bf16(g / (1.0f + expf(-g)) * u);
-}
-
 // Sums the accumulators of the `split` warps of each group into the group's first warp (part 0); red holds
 // kWarps·kNT·4·32 floats. Contains block-wide barriers: every thread of the block calls it, with the same split.
 template <int kNT>
@@ -232,9 +173,7 @@ __global__ void __launch_bounds__(kThreads)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
     // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+    launch_dependents();
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
@@ -296,15 +235,10 @@ __global__ void __launch_bounds__(kThreads)
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
     // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ... GEMM 1 never
     // touches y, so this runs before waiting for it.
-    for (int e = blockIdx.x; e < experts; e += gridDim.x) {
-        const std::int64_t p0 = std::int64_t(offsets[e]) + counts[e], p1 = offsets[e + 1];
-        for (std::int64_t i = p0 * hidden + threadIdx.x; i < p1 * hidden; i += blockDim.x) y[i] = 0;
-    }
+    zero_padding_rows(counts, offsets, experts, hidden, y);
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
     // tail; h is read only after it has completed and its writes are visible.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+    wait_for_producer();
     const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
@@ -353,23 +287,6 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// Blocks for a persistent launch of `kernel`: as many as fit on the device at once (cached per kernel and size of
-// the prefix table), at most `needed`.
-template <class Kernel>
-unsigned persistent_blocks(Kernel kernel, int smem, std::int64_t needed) {
-    static thread_local std::map<std::pair<const void*, int>, int> cache;
-    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-        int dev = 0, sms = 0, per_sm = 0;
-        MOE_CUDA_CHECK(cudaGetDevice(&dev));
-        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, smem));
-        it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
-    }
-    return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
-}
-
 // How many warps share one item. Items are equal, so the last round of a static schedule runs part-empty: the
 // smallest split that gives each resident warp about 16 items keeps that tail near 1/16, as long as a warp keeps
 // at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it (tests).
@@ -395,33 +312,20 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
     static_assert(decode_smem_bytes<8>(6144) <= 48 * 1024, "the default dynamic shared memory limit suffices");
     {
         const std::int64_t est = est_chunks * ((ffn + 7) / 8);
-        const std::int64_t resident = std::int64_t(persistent_blocks(k1, smem, 1LL << 40)) * kWarps;
+        const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
         const int split = choose_split(est, resident, hidden);
-        const unsigned grid = persistent_blocks(k1, smem, (est * split + kWarps - 1) / kWarps);
+        const unsigned grid = persistent_blocks(k1, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
     {
         const std::int64_t est = est_chunks * ((hidden + 15) / 16);
-        const std::int64_t resident = std::int64_t(persistent_blocks(k2, smem, 1LL << 40)) * kWarps;
+        const std::int64_t resident = std::int64_t(persistent_blocks(k2, kThreads, smem, 1LL << 40)) * kWarps;
         const int split = choose_split(est, resident, ffn);
-        const unsigned grid = persistent_blocks(k2, smem, (est * split + kWarps - 1) / kWarps);
+        const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(grid);
-        cfg.blockDim = dim3(kThreads);
-        cfg.dynamicSmemBytes = std::size_t(smem);
-        cfg.stream = st;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        if (cudaLaunchKernelEx(&cfg, k2, h, counts, offsets, experts, hidden, ffn, w2, y, split) != cudaSuccess) {
-            (void)cudaGetLastError();  // no programmatic launch here: an ordinary one (the wait is then a no-op)
-            k2<<<grid, kThreads, smem, st>>>(h, counts, offsets, experts, hidden, ffn, w2, y, split);
-        }
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }

@@ -107,8 +107,10 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
 // in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T; decode: two persistent launches over all
 // experts that stream the weights through mma.sync with the tokens as the small side, counts read on the device
 // (experts_decode.cuh); batched: every expert padded to the largest count, each GEMM one cublasGemmBatchedEx (falls
-// back to streams when the padding would not fit the workspace). auto: experts_auto_choice.
-enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched };
+// back to streams when the padding would not fit the workspace); mid: decode's design for tens to hundreds of
+// tokens per expert, a swap-AB grouped GEMM with the tokens staged in shared memory through a cp.async ring and
+// mma.sync (experts_mid.cuh), no host copy of the plan either. auto: experts_auto_choice.
+enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched, Mid };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
@@ -123,8 +125,11 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.
 int decode_chunk_tokens(double tokens_per_expert);
+// mid's tokens per tile (64 or 128; MOELAB_MID_TILE=64|128 forces one): an expert with more tokens takes several
+// tiles, which read its weights again (mostly from L2: its tiles run side by side).
+int mid_tile_tokens(double tokens_per_expert);
 // The plan stays on the device: max_rows bounds offsets[E] (workspace and grid sizes) and assignments (T·k, known
-// without the plan) picks under auto. decode never waits for the host; the cuBLAS variants copy counts/offsets
+// without the plan) picks under auto. decode and mid never wait for the host; the cuBLAS variants copy counts/offsets
 // back first (one stream synchronisation). Returns the implementation that ran.
 ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                                const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,

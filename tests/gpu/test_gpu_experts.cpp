@@ -1,6 +1,6 @@
-// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode kernels, and nopack)
-// against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens are
-// skipped. The decode path also runs from the device plan alone, with every chunk size.
+// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode and mid kernels, and
+// nopack) against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens
+// are skipped. The decode and mid paths also run from the device plan alone, with every chunk or tile size.
 #include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
@@ -48,6 +48,10 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},     // F % 8 ≠ 0: decode's scalar path
         {33, 8, 1, 97, "hot:20", 0, moe::DropPolicy::TokenOrder, 5, 31},       // odd d and F, padded
         {200, 2, 2, 256, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 96},    // ~200 tokens per expert: many chunks
+        // mid's tiles: 64 weight rows of gate/up and 128 of w2 per tile, several token tiles per expert, a partial
+        // last tile in every direction (d = 392: 128·3 + 8; F = 200: 64·3 + 8), padded
+        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},
+        {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},  // odd d and F: mid's scalar loads
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 300 || c.d > 2048)) continue;
@@ -75,9 +79,10 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
         for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused,
-                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Auto}) {
+                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
-                if (!packed && impl != ExpertsImpl::Auto && impl != ExpertsImpl::Decode) continue;  // nopack: gather
+                const bool gathers = impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
+                if (!packed && !gathers) continue;  // nopack: only these gather x's rows
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
                 y.poison();
                 ws.poison();
@@ -115,6 +120,22 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                         max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
                     moe::gpu::synchronize(nullptr);
                     EXPECT_EQ(ran, impl);
+                    EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
+                }
+            }
+            // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
+            for (bool packed : {true, false}) {
+                for (const char* tile : {"64", "128"}) {
+                    ScopedEnv env("MOELAB_MID_TILE", tile);
+                    SCOPED_TRACE(std::string("device plan, mid tile ") + tile + (packed ? "" : " nopack"));
+                    y.poison();
+                    ws.poison();
+                    const auto ran = moe::gpu::experts_ffn_device(
+                        ExpertsImpl::Mid, packed ? dxp.data() : nullptr, dx.data(), drt.data(), dcounts.data(),
+                        doffsets.data(), max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(),
+                        wsb, nullptr);
+                    moe::gpu::synchronize(nullptr);
+                    EXPECT_EQ(ran, ExpertsImpl::Mid);
                     EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
                 }
             }

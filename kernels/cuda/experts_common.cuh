@@ -1,0 +1,138 @@
+// Device pieces shared by the persistent expert-FFN kernels (decode, mid): the per-block prefix of token chunks read
+// from the device counts (no host copy of the plan), the lookup of a chunk's expert, the SiLU gate as the reference
+// rounds it, the zeroing of padding rows, the persistent grid size and the programmatic (PDL) launch of the down GEMM.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <utility>
+
+#include "kernels/common/bf16.hpp"
+#include "kernels/cuda/check.cuh"
+
+namespace moe::gpu::experts_detail {
+
+// pre[e] = chunks of the experts before e (an expert of n tokens has ceil(n / chunk) chunks), pre[E] = all chunks.
+// Every block computes the same table from counts; returns pre[E]. Block-wide barriers inside: all threads call it.
+inline __device__ int chunk_prefix(const std::int32_t* counts, int experts, int chunk, int* pre, int* warp_sums) {
+    const int nthreads = blockDim.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int per = (experts + nthreads - 1) / nthreads;
+    const int b = tid * per, end = min(experts, b + per);
+    int local = 0;
+    for (int e = b; e < end; ++e) {
+        const int c = (counts[e] + chunk - 1) / chunk;
+        pre[e] = c;
+        local += c;
+    }
+    int inc = local;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int v = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += v;
+    }
+    if (lane == 31) warp_sums[warp] = inc;
+    __syncthreads();
+    if (warp == 0) {
+        const int ws = lane < nthreads / 32 ? warp_sums[lane] : 0;
+        int winc = ws;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int v = __shfl_up_sync(0xffffffffu, winc, o);
+            if (lane >= o) winc += v;
+        }
+        warp_sums[lane] = winc - ws;  // exclusive
+    }
+    __syncthreads();
+    int run = warp_sums[warp] + inc - local;
+    for (int e = b; e < end; ++e) {
+        const int c = pre[e];
+        pre[e] = run;
+        run += c;
+    }
+    if (tid == nthreads - 1) pre[experts] = run;
+    __syncthreads();
+    return pre[experts];
+}
+
+// The expert of global chunk j: the largest e with pre[e]·scale <= j (it has tokens, since pre[e + 1]·scale > j).
+inline __device__ int expert_of_chunk(const int* pre, int experts, std::int64_t j, int scale = 1) {
+    int lo = 0, hi = experts - 1;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) >> 1;
+        if (std::int64_t(pre[mid]) * scale <= j)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+__device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
+    const float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
+    return f32_to_bf16(g / (1.0f + expf(-g)) * u);
+}
+
+// Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ...
+inline __device__ void zero_padding_rows(const std::int32_t* counts, const std::int32_t* offsets, int experts,
+                                         int hidden, bf16_t* y) {
+    for (int e = blockIdx.x; e < experts; e += gridDim.x) {
+        const std::int64_t p0 = std::int64_t(offsets[e]) + counts[e], p1 = offsets[e + 1];
+        for (std::int64_t i = p0 * hidden + threadIdx.x; i < p1 * hidden; i += blockDim.x) y[i] = 0;
+    }
+}
+
+// The down kernel's side of a programmatic launch: everything before this overlapped the gate/up kernel's tail; h is
+// read only after that kernel has completed and its writes are visible. The gate/up side is launch_dependents().
+__device__ __forceinline__ void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Blocks for a persistent launch of `kernel` with `threads` per block: as many as fit on the device at once (cached
+// per kernel and shared-memory size), at most `needed`.
+template <class Kernel>
+unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t needed) {
+    static thread_local std::map<std::pair<const void*, int>, int> cache;
+    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+        int dev = 0, sms = 0, per_sm = 0;
+        MOE_CUDA_CHECK(cudaGetDevice(&dev));
+        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+        it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
+    }
+    return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
+}
+
+// Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the
+// producer's tail; the kernel itself calls wait_for_producer before reading h); an ordinary launch where that is
+// not available (the wait is then a no-op).
+template <class Kernel, class... Args>
+void launch_after_producer(Kernel kernel, unsigned grid, int threads, int smem, cudaStream_t st, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(grid);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = std::size_t(smem);
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    if (cudaLaunchKernelEx(&cfg, kernel, args...) != cudaSuccess) {
+        (void)cudaGetLastError();
+        kernel<<<grid, threads, smem, st>>>(args...);
+    }
+}
+
+}  // namespace moe::gpu::experts_detail

@@ -1,0 +1,286 @@
+// The mid expert FFN (experts_mid.cuh): two persistent launches of one swap-AB GEMM kernel, gate/up with the SiLU
+// gate in the epilogue, then down. A block takes one item at a time: 128 weight rows of one expert × one tile of that
+// expert's tokens; its 8 warps split it 4 (weight rows) × 2 (tokens). Each k step of 64 brings 128 bytes of every
+// weight row and token row into a swizzled shared-memory stage with cp.async; ldmatrix feeds mma.sync m16n8k16 from
+// there while the next stages load. Items are ordered expert, row tile, token tile, so the token tiles of one row
+// tile run on neighbouring blocks at the same time and the second reads the weights from L2.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+#include "kernels/common/bf16.hpp"
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/experts_common.cuh"
+#include "kernels/cuda/experts_mid.cuh"
+#include "kernels/cuda/launchers.hpp"
+
+namespace moe::gpu {
+
+namespace {
+
+using namespace experts_detail;
+
+constexpr int kThreads = 256;         // 8 warps
+constexpr int kWarpsM = 4;            // along the weight rows: 32 rows each (gate/up: 16 gate + the same 16 up rows)
+constexpr int kBM = 32 * kWarpsM;     // weight rows per tile
+constexpr int kBK = 64;               // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
+constexpr int kABytes = kBM * kBK * 2;
+
+// kNT: 8-token mma tiles per warp; the two token warps cover 16·kNT tokens.
+template <int kNT>
+struct Tile {
+    static constexpr int kBN = 16 * kNT;
+    static constexpr int kStages = kNT >= 8 ? 3 : 4;  // 96 KB either way: two blocks per SM
+    static constexpr int kStageBytes = kABytes + kBN * kBK * 2;
+    static constexpr int kPipeBytes = kStages * kStageBytes;
+    static constexpr int kBPerThread = kBN * 8 / kThreads;  // 16-byte pieces of the token tile per thread
+};
+
+template <int kNT>
+constexpr int mid_smem_bytes(int experts) {
+    return Tile<kNT>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
+}
+
+// Byte offset of 16-byte piece `chunk` of tile row `row`: rows of 128 bytes, pieces XOR-swizzled by the row so that
+// the 8 row addresses of one ldmatrix phase hit 8 different bank groups.
+__device__ __forceinline__ int swz(int row, int chunk) { return row * 128 + ((chunk ^ (row & 7)) << 4); }
+
+// 16 bytes global → shared, zero-filled when src_bytes is 0. kPf: ask L2 for the whole 256-byte block (weights: the
+// next stage's 128 bytes of the row come with this one's).
+template <bool kPf>
+__device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int src_bytes) {
+    if constexpr (kPf)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
+                     : "memory");
+    else
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
+                     : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kN>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kN) : "memory");
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// One 16-byte piece of a row (elements [k, k + 8), zeros past K or for a missing row) into shared memory; a zero
+// fill still names a valid address (`any`).
+// kVec: K % 8 == 0 and rows 16-byte aligned, so a piece is all in or all out and goes by cp.async; otherwise
+// element by element through registers (odd shapes), which the barrier before its use orders.
+template <bool kVec, bool kPf>
+__device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u32, int off, const bf16_t* row, int k,
+                                           int K, const bf16_t* any) {
+    if constexpr (kVec) {
+        const bool ok = row != nullptr && k < K;
+        cp_async16<kPf>(smem_u32 + off, ok ? row + k : any, ok ? 16 : 0);
+    } else {
+        unsigned w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const unsigned lo = row && k + 2 * i < K ? row[k + 2 * i] : 0u;
+            const unsigned hi = row && k + 2 * i + 1 < K ? row[k + 2 * i + 1] : 0u;
+            w[i] = lo | (hi << 16);
+        }
+        *reinterpret_cast<uint4*>(smem + off) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+// One GEMM over every expert: out[r, m] = Σ_k B[r, k]·A[m, k] for the kept rows r of each expert, with
+//   gate/up (kGated): A = w1 (gate rows m and up rows M + m of each expert; M = F), B = x rows (packed, or gathered
+//   through row_token when b_packed is null), out = h = SiLU(gate)·up, [rows, F];
+//   down: A = w2 ([d, F] per expert; M = d), B = h, out = y [rows, d], whose padding rows it zeroes.
+// K is the common width (d, then F).
+template <int kNT, bool kGated, bool kVec>
+__global__ void __launch_bounds__(kThreads, 2)
+    mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
+                    const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
+                    const bf16_t* w, bf16_t* out) {
+    using T = Tile<kNT>;
+    extern __shared__ __align__(128) unsigned char smem[];
+    __shared__ int warp_sums[32];
+    int* pre = reinterpret_cast<int*>(smem + T::kPipeBytes);  // [experts + 1]: token tiles before each expert
+    const unsigned smem_u32 = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    if constexpr (kGated) launch_dependents();  // the down kernel may take the SMs this grid frees
+    const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
+    if constexpr (!kGated) {
+        zero_padding_rows(counts, offsets, experts, M, out);  // y only: the gate/up kernel never touches it
+        wait_for_producer();                                  // h is complete and visible from here on
+    }
+    const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
+    const std::int64_t items = std::int64_t(tiles) * mtiles;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int wm = warp % kWarpsM, wn = warp / kWarpsM;
+    const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
+    const int nbase = wn * 8 * kNT;              // this warp's first token of the tile
+    // The tile rows of this warp's two 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up
+    // half starts at tile row kBM / 2); down, 32 consecutive rows of w2.
+    const int mrow0 = kGated ? 16 * wm : 32 * wm, mrow1 = kGated ? kBM / 2 + 16 * wm : 32 * wm + 16;
+    const int nk = (K + kBK - 1) / kBK;
+
+    for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+        const int e = expert_of_chunk(pre, experts, it, mtiles);
+        const int ntt = pre[e + 1] - pre[e];
+        const int local = static_cast<int>(it - std::int64_t(pre[e]) * mtiles);
+        const int mt = local / ntt, tt = local % ntt;
+        const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
+        const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
+        const bf16_t* arow[kBM / 32];  // null: past M (zeros)
+#pragma unroll
+        for (int q = 0; q < kBM / 32; ++q) {
+            const int i = prow + 32 * q;
+            if constexpr (kGated) {
+                const int f = mt * (kBM / 2) + (i % (kBM / 2));
+                const std::int64_t wr = std::int64_t(e) * 2 * M + (i < kBM / 2 ? f : M + f);
+                arow[q] = f < M ? w + wr * K : nullptr;
+            } else {
+                const int o = mt * kBM + i;
+                arow[q] = o < M ? w + (std::int64_t(e) * M + o) * K : nullptr;
+            }
+        }
+        const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
+#pragma unroll
+        for (int q = 0; q < T::kBPerThread; ++q) {
+            const int n = prow + 32 * q;
+            const std::int64_t r = r0 + n;
+            brow[q] = n >= ntok ? nullptr : b_packed ? b_packed + r * K : b_gather + std::int64_t(row_token[r]) * K;
+        }
+        auto load_stage = [&](int slot, int k0) {
+            const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
+#pragma unroll
+            for (int q = 0; q < kBM / 32; ++q)
+                load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
+#pragma unroll
+            for (int q = 0; q < T::kBPerThread; ++q)
+                load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
+        };
+
+        float acc[2][kNT][4] = {};
+        const int live = min(kNT, max(0, (ntok - nbase + 7) / 8));  // this warp's 8-token tiles with tokens
+#pragma unroll
+        for (int s = 0; s < T::kStages - 1; ++s) {
+            if (s < nk) load_stage(s, s * kBK);
+            cp_async_commit();
+        }
+        for (int kt = 0; kt < nk; ++kt) {
+            cp_async_wait<T::kStages - 2>();
+            __syncthreads();  // stage kt is in for every thread; stage kt - 1's slot is free
+            const int next = kt + T::kStages - 1;
+            if (next < nk) load_stage(next % T::kStages, next * kBK);
+            cp_async_commit();
+            if (live == 0) continue;
+            const unsigned sa = smem_u32 + (kt % T::kStages) * T::kStageBytes, sb = sa + kABytes;
+#pragma unroll
+            for (int ks = 0; ks < kBK / 16; ++ks) {
+                unsigned a0[4], a1[4];
+                ldmatrix_x4(a0, sa + swz(mrow0 + (lane & 15), 2 * ks + (lane >> 4)));
+                ldmatrix_x4(a1, sa + swz(mrow1 + (lane & 15), 2 * ks + (lane >> 4)));
+#pragma unroll
+                for (int jp = 0; jp < kNT / 2; ++jp) {
+                    if (2 * jp >= live) break;
+                    unsigned b[4];
+                    ldmatrix_x4(b, sb + swz(nbase + 16 * jp + (lane & 7) + ((lane >> 4) << 3),
+                                            2 * ks + ((lane >> 3) & 1)));
+                    mma_bf16(acc[0][2 * jp], a0, b[0], b[1]);
+                    mma_bf16(acc[1][2 * jp], a1, b[0], b[1]);
+                    if (2 * jp + 1 < live) {
+                        mma_bf16(acc[0][2 * jp + 1], a0, b[2], b[3]);
+                        mma_bf16(acc[1][2 * jp + 1], a1, b[2], b[3]);
+                    }
+                }
+            }
+        }
+        cp_async_wait<0>();
+        __syncthreads();  // every warp is done with the stages: the next item may overwrite them
+
+        // Epilogue from registers. Accumulator c of tile (mi, j): weight row g (c < 2) or g + 8, token 2t + (c & 1).
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int n = nbase + 8 * j + 2 * t + c;
+                if (n >= ntok) continue;
+                bf16_t* o = out + (r0 + n) * M;
+                if constexpr (kGated) {
+                    const int f = mt * (kBM / 2) + 16 * wm + g;
+                    if (f < M) o[f] = silu_gate(acc[0][j][c], acc[1][j][c]);
+                    if (f + 8 < M) o[f + 8] = silu_gate(acc[0][j][2 + c], acc[1][j][2 + c]);
+                } else {
+#pragma unroll
+                    for (int mi = 0; mi < 2; ++mi) {
+                        const int r = mt * kBM + 32 * wm + 16 * mi + g;
+                        if (r < M) o[r] = f32_to_bf16(acc[mi][j][c]);
+                        if (r + 8 < M) o[r + 8] = f32_to_bf16(acc[mi][j][2 + c]);
+                    }
+                }
+            }
+    }
+}
+
+template <int kNT, bool kVec>
+void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
+                const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+    const int smem = mid_smem_bytes<kNT>(experts);
+    auto k1 = mid_gemm_kernel<kNT, true, kVec>;
+    auto k2 = mid_gemm_kernel<kNT, false, kVec>;
+    MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
+    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / Tile<kNT>::kBN + experts);
+    const unsigned g1 = persistent_blocks(k1, kThreads, smem, est_tiles * ((ffn + kBM / 2 - 1) / (kBM / 2)));
+    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + kBM - 1) / kBM));
+    const bf16_t* none = nullptr;
+    const std::int32_t* no_rt = nullptr;
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
+    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
+    const bf16_t* hc = h;
+    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y);
+    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
+}
+
+}  // namespace
+
+int mid_tile_tokens(double tokens_per_expert) {
+    if (const char* env = std::getenv("MOELAB_MID_TILE"); env && *env) {
+        const int v = std::atoi(env);
+        if (v == 64 || v == 128) return v;
+    }
+    // An expert with more tokens than one tile takes several, each streaming its row tiles again (from L2 when the
+    // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens.
+    return tokens_per_expert <= 40 ? 64 : 128;
+}
+
+void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+             const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
+             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
+    if (max_rows <= 0) return;
+    // cp.async moves whole 16-byte pieces: K % 8 == 0 for both GEMMs and 16-byte aligned bases (cudaMalloc's are
+    // 256-byte aligned and offset by whole rows).
+    const bool vec = hidden % 8 == 0 && ffn % 8 == 0 &&
+                     (reinterpret_cast<std::uintptr_t>(xp) | reinterpret_cast<std::uintptr_t>(x) |
+                      reinterpret_cast<std::uintptr_t>(w1) | reinterpret_cast<std::uintptr_t>(w2) |
+                      reinterpret_cast<std::uintptr_t>(h)) %
+                             16 ==
+                         0;
+#define MOE_MID_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+    if (tile_tokens >= 128)
+        return vec ? launch_mid<8, true>(MOE_MID_ARGS) : launch_mid<8, false>(MOE_MID_ARGS);
+    return vec ? launch_mid<4, true>(MOE_MID_ARGS) : launch_mid<4, false>(MOE_MID_ARGS);
+#undef MOE_MID_ARGS
+}
+
+}  // namespace moe::gpu
