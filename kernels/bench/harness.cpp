@@ -224,7 +224,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             if (tpe <= 64) o.experts_impls.push_back("decode");
             if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
                 for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);
-            if (tpe >= 8 && tpe <= 512)  // mid, with both token tiles side by side (kernels/cuda/experts_mid.cu)
+            if (tpe <= 64)  // mid, with both token tiles side by side (kernels/cuda/experts_mid.cu)
                 for (const char* m : {"mid-t64", "mid-t128"}) o.experts_impls.push_back(m);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");

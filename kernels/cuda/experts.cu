@@ -301,14 +301,13 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     (void)ffn;
     const double tpe = tokens_per_expert;
     // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
-    // fastest up to 8 tokens per expert (d = 7168 from 8 on: cuBLAS's grouped GEMM); from there the cuBLAS paths,
-    // padded-batched for the small d of the classroom shape, grouped for d = 4096 near 64 tokens per expert, and one
-    // call per expert beyond.
-    if (tpe <= 4 || (tpe <= kDecodeMaxTokensPerExpert && hidden < 6144)) return ExpertsImpl::Decode;
-    if (!packed) return tpe <= kDecodeMaxTokensPerExpert ? ExpertsImpl::Decode : ExpertsImpl::Fused;
-    if (tpe <= kDecodeMaxTokensPerExpert) return ExpertsImpl::Grouped;
+    // fastest up to 4 tokens per expert, mid from there (at 8: 91-97% of the weight roofline on S1 and S3, ahead
+    // of decode and cuBLAS's grouped GEMM on every shape) to kMidMaxTokensPerExpert; above, the cuBLAS paths:
+    // padded-batched for the small d of the classroom shape, one call per expert beyond.
+    if (tpe <= 4) return ExpertsImpl::Decode;
+    if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
+    if (!packed) return ExpertsImpl::Fused;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
-    if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;
 }
 

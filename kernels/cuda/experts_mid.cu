@@ -125,7 +125,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % kWarpsM, wn = warp / kWarpsM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
-    const int nbase = wn * 8 * kNT;              // this warp's first token of the tile
     // The tile rows of this warp's two 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up
     // half starts at tile row kBM / 2); down, 32 consecutive rows of w2.
     const int mrow0 = kGated ? 16 * wm : 32 * wm, mrow1 = kGated ? kBM / 2 + 16 * wm : 32 * wm + 16;
@@ -168,8 +167,13 @@ __global__ void __launch_bounds__(kThreads, 2)
                 load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
         };
 
+        // The two token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
+        // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
+        // warp 64 and the second none, which left the mma work of the block on half its warps.
+        const int tiles8 = (ntok + 7) / 8, per_warp = ((tiles8 + 1) / 2 + 1) & ~1;
+        const int nbase = wn * 8 * per_warp;                         // this warp's first token of the tile
+        const int live = min(per_warp, max(0, tiles8 - wn * per_warp));  // its 8-token tiles with tokens
         float acc[2][kNT][4] = {};
-        const int live = min(kNT, max(0, (ntok - nbase + 7) / 8));  // this warp's 8-token tiles with tokens
 #pragma unroll
         for (int s = 0; s < T::kStages - 1; ++s) {
             if (s < nk) load_stage(s, s * kBK);

@@ -115,12 +115,12 @@ const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
 // Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md:
-//   decode      tpe <= 4, or tpe <= kDecodeMaxTokensPerExpert with d < 6144 (no host copy of the plan)
-//   grouped     tpe <= kDecodeMaxTokensPerExpert with d >= 6144; d <= 4096 and tpe <= 160 (d > 2048)
-//   batched     d <= 2048 and kDecodeMaxTokensPerExpert < tpe <= 1024
+//   decode      tpe <= 4 (no host copy of the plan)
+//   mid         4 < tpe <= kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
+//   batched     d <= 2048 and kMidMaxTokensPerExpert < tpe <= 1024
 //   streams     everything larger
-//   nopack (x gathered): decode up to kDecodeMaxTokensPerExpert, fused above.
-constexpr double kDecodeMaxTokensPerExpert = 12;
+//   nopack (x gathered): decode, mid, then fused above mid's range.
+constexpr double kMidMaxTokensPerExpert = 96;
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed);
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.

@@ -170,8 +170,10 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
 TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     using moe::gpu::ExpertsImpl;
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Grouped);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Mid);  // mid gathers too
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
@@ -179,6 +181,11 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
         const int chunk = moe::gpu::decode_chunk_tokens(tpe);
         EXPECT_TRUE(chunk == 8 || chunk == 16 || chunk == 32 || chunk == 64) << chunk;
         EXPECT_GE(chunk, tpe) << "a chunk holds at least the mean tokens per expert";
+    }
+    for (double tpe : {5.0, 40.0, 64.0, 96.0}) {
+        const int tile = moe::gpu::mid_tile_tokens(tpe);
+        EXPECT_TRUE(tile == 64 || tile == 128) << tile;
+        EXPECT_GE(tile, tpe) << "a tile holds at least the mean tokens per expert";
     }
 }
 
