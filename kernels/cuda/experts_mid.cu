@@ -216,7 +216,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
             for (int c = 0; c < 2; ++c) {
                 const int n = nbase + 8 * j + 2 * t + c;
-                if (n >= ntok) continue;
+                if (j >= live || n >= ntok) continue;  // tiles past `live` are the other token warp's
                 bf16_t* o = out + (r0 + n) * M;
                 if constexpr (kGated) {
                     const int f = mt * (kBM / 2) + 16 * wm + g;
