@@ -5,6 +5,8 @@
 //   a2a         the all-to-all time of this run's per-rank traffic and the link utilisation Util(msg) over sizes
 //   overlap     the all-to-all overlapped with the expert GEMMs in c chunks (pieces from expert-ffn and a2a)
 //   replicate   hot experts copied and placed by MegaScale-Infer's greedy rule; busiest GPU before and after
+//   packing     the packing strategies' times: the GPU's measured kernels, else each strategy's bytes modelled
+//   load-drift  decode and prefill loads over consecutive batches, and a stale rebalancing plan (lesson_drift.hpp)
 // With a GPU the times are measured on it (NCCL over real GPUs for a2a, where two or more exist); without one, they
 // come from a roofline or an alpha-beta link model whose constants are the repository's recorded measurements,
 // and every number says so through its source.
@@ -75,6 +77,13 @@ std::vector<std::vector<PlacedCopy>> greedy_placement(const std::vector<std::int
 // The contiguous placement of the engine (E/G experts per GPU, no copies), in the same form.
 std::vector<std::vector<PlacedCopy>> contiguous_placement(const std::vector<std::int64_t>& loads, int gpus);
 std::int64_t busiest_gpu_rows(const std::vector<std::vector<PlacedCopy>>& placement);
+// The same placement with each copy's rows re-split from `loads` (a plan made on one batch, applied to the next).
+std::vector<std::vector<PlacedCopy>> apply_placement(const std::vector<std::vector<PlacedCopy>>& plan,
+                                                     const std::vector<std::int64_t>& loads);
+// The busiest GPU's expert time under `placement`: every GPU's experts and copies timed on this GPU one share at a
+// time (the run's backend is cuda), else on the recorded H100 roofline (modelled).
+TimedFigure busiest_gpu_time(const Result& r, const std::vector<std::vector<PlacedCopy>>& placement,
+                             const std::string& name);
 
 // The replicated expert layer on the CPU reference: every copy computes its share of its expert's packed rows with
 // that expert's weights. Returns the outputs in the original packed order: the plain layer's, up to one bf16

@@ -213,8 +213,8 @@ QuestionKind parse_kind(const std::string& s, bool* ok) {
 void read_question(FileReader& r, const toml::table& q, int qline, Lesson& L) {
     LessonQuestion& Q = L.question;
     Q.line = qline;
-    r.only(q, {"kind", "prompt", "choices", "answer", "tolerance", "rel_tolerance", "min", "max", "step", "unit",
-               "expect", "misconceptions"},
+    r.only(q, {"kind", "prompt", "choices", "key", "answer", "tolerance", "rel_tolerance", "min", "max", "step",
+               "unit", "expect", "misconceptions"},
            "[question]");
     std::string kind;
     if (r.str(q, "kind", &kind, true, qline, "[question]")) {
@@ -226,6 +226,18 @@ void read_question(FileReader& r, const toml::table& q, int qline, Lesson& L) {
     }
     r.str(q, "prompt", &Q.prompt, true, qline, "[question]");
     r.str(q, "unit", &Q.unit, false, qline, "[question]");
+
+    std::string key;
+    if (r.str(q, "key", &key, false, qline, "[question]")) {
+        if (key == "run")
+            Q.key_from_run = true;
+        else if (key != "marked")
+            r.problem(line_of(*q.get("key")), "[question] key '" + key +
+                                                  "': allowed: marked (one choice says correct = true) or run (the "
+                                                  "run's numbers decide which choice is right)");
+        if (Q.kind != QuestionKind::Choice)
+            r.problem(line_of(*q.get("key")), "[question] key applies to choice questions only");
+    }
 
     if (Q.kind == QuestionKind::Choice) {
         const toml::array* arr = q.get("choices") ? q.get("choices")->as_array() : nullptr;
@@ -259,13 +271,18 @@ void read_question(FileReader& r, const toml::table& q, int qline, Lesson& L) {
                     r.problem(line_of(*n), where + ": 'correct' must be true or false");
             }
             correct += ch.correct;
-            r.str(*c, "feedback", &ch.feedback, !ch.correct, ch.line, where + " '" + ch.key + "' (a wrong choice)");
+            // With the key from the run, any choice may be the wrong one on some run: every one needs feedback.
+            r.str(*c, "feedback", &ch.feedback, !ch.correct || Q.key_from_run, ch.line,
+                  where + " '" + ch.key + "' (" + (Q.key_from_run ? "key = \"run\": every choice" : "a wrong choice") +
+                      ")");
             Q.choices.push_back(ch);
         }
         if (Q.choices.size() < 2) r.problem(qline, "[question] a choice question needs at least two choices");
-        if (correct != 1)
+        if (Q.key_from_run && correct != 0)
+            r.problem(qline, "[question] key = \"run\": no choice may say correct = true (the run decides)");
+        if (!Q.key_from_run && correct != 1)
             r.problem(qline, "[question] exactly one choice must say correct = true (found " +
-                                 std::to_string(correct) + ")");
+                                 std::to_string(correct) + "), or key = \"run\" to let the run decide");
         return;
     }
 

@@ -36,6 +36,9 @@ struct LessonQuestion {
     QuestionKind kind = QuestionKind::Choice;
     std::string prompt;
     std::vector<LessonChoice> choices;       // choice
+    // choice: `key = "run"`: no choice is marked correct; the one whose `when` holds on the run is right (the truth
+    // moves with the hardware, e.g. a GPU's measured times against the CPU model's), so every choice has feedback.
+    bool key_from_run = false;
     LessonExpr answer;                       // numeric, slider, timeline: an expression; bars: a vector's name
     double tolerance = 0, rel_tolerance = 0; // correct when |guess − answer| ≤ max(tolerance, rel·|answer|)
     double min = 0, max = 0, step = 0;       // input range (slider, timeline axis, bars); min == max: any number

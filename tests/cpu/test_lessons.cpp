@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -62,7 +63,7 @@ std::string read(const std::string& path) {
 TEST(Lessons, BuiltInSetLoadsCleanWithOneLessonPerConcept) {
     const demos::LessonSet& set = builtins();
     for (auto& p : set.problems) ADD_FAILURE() << p.str();
-    ASSERT_GE(set.lessons.size(), 14u);
+    ASSERT_GE(set.lessons.size(), 15u);
     std::set<int> concepts;
     std::set<std::string> kinds;
     for (auto& l : set.lessons) {
@@ -71,7 +72,7 @@ TEST(Lessons, BuiltInSetLoadsCleanWithOneLessonPerConcept) {
         EXPECT_EQ(l.source.rfind("built-in:", 0), 0u) << l.id;
         EXPECT_FALSE(l.try_next.empty()) << l.id << " has no try-next variation";
     }
-    for (int c = 1; c <= 14; ++c) EXPECT_TRUE(concepts.count(c)) << "no lesson for concept " << c;
+    for (int c = 1; c <= 15; ++c) EXPECT_TRUE(concepts.count(c)) << "no lesson for concept " << c;
     for (const char* k : {"choice", "numeric", "slider", "bars", "timeline"})
         EXPECT_TRUE(kinds.count(k)) << "no lesson asks a " << k << " question";
     // The concept page's own example, exactly.
@@ -87,56 +88,71 @@ TEST(Lessons, BuiltInSetLoadsCleanWithOneLessonPerConcept) {
 
 class LessonTruth : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(LessonTruth, AnswerKeyIsWhatTheEngineComputes) {
-    const demos::Lesson* l = builtins().find(GetParam());
-    ASSERT_NE(l, nullptr);
-    for (auto& p : demos::verify_lesson(*l)) ADD_FAILURE() << p;
-
-    // And spelled out for the grader: the key's answer scores as right, on the CPU reference.
+// The grader on one play (the lesson or a variation): a choice question has exactly one choice whose condition
+// holds, that one grades right and every other wrong with its feedback; a numeric one grades right across the whole
+// band and wrong, with a named misconception, just past it and far from it.
+static void expect_fair_grading(const demos::Lesson& l, const demos::Scenario& scenario,
+                         const std::map<std::string, double>& params, const std::string& what, bool main) {
     demos::LessonReveal r;
-    demos::run_lesson(*l, l->scenario, l->params, "cpu", {}, &r);
+    demos::run_lesson(l, scenario, params, "cpu", {}, &r);
     EXPECT_EQ(r.backend(), "cpu");
     demos::LessonAnswer a;
     a.confidence = 3;
-    const demos::LessonQuestion& q = l->question;
+    const demos::LessonQuestion& q = l.question;
     if (q.kind == demos::QuestionKind::Choice) {
         int right = 0;
         for (auto& c : q.choices) {
             const bool holds = r.eval(c.when.text).value != 0;
-            EXPECT_EQ(holds, c.correct) << l->id << " choice " << c.key << ": " << c.when.text;
+            if (main && !q.key_from_run) EXPECT_EQ(holds, c.correct) << what << " choice " << c.key << ": " << c.when.text;
             a.choice = c.key;
-            demos::LessonGrade g = demos::grade(*l, r, a);
-            EXPECT_EQ(g.correct, c.correct) << l->id << " choice " << c.key;
-            if (!c.correct) {
-                EXPECT_FALSE(g.feedback.empty()) << l->id << " choice " << c.key << " has no feedback";
+            demos::LessonGrade g = demos::grade(l, r, a);
+            EXPECT_EQ(g.correct, holds) << what << " choice " << c.key;
+            if (!holds && (!c.correct || q.key_from_run)) {
+                EXPECT_FALSE(g.feedback.empty()) << what << " choice " << c.key << " has no feedback";
+                EXPECT_EQ(g.feedback.find('{'), std::string::npos) << what << ": " << g.feedback;
             }
-            right += c.correct;
+            right += holds;
         }
-        EXPECT_EQ(right, 1);
+        EXPECT_EQ(right, 1) << what;
     } else if (q.kind == demos::QuestionKind::Bars) {
         a.bars = r.numbers[0].vectors.at(q.answer.text);
-        EXPECT_TRUE(demos::grade(*l, r, a).correct) << l->id << ": the measured bars themselves must score right";
+        EXPECT_TRUE(demos::grade(l, r, a).correct) << what << ": the measured bars themselves must score right";
     } else {
         const double truth = r.eval(q.answer.text).value;
         const double tol = std::max(q.tolerance, q.rel_tolerance * std::fabs(truth));
         // The whole band grades right, and just past it wrong with a named misconception.
-        for (double f : {-0.99, -0.5, 0.0, 0.5, 0.99}) {
+        for (double f : {-0.99, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 0.99}) {
             a.value = truth + f * tol;
             if (q.max > q.min && (a.value < q.min || a.value > q.max)) continue;
-            demos::LessonGrade g = demos::grade(*l, r, a);
-            EXPECT_TRUE(g.correct) << l->id << " at " << a.value;
-            EXPECT_DOUBLE_EQ(g.score, 1.0) << l->id;
+            demos::LessonGrade g = demos::grade(l, r, a);
+            EXPECT_TRUE(g.correct) << what << " at " << a.value;
+            EXPECT_DOUBLE_EQ(g.score, 1.0) << what;
         }
         for (double f : {-1.05, 1.05, -3.0, 3.0}) {
             a.value = truth + f * tol;
             if (q.max > q.min && (a.value < q.min || a.value > q.max)) continue;
-            demos::LessonGrade g = demos::grade(*l, r, a);
-            EXPECT_FALSE(g.correct) << l->id << " at " << a.value;
-            EXPECT_FALSE(g.feedback.empty()) << l->id;
+            demos::LessonGrade g = demos::grade(l, r, a);
+            EXPECT_FALSE(g.correct) << what << " at " << a.value;
+            EXPECT_FALSE(g.feedback.empty()) << what;
+            if (!main) continue;  // variations may leave far regions to the generic "too high"
             EXPECT_TRUE(g.feedback.rfind("Too low:", 0) == std::string::npos &&
                         g.feedback.rfind("Too high:", 0) == std::string::npos)
-                << l->id << " at " << a.value << ": a wrong region without a named misconception";
+                << what << " at " << a.value << ": a wrong region without a named misconception";
         }
+    }
+}
+
+TEST_P(LessonTruth, AnswerKeyIsWhatTheEngineComputes) {
+    const demos::Lesson* l = builtins().find(GetParam());
+    ASSERT_NE(l, nullptr);
+    for (auto& p : demos::verify_lesson(*l)) ADD_FAILURE() << p;
+    // And spelled out for the grader, on the CPU reference: the lesson itself and every try-next variation.
+    expect_fair_grading(*l, l->scenario, l->params, l->id, true);
+    for (int i = 1; i <= int(l->try_next.size()); ++i) {
+        demos::Scenario s;
+        std::map<std::string, double> params;
+        demos::variation(*l, i, &s, &params);
+        expect_fair_grading(*l, s, params, l->id + " --try " + std::to_string(i), false);
     }
 }
 
