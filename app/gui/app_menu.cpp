@@ -205,7 +205,7 @@ void App::carry_out(const Command& c) {
             ses.start_lesson(c.index, c.variation);
             break;
         case CommandKind::CommitLesson:
-            ses.commit_lesson(c.answer, c.presenter, c.votes, c.text);
+            ses.commit_lesson(c.answer, c.presenter, c.votes, c.text, c.confidence);
             break;
         case CommandKind::RetryLesson:
             ses.retry_lesson();
@@ -213,8 +213,8 @@ void App::carry_out(const Command& c) {
         case CommandKind::RevealLesson:
             ses.reveal_lesson();
             break;
-        case CommandKind::VoteAgain:
-            ses.vote_again();
+        case CommandKind::SecondVote:
+            ses.second_vote(c.votes, c.text);
             break;
         case CommandKind::Quit:
             quit_ = true;
@@ -253,8 +253,8 @@ const char* command_name(CommandKind k) {
             return "retry-lesson";
         case CommandKind::RevealLesson:
             return "reveal-lesson";
-        case CommandKind::VoteAgain:
-            return "vote-again";
+        case CommandKind::SecondVote:
+            return "second-vote";
         case CommandKind::Quit:
             return "quit";
     }

@@ -31,8 +31,11 @@ struct LessonDraft {
     double marker = -1;  // timeline: the marked time, ms
     std::vector<float> bars;
     char text[512] = {};
-    std::vector<int> votes;         // presenter mode: the class's votes, typed in by the instructor
+    std::vector<int> votes;         // presenter mode: the class's first vote, typed in by the instructor
     char guesses[1024] = {};        // other kinds: the class's answers, comma-separated
+    float class_confidence = 0;     // the class's confidence with the first vote, 1..5 (0: not given yet)
+    std::vector<int> votes2;        // the second vote, after discussion
+    char guesses2[1024] = {};
     bool presenter_layout = false;  // the layout last placed (presenter mode fills the screen)
 };
 
@@ -53,6 +56,7 @@ struct ViewState {
 
     // Loads.
     bool loads_show_demand = true;  // stack dropped tokens on the kept ones
+    bool loads_expert_times = false;  // overlay each expert's FFN time alone (a background job times them)
     // Communication.
     bool comm_show_rows = false;  // heatmap in rows instead of bytes
     bool comm_dedup = false;      // heatmap of the deduplicated traffic

@@ -23,10 +23,10 @@ enum class CommandKind {
     AskOpen,       // the "Open scenario" dialog
     AskSave,       // the "Save scenario" dialog
     StartLesson,   // index, variation
-    CommitLesson,  // answer, presenter, votes, text (the class's answers)
+    CommitLesson,  // answer, presenter, votes, text (the class's answers), confidence (the class's, 1..5)
     RetryLesson,   // the reveal's runs again
     RevealLesson,  // presenter mode: show the answer
-    VoteAgain,     // presenter mode: back to the votes
+    SecondVote,    // presenter mode: votes, text: the class's second vote after discussion
     Quit,
 };
 const char* command_name(CommandKind k);
@@ -44,6 +44,7 @@ struct Command {
     bool presenter = false;
     std::vector<int> votes;
     std::string text;
+    double confidence = 0;
 };
 
 // What came of a command the app carried out (scripts and tests check these).

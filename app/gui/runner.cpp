@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <exception>
 
+#include "demos/lesson_play.hpp"
+
 namespace moelab_gui {
 
 const char* slot_name(Slot s) {
@@ -25,9 +27,34 @@ const char* slot_name(Slot s) {
             return "lesson";
         case Slot::Pipeline:
             return "pipeline";
+        case Slot::ExpertTimes:
+            return "expert times";
+        case Slot::LessonExperiment:
+            return "lesson experiment";
     }
     return "?";
 }
+
+namespace {
+
+// The lesson's experiment on each of its runs, one run at a time (run_lesson_experiments on one run), so that a
+// student who leaves the lesson stops it between runs.
+void run_lesson_experiment(const Job::ExperimentInput& in, const std::function<bool()>& stop,
+                           const std::function<void(float, const std::string&)>& progress,
+                           std::vector<demos::ExperimentResult>* out) {
+    const std::size_t n = in.results.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (stop()) throw moe::Error(moe::ErrorKind::Runtime, "cancelled");
+        if (progress)
+            progress(float(i) / float(n), in.lesson.experiment + " on run " + std::to_string(i + 1) + " of " +
+                                              std::to_string(n));
+        std::vector<demos::ExperimentResult> one = demos::run_lesson_experiments(in.lesson, {in.results[i]}, in.params);
+        MOE_ASSERT(one.size() == 1, "one experiment result per run");
+        out->push_back(std::move(one[0]));
+    }
+}
+
+}  // namespace
 
 JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bool>* cancel,
                   const std::function<void(float, const std::string&)>& progress) {
@@ -40,7 +67,16 @@ JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bo
         ctl.cancel = cancel;
         ctl.progress = progress;
         ctl.measure_pipeline = job.slot != Slot::Routing;  // the first, cheap run keeps the pipeline modelled
-        r.result = demos::run(job.scenario, job.demo, ctl);
+        auto stop = [&] { return (cancel && cancel->load()) || (job.abandon && job.abandon->load()); };
+        if (job.slot == Slot::LessonExperiment) {
+            MOE_ASSERT(job.experiment, "a lesson experiment job without its input");
+            run_lesson_experiment(*job.experiment, stop, progress, &r.experiments);
+        } else if (job.slot == Slot::ExpertTimes) {
+            r.result = demos::run(job.scenario, job.demo, ctl);
+            r.expert_times = time_experts(r.result, stop, progress);
+        } else {
+            r.result = demos::run(job.scenario, job.demo, ctl);
+        }
         r.ok = true;
     } catch (const moe::Error& e) {
         r.error_kind = e.kind();
@@ -89,6 +125,23 @@ std::uint64_t Runner::submit(std::vector<Job> jobs, double delay_ms, double max_
     }
     cv_.notify_all();
     return gen;
+}
+
+std::uint64_t Runner::add(Job job) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (has_queued_) {
+            // A batch waits for its debounce: the job joins it, first after its opening run.
+            queued_.insert(queued_.begin() + std::min<std::ptrdiff_t>(1, std::ptrdiff_t(queued_.size())),
+                           std::move(job));
+            return generation_;
+        }
+        if (status_.busy && batch_pos_ < batch_.size()) {
+            batch_.insert(batch_.begin() + std::ptrdiff_t(batch_pos_) + 1, std::move(job));  // next
+            return generation_;
+        }
+    }
+    return submit({std::move(job)}, 0, 0);
 }
 
 void Runner::set_wake(std::function<void()> wake) {
@@ -141,7 +194,7 @@ void Runner::loop() {
             cv_.wait_until(lk, due_, [this] { return quit_ || Clock::now() >= due_; });
             continue;  // re-check: a newer submit may have moved `due_`
         }
-        std::vector<Job> jobs = std::move(queued_);
+        batch_ = std::move(queued_);
         queued_.clear();
         has_queued_ = false;
         std::uint64_t gen = generation_;
@@ -149,37 +202,46 @@ void Runner::loop() {
         batch_start_ = Clock::now();
         status_ = RunnerStatus{};
         status_.busy = true;
-        status_.jobs = static_cast<int>(jobs.size());
+        status_.jobs = static_cast<int>(batch_.size());
         status_.generation = gen;
-        for (std::size_t i = 0; i < jobs.size(); ++i) {
+        // add() may insert jobs into batch_ while one runs (under the lock): sizes are read afresh each time.
+        for (batch_pos_ = 0; batch_pos_ < batch_.size(); ++batch_pos_) {
             if (cancel_ || generation_ != gen) break;
+            const std::size_t i = batch_pos_;
+            const Job job = batch_[i];
             status_.job = static_cast<int>(i);
-            status_.what = std::string(slot_name(jobs[i].slot));
-            status_.fraction = static_cast<float>(i) / static_cast<float>(jobs.size());
-            running_keeps_ = jobs[i].finish_when_superseded;
+            status_.jobs = static_cast<int>(batch_.size());
+            status_.what = std::string(slot_name(job.slot));
+            status_.fraction = static_cast<float>(i) / static_cast<float>(batch_.size());
+            running_keeps_ = job.finish_when_superseded;
+            status_.keeper_id = running_keeps_ ? job.id : 0;
             lk.unlock();
-            const float n = static_cast<float>(jobs.size());
-            JobResult r =
-                run_job(jobs[i], gen, &cancel_, [this, i, n, slot = jobs[i].slot](float f, const std::string& what) {
-                    std::lock_guard<std::mutex> g(mu_);
-                    status_.fraction = (static_cast<float>(i) + std::clamp(f, 0.0f, 1.0f)) / n;
-                    status_.what = std::string(slot_name(slot)) + ": " + what;
-                });
+            JobResult r = run_job(job, gen, &cancel_, [this, i, slot = job.slot](float f, const std::string& what) {
+                std::lock_guard<std::mutex> g(mu_);
+                const float n = static_cast<float>(std::max<std::size_t>(1, batch_.size()));
+                status_.fraction = (static_cast<float>(i) + std::clamp(f, 0.0f, 1.0f)) / n;
+                status_.what = std::string(slot_name(slot)) + ": " + what;
+            });
             lk.lock();
             running_keeps_ = false;
+            status_.keeper_id = 0;
             if (generation_ != gen) {
-                // Superseded: keep a result that was allowed to finish, drop the rest.
-                if (r.job.finish_when_superseded && r.ok) {
+                // Superseded: keep a result that was allowed to finish, drop the rest. The lesson's keepers come
+                // back failed too: the reveal waits for them and shows why.
+                if (r.job.finish_when_superseded && (r.ok || (r.job.owners & kOwnerLesson))) {
                     done_.push_back(std::move(r));
                     if (wake_) wake_();
                 }
                 break;
             }
-            const bool failed = !r.ok;
+            // A failed run stops the batch (the rest would fail the same way), except a lesson's experiment: the
+            // app's runs after it do not depend on it.
+            const bool stop = !r.ok && r.job.slot != Slot::LessonExperiment;
             done_.push_back(std::move(r));
             if (wake_) wake_();
-            if (failed) break;  // the rest of the batch would fail the same way
+            if (stop) break;
         }
+        batch_.clear();
         status_.busy = false;
         status_.fraction = 1;
         status_.pending = has_queued_;

@@ -6,18 +6,26 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "app/gui/expert_times.hpp"
 #include "demos/engine.hpp"
+#include "demos/experiments.hpp"
+#include "demos/lesson.hpp"
 #include "kernels/common/error.hpp"
 
 namespace moelab_gui {
 
-// Which part of the session's ResultSet a job fills (Lesson: only the lesson's reveal reads it).
-enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson, Pipeline };
+// Which part of the session's ResultSet a job fills (Lesson, LessonExperiment: only the lesson's reveal reads them).
+//   ExpertTimes       the scenario's routing, then each expert's FFN timed alone at its load (the loads overlay)
+//   LessonExperiment  the lesson's experiment (demos/experiments.hpp) on its finished runs, for the reveal
+enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson, Pipeline, ExpertTimes, LessonExperiment };
 const char* slot_name(Slot s);
 
 // Who reads a job's result: the app's views, the lesson's reveal, or both (one run serves both owners).
@@ -34,6 +42,17 @@ struct Job {
     // A newer batch lets this job finish (and keeps its result) instead of cancelling it: the first, cheap run
     // of an edit, so that dragging a slider shows the numbers of the values it passes through.
     bool finish_when_superseded = false;
+    // Slot::LessonExperiment: what it runs on, shared and read-only (results can be large; the job is copied).
+    struct ExperimentInput {
+        demos::Lesson lesson;
+        std::vector<demos::Result> results;  // one per lesson run, in the order of LessonReveal::results
+        std::map<std::string, double> params;
+    };
+    std::shared_ptr<const ExperimentInput> experiment = nullptr;
+    // Set by the session when nobody waits for this job any more (the student left the lesson): the job stops at
+    // its next step. A finish_when_superseded job is not stopped by newer batches, only by this or cancel().
+    std::shared_ptr<std::atomic<bool>> abandon = nullptr;
+    std::uint64_t id = 0;  // the session's name for a job it tracks (0: none)
 };
 
 struct JobResult {
@@ -44,6 +63,8 @@ struct JobResult {
     moe::ErrorKind error_kind = moe::ErrorKind::Runtime;
     std::string error;
     double wall_ms = 0;  // how long the run took; the session's debounce adapts to it
+    std::vector<demos::ExperimentResult> experiments;  // LessonExperiment: one per lesson run
+    std::optional<ExpertTimes> expert_times;           // ExpertTimes
 };
 
 struct RunnerStatus {
@@ -54,6 +75,7 @@ struct RunnerStatus {
     int job = 0, jobs = 0;
     double elapsed_s = 0;  // since the batch started
     std::uint64_t generation = 0;
+    std::uint64_t keeper_id = 0;  // the id of the finish_when_superseded job running now (0: none)
 };
 
 // Runs one job synchronously (the snapshot path and the runner share this).
@@ -71,6 +93,9 @@ class Runner {
     // coming, a batch still starts at most `max_wait_ms` after the first of them, so dragging shows results.
     // Returns the new generation.
     std::uint64_t submit(std::vector<Job> jobs, double delay_ms = 150, double max_wait_ms = 600);
+    // Runs `job` next in the batch that is running (or first after the opening run of the one queued), without
+    // restarting either; with none, as a batch of its own. Returns the generation it runs in.
+    std::uint64_t add(Job job);
     // Called on the runner thread whenever a result or a status change is ready (the window wakes its loop).
     void set_wake(std::function<void()> wake);
     // Cancels the running batch (a finish_when_superseded job still finishes) and drops the queued one.
@@ -95,6 +120,8 @@ class Runner {
     bool has_queued_ = false;
     Clock::time_point due_{}, first_edit_{};
     std::vector<JobResult> done_;
+    std::vector<Job> batch_;      // the batch running now (add() may insert into it)
+    std::size_t batch_pos_ = 0;   // the index of the job running in batch_
     RunnerStatus status_;
     Clock::time_point batch_start_{};
     std::function<void()> wake_;

@@ -6,11 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 
 #include "demos/atomic_file.hpp"
-#include "demos/lesson_expr.hpp"
-#include "demos/lesson_numbers.hpp"
 #include "demos/result_io.hpp"
 #include "kernels/api.hpp"
 
@@ -59,14 +56,13 @@ bool is_preset(const std::string& name, const demos::Scenario& s) {
     return false;
 }
 
-// One run serves both: the same demo on the same scenario, or the app's routing run (routing plus the pipeline
-// model) for a lesson that asks for routing alone.
+}  // namespace
+
 bool serves(const Job& app, const Job& lesson) {
+    if (lesson.slot != Slot::Lesson || app.slot == Slot::ExpertTimes || app.slot == Slot::LessonExperiment) return false;
     if (!(app.scenario == lesson.scenario)) return false;
     return app.demo == lesson.demo || (app.demo == demos::Demo::Pipeline && lesson.demo == demos::Demo::Routing);
 }
-
-}  // namespace
 
 double LatencyStats::median_ms() const { return quantile(samples_ms, 0.5); }
 double LatencyStats::p95_ms() const { return quantile(samples_ms, 0.95); }
@@ -87,6 +83,8 @@ std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool c
     Job routing{Slot::Routing, demos::Demo::Pipeline, s};
     routing.finish_when_superseded = true;
     jobs.push_back(routing);
+    // The loads view's overlay: its own routing (milliseconds), then each expert's FFN alone.
+    if (plan.expert_times) jobs.push_back({Slot::ExpertTimes, demos::Demo::Routing, s});
     if (plan.dispatch) {
         // Packing small layers takes milliseconds: a few repeats more cost nothing and keep one noisy sample from
         // deciding. Big layers (hundreds of MB packed per run) keep the repeats asked for.
@@ -197,18 +195,25 @@ void Session::rerun(double delay_ms, bool force_layer) {
     if (!invalid_.empty()) {
         // Nothing of the app's to run; the lesson's runs (valid scenarios of their own) go on.
         error_ = RunError{};
-        if (lesson_pending_.empty()) {
+        std::vector<Job> lesson;
+        const std::uint64_t running = runner_->status().keeper_id;
+        for (const Job& l : lesson_pending_)
+            if (l.id == 0 || l.id != running) lesson.push_back(l);
+        if (lesson.empty() && lesson_pending_.empty()) {
             runner_->cancel();
-        } else {
-            runner_->submit(lesson_pending_, 0);
+        } else if (!lesson.empty()) {
+            runner_->submit(lesson, 0);
         }
         status_ = runner_->status();
         return;
     }
     std::vector<Job> jobs = plan_jobs(scenario_, plan_, cpu_backend(), force_layer);
     begin_jobs(jobs);
-    // The lesson's runs join the batch; a run the app needs as well is done once for both.
+    // The lesson's runs join the batch; a run the app needs as well is done once for both. A lesson job that is
+    // running now and finishes whatever comes after it (the experiment) is not queued a second time.
+    const std::uint64_t running = runner_->status().keeper_id;
     for (const Job& l : lesson_pending_) {
+        if (l.id != 0 && l.id == running) continue;
         auto same = std::find_if(jobs.begin(), jobs.end(), [&](const Job& j) { return serves(j, l); });
         if (same != jobs.end()) {
             same->owners |= kOwnerLesson;
@@ -223,8 +228,9 @@ void Session::rerun(double delay_ms, bool force_layer) {
 
 void Session::cancel() {
     if (runner_) runner_->cancel();
-    lesson_pending_.clear();
-    if (lesson_.phase == LessonPhase::Running && lesson_.run_error.empty()) lesson_.run_error = "cancelled";
+    abandon_lesson_jobs();
+    const bool waiting = lesson_.phase == LessonPhase::Running || lesson_.phase == LessonPhase::Measuring;
+    if (waiting && lesson_.run_error.empty()) lesson_.run_error = "cancelled";
     if (runner_) status_ = runner_->status();
 }
 
@@ -239,6 +245,11 @@ bool Session::poll() {
     bool changed = false;
     if (runner_) {
         for (JobResult& r : runner_->take_results()) {
+            if (r.job.slot == Slot::LessonExperiment) {
+                lesson_experiment_result(std::move(r));
+                changed = true;
+                continue;
+            }
             const unsigned owners = r.job.owners;
             if ((owners & kOwnerLesson) && (owners & kOwnerApp)) {
                 JobResult copy = r;
@@ -319,7 +330,11 @@ void Session::apply(JobResult&& r) {
         case Slot::Pipeline:
             results_.pipeline = std::move(r.result);
             break;
+        case Slot::ExpertTimes:
+            if (r.expert_times) results_.expert_times = std::move(*r.expert_times);
+            break;
         case Slot::Lesson:
+        case Slot::LessonExperiment:
             break;
     }
     if (results_.routing) backend_resolved_ = results_.routing->backend;
@@ -327,6 +342,8 @@ void Session::apply(JobResult&& r) {
         results_.layer && results_.routing && results_.layer->scenario == results_.routing->scenario;
     results_.pipeline_current =
         results_.pipeline && results_.routing && results_.pipeline->scenario == results_.routing->scenario;
+    results_.expert_times_current = results_.expert_times && results_.routing &&
+                                    results_.expert_times->scenario == results_.routing->scenario;
 }
 
 void Session::frame_presented() {
@@ -393,186 +410,6 @@ bool Session::export_result(const std::string& json_path, const std::string& csv
     }
     *msg = "Exported " + json_path + " and .csv";
     return true;
-}
-
-// ---- lessons ----------------------------------------------------------------------------------------------------
-
-void Session::load_lessons() {
-    if (lesson_.loaded || lesson_.loading) return;
-    lesson_.loading = true;
-    lessons_future_ = std::async(std::launch::async, [] { return demos::load_lessons(demos::lessons_dir("")); });
-}
-
-void Session::start_lesson(int index, int variation) {
-    if (index < 0 || index >= int(lesson_.set.lessons.size())) return;
-    const demos::Lesson& L = lesson_.set.lessons[std::size_t(index)];
-    if (variation < 0 || variation > int(L.try_next.size())) return;
-    lesson_pending_.clear();
-    LessonSession& P = lesson_;
-    P.current = index;
-    P.variation = variation;
-    ++P.round;
-    P.scenario = L.scenario;
-    P.params = L.params;
-    if (variation > 0) {
-        const demos::TryNext& t = L.try_next[std::size_t(variation - 1)];
-        P.scenario = demos::apply_overrides(L.scenario, t.overrides, L.source);
-        for (auto& [k, x] : t.params) P.params[k] = x;
-    }
-    P.phase = LessonPhase::Predict;
-    P.presenter = false;
-    P.answer = {};
-    P.votes.clear();
-    P.guesses.clear();
-    P.class_right = P.class_total = 0;
-    P.results.clear();
-    P.run_error.clear();
-    P.reveal = demos::LessonReveal{};
-    P.grade = demos::LessonGrade{};
-}
-
-std::vector<Job> Session::lesson_jobs() const {
-    const demos::Lesson* L = lesson_.lesson();
-    std::vector<Job> jobs;
-    if (!L) return jobs;
-    std::vector<demos::Scenario> scenarios = demos::lesson_scenarios(*L, lesson_.scenario, scenario_.backend);
-    for (std::size_t i = 0; i < scenarios.size(); ++i) {
-        Job j{Slot::Lesson, L->demo, scenarios[i]};
-        j.owners = kOwnerLesson;
-        j.lesson_index = int(i);
-        jobs.push_back(j);
-    }
-    return jobs;
-}
-
-void Session::commit_lesson(const demos::LessonAnswer& answer, bool presenter, const std::vector<int>& votes,
-                            const std::string& guesses) {
-    LessonSession& P = lesson_;
-    if (!P.lesson() || P.phase != LessonPhase::Predict) return;
-    P.answer = answer;
-    P.presenter = presenter;
-    P.votes = votes;
-    P.guesses = guesses;
-    // The scenario goes into the controls only now (before, the other views would give the answer away); in
-    // presenter mode only at the reveal. Either way the lesson's runs join the app's in one batch, and a run
-    // that both need is done once.
-    demos::Scenario s = P.scenario;
-    s.backend = scenario_.backend;
-    if (!presenter && !(s == scenario_)) {
-        lesson_pending_ = lesson_jobs();
-        P.results.assign(lesson_pending_.size(), std::nullopt);
-        P.run_error.clear();
-        P.phase = LessonPhase::Running;
-        set_scenario(s);
-        if (!runner_ || !invalid_.empty()) rerun(0);
-        return;
-    }
-    retry_lesson();
-}
-
-void Session::retry_lesson() {
-    LessonSession& P = lesson_;
-    if (!P.lesson()) return;
-    lesson_pending_ = lesson_jobs();
-    P.results.assign(lesson_pending_.size(), std::nullopt);
-    P.run_error.clear();
-    P.phase = LessonPhase::Running;
-    if (!runner_) return;
-    // Whatever the app still waits for goes on, in the same batch.
-    if (status_.busy || status_.pending || !invalid_.empty()) {
-        rerun(0);
-    } else {
-        runner_->submit(lesson_pending_, 0, 0);
-        status_ = runner_->status();
-    }
-}
-
-void Session::lesson_result(JobResult&& r) {
-    LessonSession& P = lesson_;
-    if (P.phase != LessonPhase::Running) return;
-    // Only a result for one of this round's runs counts (a superseded batch may still deliver an old one).
-    auto it = std::find_if(lesson_pending_.begin(), lesson_pending_.end(), [&](const Job& j) {
-        return j.lesson_index == r.job.lesson_index && (serves(r.job, j) || serves(j, r.job));
-    });
-    if (it == lesson_pending_.end()) return;
-    lesson_pending_.erase(it);
-    if (!r.ok) {
-        P.run_error = r.error;
-        lesson_pending_.clear();
-        return;
-    }
-    if (r.job.lesson_index >= 0 && r.job.lesson_index < int(P.results.size()))
-        P.results[std::size_t(r.job.lesson_index)] = std::move(r.result);
-    if (lesson_pending_.empty()) finish_lesson();
-}
-
-// The class's answers (presenter mode): how many of them the engine's numbers make right.
-static void count_class(LessonSession& P, const demos::Lesson& L) {
-    const demos::LessonQuestion& q = L.question;
-    P.class_right = P.class_total = 0;
-    if (q.kind == demos::QuestionKind::Choice) {
-        for (std::size_t i = 0; i < q.choices.size() && i < P.votes.size(); ++i) {
-            P.class_total += P.votes[i];
-            if (q.choices[i].key == P.grade.right_key) P.class_right += P.votes[i];
-        }
-        return;
-    }
-    std::stringstream ss(P.guesses);
-    for (std::string item; std::getline(ss, item, ',');) {
-        char* end = nullptr;
-        double v = std::strtod(item.c_str(), &end);
-        if (end == item.c_str()) continue;
-        ++P.class_total;
-        P.class_right += std::fabs(v - P.grade.truth) <= P.grade.tolerance * (1 + 1e-12);
-    }
-}
-
-void Session::finish_lesson() {
-    LessonSession& P = lesson_;
-    const demos::Lesson& L = *P.lesson();
-    for (auto& r : P.results)
-        if (!r) return;
-    try {
-        std::vector<demos::Result> results;
-        for (auto& r : P.results) results.push_back(std::move(*r));
-        P.results.clear();
-        demos::make_reveal(L, P.scenario, P.params, std::move(results), &P.reveal);
-        if (P.presenter) {
-            P.grade = demos::grade(L, P.reveal, demos::LessonAnswer{});
-            count_class(P, L);
-            P.phase = LessonPhase::Hidden;
-            return;
-        }
-        P.grade = demos::grade(L, P.reveal, P.answer);
-        P.phase = LessonPhase::Revealed;
-    } catch (const std::exception& e) {
-        P.run_error = e.what();
-        return;
-    }
-    const demos::LessonQuestion& q = L.question;
-    std::string text = q.kind == demos::QuestionKind::Choice ? P.answer.choice : "";
-    if (text.empty() && q.kind == demos::QuestionKind::Bars) {
-        for (double b : P.answer.bars) text += (text.empty() ? "" : ",") + demos::lesson::format_number(b);
-    }
-    if (text.empty()) text = demos::lesson::format_number(P.answer.value);
-    try {
-        P.progress.record(L.id, P.grade.correct, P.grade.score, P.answer.confidence, text);
-        P.progress.save(P.progress_path);
-        P.progress_error.clear();
-    } catch (const std::exception& e) {
-        P.progress_error = std::string("progress not saved: ") + e.what();
-    }
-}
-
-void Session::reveal_lesson() {
-    LessonSession& P = lesson_;
-    if (P.phase != LessonPhase::Hidden) return;
-    P.phase = LessonPhase::Revealed;
-    set_scenario(P.scenario, "", true);
-}
-
-void Session::vote_again() {
-    if (lesson_.phase == LessonPhase::Hidden) lesson_.phase = LessonPhase::Predict;
 }
 
 }  // namespace moelab_gui

@@ -33,9 +33,11 @@ struct ResultSet {
     std::optional<demos::Result> layer;     // the whole layer: stage times and its measured timeline
     std::optional<demos::Result> pipeline;  // the ping-pong pipeline measured on GPU pools (cuda backend only)
     std::vector<SweepPoint> sweep;          // dispatch strategies over skew or tokens
+    std::optional<ExpertTimes> expert_times;  // each expert's FFN alone (the loads view's overlay, when asked)
     std::string sweep_axis;                 // "skew" | "tokens"
     bool layer_current = false;             // `layer` was computed for the same scenario as `routing`
     bool pipeline_current = false;          // `pipeline` likewise
+    bool expert_times_current = false;      // `expert_times` likewise
 
     // The result to show loads and communication from: the layer run when it is current, else routing.
     const demos::Result* loads() const;
@@ -56,16 +58,23 @@ struct RunPlan {
     int sweep_axis = 0;  // 0 skew, 1 tokens
     bool full_layer = true;
     bool pipeline = true;  // the measured pipeline (GPU only), while the timeline view is open
+    bool expert_times = false;  // each expert's FFN timed alone, while the loads view shows the overlay
     bool operator==(const RunPlan& o) const {
         return dispatch == o.dispatch && sweep == o.sweep && sweep_axis == o.sweep_axis && full_layer == o.full_layer &&
-               pipeline == o.pipeline;
+               pipeline == o.pipeline && expert_times == o.expert_times;
     }
 };
 
-// The jobs one scenario needs: routing + pipeline model first (fast), then dispatch and its sweep when that view
-// is open, then the whole layer. On the CPU reference the whole layer joins only while its expert FFNs stay under
+// The jobs one scenario needs: routing + pipeline model first (fast), then the experts timed one by one when the
+// loads view overlays them, then dispatch and its sweep when that view is open, then the whole layer. On the CPU reference the whole layer joins only while its expert FFNs stay under
 // kCpuLayerFlops; `force_layer` adds it regardless (the "+ experts" button).
 std::vector<Job> plan_jobs(const demos::Scenario& s, const RunPlan& plan, bool cpu = false, bool force_layer = false);
+// One run serves both the app and the lesson: the same demo on the same scenario, or the app's routing run (routing
+// plus the pipeline model) for a lesson run that asks for routing alone. Only plain lesson runs are shared.
+bool serves(const Job& app, const Job& lesson);
+// A class's vote as the terminal's presenter mode reads it: one count per choice ("3,7,1,0") for a choice question,
+// else the answers given (`guesses`, comma-separated). demos::count_class_votes counts it.
+std::string class_votes_line(const demos::Lesson& L, const std::vector<int>& votes, const std::string& guesses);
 // Expert FLOPs of one layer, 2·T·k·(2F·d + d·F), and the most the CPU reference re-runs on every edit (a few
 // seconds on two cores); bigger layers run when asked.
 double layer_flops(const demos::Scenario& s);
@@ -76,8 +85,9 @@ constexpr double kCpuLayerFlops = 3e11;
 double debounce_for(double last_run_ms);
 
 // The lesson being played. Its runs go through the session's one runner: a run the app needs too (same demo,
-// same scenario) is run once and serves both.
-enum class LessonPhase { Predict, Running, Hidden, Revealed };
+// same scenario) is run once and serves both. A lesson that names an experiment then measures it on those runs,
+// as a job on the same runner (Measuring), so the window keeps drawing while a GPU times it.
+enum class LessonPhase { Predict, Running, Measuring, Hidden, Revealed };
 
 struct LessonSession {
     demos::LessonSet set;
@@ -96,9 +106,14 @@ struct LessonSession {
     bool presenter = false;  // committed in presenter mode: the class's votes, the answer hidden until revealed
 
     demos::LessonAnswer answer;  // as committed
-    std::vector<int> votes;      // presenter mode, choice questions: one count per choice
-    std::string guesses;         // presenter mode, other kinds: the class's answers, comma-separated
-    int class_right = 0, class_total = 0;
+    // Presenter mode (peer instruction): the class votes, says how sure it is, discusses and votes again.
+    std::vector<int> votes;        // the first vote, choice questions: one count per choice
+    std::string guesses;           // the first vote, other kinds: the class's answers, comma-separated
+    double class_confidence = 0;   // the class's confidence with the first vote, 1..5 (a mean of raised fingers)
+    demos::ClassVotes first;       // the first vote, counted against the run's answer
+    demos::ClassVotes second;      // the second vote after discussion, when has_second
+    bool has_second = false;
+    std::string vote_error;        // a vote line that could not be counted, and what a valid one looks like
 
     std::vector<std::optional<demos::Result>> results;  // one per lesson run, filled as they arrive
     std::string run_error;
@@ -183,16 +198,23 @@ class Session {
     void load_lessons();  // starts reading the lesson files on a background thread
     void start_lesson(int index, int variation);
     // Commits the prediction (or, in presenter mode, the class's votes) and starts the reveal's runs.
+    // `class_confidence`: presenter mode, the class's confidence with its first vote (1..5).
     void commit_lesson(const demos::LessonAnswer& answer, bool presenter, const std::vector<int>& votes,
-                       const std::string& guesses);
+                       const std::string& guesses, double class_confidence = 0);
     void retry_lesson();   // the reveal's runs again, after a failure
-    void reveal_lesson();  // presenter mode: show the answer that the class has voted on
-    void vote_again();
+    void reveal_lesson();  // presenter mode: show the answer that the class has voted on; saves both votes
+    // Presenter mode, while the answer is hidden: the class's second vote after discussion (counts per choice for a
+    // choice question, else the answers given, comma-separated).
+    void second_vote(const std::vector<int>& votes, const std::string& guesses);
 
   private:
     void submit(double delay_ms, bool force_layer);
     void lesson_result(JobResult&& r);
-    void finish_lesson();
+    void finish_lesson();        // every run is in: measure the lesson's experiment, or reveal
+    void lesson_experiment_result(JobResult&& r);
+    void complete_reveal();      // the reveal's numbers, the grade and the progress, from runs and experiments
+    void abandon_lesson_jobs();  // nobody waits for the lesson's jobs in flight any more: they stop where they can
+    void submit_lesson_jobs();   // lesson_pending_ to the runner, in the app's batch when one is queued or running
     std::vector<Job> lesson_jobs() const;
 
     SessionOptions opt_;
@@ -214,6 +236,9 @@ class Session {
     std::future<demos::LessonSet> lessons_future_;
     LessonSession lesson_;
     std::vector<Job> lesson_pending_;  // the lesson's jobs whose results have not come back yet
+    std::shared_ptr<std::atomic<bool>> lesson_abandon_;  // shared with the lesson's jobs of this round
+    std::uint64_t experiment_job_ = 0;                   // the id of the lesson experiment job awaited (0: none)
+    std::uint64_t next_job_id_ = 0;
 
     // Edit to result.
     std::deque<std::pair<demos::Scenario, double>> edits_;  // recent edits without a result yet, and when (s)

@@ -221,6 +221,22 @@ void provenance_badge(const Palette& pal, demos::Provenance p) {
     if (ImGui::IsItemHovered()) wrapped_tooltip(provenance_help(p));
 }
 
+void source_badge(const Palette& pal, demos::lesson::Source s) {
+    switch (s) {
+        case demos::lesson::Source::Input:
+            ImGui::TextDisabled("[input]");
+            return;
+        case demos::lesson::Source::MeasuredGpu:
+            return provenance_badge(pal, demos::Provenance::MeasuredGpu);
+        case demos::lesson::Source::MeasuredCpu:
+            return provenance_badge(pal, demos::Provenance::MeasuredCpu);
+        case demos::lesson::Source::Emulated:
+            return provenance_badge(pal, demos::Provenance::Emulated);
+        case demos::lesson::Source::Modeled:
+            return provenance_badge(pal, demos::Provenance::Modeled);
+    }
+}
+
 void wrapped_tooltip(const char* text) {
     ImGui::BeginTooltip();
     ImGui::PushTextWrapPos(ImGui::GetFontSize() * 32.0f);

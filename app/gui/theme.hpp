@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "demos/lesson_numbers.hpp"
 #include "demos/result.hpp"
 
 namespace moelab_gui {
@@ -62,6 +63,8 @@ ImU32 provenance_color(const Palette& pal, demos::Provenance p);
 const char* provenance_help(demos::Provenance p);
 // A small coloured tag, e.g. [measured-cpu], with a tooltip saying what it means.
 void provenance_badge(const Palette& pal, demos::Provenance p);
+// The same for a lesson number's source; an input shows as a plain [input].
+void source_badge(const Palette& pal, demos::lesson::Source s);
 // "(?)" that shows `text` in a wrapped tooltip.
 void help_marker(const char* text);
 // A tooltip with wrapped text.

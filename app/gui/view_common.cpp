@@ -14,6 +14,7 @@ RunPlan run_plan(const ViewState& vs) {
     p.sweep_axis = vs.sweep_axis;
     p.full_layer = vs.run_full_layer;
     p.pipeline = vs.show_timeline;
+    p.expert_times = vs.loads_expert_times && vs.show_loads;
     return p;
 }
 

@@ -35,40 +35,14 @@ void sync_draft(LessonDraft& D, const LessonSession& P) {
         D.bars.assign(std::size_t(n), float(double(P.scenario.tokens) * P.scenario.top_k / std::max(1, n)));
     }
     D.votes.assign(q.choices.size(), 0);
+    D.votes2.assign(q.choices.size(), 0);
 }
 
-void open_reveal_view(ViewState& vs, const std::string& view) {
-    if (view == "loads") vs.show_loads = true;
-    if (view == "comm") vs.show_comm = true;
-    if (view == "dispatch") vs.show_dispatch = true;
-    if (view == "timeline" || view == "pipeline") vs.show_timeline = true;
-}
 
 void wrapped(const std::string& text, ImU32 color = 0) {
     if (color) ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(color));
     ImGui::TextWrapped("%s", text.c_str());
     if (color) ImGui::PopStyleColor();
-}
-
-void source_badge(demos::lesson::Source s) {
-    const Palette& pal = skin().pal;
-    switch (s) {
-        case demos::lesson::Source::Input:
-            ImGui::TextDisabled("[input]");
-            break;
-        case demos::lesson::Source::MeasuredGpu:
-            provenance_badge(pal, demos::Provenance::MeasuredGpu);
-            break;
-        case demos::lesson::Source::MeasuredCpu:
-            provenance_badge(pal, demos::Provenance::MeasuredCpu);
-            break;
-        case demos::lesson::Source::Emulated:
-            provenance_badge(pal, demos::Provenance::Emulated);
-            break;
-        case demos::lesson::Source::Modeled:
-            provenance_badge(pal, demos::Provenance::Modeled);
-            break;
-    }
 }
 
 void lesson_list(const LessonSession& P, Commands& cmd) {
@@ -80,7 +54,8 @@ void lesson_list(const LessonSession& P, Commands& cmd) {
     for (std::size_t i = 0; i < P.set.lessons.size(); ++i) {
         const demos::Lesson& l = P.set.lessons[i];
         auto it = P.progress.lessons.find(l.id);
-        const char* mark = it == P.progress.lessons.end() ? "·" : (it->second.last_correct ? "✓" : "✗");
+        // A class's votes alone (presenter mode) are not a student's attempt: the lesson stays unplayed.
+        const char* mark = !P.progress.done(l.id) ? "·" : (it->second.last_correct ? "✓" : "✗");
         std::string label = std::string(mark) + " " + (l.concept > 0 ? std::to_string(l.concept) + ". " : "") + l.title;
         // The whole title, wrapped to the list's width: the item is as tall as its wrapped text.
         const float w = ImGui::GetContentRegionAvail().x;
@@ -96,7 +71,11 @@ void lesson_list(const LessonSession& P, Commands& cmd) {
         anchor("lesson:item:" + l.id);
         if (ImGui::IsItemHovered()) {
             std::string tip = l.id + " · " + demos::question_kind_name(l.question.kind) + " question";
-            if (it != P.progress.lessons.end())
+            if (it != P.progress.lessons.end() && it->second.votes_total > 0)
+                tip += "\nclass votes: " + std::to_string(it->second.votes_first) + " of " +
+                       std::to_string(it->second.votes_total) + " right" +
+                       (it->second.votes_second >= 0 ? ", then " + std::to_string(it->second.votes_second) : "");
+            if (P.progress.done(l.id))
                 tip += "\nplayed " + std::to_string(it->second.attempts) + "×, right " +
                        std::to_string(it->second.correct) + "×, last confidence " +
                        std::to_string(it->second.last_confidence) + "/5";
@@ -133,7 +112,7 @@ void numbers_table(const LessonSession& P, const demos::Lesson& L) {
         ImGui::TableNextColumn();
         ImGui::TextUnformatted(demos::lesson::format_number(n.value).c_str());
         ImGui::TableNextColumn();
-        source_badge(n.source);
+        source_badge(skin().pal, n.source);
         const demos::lesson::MetricInfo* m = nullptr;
         std::string base = expr.substr(expr.find('.') == std::string::npos ? 0 : expr.find('.') + 1);
         for (auto& mi : demos::lesson::metric_catalog())
@@ -154,10 +133,12 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
     const bool presenter = P.presenter;
     ImGui::Separator();
     if (presenter) {
+        const demos::ClassVotes& last = P.has_second ? P.second : P.first;
         ImGui::PushFont(skin().fonts.big);
-        ImGui::Text("%d of %d right", P.class_right, P.class_total);
+        ImGui::Text("%d of %d right%s", last.right, last.total, P.has_second ? " (2nd vote)" : "");
         ImGui::PopFont();
         anchor("lesson:score");
+        lesson_class::shift(P, L, true);
     } else {
         ImGui::PushFont(skin().fonts.big);
         ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(g.correct ? skin().pal.ok : skin().pal.bad), "%s",
@@ -176,7 +157,7 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
     }
     ImGui::Text("The engine: %s", g.truth_text.c_str());
     ImGui::SameLine();
-    source_badge(g.truth_source);
+    source_badge(skin().pal, g.truth_source);
     ImGui::TextDisabled("ran on %s", P.reveal.backend() == "cuda" ? "the GPU" : "the CPU reference");
     for (auto& n : g.notes) wrapped(n, skin().pal.warn);
     if (!presenter) {
@@ -184,15 +165,15 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
         if (!g.confidence_note.empty()) wrapped(g.confidence_note);
         anchor("lesson:feedback");
     } else if (q.kind == QuestionKind::Choice) {
-        // The most popular wrong choice gets its misconception on screen.
+        // The most popular wrong choice of the last vote gets its misconception on screen.
+        const std::vector<int>& votes = (P.has_second ? P.second : P.first).per_choice;
         int best = -1;
-        for (std::size_t i = 0; i < q.choices.size(); ++i)
-            if (q.choices[i].key != g.right_key && P.votes[i] > 0 &&
-                (best < 0 || P.votes[i] > P.votes[std::size_t(best)]))
+        for (std::size_t i = 0; i < q.choices.size() && i < votes.size(); ++i)
+            if (q.choices[i].key != g.right_key && votes[i] > 0 && (best < 0 || votes[i] > votes[std::size_t(best)]))
                 best = int(i);
         if (best >= 0)
             wrapped("Most chosen wrong answer, " + q.choices[std::size_t(best)].key + ") (" +
-                        std::to_string(P.votes[std::size_t(best)]) +
+                        std::to_string(votes[std::size_t(best)]) +
                         " votes): " + P.reveal.fill(q.choices[std::size_t(best)].feedback),
                     skin().pal.warn);
     }
@@ -254,7 +235,31 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
     anchor("lesson:next");
 }
 
-void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
+// While the reveal's runs and then its experiment compute on the runner: what is running, how far, and any error.
+void computing(const Session& ses, const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
+    if (!P.run_error.empty()) {
+        wrapped("The run failed: " + P.run_error, skin().pal.bad);
+        anchor("lesson:error");
+        if (ImGui::Button("Try again")) cmd.simple(CommandKind::RetryLesson);
+        anchor("lesson:retry");
+        return;
+    }
+    const RunnerStatus& st = ses.status();
+    if (P.phase == LessonPhase::Measuring) {
+        const bool gpu = !P.results.empty() && P.results[0] && P.results[0]->backend == "cuda";
+        wrapped("Measuring " + L.experiment + (gpu ? " on the GPU…" : " (no GPU: the model, labelled)…"));
+        anchor("lesson:measuring");
+    } else {
+        ImGui::TextDisabled("Running the scenario…");
+        anchor("lesson:running");
+    }
+    if (st.busy) {
+        ImGui::ProgressBar(st.fraction, ImVec2(std::min(ImGui::GetContentRegionAvail().x, skin().fonts.body_px * 24), 0),
+                           st.what.c_str());
+    }
+}
+
+void player(const Session& ses, const LessonSession& P, ViewState& vs, Commands& cmd) {
     LessonDraft& D = vs.lesson;
     const demos::Lesson* lp = P.lesson();
     if (!lp) {
@@ -296,16 +301,17 @@ void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
     const bool locked = P.phase != LessonPhase::Predict;
     if (presenter) {
         if (L.question.kind == QuestionKind::Choice)
-            for (auto& c : L.question.choices) wrapped(c.key + ")  " + c.text);
-        lesson_input::class_votes(D, L, locked);
+            for (auto& c : L.question.choices) wrapped(c.key + ")  " + before(c.text));
+        ImGui::TextUnformatted("First vote (typed by the instructor):");
+        lesson_input::class_votes(D.votes, D.guesses, sizeof D.guesses, L, locked, "votes");
+        lesson_input::class_confidence(&D.class_confidence, locked);
     } else {
         lesson_input::prediction(D, P.scenario, L, locked);
         lesson_input::confidence(D, locked);
     }
     if (P.phase == LessonPhase::Predict) {
-        bool ready = presenter ? (L.question.kind == QuestionKind::Choice
-                                      ? std::any_of(D.votes.begin(), D.votes.end(), [](int v) { return v > 0; })
-                                      : D.guesses[0] != 0)
+        const std::string vote_problem = presenter ? lesson_input::votes_problem(L, D.votes, D.guesses) : "";
+        bool ready = presenter ? vote_problem.empty() && D.class_confidence >= 1
                                : D.answer_valid && D.answer.confidence >= 1;
         if (!ready) ImGui::BeginDisabled();
         const bool go = ImGui::Button(presenter ? "Lock the votes" : "Commit prediction and run") ||
@@ -314,7 +320,9 @@ void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
         anchor("lesson:commit");
         if (!ready) {
             ImGui::SameLine();
-            ImGui::TextDisabled(presenter ? "enter the votes first" : "predict and choose a confidence first");
+            ImGui::TextDisabled("%s", !presenter                ? "predict and choose a confidence first"
+                                      : !vote_problem.empty() ? vote_problem.c_str()
+                                                              : "enter the class's confidence first");
         }
         if (go && ready) {
             // The session runs the reveal and, outside presenter mode, puts the scenario into the controls only
@@ -325,36 +333,18 @@ void player(const LessonSession& P, ViewState& vs, Commands& cmd) {
             c.presenter = presenter;
             c.votes = D.votes;
             c.text = D.guesses;
+            c.confidence = D.class_confidence;
             cmd.push(std::move(c));
             if (!presenter) open_reveal_view(vs, L.view);
         }
         return;
     }
-    if (P.phase == LessonPhase::Running) {
-        if (!P.run_error.empty()) {
-            wrapped("The run failed: " + P.run_error, skin().pal.bad);
-            if (ImGui::Button("Try again")) cmd.simple(CommandKind::RetryLesson);
-            return;
-        }
-        ImGui::TextDisabled("Running the scenario…");
+    if (P.phase == LessonPhase::Running || P.phase == LessonPhase::Measuring) {
+        computing(ses, P, cmd, L);
         return;
     }
     if (P.phase == LessonPhase::Hidden) {
-        ImGui::Separator();
-        ImGui::PushFont(skin().fonts.big);
-        ImGui::Text("%d of %d right (%.0f%%)", P.class_right, P.class_total,
-                    P.class_total > 0 ? 100.0 * P.class_right / P.class_total : 0.0);
-        ImGui::PopFont();
-        wrapped(demos::class_suggestion(P.class_right, P.class_total));
-        anchor("lesson:suggestion");
-        ImGui::TextDisabled("The answer stays hidden until you reveal it.");
-        if (ImGui::Button("Reveal") || (ImGui::GetIO().KeyCtrl && ImGui::IsKeyPressed(GLFW_KEY_ENTER, false))) {
-            cmd.simple(CommandKind::RevealLesson);
-            open_reveal_view(vs, L.view);
-        }
-        anchor("lesson:reveal");
-        ImGui::SameLine();
-        if (ImGui::Button("Vote again")) cmd.simple(CommandKind::VoteAgain);
+        lesson_class::hidden(P, vs, cmd, L);
         return;
     }
     revealed(P, cmd, L);
@@ -387,6 +377,13 @@ void curtain(ImVec2 a, ImVec2 b) {
 }
 
 }  // namespace
+
+void open_reveal_view(ViewState& vs, const std::string& view) {
+    if (view == "loads") vs.show_loads = true;
+    if (view == "comm") vs.show_comm = true;
+    if (view == "dispatch") vs.show_dispatch = true;
+    if (view == "timeline" || view == "pipeline") vs.show_timeline = true;
+}
 
 void show_lesson(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
     if (vs.snapshot || !*p_open) return;
@@ -422,7 +419,7 @@ void show_lesson(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open)
             ImGui::SameLine();
             ImGui::BeginChild("##lesson_player", ImVec2(0, 0), false);
             ImGui::PushTextWrapPos(0);
-            player(P, vs, cmd);
+            player(ses, P, vs, cmd);
             ImGui::PopTextWrapPos();
             ImGui::EndChild();
         }

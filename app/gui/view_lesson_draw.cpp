@@ -148,6 +148,45 @@ void ghost_number(double lo, double hi, double truth, double tol, double guess, 
     dl->AddText(ImVec2(x_of(guess) + 4, y + height * 0.2f), skin().pal.series_at(1), gl.c_str());
 }
 
+void vote_bars(const std::vector<std::string>& labels, const std::vector<int>& first, const std::vector<int>& second,
+               int right, float height) {
+    Frame f = plot_area(height, "##lesson_vote_bars", nullptr, nullptr);
+    anchor("lesson:vote_bars");
+    const int n = static_cast<int>(labels.size());
+    double y_max = 1;
+    for (int v : first) y_max = std::max(y_max, double(v));
+    for (int v : second) y_max = std::max(y_max, double(v));
+    y_max *= 1.15;
+    y_axis(f, y_max);
+    ImFont* font = skin().fonts.small ? skin().fonts.small : ImGui::GetFont();
+    const float px = skin().fonts.small_px;
+    const float slot = (f.b.x - f.a.x) / std::max(1, n);
+    const float bw = std::min(slot * 0.32f, skin().fonts.body_px * 3);
+    auto y_of = [&](double v) { return f.b.y - float(v / y_max) * (f.b.y - f.a.y); };
+    auto count = [&](float x, float y, int v) {
+        std::string s = std::to_string(v);
+        ImVec2 ts = font->CalcTextSizeA(px, 1e9f, 0, s.c_str());
+        f.dl->AddText(font, px, ImVec2(x - ts.x * 0.5f, y - ts.y - 1), skin().pal.text, s.c_str());
+    };
+    const ImU32 c1 = skin().pal.series_at(0), c2 = skin().pal.series_at(1);
+    for (int i = 0; i < n; ++i) {
+        const float xm = f.a.x + slot * (i + 0.5f);
+        const int a = i < int(first.size()) ? first[std::size_t(i)] : 0;
+        const int b = i < int(second.size()) ? second[std::size_t(i)] : 0;
+        // The first vote outlined (what the class thought), the second filled (where discussion took it).
+        ImVec2 a0(xm - bw - 2, y_of(a)), a1(xm - 2, f.b.y), b0(xm + 2, y_of(b)), b1(xm + bw + 2, f.b.y);
+        f.dl->AddRectFilled(a0, a1, with_alpha(c1, 0.2f));
+        f.dl->AddRect(a0, a1, c1, 0, 0, 2);
+        f.dl->AddRectFilled(b0, b1, c2);
+        count((a0.x + a1.x) * 0.5f, a0.y, a);
+        count((b0.x + b1.x) * 0.5f, b0.y, b);
+        const ImU32 lc = i == right ? skin().pal.ok : skin().pal.text_dim;
+        const std::string label = labels[std::size_t(i)] + (i == right ? " (right)" : "");
+        ImVec2 ts = font->CalcTextSizeA(px, 1e9f, 0, label.c_str());
+        f.dl->AddText(font, px, ImVec2(xm - ts.x * 0.5f, f.b.y + 2), lc, label.c_str());
+    }
+}
+
 bool timeline(const demos::Result* r, double t0, double t1, double* marker, double truth, float height, bool editable) {
     static const char* lanes[] = {"attention", "a2e", "experts", "e2a"};
     static const char* names[] = {"attention", "A2E", "experts", "E2A"};

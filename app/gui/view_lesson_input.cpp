@@ -127,32 +127,54 @@ void confidence(LessonDraft& D, bool locked) {
     if (locked) ImGui::EndDisabled();
 }
 
-// Presenter mode: the instructor types the class's votes; nothing is shown until Reveal.
-void class_votes(LessonDraft& D, const demos::Lesson& L, bool locked) {
+// Presenter mode: the instructor types one vote of the class; nothing is shown until Reveal. `tag` names the vote
+// ("votes" for the first, "votes2" for the second): widget ids and the anchors scripts click on.
+void class_votes(std::vector<int>& votes, char* guesses, std::size_t guesses_size, const demos::Lesson& L,
+                 bool locked, const char* tag) {
     const demos::LessonQuestion& q = L.question;
-    ImGui::TextUnformatted("Class votes (typed by the instructor):");
+    const std::string name = std::string("lesson:") + tag;
+    ImGui::PushID(tag);
     if (locked) ImGui::BeginDisabled();
     if (q.kind == QuestionKind::Choice) {
+        votes.resize(q.choices.size(), 0);
         for (std::size_t i = 0; i < q.choices.size(); ++i) {
             ImGui::PushID(int(i));
             ImGui::TextUnformatted((q.choices[i].key + ")").c_str());
             ImGui::SameLine();
             ImGui::SetNextItemWidth(skin().fonts.body_px * 4);
-            ImGui::InputInt("##votes", &D.votes[i], 0, 0);
-            anchor("lesson:votes:" + q.choices[i].key);
+            ImGui::InputInt("##votes", &votes[i], 0, 0);
+            anchor(name + ":" + q.choices[i].key);
             ImGui::SameLine(0, 2);
-            if (ImGui::SmallButton("+")) ++D.votes[i];  // one click per raised hand
-            D.votes[i] = std::max(0, D.votes[i]);
+            if (ImGui::SmallButton("+")) ++votes[i];  // one click per raised hand
+            votes[i] = std::max(0, votes[i]);
             ImGui::PopID();
             if (i + 1 < q.choices.size()) ImGui::SameLine(0, skin().fonts.body_px);
         }
     } else {
         ImGui::SetNextItemWidth(-1);
-        ImGui::InputTextWithHint("##lesson_guesses", "the class's answers, comma-separated: 4.5, 6, 2, 5", D.guesses,
-                                 sizeof D.guesses);
-        anchor("lesson:votes");
+        ImGui::InputTextWithHint("##lesson_guesses", "the class's answers, comma-separated: 4.5, 6, 2, 5", guesses,
+                                 guesses_size);
+        anchor(name);
     }
     if (locked) ImGui::EndDisabled();
+    ImGui::PopID();
+}
+
+void class_confidence(float* confidence, bool locked) {
+    if (locked) ImGui::BeginDisabled();
+    ImGui::TextUnformatted("The class's confidence, 1 to 5 (a show of fingers; the mean):");
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(skin().fonts.body_px * 7);
+    ImGui::InputFloat("##class_confidence", confidence, 0.5f, 1.0f, "%.1f");
+    anchor("lesson:class_confidence");
+    *confidence = std::clamp(*confidence, 0.0f, 5.0f);
+    if (locked) ImGui::EndDisabled();
+}
+
+std::string votes_problem(const demos::Lesson& L, const std::vector<int>& votes, const char* guesses) {
+    // Only the line's form is checked here: the count against the answer needs the run.
+    demos::ClassVotes v;
+    return demos::count_class_votes(L, demos::LessonGrade{}, class_votes_line(L, votes, guesses), &v);
 }
 
 }  // namespace moelab_gui::lesson_input

@@ -46,6 +46,66 @@ charts::BarChart build_chart(const demos::Result& r, const ViewState& vs) {
     return c;
 }
 
+// The overlay's chart: each expert's FFN time alone, in µs, with min..p95 whiskers where it was measured.
+charts::BarChart build_times_chart(const ExpertTimes& t, const demos::Result& r) {
+    const Palette& pal = skin().pal;
+    charts::BarChart c;
+    c.id = "expert_times";
+    const bool modeled = t.source == demos::lesson::Source::Modeled;
+    const int E = static_cast<int>(t.per_expert.size());
+    for (int e = 0; e < E; ++e) {
+        const demos::TimedFigure& f = t.per_expert[std::size_t(e)];
+        c.values.push_back(f.median_ms * 1e3);
+        c.colors.push_back(e == t.hottest ? pal.bar_hot : pal.bar);
+        c.hatched.push_back(modeled);  // a modelled time never looks measured
+        c.labels.push_back(std::to_string(e));
+        if (!modeled && f.repeats > 0) {
+            c.whisker_lo.push_back(f.min_ms * 1e3);
+            c.whisker_hi.push_back(f.p95_ms * 1e3);
+        }
+    }
+    const double mean_us = t.mean_ms() * 1e3;
+    c.hlines.push_back({mean_us, pal.mean, "mean " + charts::fmt_fixed(mean_us, mean_us < 100 ? 1 : 0) + " µs", true, 2});
+    const int G = r.ranks > 0 ? r.ranks : r.scenario.ranks;
+    if (G > 1 && E % G == 0)
+        for (int g = 0; g < G; ++g) c.groups.push_back({g * (E / G), E / G, "rank " + std::to_string(g)});
+    c.x_title = "expert";
+    c.y_title = std::string("µs, each expert's FFN alone (") + demos::lesson::source_name(t.source) + ")";
+    c.y_format = charts::fmt_si;
+    return c;
+}
+
+// The tooltip of expert e: its tokens and, when timed, its FFN time with the run-to-run noise.
+std::string expert_tip(const demos::Result& r, const ExpertTimes* t, int e) {
+    const demos::Scenario& s = r.scenario;
+    const int G = std::max(1, r.ranks);
+    const int rank = (G > 1 && s.experts % G == 0) ? e / (s.experts / G) : 0;
+    char buf[400];
+    std::int64_t dem = e < static_cast<int>(r.demand.size()) ? r.demand[e] : r.expert_loads[e];
+    std::snprintf(buf, sizeof buf, "expert %d%s\nrouted %lld, kept %lld, dropped %lld\n%.2f× the mean load%s", e,
+                  G > 1 ? (" on rank " + std::to_string(rank)).c_str() : "", static_cast<long long>(dem),
+                  static_cast<long long>(r.expert_loads[e]), static_cast<long long>(dem - r.expert_loads[e]),
+                  r.mean_load > 0 ? r.expert_loads[e] / r.mean_load : 0.0,
+                  e == r.hottest_expert ? "\nthe hottest expert: the layer waits for it" : "");
+    std::string tip = buf;
+    if (t && e < static_cast<int>(t->per_expert.size())) {
+        const demos::TimedFigure& f = t->per_expert[std::size_t(e)];
+        const char* src = demos::lesson::source_name(t->source);
+        if (t->source == demos::lesson::Source::Modeled)
+            std::snprintf(buf, sizeof buf, "\nFFN alone: %.1f µs [%s: no run-to-run noise]", f.median_ms * 1e3, src);
+        else
+            std::snprintf(buf, sizeof buf, "\nFFN alone: min %.1f · median %.1f · p95 %.1f µs over %d repeats [%s]",
+                          f.min_ms * 1e3, f.median_ms * 1e3, f.p95_ms * 1e3, f.repeats, src);
+        tip += buf;
+        const double m = t->mean_ms();
+        if (m > 0) {
+            std::snprintf(buf, sizeof buf, "\n%.2f× the mean expert time", f.median_ms / m);
+            tip += buf;
+        }
+    }
+    return tip;
+}
+
 void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImVec2 p = ImGui::GetCursorScreenPos();
@@ -65,6 +125,45 @@ void legend_item(const ViewState& vs, ImU32 col, const char* text, int kind) {
 }
 
 }  // namespace
+
+// The overlay's line above the charts: where the times came from (on screen, always), the straggler in time against
+// the straggler in tokens; or the job's progress, or why it failed.
+static void expert_times_header(const Session& ses, const demos::Result& r, const ExpertTimes* t) {
+    const Palette& pal = skin().pal;
+    if (t) {
+        ImGui::TextUnformatted("expert FFN times");
+        ImGui::SameLine();
+        source_badge(pal, t->source);
+        anchor(std::string("loads:expert_times:") + demos::lesson::source_name(t->source));
+        ImGui::SameLine();
+        ImGui::Text("hottest / mean in time %.2f× (in tokens %.2f×)", t->time_ratio(), r.straggler_factor);
+        anchor("loads:expert_times");
+        if (ImGui::IsItemHovered()) {
+            std::string tip =
+                "The straggler factor in microseconds: the hottest expert's FFN time over the mean expert's. It "
+                "differs from the one in tokens because an expert with few tokens runs its GEMMs less efficiently "
+                "(its weights are read whatever the load).";
+            for (const std::string& n : t->notes) tip += "\n\n" + n;
+            wrapped_tooltip(tip.c_str());
+        }
+        return;
+    }
+    const RunnerStatus& st = ses.status();
+    if (ses.error().present && ses.error().job == slot_name(Slot::ExpertTimes)) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.bad));
+        ImGui::TextWrapped("expert times failed: %s", ses.error().message.c_str());
+        ImGui::PopStyleColor();
+        anchor("loads:expert_times:error");
+    } else if (ses.busy()) {
+        const bool timing = st.what.rfind(slot_name(Slot::ExpertTimes), 0) == 0;
+        ImGui::TextDisabled("%s", timing ? st.what.c_str() : "expert times: waiting for the runs before them…");
+        anchor("loads:expert_times:running");
+        ImGui::SameLine();
+        ImGui::ProgressBar(st.fraction, ImVec2(std::min(ImGui::GetContentRegionAvail().x, 200.0f), 0), "");
+    } else {
+        ImGui::TextDisabled("expert times: not timed for this scenario yet");
+    }
+}
 
 static void draw_loads(const Session& ses, ViewState& vs, Commands& cmd) {
     const demos::Result* rp = ses.results().loads();
@@ -143,6 +242,14 @@ static void draw_loads(const Session& ses, ViewState& vs, Commands& cmd) {
             wrapped_tooltip(t.c_str());
         }
     }
+    ImGui::Checkbox("expert times", &vs.loads_expert_times);
+    anchor("loads_expert_times");
+    if (ImGui::IsItemHovered())
+        wrapped_tooltip(
+            "Time each expert's FFN alone at its load, in the background: on the GPU, measured there (min, median, "
+            "p95 over the repeats); without one, the roofline model of the recorded H100 measurements, labelled "
+            "modeled. Shows the straggler in microseconds beside the straggler in tokens.");
+    ImGui::SameLine();
     ImGui::Checkbox("show drops", &vs.loads_show_demand);
     anchor("loads_show_demand");
     if (ImGui::IsItemHovered())
@@ -151,26 +258,26 @@ static void draw_loads(const Session& ses, ViewState& vs, Commands& cmd) {
             "its bar.");
     ImGui::EndGroup();
 
-    // The chart, then its legend.
+    // The chart (and the expert times under it, when asked), then its legend.
+    const ExpertTimes* times = nullptr;
+    if (vs.loads_expert_times && ses.results().expert_times_current) times = &*ses.results().expert_times;
+    if (vs.loads_expert_times) expert_times_header(ses, r, times);
     charts::BarChart chart = build_chart(r, vs);
     ImVec2 avail = ImGui::GetContentRegionAvail();
     float legend_h = ImGui::GetTextLineHeightWithSpacing() + 4;
-    charts::Hover h =
-        charts::bar_chart(chart, ImVec2(avail.x, std::max(120.0f, avail.y - legend_h)), pal, skin().fonts);
+    const float chart_h = std::max(120.0f, avail.y - legend_h);
+    const float loads_h = times ? std::max(120.0f, chart_h * 0.58f) : chart_h;
+    charts::Hover h = charts::bar_chart(chart, ImVec2(avail.x, loads_h), pal, skin().fonts);
     anchor("loads_chart");
-    if (h.index >= 0) {
-        const int e = h.index;
-        const int G = std::max(1, r.ranks);
-        const int rank = (G > 1 && s.experts % G == 0) ? e / (s.experts / G) : 0;
-        char buf[400];
-        std::int64_t dem = e < static_cast<int>(r.demand.size()) ? r.demand[e] : r.expert_loads[e];
-        std::snprintf(buf, sizeof buf, "expert %d%s\nrouted %lld, kept %lld, dropped %lld\n%.2f× the mean load%s", e,
-                      G > 1 ? (" on rank " + std::to_string(rank)).c_str() : "", static_cast<long long>(dem),
-                      static_cast<long long>(r.expert_loads[e]), static_cast<long long>(dem - r.expert_loads[e]),
-                      r.mean_load > 0 ? r.expert_loads[e] / r.mean_load : 0.0,
-                      e == r.hottest_expert ? "\nthe hottest expert: the layer waits for it" : "");
-        wrapped_tooltip(buf);
+    int hovered = h.index;
+    if (times) {
+        charts::BarChart tc = build_times_chart(*times, r);
+        charts::Hover th = charts::bar_chart(tc, ImVec2(avail.x, std::max(100.0f, chart_h - loads_h)), pal, skin().fonts);
+        anchor("loads:expert_times_chart");
+        if (th.index >= 0) hovered = th.index;
     }
+    if (hovered >= 0 && hovered < static_cast<int>(r.expert_loads.size()))
+        wrapped_tooltip(expert_tip(r, times, hovered).c_str());
     legend_item(vs, pal.bar, "kept", 0);
     legend_item(vs, pal.bar_hot, "hottest", 0);
     if (vs.loads_show_demand && r.dropped > 0) legend_item(vs, pal.dropped, "dropped", 1);

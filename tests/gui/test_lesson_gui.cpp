@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "demos/lesson_progress.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -88,9 +89,10 @@ expect_scenario top_k 1
 screenshot ${out}/lesson-bars.png
 )";
 
-// Presenter mode: the instructor types the class's votes; the answer stays hidden until Reveal, and the player
-// suggests the next step from the share right.
-const char* kPresenter = R"(# lesson player: presenter mode
+// Presenter mode (peer instruction): the instructor types the class's first vote and its confidence; the answer
+// stays hidden while the player says how many were right and suggests the next step; the class discusses and votes
+// again; the player shows the shift between the two votes, then reveals.
+const char* kPresenter = R"(# lesson player: presenter mode, two votes
 full_layer off
 wait_idle 3000
 set_view dispatch off
@@ -110,16 +112,34 @@ type 7
 click lesson:votes:c
 type 2
 wait 2
+expect_anchor lesson:commit
+click lesson:class_confidence@0.2,0.5
+type 4
+wait 2
 click lesson:commit
 wait 3
 wait_idle 3000
 wait 3
+expect_anchor lesson:first_vote
 expect_anchor lesson:suggestion
 expect_no_anchor lesson:score
 expect_no_anchor lesson:explanation
-screenshot ${out}/lesson-presenter-hidden.png
+expect_no_anchor lesson:shift
 wheel win:lesson@0.7,0.5 -40
 wait 3
+click lesson:votes2:a
+type 1
+click lesson:votes2:c
+type 8
+wait 2
+click lesson:second_commit
+wait 3
+wheel win:lesson@0.7,0.5 -40
+wait 3
+expect_anchor lesson:shift
+expect_anchor lesson:vote_bars
+expect_no_anchor lesson:score
+screenshot ${out}/lesson-presenter-shift.png
 click lesson:reveal
 wait 3
 wait_idle 3000
@@ -127,6 +147,9 @@ wait 2
 expect_anchor lesson:score
 expect_anchor lesson:explanation
 expect_scenario tokens 64
+wheel win:lesson@0.7,0.5 40
+wait 3
+expect_anchor lesson:shift
 screenshot ${out}/lesson-presenter-revealed.png
 )";
 
@@ -177,11 +200,20 @@ TEST_F(LessonGui, PlaysLessonsToTheEnd) {
         EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
 
-TEST_F(LessonGui, PresenterHidesUntilRevealAndSuggests) {
+TEST_F(LessonGui, PresenterTwoVotesShowTheShiftAndSaveBoth) {
     Shell r = play(kPresenter);
     ASSERT_EQ(r.rc, 0) << r.out;
     EXPECT_EQ(r.out.find("failed"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-presenter-shift.png"));
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-presenter-revealed.png"));
-    // A class tally is not a student's attempt: nothing recorded.
-    EXPECT_EQ(read("cfg/progress.toml").find("decode-prefill"), std::string::npos);
+    // Both votes saved as the terminal's --class player saves them; a class's tally is not a student's attempt.
+    demos::Progress p = demos::Progress::load(dir_ + "/cfg/progress.toml");
+    ASSERT_TRUE(p.lessons.count("decode-prefill")) << read("cfg/progress.toml");
+    const demos::LessonProgress& lp = p.lessons.at("decode-prefill");
+    EXPECT_EQ(lp.votes_total, 9);
+    EXPECT_TRUE(lp.votes_first == 0 || lp.votes_first == 2 || lp.votes_first == 7) << lp.votes_first;
+    // The second vote (a: 1, c: 8) moved the same choices: whichever is right, the counts mirror the first's.
+    const int want_second = lp.votes_first == 7 ? 1 : lp.votes_first == 2 ? 8 : 0;
+    EXPECT_EQ(lp.votes_second, want_second);
+    EXPECT_EQ(lp.attempts, 0);
 }

@@ -7,19 +7,14 @@
 
 #include "app/gui/app.hpp"
 #include "app/gui/runner.hpp"
+#include "tests/gui/session_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-demos::Scenario tiny() {
-    demos::Scenario s;
-    s.tokens = 256;
-    s.hidden = 64;
-    s.ffn = 128;
-    s.backend = "cpu";
-    return s;
-}
+using moelab_gui_test::poll_until;
+using moelab_gui_test::tiny;
 
 moelab_gui::Job routing_job(const demos::Scenario& s) {
     return {moelab_gui::Slot::Routing, demos::Demo::Routing, s, 0, 0};
@@ -151,17 +146,6 @@ TEST(GuiSession, TheDebounceFollowsTheCostOfTheLastRun) {
     EXPECT_EQ(moelab_gui::debounce_for(5000), 150);
 }
 
-namespace {
-template <class F>
-bool poll_until(moelab_gui::Session& s, F done, int seconds = 120) {
-    for (int i = 0; i < seconds * 100; ++i) {
-        s.poll();
-        if (done()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return false;
-}
-}  // namespace
 
 TEST(GuiSession, OneWriterValidatesAndKeepsThePresetNameOnlyWhileItMatches) {
     moelab_gui::SessionOptions o;
@@ -214,4 +198,37 @@ TEST(GuiSession, TheLessonRevealSharesTheAppsRunInsteadOfRunningTwice) {
     ASSERT_EQ(app.stages.size(), lesson.stages.size());
     for (std::size_t i = 0; i < app.stages.size(); ++i)
         EXPECT_EQ(app.stages[i].median_ms, lesson.stages[i].median_ms) << app.stages[i].stage;
+}
+
+TEST(GuiRunner, AnAddedJobRunsNextWithoutRestartingTheBatch) {
+    // The lesson's experiment joins the batch that runs (the app's runs go on, none is run twice).
+    moelab_gui::Runner r;
+    demos::Scenario big = tiny();
+    big.tokens = 1 << 16;
+    std::vector<moelab_gui::Job> batch;
+    for (int k = 1; k <= 4; ++k) {
+        demos::Scenario s = big;
+        s.top_k = k;
+        batch.push_back(routing_job(s));
+    }
+    const std::uint64_t gen = r.submit(batch, 0);
+    for (int i = 0; i < 500 && !r.status().busy; ++i) std::this_thread::sleep_for(1ms);
+    demos::Scenario extra = tiny();
+    extra.top_k = 7;
+    EXPECT_EQ(r.add(routing_job(extra)), gen);
+    auto results = drain(r);
+    ASSERT_EQ(results.size(), 5u);
+    int pos = -1;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        EXPECT_EQ(results[i].generation, gen);
+        if (results[i].result.scenario.top_k == 7) pos = int(i);
+    }
+    ASSERT_GE(pos, 1) << "the added job ran, after the one that was running";
+    EXPECT_LT(pos, 4) << "it ran next, not after the whole batch";
+    // With nothing running it is a batch of its own.
+    const std::uint64_t alone = r.add(routing_job(extra));
+    EXPECT_GT(alone, gen);
+    auto more = drain(r);
+    ASSERT_EQ(more.size(), 1u);
+    EXPECT_EQ(more[0].result.scenario.top_k, 7);
 }

@@ -57,6 +57,9 @@ const char* kOps[] = {"wait",
                       "expect_no_error",
                       "expect_anchor",
                       "expect_no_anchor",
+                      "expect_any_anchor",
+                      "count_frames",
+                      "expect_frames",
                       "expect_result",
                       "expect_scenario",
                       "expect_busy",
@@ -219,6 +222,9 @@ void Script::before_frame(App& app) {
             ++drag_distinct_;
         }
     }
+    // Frames that drew the anchors being counted (the probe still holds the last frame's).
+    for (auto& [name, n] : anchor_frames_)
+        if (probe().anchors.count(name)) ++n;
     // Clear last frame's one-shot input.
     if (key_ >= 0) io.KeysDown[key_] = false;
     key_ = -1;
@@ -354,6 +360,27 @@ void Script::before_frame(App& app) {
                 if (!pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' was not drawn");
             } else if (op == "expect_no_anchor") {
                 if (pr.anchors.count(arg(0))) fail(c, "'" + arg(0) + "' is still drawn");
+            } else if (op == "expect_any_anchor") {
+                // One of several names (a label that depends on the machine, e.g. its provenance) was drawn.
+                std::string shown;
+                for (const std::string& a : c.args)
+                    if (pr.anchors.count(a)) shown += (shown.empty() ? "" : ", ") + a;
+                if (shown.empty())
+                    fail(c, "none of the names was drawn" + similar(arg(0)));
+                else
+                    std::fprintf(stderr, "moelab: script: drawn: %s\n", shown.c_str());
+            } else if (op == "count_frames") {
+                anchor_frames_[arg(0)] = 0;  // from the next frame on
+            } else if (op == "expect_frames") {
+                // At least N frames drew NAME since `count_frames NAME`: the window kept drawing while it showed.
+                auto it = anchor_frames_.find(arg(0));
+                const int want = std::max(1, std::atoi(arg(1).c_str()));
+                const int got = it == anchor_frames_.end() ? 0 : it->second;
+                std::fprintf(stderr, "moelab: script: %d frame(s) drew %s\n", got, arg(0).c_str());
+                if (it == anchor_frames_.end())
+                    fail(c, "no count_frames " + arg(0) + " before it");
+                else if (got < want)
+                    fail(c, std::to_string(got) + " frame(s) drew " + arg(0) + "; wanted at least " + std::to_string(want));
             } else if (op == "expect_busy") {
                 if (!ses.busy()) fail(c, "no run in progress");
             } else if (op == "expect_ranges_match_validation") {

@@ -7,6 +7,7 @@
 #include <imgui.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,7 @@ class Script {
     demos::Scenario drag_seen_;                       // the scenario of the loads shown on the last frame of the drag
     int drag_distinct_ = 0, last_drag_distinct_ = 0;  // how many different ones were shown during it
     std::vector<int> awaiting_;                       // lines of file commands whose outcome comes back after the frame
+    std::map<std::string, int> anchor_frames_;        // count_frames: frames that drew each anchor since it started
 };
 
 }  // namespace moelab_gui::testing
