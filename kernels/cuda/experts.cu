@@ -301,13 +301,14 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     (void)ffn;
     const double tpe = tokens_per_expert;
     // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
-    // fastest up to 4 tokens per expert, mid from there (at 8: 91-97% of the weight roofline on S1 and S3, ahead
-    // of decode and cuBLAS's grouped GEMM on every shape) to kMidMaxTokensPerExpert; above, the cuBLAS paths:
-    // padded-batched for the small d of the classroom shape, one call per expert beyond.
+    // fastest up to 4 tokens per expert, mid at 8 (88-96% of the weight roofline on S1 and S3, ahead of decode and
+    // cuBLAS's grouped GEMM on every shape); at 64 the cuBLAS paths are still ahead of mid: padded-batched for the
+    // small d of the classroom shape, grouped for d = 4096, one call per expert beyond.
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
+    if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;
 }
 
@@ -326,7 +327,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
                        decode_chunk_tokens(tpe), st);
         else
             mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                    mid_tile_tokens(tpe), st);
+                    mid_tile(tpe), st);
         return impl;
     }
     // The cuBLAS paths take their GEMM shapes on the host: copy the plan back and wait.
@@ -364,7 +365,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     }
     if (impl == ExpertsImpl::Mid) {
         mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                mid_tile_tokens(tpe), st);
+                mid_tile(tpe), st);
         return impl;
     }
 

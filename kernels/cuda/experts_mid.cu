@@ -21,25 +21,32 @@ namespace {
 
 using namespace experts_detail;
 
-constexpr int kThreads = 256;         // 8 warps
-constexpr int kWarpsM = 4;            // along the weight rows: 32 rows each (gate/up: 16 gate + the same 16 up rows)
-constexpr int kBM = 32 * kWarpsM;     // weight rows per tile
-constexpr int kBK = 64;               // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
-constexpr int kABytes = kBM * kBK * 2;
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kBK = 64;        // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
 
-// kNT: 8-token mma tiles per warp; the two token warps cover 16·kNT tokens.
-template <int kNT>
+// The block's tile: kWM warps along the weight rows (32 rows each; gate/up: 16 gate rows and the same 16 up rows)
+// and 8 / kWM along the tokens, kNT 8-token mma tiles per warp at most.
+//   kWM = 4: 128 weight rows × 16·kNT tokens, two blocks per SM (96 KB of stages each).
+//   kWM = 8: 256 weight rows × 8·kNT tokens, one block per SM: each warp takes every token of the tile, so a token
+//            fragment read from shared memory feeds twice the mma work of kWM = 4 (ldmatrix traffic per FLOP is
+//            what bounds the kWM = 4 tile at 64 tokens per expert; see kernels/bench/RESULTS.md).
+template <int kNT, int kWM>
 struct Tile {
-    static constexpr int kBN = 16 * kNT;
-    static constexpr int kStages = kNT >= 8 ? 3 : 4;  // 96 KB either way: two blocks per SM
+    static constexpr int kWN = 8 / kWM;
+    static constexpr int kBM = 32 * kWM;
+    static constexpr int kBN = kWN * 8 * kNT;
+    static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBN * kBK * 2;
+    static constexpr int kStages = kWM == 8 ? 4 : kNT >= 8 ? 3 : 4;
     static constexpr int kPipeBytes = kStages * kStageBytes;
-    static constexpr int kBPerThread = kBN * 8 / kThreads;  // 16-byte pieces of the token tile per thread
+    static constexpr int kAPerThread = kBM * 8 / kThreads;  // 16-byte pieces of the weight tile per thread
+    static constexpr int kBPerThread = kBN * 8 / kThreads;  // and of the token tile
+    static constexpr int kBlocksPerSm = kWM == 8 ? 1 : 2;
 };
 
-template <int kNT>
+template <int kNT, int kWM>
 constexpr int mid_smem_bytes(int experts) {
-    return Tile<kNT>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
+    return Tile<kNT, kWM>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
 }
 
 // Byte offset of 16-byte piece `chunk` of tile row `row`: rows of 128 bytes, pieces XOR-swizzled by the row so that
@@ -104,26 +111,33 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 //   through row_token when b_packed is null), out = h = SiLU(gate)·up, [rows, F];
 //   down: A = w2 ([d, F] per expert; M = d), B = h, out = y [rows, d], whose padding rows it zeroes.
 // K is the common width (d, then F).
-template <int kNT, bool kGated, bool kVec>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int kNT, int kWM, bool kGated, bool kVec>
+__global__ void __launch_bounds__(kThreads, Tile<kNT, kWM>::kBlocksPerSm)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
-                    const bf16_t* w, bf16_t* out) {
-    using T = Tile<kNT>;
+                    const bf16_t* w, bf16_t* out, unsigned pf_bytes) {
+    using T = Tile<kNT, kWM>;
+    constexpr int kBM = T::kBM, kABytes = T::kABytes;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ int warp_sums[32];
     int* pre = reinterpret_cast<int*>(smem + T::kPipeBytes);  // [experts + 1]: token tiles before each expert
     const unsigned smem_u32 = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     if constexpr (kGated) launch_dependents();  // the down kernel may take the SMs this grid frees
     const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
+    const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
+    const std::int64_t items = std::int64_t(tiles) * mtiles;
     if constexpr (!kGated) {
+        if (kVec && blockIdx.x < items) {  // the rows of w2 of this block's first item
+            const int e = expert_of_chunk(pre, experts, blockIdx.x, mtiles);
+            const int mt = static_cast<int>(blockIdx.x - std::int64_t(pre[e]) * mtiles) / (pre[e + 1] - pre[e]);
+            prefetch_rows_l2(w + (std::int64_t(e) * M + mt * kBM) * K, min(kBM, M - mt * kBM), K, pf_bytes,
+                             threadIdx.x, kThreads);
+        }
         zero_padding_rows(counts, offsets, experts, M, out);  // y only: the gate/up kernel never touches it
         wait_for_producer();                                  // h is complete and visible from here on
     }
-    const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
-    const std::int64_t items = std::int64_t(tiles) * mtiles;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int wm = warp % kWarpsM, wn = warp / kWarpsM;
+    const int wm = warp % kWM, wn = warp / kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
     // The tile rows of this warp's two 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up
     // half starts at tile row kBM / 2); down, 32 consecutive rows of w2.
@@ -137,9 +151,9 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int mt = local / ntt, tt = local % ntt;
         const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
         const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
-        const bf16_t* arow[kBM / 32];  // null: past M (zeros)
+        const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
 #pragma unroll
-        for (int q = 0; q < kBM / 32; ++q) {
+        for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
             if constexpr (kGated) {
                 const int f = mt * (kBM / 2) + (i % (kBM / 2));
@@ -160,17 +174,17 @@ __global__ void __launch_bounds__(kThreads, 2)
         auto load_stage = [&](int slot, int k0) {
             const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
-            for (int q = 0; q < kBM / 32; ++q)
+            for (int q = 0; q < T::kAPerThread; ++q)
                 load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
 #pragma unroll
             for (int q = 0; q < T::kBPerThread; ++q)
                 load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
         };
 
-        // The two token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
+        // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
         // warp 64 and the second none, which left the mma work of the block on half its warps.
-        const int tiles8 = (ntok + 7) / 8, per_warp = ((tiles8 + 1) / 2 + 1) & ~1;
+        const int tiles8 = (ntok + 7) / 8, per_warp = ((tiles8 + T::kWN - 1) / T::kWN + 1) & ~1;
         const int nbase = wn * 8 * per_warp;                         // this warp's first token of the tile
         const int live = min(per_warp, max(0, tiles8 - wn * per_warp));  // its 8-token tiles with tokens
         float acc[2][kNT][4] = {};
@@ -234,43 +248,58 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 }
 
-template <int kNT, bool kVec>
+template <int kNT, int kWM, bool kVec>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-    const int smem = mid_smem_bytes<kNT>(experts);
-    auto k1 = mid_gemm_kernel<kNT, true, kVec>;
-    auto k2 = mid_gemm_kernel<kNT, false, kVec>;
+    using T = Tile<kNT, kWM>;
+    const int smem = mid_smem_bytes<kNT, kWM>(experts);
+    auto k1 = mid_gemm_kernel<kNT, kWM, true, kVec>;
+    auto k2 = mid_gemm_kernel<kNT, kWM, false, kVec>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
-    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / Tile<kNT>::kBN + experts);
-    const unsigned g1 = persistent_blocks(k1, kThreads, smem, est_tiles * ((ffn + kBM / 2 - 1) / (kBM / 2)));
-    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + kBM - 1) / kBM));
+    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / T::kBN + experts);
+    const unsigned g1 = persistent_blocks(k1, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
+    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
     const bf16_t* none = nullptr;
     const std::int32_t* no_rt = nullptr;
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0u);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     const bf16_t* hc = h;
-    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y);
+    const unsigned pf = kVec ? down_prefetch_bytes(g2, T::kBM, std::int64_t(ffn) * 2) : 0u;
+    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
+                          pf);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
+}
+
+template <int kNT, int kWM>
+void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+                    const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
+                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+    if (vec)
+        launch_mid<kNT, kWM, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
+    else
+        launch_mid<kNT, kWM, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y,
+                                    st);
 }
 
 }  // namespace
 
-int mid_tile_tokens(double tokens_per_expert) {
+MidTile mid_tile(double tokens_per_expert) {
     if (const char* env = std::getenv("MOELAB_MID_TILE"); env && *env) {
-        const int v = std::atoi(env);
-        if (v == 64 || v == 128) return v;
+        const bool wide = *env == 'w';
+        const int v = std::atoi(env + (wide ? 1 : 0));
+        if (v == 64 || v == 128) return {v, wide};
     }
     // An expert with more tokens than one tile takes several, each streaming its row tiles again (from L2 when the
     // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens.
-    return tokens_per_expert <= 40 ? 64 : 128;
+    return {tokens_per_expert <= 40 ? 64 : 128, false};
 }
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
+             const bf16_t* w2, bf16_t* h, bf16_t* y, MidTile tile, cudaStream_t st) {
     if (max_rows <= 0) return;
     // cp.async moves whole 16-byte pieces: K % 8 == 0 for both GEMMs and 16-byte aligned bases (cudaMalloc's are
     // 256-byte aligned and offset by whole rows).
@@ -280,10 +309,9 @@ void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, c
                       reinterpret_cast<std::uintptr_t>(h)) %
                              16 ==
                          0;
-#define MOE_MID_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
-    if (tile_tokens >= 128)
-        return vec ? launch_mid<8, true>(MOE_MID_ARGS) : launch_mid<8, false>(MOE_MID_ARGS);
-    return vec ? launch_mid<4, true>(MOE_MID_ARGS) : launch_mid<4, false>(MOE_MID_ARGS);
+#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+    if (tile.wide) return tile.tokens >= 128 ? launch_mid_vec<16, 8>(MOE_MID_ARGS) : launch_mid_vec<8, 8>(MOE_MID_ARGS);
+    return tile.tokens >= 128 ? launch_mid_vec<8, 4>(MOE_MID_ARGS) : launch_mid_vec<4, 4>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS
 }
 

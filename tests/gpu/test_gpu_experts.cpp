@@ -123,9 +123,10 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
                 }
             }
-            // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
+            // mid from the device plan with every tile (64: experts of more tokens take several tiles; w: 256
+            // weight rows per tile).
             for (bool packed : {true, false}) {
-                for (const char* tile : {"64", "128"}) {
+                for (const char* tile : {"64", "128", "w64", "w128"}) {
                     ScopedEnv env("MOELAB_MID_TILE", tile);
                     SCOPED_TRACE(std::string("device plan, mid tile ") + tile + (packed ? "" : " nopack"));
                     y.poison();
@@ -173,7 +174,7 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Mid);  // mid gathers too
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
@@ -183,7 +184,7 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
         EXPECT_GE(chunk, tpe) << "a chunk holds at least the mean tokens per expert";
     }
     for (double tpe : {5.0, 40.0, 64.0, 96.0}) {
-        const int tile = moe::gpu::mid_tile_tokens(tpe);
+        const int tile = moe::gpu::mid_tile(tpe).tokens;
         EXPECT_TRUE(tile == 64 || tile == 128) << tile;
         EXPECT_GE(tile, tpe) << "a tile holds at least the mean tokens per expert";
     }
