@@ -1,6 +1,7 @@
 // The grouped SiLU-gated expert FFN on the GPU: h1 = x·w1^T, h = silu(gate)·up, y = h·w2^T per expert, through
-// cuBLAS (one grouped call, or one call per expert over side streams), our gathering GEMM (experts_fused.cu) or,
-// for few tokens per expert, the weight-streaming decode kernels (experts_decode.cu), and the choice between them.
+// cuBLAS (one grouped call, or one call per expert over side streams), our gathering GEMM (experts_fused.cu), for
+// few tokens per expert the weight-streaming decode kernels (experts_decode.cu), for some more the swap-AB grouped
+// GEMM with the tokens in shared memory (experts_mid.cu), and the choice between them.
 #include <cuda_runtime.h>
 
 #include <algorithm>
