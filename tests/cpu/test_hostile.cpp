@@ -127,6 +127,16 @@ TEST(Hostile, DeepProgressFileDoesNotCrashTheLessonCommands) {
     EXPECT_EQ(r.rc, 0) << r.out;  // the list still shows, with a warning naming the file
     EXPECT_TRUE(contains(r.out, "progress.toml:1: nested more than")) << r.out;
     EXPECT_THROW(demos::Progress::load(prog), moe::Error);
+    // `lesson` reads progress.toml after the student answers: the answer is graded, and the save is refused with
+    // a warning naming the file instead of a crash. The file is left as it was.
+    auto played = moelab_test::shell("printf 'b\\n4\\n\\n' | timeout 120 " + std::string(MOELAB_BIN) +
+                                     " lesson dispatch-bytes --progress " + prog);
+    EXPECT_EQ(played.rc, 0) << played.out;
+    EXPECT_TRUE(contains(played.out, "progress not saved: " + prog + ":1: nested more than 32 levels")) << played.out;
+    std::ifstream in(prog);
+    std::stringstream left;
+    left << in.rdbuf();
+    EXPECT_EQ(left.str(), deep_dotted());
 }
 
 TEST(Hostile, DeepExpressionsAreRefusedWithTheirLimit) {
@@ -169,6 +179,16 @@ TEST(Hostile, OneDeepLessonFileNeverTakesDownTheOthers) {
     EXPECT_TRUE(contains(c.out, "long.toml:")) << c.out;
     EXPECT_TRUE(contains(c.out, "the expression is 100001 characters; at most 4096")) << c.out;
     EXPECT_TRUE(contains(c.out, "nest.toml:1: nested more than 32 levels")) << c.out;
+    // The same files in an auto-found ./lessons (the working folder), as a student would have them.
+    std::string cwd = fresh_dir("autofound");
+    fs::rename(d, cwd + "/lessons");
+    const std::string in_cwd = "cd " + cwd + " && env -u MOELAB_LESSONS_DIR timeout 60 " + MOELAB_BIN;
+    auto list = moelab_test::shell(in_cwd + " lessons");
+    EXPECT_EQ(list.rc, 0) << list.out;
+    EXPECT_TRUE(contains(list.out, "dispatch-bytes")) << list.out;
+    auto check = moelab_test::shell(in_cwd + " lessons check");
+    EXPECT_EQ(check.rc, 2) << check.out;  // problems in lesson files are bad input
+    EXPECT_TRUE(contains(check.out, "nests more than 100 levels")) << check.out;
 }
 
 // ---- Hangs ------------------------------------------------------------------------------------------------
@@ -447,15 +467,40 @@ TEST(Hostile, AHugeBarsAnswerIsRefusedBeforeItGrows) {
     while (huge.size() < 140000) huge += "1*4096,";
     demos::LessonAnswer a;
     std::string why = demos::parse_answer(q, s, huge, &a);
-    EXPECT_FALSE(why.empty());
+    EXPECT_TRUE(contains(why, "the answer is 140000 characters, more than")) << why;  // by length, unparsed
     EXPECT_TRUE(a.bars.empty());
-    // More bars than experts is refused as soon as the count passes, with what is allowed.
-    why = demos::parse_answer(q, s, "1*4096", &a);
-    EXPECT_TRUE(contains(why, "16")) << why;
+    // More bars than experts is refused as soon as the count passes, with what is allowed: a short answer that
+    // would expand to 8 million bars.
+    why = demos::parse_answer(q, s, repeat("1*4096,", 2000), &a);
+    EXPECT_TRUE(contains(why, "that is more than 16 bars")) << why;
+    EXPECT_TRUE(a.bars.empty());
 }
 
 TEST(Hostile, AnUnreadableFileSaysWhy) {
     auto r = moelab("run routing --scenario /nonexistent/s.toml");
     EXPECT_EQ(r.rc, 2);
     EXPECT_TRUE(contains(r.out, "cannot open (No such file or directory)")) << r.out;
+    // Other reasons the system gives are passed on too: a symlink loop, a file used as a folder, and (when not
+    // root, who reads anything) a file without read permission.
+    std::string d = fresh_dir("unreadable");
+    fs::create_symlink("loop.toml", d + "/loop.toml");
+    auto loop = moelab("run routing --scenario " + d + "/loop.toml");
+    EXPECT_EQ(loop.rc, 2);
+    EXPECT_TRUE(contains(loop.out, "loop.toml: cannot open (Too many levels of symbolic links)")) << loop.out;
+    std::string plain = write(d + "/plain.toml", "tokens = 64\n");
+    auto notdir = moelab("run routing --scenario " + plain + "/s.toml");
+    EXPECT_EQ(notdir.rc, 2);
+    EXPECT_TRUE(contains(notdir.out, "cannot open (Not a directory)")) << notdir.out;
+    if (::geteuid() != 0) {
+        ::chmod(plain.c_str(), 0);
+        auto denied = moelab("run routing --scenario " + plain);
+        EXPECT_EQ(denied.rc, 2);
+        EXPECT_TRUE(contains(denied.out, "cannot open (Permission denied)")) << denied.out;
+    }
+    // A lesson file that cannot be opened is named with the reason, without failing the list.
+    std::string lessons = fresh_dir("unreadable_lessons");
+    fs::create_symlink("l.toml", lessons + "/l.toml");
+    auto l = moelab("lessons --lessons-dir " + lessons);
+    EXPECT_EQ(l.rc, 0) << l.out;
+    EXPECT_TRUE(contains(l.out, "l.toml: cannot open (Too many levels of symbolic links)")) << l.out;
 }

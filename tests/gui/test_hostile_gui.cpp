@@ -1,8 +1,11 @@
 // Issue 12, hostile input, the window's items (label gui): snapshot --scale nan, a script's resize -5 -5 and a
-// prefs.toml nested 40,000 levels deep each crashed the app; now each is refused with a message.
+// prefs.toml nested 40,000 levels deep each crashed the app, as did a deep progress.toml or a deep lesson file in
+// ./lessons once the Lessons view opened; now each is refused with a message.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -72,4 +75,28 @@ TEST(HostileGui, WindowSizeOutOfRangeIsBadInput) {
         auto p = moelab_test::shell(kNoDisplay + kBin + " --frames 1 " + a);
         EXPECT_EQ(p.rc, 2) << a << "\n" << p.out;
     }
+}
+
+TEST(HostileGui, DeepConfigAndLessonFilesNeverCrashTheApp) {
+    moelab_test::Xvfb x;
+    if (!x.ok()) GTEST_SKIP() << x.why();
+    // prefs.toml and progress.toml 40,000 levels deep, and an auto-found ./lessons holding a deep table, a
+    // 100,001-character answer expression and a FIFO named like a lesson.
+    const std::string dir = temp_dir();
+    std::filesystem::create_directories(dir + "/cfg");
+    std::filesystem::create_directories(dir + "/lessons");
+    std::ofstream(dir + "/cfg/prefs.toml") << "[" + repeat("a.", 39999) + "a]\n";
+    std::ofstream(dir + "/cfg/progress.toml") << repeat("a.", 39999) + "a = 1\n";
+    std::ofstream(dir + "/lessons/nest.toml") << "[" + repeat("a.", 39999) + "a]\nx = 1\n";
+    std::ofstream(dir + "/lessons/long.toml") << "id = \"x\"\n[question]\nanswer = \"" + repeat("-", 100000) + "1\"\n";
+    ASSERT_EQ(::mkfifo((dir + "/lessons/fifo.toml").c_str(), 0644), 0);
+    // The Lessons view opens with the built-in lessons listed.
+    std::ofstream(dir + "/script.txt") << "wait_idle 3000\nkey F3\nwait 3\nwait_idle 3000\nwait 3\n"
+                                          "expect_anchor lesson:item:dispatch-bytes\n";
+    auto p = moelab_test::shell("cd " + dir + " && env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" +
+                                x.display() + " LIBGL_ALWAYS_SOFTWARE=1 " + kBin +
+                                " --script script.txt --frames 3000 --no-vsync --config-dir cfg"
+                                " --tokens 1024 --hidden 256 --ffn 512");
+    EXPECT_EQ(p.rc, 0) << p.out;
+    EXPECT_NE(p.out.find("prefs.toml:1: nested more than 32 levels"), std::string::npos) << p.out;
 }
