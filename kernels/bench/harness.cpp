@@ -223,10 +223,9 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             o.experts_impls = {"auto"};
             if (tpe <= 64) o.experts_impls.push_back("decode");
             if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
-                for (const char* f : {"decode-f1", "decode-f3", "decode-nopf"}) o.experts_impls.push_back(f);
-            if (tpe <= 64)  // mid, with each of its tiles side by side (kernels/cuda/experts_mid.cu)
-                for (const char* m : {"mid-t64", "mid-t128", "mid-tw64", "mid-tw128", "mid-t64-nopf"})
-                    o.experts_impls.push_back(m);
+                for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);
+            if (tpe <= 64)  // mid, with both token tiles side by side (kernels/cuda/experts_mid.cu)
+                for (const char* m : {"mid-t64", "mid-t128"}) o.experts_impls.push_back(m);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");
             if (!st || st->shape.name != shape.name) {

@@ -128,11 +128,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_bytes = double(nonempty.size()) * 3.0 * F * d * 2;
     const double bytes = weight_bytes + 2.0 * double(rows) * d * 2;
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
-    for (const std::string& row_name : opt.experts_impls) {
-        // NAME-nopf: NAME without the down kernel's L2 prefetch of its first weights (MOELAB_EXPERTS_PREFETCH=0)
-        const bool nopf = row_name.size() > 5 && row_name.compare(row_name.size() - 5, 5, "-nopf") == 0;
-        const std::string name = nopf ? row_name.substr(0, row_name.size() - 5) : row_name;
-        FlavorEnv prefetch("MOELAB_EXPERTS_PREFETCH", nopf ? "0" : "");
+    for (const std::string& name : opt.experts_impls) {
         const bool gather = name == "nopack";
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
@@ -156,7 +152,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
                                        offsets.data(), h_counts.data(), h_offsets.data(), E, d, F, st.w1.data(),
                                        st.w2.data(), y.data(), ws.data(), wsb, sg.s);
         };
-        Row r = base_row(st, "experts", row_name);
+        Row r = base_row(st, "experts", name);
         {
             // One untimed run (the check's, when checking) also says which implementation auto picks.
             if (opt.check) y.poison(sg.s);
@@ -189,7 +185,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         r.floor_ms = std::max(weight_ms, math_ms);
         r.bound = weight_ms >= math_ms ? "weights" : "math";
         finish_row(r, t, c);
-        if (!gather && !flavored && !tiled && !nopf && t.median_ms < st.best_experts_ms)
+        if (!gather && !flavored && !tiled && t.median_ms < st.best_experts_ms)
             st.best_experts_ms = t.median_ms, st.best_impl = name;
         emit(r);
     }

@@ -97,23 +97,6 @@ __device__ __forceinline__ void launch_dependents() {
 #endif
 }
 
-// Asks L2 for the first `bytes` (a multiple of 16) of rows [0, rows) of a matrix with rows `ld` elements apart
-// (16-byte aligned), the rows shared out over `n` threads of which this is number `i`. A hint: nothing waits for it.
-// The down kernels issue it for their first items while the gate/up kernel is still running, so the weight stream
-// of the down GEMM starts in the gate/up kernel's tail instead of after it.
-inline __device__ void prefetch_rows_l2(const bf16_t* p, int rows, std::int64_t ld, unsigned bytes, int i, int n) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (bytes == 0) return;
-    for (int r = i; r < rows; r += n)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p + r * ld), "r"(bytes) : "memory");
-#endif
-}
-
-// Bytes per weight row for prefetch_rows_l2 when `first_items` items of `rows` rows of `row_bytes` each start at
-// once: all of each row while they fit in half the L2, else an equal prefix of each (0: not worth a request, or
-// MOELAB_EXPERTS_PREFETCH=0).
-unsigned down_prefetch_bytes(std::int64_t first_items, int rows, std::int64_t row_bytes);
-
 // Blocks for a persistent launch of `kernel` with `threads` per block: as many as fit on the device at once (cached
 // per kernel and shared-memory size), at most `needed`.
 template <class Kernel>

@@ -226,30 +226,23 @@ __global__ void __launch_bounds__(kThreads)
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, unsigned pf_bytes) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
     constexpr int kChunk = 8 * kNT;
     const int chunks = chunk_prefix(counts, experts, kChunk, pre, warp_sums);
-    const int tiles = (hidden + 15) / 16;
-    const std::int64_t items = std::int64_t(chunks) * tiles;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
-    const int groups = kWarps / split, grp = warp / split, part = warp % split;
-    if (kVec && part == 0 && std::int64_t(blockIdx.x) * groups + grp < items) {  // the group's first item's rows
-        const std::int64_t it = std::int64_t(blockIdx.x) * groups + grp;
-        const int j = static_cast<int>(it / tiles), tile = static_cast<int>(it % tiles);
-        const int e = expert_of_chunk(pre, experts, j);
-        prefetch_rows_l2(w2 + (std::int64_t(e) * hidden + tile * 16) * ffn, min(16, hidden - tile * 16), ffn,
-                         pf_bytes, lane, 32);
-    }
     // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ... GEMM 1 never
     // touches y, so this runs before waiting for it.
     zero_padding_rows(counts, offsets, experts, hidden, y);
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
     // tail; h is read only after it has completed and its writes are visible.
     wait_for_producer();
+    const int tiles = (hidden + 15) / 16;
+    const std::int64_t items = std::int64_t(chunks) * tiles;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
+    const int groups = kWarps / split, grp = warp / split, part = warp % split;
     const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
@@ -332,9 +325,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        const unsigned pf = kVec ? down_prefetch_bytes(std::int64_t(grid) * (kWarps / split), 16, std::int64_t(ffn) * 2)
-                                 : 0u;
-        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split, pf);
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }
@@ -378,18 +369,6 @@ __global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
 }
 
 }  // namespace
-
-namespace experts_detail {
-
-unsigned down_prefetch_bytes(std::int64_t first_items, int rows, std::int64_t row_bytes) {
-    if (const char* env = std::getenv("MOELAB_EXPERTS_PREFETCH"); env && *env == '0') return 0;
-    const std::int64_t budget = std::int64_t(l2_bytes()) / 2, total = first_items * rows;
-    if (total <= 0) return 0;
-    const std::int64_t per_row = std::min<std::int64_t>(row_bytes, budget / total) / 16 * 16;
-    return per_row >= 256 ? static_cast<unsigned>(per_row) : 0u;  // shorter requests: not worth issuing
-}
-
-}  // namespace experts_detail
 
 int decode_chunk_tokens(double tokens_per_expert) {
     // Headroom over the mean: with random routing the busier experts hold about mean + 2·sqrt(mean) tokens, and a

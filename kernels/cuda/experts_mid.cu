@@ -24,29 +24,26 @@ using namespace experts_detail;
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kBK = 64;        // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
 
-// The block's tile: kWM warps along the weight rows (32 rows each; gate/up: 16 gate rows and the same 16 up rows)
-// and 8 / kWM along the tokens, kNT 8-token mma tiles per warp at most.
-//   kWM = 4: 128 weight rows × 16·kNT tokens, two blocks per SM (96 KB of stages each).
-//   kWM = 8: 256 weight rows × 8·kNT tokens, one block per SM: each warp takes every token of the tile, so a token
-//            fragment read from shared memory feeds twice the mma work of kWM = 4 (ldmatrix traffic per FLOP is
-//            what bounds the kWM = 4 tile at 64 tokens per expert; see kernels/bench/RESULTS.md).
-template <int kNT, int kWM>
+// The block's tile: 4 warps along the weight rows (32 rows each; gate/up: 16 gate rows and the same 16 up rows) and
+// 2 along the tokens, kNT 8-token mma tiles per warp at most: 128 weight rows × 16·kNT tokens, two blocks per SM
+// (96 KB of stages each). A wide tile (256 rows, 8 warps × all the tokens, one block per SM) was measured beside it
+// and retired: slower at every size but one (kernels/bench/RESULTS.md).
+template <int kNT>
 struct Tile {
-    static constexpr int kWN = 8 / kWM;
+    static constexpr int kWM = 4, kWN = 2;
     static constexpr int kBM = 32 * kWM;
     static constexpr int kBN = kWN * 8 * kNT;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBN * kBK * 2;
-    static constexpr int kStages = kWM == 8 ? 4 : kNT >= 8 ? 3 : 4;
+    static constexpr int kStages = kNT >= 8 ? 3 : 4;
     static constexpr int kPipeBytes = kStages * kStageBytes;
     static constexpr int kAPerThread = kBM * 8 / kThreads;  // 16-byte pieces of the weight tile per thread
     static constexpr int kBPerThread = kBN * 8 / kThreads;  // and of the token tile
-    static constexpr int kBlocksPerSm = kWM == 8 ? 1 : 2;
 };
 
-template <int kNT, int kWM>
+template <int kNT>
 constexpr int mid_smem_bytes(int experts) {
-    return Tile<kNT, kWM>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
+    return Tile<kNT>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
 }
 
 // Byte offset of 16-byte piece `chunk` of tile row `row`: rows of 128 bytes, pieces XOR-swizzled by the row so that
@@ -111,12 +108,12 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 //   through row_token when b_packed is null), out = h = SiLU(gate)·up, [rows, F];
 //   down: A = w2 ([d, F] per expert; M = d), B = h, out = y [rows, d], whose padding rows it zeroes.
 // K is the common width (d, then F).
-template <int kNT, int kWM, bool kGated, bool kVec>
-__global__ void __launch_bounds__(kThreads, Tile<kNT, kWM>::kBlocksPerSm)
+template <int kNT, bool kGated, bool kVec>
+__global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
-                    const bf16_t* w, bf16_t* out, unsigned pf_bytes) {
-    using T = Tile<kNT, kWM>;
+                    const bf16_t* w, bf16_t* out) {
+    using T = Tile<kNT>;
     constexpr int kBM = T::kBM, kABytes = T::kABytes;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ int warp_sums[32];
@@ -127,17 +124,11 @@ __global__ void __launch_bounds__(kThreads, Tile<kNT, kWM>::kBlocksPerSm)
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
     if constexpr (!kGated) {
-        if (kVec && blockIdx.x < items) {  // the rows of w2 of this block's first item
-            const int e = expert_of_chunk(pre, experts, blockIdx.x, mtiles);
-            const int mt = static_cast<int>(blockIdx.x - std::int64_t(pre[e]) * mtiles) / (pre[e + 1] - pre[e]);
-            prefetch_rows_l2(w + (std::int64_t(e) * M + mt * kBM) * K, min(kBM, M - mt * kBM), K, pf_bytes,
-                             threadIdx.x, kThreads);
-        }
         zero_padding_rows(counts, offsets, experts, M, out);  // y only: the gate/up kernel never touches it
         wait_for_producer();                                  // h is complete and visible from here on
     }
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    const int wm = warp % kWM, wn = warp / kWM;
+    const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
     // The tile rows of this warp's two 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up
     // half starts at tile row kBM / 2); down, 32 consecutive rows of w2.
@@ -248,14 +239,14 @@ __global__ void __launch_bounds__(kThreads, Tile<kNT, kWM>::kBlocksPerSm)
     }
 }
 
-template <int kNT, int kWM, bool kVec>
+template <int kNT, bool kVec>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-    using T = Tile<kNT, kWM>;
-    const int smem = mid_smem_bytes<kNT, kWM>(experts);
-    auto k1 = mid_gemm_kernel<kNT, kWM, true, kVec>;
-    auto k2 = mid_gemm_kernel<kNT, kWM, false, kVec>;
+    using T = Tile<kNT>;
+    const int smem = mid_smem_bytes<kNT>(experts);
+    auto k1 = mid_gemm_kernel<kNT, true, kVec>;
+    auto k2 = mid_gemm_kernel<kNT, false, kVec>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
@@ -264,42 +255,38 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
     const bf16_t* none = nullptr;
     const std::int32_t* no_rt = nullptr;
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0u);
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     const bf16_t* hc = h;
-    const unsigned pf = kVec ? down_prefetch_bytes(g2, T::kBM, std::int64_t(ffn) * 2) : 0u;
-    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
-                          pf);
+    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
 }
 
-template <int kNT, int kWM>
+template <int kNT>
 void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
                     int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     if (vec)
-        launch_mid<kNT, kWM, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
+        launch_mid<kNT, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
     else
-        launch_mid<kNT, kWM, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y,
-                                    st);
+        launch_mid<kNT, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
 }
 
 }  // namespace
 
-MidTile mid_tile(double tokens_per_expert) {
+int mid_tile_tokens(double tokens_per_expert) {
     if (const char* env = std::getenv("MOELAB_MID_TILE"); env && *env) {
-        const bool wide = *env == 'w';
-        const int v = std::atoi(env + (wide ? 1 : 0));
-        if (v == 64 || v == 128) return {v, wide};
+        const int v = std::atoi(env);
+        if (v == 64 || v == 128) return v;
     }
     // An expert with more tokens than one tile takes several, each streaming its row tiles again (from L2 when the
     // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens.
-    return {tokens_per_expert <= 40 ? 64 : 128, false};
+    return tokens_per_expert <= 40 ? 64 : 128;
 }
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-             const bf16_t* w2, bf16_t* h, bf16_t* y, MidTile tile, cudaStream_t st) {
+             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
     // cp.async moves whole 16-byte pieces: K % 8 == 0 for both GEMMs and 16-byte aligned bases (cudaMalloc's are
     // 256-byte aligned and offset by whole rows).
@@ -310,8 +297,7 @@ void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, c
                              16 ==
                          0;
 #define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
-    if (tile.wide) return tile.tokens >= 128 ? launch_mid_vec<16, 8>(MOE_MID_ARGS) : launch_mid_vec<8, 8>(MOE_MID_ARGS);
-    return tile.tokens >= 128 ? launch_mid_vec<8, 4>(MOE_MID_ARGS) : launch_mid_vec<4, 4>(MOE_MID_ARGS);
+    return tile_tokens >= 128 ? launch_mid_vec<8>(MOE_MID_ARGS) : launch_mid_vec<4>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS
 }
 

@@ -126,14 +126,9 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.
 int decode_chunk_tokens(double tokens_per_expert);
-// mid's tile: tokens per tile (64 or 128; an expert with more tokens takes several tiles, which read its weights
-// again, mostly from L2: its tiles run side by side), and wide (256 weight rows per tile, one block per SM, every
-// warp on all the tile's tokens) or not (128 rows, two blocks per SM). MOELAB_MID_TILE=64|128|w64|w128 forces one.
-struct MidTile {
-    int tokens = 64;
-    bool wide = false;
-};
-MidTile mid_tile(double tokens_per_expert);
+// mid's tokens per tile (64 or 128; MOELAB_MID_TILE=64|128 forces one): an expert with more tokens takes several
+// tiles, which read its weights again (mostly from L2: its tiles run side by side).
+int mid_tile_tokens(double tokens_per_expert);
 // The plan stays on the device: max_rows bounds offsets[E] (workspace and grid sizes) and assignments (T·k, known
 // without the plan) picks under auto. decode and mid never wait for the host; the cuBLAS variants copy counts/offsets
 // back first (one stream synchronisation). Returns the implementation that ran.
