@@ -191,13 +191,18 @@ void App::views() {
     if (vs_.relayout) relayout_frames_ = 2;
     const ImGuiCond cond = relayout_frames_ > 0 ? ImGuiCond_Always : ImGuiCond_FirstUseEver;
     if (relayout_frames_ > 0) last_tiling_ = t;
+    // Under the lesson's curtain the other views cannot be seen: they are not drawn at all (software GL pays for
+    // every pixel, and a reveal that computes for seconds keeps the frames coming faster).
+    const LessonPhase phase = session_->lesson().phase;
+    const bool curtained = vs_.lesson.curtain && vs_.show_lesson && session_->lesson().lesson() &&
+                           phase != LessonPhase::Revealed && !vs_.snapshot;
     for (const ViewInfo& v : view_registry()) {
         bool* open = vs_.open_flag(v.id);
         if (v.placement == Placement::Own) {
             v.show(*session_, vs_, cmds_, open);  // the lesson places itself (and its curtain)
             continue;
         }
-        if (!*open) continue;
+        if (!*open || curtained) continue;
         if (v.placement == Placement::Centered) {
             ImGui::SetNextWindowPos(ImVec2(o.x + S.x * 0.2f, o.y + S.y * 0.12f), ImGuiCond_Appearing);
             ImGui::SetNextWindowSize(ImVec2(S.x * 0.6f, S.y * 0.75f), ImGuiCond_Appearing);
@@ -219,6 +224,9 @@ void App::views() {
         ImGui::SetNextWindowSize(ImVec2(r.z - r.x, r.w - r.y), c);
         v.show(*session_, vs_, cmds_, open);
     }
+    // Views that appear take the focus and come to the front: when the curtain lifts, the lesson stays on top.
+    if (was_curtained_ && !curtained && vs_.show_lesson) ImGui::SetWindowFocus(view_info(ViewId::Lesson).title);
+    was_curtained_ = curtained;
     vs_.relayout = false;
     if (relayout_frames_ > 0) --relayout_frames_;
     if (opt_.background_runs) handle_shortcuts(*session_, vs_, cmds_);

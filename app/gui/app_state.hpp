@@ -37,6 +37,7 @@ struct LessonDraft {
     std::vector<int> votes2;        // the second vote, after discussion
     char guesses2[1024] = {};
     bool presenter_layout = false;  // the layout last placed (presenter mode fills the screen)
+    bool curtain = false;           // the last frame drew the curtain over the other views
 };
 
 struct ViewState {

@@ -425,7 +425,8 @@ void show_lesson(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open)
         }
     }
     ImGui::End();
-    if (*p_open && win_b.x > win_a.x && P.lesson() && P.phase != LessonPhase::Revealed) curtain(win_a, win_b);
+    D.curtain = *p_open && win_b.x > win_a.x && P.lesson() && P.phase != LessonPhase::Revealed;
+    if (D.curtain) curtain(win_a, win_b);
 }
 
 }  // namespace moelab_gui

@@ -44,6 +44,7 @@ int key_code(const std::string& k) {
 
 const char* kOps[] = {"wait",
                       "wait_idle",
+                      "wait_anchor",
                       "move",
                       "click",
                       "ctrlclick",
@@ -248,6 +249,18 @@ void Script::before_frame(App& app) {
             }
             if (++counter_ > limit) {
                 fail(c, "the runner was still busy after " + std::to_string(limit) + " frames");
+                next();
+                continue;
+            }
+        } else if (op == "wait_anchor") {
+            // wait_anchor NAME [FRAMES]: until the last frame drew NAME (a result arrived), at most FRAMES frames.
+            const int limit = c.args.size() > 1 ? std::atoi(arg(1).c_str()) : 3000;
+            if (probe().anchors.count(arg(0))) {
+                next();
+                continue;
+            }
+            if (++counter_ > limit) {
+                fail(c, "'" + arg(0) + "' was not drawn within " + std::to_string(limit) + " frames");
                 next();
                 continue;
             }
