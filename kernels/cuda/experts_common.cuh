@@ -97,6 +97,44 @@ __device__ __forceinline__ void launch_dependents() {
 #endif
 }
 
+// ---- tensor-core and cp.async primitives (mid, fused) ----
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kN>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kN) : "memory");
+}
+
+// Four 8×8 b16 matrices from shared memory (addr: a shared-space address), one row address per lane.
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const bf16_t* p) {
+    ldmatrix_x4(r, static_cast<unsigned>(__cvta_generic_to_shared(p)));
+}
+
+// c += a·b for one m16n8k16 tile: bf16 in, fp32 accumulate.
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Whether both GEMMs of the FFN can move 16-byte pieces of every row: d and F multiples of 8 and every base
+// 16-byte aligned (cudaMalloc's are 256-byte aligned, and rows are offset by whole rows).
+inline bool rows_in_16_byte_pieces(int hidden, int ffn, const void* xp, const void* x, const void* w1, const void* w2,
+                                   const void* h) {
+    return hidden % 8 == 0 && ffn % 8 == 0 &&
+           (reinterpret_cast<std::uintptr_t>(xp) | reinterpret_cast<std::uintptr_t>(x) |
+            reinterpret_cast<std::uintptr_t>(w1) | reinterpret_cast<std::uintptr_t>(w2) |
+            reinterpret_cast<std::uintptr_t>(h)) %
+                   16 ==
+               0;
+}
+
 // Blocks for a persistent launch of `kernel` with `threads` per block: as many as fit on the device at once (cached
 // per kernel and shared-memory size), at most `needed`.
 template <class Kernel>

@@ -383,14 +383,8 @@ void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
-    // 16-byte pieces need rows that are a whole number of them: K % 8 == 0 for both GEMMs (d for gate/up, F for
-    // down); the buffers themselves come from cudaMalloc (256-byte aligned) and are offset by whole rows.
-    const bool vec = hidden % 8 == 0 && ffn % 8 == 0 &&
-                     (reinterpret_cast<std::uintptr_t>(xp) | reinterpret_cast<std::uintptr_t>(x) |
-                      reinterpret_cast<std::uintptr_t>(w1) | reinterpret_cast<std::uintptr_t>(w2) |
-                      reinterpret_cast<std::uintptr_t>(h)) %
-                             16 ==
-                         0;
+    // 16-byte pieces need rows that are a whole number of them (K % 8 == 0 for both GEMMs) and aligned bases
+    const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
     // The weights' load flavor (see warp_rows_by_tokens); MOELAB_DECODE_FLAVOR=1|3 overrides the choice (tests, the
     // benchmark's side-by-side rows).
     int flavor = chunk_tokens == 8 ? 3 : 1;

@@ -8,11 +8,14 @@
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_fused.cuh"
 
 namespace moe::gpu {
 
 namespace {
+
+using namespace experts_detail;
 
 constexpr int kBM = kFusedBM;      // rows of x per block
 constexpr int kBN = 64;            // columns of h per block: 64 gate rows + 64 up rows of w1
@@ -27,31 +30,6 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pr
     unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     int n = pred ? 16 : 0;  // 0: zero-fill, nothing is read
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const bf16_t* p) {
-    unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
-    float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
-    return f32_to_bf16(g / (1.0f + expf(-g)) * u);
 }
 
 __global__ void __launch_bounds__(kThreads, 2)

@@ -61,26 +61,6 @@ __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int sr
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
                      : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kN>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(kN) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], unsigned addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(addr));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // One 16-byte piece of a row (elements [k, k + 8), zeros past K or for a missing row) into shared memory; a zero
 // fill still names a valid address (`any`).
 // kVec: K % 8 == 0 and rows 16-byte aligned, so a piece is all in or all out and goes by cp.async; otherwise
@@ -288,14 +268,8 @@ void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, c
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
              const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
-    // cp.async moves whole 16-byte pieces: K % 8 == 0 for both GEMMs and 16-byte aligned bases (cudaMalloc's are
-    // 256-byte aligned and offset by whole rows).
-    const bool vec = hidden % 8 == 0 && ffn % 8 == 0 &&
-                     (reinterpret_cast<std::uintptr_t>(xp) | reinterpret_cast<std::uintptr_t>(x) |
-                      reinterpret_cast<std::uintptr_t>(w1) | reinterpret_cast<std::uintptr_t>(w2) |
-                      reinterpret_cast<std::uintptr_t>(h)) %
-                             16 ==
-                         0;
+    // cp.async moves whole 16-byte pieces; otherwise the element loads
+    const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
 #define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     return tile_tokens >= 128 ? launch_mid_vec<8>(MOE_MID_ARGS) : launch_mid_vec<4>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS
