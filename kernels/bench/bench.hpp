@@ -26,11 +26,11 @@ struct Options {
     std::vector<std::string> stages;  // route, dispatch, experts, combine, layer
     std::vector<Shape> shapes;
     std::vector<Strategy> strategies;        // dispatch variants
-    std::vector<std::string> experts_impls;  // grouped, streams, serial, fused, decode, auto, nopack
+    std::vector<std::string> experts_impls;  // grouped, streams, serial, fused, decode, mid, batched, auto, nopack
     std::string skew = "uniform";
     // dispatch: every strategy over skew {uniform, zipf:1.2, hot:20} × T {256, 4096, 16384}; experts: auto, decode
-    // (up to 64 tokens per expert; its two load flavors up to 8), batched, grouped, streams (serial from 512) over
-    // experts_sweep_shapes().
+    // (up to 64 tokens per expert; its two load flavors up to 8), mid with 64- and 128-token tiles (up to 64),
+    // batched, grouped, streams (serial from 512) over experts_sweep_shapes().
     bool sweep = false;
     int warmup = 10;
     int repeats = 50;
