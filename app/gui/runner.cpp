@@ -234,12 +234,14 @@ void Runner::loop() {
                 }
                 break;
             }
-            // A failed run stops the batch (the rest would fail the same way), except a lesson's experiment: the
-            // app's runs after it do not depend on it.
-            const bool stop = !r.ok && r.job.slot != Slot::LessonExperiment;
+            // A failed run ends the batch's runs (the rest would fail the same way); a lesson's experiment still
+            // runs (it times runs that have finished, and the reveal waits for it), and its own failure ends nothing.
+            if (!r.ok && r.job.slot != Slot::LessonExperiment)
+                batch_.erase(std::remove_if(batch_.begin() + std::ptrdiff_t(i) + 1, batch_.end(),
+                                            [](const Job& j) { return j.slot != Slot::LessonExperiment; }),
+                             batch_.end());
             done_.push_back(std::move(r));
             if (wake_) wake_();
-            if (stop) break;
         }
         batch_.clear();
         status_.busy = false;

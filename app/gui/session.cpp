@@ -244,6 +244,9 @@ void Session::begin_jobs(const std::vector<Job>& jobs) {
 bool Session::poll() {
     bool changed = false;
     if (runner_) {
+        // The runner's state before its results: when it was idle then, every result it will give is in hand.
+        const RunnerStatus before = runner_->status();
+        const std::uint64_t awaited = experiment_job_;
         for (JobResult& r : runner_->take_results()) {
             if (r.job.slot == Slot::LessonExperiment) {
                 lesson_experiment_result(std::move(r));
@@ -260,6 +263,14 @@ bool Session::poll() {
                 continue;
             }
             apply(std::move(r));
+            changed = true;
+        }
+        // An experiment the runner never ran (dropped with a batch) would leave the lesson measuring forever.
+        if (awaited != 0 && awaited == experiment_job_ && !before.busy && !before.pending &&
+            lesson_.phase == LessonPhase::Measuring && lesson_.run_error.empty()) {
+            lesson_.run_error = "the measurement was dropped before it ran; try again";
+            lesson_pending_.clear();
+            experiment_job_ = 0;
             changed = true;
         }
         RunnerStatus st = runner_->status();

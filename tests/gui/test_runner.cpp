@@ -232,3 +232,30 @@ TEST(GuiRunner, AnAddedJobRunsNextWithoutRestartingTheBatch) {
     ASSERT_EQ(more.size(), 1u);
     EXPECT_EQ(more[0].result.scenario.top_k, 7);
 }
+
+TEST(GuiRunner, AFailedRunEndsTheBatchButTheLessonsExperimentStillRuns) {
+    // The reveal waits for its experiment: a failed app run before it must not drop it (the lesson would measure
+    // forever), while the app's runs after the failure are dropped as before.
+    moelab_gui::JobResult routed = moelab_gui::run_job(routing_job(tiny()), 1, nullptr, {});
+    ASSERT_TRUE(routed.ok) << routed.error;
+    auto in = std::make_shared<moelab_gui::Job::ExperimentInput>();
+    in->lesson.experiment = "expert-ffn";
+    in->results = {routed.result};
+    moelab_gui::Job experiment{moelab_gui::Slot::LessonExperiment, demos::Demo::Routing, tiny()};
+    experiment.owners = moelab_gui::kOwnerLesson;
+    experiment.experiment = in;
+    demos::Scenario bad = tiny();
+    bad.top_k = 40;
+    demos::Scenario after = tiny();
+    after.top_k = 2;
+    moelab_gui::Runner r;
+    r.submit({routing_job(bad), experiment, routing_job(after)}, 0);
+    auto results = drain(r);
+    ASSERT_EQ(results.size(), 2u);
+    EXPECT_FALSE(results[0].ok);
+    EXPECT_EQ(results[1].job.slot, moelab_gui::Slot::LessonExperiment);
+    ASSERT_TRUE(results[1].ok) << results[1].error;
+    ASSERT_EQ(results[1].experiments.size(), 1u);
+    EXPECT_EQ(results[1].experiments[0].name, "expert-ffn");
+    EXPECT_TRUE(results[1].experiments[0].scalars.count("hot_expert_ms"));
+}
