@@ -95,6 +95,30 @@ void lesson_list(const LessonSession& P, Commands& cmd) {
     }
 }
 
+// The timed figure behind a shown number ("ffn_ms", "prefill.hot_expert_ms"): the experiment of that run keeps each
+// one with its min, median and p95. nullptr for anything else.
+const demos::TimedFigure* timed_figure(const demos::LessonReveal& rv, const std::string& expr) {
+    const std::size_t dot = expr.find('.');
+    const std::string run = dot == std::string::npos ? "" : expr.substr(0, dot);
+    const std::string name = dot == std::string::npos ? expr : expr.substr(dot + 1);
+    for (std::size_t i = 0; i < rv.run_names.size() && i < rv.experiments.size(); ++i) {
+        if (rv.run_names[i] != run) continue;
+        for (const demos::TimedFigure& t : rv.experiments[i].timings)
+            if (t.name == name) return &t;
+    }
+    return nullptr;
+}
+
+// Unit and meaning of a number the engine or an experiment provides.
+const demos::lesson::MetricInfo* metric_of(const std::string& expr) {
+    const std::string base = expr.substr(expr.find('.') == std::string::npos ? 0 : expr.find('.') + 1);
+    for (auto& mi : demos::lesson::metric_catalog())
+        if (base == mi.name) return &mi;
+    for (auto& em : demos::experiment_metrics())
+        if (base == em.info.name) return &em.info;
+    return nullptr;
+}
+
 void numbers_table(const LessonSession& P, const demos::Lesson& L) {
     if (L.show.empty()) return;
     if (!ImGui::BeginTable("##lesson_numbers", 3, ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_RowBg)) return;
@@ -113,11 +137,19 @@ void numbers_table(const LessonSession& P, const demos::Lesson& L) {
         ImGui::TextUnformatted(demos::lesson::format_number(n.value).c_str());
         ImGui::TableNextColumn();
         source_badge(skin().pal, n.source);
-        const demos::lesson::MetricInfo* m = nullptr;
-        std::string base = expr.substr(expr.find('.') == std::string::npos ? 0 : expr.find('.') + 1);
-        for (auto& mi : demos::lesson::metric_catalog())
-            if (base == mi.name) m = &mi;
-        if (m) {
+        // A timed figure shows its run-to-run noise beside its median (PEDAGOGY.md: min, median and p95).
+        if (const demos::TimedFigure* t = timed_figure(P.reveal, expr)) {
+            ImGui::SameLine();
+            if (t->source == demos::lesson::Source::Modeled || t->repeats == 0)
+                ImGui::TextDisabled("modelled: no run-to-run noise");
+            else
+                ImGui::Text("min %s · median %s · p95 %s ms (%d repeats)",
+                            demos::lesson::format_number(t->min_ms).c_str(),
+                            demos::lesson::format_number(t->median_ms).c_str(),
+                            demos::lesson::format_number(t->p95_ms).c_str(), t->repeats);
+            anchor("lesson:noise:" + expr);
+        }
+        if (const demos::lesson::MetricInfo* m = metric_of(expr)) {
             ImGui::SameLine();
             ImGui::TextDisabled("%s %s", m->unit, m->help);
         }

@@ -72,6 +72,7 @@ mark done
 expect_frames lesson:measuring 1
 expect_anchor lesson:score
 expect_anchor lesson:explanation
+expect_anchor lesson:noise:hot_expert_ms
 expect_no_anchor lesson:error
 screenshot ${out}/lesson-reveal-measured.png
 )";
