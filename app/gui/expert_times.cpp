@@ -53,8 +53,8 @@ ExpertTimes time_experts(const demos::Result& r, const std::function<bool()>& st
                 if (t.name == "hot_expert_ms") f = t;
             auto src = x.scalars.find("hot_expert_ms");
             if (src == x.scalars.end())
-                throw moe::Error(moe::ErrorKind::Runtime, "the expert-ffn experiment gave no time for expert " +
-                                                              std::to_string(e));
+                throw moe::Error(moe::ErrorKind::Runtime,
+                                 "the expert-ffn experiment gave no time for expert " + std::to_string(e));
             f.source = src->second.source;
             out.source = f.source;
             if (out.notes.empty()) out.notes = x.notes;

@@ -62,9 +62,10 @@ void hidden(const LessonSession& P, ViewState& vs, Commands& cmd, const demos::L
     ImGui::TextWrapped("%s", demos::class_suggestion(P.first.right, P.first.total).c_str());
     anchor("lesson:suggestion");
     if (P.class_confidence >= 4 && 2 * P.first.right < P.first.total)
-        colored_wrapped("A confident class that is mostly wrong: the misconception is strong. Discussion is where it "
-                        "moves.",
-                        skin().pal.warn);
+        colored_wrapped(
+            "A confident class that is mostly wrong: the misconception is strong. Discussion is where it "
+            "moves.",
+            skin().pal.warn);
     ImGui::Separator();
     ImGui::TextUnformatted(P.has_second ? "Second vote, after discussion (locked):"
                                         : "Second vote, after discussion (optional):");

@@ -81,10 +81,10 @@ class BackgroundGui : public ::testing::Test {
   protected:
     void SetUp() override {
         if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ = (std::filesystem::temp_directory_path() /
-                ("moelab_background_gui_" + std::to_string(::getpid()) + "_" +
-                 ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                   .string();
+        dir_ =
+            (std::filesystem::temp_directory_path() / ("moelab_background_gui_" + std::to_string(::getpid()) + "_" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_ + "/cfg");
     }
