@@ -62,6 +62,8 @@ const std::vector<MetricInfo>& metric_catalog() {
         {"layers", "", "L, MoE layers in the pipeline model"},
         {"attention_replicas", "", "n_a, attention replicas"},
         {"link_gbps", "GB/s", "per-GPU link bandwidth of the modelled transfers"},
+        {"context", "positions", "s, KV positions per sequence of the measured pipeline's decode attention"},
+        {"attention_sms", "SMs", "SMs of the measured pipeline's attention pool on one GPU; 0 = half"},
         {"skew_param", "", "the skew's parameter: R of hot:R, s of zipf:s, 0 for uniform"},
         {"k1", "µs/token", "pipeline model: attention time per token (Ta = k1·ba + k2)"},
         {"k2", "µs", "pipeline model: attention's constant term"},
@@ -161,6 +163,7 @@ const std::vector<FunctionInfo>& function_catalog() {
 bool is_input_metric(const std::string& name) {
     static const char* inputs[] = {"tokens", "experts", "top_k", "hidden", "ffn", "bytes_per_elem", "capacity_factor",
                                    "ranks", "micro_batches", "layers", "attention_replicas", "link_gbps",
+                                   "context", "attention_sms",
                                    "skew_param", "k1", "k2", "k3", "k4", "given_ta_ms", "given_te_ms",
                                    "given_tc_ms", "capacity"};
     for (auto* i : inputs)
@@ -221,6 +224,8 @@ RunNumbers numbers_of(const Result& r) {
     put("layers", s.layers, in);
     put("attention_replicas", s.attention_replicas, in);
     put("link_gbps", s.link_gbps, in);
+    put("context", s.context, in);
+    put("attention_sms", s.attention_sms, in);
     double skew_param = 0;
     try {
         skew_param = moe::route::parse_skew(s.skew).param;
