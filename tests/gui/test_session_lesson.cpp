@@ -199,3 +199,34 @@ TEST_F(SessionLesson, PresenterCountsTwoVotesAndSavesBoth) {
     EXPECT_EQ(lp.attempts, 0);
     EXPECT_FALSE(p.done("dispatch-bytes"));
 }
+
+TEST_F(SessionLesson, ACancelledMeasurementIsAnErrorTheLessonCanRetry) {
+    const int idx = index_of("straggler");
+    ASSERT_GE(idx, 0);
+    s_->start_lesson(idx, 0);
+    demos::LessonAnswer a;
+    a.bars.assign(16, 1.0);
+    a.bars[0] = 5;
+    a.confidence = 4;
+    s_->commit_lesson(a, false, {}, "");
+    ASSERT_TRUE(poll_until(*s_, [&] { return s_->lesson().phase == LessonPhase::Measuring; }))
+        << s_->lesson().run_error;
+    // Cancel (Esc) while it measures: the lesson view says why it stopped and offers Try again.
+    s_->cancel();
+    EXPECT_EQ(s_->lesson().run_error, "cancelled");
+    ASSERT_TRUE(poll_until(*s_, [&] { return !s_->busy(); }));
+    for (int i = 0; i < 20; ++i) s_->poll();
+    EXPECT_EQ(s_->lesson().phase, LessonPhase::Measuring);
+    EXPECT_EQ(s_->lesson().run_error, "cancelled");
+    EXPECT_TRUE(s_->lesson().reveal.experiments.empty());
+    // Try again: the runs and the measurement, to the reveal.
+    s_->retry_lesson();
+    ASSERT_TRUE(poll_until(*s_, [&] {
+        return s_->lesson().phase == LessonPhase::Revealed || !s_->lesson().run_error.empty();
+    }));
+    EXPECT_EQ(s_->lesson().run_error, "");
+    EXPECT_EQ(s_->lesson().reveal.experiments.size(), s_->lesson().reveal.results.size());
+    s_->set_scenario(tiny());  // the app still edits and runs afterwards
+    ASSERT_TRUE(poll_until(*s_, [&] { return !s_->busy() && s_->results().routing &&
+                                             s_->results().routing->scenario == tiny(); }));
+}
