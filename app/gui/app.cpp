@@ -171,6 +171,11 @@ bool App::untouched_since_tiling() const {
     return matched > 0;
 }
 
+bool App::curtained_now() const {
+    return vs_.lesson.curtain && vs_.show_lesson && session_->lesson().lesson() &&
+           session_->lesson().phase != LessonPhase::Revealed && !vs_.snapshot;
+}
+
 void App::views() {
     // Below the main menu bar; computed rather than read from WorkPos, which lags the menu bar by a frame.
     const ImGuiViewport* vp = ImGui::GetMainViewport();
@@ -193,9 +198,7 @@ void App::views() {
     if (relayout_frames_ > 0) last_tiling_ = t;
     // Under the lesson's curtain the other views cannot be seen: they are not drawn at all (software GL pays for
     // every pixel, and a reveal that computes for seconds keeps the frames coming faster).
-    const LessonPhase phase = session_->lesson().phase;
-    const bool curtained = vs_.lesson.curtain && vs_.show_lesson && session_->lesson().lesson() &&
-                           phase != LessonPhase::Revealed && !vs_.snapshot;
+    const bool curtained = curtained_now();
     for (const ViewInfo& v : view_registry()) {
         bool* open = vs_.open_flag(v.id);
         if (v.placement == Placement::Own) {
@@ -250,10 +253,12 @@ void App::frame() {
     testing::Probe& probe = testing::probe();
     // Tiled windows that do not overlap need no background of their own: the framebuffer is cleared to the same
     // colour. Software GL (llvmpipe) is bound by the pixels it shades, and this halves them.
-    const bool bare = !probe.windows.empty() && !windows_overlap(probe.windows);
     last_windows_ = probe.windows;
-    probe.clear();
     session_->poll();
+    // The frame the curtain lifts, the views come back over last frame's lone lesson window: not bare then.
+    const bool lifting = was_curtained_ && !curtained_now();
+    const bool bare = !probe.windows.empty() && !windows_overlap(probe.windows) && !lifting;
+    probe.clear();
     menu_bar();
     if (bare) ImGui::PushStyleColor(ImGuiCol_WindowBg, ImVec4(0, 0, 0, 0));
     views();

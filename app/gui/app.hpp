@@ -87,6 +87,7 @@ class App {
     int last_page_ = 0;
     bool last_presenter_ = false;
     bool was_curtained_ = false;  // the last frame drew no views under the lesson's curtain
+    bool curtained_now() const;   // this frame draws no views: the lesson's curtain covers them
     // The default tiling of the work area (origin o, size S), by view key.
     std::map<std::string, ImVec4> tiling(ImVec2 o, ImVec2 S) const;
     // The windows are still where the last tiling put them.
