@@ -181,8 +181,19 @@ void Session::set_scenario(const demos::Scenario& s_in, const std::string& prese
 
 void Session::set_plan(const RunPlan& plan) {
     if (plan == plan_) return;
+    RunPlan same_runs = plan_;
+    same_runs.expert_times = plan.expert_times;
+    const bool times_only = same_runs == plan;  // only the loads overlay was switched
     plan_ = plan;
-    rerun(0);
+    if (!times_only) {
+        rerun(0);
+        return;
+    }
+    // Switched on: the expert times join the runs in progress (nothing is run again); switched off: nothing to run.
+    if (plan.expert_times && runner_ && invalid_.empty()) {
+        runner_->add({Slot::ExpertTimes, demos::Demo::Routing, scenario_});
+        status_ = runner_->status();
+    }
 }
 
 void Session::set_gpus(std::vector<std::string> gpus, std::string why) {

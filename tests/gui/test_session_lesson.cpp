@@ -127,11 +127,14 @@ TEST_F(SessionLesson, ExpertTimesAreTimedInTheBackgroundForTheLoadsShown) {
     sc.top_k = 1;
     sc.skew = "hot:6";
     s_->set_scenario(sc);
+    ASSERT_TRUE(poll_until(*s_, [&] { return !s_->busy() && s_->results().routing; }));
+    const std::uint64_t routed = s_->routing_results();
     moelab_gui::RunPlan plan = s_->plan();
     plan.expert_times = true;
     s_->set_plan(plan);
     ASSERT_TRUE(poll_until(*s_, [&] { return s_->results().expert_times_current && !s_->busy(); }))
         << s_->error().message;
+    EXPECT_EQ(s_->routing_results(), routed) << "switching the overlay on ran the app's runs again";
     const moelab_gui::ExpertTimes& t = *s_->results().expert_times;
     const demos::Result& r = *s_->results().loads();
     ASSERT_EQ(t.per_expert.size(), r.expert_loads.size());
