@@ -18,6 +18,20 @@
 
 namespace demos {
 
+namespace {
+
+// A count or vote of the file, else `dflt`: a float, a string or a number outside -1..10^9 gives the default.
+// (toml++'s value_or<int64_t> casts a float such as 1e31 to an integer unchecked, which is undefined behaviour;
+// the bound keeps record()'s `attempts += 1` from overflowing.)
+int int_field(const toml::table& t, const char* key, int dflt) {
+    const toml::node* n = t.get(key);
+    const toml::value<std::int64_t>* v = n ? n->as_integer() : nullptr;
+    if (!v || v->get() < -1 || v->get() > 1000000000) return dflt;
+    return static_cast<int>(v->get());
+}
+
+}  // namespace
+
 void Progress::record(const std::string& id, bool correct, double score, int confidence, const std::string& answer,
                       int played_try, int variations) {
     LessonProgress& p = lessons[id];
@@ -81,19 +95,19 @@ Progress Progress::load(const std::string& path) {
             auto* e = node.as_table();
             if (!e) continue;
             LessonProgress& lp = p.lessons[std::string(id.str())];
-            lp.attempts = int((*e)["attempts"].value_or(std::int64_t(0)));
-            lp.correct = int((*e)["correct"].value_or(std::int64_t(0)));
+            lp.attempts = int_field(*e, "attempts", 0);
+            lp.correct = int_field(*e, "correct", 0);
             lp.last_correct = (*e)["last_correct"].value_or(false);
             lp.best_score = (*e)["best_score"].value_or(0.0);
-            lp.last_confidence = int((*e)["last_confidence"].value_or(std::int64_t(0)));
+            lp.last_confidence = int_field(*e, "last_confidence", 0);
             lp.last_answer = (*e)["last_answer"].value_or(std::string());
             lp.last_played = (*e)["last_played"].value_or(std::string());
             lp.why = (*e)["why"].value_or(std::string());
             lp.confident_miss = (*e)["confident_miss"].value_or(false);
-            lp.retest_try = int((*e)["retest_try"].value_or(std::int64_t(0)));
-            lp.votes_first = int((*e)["votes_first"].value_or(std::int64_t(-1)));
-            lp.votes_second = int((*e)["votes_second"].value_or(std::int64_t(-1)));
-            lp.votes_total = int((*e)["votes_total"].value_or(std::int64_t(0)));
+            lp.retest_try = int_field(*e, "retest_try", 0);
+            lp.votes_first = int_field(*e, "votes_first", -1);
+            lp.votes_second = int_field(*e, "votes_second", -1);
+            lp.votes_total = int_field(*e, "votes_total", 0);
         }
     return p;
 }

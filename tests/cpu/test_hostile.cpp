@@ -191,6 +191,24 @@ TEST(Hostile, OneDeepLessonFileNeverTakesDownTheOthers) {
     EXPECT_TRUE(contains(check.out, "nests more than 100 levels")) << check.out;
 }
 
+TEST(Hostile, ProgressCountsOutOfRangeFallBackToTheDefault) {
+    // Found by fuzz_progress: toml++ casts a float count such as 1e31 to an integer unchecked (undefined
+    // behaviour), and a count of 2^31-1 overflowed on the next play. Both now read as no count.
+    std::string d = fresh_dir("progress_counts");
+    std::string prog = write(d + "/progress.toml",
+                             "[lessons.a]\nattempts = 11111111111111111111111111111115.0\ncorrect = 2147483647\n"
+                             "votes_first = 3.5\nvotes_total = 9223372036854775807\n[lessons.b]\nattempts = 2\n");
+    demos::Progress p = demos::Progress::load(prog);
+    EXPECT_EQ(p.lessons["a"].attempts, 0);
+    EXPECT_EQ(p.lessons["a"].correct, 0);
+    EXPECT_EQ(p.lessons["a"].votes_first, -1);
+    EXPECT_EQ(p.lessons["a"].votes_total, 0);
+    EXPECT_EQ(p.lessons["b"].attempts, 2);  // good counts still load
+    p.record("a", true, 1.0, 3, "4");
+    EXPECT_EQ(p.lessons["a"].attempts, 1);
+    EXPECT_EQ(p.lessons["a"].correct, 1);
+}
+
 // ---- Hangs ------------------------------------------------------------------------------------------------
 
 TEST(Hostile, AFifoInTheLessonsFolderIsSkippedNotRead) {
@@ -503,4 +521,23 @@ TEST(Hostile, AnUnreadableFileSaysWhy) {
     auto l = moelab("lessons --lessons-dir " + lessons);
     EXPECT_EQ(l.rc, 0) << l.out;
     EXPECT_TRUE(contains(l.out, "l.toml: cannot open (Too many levels of symbolic links)")) << l.out;
+}
+
+TEST(Hostile, BenchPeerFilesAreReadOnlyWhenRegular) {
+    // --peer went through std::ifstream: a FIFO hung the bench and a missing file said "cannot open" alone. All
+    // benches read it through read_peer_json; alltoall checks it before looking for a GPU, so it is tested here
+    // (the stage benches need a CUDA build before they read any file).
+    std::string d = fresh_dir("peer");
+    ASSERT_EQ(::mkfifo((d + "/peer.json").c_str(), 0644), 0);
+    for (const char* what : {"alltoall"}) {
+        auto f = moelab(std::string("bench ") + what + " -q --peer " + d + "/peer.json");
+        EXPECT_EQ(f.rc, 2) << what << "\n" << f.out;
+        EXPECT_TRUE(contains(f.out, "--peer '" + d + "/peer.json': not a regular file (a FIFO)")) << f.out;
+        auto m = moelab(std::string("bench ") + what + " -q --peer " + d + "/missing.json");
+        EXPECT_EQ(m.rc, 2) << what << "\n" << m.out;
+        EXPECT_TRUE(contains(m.out, "missing.json': cannot open (No such file or directory)")) << m.out;
+        auto j = moelab(std::string("bench ") + what + " -q --peer " + write(d + "/bad.json", "{\"rows\": [1,"));
+        EXPECT_EQ(j.rc, 2) << what << "\n" << j.out;
+        EXPECT_TRUE(contains(j.out, "bad.json': not JSON")) << j.out;
+    }
 }

@@ -1,8 +1,10 @@
 // progress.toml as a student's machine may hold it: any bytes load as progress or fail with BadInput naming
-// the file; what loads saves and loads back.
+// the file; what loads takes one more play of each lesson, saves and loads back.
 #include <unistd.h>
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "demos/lesson_progress.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
@@ -19,6 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
     }
     try {
         demos::Progress p = demos::Progress::load(path);
+        // One more play of every lesson the file holds: the counts it read must take another attempt.
+        std::vector<std::string> ids;
+        for (auto& [id, lp] : p.lessons) ids.push_back(id);
+        for (auto& id : ids) p.record(id, size % 2 == 0, 0.5, 4, "1", 1, 2);
         p.save(path);
         demos::Progress q = demos::Progress::load(path);
         FUZZ_CHECK(q.lessons.size() == p.lessons.size(), "saved progress loads back");
