@@ -81,14 +81,7 @@ struct Peer {
 Peer load_peer(const std::string& path) {
     Peer peer;
     if (path.empty()) return peer;
-    std::ifstream f(path);
-    if (!f) MOE_BAD_INPUT("--peer '" << path << "': cannot open the file");
-    json j;
-    try {
-        f >> j;
-    } catch (const std::exception& e) {
-        MOE_BAD_INPUT("--peer '" << path << "': not JSON (" << e.what() << ")");
-    }
+    json j = read_peer_json(path);
     peer.rows = j.value("rows", json::array());
     peer.device = j.value("device", "");
     return peer;
@@ -307,7 +300,7 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--experts-impl", args->impls,
-                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, nopack")
+                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, nopack")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")

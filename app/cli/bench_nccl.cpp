@@ -12,6 +12,7 @@
 #include <numeric>
 #include <vector>
 
+#include "demos/atomic_file.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 #include "kernels/nccl/nccl_api.hpp"
@@ -50,25 +51,26 @@ int nccl_ranks(const NcclBenchArgs& a) {
     return a.ranks ? a.ranks : gpus;
 }
 
+nlohmann::json read_peer_json(const std::string& path) {
+    std::string text, err;
+    if (!demos::read_regular_file(path, std::size_t(64) << 20, &text, &err))
+        MOE_BAD_INPUT("--peer '" << path << "': " << err);
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const std::exception& e) {
+        MOE_BAD_INPUT("--peer '" << path << "': not JSON (" << e.what() << ")");
+    }
+}
+
 int run_alltoall_bench(const NcclBenchArgs& a) {
     // Bad sizes are bad input on any machine, so they are checked before looking for GPUs.
     const std::size_t lo = parse_bytes("--min-bytes", a.min_bytes), hi = parse_bytes("--max-bytes", a.max_bytes);
     if (hi < lo) MOE_BAD_INPUT("--max-bytes " << a.max_bytes << " must be >= --min-bytes " << a.min_bytes);
-    const int G = nccl_ranks(a);
-    std::vector<std::size_t> sizes;
-    for (std::size_t b = lo; b <= hi; b *= 2) sizes.push_back(b);
     // The PyTorch peer (kernels/bench/torch_a2a_peer.py): rows keyed by the same rounded bytes per rank.
     nlohmann::json peer_rows = nlohmann::json::array();
     std::string peer_device;
     if (!a.peer.empty()) {
-        std::ifstream f(a.peer);
-        if (!f) MOE_BAD_INPUT("--peer '" << a.peer << "': cannot open the file");
-        nlohmann::json j;
-        try {
-            f >> j;
-        } catch (const std::exception& e) {
-            MOE_BAD_INPUT("--peer '" << a.peer << "': not JSON (" << e.what() << ")");
-        }
+        nlohmann::json j = read_peer_json(a.peer);
         peer_rows = j.value("rows", nlohmann::json::array());
         peer_device = j.value("device", "") + ", torch " + j.value("torch", "") + ", " +
                       std::to_string(j.value("world_size", 0)) + " ranks";
@@ -78,6 +80,9 @@ int run_alltoall_bench(const NcclBenchArgs& a) {
             if (p.value("bytes_per_rank", std::size_t(0)) == bytes && p.contains("median_ms")) return &p;
         return nullptr;
     };
+    const int G = nccl_ranks(a);
+    std::vector<std::size_t> sizes;
+    for (std::size_t b = lo; b <= hi; b *= 2) sizes.push_back(b);
     auto points = moe::nccl::bench_alltoall(G, sizes, a.repeats, a.timeout, a.warmup);
 
     nlohmann::json out = {{"what", "alltoall"},

@@ -2,6 +2,7 @@
 // In every build: without NCCL they exit with a NoDevice error that says why.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "app/cli/bench_hooks.hpp"
@@ -24,6 +25,10 @@ struct NcclBenchArgs {
 };
 
 int run_nccl_bench(const NcclBenchArgs& a);
+
+// The PyTorch peer's JSON file (--peer) of every bench: only a regular file of bounded size is read; otherwise
+// BadInput naming the flag, the file and the reason.
+nlohmann::json read_peer_json(const std::string& path);
 
 // Flags of the nccl benches beyond bench.cpp's, registered through bench_extensions.cpp (add_nccl_bench_options).
 struct NcclBenchExtra {
