@@ -131,12 +131,14 @@ inline float rms(const std::vector<float>& v) {
 }
 
 // |got − want| ≤ atol + rtol·|want| for every element; NaN never passes (poisoned outputs are NaN).
+// `extra`, when given, adds a per-element allowance (e.g. the propagated rounding of an intermediate).
 inline std::string first_outside(const std::vector<float>& got, const std::vector<float>& want, float atol,
-                                 float rtol, const char* what) {
-    if (got.size() != want.size()) return std::string(what) + ": sizes differ";
+                                 float rtol, const char* what, const std::vector<float>* extra = nullptr) {
+    if (got.size() != want.size() || (extra && extra->size() != want.size()))
+        return std::string(what) + ": sizes differ";
     std::size_t bad = 0, first = 0;
     for (std::size_t i = 0; i < got.size(); ++i) {
-        float tol = atol + rtol * std::fabs(want[i]);
+        float tol = atol + rtol * std::fabs(want[i]) + (extra ? (*extra)[i] : 0.f);
         if (!(std::fabs(got[i] - want[i]) <= tol)) {
             if (!bad) first = i;
             ++bad;
@@ -144,8 +146,9 @@ inline std::string first_outside(const std::vector<float>& got, const std::vecto
     }
     if (!bad) return "";
     std::ostringstream os;
-    os << what << ": " << bad << " of " << got.size() << " outside " << atol << " + " << rtol << "·|ref|; first at "
-       << first << ": got " << got[first] << ", want " << want[first];
+    os << what << ": " << bad << " of " << got.size() << " outside " << atol << " + " << rtol << "·|ref|"
+       << (extra ? " + the element's own allowance (" + std::to_string((*extra)[first]) + ")" : std::string())
+       << "; first at " << first << ": got " << got[first] << ", want " << want[first];
     return os.str();
 }
 

@@ -29,6 +29,43 @@ struct ScopedEnv {
             unsetenv(name.c_str());
     }
 };
+// What a rounding of the intermediate h may move each output by. The reference rounds h1 = x·w1ᵀ and h to bf16
+// after fp32 sums; a GPU that sums in another order can land on the other side of a rounding boundary, so an h_f
+// may differ by one bf16 ulp (2⁻⁷·|h_f|), which moves y_i by up to 2⁻⁷·|h_f·w2[i,f]|. The allowance is four such
+// flips at the root-sum-square of the terms: far below what a wrong row, expert or k step gives. Large d with
+// small F (few, large terms in y) needs it: without it 27 of 1.2 M outputs at d = 7168, F = 128 failed on one seed.
+std::vector<float> h_rounding_allowance(const std::vector<moe::bf16_t>& xp, const std::vector<std::int32_t>& counts,
+                                        const std::vector<std::int32_t>& offsets, const std::vector<moe::bf16_t>& w1,
+                                        const std::vector<moe::bf16_t>& w2, int E, int d, int F, std::size_t n_out) {
+    std::vector<float> extra(n_out, 0.f), h(F), g(2 * F);
+    auto f = [](moe::bf16_t v) { return moe::bf16_to_f32(v); };
+    auto r = [](float v) { return moe::bf16_to_f32(moe::f32_to_bf16(v)); };
+    for (int e = 0; e < E; ++e)
+        for (std::int64_t row = offsets[e]; row < offsets[e] + counts[e]; ++row) {
+            for (int j = 0; j < 2 * F; ++j) {
+                float acc = 0;
+                for (int c = 0; c < d; ++c) acc += f(xp[row * d + c]) * f(w1[(std::size_t(e) * 2 * F + j) * d + c]);
+                g[j] = r(acc);
+            }
+            for (int j = 0; j < F; ++j) h[j] = r(g[j] / (1.0f + std::exp(-g[j])) * g[F + j]);
+            for (int i = 0; i < d; ++i) {
+                double ss = 0;
+                for (int j = 0; j < F; ++j) {
+                    const double t = double(h[j]) * f(w2[(std::size_t(e) * d + i) * F + j]);
+                    ss += t * t;
+                }
+                if (std::size_t(row) * d + i < n_out) extra[row * d + i] = float(4 * moe::kBf16Eps * std::sqrt(ss));
+            }
+        }
+    return extra;
+}
+
+// bf16_close with the allowance of h's rounding.
+std::string ffn_close(const std::vector<moe::bf16_t>& got, const std::vector<moe::bf16_t>& want, std::size_t n,
+                      const std::vector<float>& extra) {
+    auto g = to_float(got, n), w = to_float(want, n);
+    return first_outside(g, w, 2 * moe::kBf16Eps * rms(w), 2 * moe::kBf16Eps, "y", &extra);
+}
 }  // namespace
 
 TEST(GpuExperts, EveryImplementationMatchesTheReference) {
@@ -70,6 +107,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         moe::experts::make_w2(seed, c.E, c.d, c.F, w2.data());
         moe::experts::ffn(xp.data(), nullptr, nullptr, counts.data(), offsets.data(), c.E, c.d, c.F, w1.data(),
                           w2.data(), want.data(), 0);
+        const auto extra = h_rounding_allowance(xp, counts, offsets, w1, w2, c.E, c.d, c.F, std::size_t(rows) * c.d);
 
         DeviceBuffer<moe::bf16_t> dx(hx.size()), dxp(xp.size()), dw1(w1.size()), dw2(w2.size()), y(want.size());
         DeviceBuffer<std::int32_t> dcounts(c.E), doffsets(c.E + 1), drt(max_rows);
@@ -90,7 +128,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                                       doffsets.data(), counts.data(), offsets.data(), c.E, c.d, c.F, dw1.data(),
                                       dw2.data(), y.data(), ws.data(), wsb, nullptr);
                 moe::gpu::synchronize(nullptr);
-                EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
+                EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
             }
         }
         // From the device plan alone: decode with each chunk size (the assignments hint picks it: 8, 16, 32 and 64
@@ -120,7 +158,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                         max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
                     moe::gpu::synchronize(nullptr);
                     EXPECT_EQ(ran, impl);
-                    EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
+                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
                 }
             }
             // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
@@ -136,7 +174,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                         wsb, nullptr);
                     moe::gpu::synchronize(nullptr);
                     EXPECT_EQ(ran, ExpertsImpl::Mid);
-                    EXPECT_EQ(bf16_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, "y"), "");
+                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
                 }
             }
         }
