@@ -51,6 +51,8 @@ int nccl_ranks(const NcclBenchArgs& a) {
     return a.ranks ? a.ranks : gpus;
 }
 
+}  // namespace
+
 nlohmann::json read_peer_json(const std::string& path) {
     std::string text, err;
     if (!demos::read_regular_file(path, std::size_t(64) << 20, &text, &err))
@@ -61,6 +63,8 @@ nlohmann::json read_peer_json(const std::string& path) {
         MOE_BAD_INPUT("--peer '" << path << "': not JSON (" << e.what() << ")");
     }
 }
+
+namespace {
 
 int run_alltoall_bench(const NcclBenchArgs& a) {
     // Bad sizes are bad input on any machine, so they are checked before looking for GPUs.
