@@ -268,6 +268,9 @@ int play(const LessonArgs& a) {
     demos::variation(L, a.try_index, &scenario, &params);
     std::string variation = a.try_index > 0 ? L.try_next[std::size_t(a.try_index - 1)].prompt : "";
     if (!a.backend.empty()) scenario.backend = a.backend;
+    // Where the reveal will run, settled before the student commits: --backend cuda without a GPU fails here.
+    std::string why;
+    const std::string backend = demos::resolve_backend(scenario, &why);
     auto before = [&](const std::string& text) { return demos::fill_before(L, scenario, params, text); };
 
     std::printf("Lesson %s · %s\n", L.id.c_str(), L.title.c_str());
@@ -309,8 +312,6 @@ int play(const LessonArgs& a) {
     }
 
     // The prediction is committed: only now does the scenario run.
-    std::string why;
-    std::string backend = demos::resolve_backend(scenario, &why);
     heading("Reveal");
     std::printf("  Running %zu scenario%s (%s demo%s) on %s...\n", L.runs.size() + 1, L.runs.empty() ? "" : "s",
                 demos::demo_name(L.demo), L.experiment.empty() ? "" : (", experiment " + L.experiment).c_str(),
