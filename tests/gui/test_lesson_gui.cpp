@@ -107,15 +107,18 @@ click lesson:item:decode-prefill
 wait 3
 wheel win:lesson@0.7,0.5 -40
 wait 3
+wait_anchor lesson:votes:a 600
 click lesson:votes:a
 type 7
 click lesson:votes:c
 type 2
 wait 2
 expect_anchor lesson:commit
+wait_anchor lesson:class_confidence 600
 click lesson:class_confidence@0.2,0.5
 type 4
 wait 2
+wait_anchor lesson:commit 600
 click lesson:commit
 wait 3
 wait_idle 3000
@@ -125,13 +128,16 @@ expect_anchor lesson:suggestion
 expect_no_anchor lesson:score
 expect_no_anchor lesson:explanation
 expect_no_anchor lesson:shift
+wait_anchor lesson:first_vote 600
 wheel win:lesson@0.7,0.5 -40
 wait 3
+wait_anchor lesson:votes2:a 600
 click lesson:votes2:a
 type 1
 click lesson:votes2:c
 type 8
 wait 2
+wait_anchor lesson:second_commit 600
 click lesson:second_commit
 wait 3
 wheel win:lesson@0.7,0.5 -40
@@ -140,6 +146,7 @@ expect_anchor lesson:shift
 expect_anchor lesson:vote_bars
 expect_no_anchor lesson:score
 screenshot ${out}/lesson-presenter-shift.png
+wait_anchor lesson:reveal 600
 click lesson:reveal
 wait 3
 wait_idle 3000
