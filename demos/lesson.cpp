@@ -162,7 +162,13 @@ class FileReader {
             lesson::Expr::parse(e.text);
             return true;
         } catch (const moe::Error& err) {
-            problem(e.line, what + " = \"" + e.text + "\": " + err.what());
+            // A long expression is quoted by its start only: the error says where in it things went wrong.
+            std::size_t cut = std::min<std::size_t>(100, e.text.size());
+            while (cut > 0 && cut < e.text.size() && (static_cast<unsigned char>(e.text[cut]) & 0xC0) == 0x80) --cut;
+            const std::string shown =
+                e.text.size() > 120 ? e.text.substr(0, cut) + "… (" + std::to_string(e.text.size()) + " characters)"
+                                    : e.text;
+            problem(e.line, what + " = \"" + shown + "\": " + err.what());
             return false;
         }
     }

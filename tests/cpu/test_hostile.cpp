@@ -178,6 +178,9 @@ TEST(Hostile, OneDeepLessonFileNeverTakesDownTheOthers) {
     EXPECT_TRUE(contains(c.out, "nests more than 100 levels")) << c.out;
     EXPECT_TRUE(contains(c.out, "long.toml:")) << c.out;
     EXPECT_TRUE(contains(c.out, "the expression is 100001 characters; at most 4096")) << c.out;
+    // The long expression is quoted by its start only, not echoed whole.
+    EXPECT_TRUE(contains(c.out, "(100001 characters)")) << c.out.substr(0, 2000);
+    EXPECT_LT(c.out.size(), 20000u) << c.out.substr(0, 2000);
     EXPECT_TRUE(contains(c.out, "nest.toml:1: nested more than 32 levels")) << c.out;
     // The same files in an auto-found ./lessons (the working folder), as a student would have them.
     std::string cwd = fresh_dir("autofound");
