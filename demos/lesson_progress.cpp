@@ -75,7 +75,9 @@ bool Progress::done(const std::string& id) const {
 Progress Progress::load(const std::string& path) {
     Progress p;
     std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return p;
+    // Absent means nothing there at all: a dangling symlink or a symlink loop goes on to the reader, which says why
+    // it cannot be read, instead of passing for a first run.
+    if (std::filesystem::symlink_status(path, ec).type() == std::filesystem::file_type::not_found) return p;
     remove_stale_temps(path);  // progress.toml.tmp.<pid> files of a run that was killed while saving
     // Only a regular file of bounded size and nesting reaches the parser (it recurses once per level).
     std::string text, err;

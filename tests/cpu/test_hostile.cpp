@@ -524,6 +524,10 @@ TEST(Hostile, AnUnreadableFileSaysWhy) {
     auto l = moelab("lessons --lessons-dir " + lessons);
     EXPECT_EQ(l.rc, 0) << l.out;
     EXPECT_TRUE(contains(l.out, "l.toml: cannot open (Too many levels of symbolic links)")) << l.out;
+    // A progress file that is a symlink loop is not taken for a first run: the list warns why it was not read.
+    auto p = moelab("lessons --progress " + d + "/loop.toml");
+    EXPECT_EQ(p.rc, 0) << p.out;
+    EXPECT_TRUE(contains(p.out, "loop.toml: cannot open (Too many levels of symbolic links)")) << p.out;
 }
 
 TEST(Hostile, BenchPeerFilesAreReadOnlyWhenRegular) {
