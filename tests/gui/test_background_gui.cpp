@@ -54,6 +54,7 @@ wait_idle 3000
 set_view dispatch off
 key F3
 wait 3
+wait_anchor lesson:item:straggler 600
 click lesson:item:straggler
 wait 3
 click lesson:answer

@@ -38,7 +38,7 @@ wait_idle 3000
 set_view dispatch off
 key F3
 wait 3
-expect_anchor lesson:item:dispatch-bytes
+wait_anchor lesson:item:dispatch-bytes 600
 click lesson:item:dispatch-bytes
 wait 2
 click lesson:commit
@@ -100,6 +100,8 @@ presenter on
 wait 3
 key F3
 wait 3
+# The lessons load in the background: wait for the list before scrolling it.
+wait_anchor lesson:item:decode-prefill 600
 # The list wraps whole titles: the last lessons are below its fold.
 wheel win:lesson@0.1,0.7 -40
 wait 3

@@ -24,7 +24,8 @@ wait_idle 3000
 set_view dispatch off
 key F3
 wait 3
-expect_anchor lesson:item:packing
+# The lessons load in the background: wait for the list.
+wait_anchor lesson:item:packing 600
 click lesson:item:packing
 wait 3
 expect_no_anchor lesson:score
