@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "demos/embedded_file.hpp"
 #include "demos/scenario.hpp"
 
 namespace demos {
@@ -127,12 +128,8 @@ LessonSet load_lessons(const std::string& dir);
 // The scenario with `overrides` (TOML text of scenario keys) applied. Throws BadInput naming the key.
 Scenario apply_overrides(const Scenario& base, const std::string& overrides, const std::string& where);
 
-// Built-in lesson files, generated at build time from lessons/*.toml (lesson_embed.cmake).
-struct EmbeddedLesson {
-    const char* name;
-    const unsigned char* data;
-    unsigned long size;
-};
+// Built-in lesson files, generated at build time from lessons/*.toml (demos/embed_files.cmake).
+using EmbeddedLesson = EmbeddedFile;
 const EmbeddedLesson* embedded_lessons(int* count);
 
 }  // namespace demos

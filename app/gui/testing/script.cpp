@@ -158,15 +158,15 @@ void Script::next() {
 
 const char* Script::builtin(const std::string& name) {
     int n = 0;
-    const BuiltinScript* list = builtin_scripts(&n);
+    const demos::EmbeddedFile* list = builtin_scripts(&n);
     for (int i = 0; i < n; ++i)
-        if (name == list[i].name) return list[i].text;
+        if (name == list[i].name) return reinterpret_cast<const char*>(list[i].data);
     return nullptr;
 }
 
 std::string Script::builtin_names() {
     int n = 0;
-    const BuiltinScript* list = builtin_scripts(&n);
+    const demos::EmbeddedFile* list = builtin_scripts(&n);
     std::string out;
     for (int i = 0; i < n; ++i) out += (i ? ", builtin:" : "builtin:") + std::string(list[i].name);
     return out;
