@@ -300,7 +300,7 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--experts-impl", args->impls,
-                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, nopack")
+                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, wgmma, nopack")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")

@@ -133,17 +133,22 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        const bool tiled = name.rfind("mid-t", 0) == 0;
+        // wgmma-tN[-nM]: the wgmma kernels with N tokens and M weight rows per tile (MOELAB_WGMMA_TILE, _BN)
+        const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
+        const std::size_t wg_n = name.find("-n", 7);
+        FlavorEnv wg_tile("MOELAB_WGMMA_TILE", wg ? name.substr(7, wg_n == std::string::npos ? wg_n : wg_n - 7) : "");
+        FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg && wg_n != std::string::npos ? name.substr(wg_n + 2) : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid
+                                      : wg       ? gpu::ExpertsImpl::Wgmma
                                                  : gpu::parse_experts_impl(name);
         gpu::ExpertsImpl ran = impl;
         auto body = [&](int) {
             // decode and mid: the plan stays on the device, as in a graph-captured layer
-            if (impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid)
+            if (impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid || impl == gpu::ExpertsImpl::Wgmma)
                 ran = gpu::experts_ffn_device(impl, xp.data(), x.data(), row_token.data(), counts.data(),
                                               offsets.data(), max_rows, T * k, E, d, F, st.w1.data(), st.w2.data(),
                                               y.data(), ws.data(), wsb, sg.s);
@@ -185,7 +190,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         r.floor_ms = std::max(weight_ms, math_ms);
         r.bound = weight_ms >= math_ms ? "weights" : "math";
         finish_row(r, t, c);
-        if (!gather && !flavored && !tiled && t.median_ms < st.best_experts_ms)
+        if (!gather && !flavored && !tiled && !wg && t.median_ms < st.best_experts_ms)
             st.best_experts_ms = t.median_ms, st.best_impl = name;
         emit(r);
     }

@@ -15,6 +15,7 @@
 #include "kernels/cuda/experts_decode.cuh"
 #include "kernels/cuda/experts_fused.cuh"
 #include "kernels/cuda/experts_mid.cuh"
+#include "kernels/cuda/experts_wgmma.cuh"
 #include "kernels/cuda/launchers.hpp"
 #include "kernels/cuda/workspace.hpp"
 
@@ -275,6 +276,8 @@ const char* experts_impl_name(ExpertsImpl impl) {
             return "batched";
         case ExpertsImpl::Mid:
             return "mid";
+        case ExpertsImpl::Wgmma:
+            return "wgmma";
     }
     return "auto";
 }
@@ -288,8 +291,9 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "decode") return ExpertsImpl::Decode;
     if (text == "batched") return ExpertsImpl::Batched;
     if (text == "mid") return ExpertsImpl::Mid;
+    if (text == "wgmma") return ExpertsImpl::Wgmma;
     MOE_BAD_INPUT("--experts-impl '" << text
-                                     << "': allowed: auto, grouped, streams, serial, fused, decode, batched, mid");
+                                     << "': allowed: auto, grouped, streams, serial, fused, decode, batched, mid, wgmma");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -321,6 +325,14 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     const double tpe = double(assignments) / std::max(experts, 1);
     if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
     cudaStream_t st = to_cuda(s);
+    if (impl == ExpertsImpl::Wgmma) {
+        ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
+        if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
+            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, wgmma_tile_tokens(tpe), st);
+            return impl;
+        }
+        impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
+    }
     if (impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid) {  // two launches: the down kernel zeroes padding
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
         if (impl == ExpertsImpl::Decode)
@@ -350,10 +362,20 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     for (int e = 0; e < experts; ++e) kept += counts_host[e];
     const double tpe = double(kept) / std::max(experts, 1);
     if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
-    if (!xp && impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) impl = ExpertsImpl::Fused;  // these gather
     cudaStream_t st = to_cuda(s);
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
+    if (impl == ExpertsImpl::Wgmma) {
+        if (!wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
+            impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
+        } else {
+            if (max_rows > 0)
+                wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, wgmma_tile_tokens(tpe),
+                          st);
+            return impl;
+        }
+    }
+    if (!xp && impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) impl = ExpertsImpl::Fused;  // these gather
     if (impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) {
         zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
         MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");

@@ -109,8 +109,10 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
 // (experts_decode.cuh); batched: every expert padded to the largest count, each GEMM one cublasGemmBatchedEx (falls
 // back to streams when the padding would not fit the workspace); mid: decode's design for tens to hundreds of
 // tokens per expert, a swap-AB grouped GEMM with the tokens staged in shared memory through a cp.async ring and
-// mma.sync (experts_mid.cuh), no host copy of the plan either. auto: experts_auto_choice.
-enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched, Mid };
+// mma.sync (experts_mid.cuh), no host copy of the plan either; wgmma: Hopper's asynchronous tensor cores fed by TMA,
+// a warp-specialised persistent grouped GEMM with the SiLU gate in its epilogue, from the device plan
+// (experts_wgmma.cuh; sm_90 and packed rows with d and F multiples of 8, else it runs mid). auto: experts_auto_choice.
+enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched, Mid, Wgmma };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
@@ -126,6 +128,8 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.
 int decode_chunk_tokens(double tokens_per_expert);
+// Whether the current device can run the wgmma kernels (compute capability 9.0 and the driver's tensor-map encoder).
+bool wgmma_available();
 // mid's tokens per tile (64 or 128; MOELAB_MID_TILE=64|128 forces one): an expert with more tokens takes several
 // tiles, which read its weights again (mostly from L2: its tiles run side by side).
 int mid_tile_tokens(double tokens_per_expert);

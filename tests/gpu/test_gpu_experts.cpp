@@ -89,6 +89,9 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         // last tile in every direction (d = 392: 128·3 + 8; F = 200: 64·3 + 8), padded
         {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},
         {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},  // odd d and F: mid's scalar loads
+        // wgmma's tiles: 64 or 128 tokens × 128 or 256 weight rows, k steps of 64; several full token tiles per
+        // expert with skew, K tails in both GEMMs (d = 1032, F = 712) and a partial last weight tile, padded
+        {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 300 || c.d > 2048)) continue;
@@ -117,7 +120,8 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
         for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused,
-                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Auto}) {
+                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Wgmma,
+                          ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
                 const bool gathers = impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
                 if (!packed && !gathers) continue;  // nopack: only these gather x's rows
@@ -161,6 +165,23 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
                 }
             }
+            // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two) and both
+            // weight tiles; it runs where the device is sm_90 and d and F are multiples of 8, else mid does.
+            const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
+            for (const char* tile : {"64", "128"})
+                for (const char* bn : {"128", "256"}) {
+                    if (hint != hints[0] && hint != hints[3] && std::string(bn) == "128") continue;
+                    ScopedEnv t_env("MOELAB_WGMMA_TILE", tile), n_env("MOELAB_WGMMA_BN", bn);
+                    SCOPED_TRACE(std::string("device plan, wgmma tile ") + tile + " × " + bn);
+                    y.poison();
+                    ws.poison();
+                    const auto ran = moe::gpu::experts_ffn_device(
+                        ExpertsImpl::Wgmma, dxp.data(), dx.data(), drt.data(), dcounts.data(), doffsets.data(),
+                        max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
+                    moe::gpu::synchronize(nullptr);
+                    EXPECT_EQ(ran, wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
+                }
             // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"64", "128"}) {

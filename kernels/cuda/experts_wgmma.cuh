@@ -1,0 +1,30 @@
+// The expert FFN on Hopper's asynchronous tensor cores, for some tens of tokens per expert up to prefill: a
+// warp-specialised grouped GEMM (one TMA producer warpgroup, 1 or 2 wgmma consumer warpgroups of 64 tokens each,
+// a ring of shared-memory stages between them on mbarriers). One persistent launch per GEMM covers every expert;
+// counts and offsets are read on the device (no host copy of the plan), SiLU(gate)·up is formed in the gate/up
+// GEMM's epilogue, and the down GEMM is launched programmatically after it. sm_90 only, packed rows only.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/common/bf16.hpp"
+
+namespace moe::gpu {
+
+// Whether wgmma_ffn can run: a device of compute capability 9.0 (the kernels are built for sm_90a), the driver's
+// tensor-map encoder, packed rows, d and F multiples of 8 and 16-byte aligned bases (TMA's strides and addresses).
+bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* w1, const void* w2, const void* h);
+
+// Tokens per tile for a mean number of tokens per expert: 64 (one consumer warpgroup) or 128 (two);
+// MOELAB_WGMMA_TILE=64|128 forces one. MOELAB_WGMMA_BN=128|256 forces the weight rows per tile (default 256).
+int wgmma_tile_tokens(double tokens_per_expert);
+
+// h[offsets[e] + m] = bf16(silu(bf16(x_m·w1g^T))·bf16(x_m·w1u^T)), then y[offsets[e] + m] = bf16(h_m·w2^T), for
+// every kept row m < counts[e] of the packed rows xp. h: [max_rows, F] scratch. Padding rows of y become zeros.
+// Call only where wgmma_ffn_supported.
+void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
+               int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y,
+               int tile_tokens, cudaStream_t st);
+
+}  // namespace moe::gpu
