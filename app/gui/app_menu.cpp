@@ -216,6 +216,9 @@ void App::carry_out(const Command& c) {
         case CommandKind::SecondVote:
             ses.second_vote(c.votes, c.text);
             break;
+        case CommandKind::MeasureRoofline:
+            ses.measure_roofline();
+            break;
         case CommandKind::Quit:
             quit_ = true;
             break;
@@ -255,6 +258,8 @@ const char* command_name(CommandKind k) {
             return "reveal-lesson";
         case CommandKind::SecondVote:
             return "second-vote";
+        case CommandKind::MeasureRoofline:
+            return "measure-roofline";
         case CommandKind::Quit:
             return "quit";
     }

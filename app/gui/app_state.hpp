@@ -18,7 +18,7 @@
 
 namespace moelab_gui {
 
-enum class ViewId { Controls, Device, Loads, Comm, Dispatch, Timeline, Help, Lesson, Count };
+enum class ViewId { Controls, Device, Loads, Comm, Dispatch, Timeline, Help, Lesson, Roofline, Count };
 
 // The lesson view's draft: the prediction being made, before it is committed.
 struct LessonDraft {
@@ -44,6 +44,7 @@ struct ViewState {
     // Open flags, one per view (imgui_demo's way).
     bool show_controls = true, show_device = true, show_loads = true, show_comm = true, show_dispatch = true,
          show_timeline = true, show_help = false, show_lesson = false;
+    bool show_roofline = false;  // the expert FFN's roofline (opened from the dispatch view)
     bool* open_flag(ViewId id);
     bool is_open(ViewId id) const { return *const_cast<ViewState*>(this)->open_flag(id); }
 
@@ -89,6 +90,7 @@ void show_dispatch(const Session& s, ViewState& vs, Commands& cmd, bool* p_open)
 void show_timeline(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);
 void show_help(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);
 void show_lesson(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);  // view_lesson.cpp
+void show_roofline(const Session& s, ViewState& vs, Commands& cmd, bool* p_open);  // view_roofline.cpp
 
 // The range a control offers for a numeric parameter: the one validation enforces for this scenario (the table's
 // range, narrowed where it depends on another field, as top-k's on the experts).

@@ -27,6 +27,7 @@ enum class CommandKind {
     RetryLesson,   // the reveal's runs again
     RevealLesson,  // presenter mode: show the answer
     SecondVote,    // presenter mode: votes, text: the class's second vote after discussion
+    MeasureRoofline,  // the expert FFN's roofline on the GPU for the scenario's shape (again, after a failure)
     Quit,
 };
 const char* command_name(CommandKind k);

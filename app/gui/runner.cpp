@@ -31,6 +31,8 @@ const char* slot_name(Slot s) {
             return "expert times";
         case Slot::LessonExperiment:
             return "lesson experiment";
+        case Slot::Roofline:
+            return "roofline";
     }
     return "?";
 }
@@ -74,6 +76,8 @@ JobResult run_job(const Job& job, std::uint64_t generation, const std::atomic<bo
         } else if (job.slot == Slot::ExpertTimes) {
             r.result = demos::run(job.scenario, job.demo, ctl);
             r.expert_times = time_experts(r.result, stop, progress);
+        } else if (job.slot == Slot::Roofline) {
+            r.roofline = demos::measure_roofline(demos::roofline_shape(job.scenario), stop, progress);
         } else {
             r.result = demos::run(job.scenario, job.demo, ctl);
         }
@@ -235,8 +239,9 @@ void Runner::loop() {
                 break;
             }
             // A failed run ends the batch's runs (the rest would fail the same way); a lesson's experiment still
-            // runs (it times runs that have finished, and the reveal waits for it), and its own failure ends nothing.
-            if (!r.ok && r.job.slot != Slot::LessonExperiment)
+            // runs (it times runs that have finished, and the reveal waits for it), and its own failure ends nothing,
+            // nor does the roofline's (its own shape and sizes, measured apart from the scenario's runs).
+            if (!r.ok && r.job.slot != Slot::LessonExperiment && r.job.slot != Slot::Roofline)
                 batch_.erase(std::remove_if(batch_.begin() + std::ptrdiff_t(i) + 1, batch_.end(),
                                             [](const Job& j) { return j.slot != Slot::LessonExperiment; }),
                              batch_.end());

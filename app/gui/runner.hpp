@@ -18,6 +18,7 @@
 #include "demos/engine.hpp"
 #include "demos/experiments.hpp"
 #include "demos/lesson.hpp"
+#include "demos/roofline.hpp"
 #include "kernels/common/error.hpp"
 
 namespace moelab_gui {
@@ -25,7 +26,8 @@ namespace moelab_gui {
 // Which part of the session's ResultSet a job fills (Lesson, LessonExperiment: only the lesson's reveal reads them).
 //   ExpertTimes       the scenario's routing, then each expert's FFN timed alone at its load (the loads overlay)
 //   LessonExperiment  the lesson's experiment (demos/experiments.hpp) on its finished runs, for the reveal
-enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson, Pipeline, ExpertTimes, LessonExperiment };
+//   Roofline          the expert FFN's roofline measured on the GPU for the scenario's d, F, E, k (its panel)
+enum class Slot { Routing, Dispatch, Sweep, Layer, Lesson, Pipeline, ExpertTimes, LessonExperiment, Roofline };
 const char* slot_name(Slot s);
 
 // Who reads a job's result: the app's views, the lesson's reveal, or both (one run serves both owners).
@@ -65,6 +67,7 @@ struct JobResult {
     double wall_ms = 0;  // how long the run took; the session's debounce adapts to it
     std::vector<demos::ExperimentResult> experiments;  // LessonExperiment: one per lesson run
     std::optional<ExpertTimes> expert_times;           // ExpertTimes
+    std::optional<demos::ExpertRoofline> roofline;     // Roofline
 };
 
 struct RunnerStatus {

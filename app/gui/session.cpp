@@ -59,7 +59,9 @@ bool is_preset(const std::string& name, const demos::Scenario& s) {
 }  // namespace
 
 bool serves(const Job& app, const Job& lesson) {
-    if (lesson.slot != Slot::Lesson || app.slot == Slot::ExpertTimes || app.slot == Slot::LessonExperiment) return false;
+    if (lesson.slot != Slot::Lesson || app.slot == Slot::ExpertTimes || app.slot == Slot::LessonExperiment ||
+        app.slot == Slot::Roofline)
+        return false;
     if (!(app.scenario == lesson.scenario)) return false;
     return app.demo == lesson.demo || (app.demo == demos::Demo::Pipeline && lesson.demo == demos::Demo::Routing);
 }
@@ -183,17 +185,32 @@ void Session::set_plan(const RunPlan& plan) {
     if (plan == plan_) return;
     RunPlan same_runs = plan_;
     same_runs.expert_times = plan.expert_times;
-    const bool times_only = same_runs == plan;  // only the loads overlay was switched
+    same_runs.roofline = plan.roofline;
+    const bool overlays_only = same_runs == plan;  // only the loads overlay or the roofline panel was switched
+    const RunPlan before = plan_;
     plan_ = plan;
-    if (!times_only) {
+    if (!overlays_only) {
         rerun(0);
         return;
     }
-    // Switched on: the expert times join the runs in progress (nothing is run again); switched off: nothing to run.
-    if (plan.expert_times && runner_ && invalid_.empty()) {
+    // Switched on: its job joins the runs in progress (nothing is run again); switched off: nothing to run.
+    if (plan.expert_times && !before.expert_times && runner_ && invalid_.empty()) {
         runner_->add({Slot::ExpertTimes, demos::Demo::Routing, scenario_});
         status_ = runner_->status();
     }
+    if (plan.roofline && !before.roofline) measure_roofline();
+}
+
+bool Session::roofline_needed() const {
+    if (!runner_ || !invalid_.empty() || cpu_backend() || gpus_.empty()) return false;
+    return !results_.roofline || results_.roofline->shape != demos::roofline_shape(scenario_);
+}
+
+void Session::measure_roofline() {
+    if (!roofline_needed()) return;
+    if (error_.job == slot_name(Slot::Roofline)) error_ = RunError{};  // Try again: the old failure goes
+    runner_->add({Slot::Roofline, demos::Demo::Routing, scenario_});
+    status_ = runner_->status();
 }
 
 void Session::set_gpus(std::vector<std::string> gpus, std::string why) {
@@ -219,6 +236,8 @@ void Session::rerun(double delay_ms, bool force_layer) {
         return;
     }
     std::vector<Job> jobs = plan_jobs(scenario_, plan_, cpu_backend(), force_layer);
+    // The roofline depends on d, F, E and k only: an edit of anything else keeps the one held.
+    if (plan_.roofline && roofline_needed()) jobs.push_back({Slot::Roofline, demos::Demo::Routing, scenario_});
     begin_jobs(jobs);
     // The lesson's runs join the batch; a run the app needs as well is done once for both. A lesson job that is
     // running now and finishes whatever comes after it (the experiment) is not queued a second time.
@@ -291,6 +310,7 @@ bool Session::poll() {
     if (gpu_probe_.valid() && gpu_probe_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
         auto [gpus, why] = gpu_probe_.get();
         set_gpus(std::move(gpus), std::move(why));
+        if (plan_.roofline) measure_roofline();  // the panel opened before the GPUs were known
         changed = true;
     }
     if (lessons_future_.valid() && lessons_future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
@@ -316,6 +336,7 @@ void Session::apply(JobResult&& r) {
         error_.param = flag_of(r.error);
         if (r.error_kind == moe::ErrorKind::NoDevice) error_.param = "--backend";
         if (r.error_kind == moe::ErrorKind::OutOfMemory && error_.param.empty()) error_.param = "--tokens";
+        if (r.job.slot == Slot::Roofline) error_.param.clear();  // its own sizes, not a control's: shown in its panel
         return;
     }
     switch (r.job.slot) {
@@ -354,6 +375,9 @@ void Session::apply(JobResult&& r) {
             break;
         case Slot::ExpertTimes:
             if (r.expert_times) results_.expert_times = std::move(*r.expert_times);
+            break;
+        case Slot::Roofline:
+            if (r.roofline) results_.roofline = std::move(*r.roofline);
             break;
         case Slot::Lesson:
         case Slot::LessonExperiment:

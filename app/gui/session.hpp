@@ -34,6 +34,7 @@ struct ResultSet {
     std::optional<demos::Result> pipeline;  // the ping-pong pipeline measured on GPU pools (cuda backend only)
     std::vector<SweepPoint> sweep;          // dispatch strategies over skew or tokens
     std::optional<ExpertTimes> expert_times;  // each expert's FFN alone (the loads view's overlay, when asked)
+    std::optional<demos::ExpertRoofline> roofline;  // the expert FFN's measured roofline, for roofline->shape
     std::string sweep_axis;                 // "skew" | "tokens"
     bool layer_current = false;             // `layer` was computed for the same scenario as `routing`
     bool pipeline_current = false;          // `pipeline` likewise
@@ -59,9 +60,10 @@ struct RunPlan {
     bool full_layer = true;
     bool pipeline = true;  // the measured pipeline (GPU only), while the timeline view is open
     bool expert_times = false;  // each expert's FFN timed alone, while the loads view shows the overlay
+    bool roofline = false;      // the expert FFN's roofline measured on the GPU, while its panel is open
     bool operator==(const RunPlan& o) const {
         return dispatch == o.dispatch && sweep == o.sweep && sweep_axis == o.sweep_axis && full_layer == o.full_layer &&
-               pipeline == o.pipeline && expert_times == o.expert_times;
+               pipeline == o.pipeline && expert_times == o.expert_times && roofline == o.roofline;
     }
 };
 
@@ -177,6 +179,9 @@ class Session {
     void set_plan(const RunPlan& plan);  // re-runs when it adds runs that the views now need
     const RunPlan& plan() const { return plan_; }
     void rerun(double delay_ms = 0, bool force_layer = false);
+    // Measures the expert FFN's roofline for the scenario's shape on the GPU, as a job joining the runs in progress;
+    // nothing without a GPU (the panel models it then) or when the one held is for this shape.
+    void measure_roofline();
     void cancel();
     // Takes finished runs from the runner and the GPU probe. Returns true when something changed.
     bool poll();
@@ -209,6 +214,7 @@ class Session {
 
   private:
     void submit(double delay_ms, bool force_layer);
+    bool roofline_needed() const;  // a GPU is in use and no roofline of the scenario's shape is held
     void lesson_result(JobResult&& r);
     void finish_lesson();        // every run is in: measure the lesson's experiment, or reveal
     void lesson_experiment_result(JobResult&& r);

@@ -15,6 +15,7 @@ RunPlan run_plan(const ViewState& vs) {
     p.full_layer = vs.run_full_layer;
     p.pipeline = vs.show_timeline;
     p.expert_times = vs.loads_expert_times && vs.show_loads;
+    p.roofline = vs.show_roofline;
     return p;
 }
 
@@ -36,6 +37,8 @@ bool* ViewState::open_flag(ViewId id) {
             return &show_help;
         case ViewId::Lesson:
             return &show_lesson;
+        case ViewId::Roofline:
+            return &show_roofline;
         case ViewId::Count:
             break;
     }
@@ -50,6 +53,7 @@ const std::vector<ViewInfo>& view_registry() {
         {ViewId::Comm, "comm", "Communication", "Alt+2", show_comm, Placement::Tiled, true},
         {ViewId::Timeline, "timeline", "Pipeline timeline", "Alt+4", show_timeline, Placement::Tiled, true},
         {ViewId::Dispatch, "dispatch", "Dispatch strategies", "Alt+3", show_dispatch, Placement::Tiled, true},
+        {ViewId::Roofline, "roofline", "Expert FFN roofline", "", show_roofline, Placement::Centered, false},
         {ViewId::Help, "help", "Help", "F1", show_help, Placement::Centered, true},
         {ViewId::Lesson, "lesson", "Lessons", "F3", show_lesson, Placement::Own, false},
     };

@@ -140,6 +140,9 @@ static void draw_dispatch(const Session& ses, ViewState& vs, Commands& cmd) {
     help_marker(
         "Runs the dispatch demo at several skews (or token counts) in the background and draws each "
         "strategy's median time as a line. The dashed marker is the current scenario.");
+    ImGui::SameLine(0, ImGui::GetFontSize() * 1.5f);
+    if (ImGui::SmallButton("expert FFN roofline")) vs.show_roofline = true;  // what the packed rows feed (its panel)
+    anchor("dispatch:roofline");
     if (!vs.sweep_on) return;
     if (ses.results().sweep.size() < 2) {
         ImGui::TextDisabled("sweep running…");

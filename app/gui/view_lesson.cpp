@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "app/gui/roofline_chart.hpp"
 #include "demos/lesson_expr.hpp"
 #include "demos/lesson_numbers.hpp"
 
@@ -224,6 +225,7 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
                                   q.unit.empty() ? "" : " " + q.unit, body * 4);
     }
     numbers_table(P, L);
+    roofline::lesson_reveal_chart(P.reveal, body * 14);  // the expert-ffn experiment's sweep, when it ran
     ImGui::Separator();
     ImGui::PushFont(skin().fonts.bold);
     wrapped(P.reveal.fill(L.formula));

@@ -1,0 +1,92 @@
+// The roofline panel's job in the Session (label gui, no window): on the CPU reference opening the panel runs
+// nothing (the view models the chart itself); on a GPU it measures once per shape, in the background, and an edit
+// that keeps d, F, E and k keeps the measurement.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "app/gui/session.hpp"
+#include "kernels/api.hpp"
+#include "tests/gui/session_support.hpp"
+
+namespace {
+
+using moelab_gui::Session;
+using moelab_gui_test::poll_until;
+using moelab_gui_test::tiny;
+
+std::unique_ptr<Session> session_for(const demos::Scenario& s) {
+    moelab_gui::SessionOptions o;
+    o.scenario = s;
+    auto ses = std::make_unique<Session>(o);
+    moelab_gui::RunPlan loads_only;
+    loads_only.dispatch = loads_only.sweep = loads_only.full_layer = loads_only.pipeline = false;
+    ses->set_plan(loads_only);
+    return ses;
+}
+
+moelab_gui::RunPlan with_roofline(const Session& s) {
+    moelab_gui::RunPlan p = s.plan();
+    p.roofline = true;
+    return p;
+}
+
+}  // namespace
+
+TEST(RooflineSession, OnTheCpuReferenceThePanelRunsNothing) {
+    auto s = session_for(tiny());
+    ASSERT_TRUE(poll_until(*s, [&] { return !s->busy() && s->results().routing && !s->background_pending(); }));
+    const std::uint64_t routed = s->routing_results();
+    s->set_plan(with_roofline(*s));
+    EXPECT_FALSE(s->busy()) << "opening the panel queued a job on the CPU reference";
+    s->measure_roofline();  // the panel's button: nothing to measure without a GPU
+    EXPECT_FALSE(s->busy());
+    ASSERT_TRUE(poll_until(*s, [&] { return !s->busy(); }));
+    EXPECT_FALSE(s->results().roofline.has_value());
+    EXPECT_FALSE(s->error().present) << s->error().message;
+    EXPECT_EQ(s->routing_results(), routed) << "opening the panel ran the app's runs again";
+    // An edit re-runs the app's runs and still queues no roofline.
+    demos::Scenario e = tiny();
+    e.hidden = 128;
+    s->set_scenario(e);
+    ASSERT_TRUE(poll_until(*s, [&] { return !s->busy() && s->results().routing->scenario == e; }));
+    EXPECT_FALSE(s->results().roofline.has_value());
+    EXPECT_FALSE(s->error().present) << s->error().message;
+}
+
+TEST(RooflineSession, OnAGpuItMeasuresOncePerShape) {
+    if (moe::gpu::devices().empty()) GTEST_SKIP() << "no GPU: " << moe::gpu::unavailable_reason();
+    demos::Scenario sc = tiny();
+    sc.backend = "cuda";
+    sc.hidden = 256;
+    sc.ffn = 512;
+    auto s = session_for(sc);
+    ASSERT_TRUE(poll_until(*s, [&] { return !s->busy() && s->results().routing && !s->background_pending(); }));
+    ASSERT_FALSE(s->cpu_backend());
+    s->set_plan(with_roofline(*s));
+    ASSERT_TRUE(poll_until(*s, [&] { return s->results().roofline.has_value() && !s->busy(); }, 300))
+        << s->error().message;
+    const demos::ExpertRoofline& rl = *s->results().roofline;
+    EXPECT_EQ(rl.shape, demos::roofline_shape(sc));
+    EXPECT_EQ(rl.source, demos::lesson::Source::MeasuredGpu);
+    EXPECT_GT(rl.ceilings.read_gbps, 0);
+    EXPECT_GT(rl.ceilings.gemm_tflops, 0);
+    ASSERT_EQ(rl.points.size(), demos::roofline_sweep().size());
+    for (const auto& p : rl.points) {
+        EXPECT_EQ(p.wrong, 0) << p.tokens_per_expert;
+        EXPECT_FALSE(p.impl.empty());
+        EXPECT_GT(p.median_ms, 0);
+    }
+    // Tokens move the point, not the roofline: the measurement stays; a new width measures again.
+    demos::Scenario more = sc;
+    more.tokens *= 2;
+    s->set_scenario(more);
+    ASSERT_TRUE(poll_until(*s, [&] { return !s->busy() && s->results().routing->scenario == more; }));
+    EXPECT_EQ(s->results().roofline->shape, demos::roofline_shape(sc));
+    demos::Scenario wider = more;
+    wider.hidden = 512;
+    s->set_scenario(wider);
+    ASSERT_TRUE(poll_until(
+        *s, [&] { return !s->busy() && s->results().roofline->shape == demos::roofline_shape(wider); }, 300))
+        << s->error().message;
+}
