@@ -55,8 +55,7 @@ double expected_active_experts(int experts, int top_k, double tokens_per_expert)
 
 RooflineFloor roofline_floor(const RooflineShape& s, const RooflineCeilings& c, double tokens_per_expert) {
     check(s, c);
-    if (!(tokens_per_expert > 0))
-        MOE_BAD_INPUT("roofline: tokens per expert " << tokens_per_expert << " must be > 0");
+    if (!(tokens_per_expert > 0)) MOE_BAD_INPUT("roofline: tokens per expert " << tokens_per_expert << " must be > 0");
     RooflineFloor f;
     f.tokens_per_expert = tokens_per_expert;
     f.active_experts = expected_active_experts(s.experts, s.top_k, tokens_per_expert);

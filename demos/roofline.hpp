@@ -26,12 +26,12 @@ RooflineShape roofline_shape(const Scenario& s);
 
 // The two ceilings the floors divide by.
 struct RooflineCeilings {
-    double read_gbps = 0;    // bytes read per second (GB/s) that the weights stream at
-    double gemm_tflops = 0;  // bf16 GEMM rate
+    double read_gbps = 0;            // bytes read per second (GB/s) that the weights stream at
+    double gemm_tflops = 0;          // bf16 GEMM rate
     std::string bandwidth = "read";  // which bandwidth: "read" (16-byte loads) or "copy" (read + write)
     std::string device;              // where they were measured
     lesson::Source source = lesson::Source::Modeled;  // measured-gpu here, or recorded elsewhere (modeled)
-    std::string origin;              // one line: where the numbers come from
+    std::string origin;                               // one line: where the numbers come from
 };
 // The run of record in kernels/bench/RESULTS.md (NVIDIA H200, 2026-11-29 20:11 UTC): read 4473 GB/s, bf16 GEMM
 // 785 TFLOP/s. Used without a GPU, labelled modeled.
@@ -61,8 +61,8 @@ struct RooflinePoint {
     double tokens_per_expert = 0;
     std::string impl;  // the implementation auto chose ("" when not known)
     double median_ms = 0, p95_ms = 0;
-    double floor_ms = 0;       // the roofline at this point (its own active experts and ceilings)
-    std::int64_t wrong = -1;   // elements outside tolerance against the CPU reference; -1: not checked
+    double floor_ms = 0;      // the roofline at this point (its own active experts and ceilings)
+    std::int64_t wrong = -1;  // elements outside tolerance against the CPU reference; -1: not checked
     lesson::Source source = lesson::Source::Modeled;
     double pct_of_roofline() const { return median_ms > 0 ? 100.0 * floor_ms / median_ms : 0; }
 };

@@ -13,7 +13,7 @@ namespace moelab_gui::roofline {
 namespace {
 
 struct Axes {
-    ImVec2 pa, pb;  // plot area
+    ImVec2 pa, pb;                              // plot area
     double lx0 = 0, lx1 = 1, ly0 = 0, ly1 = 1;  // log10 ranges
     float x(double v) const {
         return pa.x + float((std::log10(std::max(v, 1e-12)) - lx0) / (lx1 - lx0)) * (pb.x - pa.x);
@@ -97,8 +97,8 @@ void polyline(ImDrawList* dl, const Axes& ax, const std::vector<demos::RooflineF
     }
 }
 
-void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Palette& pal, ImFont* sf,
-            ImU32 c_weight, ImU32 c_math) {
+void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Palette& pal, ImFont* sf, ImU32 c_weight,
+            ImU32 c_math) {
     const demos::RooflineCeilings& c = rl.ceilings;
     float x = at.x;
     const float y = at.y + sf->FontSize * 0.5f;
@@ -196,8 +196,7 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
             dl->AddCircleFilled(c, 4.5f, col);
         if (!p.impl.empty() || p.wrong > 0) {
             char buf[96];
-            std::snprintf(buf, sizeof buf, "%s %.0f%%%s", p.impl.c_str(), p.pct_of_roofline(),
-                          p.wrong > 0 ? " ✗" : "");
+            std::snprintf(buf, sizeof buf, "%s %.0f%%%s", p.impl.c_str(), p.pct_of_roofline(), p.wrong > 0 ? " ✗" : "");
             dl->AddText(sf, lh, ImVec2(c.x + 6, c.y - lh - 2), col, buf);
         }
         const float d2 = (m.x - c.x) * (m.x - c.x) + (m.y - c.y) * (m.y - c.y);

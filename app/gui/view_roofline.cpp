@@ -68,8 +68,9 @@ void status_line(const Session& ses, const demos::ExpertRoofline& rl, bool gpu, 
 std::string caption(const demos::ExpertRoofline& rl, double tpe) {
     const demos::RooflineCeilings& c = rl.ceilings;
     const double ridge = demos::ridge_tokens_per_expert(c);
-    std::string s = "Ridge ≈ " + format_number(std::round(ridge)) + " tokens per expert = " +
-                    format_number(c.gemm_tflops) + " TFLOP/s ÷ " + format_number(c.read_gbps) +
+    std::string s = "Ridge ≈ " + format_number(std::round(ridge)) +
+                    " tokens per expert = " + format_number(c.gemm_tflops) + " TFLOP/s ÷ " +
+                    format_number(c.read_gbps) +
                     " GB/s: each weight (2 bytes) does 2 FLOPs per token, so an expert does about one FLOP per byte "
                     "it reads per token it gets. Below the ridge the weights take longer to stream in than the "
                     "FLOPs take to run: decode, with a few tokens per expert, is weight-bound, and its time stays "
@@ -136,8 +137,8 @@ void roofline::lesson_reveal_chart(const demos::LessonReveal& rv, float height) 
     std::vector<Mark> marks;
     for (std::size_t i = 0; i < rv.results.size(); ++i) {
         const std::string& name = i < rv.run_names.size() ? rv.run_names[i] : std::string();
-        marks.push_back({rv.results[i].mean_load, (name.empty() ? "" : name + ": ") + "T = " +
-                                                      std::to_string(rv.results[i].scenario.tokens)});
+        marks.push_back({rv.results[i].mean_load,
+                         (name.empty() ? "" : name + ": ") + "T = " + std::to_string(rv.results[i].scenario.tokens)});
     }
     ImGui::TextUnformatted("One expert's FFN over tokens per expert");
     ImGui::SameLine();

@@ -75,7 +75,7 @@ TEST(Roofline, LinesSpanTheSweepOnALogGrid) {
         const auto &a = rl.lines[i - 1], &b = rl.lines[i];
         EXPECT_NEAR(b.tokens_per_expert / a.tokens_per_expert, std::exp2(0.25), 1e-12);
         EXPECT_NEAR(b.math_ms / a.math_ms, std::exp2(0.25), 1e-9);  // FLOPs grow with the tokens
-        EXPECT_GE(b.weight_ms, a.weight_ms);                       // the weights never get cheaper
+        EXPECT_GE(b.weight_ms, a.weight_ms);                        // the weights never get cheaper
         EXPECT_GE(b.roof_ms(), a.roof_ms());
     }
     EXPECT_TRUE(rl.points.empty());
@@ -87,7 +87,7 @@ TEST(Roofline, ModeledUsesTheRecordedCeilingsAndSaysSo) {
     const demos::ExpertRoofline rl = demos::modeled_roofline(kClassroom);
     EXPECT_EQ(rl.source, demos::lesson::Source::Modeled);
     EXPECT_EQ(rl.ceilings.source, demos::lesson::Source::Modeled);
-    EXPECT_DOUBLE_EQ(rl.ceilings.read_gbps, 4473);   // kernels/bench/RESULTS.md, H200 run of record
+    EXPECT_DOUBLE_EQ(rl.ceilings.read_gbps, 4473);  // kernels/bench/RESULTS.md, H200 run of record
     EXPECT_DOUBLE_EQ(rl.ceilings.gemm_tflops, 785);
     EXPECT_TRUE(rl.points.empty()) << "a modeled roofline invents no timed points";
     ASSERT_FALSE(rl.notes.empty());

@@ -69,10 +69,10 @@ class RooflineGui : public ::testing::Test {
   protected:
     void SetUp() override {
         if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ = (std::filesystem::temp_directory_path() /
-                ("moelab_roofline_gui_" + std::to_string(::getpid()) + "_" +
-                 ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                   .string();
+        dir_ =
+            (std::filesystem::temp_directory_path() / ("moelab_roofline_gui_" + std::to_string(::getpid()) + "_" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_ + "/cfg");
     }
@@ -107,5 +107,7 @@ TEST_F(RooflineGui, TheDecodePrefillRevealDrawsTheSweepOnTheRoofline) {
     ASSERT_EQ(r.rc, 0) << r.out;
     EXPECT_EQ(r.out.find("failed"), std::string::npos) << r.out;
     EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/lesson-roofline.png"));
-    if (moe::gpu::devices().empty()) EXPECT_NE(r.out.find("drawn: lesson:roofline:modeled"), std::string::npos) << r.out;
+    if (moe::gpu::devices().empty()) {
+        EXPECT_NE(r.out.find("drawn: lesson:roofline:modeled"), std::string::npos) << r.out;
+    }
 }

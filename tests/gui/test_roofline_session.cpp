@@ -64,7 +64,8 @@ TEST(RooflineSession, OnAGpuItMeasuresOncePerShape) {
     ASSERT_TRUE(poll_until(*s, [&] { return !s->busy() && s->results().routing && !s->background_pending(); }));
     ASSERT_FALSE(s->cpu_backend());
     s->set_plan(with_roofline(*s));
-    ASSERT_TRUE(poll_until(*s, [&] { return s->results().roofline.has_value() && !s->busy(); }, 300))
+    ASSERT_TRUE(poll_until(
+        *s, [&] { return s->results().roofline.has_value() && !s->busy(); }, 300))
         << s->error().message;
     const demos::ExpertRoofline& rl = *s->results().roofline;
     EXPECT_EQ(rl.shape, demos::roofline_shape(sc));
