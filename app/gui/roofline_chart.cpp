@@ -46,7 +46,9 @@ void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
     for (const auto& f : rl.lines) roof_lo = std::min(roof_lo, f.roof_ms());
     for (const auto& p : rl.points) roof_lo = std::min(roof_lo, p.median_ms > 0 ? p.median_ms : 1e300);
     if (roof_lo < 1e300) y0 = std::max(y0, roof_lo / 10);
-    ax->lx0 = std::log10(x0), ax->lx1 = std::log10(std::max(x1, x0 * 2));
+    // A little room either side, so the first and last points are drawn whole.
+    const double pad = 0.04 * std::log10(std::max(x1, x0 * 2) / x0);
+    ax->lx0 = std::log10(x0) - pad, ax->lx1 = std::log10(std::max(x1, x0 * 2)) + pad;
     ax->ly0 = std::log10(y0) - 0.05, ax->ly1 = std::log10(y1) + 0.25;
 }
 
@@ -196,8 +198,12 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
             dl->AddCircleFilled(c, 4.5f, col);
         if (!p.impl.empty() || p.wrong > 0) {
             char buf[96];
-            std::snprintf(buf, sizeof buf, "%s %.0f%%%s", p.impl.c_str(), p.pct_of_roofline(), p.wrong > 0 ? " ✗" : "");
-            dl->AddText(sf, lh, ImVec2(c.x + 6, c.y - lh - 2), col, buf);
+            std::snprintf(buf, sizeof buf, "%s %.0f%%%s", p.impl.c_str(), p.pct_of_roofline(),
+                          p.wrong > 0 ? " (wrong)" : "");
+            // Right of the point, or left of it near the plot's right edge.
+            const float w = text_w(sf, buf);
+            const float tx = c.x + 6 + w > ax.pb.x ? c.x - 6 - w : c.x + 6;
+            dl->AddText(sf, lh, ImVec2(tx, c.y - lh - 2), col, buf);
         }
         const float d2 = (m.x - c.x) * (m.x - c.x) + (m.y - c.y) * (m.y - c.y);
         if (hovered && d2 < best) best = d2, hover = int(i);
