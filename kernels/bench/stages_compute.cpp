@@ -55,6 +55,13 @@ std::int64_t count_outside(const std::vector<bf16_t>& got, const std::vector<bf1
 
 // Sets an environment variable for one benchmark row ("" leaves it alone), restoring it after: a kernel's tuning
 // knob (MOELAB_DECODE_FLAVOR, MOELAB_MID_TILE) timed side by side with the launcher's own choice.
+// The value of the dash-separated part of a variant name that starts with `key` ("wgmma-t128-n256", 'n': "256").
+std::string name_part(const std::string& name, char key) {
+    for (std::size_t p = name.find('-'); p != std::string::npos; p = name.find('-', p + 1))
+        if (p + 1 < name.size() && name[p + 1] == key) return name.substr(p + 2, name.find('-', p + 1) - p - 2);
+    return "";
+}
+
 struct FlavorEnv {
     std::string name, old;
     bool set = false, had = false;
@@ -133,13 +140,14 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        // wgmma-tN[-nM]: the wgmma kernels with N tokens and M weight rows per tile (MOELAB_WGMMA_TILE, _BN)
+        // wgmma-tN[-nM][-cK]: the wgmma kernels with N tokens and M weight rows per tile, in clusters of K blocks
+        // (MOELAB_WGMMA_TILE, _BN, _CLUSTER)
         const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
-        const std::size_t wg_n = name.find("-n", 7);
-        FlavorEnv wg_tile("MOELAB_WGMMA_TILE", wg ? name.substr(7, wg_n == std::string::npos ? wg_n : wg_n - 7) : "");
-        FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg && wg_n != std::string::npos ? name.substr(wg_n + 2) : "");
+        FlavorEnv wg_tile("MOELAB_WGMMA_TILE", wg ? name_part(name, 't') : "");
+        FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg ? name_part(name, 'n') : "");
+        FlavorEnv wg_mc("MOELAB_WGMMA_CLUSTER", wg ? name_part(name, 'c') : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid

@@ -119,11 +119,12 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::size_t wsb = moe::gpu::experts_workspace_bytes(max_rows, c.E, c.F);
         DeviceBuffer<std::uint8_t> ws(wsb);
         using moe::gpu::ExpertsImpl;
-        for (auto impl : {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused,
-                          ExpertsImpl::Decode, ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Wgmma,
-                          ExpertsImpl::Auto}) {
+        for (auto impl :
+             {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused, ExpertsImpl::Decode,
+              ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Wgmma, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
-                const bool gathers = impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
+                const bool gathers =
+                    impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
                 if (!packed && !gathers) continue;  // nopack: only these gather x's rows
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
                 y.poison();
@@ -168,20 +169,27 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
             // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two) and both
             // weight tiles; it runs where the device is sm_90 and d and F are multiples of 8, else mid does.
             const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
-            for (const char* tile : {"64", "128"})
-                for (const char* bn : {"128", "256"}) {
-                    if (hint != hints[0] && hint != hints[3] && std::string(bn) == "128") continue;
-                    ScopedEnv t_env("MOELAB_WGMMA_TILE", tile), n_env("MOELAB_WGMMA_BN", bn);
-                    SCOPED_TRACE(std::string("device plan, wgmma tile ") + tile + " × " + bn);
-                    y.poison();
-                    ws.poison();
-                    const auto ran = moe::gpu::experts_ffn_device(
-                        ExpertsImpl::Wgmma, dxp.data(), dx.data(), drt.data(), dcounts.data(), doffsets.data(),
-                        max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
-                    moe::gpu::synchronize(nullptr);
-                    EXPECT_EQ(ran, wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
-                }
+            // Clusters of two blocks that share (multicast) the weight tile, with both weight tiles.
+            struct WgConfig {
+                const char *tile, *bn, *cluster;
+            };
+            for (const WgConfig& w :
+                 {WgConfig{"64", "256", "1"}, WgConfig{"64", "128", "1"}, WgConfig{"128", "256", "1"},
+                  WgConfig{"128", "128", "1"}, WgConfig{"128", "256", "2"}, WgConfig{"128", "128", "2"}}) {
+                if (hint != hints[0] && hint != hints[3] && std::string(w.bn) == "128") continue;
+                ScopedEnv t_env("MOELAB_WGMMA_TILE", w.tile), n_env("MOELAB_WGMMA_BN", w.bn),
+                    c_env("MOELAB_WGMMA_CLUSTER", w.cluster);
+                SCOPED_TRACE(std::string("device plan, wgmma tile ") + w.tile + " × " + w.bn + ", cluster " +
+                             w.cluster);
+                y.poison();
+                ws.poison();
+                const auto ran = moe::gpu::experts_ffn_device(
+                    ExpertsImpl::Wgmma, dxp.data(), dx.data(), drt.data(), dcounts.data(), doffsets.data(), max_rows,
+                    hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
+                moe::gpu::synchronize(nullptr);
+                EXPECT_EQ(ran, wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+                EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
+            }
             // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"64", "128"}) {
