@@ -308,11 +308,12 @@ void launch_wgmma(const bf16_t* xp, const std::int32_t* counts, const std::int32
     auto k2 = wgmma_gemm_kernel<kWG, kBN, false, kMC>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    // Weight boxes: half a tile (gate or up rows; with a cluster also w2's, one half per block)
+    // Weight boxes: half a tile (the gate or the up rows; w2's rows in two halves), so that a cluster's blocks can
+    // load one half each
     const CUtensorMap mx = tile_map(xp, max_rows, hidden, C::kBM);
     const CUtensorMap mw1 = tile_map(w1, std::int64_t(experts) * 2 * ffn, hidden, kBN / 2);
     const CUtensorMap mh = tile_map(h, max_rows, ffn, C::kBM);
-    const CUtensorMap mw2 = tile_map(w2, std::int64_t(experts) * hidden, ffn, kMC == 2 ? kBN / 2 : kBN);
+    const CUtensorMap mw2 = tile_map(w2, std::int64_t(experts) * hidden, ffn, kBN / 2);
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / C::kBM + kMC * experts);
     launch_clustered<kMC>(k1, C::kThreads, smem, est_tiles * ((ffn + kBN / 2 - 1) / (kBN / 2)), false, st, mx, mw1,
                           counts, offsets, experts, hidden, ffn, h);

@@ -40,16 +40,31 @@ __device__ __forceinline__ void mbar_arrive(unsigned bar) {
 __device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-// Spins until the phase of the given parity has completed.
+__device__ __forceinline__ std::uint64_t global_ns() {
+    std::uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+// Spins until the phase of the given parity has completed. A wait past 10 s means a broken pipeline (a TMA that
+// never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of hanging the caller.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     unsigned done = 0;
-    do {
+    std::uint64_t since = 0;
+    for (unsigned spins = 0;; ++spins) {
         asm volatile(
             "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
             : "=r"(done)
             : "r"(bar), "r"(parity)
             : "memory");
-    } while (!done);
+        if (done) return;
+        if ((spins & 1023) == 1023) {
+            const std::uint64_t now = global_ns();
+            if (since == 0)
+                since = now;
+            else if (now - since > 10'000'000'000ull)
+                __trap();
+        }
+    }
 }
 
 // ---- clusters ----
