@@ -140,14 +140,14 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        // wgmma-tN[-nM][-cK]: the wgmma kernels with N tokens and M weight rows per tile, in clusters of K blocks
-        // (MOELAB_WGMMA_TILE, _BN, _CLUSTER)
+        // wgmma-tN[-nM][-f0]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two launches
+        // (MOELAB_WGMMA_TILE, _BN, _FUSED)
         const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
         FlavorEnv wg_tile("MOELAB_WGMMA_TILE", wg ? name_part(name, 't') : "");
         FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg ? name_part(name, 'n') : "");
-        FlavorEnv wg_mc("MOELAB_WGMMA_CLUSTER", wg ? name_part(name, 'c') : "");
+        FlavorEnv wg_fused("MOELAB_WGMMA_FUSED", wg ? name_part(name, 'f') : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid

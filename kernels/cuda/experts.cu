@@ -292,8 +292,8 @@ ExpertsImpl parse_experts_impl(const std::string& text) {
     if (text == "batched") return ExpertsImpl::Batched;
     if (text == "mid") return ExpertsImpl::Mid;
     if (text == "wgmma") return ExpertsImpl::Wgmma;
-    MOE_BAD_INPUT("--experts-impl '" << text
-                                     << "': allowed: auto, grouped, streams, serial, fused, decode, batched, mid, wgmma");
+    MOE_BAD_INPUT(
+        "--experts-impl '" << text << "': allowed: auto, grouped, streams, serial, fused, decode, batched, mid, wgmma");
 }
 
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn) {
@@ -328,7 +328,8 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     if (impl == ExpertsImpl::Wgmma) {
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
         if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
-            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, wgmma_tile_tokens(tpe), st);
+            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1),
+                      wgmma_tile_tokens(tpe), st);
             return impl;
         }
         impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
@@ -370,8 +371,8 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
             impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
         } else {
             if (max_rows > 0)
-                wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, wgmma_tile_tokens(tpe),
-                          st);
+                wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+                          reinterpret_cast<int*>(l.h1), wgmma_tile_tokens(tpe), st);  // h1: unused, scheduling ints
             return impl;
         }
     }
@@ -387,8 +388,8 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         return impl;
     }
     if (impl == ExpertsImpl::Mid) {
-        mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                mid_tile_tokens(tpe), st);
+        mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, mid_tile_tokens(tpe),
+                st);
         return impl;
     }
 

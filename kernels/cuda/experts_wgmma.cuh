@@ -1,8 +1,9 @@
 // The expert FFN on Hopper's asynchronous tensor cores, for some tens of tokens per expert up to prefill: a
 // warp-specialised grouped GEMM (one TMA producer warpgroup, 1 or 2 wgmma consumer warpgroups of 64 tokens each,
-// a ring of shared-memory stages between them on mbarriers). One persistent launch per GEMM covers every expert;
-// counts and offsets are read on the device (no host copy of the plan), SiLU(gate)·up is formed in the gate/up
-// GEMM's epilogue, and the down GEMM is launched programmatically after it. sm_90 only, packed rows only.
+// a ring of shared-memory stages between them on mbarriers). One persistent launch covers both GEMMs of every
+// expert, items taken from a counter; counts and offsets are read on the device (no host copy of the plan),
+// SiLU(gate)·up is formed in the gate/up epilogue, and an expert's down items start as soon as its h is complete.
+// sm_90 only, packed rows only.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -21,10 +22,11 @@ bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* w1, co
 int wgmma_tile_tokens(double tokens_per_expert);
 
 // h[offsets[e] + m] = bf16(silu(bf16(x_m·w1g^T))·bf16(x_m·w1u^T)), then y[offsets[e] + m] = bf16(h_m·w2^T), for
-// every kept row m < counts[e] of the packed rows xp. h: [max_rows, F] scratch. Padding rows of y become zeros.
-// Call only where wgmma_ffn_supported.
+// every kept row m < counts[e] of the packed rows xp, in one launch (MOELAB_WGMMA_FUSED=0: two, gate/up then down).
+// h: [max_rows, F] scratch; sched: experts + 2 ints of scratch (the item counter and each expert's gate/up items
+// done; zeroed here, on the stream). Padding rows of y become zeros. Call only where wgmma_ffn_supported.
 void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
-               int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y,
+               int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched,
                int tile_tokens, cudaStream_t st);
 
 }  // namespace moe::gpu
