@@ -306,12 +306,16 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     (void)ffn;
     const double tpe = tokens_per_expert;
     // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
-    // fastest up to 4 tokens per expert, mid at 8 (88-96% of the weight roofline on S1 and S3, ahead of decode and
-    // cuBLAS's grouped GEMM on every shape); at 64 the cuBLAS paths are still ahead of mid: padded-batched for the
-    // small d of the classroom shape, grouped for d = 4096, one call per expert beyond.
+    // fastest up to 4 tokens per expert; at 8, wgmma for d = 4096 (S1: 93.7% of the weight roofline, mid 88.7%) and
+    // mid otherwise (S3 and the classroom shape: within 3% of wgmma); from 64 on, wgmma for d > 2048 (S1 and S3 at
+    // 64: 84% against 67-73% for the best cuBLAS path) up to 160 tokens per expert. Above that the math-bound sizes
+    // stay on cuBLAS (wgmma's core rate, 490-550 TFLOP/s, is below cuBLAS's 600-630 on these shapes), and the small
+    // d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3% at 8 and 64, behind above).
+    const bool wg = packed && hidden > 2048 && wgmma_available();
     if (tpe <= 4) return ExpertsImpl::Decode;
-    if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
+    if (tpe <= kMidMaxTokensPerExpert) return wg && hidden < 6144 ? ExpertsImpl::Wgmma : ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
+    if (wg && tpe <= 160) return ExpertsImpl::Wgmma;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;

@@ -116,9 +116,12 @@ enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched,
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
-// Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md:
+// Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md; wgmma
+// only where wgmma_available() (else the row below it):
 //   decode      tpe <= 4 (no host copy of the plan)
-//   mid         4 < tpe <= kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
+//   wgmma       4 < tpe <= kMidMaxTokensPerExpert, packed, 2048 < d < 6144
+//   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
+//   wgmma       kMidMaxTokensPerExpert < tpe <= 160, packed, d > 2048 (no host copy of the plan)
 //   batched     d <= 2048 and kMidMaxTokensPerExpert < tpe <= 1024
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
 //   streams     everything larger

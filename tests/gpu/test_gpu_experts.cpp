@@ -239,7 +239,14 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Mid);  // mid gathers too
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), ExpertsImpl::Grouped);
+    // wgmma where the device has it (sm_90), else the cuBLAS or mid paths it beat
+    const bool wg = moe::gpu::wgmma_available();
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), ExpertsImpl::Fused);  // wgmma needs packed rows
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
