@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + w.e) < need) {
                     __nanosleep(200);
-                    if (global_ns() - t0 > 10'000'000'000ull) __trap();  // a lost count: fail, do not hang
+                    if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
                 }
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
             }

@@ -45,7 +45,7 @@ __device__ __forceinline__ std::uint64_t global_ns() {
     asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
     return t;
 }
-// Spins until the phase of the given parity has completed. A wait past 10 s means a broken pipeline (a TMA that
+// Spins until the phase of the given parity has completed. A wait past 60 s (sanitizers slow everything) means a broken pipeline (a TMA that
 // never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of hanging the caller.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     unsigned done = 0;
@@ -61,7 +61,7 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
             const std::uint64_t now = global_ns();
             if (since == 0)
                 since = now;
-            else if (now - since > 10'000'000'000ull)
+            else if (now - since > 60'000'000'000ull)
                 __trap();
         }
     }
