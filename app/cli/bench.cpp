@@ -27,6 +27,27 @@ namespace moelab_cli {
 
 namespace {
 
+
+// The sweep's tuning variants of one implementation (kernels/bench/stages_compute.cpp): decode-f1|3 (weight-load
+// flavor), mid-t64|128 (tokens per tile), wgmma-t64|128[-n128|256][-f0|1] (tokens and weight rows per tile, one or
+// two launches).
+bool tuning_variant(const std::string& s) {
+    if (s == "decode-f1" || s == "decode-f3" || s == "mid-t64" || s == "mid-t128") return true;
+    if (s.rfind("wgmma-", 0) != 0) return false;
+    std::size_t p = 5;  // at a '-'
+    bool tile = false;
+    while (p < s.size() && s[p] == '-') {
+        const std::size_t q = s.find('-', p + 1);
+        const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
+        if (part == "t64" || part == "t128")
+            tile = true;
+        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1")
+            return false;
+        p = q == std::string::npos ? s.size() : q;
+    }
+    return tile;
+}
+
 struct BenchArgs {
     std::string what = "all";
     std::vector<std::string> shapes = {"all"};
@@ -228,8 +249,7 @@ int run_bench(const BenchArgs& a) {
     opt.shapes = resolve_shapes(a);
     for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
     for (auto& s : a.impls) {
-        const bool flavor = s.size() == 9 && s.rfind("decode-f", 0) == 0 && (s[8] == '1' || s[8] == '3');
-        if (s != "nopack" && !flavor) (void)moe::gpu::parse_experts_impl(s);  // throws BadInput naming the allowed
+        if (s != "nopack" && !tuning_variant(s)) (void)moe::gpu::parse_experts_impl(s);  // BadInput naming the allowed
         opt.experts_impls.push_back(s);
     }
     (void)moe::route::parse_skew(a.skew);
@@ -300,7 +320,8 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--experts-impl", args->impls,
-                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, wgmma, nopack")
+                    "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, wgmma, nopack; "
+                    "tuning variants: decode-f1|3, mid-t64|128, wgmma-t64|128[-n128|256][-f0|1]")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")
