@@ -1,6 +1,6 @@
-// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode and mid kernels, and
-// nopack) against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens
-// are skipped. The decode and mid paths also run from the device plan alone, with every chunk or tile size.
+// The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode, mid and wgmma kernels,
+// and nopack) against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens
+// are skipped. The decode, mid and wgmma paths also run from the device plan alone, with every chunk or tile size.
 #include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
@@ -66,6 +66,63 @@ std::string ffn_close(const std::vector<moe::bf16_t>& got, const std::vector<moe
     auto g = to_float(got, n), w = to_float(want, n);
     return first_outside(g, w, 2 * moe::kBf16Eps * rms(w), 2 * moe::kBf16Eps, "y", &extra);
 }
+
+// One case on the host (routing, plan, packed rows, weights, the CPU reference and its rounding allowance) and on
+// the device, with y and the workspace poisoned before each run.
+struct FfnCase {
+    const Case c;
+    std::int64_t max_rows = 0, rows = 0;
+    std::vector<std::int32_t> counts, offsets, row_token;
+    std::vector<moe::bf16_t> want;
+    std::vector<float> extra;
+    DeviceBuffer<moe::bf16_t> dx, dxp, dw1, dw2, y;
+    DeviceBuffer<std::int32_t> dcounts, doffsets, drt;
+    std::size_t wsb = 0;
+    DeviceBuffer<std::uint8_t> ws;
+
+    FfnCase(const Case& cs, std::uint64_t seed) : c(cs) {
+        HostRouting r = host_routing(seed, c);
+        max_rows = moe::dispatch::max_rows(c.T, c.k, c.E, c.align);
+        counts.resize(c.E), offsets.resize(c.E + 1), row_token.assign(max_rows, -1);
+        std::vector<std::int32_t> inv(r.ids.size());
+        rows = moe::dispatch::plan(r.ids.data(), c.T, c.k, c.E, c.align, counts.data(), offsets.data(),
+                                   row_token.data(), inv.data());
+        std::vector<moe::bf16_t> hx(std::size_t(c.T) * c.d), xp(std::size_t(max_rows) * c.d),
+            w1(std::size_t(c.E) * 2 * c.F * c.d), w2(std::size_t(c.E) * c.d * c.F);
+        want.resize(std::size_t(max_rows) * c.d);
+        moe::route::make_x(seed, c.T, c.d, hx.data());
+        moe::dispatch::pack(hx.data(), row_token.data(), rows, c.d, xp.data());
+        moe::experts::make_w1(seed, c.E, c.F, c.d, w1.data());
+        moe::experts::make_w2(seed, c.E, c.d, c.F, w2.data());
+        moe::experts::ffn(xp.data(), nullptr, nullptr, counts.data(), offsets.data(), c.E, c.d, c.F, w1.data(),
+                          w2.data(), want.data(), 0);
+        extra = h_rounding_allowance(xp, counts, offsets, w1, w2, c.E, c.d, c.F, std::size_t(rows) * c.d);
+        dx = DeviceBuffer<moe::bf16_t>(hx.size()), dxp = DeviceBuffer<moe::bf16_t>(xp.size());
+        dw1 = DeviceBuffer<moe::bf16_t>(w1.size()), dw2 = DeviceBuffer<moe::bf16_t>(w2.size());
+        y = DeviceBuffer<moe::bf16_t>(want.size());
+        dcounts = DeviceBuffer<std::int32_t>(c.E), doffsets = DeviceBuffer<std::int32_t>(c.E + 1);
+        drt = DeviceBuffer<std::int32_t>(max_rows);
+        dx.upload(hx), dxp.upload(xp), dw1.upload(w1), dw2.upload(w2);
+        dcounts.upload(counts), doffsets.upload(offsets), drt.upload(row_token);
+        wsb = moe::gpu::experts_workspace_bytes(max_rows, c.E, c.F);
+        ws = DeviceBuffer<std::uint8_t>(wsb);
+    }
+    void poison() {
+        y.poison();
+        ws.poison();
+    }
+    // From the device plan alone; `assignments` is the hint that sizes chunks and tiles.
+    moe::gpu::ExpertsImpl run_device(moe::gpu::ExpertsImpl impl, bool packed, std::int64_t assignments) {
+        poison();
+        const auto ran = moe::gpu::experts_ffn_device(impl, packed ? dxp.data() : nullptr, dx.data(), drt.data(),
+                                                      dcounts.data(), doffsets.data(), max_rows, assignments, c.E, c.d,
+                                                      c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
+        moe::gpu::synchronize(nullptr);
+        return ran;
+    }
+    // y against the reference: "" when every element is within tolerance.
+    std::string check() { return ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra); }
+};
 }  // namespace
 
 TEST(GpuExperts, EveryImplementationMatchesTheReference) {
@@ -88,36 +145,14 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         // mid's tiles: 64 weight rows of gate/up and 128 of w2 per tile, several token tiles per expert, a partial
         // last tile in every direction (d = 392: 128·3 + 8; F = 200: 64·3 + 8), padded
         {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},
-        {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},  // odd d and F: mid's scalar loads
-        // wgmma's tiles: 64 or 128 tokens × 128 or 256 weight rows, k steps of 64; several full token tiles per
-        // expert with skew, K tails in both GEMMs (d = 1032, F = 712) and a partial last weight tile, padded
-        {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},
+        {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},      // odd d and F: mid's scalar loads
+        {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},  // several wgmma token tiles
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 300 || c.d > 2048)) continue;
         const std::uint64_t seed = fresh_seed();
         SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
-        HostRouting r = host_routing(seed, c);
-        const std::int64_t max_rows = moe::dispatch::max_rows(c.T, c.k, c.E, c.align);
-        std::vector<std::int32_t> counts(c.E), offsets(c.E + 1), row_token(max_rows, -1), inv(r.ids.size());
-        const std::int64_t rows = moe::dispatch::plan(r.ids.data(), c.T, c.k, c.E, c.align, counts.data(),
-                                                      offsets.data(), row_token.data(), inv.data());
-        std::vector<moe::bf16_t> hx(std::size_t(c.T) * c.d), xp(std::size_t(max_rows) * c.d),
-            w1(std::size_t(c.E) * 2 * c.F * c.d), w2(std::size_t(c.E) * c.d * c.F), want(std::size_t(max_rows) * c.d);
-        moe::route::make_x(seed, c.T, c.d, hx.data());
-        moe::dispatch::pack(hx.data(), row_token.data(), rows, c.d, xp.data());
-        moe::experts::make_w1(seed, c.E, c.F, c.d, w1.data());
-        moe::experts::make_w2(seed, c.E, c.d, c.F, w2.data());
-        moe::experts::ffn(xp.data(), nullptr, nullptr, counts.data(), offsets.data(), c.E, c.d, c.F, w1.data(),
-                          w2.data(), want.data(), 0);
-        const auto extra = h_rounding_allowance(xp, counts, offsets, w1, w2, c.E, c.d, c.F, std::size_t(rows) * c.d);
-
-        DeviceBuffer<moe::bf16_t> dx(hx.size()), dxp(xp.size()), dw1(w1.size()), dw2(w2.size()), y(want.size());
-        DeviceBuffer<std::int32_t> dcounts(c.E), doffsets(c.E + 1), drt(max_rows);
-        dx.upload(hx), dxp.upload(xp), dw1.upload(w1), dw2.upload(w2);
-        dcounts.upload(counts), doffsets.upload(offsets), drt.upload(row_token);
-        const std::size_t wsb = moe::gpu::experts_workspace_bytes(max_rows, c.E, c.F);
-        DeviceBuffer<std::uint8_t> ws(wsb);
+        FfnCase f(c, seed);
         using moe::gpu::ExpertsImpl;
         for (auto impl :
              {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused, ExpertsImpl::Decode,
@@ -127,13 +162,12 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
                 if (!packed && !gathers) continue;  // nopack: only these gather x's rows
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
-                y.poison();
-                ws.poison();
-                moe::gpu::experts_ffn(impl, packed ? dxp.data() : nullptr, dx.data(), drt.data(), dcounts.data(),
-                                      doffsets.data(), counts.data(), offsets.data(), c.E, c.d, c.F, dw1.data(),
-                                      dw2.data(), y.data(), ws.data(), wsb, nullptr);
+                f.poison();
+                moe::gpu::experts_ffn(impl, packed ? f.dxp.data() : nullptr, f.dx.data(), f.drt.data(),
+                                      f.dcounts.data(), f.doffsets.data(), f.counts.data(), f.offsets.data(), c.E, c.d,
+                                      c.F, f.dw1.data(), f.dw2.data(), f.y.data(), f.ws.data(), f.wsb, nullptr);
                 moe::gpu::synchronize(nullptr);
-                EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
+                EXPECT_EQ(f.check(), "");
             }
         }
         // From the device plan alone: decode with each chunk size (the assignments hint picks it: 8, 16, 32 and 64
@@ -156,56 +190,62 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
                                  split + "'" + (packed ? "" : " nopack"));
-                    y.poison();
-                    ws.poison();
-                    const auto ran = moe::gpu::experts_ffn_device(
-                        impl, packed ? dxp.data() : nullptr, dx.data(), drt.data(), dcounts.data(), doffsets.data(),
-                        max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
-                    moe::gpu::synchronize(nullptr);
-                    EXPECT_EQ(ran, impl);
-                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
+                    EXPECT_EQ(f.run_device(impl, packed, hint), impl);
+                    EXPECT_EQ(f.check(), "");
                 }
-            }
-            // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two) and both
-            // weight tiles; it runs where the device is sm_90 and d and F are multiples of 8, else mid does.
-            const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
-            // One launch for both GEMMs (fused: "1") or two.
-            struct WgConfig {
-                const char *tile, *bn, *fused;
-            };
-            for (const WgConfig& w :
-                 {WgConfig{"64", "256", "1"}, WgConfig{"64", "128", "1"}, WgConfig{"128", "256", "1"},
-                  WgConfig{"128", "128", "1"}, WgConfig{"64", "256", "0"}, WgConfig{"128", "256", "0"}}) {
-                if (hint != hints[0] && hint != hints[3] && std::string(w.bn) == "128") continue;
-                ScopedEnv t_env("MOELAB_WGMMA_TILE", w.tile), n_env("MOELAB_WGMMA_BN", w.bn),
-                    f_env("MOELAB_WGMMA_FUSED", w.fused);
-                SCOPED_TRACE(std::string("device plan, wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused);
-                y.poison();
-                ws.poison();
-                const auto ran = moe::gpu::experts_ffn_device(
-                    ExpertsImpl::Wgmma, dxp.data(), dx.data(), drt.data(), dcounts.data(), doffsets.data(), max_rows,
-                    hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(), wsb, nullptr);
-                moe::gpu::synchronize(nullptr);
-                EXPECT_EQ(ran, wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-                EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
             }
             // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"64", "128"}) {
                     ScopedEnv env("MOELAB_MID_TILE", tile);
                     SCOPED_TRACE(std::string("device plan, mid tile ") + tile + (packed ? "" : " nopack"));
-                    y.poison();
-                    ws.poison();
-                    const auto ran = moe::gpu::experts_ffn_device(
-                        ExpertsImpl::Mid, packed ? dxp.data() : nullptr, dx.data(), drt.data(), dcounts.data(),
-                        doffsets.data(), max_rows, hint, c.E, c.d, c.F, dw1.data(), dw2.data(), y.data(), ws.data(),
-                        wsb, nullptr);
-                    moe::gpu::synchronize(nullptr);
-                    EXPECT_EQ(ran, ExpertsImpl::Mid);
-                    EXPECT_EQ(ffn_close(y.download(std::size_t(rows) * c.d), want, std::size_t(rows) * c.d, extra), "");
+                    EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
+                    EXPECT_EQ(f.check(), "");
                 }
             }
         }
+    }
+}
+
+// wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two), both weight tiles (128
+// or 256 rows) and in one launch or two; it runs where the device is sm_90 and d and F are multiples of 8, else mid
+// does. Small enough to run under compute-sanitizer's racecheck (only wgmma's kernels run).
+TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
+    MOE_REQUIRE_GPU();
+    using moe::gpu::ExpertsImpl;
+    const std::vector<Case> cases = {
+        {1, 1, 1, 128, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 64},         // one token
+        {256, 16, 2, 128, "hot:20", 1.0, moe::DropPolicy::Probability, 16, 192},  // empty experts, padded
+        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},     // K tails, partial tiles
+        {300, 8, 2, 520, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 264},      // ~75 tokens per expert
+        {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},       // odd d and F: mid runs
+        {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},   // several token tiles
+    };
+    struct WgConfig {
+        const char *tile, *bn, *fused;  // fused "1": one launch for both GEMMs, "0": two
+    };
+    for (const Case& c : cases) {
+        if (quick() && (c.T > 600 || c.d > 2048)) continue;
+        const std::uint64_t seed = fresh_seed();
+        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+        FfnCase f(c, seed);
+        const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
+        for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E, std::int64_t(200) * c.E})
+            for (const WgConfig& w :
+                 {WgConfig{"64", "256", "1"}, WgConfig{"64", "128", "1"}, WgConfig{"128", "256", "1"},
+                  WgConfig{"128", "128", "1"}, WgConfig{"64", "256", "0"}, WgConfig{"128", "256", "0"}}) {
+                // the hint picks the token tile where the tile is not forced
+                ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
+                    n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused);
+                SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", hint " +
+                             std::to_string(hint));
+                EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, true, hint),
+                          wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+                EXPECT_EQ(f.check(), "");
+            }
+        // Rows gathered from x (nopack): TMA cannot gather, so mid runs.
+        EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, false, c.E), ExpertsImpl::Mid);
+        EXPECT_EQ(f.check(), "");
     }
 }
 
