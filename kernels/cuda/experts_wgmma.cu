@@ -194,6 +194,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
     // consumers
     if constexpr (kWG == 2) regs_inc<232>();
     const int warp = (tid / 32) % 4, lane = tid % 32;
+    // A stage is free once this warp is done with it: every lane's reads of it (the MMAs, stage_item) come before
+    // lane 0's arrival.
+    auto release = [&](int stage) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
+    };
     int c = 0;
     for (;;) {
         mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
@@ -217,11 +223,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
             for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 bytes per k16
             wgmma_commit();
             wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-            if (kt > 0 && lane == 0) mbar_arrive(bars + 8 * (C::kStages + (c - 1) % C::kStages));
+            if (kt > 0) release((c - 1) % C::kStages);
         }
         wgmma_wait<0>();
         fence_operands(acc);
-        if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + (c - 1) % C::kStages));
+        release((c - 1) % C::kStages);
 
         // Epilogue from registers: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs 8j + 2·(lane % 4).
         const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
