@@ -155,9 +155,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
             const std::int64_t it = first + atomicAdd(a.sched, 1);
             const int s0 = c % C::kStages;
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
-            if (it >= last) {  // tell the consumers there is no more
-                stage_item[s0] = -1;
-                mbar_arrive(bars + 8 * s0);
+            if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
+                stage_item[s0] = -1;  // step is (one box of x through TMA), which racecheck follows
+                mbar_arrive_expect_tx(bars + 8 * s0, C::kABytes);
+                tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
             }
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
