@@ -28,6 +28,22 @@ namespace moelab_cli {
 namespace {
 
 
+struct BenchArgs {
+    std::string what = "all";
+    std::vector<std::string> shapes = {"all"};
+    std::int64_t tokens = 0;
+    int hidden = 0, experts = 0, top_k = 0, ffn = 0;
+    std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
+    std::vector<std::string> impls = {"auto", "batched", "grouped", "streams", "serial", "nopack"};
+    std::string skew = "uniform";
+    bool sweep = false, no_check = false, json = false, quiet = false;
+    int warmup = 10, repeats = 50;
+    std::uint64_t seed = 1;
+    std::string save, peer;
+    NcclBenchArgs nccl;  // alltoall, ep-layer: --ranks, --min-bytes, --max-bytes, --timeout
+};
+
+#if MOELAB_HAVE_CUDA
 // The sweep's tuning variants of one implementation (kernels/bench/stages_compute.cpp): decode-f1|3 (weight-load
 // flavor), mid-t64|128 (tokens per tile), wgmma-t64|128[-n128|256][-f0|1] (tokens and weight rows per tile, one or
 // two launches).
@@ -48,22 +64,6 @@ bool tuning_variant(const std::string& s) {
     return tile;
 }
 
-struct BenchArgs {
-    std::string what = "all";
-    std::vector<std::string> shapes = {"all"};
-    std::int64_t tokens = 0;
-    int hidden = 0, experts = 0, top_k = 0, ffn = 0;
-    std::vector<std::string> strategies = {"sort", "atomic", "scan", "nopack"};
-    std::vector<std::string> impls = {"auto", "batched", "grouped", "streams", "serial", "nopack"};
-    std::string skew = "uniform";
-    bool sweep = false, no_check = false, json = false, quiet = false;
-    int warmup = 10, repeats = 50;
-    std::uint64_t seed = 1;
-    std::string save, peer;
-    NcclBenchArgs nccl;  // alltoall, ep-layer: --ranks, --min-bytes, --max-bytes, --timeout
-};
-
-#if MOELAB_HAVE_CUDA
 using nlohmann::json;
 
 std::string today_utc() {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/api.hpp"
+#include "tests/gui/script_gui.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -78,26 +79,9 @@ expect_no_anchor lesson:error
 screenshot ${out}/lesson-reveal-measured.png
 )";
 
-class BackgroundGui : public ::testing::Test {
+class BackgroundGui : public moelab_test::ScriptGui {
   protected:
-    void SetUp() override {
-        if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ =
-            (std::filesystem::temp_directory_path() / ("moelab_background_gui_" + std::to_string(::getpid()) + "_" +
-                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
-        std::filesystem::remove_all(dir_);
-        std::filesystem::create_directories(dir_ + "/cfg");
-    }
-    Shell play(const char* script, const std::string& extra = "") {
-        std::ofstream(dir_ + "/script.txt") << script;
-        return shell("cd " + dir_ + " && env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + x_.display() +
-                     " LIBGL_ALWAYS_SOFTWARE=1 " + std::string(MOELAB_BIN) +
-                     " --script script.txt --frames 8000 --no-vsync --config-dir " + dir_ +
-                     "/cfg --tokens 1024 --hidden 256 --ffn 512 " + extra);
-    }
-    Xvfb x_;
-    std::string dir_;
+    BackgroundGui() : ScriptGui("moelab_background_gui", 8000) {}
 };
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "demos/lesson_progress.hpp"
+#include "tests/gui/script_gui.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -23,12 +24,6 @@ namespace {
 using moelab_test::shell;
 using moelab_test::Shell;
 using moelab_test::Xvfb;
-
-// The command prefix that runs a program on the display with Mesa's software GL, with no lesson or config
-// folder inherited from the environment.
-std::string env_of(const Xvfb& x) {
-    return "env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + x.display() + " LIBGL_ALWAYS_SOFTWARE=1 ";
-}
 
 // Plays one choice lesson right, a bars lesson wrong (typed bars), loads a try-next into the controls, and
 // checks along the way that nothing is revealed before the prediction and the confidence are committed.
@@ -162,34 +157,9 @@ expect_anchor lesson:shift
 screenshot ${out}/lesson-presenter-revealed.png
 )";
 
-class LessonGui : public ::testing::Test {
+class LessonGui : public moelab_test::ScriptGui {
   protected:
-    void SetUp() override {
-        if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ =
-            (std::filesystem::temp_directory_path() / ("moelab_lesson_gui_" + std::to_string(::getpid()) + "_" +
-                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
-        std::filesystem::remove_all(dir_);
-        std::filesystem::create_directories(dir_ + "/cfg");
-    }
-    // Runs the app with `script`; the working folder has no lessons/, so only the built-in lessons load. A small
-    // starting scenario keeps the app's own background runs short; each lesson brings its own scenario.
-    Shell play(const char* script) {
-        std::ofstream(dir_ + "/script.txt") << script;
-        std::string cmd = "cd " + dir_ + " && " + env_of(x_) + std::string(MOELAB_BIN) +
-                          " --script script.txt --frames 6000 --no-vsync --config-dir " + dir_ +
-                          "/cfg --tokens 1024 --hidden 256 --ffn 512";
-        return shell(cmd);
-    }
-    std::string read(const std::string& name) {
-        std::ifstream f(dir_ + "/" + name);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
-    Xvfb x_;
-    std::string dir_;
+    LessonGui() : ScriptGui("moelab_lesson_gui", 6000) {}
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/api.hpp"
+#include "tests/gui/script_gui.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -65,26 +66,9 @@ expect_no_anchor lesson:error
 screenshot ${out}/lesson-roofline.png
 )";
 
-class RooflineGui : public ::testing::Test {
+class RooflineGui : public moelab_test::ScriptGui {
   protected:
-    void SetUp() override {
-        if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ =
-            (std::filesystem::temp_directory_path() / ("moelab_roofline_gui_" + std::to_string(::getpid()) + "_" +
-                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
-        std::filesystem::remove_all(dir_);
-        std::filesystem::create_directories(dir_ + "/cfg");
-    }
-    Shell play(const char* script) {
-        std::ofstream(dir_ + "/script.txt") << script;
-        return shell("cd " + dir_ + " && env -u MOELAB_LESSONS_DIR -u MOELAB_CONFIG_DIR DISPLAY=" + x_.display() +
-                     " LIBGL_ALWAYS_SOFTWARE=1 " + std::string(MOELAB_BIN) +
-                     " --script script.txt --frames 8000 --no-vsync --config-dir " + dir_ +
-                     "/cfg --tokens 1024 --hidden 256 --ffn 512");
-    }
-    Xvfb x_;
-    std::string dir_;
+    RooflineGui() : ScriptGui("moelab_roofline_gui", 8000) {}
 };
 
 }  // namespace
