@@ -263,7 +263,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
         if (w.gated && a.mode == kBoth) {  // count this gate/up item done once every consumer's stores are out
             __threadfence();
             consumers_sync<128 * kWG>();
-            if (tid == 0) atomicAdd(a.sched + 1 + w.e, 1);
+            if (tid == 0) {  // a release: the fence after the barrier covers every consumer's stores it has seen
+                __threadfence();
+                atomicAdd(a.sched + 1 + w.e, 1);
+            }
         }
     }
 #else
