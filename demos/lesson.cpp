@@ -9,8 +9,8 @@
 #include <toml++/toml.h>
 
 #include "demos/experiments.hpp"
-#include "demos/lesson_expr.hpp"
 #include "demos/lesson_numbers.hpp"
+#include "demos/lesson_parse.hpp"
 #include "kernels/common/error.hpp"
 
 namespace demos {
@@ -67,143 +67,11 @@ std::string LessonProblem::str() const {
 
 namespace {
 
-int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
-
-// TOML puts every key after a [table] header into that table, so a top-level key written late lands in
-// the wrong place. The most common mistake in a lesson file; say so.
-std::string misplaced_hint(const std::string& key) {
-    static const char* top[] = {"id", "title", "concept", "order", "intro", "note", "checks"};
-    for (auto* t : top)
-        if (key == t)
-            return " ('" + key + "' is a top-level key: in TOML it must come before the first [table] header)";
-    return "";
-}
-
-// Reads one file, collecting problems instead of throwing, so an instructor sees all of them at once.
-class FileReader {
-  public:
-    FileReader(std::string source, std::vector<LessonProblem>* problems) : source_(std::move(source)), out_(problems) {}
-
-    void problem(int line, const std::string& msg) {
-        out_->push_back({source_, line, msg});
-        ++count_;
-    }
-    int count() const { return count_; }
-    const std::string& source() const { return source_; }
-
-    // Reports every key of `t` not in `allowed`.
-    void only(const toml::table& t, std::initializer_list<const char*> allowed, const std::string& where) {
-        for (auto&& [k, v] : t) {
-            bool ok = false;
-            for (auto* a : allowed) ok = ok || k.str() == a;
-            if (!ok) {
-                std::string list;
-                for (auto* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-                problem(line_of(v), "unknown key '" + std::string(k.str()) + "' in " + where + "; allowed: " + list +
-                                        misplaced_hint(std::string(k.str())));
-            }
-        }
-    }
-    bool str(const toml::table& t, const char* key, std::string* out, bool required, int table_line,
-             const std::string& where) {
-        const toml::node* n = t.get(key);
-        if (!n) {
-            if (required) problem(table_line, where + ": missing key '" + key + "'");
-            return false;
-        }
-        if (auto v = n->value<std::string>()) {
-            *out = *v;
-            if (required && out->empty()) problem(line_of(*n), where + ": '" + key + "' must not be empty");
-            return true;
-        }
-        problem(line_of(*n), where + ": '" + key + "' must be a string");
-        return false;
-    }
-    bool num(const toml::table& t, const char* key, double* out, int* line = nullptr) {
-        const toml::node* n = t.get(key);
-        if (!n) return false;
-        if (line) *line = line_of(*n);
-        if (auto v = n->value<double>()) {
-            *out = *v;
-            return true;
-        }
-        problem(line_of(*n), std::string("'") + key + "' must be a number");
-        return false;
-    }
-    bool integer(const toml::table& t, const char* key, int* out) {
-        const toml::node* n = t.get(key);
-        if (!n) return false;
-        if (n->is_integer()) {
-            *out = static_cast<int>(*n->value<std::int64_t>());
-            return true;
-        }
-        problem(line_of(*n), std::string("'") + key + "' must be a whole number");
-        return false;
-    }
-    const toml::table* table(const toml::table& t, const char* key, bool required, int table_line) {
-        const toml::node* n = t.get(key);
-        if (!n) {
-            if (required) problem(table_line, std::string("missing table [") + key + "]");
-            return nullptr;
-        }
-        if (auto* tt = n->as_table()) return tt;
-        problem(line_of(*n), std::string("'") + key + "' must be a table");
-        return nullptr;
-    }
-    // An expression from a string value; parse errors name the line and the column inside the expression.
-    bool expr(const toml::table& t, const char* key, LessonExpr* out, bool required, int table_line,
-              const std::string& where) {
-        if (!str(t, key, &out->text, required, table_line, where)) return false;
-        out->line = line_of(*t.get(key));
-        return parses(*out, where + " '" + key + "'");
-    }
-    bool parses(const LessonExpr& e, const std::string& what) {
-        try {
-            lesson::Expr::parse(e.text);
-            return true;
-        } catch (const moe::Error& err) {
-            // A long expression is quoted by its start only: the error says where in it things went wrong.
-            std::size_t cut = std::min<std::size_t>(100, e.text.size());
-            while (cut > 0 && cut < e.text.size() && (static_cast<unsigned char>(e.text[cut]) & 0xC0) == 0x80) --cut;
-            const std::string shown =
-                e.text.size() > 120 ? e.text.substr(0, cut) + "… (" + std::to_string(e.text.size()) + " characters)"
-                                    : e.text;
-            problem(e.line, what + " = \"" + shown + "\": " + err.what());
-            return false;
-        }
-    }
-
-  private:
-    std::string source_;
-    std::vector<LessonProblem>* out_;
-    int count_ = 0;
-};
-
-// The scenario's canonical keys and their TOML types, taken from a default scenario's own TOML.
-const toml::table& scenario_keys() {
-    static const toml::table t = toml::parse(Scenario{}.to_toml());
-    return t;
-}
-
-// Checks an override table against the scenario's keys and types; returns its TOML text.
-std::string read_overrides(FileReader& r, const toml::table& t, const std::string& where) {
-    const toml::table& keys = scenario_keys();
-    for (auto&& [k, v] : t) {
-        const toml::node* ref = keys.get(k.str());
-        if (!ref) {
-            r.problem(line_of(v), where + ": unknown scenario key '" + std::string(k.str()) + "'" +
-                                      misplaced_hint(std::string(k.str())));
-            continue;
-        }
-        bool ok = ref->type() == v.type() || (ref->is_floating_point() && v.is_integer());
-        if (!ok) r.problem(line_of(v), where + ": scenario key '" + std::string(k.str()) + "' has the wrong type");
-    }
-    toml::table plain = t;
-    plain.is_inline(false);  // `{ a = 1 }` in the file; "a = 1" lines as the overrides text
-    std::ostringstream os;
-    os << plain;
-    return os.str();
-}
+using lesson_parse::check_names;
+using lesson_parse::FileReader;
+using lesson_parse::line_of;
+using lesson_parse::misplaced_hint;
+using lesson_parse::read_overrides;
 
 QuestionKind parse_kind(const std::string& s, bool* ok) {
     *ok = true;
@@ -334,103 +202,6 @@ void read_question(FileReader& r, const toml::table& q, int qline, Lesson& L) {
             r.str(*m, "feedback", &mc.feedback, true, line_of(node), where);
             Q.misconceptions.push_back(mc);
         }
-}
-
-// Every expression may read the run's numbers, RUN.number for each extra run, params and values;
-// misconceptions also read `guess`. Names outside that set are typos, reported with their line.
-void check_names(FileReader& r, const Lesson& L, int reveal_line, int explanation_line) {
-    std::set<std::string> scalars, vectors;
-    for (auto& m : lesson::metric_catalog()) (m.vector ? vectors : scalars).insert(m.name);
-    for (auto& m : experiment_metrics())
-        if (L.experiment == m.experiment) (m.info.vector ? vectors : scalars).insert(m.info.name);
-    // Text the student reads before committing may only name the scenario's inputs and the lesson's params:
-    // nothing has run yet.
-    std::set<std::string> inputs;
-    for (auto& p : L.params) inputs.insert(p.first);
-    for (auto& m : lesson::metric_catalog())
-        if (lesson::is_input_metric(m.name)) {
-            inputs.insert(m.name);
-            for (auto& run : L.runs) inputs.insert(run.name + "." + m.name);
-        }
-    std::set<std::string> known = scalars;
-    for (auto& run : L.runs)
-        for (auto& m : scalars) known.insert(run.name + "." + m);
-    for (auto& [k, v] : L.params) known.insert(k);
-    for (auto& v : L.values) known.insert(v.name);
-    auto fn_ok = [&](const std::string& f) {
-        std::size_t dot = f.rfind('.');
-        if (dot == std::string::npos) return lesson::is_lesson_function(f);
-        std::string run = f.substr(0, dot);
-        bool have = std::any_of(L.runs.begin(), L.runs.end(), [&](const LessonRun& x) { return x.name == run; });
-        return have && lesson::is_lesson_function(f.substr(dot + 1));
-    };
-    auto check = [&](const std::string& text, int line, const std::string& what, bool guess) {
-        lesson::Expr e;
-        try {
-            e = lesson::Expr::parse(text);
-        } catch (const moe::Error&) {
-            return;  // already reported
-        }
-        for (auto& n : e.names()) {
-            bool ok = known.count(n) > 0;
-            if (guess && (n == "guess" || (L.question.kind == QuestionKind::Bars &&
-                                           (n == "guess_max" || n == "guess_hottest" || n == "guess_total"))))
-                ok = true;
-            if (!ok)
-                r.problem(line, what + ": unknown name '" + n + "' (see lessons/README.md for the numbers a lesson " +
-                                    "can read)");
-        }
-        for (auto& f : e.functions())
-            if (!fn_ok(f)) r.problem(line, what + ": unknown function '" + f + "()'");
-    };
-    auto check_text = [&](const std::string& text, int line, const std::string& what, bool guess) {
-        try {
-            for (auto& p : lesson::scan_template(text)) check(p.expr.text(), line, what, guess);
-        } catch (const moe::Error& e) {
-            r.problem(line, what + ": " + e.what());
-        }
-    };
-    for (auto& v : L.values) check(v.expr.text, v.expr.line, "[values] " + v.name, false);
-    const LessonQuestion& Q = L.question;
-    for (auto& c : Q.choices) {
-        check(c.when.text, c.when.line, "choice '" + c.key + "' when", false);
-        check_text(c.feedback, c.line, "choice '" + c.key + "' feedback", false);
-    }
-    if (Q.kind == QuestionKind::Bars) {
-        if (!Q.answer.text.empty() && !vectors.count(Q.answer.text))
-            r.problem(Q.answer.line, "[question] a bars answer names a vector: expert_loads, demand or rank_loads");
-    } else if (Q.kind != QuestionKind::Choice) {
-        check(Q.answer.text, Q.answer.line, "[question] answer", false);
-    }
-    for (auto& m : Q.misconceptions) {
-        check(m.when.text, m.when.line, "misconception when", true);
-        check_text(m.feedback, m.when.line, "misconception feedback", true);
-    }
-    for (auto& c : L.checks) check(c.text, c.line, "check", false);
-    // Before the reveal: intro, prompt, choices, try-next prompts, only inputs.
-    auto check_before = [&](const std::string& text, int line, const std::string& what) {
-        try {
-            for (auto& p : lesson::scan_template(text)) {
-                if (!p.expr.functions().empty())
-                    r.problem(line, what + ": {" + p.expr.text() + "}: text shown before the reveal cannot call " +
-                                        "a function of the run");
-                for (auto& n : p.expr.names())
-                    if (!inputs.count(n))
-                        r.problem(line, what + ": {" + p.expr.text() + "}: '" + n + "' is not known before the run; " +
-                                            "text shown before the reveal may use the scenario's inputs (tokens, " +
-                                            "experts, top_k, ...) and [params] only");
-            }
-        } catch (const moe::Error& e) {
-            r.problem(line, what + ": " + e.what());
-        }
-    };
-    check_before(L.intro, 1, "intro");
-    check_before(Q.prompt, Q.line, "[question] prompt");
-    for (auto& c : Q.choices) check_before(c.text, c.line, "choice '" + c.key + "' text");
-    for (auto& t : L.try_next) check_before(t.prompt, t.line, "[[try_next]] prompt");
-    for (auto& s : L.show) check(s, reveal_line, "[reveal] show '" + s + "'", false);
-    check_text(L.explanation, explanation_line, "[explanation] text", false);
-    check_text(L.formula, explanation_line, "[explanation] formula", false);
 }
 
 }  // namespace
