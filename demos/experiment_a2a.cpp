@@ -94,18 +94,6 @@ std::vector<double> curve_sizes() {
     return v;
 }
 
-double max_send_bytes(const Result& r) {
-    double send = 0;
-    for (int src = 0; src < r.ranks; ++src) {
-        double b = 0;
-        for (int dst = 0; dst < r.ranks; ++dst)
-            if (dst != src && std::size_t(src * r.ranks + dst) < r.traffic_bytes.size())
-                b += r.traffic_bytes[std::size_t(src) * r.ranks + dst];
-        send = std::max(send, b);
-    }
-    return send;
-}
-
 void a2a_notes(const A2aTimes& t, ExperimentResult& x) {
     if (t.src == Source::MeasuredGpu)
         x.notes.push_back("All-to-all measured with NCCL over " + std::to_string(t.gpus) +
@@ -122,7 +110,7 @@ void a2a_notes(const A2aTimes& t, ExperimentResult& x) {
 namespace experiment {
 
 void run_a2a(const Result& r, ExperimentResult& x) {
-    const double send = max_send_bytes(r);
+    const double send = lesson::max_rank_send_bytes(r);
     std::vector<double> sizes = curve_sizes();
     sizes.push_back(send);
     A2aTimes t = a2a_times(r, sizes);
@@ -151,7 +139,7 @@ void run_a2a(const Result& r, ExperimentResult& x) {
 
 void run_overlap(const Result& r, ExperimentResult& x) {
     ExpertTimes et = expert_times(r, true);
-    const double send = max_send_bytes(r);
+    const double send = lesson::max_rank_send_bytes(r);
     const int chunks[] = {1, 2, 4, 8, 16, 32, 64};
     std::vector<double> sizes;
     for (int c : chunks) sizes.push_back(send / c);

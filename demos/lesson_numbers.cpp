@@ -180,6 +180,18 @@ double max_over_mean(const std::vector<double>& v) {
     return mean > 0 ? *std::max_element(v.begin(), v.end()) / mean : 0.0;
 }
 
+double max_rank_send_bytes(const Result& r) {
+    double send = 0;
+    for (int src = 0; src < r.ranks; ++src) {
+        double b = 0;
+        for (int dst = 0; dst < r.ranks; ++dst)
+            if (dst != src && std::size_t(src * r.ranks + dst) < r.traffic_bytes.size())
+                b += r.traffic_bytes[std::size_t(src) * r.ranks + dst];
+        send = std::max(send, b);
+    }
+    return send;
+}
+
 namespace {
 
 // The first idle gap in the attention or expert lane of the modelled timeline, after that lane's first span,
@@ -274,14 +286,7 @@ RunNumbers numbers_of(const Result& r) {
     put("dedup_bytes", r.dedup_bytes, comm);
     put("dedup_mib", r.dedup_bytes / mib, comm);
     put("remote_share", r.seed_bytes > 0 ? r.routed_bytes / r.seed_bytes : 0, comm);
-    double send = 0;
-    for (int src = 0; src < r.ranks; ++src) {
-        double b = 0;
-        for (int dst = 0; dst < r.ranks; ++dst)
-            if (dst != src && std::size_t(src * r.ranks + dst) < r.traffic_bytes.size())
-                b += r.traffic_bytes[std::size_t(src) * r.ranks + dst];
-        send = std::max(send, b);
-    }
+    const double send = max_rank_send_bytes(r);
     put("max_rank_send_bytes", send, comm);
     put("max_rank_send_mib", send / mib, comm);
     put("comm_time_ms", r.comm_ms >= 0 ? r.comm_ms : 0, source_of(r.comm_time_provenance));

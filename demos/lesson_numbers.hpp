@@ -56,4 +56,7 @@ std::optional<Number> call_function(const RunNumbers& run, const std::string& na
 // Max/mean of a vector of loads (0 when the mean is 0): the straggler factor a set of bars implies.
 double max_over_mean(const std::vector<double>& v);
 
+// The most bytes one rank sends to the other ranks: the largest row sum of the run's traffic matrix, diagonal excluded.
+double max_rank_send_bytes(const Result& r);
+
 }  // namespace demos::lesson
