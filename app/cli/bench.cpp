@@ -27,7 +27,6 @@ namespace moelab_cli {
 
 namespace {
 
-
 struct BenchArgs {
     std::string what = "all";
     std::vector<std::string> shapes = {"all"};
@@ -44,26 +43,6 @@ struct BenchArgs {
 };
 
 #if MOELAB_HAVE_CUDA
-// The sweep's tuning variants of one implementation (kernels/bench/stages_compute.cpp): decode-f1|3 (weight-load
-// flavor), mid-t64|128 (tokens per tile), wgmma-t64|128[-n128|256][-f0|1] (tokens and weight rows per tile, one or
-// two launches).
-bool tuning_variant(const std::string& s) {
-    if (s == "decode-f1" || s == "decode-f3" || s == "mid-t64" || s == "mid-t128") return true;
-    if (s.rfind("wgmma-", 0) != 0) return false;
-    std::size_t p = 5;  // at a '-'
-    bool tile = false;
-    while (p < s.size() && s[p] == '-') {
-        const std::size_t q = s.find('-', p + 1);
-        const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
-        if (part == "t64" || part == "t128")
-            tile = true;
-        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1")
-            return false;
-        p = q == std::string::npos ? s.size() : q;
-    }
-    return tile;
-}
-
 using nlohmann::json;
 
 std::string today_utc() {
@@ -249,7 +228,8 @@ int run_bench(const BenchArgs& a) {
     opt.shapes = resolve_shapes(a);
     for (auto& s : a.strategies) opt.strategies.push_back(moe::dispatch::parse_strategy(s));
     for (auto& s : a.impls) {
-        if (s != "nopack" && !tuning_variant(s)) (void)moe::gpu::parse_experts_impl(s);  // BadInput naming the allowed
+        if (s != "nopack" && !moe::bench::is_tuning_variant(s))
+            (void)moe::gpu::parse_experts_impl(s);  // BadInput naming the allowed
         opt.experts_impls.push_back(s);
     }
     (void)moe::route::parse_skew(a.skew);

@@ -292,3 +292,23 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
 }
 
 }  // namespace moe::bench::detail
+
+namespace moe::bench {
+
+bool is_tuning_variant(const std::string& s) {
+    if (s == "decode-f1" || s == "decode-f3" || s == "mid-t64" || s == "mid-t128") return true;
+    if (s.rfind("wgmma-", 0) != 0) return false;
+    bool tile = false;
+    for (std::size_t p = 5; p < s.size();) {  // at a '-'
+        const std::size_t q = s.find('-', p + 1);
+        const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
+        if (part == "t64" || part == "t128")
+            tile = true;
+        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1")
+            return false;
+        p = q == std::string::npos ? s.size() : q;
+    }
+    return tile;
+}
+
+}  // namespace moe::bench

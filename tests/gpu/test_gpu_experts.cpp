@@ -273,6 +273,16 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
     EXPECT_EQ(rl.points[0].impl, "decode");
 }
 
+// The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
+TEST(GpuExperts, BenchKnowsItsTuningVariants) {
+    for (const char* ok : {"decode-f1", "decode-f3", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128"})
+        EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
+    for (const char* bad : {"decode-f2", "mid-t32", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
+                            "wgmma-t64-", "auto", "wgmmax-t64"})
+        EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
+}
+
 TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     using moe::gpu::ExpertsImpl;
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
