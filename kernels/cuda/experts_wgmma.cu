@@ -204,7 +204,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
     int c = 0;
     for (;;) {
         mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
-        const std::int64_t it = stage_item[c % C::kStages];
+        // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
+        // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
+        // __syncwarp before that arrival.
+        const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
         if (it < 0) return;
         const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
         const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
