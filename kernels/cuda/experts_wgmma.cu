@@ -42,24 +42,32 @@ using namespace experts_detail;
 using namespace hopper;
 
 constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
-constexpr int kSmemBudget = 200 * 1024;
+constexpr int kSmemMax = 227 * 1024;
+constexpr int kSmemMisc = 5 * 1024;  // alignment slack, barriers and the tile prefix (experts + 1 ints)
 
-template <int kWG, int kBN>
+// kStaged: a full token tile's output goes through shared memory and a TMA store (the storer warp), so the consumers
+// go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
+template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;              // tokens per tile
     static constexpr int kThreads = 128 * (kWG + 1);  // consumers, then the producer warpgroup
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
-    static constexpr int kStages = kSmemBudget / kStageBytes > 8 ? 8 : kSmemBudget / kStageBytes;
+    // the output tile: kBN columns (down; gate/up fills half) of kBM rows, as boxes of 64 columns
+    static constexpr int kOutBytes = kStaged ? kBM * kBN * 2 : 0;
+    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
+    static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
+    static_assert(kStages >= 3, "the ring needs three stages");
 };
 
-template <int kWG, int kBN>
+template <int kWG, int kBN, bool kStaged>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN>;
-    // 1024 for aligning the stages, the stages, 2 barriers per stage, the tile prefix
-    return 1024 + C::kStages * C::kStageBytes + 2 * C::kStages * 8 + (experts + 1) * 4;
+    using C = Cfg<kWG, kBN, kStaged>;
+    // 1024 for aligning the stages, the stages, the output tile, 2 barriers per stage and 2 for the output tile, the
+    // tile prefix
+    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8 + (experts + 1) * 4;
 }
 
 template <int kN>
@@ -113,27 +121,60 @@ __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
-template <int kWG, int kBN>
-__global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
+// Writes this thread's part of an output tile (h = SiLU(gate)·up for gate/up, or y) into shared memory at `out`, as
+// boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or map_y reads): column c of
+// row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8 rows of one store are 8
+// different 16-byte pieces of the 128-byte line: no bank conflicts.
+template <int kBM, int kBN>
+__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row,
+                                             int col) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        const int m = row + 8 * half;
+        const unsigned line = out + m * 128;
+#pragma unroll
+        for (int j = 0; j < kBN / 8; ++j) {  // n8 blocks of the output: kBN/16 for gate/up, kBN/8 for down
+            unsigned v;
+            if (gated) {
+                if (j >= kBN / 16) break;
+                const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
+                v = unsigned(silu_gate(acc[g], acc[u])) | (unsigned(silu_gate(acc[g + 1], acc[u + 1])) << 16);
+            } else {
+                const int q = 4 * j + 2 * half;
+                v = unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
+            }
+            const unsigned at = line + (j / 8) * (kBM * 128) + (((j % 8) ^ (m % 8)) << 4) + col * 2;
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at), "r"(v) : "memory");
+        }
+    }
+}
+
+template <int kWG, int kBN, bool kStaged>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
-                     const Args a) {
+                     const __grid_constant__ CUtensorMap map_y, const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN>;
+    using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ std::int64_t stage_item[C::kStages];  // the item whose first k step a stage holds; -1: no more
+    __shared__ std::int64_t out_item;                // the item whose output tile is staged; -1: no more
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
-    const unsigned bars = base + C::kStages * C::kStageBytes;  // full[s] at bars + 8s, empty[s] after them
-    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + 2 * C::kStages * 8);
+    const unsigned out_tile = base + C::kStages * C::kStageBytes;
+    const unsigned bars = out_tile + C::kOutBytes;  // full[s] at bars + 8s, empty[s] after them, then staged, free
+    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 8;
+    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8);
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
             mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
+        mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
+        mbar_init(out_free, 1);        // the storer, once TMA has read the tile
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
     }
@@ -145,10 +186,42 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
     const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
     if (a.mode != kGateUpOnly) zero_padding_rows(a.counts, a.offsets, a.experts, a.hidden, a.y);
     if (a.mode == kDownOnly) wait_for_producer();  // h is complete and visible from here on
-    const int wg = tid / 128;
+    const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+    // Counts a gate/up item of expert e done, once its h is written (a release: every store before it, this thread's
+    // or seen through a barrier, is visible to whoever acquires the count).
+    auto count_done = [&](int e) {
+        __threadfence();
+        atomicAdd(a.sched + 1 + e, 1);
+    };
 
-    if (wg == kWG) {  // producer
+    if (wg == kWG) {  // the producer warpgroup: warp 0 loads, warp 1 stores staged output tiles
         if constexpr (kWG == 2) regs_dec<40>();
+        if (kStaged && warp == 1 && lane == 0) {
+            for (int ep = 0;; ++ep) {
+                mbar_wait(staged, ep & 1);
+                const std::int64_t it = out_item;
+                if (it < 0) {
+                    bulk_wait_all<false>();  // every store complete before the grid is
+                    return;
+                }
+                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+                const int row0 = a.offsets[w.e] + w.mt * C::kBM;
+                const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
+#pragma unroll
+                for (int b = 0; b < kBN / 64; ++b)
+                    if (64 * b < cols && col0 + 64 * b < M)
+                        tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + 64 * b, row0);
+                bulk_commit();
+                if (w.gated && a.mode == kBoth) {  // h must be in global memory before the count says so
+                    bulk_wait_all<false>();
+                    asm volatile("fence.proxy.async.global;\n" ::: "memory");
+                    count_done(w.e);
+                } else {
+                    bulk_wait_all<true>();
+                }
+                mbar_arrive(out_free);
+            }
+        }
         if (tid != 128 * kWG) return;
         int c = 0;
         for (;;) {
@@ -156,7 +229,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
             const int s0 = c % C::kStages;
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
-                stage_item[s0] = -1;  // step is (one box of x through TMA), which racecheck follows
+                stage_item[s0] = -1;  // step is (one box of x through TMA)
                 mbar_arrive_expect_tx(bars + 8 * s0, C::kABytes);
                 tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
@@ -194,12 +267,22 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
 
     // consumers
     if constexpr (kWG == 2) regs_inc<232>();
-    const int warp = (tid / 32) % 4, lane = tid % 32;
-    // A stage is free once this warp is done with it: every lane's reads of it (the MMAs, stage_item) come before
-    // lane 0's arrival.
+    // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
+    // arrival.
     auto release = [&](int stage) {
         __syncwarp();
         if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
+    };
+    // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written its
+    // part (`write`).
+    int ep = 0;
+    auto hand_over = [&](std::int64_t it, auto write) {
+        mbar_wait(out_free, (ep & 1) ^ 1);
+        write();
+        if (tid == 0) out_item = it;
+        fence_proxy_async_smem();
+        mbar_arrive(staged);
+        ++ep;
     };
     int c = 0;
     for (;;) {
@@ -208,7 +291,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
         // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
         // __syncwarp before that arrival.
         const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
-        if (it < 0) return;
+        if (it < 0) {
+            if constexpr (kStaged) hand_over(-1, [] {});
+            return;
+        }
         const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
         const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
         const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
@@ -233,9 +319,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
         fence_operands(acc);
         release((c - 1) % C::kStages);
 
-        // Epilogue from registers: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs 8j + 2·(lane % 4).
-        const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
+        // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs 8j + 2·(lane % 4).
         const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
+        if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
+            hand_over(it, [&] { stage_output<C::kBM, kBN>(acc, w.gated, out_tile, row, col); });
+            continue;
+        }
+        // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
+        const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
         const int M = w.gated ? a.ffn : a.hidden;
         bf16_t* out = w.gated ? a.h : a.y;
 #pragma unroll
@@ -263,13 +354,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN>::kThreads, 1)
                 }
             }
         }
-        if (w.gated && a.mode == kBoth) {  // count this gate/up item done once every consumer's stores are out
-            __threadfence();
+        if (w.gated && a.mode == kBoth) {  // every consumer's stores are out (the barrier), then one release
             consumers_sync<128 * kWG>();
-            if (tid == 0) {  // a release: the fence after the barrier covers every consumer's stores it has seen
-                __threadfence();
-                atomicAdd(a.sched + 1 + w.e, 1);
-            }
+            if (tid == 0) count_done(w.e);
         }
     }
 #else
@@ -307,19 +394,22 @@ CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows)
     return m;
 }
 
-template <int kWG, int kBN>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
                   int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y,
                   int* sched, bool fused, cudaStream_t st) {
-    using C = Cfg<kWG, kBN>;
-    const int smem = smem_bytes<kWG, kBN>(experts);
-    auto k = wgmma_ffn_kernel<kWG, kBN>;
+    using C = Cfg<kWG, kBN, kStaged>;
+    const int smem = smem_bytes<kWG, kBN, kStaged>(experts);
+    MOE_ASSERT(smem <= kSmemMax, "wgmma: " << experts << " experts leave no room for the tile prefix");
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows.
+    // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
+    // the output tiles are stored as.
     const CUtensorMap mx = tile_map(xp, max_rows, hidden, C::kBM);
     const CUtensorMap mw1 = tile_map(w1, std::int64_t(experts) * 2 * ffn, hidden, kBN / 2);
     const CUtensorMap mh = tile_map(h, max_rows, ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(w2, std::int64_t(experts) * hidden, ffn, kBN / 2);
+    const CUtensorMap my = tile_map(y, max_rows, hidden, C::kBM);
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / C::kBM + experts);
     const std::int64_t gated = est_tiles * ((ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((hidden + kBN - 1) / kBN);
@@ -327,18 +417,31 @@ void launch_wgmma(const bf16_t* xp, const std::int32_t* counts, const std::int32
     MOE_CUDA_CHECK(cudaMemsetAsync(sched, 0, sizeof(int) * (experts + 2), st));
     Args args{counts, offsets, experts, hidden, ffn, kBoth, h, y, sched};
     if (fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, args);
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, my,
+                                                                                              args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = sched + experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, st, mx, mw1, mh, mw2,
-                          args);
+                          my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
+}
+
+template <int kWG, int kBN>
+void launch_wgmma(bool staged, const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets,
+                  std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h,
+                  bf16_t* y, int* sched, bool fused, cudaStream_t st) {
+    if (staged)
+        launch_wgmma<kWG, kBN, true>(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused,
+                                     st);
+    else
+        launch_wgmma<kWG, kBN, false>(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused,
+                                      st);
 }
 
 int env_choice(const char* name, int a, int b, int fallback) {
@@ -374,7 +477,8 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     if (max_rows <= 0) return;
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, 256);
     const bool fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
-#define MOE_WG_ARGS xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused, st
+    const bool staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, 1) == 1;
+#define MOE_WG_ARGS staged, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused, st
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(MOE_WG_ARGS) : launch_wgmma<2, 256>(MOE_WG_ARGS);
     else
