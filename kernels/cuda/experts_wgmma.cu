@@ -43,7 +43,7 @@ using namespace hopper;
 
 constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
 constexpr int kSmemMax = 227 * 1024;
-constexpr int kSmemMisc = 5 * 1024;  // alignment slack, barriers and the tile prefix (experts + 1 ints)
+constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
 
 // kStaged: a full token tile's output goes through shared memory and a TMA store (the storer warp), so the consumers
 // go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
@@ -54,12 +54,15 @@ struct Cfg {
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
-    // the output tile: kBN columns (down; gate/up fills half) of kBM rows, as boxes of 64 columns
-    static constexpr int kOutBytes = kStaged ? kBM * kBN * 2 : 0;
+    // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of kOutCols columns,
+    // as boxes of 64 columns, in at most 32 KB: the ring keeps 4 stages for 128 × 256 tiles.
+    static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > 32768 ? 32768 / (kBM * 2) : kBN) : 0;
+    static constexpr int kOutBytes = kBM * kOutCols * 2;
     static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
+    static_assert(!kStaged || kOutCols >= kBN / 2, "a gate/up tile is staged in one round");
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -121,11 +124,11 @@ __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
-// Writes this thread's part of an output tile (h = SiLU(gate)·up for gate/up, or y) into shared memory at `out`, as
-// boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or map_y reads): column c of
-// row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8 rows of one store are 8
-// different 16-byte pieces of the 128-byte line: no bank conflicts.
-template <int kBM, int kBN>
+// Writes this thread's part of columns [c0, c0 + kCols) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
+// shared memory at `out`, as boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or
+// map_y reads): column c0 + c of row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8
+// rows of one store are 8 different 16-byte pieces of the 128-byte line: no bank conflicts.
+template <int kBM, int kBN, int kCols, int c0>
 __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row,
                                              int col) {
 #pragma unroll
@@ -134,6 +137,7 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
         const unsigned line = out + m * 128;
 #pragma unroll
         for (int j = 0; j < kBN / 8; ++j) {  // n8 blocks of the output: kBN/16 for gate/up, kBN/8 for down
+            if (8 * j < c0 || 8 * j >= c0 + kCols) continue;
             unsigned v;
             if (gated) {
                 if (j >= kBN / 16) break;
@@ -143,7 +147,8 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
                 const int q = 4 * j + 2 * half;
                 v = unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
             }
-            const unsigned at = line + (j / 8) * (kBM * 128) + (((j % 8) ^ (m % 8)) << 4) + col * 2;
+            const int jl = j - c0 / 8;
+            const unsigned at = line + (jl / 8) * (kBM * 128) + (((jl % 8) ^ (m % 8)) << 4) + col * 2;
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at), "r"(v) : "memory");
         }
     }
@@ -160,6 +165,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ int warp_sums[32];
     __shared__ std::int64_t stage_item[C::kStages];  // the item whose first k step a stage holds; -1: no more
     __shared__ std::int64_t out_item;                // the item whose output tile is staged; -1: no more
+    __shared__ int out_col;                          // the first column of the tile's staged round
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -200,6 +206,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             for (int ep = 0;; ++ep) {
                 mbar_wait(staged, ep & 1);
                 const std::int64_t it = out_item;
+                const int c0 = out_col;
                 if (it < 0) {
                     bulk_wait_all<false>();  // every store complete before the grid is
                     return;
@@ -208,11 +215,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const int row0 = a.offsets[w.e] + w.mt * C::kBM;
                 const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
 #pragma unroll
-                for (int b = 0; b < kBN / 64; ++b)
-                    if (64 * b < cols && col0 + 64 * b < M)
-                        tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + 64 * b, row0);
+                for (int b = 0; b < C::kOutCols / 64; ++b)
+                    if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
+                        tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b,
+                                     row0);
                 bulk_commit();
-                if (w.gated && a.mode == kBoth) {  // h must be in global memory before the count says so
+                if (w.gated && a.mode == kBoth) {  // h (one round) must be in global memory before the count says so
                     bulk_wait_all<false>();
                     asm volatile("fence.proxy.async.global;\n" ::: "memory");
                     count_done(w.e);
@@ -276,10 +284,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written its
     // part (`write`).
     int ep = 0;
-    auto hand_over = [&](std::int64_t it, auto write) {
+    auto hand_over = [&](std::int64_t it, int c0, auto write) {
         mbar_wait(out_free, (ep & 1) ^ 1);
         write();
-        if (tid == 0) out_item = it;
+        if (tid == 0) out_item = it, out_col = c0;
         fence_proxy_async_smem();
         mbar_arrive(staged);
         ++ep;
@@ -292,7 +300,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // __syncwarp before that arrival.
         const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
         if (it < 0) {
-            if constexpr (kStaged) hand_over(-1, [] {});
+            if constexpr (kStaged) hand_over(-1, 0, [] {});
             return;
         }
         const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
@@ -322,7 +330,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs 8j + 2·(lane % 4).
         const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
         if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
-            hand_over(it, [&] { stage_output<C::kBM, kBN>(acc, w.gated, out_tile, row, col); });
+            constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
+            hand_over(it, 0, [&] { stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col); });
+            if constexpr (kCols < kBN)
+                if (!w.gated)
+                    hand_over(it, kCols, [&] { stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col); });
             continue;
         }
         // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -436,7 +448,7 @@ template <int kWG, int kBN>
 void launch_wgmma(bool staged, const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets,
                   std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h,
                   bf16_t* y, int* sched, bool fused, cudaStream_t st) {
-    if (staged)
+    if (staged && smem_bytes<kWG, kBN, true>(experts) <= kSmemMax)  // else no room for the staged tile
         launch_wgmma<kWG, kBN, true>(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused,
                                      st);
     else
