@@ -308,14 +308,16 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
     // fastest up to 4 tokens per expert; at 8, wgmma for d = 4096 (S1: 93.7% of the weight roofline, mid 88.7%) and
     // mid otherwise (S3 and the classroom shape: within 3% of wgmma); from 64 on, wgmma for d > 2048 (S1 and S3 at
-    // 64: 84% against 67-73% for the best cuBLAS path) up to 160 tokens per expert. Above that the math-bound sizes
-    // stay on cuBLAS (wgmma's core rate, 490-550 TFLOP/s, is below cuBLAS's 600-630 on these shapes), and the small
-    // d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3% at 8 and 64, behind above).
+    // 64: 84% against 67-73% for the best cuBLAS path) up to 160 tokens per expert, and for S1's d = 4096 up to 1024
+    // (at 512, with its output tiles stored through shared memory: 2,033-2,047 µs against 2,106-2,161 for streams,
+    // two runs). Above that the math-bound sizes stay on cuBLAS (wgmma's core rate, 510-570 TFLOP/s, is below
+    // cuBLAS's 590-630 there), and the small d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3%
+    // at 8 and 64, behind above).
     const bool wg = packed && hidden > 2048 && wgmma_available();
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return wg && hidden < 6144 ? ExpertsImpl::Wgmma : ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
-    if (wg && tpe <= 160) return ExpertsImpl::Wgmma;
+    if (wg && (tpe <= 160 || (hidden < 6144 && tpe <= 1024))) return ExpertsImpl::Wgmma;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;
@@ -333,7 +335,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
         if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
             wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1),
-                      wgmma_tile_tokens(tpe), st);
+                      tpe, st);
             return impl;
         }
         impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
@@ -376,7 +378,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         } else {
             if (max_rows > 0)
                 wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                          reinterpret_cast<int*>(l.h1), wgmma_tile_tokens(tpe), st);  // h1: unused, scheduling ints
+                          reinterpret_cast<int*>(l.h1), tpe, st);  // h1: unused, scheduling ints
             return impl;
         }
     }

@@ -479,17 +479,14 @@ bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* w1, co
     return xp != nullptr && rows_in_16_byte_pieces(hidden, ffn, xp, xp, w1, w2, h) && wgmma_available();
 }
 
-int wgmma_tile_tokens(double tokens_per_expert) {
-    return env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
-}
-
 void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
                int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched,
-               int tile_tokens, cudaStream_t st) {
+               double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
+    const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, 256);
     const bool fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
-    const bool staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, 1) == 1;
+    const bool staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
 #define MOE_WG_ARGS staged, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused, st
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(MOE_WG_ARGS) : launch_wgmma<2, 256>(MOE_WG_ARGS);

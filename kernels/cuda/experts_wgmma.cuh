@@ -17,16 +17,18 @@ namespace moe::gpu {
 // tensor-map encoder, packed rows, d and F multiples of 8 and 16-byte aligned bases (TMA's strides and addresses).
 bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* w1, const void* w2, const void* h);
 
-// Tokens per tile for a mean number of tokens per expert: 64 (one consumer warpgroup) or 128 (two);
-// MOELAB_WGMMA_TILE=64|128 forces one. MOELAB_WGMMA_BN=128|256 forces the weight rows per tile (default 256).
-int wgmma_tile_tokens(double tokens_per_expert);
-
 // h[offsets[e] + m] = bf16(silu(bf16(x_m·w1g^T))·bf16(x_m·w1u^T)), then y[offsets[e] + m] = bf16(h_m·w2^T), for
-// every kept row m < counts[e] of the packed rows xp, in one launch (MOELAB_WGMMA_FUSED=0: two, gate/up then down).
-// h: [max_rows, F] scratch; sched: experts + 2 ints of scratch (the item counter and each expert's gate/up items
-// done; zeroed here, on the stream). Padding rows of y become zeros. Call only where wgmma_ffn_supported.
+// every kept row m < counts[e] of the packed rows xp, in one launch. h: [max_rows, F] scratch; sched: experts + 2
+// ints of scratch (the item counter and each expert's gate/up items done; zeroed here, on the stream). Padding rows
+// of y become zeros. Call only where wgmma_ffn_supported.
+//
+// The tiling follows the mean tokens per expert: 64 tokens per tile (one consumer warpgroup) up to 48, else 128
+// (two); full output tiles go through shared memory and TMA from 128 on (below, most tiles are partial and the
+// register stores are as fast). Environment knobs force a tiling, for the benchmark's side-by-side variants:
+// MOELAB_WGMMA_TILE=64|128 (tokens per tile), MOELAB_WGMMA_BN=128|256 (weight rows per tile, default 256),
+// MOELAB_WGMMA_FUSED=0|1 (0: two launches, gate/up then down) and MOELAB_WGMMA_EPI=0|1 (1: staged output tiles).
 void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
                int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched,
-               int tile_tokens, cudaStream_t st);
+               double tokens_per_expert, cudaStream_t st);
 
 }  // namespace moe::gpu
