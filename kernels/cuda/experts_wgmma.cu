@@ -27,6 +27,8 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <utility>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
@@ -99,8 +101,11 @@ struct Item {
     bool gated;
 };
 
+// pre: the prefix of each expert's groups of kMC token tiles; block `rank` of a cluster takes the group's rank-th
+// tile (past the expert's tokens: a tile with none, computed and never stored).
+template <int kMC>
 __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items, const int* pre, int experts,
-                                       int nt_gated, int nt_down) {
+                                       int nt_gated, int nt_down, unsigned rank) {
     Item w;
     w.gated = it < gated_items;
     const std::int64_t j = w.gated ? it : it - gated_items;
@@ -109,7 +114,7 @@ __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items
     const int ntt = pre[w.e + 1] - pre[w.e];
     const int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
     w.nt = local / ntt;
-    w.mt = local % ntt;
+    w.mt = kMC * (local % ntt) + static_cast<int>(rank);
     return w;
 }
 
@@ -154,7 +159,12 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
     }
 }
 
-template <int kWG, int kBN, bool kStaged>
+// kMC = 2: clusters of two blocks on neighbouring token tiles of the same expert and weight tile; each block's
+// producer loads half of the weight tile and multicasts it to both, so a block reads a third less from L2 per MMA.
+// A stage is free only once the consumers of both blocks have released it, and items are dealt out statically
+// (cluster c takes c, c + clusters, ...: both blocks need the same sequence; deadlock-free for the same reason as
+// the counter, since every cluster is resident and runs its items in number order).
+template <int kWG, int kBN, bool kStaged, int kMC>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
@@ -174,10 +184,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const unsigned staged = bars + 16 * C::kStages, out_free = staged + 8;
     int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8);
     const int tid = threadIdx.x;
+    const unsigned rank = kMC == 2 ? cluster_rank() : 0;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
-            mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
+            mbar_init(bars + 8 * s, 1);                             // the producer's arrive + the TMA bytes
+            mbar_init(bars + 8 * (C::kStages + s), kMC * 4 * kWG);  // one arrive per consumer warp of the cluster
         }
         mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
         mbar_init(out_free, 1);        // the storer, once TMA has read the tile
@@ -185,7 +196,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
+    // groups of kMC token tiles; barriers inside: also orders the init within the block
+    const int tiles = chunk_prefix(a.counts, a.experts, kMC * C::kBM, pre, warp_sums);
+    if constexpr (kMC == 2) cluster_sync();  // the peer's barriers are initialised before anything reaches them
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
@@ -200,40 +213,42 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    if (wg == kWG) {  // the producer warpgroup: warp 0 loads, warp 1 stores staged output tiles
-        if constexpr (kWG == 2) regs_dec<40>();
-        if (kStaged && warp == 1 && lane == 0) {
-            for (int ep = 0;; ++ep) {
-                mbar_wait(staged, ep & 1);
-                const std::int64_t it = out_item;
-                const int c0 = out_col;
-                if (it < 0) {
-                    bulk_wait_all<false>();  // every store complete before the grid is
-                    return;
-                }
-                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
-                const int row0 = a.offsets[w.e] + w.mt * C::kBM;
-                const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
-#pragma unroll
-                for (int b = 0; b < C::kOutCols / 64; ++b)
-                    if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
-                        tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b,
-                                     row0);
-                bulk_commit();
-                if (w.gated && a.mode == kBoth) {  // h (one round) must be in global memory before the count says so
-                    bulk_wait_all<false>();
-                    asm volatile("fence.proxy.async.global;\n" ::: "memory");
-                    count_done(w.e);
-                } else {
-                    bulk_wait_all<true>();
-                }
-                mbar_arrive(out_free);
+    // The storer (warp 1 of the producer warpgroup, one thread): TMA-stores each staged output tile, then frees it.
+    auto storer = [&] {
+        for (int ep = 0;; ++ep) {
+            mbar_wait(staged, ep & 1);
+            const std::int64_t it = out_item;
+            const int c0 = out_col;
+            if (it < 0) {
+                bulk_wait_all<false>();  // every store complete before the grid is
+                return;
             }
+            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
+            const int row0 = a.offsets[w.e] + w.mt * C::kBM;
+            const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
+#pragma unroll
+            for (int b = 0; b < C::kOutCols / 64; ++b)
+                if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
+                    tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b, row0);
+            bulk_commit();
+            if (w.gated && a.mode == kBoth) {  // h (one round) must be in global memory before the count says so
+                bulk_wait_all<false>();
+                asm volatile("fence.proxy.async.global;\n" ::: "memory");
+                count_done(w.e);
+            } else {
+                bulk_wait_all<true>();
+            }
+            mbar_arrive(out_free);
         }
-        if (tid != 128 * kWG) return;
+    };
+
+    // The producer (warp 0 of the producer warpgroup, one thread): takes items, passes each item's number to the
+    // consumers through its first stage, and fills the ring.
+    auto producer = [&] {
         int c = 0;
-        for (;;) {
-            const std::int64_t it = first + atomicAdd(a.sched, 1);
+        for (std::int64_t n = 0;; ++n) {
+            const std::int64_t it = first + (kMC == 1 ? std::int64_t(atomicAdd(a.sched, 1))
+                                                      : std::int64_t(blockIdx.x / kMC) + n * (gridDim.x / kMC));
             const int s0 = c % C::kStages;
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
@@ -242,9 +257,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
             }
-            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
             if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
+                const int need = (pre[w.e + 1] - pre[w.e]) * kMC * nt_gated;
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + w.e) < need) {
                     __nanosleep(200);
@@ -267,109 +282,135 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 mbar_arrive_expect_tx(full, C::kStageBytes);
                 const unsigned sa = base + s * C::kStageBytes, sb = sa + C::kABytes;
                 tma_load_2d(sa, ma, full, kt * kBK, row0);
-                tma_load_2d(sb, mb, full, kt * kBK, w0);
-                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                if constexpr (kMC == 2) {  // this block's half of the weight tile, into both blocks
+                    tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK,
+                                          w0 + static_cast<int>(rank) * second, 0x3);
+                } else {
+                    tma_load_2d(sb, mb, full, kt * kBK, w0);
+                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                }
             }
         }
+    };
+
+    // The consumer warpgroups: the MMAs and the epilogue of each item.
+    auto consumers = [&] {
+        // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
+        // arrival (on both blocks' barriers in a cluster: either block's producer writes into both).
+        auto release = [&](int stage) {
+            __syncwarp();
+            if (lane == 0) {
+                mbar_arrive(bars + 8 * (C::kStages + stage));
+                if constexpr (kMC == 2) mbar_arrive_remote(bars + 8 * (C::kStages + stage), rank ^ 1);
+            }
+        };
+        // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written
+        // its part (`write`).
+        int ep = 0;
+        auto hand_over = [&](std::int64_t it, int c0, auto write) {
+            mbar_wait(out_free, (ep & 1) ^ 1);
+            write();
+            if (tid == 0) out_item = it, out_col = c0;
+            fence_proxy_async_smem();
+            mbar_arrive(staged);
+            ++ep;
+        };
+        int c = 0;
+        for (;;) {
+            mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
+            // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
+            // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
+            // __syncwarp before that arrival.
+            const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
+            if (it < 0) {
+                if constexpr (kStaged) hand_over(-1, 0, [] {});
+                return;
+            }
+            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
+            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
+            const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
+            float acc[C::kAcc];
+#pragma unroll
+            for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
+            fence_operands(acc);
+            for (int kt = 0; kt < nk; ++kt, ++c) {
+                const int s = c % C::kStages;
+                if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
+                const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
+                const unsigned sb = base + s * C::kStageBytes + C::kABytes;
+                const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
+                wgmma_fence();
+#pragma unroll
+                for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 bytes per k16
+                wgmma_commit();
+                wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
+                if (kt > 0) release((c - 1) % C::kStages);
+            }
+            wgmma_wait<0>();
+            fence_operands(acc);
+            release((c - 1) % C::kStages);
+
+            // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
+            // 8j + 2·(lane % 4).
+            const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
+            if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
+                constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
+                hand_over(it, 0, [&] { stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col); });
+                if constexpr (kCols < kBN)
+                    if (!w.gated)
+                        hand_over(it, kCols,
+                                  [&] { stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col); });
+                continue;
+            }
+            // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
+            const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
+            const int M = w.gated ? a.ffn : a.hidden;
+            bf16_t* out = w.gated ? a.h : a.y;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int m = row + 8 * half;
+                if (m >= ntok) continue;
+                bf16_t* o = out + (r0 + m) * M;
+                if (w.gated) {
+#pragma unroll
+                    for (int j = 0; j < kBN / 16; ++j) {
+                        const int f = w.nt * (kBN / 2) + 8 * j + col;
+                        if (f >= M) continue;  // M % 8 == 0: f + 1 < M as well
+                        const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
+                        const bf16_t h0 = silu_gate(acc[g], acc[u]), h1 = silu_gate(acc[g + 1], acc[u + 1]);
+                        *reinterpret_cast<unsigned*>(o + f) = unsigned(h0) | (unsigned(h1) << 16);
+                    }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < kBN / 8; ++j) {
+                        const int n = w.nt * kBN + 8 * j + col;
+                        if (n >= M) continue;
+                        const int q = 4 * j + 2 * half;
+                        *reinterpret_cast<unsigned*>(o + n) =
+                            unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
+                    }
+                }
+            }
+            if (w.gated && a.mode == kBoth) {  // every consumer's stores are out (the barrier), then one release
+                consumers_sync<128 * kWG>();
+                if (tid == 0) count_done(w.e);
+            }
+        }
+    };
+
+    if (wg == kWG) {  // the producer warpgroup: warp 0 loads, warp 1 stores staged output tiles
+        if constexpr (kWG == 2) regs_dec<40>();
+        if (kStaged && warp == 1 && lane == 0)
+            storer();
+        else if (tid == 128 * kWG)
+            producer();
+    } else {
+        if constexpr (kWG == 2) regs_inc<232>();
+        consumers();
     }
-
-    // consumers
-    if constexpr (kWG == 2) regs_inc<232>();
-    // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
-    // arrival.
-    auto release = [&](int stage) {
+    if constexpr (kMC == 2) {  // neither block leaves while the other may still multicast into it or arrive on it
         __syncwarp();
-        if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
-    };
-    // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written its
-    // part (`write`).
-    int ep = 0;
-    auto hand_over = [&](std::int64_t it, int c0, auto write) {
-        mbar_wait(out_free, (ep & 1) ^ 1);
-        write();
-        if (tid == 0) out_item = it, out_col = c0;
-        fence_proxy_async_smem();
-        mbar_arrive(staged);
-        ++ep;
-    };
-    int c = 0;
-    for (;;) {
-        mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
-        // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
-        // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
-        // __syncwarp before that arrival.
-        const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
-        if (it < 0) {
-            if constexpr (kStaged) hand_over(-1, 0, [] {});
-            return;
-        }
-        const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
-        const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
-        const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
-        float acc[C::kAcc];
-#pragma unroll
-        for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
-        fence_operands(acc);
-        for (int kt = 0; kt < nk; ++kt, ++c) {
-            const int s = c % C::kStages;
-            if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
-            const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
-            const unsigned sb = base + s * C::kStageBytes + C::kABytes;
-            const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
-            wgmma_fence();
-#pragma unroll
-            for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 bytes per k16
-            wgmma_commit();
-            wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-            if (kt > 0) release((c - 1) % C::kStages);
-        }
-        wgmma_wait<0>();
-        fence_operands(acc);
-        release((c - 1) % C::kStages);
-
-        // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs 8j + 2·(lane % 4).
-        const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-        if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
-            constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
-            hand_over(it, 0, [&] { stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col); });
-            if constexpr (kCols < kBN)
-                if (!w.gated)
-                    hand_over(it, kCols, [&] { stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col); });
-            continue;
-        }
-        // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
-        const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
-        const int M = w.gated ? a.ffn : a.hidden;
-        bf16_t* out = w.gated ? a.h : a.y;
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int m = row + 8 * half;
-            if (m >= ntok) continue;
-            bf16_t* o = out + (r0 + m) * M;
-            if (w.gated) {
-#pragma unroll
-                for (int j = 0; j < kBN / 16; ++j) {
-                    const int f = w.nt * (kBN / 2) + 8 * j + col;
-                    if (f >= M) continue;  // M % 8 == 0: f + 1 < M as well
-                    const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
-                    const bf16_t h0 = silu_gate(acc[g], acc[u]), h1 = silu_gate(acc[g + 1], acc[u + 1]);
-                    *reinterpret_cast<unsigned*>(o + f) = unsigned(h0) | (unsigned(h1) << 16);
-                }
-            } else {
-#pragma unroll
-                for (int j = 0; j < kBN / 8; ++j) {
-                    const int n = w.nt * kBN + 8 * j + col;
-                    if (n >= M) continue;
-                    const int q = 4 * j + 2 * half;
-                    *reinterpret_cast<unsigned*>(o + n) =
-                        unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
-                }
-            }
-        }
-        if (w.gated && a.mode == kBoth) {  // every consumer's stores are out (the barrier), then one release
-            consumers_sync<128 * kWG>();
-            if (tid == 0) count_done(w.e);
-        }
+        cluster_sync();
     }
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
@@ -406,54 +447,95 @@ CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows)
     return m;
 }
 
-template <int kWG, int kBN, bool kStaged>
-void launch_wgmma(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
-                  int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y,
-                  int* sched, bool fused, cudaStream_t st) {
+// The pointers and sizes of one call, and how it runs.
+struct Call {
+    const bf16_t* xp;
+    const std::int32_t *counts, *offsets;
+    std::int64_t max_rows;
+    int experts, hidden, ffn;
+    const bf16_t *w1, *w2;
+    bf16_t *h, *y;
+    int* sched;
+    bool fused, staged;
+    int cluster;  // 1, or 2: clusters of two blocks that share the weight tile (one launch only)
+    cudaStream_t st;
+};
+
+// One launch of `kernel` in clusters of two blocks: as many clusters as are resident at once, at most `needed`.
+template <class Kernel, class... Args>
+void launch_pairs(Kernel kernel, int threads, int smem, std::int64_t needed, cudaStream_t st, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = std::size_t(smem);
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    static thread_local std::map<std::pair<const void*, int>, int> fit;  // clusters resident at once
+    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
+    auto f = fit.find(key);
+    if (f == fit.end()) {
+        int clusters = 0;
+        cfg.gridDim = dim3(2);
+        MOE_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+        f = fit.emplace(key, std::max(1, clusters)).first;
+    }
+    const std::int64_t clusters = std::max<std::int64_t>(1, std::min<std::int64_t>(f->second, needed));
+    cfg.gridDim = dim3(static_cast<unsigned>(2 * clusters));
+    MOE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
+template <int kWG, int kBN, bool kStaged, int kMC>
+void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
-    const int smem = smem_bytes<kWG, kBN, kStaged>(experts);
-    MOE_ASSERT(smem <= kSmemMax, "wgmma: " << experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
+    const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
+    MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kMC>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
-    const CUtensorMap mx = tile_map(xp, max_rows, hidden, C::kBM);
-    const CUtensorMap mw1 = tile_map(w1, std::int64_t(experts) * 2 * ffn, hidden, kBN / 2);
-    const CUtensorMap mh = tile_map(h, max_rows, ffn, C::kBM);
-    const CUtensorMap mw2 = tile_map(w2, std::int64_t(experts) * hidden, ffn, kBN / 2);
-    const CUtensorMap my = tile_map(y, max_rows, hidden, C::kBM);
-    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / C::kBM + experts);
-    const std::int64_t gated = est_tiles * ((ffn + kBN / 2 - 1) / (kBN / 2)),
-                       down = est_tiles * ((hidden + kBN - 1) / kBN);
+    const CUtensorMap mx = tile_map(q.xp, q.max_rows, q.hidden, C::kBM);
+    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
+    const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
+    const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
+    const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
+    const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
+    const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
+                       down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
-    MOE_CUDA_CHECK(cudaMemsetAsync(sched, 0, sizeof(int) * (experts + 2), st));
-    Args args{counts, offsets, experts, hidden, ffn, kBoth, h, y, sched};
-    if (fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, my,
-                                                                                              args);
+    MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
+    if constexpr (kMC == 2) {
+        launch_pairs(k, C::kThreads, smem, gated + down, q.st, mx, mw1, mh, mw2, my, args);
+        MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (clusters of 2)");
+        return;
+    }
+    if (q.fused) {
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
+                                                                                                args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, st>>>(mx, mw1, mh, mw2, my, args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
-    args.sched = sched + experts + 1;  // a fresh item counter
-    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, st, mx, mw1, mh, mw2,
-                          my, args);
+    args.sched = q.sched + q.experts + 1;  // a fresh item counter
+    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh,
+                          mw2, my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
 }
 
 template <int kWG, int kBN>
-void launch_wgmma(bool staged, const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets,
-                  std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h,
-                  bf16_t* y, int* sched, bool fused, cudaStream_t st) {
-    if (staged && smem_bytes<kWG, kBN, true>(experts) <= kSmemMax)  // else no room for the staged tile
-        launch_wgmma<kWG, kBN, true>(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused,
-                                     st);
-    else
-        launch_wgmma<kWG, kBN, false>(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused,
-                                      st);
+void launch_wgmma(Call q) {
+    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) > kSmemMax) q.staged = false;  // no room for the tile
+    if constexpr (kWG == 2) {  // clusters only with 128-token tiles, in one launch
+        if (q.cluster == 2 && q.fused)
+            return q.staged ? launch_wgmma<kWG, kBN, true, 2>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
+    }
+    q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
 }
 
 int env_choice(const char* name, int a, int b, int fallback) {
@@ -485,14 +567,14 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, 256);
-    const bool fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
-    const bool staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
-#define MOE_WG_ARGS staged, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, fused, st
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, 1, st};
+    q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
+    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    q.cluster = env_choice("MOELAB_WGMMA_CLUSTER", 1, 2, 1);
     if (tile_tokens >= 128)
-        bn == 128 ? launch_wgmma<2, 128>(MOE_WG_ARGS) : launch_wgmma<2, 256>(MOE_WG_ARGS);
+        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
-        bn == 128 ? launch_wgmma<1, 128>(MOE_WG_ARGS) : launch_wgmma<1, 256>(MOE_WG_ARGS);
-#undef MOE_WG_ARGS
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu
