@@ -77,11 +77,12 @@ __device__ __forceinline__ unsigned cluster_rank() {
 __device__ __forceinline__ void cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
-// Arrives on the barrier at the same shared-memory offset in block `rank` of the cluster.
+// Arrives on the barrier at the same shared-memory offset in block `rank` of the cluster (release at CTA scope,
+// as CUTLASS does: it orders this thread's own reads of the stage before the arrival).
 __device__ __forceinline__ void mbar_arrive_remote(unsigned bar, unsigned rank) {
     asm volatile(
         "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
+        "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
         "r"(rank)
         : "memory");
 }
