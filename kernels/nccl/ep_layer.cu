@@ -2,175 +2,26 @@
 // ranks when a capacity is set), the rows go to the ranks owning their experts (NCCL all-to-all, in chunks of local
 // experts), the local experts run, the outputs come back and are combined. With overlap, the exchanges run on the
 // comm stream and the compute on a stream of its own, so chunk i + 1 moves while chunk i's experts compute.
+// Setup is in ep_setup.cu, the gathering of results in ep_results.cu, the state they share in ep_common.hpp.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cstring>
-#include <map>
 #include <memory>
 #include <numeric>
-#include <sstream>
 
-#include "kernels/common/rng.hpp"
 #include "kernels/cuda/check.cuh"
-#include "kernels/cuda/context.cuh"
-#include "kernels/cuda/counting.cuh"
 #include "kernels/cuda/launchers.hpp"
 #include "kernels/nccl/comm.hpp"
+#include "kernels/nccl/ep_common.hpp"
 #include "kernels/nccl/ep_kernels.hpp"
 #include "kernels/nccl/nccl_api.hpp"
 #include "kernels/nccl/recv_plan.hpp"
 
 namespace moe::nccl {
 
-namespace {
-
-using gpu::DeviceBuffer;
-
-// Page-locked, portable host memory: async copies from any rank's stream land in it.
-template <class T>
-class Pinned {
-  public:
-    explicit Pinned(std::size_t n) {
-        MOE_CUDA_CHECK(cudaHostAlloc(&p_, std::max<std::size_t>(n, 1) * sizeof(T), cudaHostAllocPortable));
-    }
-    ~Pinned() { cudaFreeHost(p_); }
-    Pinned(const Pinned&) = delete;
-    Pinned& operator=(const Pinned&) = delete;
-    T* data() { return p_; }
-    T& operator[](std::size_t i) { return p_[i]; }
-
-  private:
-    T* p_ = nullptr;
-};
-
-// One rank's timeline of a repeat: events recorded on its streams, and spans between them.
-struct SpanRef {
-    const char* label;
-    const char* lane;
-    int chunk;
-    int a, b;  // event indices
-};
-
-struct RankState {
-    int g = 0;
-    std::int64_t t0 = 0, T = 0;  // global first token and token count of this rank
-    cudaStream_t ns = nullptr;   // comm stream (the communicator's): every NCCL call
-    cudaStream_t cs = nullptr;   // compute stream: == ns without overlap
-    bool own_cs = false;
-    DeviceBuffer<bf16_t> x, wg, w1, w2, xs, xr, xe, ye, yr, yback, out;
-    DeviceBuffer<float> logp, logits, w, w_all, scratch;
-    DeviceBuffer<std::int32_t> ids, counts, offsets, row_token, inv, cnt_own, cnt_recv, plan, row_tag, ids_all, demand;
-    DeviceBuffer<std::uint8_t> ws;
-    std::unique_ptr<Pinned<std::int32_t>> host;  // own counts [E], received [G·El], demand [E], plan staging
-    unsigned* gate_h = nullptr;  // pinned, mapped: the value the gate kernels wait for (gate_d on the device)
-    const unsigned* gate_d = nullptr;
-    unsigned epoch = 0;
-    std::vector<cudaEvent_t> ev;
-    int used = 0;
-    std::vector<SpanRef> spans;
-
-    int mark(cudaStream_t s) {
-        if (used == int(ev.size())) {
-            ev.push_back(nullptr);
-            MOE_CUDA_CHECK(cudaEventCreate(&ev.back()));
-        }
-        MOE_CUDA_CHECK(cudaEventRecord(ev[used], s));
-        return used++;
-    }
-    void span(const char* label, const char* lane, int a, int b, int chunk = -1) {
-        spans.push_back({label, lane, chunk, a, b});
-    }
-    // The compute stream waits for event i (no-op without overlap: one stream keeps the order by itself).
-    void cs_waits(int i) {
-        if (cs != ns) MOE_CUDA_CHECK(cudaStreamWaitEvent(cs, ev[i], 0));
-    }
-    void ns_waits(int i) {
-        if (cs != ns) MOE_CUDA_CHECK(cudaStreamWaitEvent(ns, ev[i], 0));
-    }
-    ~RankState() {
-        if (gate_h) cudaFreeHost(gate_h);
-        for (cudaEvent_t e : ev) cudaEventDestroy(e);
-        if (own_cs && cs) cudaStreamDestroy(cs);
-    }
-};
-
-// Frees every rank's state with its own device current. Declared before the AbortOnUnwind guard, so on an error
-// the communicator is aborted first and no cudaFree waits on a stuck kernel.
-struct RankStates {
-    std::vector<int> devices;
-    std::vector<std::unique_ptr<RankState>> r;  // [G], null for ranks of other processes
-    ~RankStates() {
-        for (std::size_t g = 0; g < r.size(); ++g)
-            if (r[g]) {
-                cudaSetDevice(devices[g]);
-                r[g].reset();
-            }
-    }
-};
-
-void check_spec(const LayerSpec& s, int G, const EpOptions& o) {
-    if (G < 1) MOE_BAD_INPUT("ranks " << G << " must be >= 1");
-    if (s.tokens < 1) MOE_BAD_INPUT("tokens " << s.tokens << " must be >= 1");
-    if (s.experts < 1 || s.experts > gpu::counting::kMaxExperts)
-        MOE_BAD_INPUT("experts " << s.experts << " must be in [1, " << gpu::counting::kMaxExperts
-                                 << "] on the nccl backend");
-    if (s.experts % G != 0)
-        MOE_BAD_INPUT("experts " << s.experts << " must be a multiple of ranks " << G
-                                 << ": the nccl backend places E/G experts on each rank");
-    if (s.top_k < 1 || s.top_k > s.experts)
-        MOE_BAD_INPUT("top-k " << s.top_k << " must be in [1, " << s.experts << "]");
-    if (s.hidden < 1 || s.ffn < 1) MOE_BAD_INPUT("hidden and ffn must be >= 1");
-    if (s.align < 1) MOE_BAD_INPUT("align " << s.align << " must be >= 1");
-    if (!(s.capacity_factor >= 0) || s.capacity_factor > 1000)
-        MOE_BAD_INPUT("capacity factor " << s.capacity_factor << " must be in [0, 1000] (0: dropless)");
-    if (o.chunks < 1 || o.chunks > s.experts / G)
-        MOE_BAD_INPUT("chunks " << o.chunks << " must be in [1, " << s.experts / G
-                                << "]: a chunk is a group of at least one of a rank's E/G local experts");
-    if (dispatch::max_rows(s.tokens, s.top_k, s.experts, s.align) >= (std::int64_t(1) << 31))
-        MOE_BAD_INPUT("tokens·top-k + experts·(align−1) must stay below 2^31 on the nccl backend");
-}
-
-std::string gib(double b) {
-    std::ostringstream os;
-    os.precision(2);
-    os << std::fixed << b / (1024.0 * 1024.0 * 1024.0) << " GiB";
-    return os.str();
-}
-
-double median_of(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
-// Every rank's `bytes` (on its device at src[g]) to every process: an NCCL all-gather through a scratch buffer of
-// G·bytes per local rank, then one copy to the host. The same path for one process and for one process per GPU.
-std::vector<unsigned char> gather_to_host(Communicator& c, const std::vector<const void*>& src, std::size_t bytes,
-                                          const char* what) {
-    const int G = c.ranks();
-    std::vector<unsigned char> all(bytes * G);
-    if (bytes == 0) return all;
-    std::vector<DeviceBuffer<unsigned char>> bufs(G);
-    std::vector<void*> ptrs(G, nullptr);
-    for (int g : c.local()) {
-        c.use(g);
-        bufs[g] = DeviceBuffer<unsigned char>(bytes * G, "result gather");
-        MOE_CUDA_CHECK(cudaMemcpyAsync(bufs[g].data() + bytes * g, src[g], bytes, cudaMemcpyDefault, c.stream(g)));
-        ptrs[g] = bufs[g].data();
-    }
-    allgather(c, ptrs, bytes, what);
-    c.wait_streams(what);
-    const int g0 = c.local().front();
-    c.use(g0);
-    MOE_CUDA_CHECK(cudaMemcpy(all.data(), bufs[g0].data(), bytes * G, cudaMemcpyDeviceToHost));
-    for (int g : c.local()) c.use(g), bufs[g] = DeviceBuffer<unsigned char>();
-    return all;
-}
-
-}  // namespace
+using namespace ep;
 
 void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& run) {
     run_ep_layer(s, G, opt, EpOptions{}, run);
@@ -179,21 +30,12 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& 
 void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const EpOptions& eo, EpRun& run) {
     check_spec(s, G, eo);
     if (opt.repeats < 1 || opt.warmup < 0) MOE_BAD_INPUT("repeats must be >= 1 and warmup >= 0");
-    const std::int64_t T = s.tokens;
-    const int E = s.experts, k = s.top_k, d = s.hidden, F = s.ffn, El = E / G, K = eo.chunks;
-    const bool experts_on = opt.run_experts;
-    // nopack has no packed rows to send: the send side packs with scan (same plan, stable order) instead.
-    const Strategy st = s.strategy == Strategy::NoPack ? Strategy::Scan : s.strategy;
-    const std::int64_t cap = route::capacity(s.capacity_factor, T, k, E);
-    const std::int64_t Tmax = std::max<std::int64_t>(token_begin(1, T, G), 1);  // largest token slice, ceil(T/G)
-    // A token's k experts are distinct: at most min(k, E/G) rows per token reach one rank, and with a capacity at
-    // most C rows per expert. The receive buffers are sized for that worst case, so no size waits for the host.
-    std::int64_t recv_max = T * std::min(k, El);
-    if (cap > 0) recv_max = std::min(recv_max, cap * El);
-    const std::int64_t p_max = recv_max + std::int64_t(El) * (s.align - 1);
-    const std::size_t plan_ints = 4 * std::size_t(G) * El + 4 * std::size_t(El) + 4 * std::size_t(K) + 8;
-    const std::size_t row_b = std::size_t(d) * sizeof(bf16_t);
-    const std::size_t host_ints = 2 * std::size_t(E) + std::size_t(G) * El + plan_ints;
+    const EpShape sh = ep_shape(s, G, eo, opt.run_experts);
+    const std::int64_t cap = sh.cap, Tmax = sh.Tmax, recv_max = sh.recv_max, p_max = sh.p_max;
+    const int E = sh.E, k = sh.k, d = sh.d, F = sh.F, El = sh.El, K = sh.K;
+    const bool experts_on = sh.experts_on;
+    const Strategy st = sh.st;
+    const std::size_t plan_ints = sh.plan_ints, row_b = sh.row_b;
 
     auto lock = shared_lock();
     DeviceRestore restore;
@@ -228,94 +70,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     for (int g : L) {
         c.use(g);
         states.devices[g] = c.device(g);
-        auto rs = std::make_unique<RankState>();
-        RankState& R = *rs;
-        R.g = g;
-        R.t0 = token_begin(g, T, G);
-        R.T = token_begin(g + 1, T, G) - R.t0;
-        R.ns = c.stream(g);
-        if (eo.overlap) {
-            MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&R.cs, cudaStreamNonBlocking));
-            R.own_cs = true;
-        } else {
-            R.cs = R.ns;
-        }
-        const std::int64_t Tg = std::max<std::int64_t>(R.T, 1);  // ≥ 1 element: launchers assert non-null buffers
-        std::size_t ws_bytes = gpu::dispatch_workspace_bytes(st, R.T, k, E);
-        if (cap > 0) ws_bytes = std::max(ws_bytes, gpu::capacity_workspace_bytes(G * Tmax, k, E));
-        if (experts_on)
-            ws_bytes = std::max(ws_bytes, gpu::experts_workspace_bytes(std::max<std::int64_t>(p_max, 1), El, F));
-        std::size_t need = ws_bytes + std::size_t(Tg) * (2 * row_b + 4 * E + 12 * k) + std::size_t(Tg) * k * row_b +
-                           std::size_t(recv_max) * row_b + (std::size_t(256) << 20);
-        if (cap > 0) need += std::size_t(G) * Tmax * k * 8;
-        if (experts_on)
-            need += std::size_t(El) * 3 * F * row_b + 2 * std::size_t(p_max) * row_b + std::size_t(recv_max) * row_b +
-                    std::size_t(Tg) * k * row_b;
-        const std::size_t free_b = gpu::free_memory_bytes(c.device(g));
-        if (need > free_b) {
-            std::ostringstream os;
-            os << "rank " << g << " needs about " << need << " bytes (" << gib(double(need)) << ") on GPU "
-               << c.device(g) << " but " << free_b << " bytes (" << gib(double(free_b))
-               << ") are free; lower --tokens, --hidden, --ffn or --experts";
-            throw Error(ErrorKind::OutOfMemory, os.str());
-        }
-        const Stream sg = R.ns;
-        gpu::context();  // this device's cuBLAS handles and side streams now, not inside the first timed repeat
-        R.x = DeviceBuffer<bf16_t>(Tg * d, "x slice");
-        R.logp = DeviceBuffer<float>(E, "log popularity");
-        R.logits = DeviceBuffer<float>(Tg * E, "logits");
-        R.w = DeviceBuffer<float>(Tg * k, "top-k weights");
-        R.ids = DeviceBuffer<std::int32_t>(Tg * k, "top-k ids");
-        R.counts = DeviceBuffer<std::int32_t>(E, "counts");
-        R.offsets = DeviceBuffer<std::int32_t>(E + 1, "offsets");
-        R.row_token = DeviceBuffer<std::int32_t>(Tg * k, "row_token");
-        R.inv = DeviceBuffer<std::int32_t>(Tg * k, "inverse map");
-        R.xs = DeviceBuffer<bf16_t>(Tg * k * d, "packed rows to send");
-        R.cnt_own = DeviceBuffer<std::int32_t>(E, "own counts");
-        R.cnt_recv = DeviceBuffer<std::int32_t>(std::size_t(G) * El, "received counts");
-        R.xr = DeviceBuffer<bf16_t>(std::max<std::int64_t>(recv_max, 1) * d, "received rows");
-        R.plan = DeviceBuffer<std::int32_t>(plan_ints, "receive plan");
-        R.ws = DeviceBuffer<std::uint8_t>(ws_bytes, "stage workspace");
-        R.scratch = DeviceBuffer<float>(1, "barrier scratch");
-        MOE_CUDA_CHECK(cudaMemsetAsync(R.scratch.data(), 0, sizeof(float), R.ns));
-        if (s.router == Router::Gate) R.wg = DeviceBuffer<bf16_t>(std::size_t(E) * d, "gate weights");
-        if (cap > 0) {
-            // Every rank's ids and weights, slot g = rank g's tokens padded to Tmax with id −1 (never counted), so
-            // the slots in rank order are the global (t, j) order the reference drops in.
-            R.ids_all = DeviceBuffer<std::int32_t>(std::size_t(G) * Tmax * k, "all ranks' ids");
-            R.w_all = DeviceBuffer<float>(std::size_t(G) * Tmax * k, "all ranks' weights");
-            R.demand = DeviceBuffer<std::int32_t>(E, "demand");
-            MOE_CUDA_CHECK(cudaMemsetAsync(R.ids_all.data(), 0xFF, R.ids_all.bytes(), R.ns));
-            MOE_CUDA_CHECK(cudaMemsetAsync(R.w_all.data(), 0, R.w_all.bytes(), R.ns));
-        }
-        if (experts_on) {
-            R.w1 = DeviceBuffer<bf16_t>(std::size_t(El) * 2 * F * d, "local expert w1");
-            R.w2 = DeviceBuffer<bf16_t>(std::size_t(El) * d * F, "local expert w2");
-            R.xe = DeviceBuffer<bf16_t>(std::max<std::int64_t>(p_max, 1) * d, "rows by local expert");
-            R.ye = DeviceBuffer<bf16_t>(std::max<std::int64_t>(p_max, 1) * d, "expert outputs");
-            R.row_tag = DeviceBuffer<std::int32_t>(std::max<std::int64_t>(p_max, 1), "row tags");
-            R.yr = DeviceBuffer<bf16_t>(std::max<std::int64_t>(recv_max, 1) * d, "outputs to return");
-            R.yback = DeviceBuffer<bf16_t>(Tg * k * d, "returned outputs");
-            R.out = DeviceBuffer<bf16_t>(Tg * d, "combine output");
-        }
-        R.host = std::make_unique<Pinned<std::int32_t>>(host_ints);
-        MOE_CUDA_CHECK(cudaHostAlloc(&R.gate_h, sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable));
-        *R.gate_h = 0;
-        void* gd = nullptr;
-        MOE_CUDA_CHECK(cudaHostGetDevicePointer(&gd, R.gate_h, 0));
-        R.gate_d = static_cast<const unsigned*>(gd);
-
-        // Global index ranges: the rank's x rows, its experts' weights; the gate is the whole [E, d].
-        make_bf16_range(s.seed, kStreamX, R.t0 * d, R.T * d, x_scale(), R.x.data(), sg);
-        if (s.router == Router::Gate) gpu::make_gate(s.seed, E, d, R.wg.data(), sg);
-        if (experts_on) {
-            const std::int64_t n1 = std::int64_t(El) * 2 * F * d, n2 = std::int64_t(El) * d * F;
-            make_bf16_range(s.seed, kStreamW1, std::int64_t(g) * n1, n1, w1_scale(d), R.w1.data(), sg);
-            make_bf16_range(s.seed, kStreamW2, std::int64_t(g) * n2, n2, w2_scale(F), R.w2.data(), sg);
-        }
-        MOE_CUDA_CHECK(
-            cudaMemcpyAsync(R.logp.data(), logp_host.data(), sizeof(float) * E, cudaMemcpyHostToDevice, R.ns));
-        states.r[g] = std::move(rs);
+        states.r[g] = make_rank(c, g, s, sh, eo.overlap, logp_host);
     }
     AbortOnUnwind guard(c);
     c.wait_streams("input generation on every rank");  // so no rank's first exchange waits on a slower peer's inputs
@@ -324,18 +79,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     std::vector<std::vector<std::int64_t>> zero_off(G, std::vector<std::int64_t>(G, 0));
     std::vector<std::vector<std::int64_t>> el_rows(G, std::vector<std::int64_t>(G, El));
     std::vector<std::vector<ChunkPlan>> plans(G);
-    auto each = [&](auto&& f) {
-        for (int g : L) {
-            c.use(g);
-            f(*states.r[g]);
-        }
-    };
-    auto ptrs = [&](auto get) {
-        using P = decltype(get(*states.r[L.front()]));
-        std::vector<P> v(G, nullptr);
-        for (int g : L) v[g] = get(*states.r[g]);
-        return v;
-    };
+    auto each = [&](auto&& f) { each_rank(c, states, f); };
+    auto ptrs = [&](auto get) { return rank_ptrs(c, states, get); };
     auto scratch = ptrs([](RankState& R) { return R.scratch.data(); });
     auto open_gates = [&] {
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -600,7 +345,6 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     }
     if (opt.progress) opt.progress(1.0f, "done");
     const std::vector<SpanRef> layout = states.r[L.front()]->spans;  // the same on every rank
-    const int nsp = int(layout.size());
 
     // ---- optional: each pair's dispatch bytes alone, sender-side CUDA events, median of 5 ----
     std::vector<double> pair_mine(std::size_t(G) * G, 0.0);
@@ -638,142 +382,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                 if (c.is_local(src)) pair_mine[std::size_t(src) * G + dst] = median_of(ms);
             }
     }
-
-    // ---- every rank's numbers to every process (one NCCL all-gather, also under mpirun) ----
-    // Per rank: tokens, kept counts [E], demand [E], send rows [G], recv rows [G], pair ms [G], then per repeat the
-    // layer's span and 2·nsp span ends.
-    const std::size_t nrec = 1 + 2 * std::size_t(E) + 3 * std::size_t(G) + std::size_t(opt.repeats) * (1 + 2 * nsp);
-    std::vector<DeviceBuffer<double>> recbuf(G);
-    std::vector<const void*> recp(G, nullptr);
-    each([&](RankState& R) {
-        const int g = R.g;
-        std::vector<double> v;
-        v.push_back(double(R.T));
-        const std::int32_t* own = R.host->data();
-        for (int e = 0; e < E; ++e) v.push_back(own[e]);
-        if (cap > 0)
-            for (int e = 0; e < E; ++e) v.push_back(own[E + G * El + e]);  // global demand, the same on every rank
-        else
-            for (int e = 0; e < E; ++e) v.push_back(own[e]);  // dropless: demand = kept
-        for (int p = 0; p < G; ++p) v.push_back(double(send_rows[g][p]));
-        for (int p = 0; p < G; ++p) v.push_back(double(recv_rows[g][p]));
-        for (int p = 0; p < G; ++p) v.push_back(pair_mine[std::size_t(g) * G + p]);
-        for (auto& rep : times[g]) v.insert(v.end(), rep.begin(), rep.end());
-        MOE_ASSERT(v.size() == nrec, "rank record of " << v.size() << " numbers, expected " << nrec);
-        recbuf[g] = DeviceBuffer<double>(nrec, "rank record");
-        MOE_CUDA_CHECK(cudaMemcpy(recbuf[g].data(), v.data(), nrec * sizeof(double), cudaMemcpyHostToDevice));
-        recp[g] = recbuf[g].data();
-    });
-    auto rec_bytes = gather_to_host(c, recp, nrec * sizeof(double), "gathering every rank's counts and times");
-    each([&](RankState& R) { recbuf[R.g] = DeviceBuffer<double>(); });
-    std::vector<double> recs(nrec * G);
-    std::memcpy(recs.data(), rec_bytes.data(), rec_bytes.size());
-
-    // ---- bookkeeping ----
-    run.rank_tokens.resize(G);
-    run.counts.assign(E, 0);
-    run.demand.assign(E, 0);
-    run.traffic.assign(std::size_t(G) * G, 0);
-    run.rows_received.assign(G, 0);
-    run.bytes_sent.assign(G, 0.0);
-    run.pair_ms.assign(std::size_t(G) * G, 0.0);
-    for (int lbl = 0; lbl < nsp; ++lbl)
-        if (std::find(run.stage_names.begin(), run.stage_names.end(), layout[lbl].label) == run.stage_names.end())
-            run.stage_names.push_back(layout[lbl].label);
-    run.rank_stages.assign(G, {});
-    run.rank_layer_ms.assign(G, {});
-    for (int g = 0; g < G; ++g) {
-        const double* v = recs.data() + nrec * g;
-        run.rank_tokens[g] = std::int64_t(v[0]);
-        const double* own = v + 1;
-        const double* dem = own + E;
-        const double* sr = dem + E;
-        const double* rr = sr + G;
-        const double* pm = rr + G;
-        const double* tv = pm + G;
-        for (int e = 0; e < E; ++e) run.counts[e] += std::int64_t(own[e]);
-        for (int e = 0; e < E; ++e)
-            if (cap > 0)
-                run.demand[e] = std::int64_t(dem[e]);
-            else
-                run.demand[e] += std::int64_t(dem[e]);
-        for (int p = 0; p < G; ++p) {
-            run.traffic[std::size_t(g) * G + p] = std::int64_t(sr[p]);
-            run.rows_received[g] += std::int64_t(rr[p]);
-            if (p != g) run.bytes_sent[g] += (sr[p] + (experts_on ? rr[p] : 0.0)) * double(row_b);
-            run.pair_ms[std::size_t(g) * G + p] = pm[p];
-        }
-        for (auto& n : run.stage_names) run.rank_stages[g].push_back({n, {}});
-        std::vector<std::vector<double>> starts(nsp), ends(nsp);
-        for (int rep = 0; rep < opt.repeats; ++rep) {
-            const double* x = tv + std::size_t(rep) * (1 + 2 * nsp);
-            run.rank_layer_ms[g].push_back(x[0]);
-            std::map<std::string, double> sum;
-            for (int i = 0; i < nsp; ++i) {
-                starts[i].push_back(x[1 + 2 * i]), ends[i].push_back(x[2 + 2 * i]);
-                sum[layout[i].label] += x[2 + 2 * i] - x[1 + 2 * i];
-            }
-            for (auto& stg : run.rank_stages[g]) stg.ms.push_back(sum[stg.stage]);
-        }
-        for (int i = 0; i < nsp; ++i) {
-            EpSpan sp;
-            sp.rank = g;
-            sp.lane = layout[i].lane;
-            sp.label = layout[i].label;
-            sp.chunk = layout[i].chunk;
-            sp.start_ms = median_of(starts[i]);
-            sp.end_ms = std::max(sp.start_ms, median_of(ends[i]));
-            run.spans.push_back(sp);
-        }
-    }
-    for (int e = 0; e < E; ++e) run.dropped += run.demand[e] - run.counts[e];
-
-    // ---- tensors: outputs and the kept ids, padded to Tmax per rank and gathered ----
-    const bool want_ids = opt.keep_tensors || opt.keep_routing;
-    if (opt.keep_tensors && experts_on) {
-        std::vector<const void*> src(G, nullptr);
-        each([&](RankState& R) { src[R.g] = R.out.data(); });
-        // R.out has max(T_g, 1) rows; the gather reads Tmax rows, so a padded copy is made per rank.
-        std::vector<DeviceBuffer<bf16_t>> pad(G);
-        each([&](RankState& R) {
-            pad[R.g] = DeviceBuffer<bf16_t>(std::size_t(Tmax) * d, "padded outputs");
-            if (R.T > 0)
-                MOE_CUDA_CHECK(
-                    cudaMemcpy(pad[R.g].data(), R.out.data(), std::size_t(R.T) * row_b, cudaMemcpyDeviceToDevice));
-            src[R.g] = pad[R.g].data();
-        });
-        auto all = gather_to_host(c, src, std::size_t(Tmax) * row_b, "gathering the outputs");
-        run.out.resize(std::size_t(T) * d);
-        for (int g = 0; g < G; ++g) {
-            const std::int64_t t0 = token_begin(g, T, G), n = token_begin(g + 1, T, G) - t0;
-            std::memcpy(run.out.data() + t0 * d, all.data() + std::size_t(g) * Tmax * row_b, std::size_t(n) * row_b);
-        }
-        each([&](RankState& R) { pad[R.g] = DeviceBuffer<bf16_t>(); });
-    }
-    if (want_ids) {
-        std::vector<DeviceBuffer<std::int32_t>> pad(G);
-        std::vector<const void*> src(G, nullptr);
-        each([&](RankState& R) {
-            // ids and weights of the rank, side by side: [Tmax·k ids][Tmax·k weights as bits]
-            pad[R.g] = DeviceBuffer<std::int32_t>(2 * std::size_t(Tmax) * k, "padded ids");
-            if (R.T > 0) {
-                MOE_CUDA_CHECK(
-                    cudaMemcpy(pad[R.g].data(), R.ids.data(), std::size_t(R.T) * k * 4, cudaMemcpyDeviceToDevice));
-                MOE_CUDA_CHECK(cudaMemcpy(pad[R.g].data() + std::size_t(Tmax) * k, R.w.data(), std::size_t(R.T) * k * 4,
-                                          cudaMemcpyDeviceToDevice));
-            }
-            src[R.g] = pad[R.g].data();
-        });
-        auto all = gather_to_host(c, src, 2 * std::size_t(Tmax) * k * 4, "gathering the routing");
-        run.topk_ids.resize(std::size_t(T) * k), run.topk_w.resize(std::size_t(T) * k);
-        for (int g = 0; g < G; ++g) {
-            const std::int64_t t0 = token_begin(g, T, G), n = token_begin(g + 1, T, G) - t0;
-            const unsigned char* base = all.data() + std::size_t(g) * 2 * Tmax * k * 4;
-            std::memcpy(run.topk_ids.data() + t0 * k, base, std::size_t(n) * k * 4);
-            std::memcpy(run.topk_w.data() + t0 * k, base + std::size_t(Tmax) * k * 4, std::size_t(n) * k * 4);
-        }
-        each([&](RankState& R) { pad[R.g] = DeviceBuffer<std::int32_t>(); });
-    }
+    gather_records(c, states, sh, opt.repeats, layout, send_rows, recv_rows, pair_mine, times, run);
+    gather_tensors(c, states, sh, opt, run);
 }
 
 }  // namespace moe::nccl
