@@ -144,7 +144,7 @@ void check_case(const Case& c) {
             Rtot[g] += ck.recv.R, Ptot[g] += ck.recv.P;
         }
         EXPECT_EQ(plans[g].back().e1, El);
-        // The bound ep_layer.cu sizes its receive buffers with, so that no size waits for the host.
+        // The bound ep_setup.cu (ep_shape) sizes its receive buffers with, so that no size waits for the host.
         std::int64_t bound = T * std::min(k, El);
         if (cap > 0) bound = std::min(bound, cap * El);
         EXPECT_LE(Rtot[g], bound);
