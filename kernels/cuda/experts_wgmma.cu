@@ -27,8 +27,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <map>
-#include <utility>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
@@ -101,11 +99,8 @@ struct Item {
     bool gated;
 };
 
-// pre: the prefix of each expert's groups of kMC token tiles; block `rank` of a cluster takes the group's rank-th
-// tile (past the expert's tokens: a tile with none, computed and never stored).
-template <int kMC>
 __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items, const int* pre, int experts,
-                                       int nt_gated, int nt_down, unsigned rank) {
+                                       int nt_gated, int nt_down) {
     Item w;
     w.gated = it < gated_items;
     const std::int64_t j = w.gated ? it : it - gated_items;
@@ -114,7 +109,7 @@ __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items
     const int ntt = pre[w.e + 1] - pre[w.e];
     const int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
     w.nt = local / ntt;
-    w.mt = kMC * (local % ntt) + static_cast<int>(rank);
+    w.mt = local % ntt;
     return w;
 }
 
@@ -159,12 +154,7 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
     }
 }
 
-// kMC = 2: clusters of two blocks on neighbouring token tiles of the same expert and weight tile; each block's
-// producer loads half of the weight tile and multicasts it to both, so a block reads a third less from L2 per MMA.
-// A stage is free only once the consumers of both blocks have released it, and items are dealt out statically
-// (cluster c takes c, c + clusters, ...: both blocks need the same sequence; deadlock-free for the same reason as
-// the counter, since every cluster is resident and runs its items in number order).
-template <int kWG, int kBN, bool kStaged, int kMC>
+template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
@@ -184,11 +174,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const unsigned staged = bars + 16 * C::kStages, out_free = staged + 8;
     int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8);
     const int tid = threadIdx.x;
-    const unsigned rank = kMC == 2 ? cluster_rank() : 0;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
-            mbar_init(bars + 8 * s, 1);                             // the producer's arrive + the TMA bytes
-            mbar_init(bars + 8 * (C::kStages + s), kMC * 4 * kWG);  // one arrive per consumer warp of the cluster
+            mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
         mbar_init(out_free, 1);        // the storer, once TMA has read the tile
@@ -196,9 +185,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    // groups of kMC token tiles; barriers inside: also orders the init within the block
-    const int tiles = chunk_prefix(a.counts, a.experts, kMC * C::kBM, pre, warp_sums);
-    if constexpr (kMC == 2) cluster_sync();  // the peer's barriers are initialised before anything reaches them
+    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
@@ -223,7 +210,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 bulk_wait_all<false>();  // every store complete before the grid is
                 return;
             }
-            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             const int row0 = a.offsets[w.e] + w.mt * C::kBM;
             const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
 #pragma unroll
@@ -246,9 +233,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // consumers through its first stage, and fills the ring.
     auto producer = [&] {
         int c = 0;
-        for (std::int64_t n = 0;; ++n) {
-            const std::int64_t it = first + (kMC == 1 ? std::int64_t(atomicAdd(a.sched, 1))
-                                                      : std::int64_t(blockIdx.x / kMC) + n * (gridDim.x / kMC));
+        for (;;) {
+            const std::int64_t it = first + atomicAdd(a.sched, 1);
             const int s0 = c % C::kStages;
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
@@ -257,9 +243,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
             }
-            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[w.e + 1] - pre[w.e]) * kMC * nt_gated;
+                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + w.e) < need) {
                     __nanosleep(200);
@@ -282,13 +268,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 mbar_arrive_expect_tx(full, C::kStageBytes);
                 const unsigned sa = base + s * C::kStageBytes, sb = sa + C::kABytes;
                 tma_load_2d(sa, ma, full, kt * kBK, row0);
-                if constexpr (kMC == 2) {  // this block's half of the weight tile, into both blocks
-                    tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK,
-                                          w0 + static_cast<int>(rank) * second, 0x3);
-                } else {
-                    tma_load_2d(sb, mb, full, kt * kBK, w0);
-                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
-                }
+                tma_load_2d(sb, mb, full, kt * kBK, w0);
+                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             }
         }
     };
@@ -296,13 +277,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // The consumer warpgroups: the MMAs and the epilogue of each item.
     auto consumers = [&] {
         // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
-        // arrival (on both blocks' barriers in a cluster: either block's producer writes into both).
+        // arrival.
         auto release = [&](int stage) {
             __syncwarp();
-            if (lane == 0) {
-                mbar_arrive(bars + 8 * (C::kStages + stage));
-                if constexpr (kMC == 2) mbar_arrive_remote(bars + 8 * (C::kStages + stage), rank ^ 1);
-            }
+            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
         // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written
         // its part (`write`).
@@ -326,7 +304,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if constexpr (kStaged) hand_over(-1, 0, [] {});
                 return;
             }
-            const Item w = locate<kMC>(it, gated_items, pre, a.experts, nt_gated, nt_down, rank);
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
             const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
             float acc[C::kAcc];
@@ -408,10 +386,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kWG == 2) regs_inc<232>();
         consumers();
     }
-    if constexpr (kMC == 2) {  // neither block leaves while the other may still multicast into it or arrive on it
-        __syncwarp();
-        cluster_sync();
-    }
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
 #endif
@@ -457,42 +431,15 @@ struct Call {
     bf16_t *h, *y;
     int* sched;
     bool fused, staged;
-    int cluster;  // 1, or 2: clusters of two blocks that share the weight tile (one launch only)
     cudaStream_t st;
 };
 
-// One launch of `kernel` in clusters of two blocks: as many clusters as are resident at once, at most `needed`.
-template <class Kernel, class... Args>
-void launch_pairs(Kernel kernel, int threads, int smem, std::int64_t needed, cudaStream_t st, Args... args) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.blockDim = dim3(threads);
-    cfg.dynamicSmemBytes = std::size_t(smem);
-    cfg.stream = st;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    static thread_local std::map<std::pair<const void*, int>, int> fit;  // clusters resident at once
-    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
-    auto f = fit.find(key);
-    if (f == fit.end()) {
-        int clusters = 0;
-        cfg.gridDim = dim3(2);
-        MOE_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
-        f = fit.emplace(key, std::max(1, clusters)).first;
-    }
-    const std::int64_t clusters = std::max<std::int64_t>(1, std::min<std::int64_t>(f->second, needed));
-    cfg.gridDim = dim3(static_cast<unsigned>(2 * clusters));
-    MOE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-}
-
-template <int kWG, int kBN, bool kStaged, int kMC>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
     const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
     MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kMC>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
@@ -507,11 +454,6 @@ void launch_wgmma(const Call& q) {
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
-    if constexpr (kMC == 2) {
-        launch_pairs(k, C::kThreads, smem, gated + down, q.st, mx, mw1, mh, mw2, my, args);
-        MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (clusters of 2)");
-        return;
-    }
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                                 args);
@@ -531,11 +473,7 @@ void launch_wgmma(const Call& q) {
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
     if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) > kSmemMax) q.staged = false;  // no room for the tile
-    if constexpr (kWG == 2) {  // clusters only with 128-token tiles, in one launch
-        if (q.cluster == 2 && q.fused)
-            return q.staged ? launch_wgmma<kWG, kBN, true, 2>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
-    }
-    q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
+    q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
 int env_choice(const char* name, int a, int b, int fallback) {
@@ -567,10 +505,9 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, 1, st};
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    q.cluster = env_choice("MOELAB_WGMMA_CLUSTER", 1, 2, 1);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

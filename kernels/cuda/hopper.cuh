@@ -67,26 +67,6 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     }
 }
 
-// ---- clusters ----
-__device__ __forceinline__ unsigned cluster_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-// Every thread of every block of the cluster (all must call it, warp-aligned).
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-// Arrives on the barrier at the same shared-memory offset in block `rank` of the cluster (release at CTA scope,
-// as CUTLASS does: it orders this thread's own reads of the stage before the arrival).
-__device__ __forceinline__ void mbar_arrive_remote(unsigned bar, unsigned rank) {
-    asm volatile(
-        "{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-        "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}\n" ::"r"(bar),
-        "r"(rank)
-        : "memory");
-}
-
 // ---- TMA ----
 // The 2-D box at (c0 = element along the row, c1 = row) of `map` into shared memory at dst; completes `bytes` of
 // the barrier's transaction count. Past the tensor's edges the box is zero-filled.
@@ -95,15 +75,6 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map
         "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
         "[%4];\n" ::"r"(dst),
         "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
-        : "memory");
-}
-// The same box, written at dst in every block of the cluster named in `mask`, completing each one's barrier at `bar`.
-__device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtensorMap* map, unsigned bar, int c0,
-                                                      int c1, unsigned short mask) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], "
-        "[%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-        "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
         : "memory");
 }
 // The 2-D box at (c0, c1) of `map` from shared memory at src (the same layout a load would write), in this thread's
