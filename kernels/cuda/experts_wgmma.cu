@@ -2,19 +2,23 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt).
 //
-// A block is one producer warpgroup and 1 or 2 consumer warpgroups. An item is one expert's tile of up to 64·kWG
+// A block is 1 or 2 consumer warpgroups and two more warps, the producer and the storer. An item is one expert's tile of up to 64·kWG
 // tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token
-// tile innermost), then down, and blocks take the next number from a counter in global memory as they go. One thread
-// of the producer takes an item, passes its number to the consumers through the stage it fills first, and for each
+// tile innermost), then down, and blocks take the next number from a counter in global memory as they go. The
+// producer takes an item, passes its number to the consumers through the stage it fills first, and for each
 // k step of 64 waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight
 // tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the
 // stage's `full` barrier. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64
 // tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue
-// writes h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread) or y straight from the
-// accumulators. The ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue.
+// forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread) or y from the accumulators.
+// A full token tile (kStaged) is written into a swizzled tile in shared memory and handed to the storer, which
+// TMA-stores it while the consumers go on with the next item's MMAs; a partial one is stored from registers (a TMA
+// box would overwrite the next expert's rows). The ring runs on across items, so the next item's loads overlap this
+// item's last MMAs and epilogue. No register reallocation: 2 consumer warpgroups and 2 warps leave the compiler 204
+// registers a thread, and the accumulators take 128.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
-// stores), and the producer of a down item waits for e's count (acquire) before its first load of h. Items are
+// stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire) before its first load of h. Items are
 // taken in number order, so every gate/up item is already running or done when a down item is taken: no wait can
 // deadlock, however many blocks are resident. The down items of the first experts fill the gate/up tail, and the
 // two GEMMs need one launch.
@@ -50,7 +54,9 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;              // tokens per tile
-    static constexpr int kThreads = 128 * (kWG + 1);  // consumers, then the producer warpgroup
+    // the consumer warpgroups, then two warps: the producer and the storer. No register reallocation: the compiler's
+    // budget for 2 consumer warpgroups is 65536 / 320 = 204 registers a thread.
+    static constexpr int kThreads = 128 * kWG + 64;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
@@ -200,7 +206,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    // The storer (warp 1 of the producer warpgroup, one thread): TMA-stores each staged output tile, then frees it.
+    // The storer (the second of the two warps after the consumers, one thread): TMA-stores each staged output tile, then frees it.
     auto storer = [&] {
         for (int ep = 0;; ++ep) {
             mbar_wait(staged, ep & 1);
@@ -229,7 +235,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    // The producer (warp 0 of the producer warpgroup, one thread): takes items, passes each item's number to the
+    // The producer (the first of those two warps, one thread): takes items, passes each item's number to the
     // consumers through its first stage, and fills the ring.
     auto producer = [&] {
         int c = 0;
@@ -282,12 +288,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             __syncwarp();
             if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
-        // Hands the storer an item's output tile (or -1: no more) once the tile is free and this thread has written
-        // its part (`write`).
+        // The output tile is handed to the storer in rounds: wait until the tile is free (`out_free`), write this
+        // thread's part, then publish the item (or -1: no more) and the round's first column (`staged`).
         int ep = 0;
-        auto hand_over = [&](std::int64_t it, int c0, auto write) {
-            mbar_wait(out_free, (ep & 1) ^ 1);
-            write();
+        auto wait_free = [&] { mbar_wait(out_free, (ep & 1) ^ 1); };
+        auto publish = [&](std::int64_t it, int c0) {
             if (tid == 0) out_item = it, out_col = c0;
             fence_proxy_async_smem();
             mbar_arrive(staged);
@@ -301,7 +306,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // __syncwarp before that arrival.
             const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
             if (it < 0) {
-                if constexpr (kStaged) hand_over(-1, 0, [] {});
+                if constexpr (kStaged) wait_free(), publish(-1, 0);
                 return;
             }
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
@@ -333,11 +338,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
             if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
                 constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
-                hand_over(it, 0, [&] { stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col); });
-                if constexpr (kCols < kBN)
-                    if (!w.gated)
-                        hand_over(it, kCols,
-                                  [&] { stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col); });
+                wait_free();
+                stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col);
+                publish(it, 0);
+                if constexpr (kCols < kBN) {
+                    if (!w.gated) {
+                        wait_free();
+                        stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col);
+                        publish(it, kCols);
+                    }
+                }
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -376,14 +386,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    if (wg == kWG) {  // the producer warpgroup: warp 0 loads, warp 1 stores staged output tiles
-        if constexpr (kWG == 2) regs_dec<40>();
+    if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
         if (kStaged && warp == 1 && lane == 0)
             storer();
         else if (tid == 128 * kWG)
             producer();
     } else {
-        if constexpr (kWG == 2) regs_inc<232>();
         consumers();
     }
 #else

@@ -115,16 +115,6 @@ __device__ __forceinline__ void fence_operands(float (&d)[kN]) {
 #pragma unroll
     for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-// Register budget of a warpgroup (producer gives registers back, consumers take them).
-template <int kRegs>
-__device__ __forceinline__ void regs_dec() {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-template <int kRegs>
-__device__ __forceinline__ void regs_inc() {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-
 // d += A·B for one m64n128k16 step: A and B from shared memory through their descriptors, fp32 accumulators
 // (this thread's 64 of the 64×128 tile; layout in the file comment).
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], std::uint64_t desc_a, std::uint64_t desc_b) {
