@@ -121,7 +121,7 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   decode      tpe <= 4 (no host copy of the plan)
 //   wgmma       4 < tpe <= kMidMaxTokensPerExpert, packed, 2048 < d < 6144
 //   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
-//   wgmma       kMidMaxTokensPerExpert < tpe <= 160, packed, d > 2048, and up to tpe <= 1024 for d < 6144 (no host
+//   wgmma       kMidMaxTokensPerExpert < tpe <= 160, packed, d > 2048, and up to tpe <= 640 for d < 6144 (no host
 //               copy of the plan)
 //   batched     d <= 2048 and kMidMaxTokensPerExpert < tpe <= 1024
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
