@@ -310,9 +310,10 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // mid otherwise (S3 and the classroom shape: within 3% of wgmma); from 64 on, wgmma for d > 2048 (S1 and S3 at
     // 64: 84% against 67-73% for the best cuBLAS path) up to 160 tokens per expert, and for S1's d = 4096 up to 640
     // (at 512, with its output tiles stored through shared memory: 2,033-2,185 µs against 2,106-2,311 for streams,
-    // three runs; S2's 1024 tokens per expert with F = 14336 stay on cuBLAS, its layer was slower with wgmma). Above that the math-bound sizes stay on cuBLAS (wgmma's core rate, 510-570 TFLOP/s, is below
-    // cuBLAS's 590-630 there), and the small d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3%
-    // at 8 and 64, behind above).
+    // three runs; S2's 1024 tokens per expert with F = 14336 stay on cuBLAS, its layer was slower with wgmma). Above
+    // that the math-bound sizes stay on cuBLAS (wgmma's core rate, 510-570 TFLOP/s, is below cuBLAS's 590-630 there),
+    // and the small d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3% at 8 and 64, behind
+    // above).
     const bool wg = packed && hidden > 2048 && wgmma_available();
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return wg && hidden < 6144 ? ExpertsImpl::Wgmma : ExpertsImpl::Mid;

@@ -2,26 +2,26 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt).
 //
-// A block is 1 or 2 consumer warpgroups and two more warps, the producer and the storer. An item is one expert's tile of up to 64·kWG
-// tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token
-// tile innermost), then down, and blocks take the next number from a counter in global memory as they go. The
-// producer takes an item, passes its number to the consumers through the stage it fills first, and for each
-// k step of 64 waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight
-// tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the
-// stage's `full` barrier. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64
-// tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue
-// forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread) or y from the accumulators.
-// A full token tile (kStaged) is written into a swizzled tile in shared memory and handed to the storer, which
-// TMA-stores it while the consumers go on with the next item's MMAs; a partial one is stored from registers (a TMA
-// box would overwrite the next expert's rows). The ring runs on across items, so the next item's loads overlap this
-// item's last MMAs and epilogue. No register reallocation: 2 consumer warpgroups and 2 warps leave the compiler 204
-// registers a thread, and the accumulators take 128.
+// A block is 1 or 2 consumer warpgroups and two more warps, the producer and the storer. An item is one expert's tile
+// of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert by expert, weight
+// tile, token tile innermost), then down, and blocks take the next number from a counter in global memory as they go.
+// The producer takes an item, passes its number to the consumers through the stage it fills first, and for each k step
+// of 64 waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile
+// (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's
+// `full` barrier. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
+// each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue forms h =
+// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread) or y from the accumulators. A full token
+// tile (kStaged) is written into a swizzled tile in shared memory and handed to the storer, which TMA-stores it while
+// the consumers go on with the next item's MMAs; a partial one is stored from registers (a TMA box would overwrite the
+// next expert's rows). The ring runs on across items, so the next item's loads overlap this item's last MMAs and
+// epilogue. No register reallocation: 2 consumer warpgroups and 2 warps leave the compiler 204 registers a thread, and
+// the accumulators take 128.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
-// stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire) before its first load of h. Items are
-// taken in number order, so every gate/up item is already running or done when a down item is taken: no wait can
-// deadlock, however many blocks are resident. The down items of the first experts fill the gate/up tail, and the
-// two GEMMs need one launch.
+// stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire)
+// before its first load of h. Items are taken in number order, so every gate/up item is already running or done when a
+// down item is taken: no wait can deadlock, however many blocks are resident. The down items of the first experts fill
+// the gate/up tail, and the two GEMMs need one launch.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -53,7 +53,7 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 // go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
-    static constexpr int kBM = 64 * kWG;              // tokens per tile
+    static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then two warps: the producer and the storer. No register reallocation: the compiler's
     // budget for 2 consumer warpgroups is 65536 / 320 = 204 registers a thread.
     static constexpr int kThreads = 128 * kWG + 64;
@@ -135,8 +135,7 @@ __device__ __forceinline__ void consumers_sync() {
 // map_y reads): column c0 + c of row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8
 // rows of one store are 8 different 16-byte pieces of the 128-byte line: no bank conflicts.
 template <int kBM, int kBN, int kCols, int c0>
-__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row,
-                                             int col) {
+__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row, int col) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int m = row + 8 * half;
@@ -206,7 +205,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    // The storer (the second of the two warps after the consumers, one thread): TMA-stores each staged output tile, then frees it.
+    // The storer (the second of the two warps after the consumers, one thread): TMA-stores each staged output tile,
+    // then frees it.
     auto storer = [&] {
         for (int ep = 0;; ++ep) {
             mbar_wait(staged, ep & 1);
@@ -464,7 +464,7 @@ void launch_wgmma(const Call& q) {
     Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
-                                                                                                args);
+                                                                                              args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         return;
     }
@@ -473,8 +473,8 @@ void launch_wgmma(const Call& q) {
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
-    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh,
-                          mw2, my, args);
+    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
+                          my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
 }
 

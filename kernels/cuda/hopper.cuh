@@ -45,8 +45,9 @@ __device__ __forceinline__ std::uint64_t global_ns() {
     asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
     return t;
 }
-// Spins until the phase of the given parity has completed. A wait past 60 s (sanitizers slow everything) means a broken pipeline (a TMA that
-// never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of hanging the caller.
+// Spins until the phase of the given parity has completed. A wait past 60 s (sanitizers slow everything) means a broken
+// pipeline (a TMA that never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of
+// hanging the caller.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     unsigned done = 0;
     std::uint64_t since = 0;
