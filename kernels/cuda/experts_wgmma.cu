@@ -130,6 +130,18 @@ __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
+// This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
+// (gate column c and up column c + kBN/2 are in the same thread), or y.
+template <int kBN>
+__device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool gated, int j, int half) {
+    if (gated) {
+        const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
+        return unsigned(silu_gate(acc[g], acc[u])) | (unsigned(silu_gate(acc[g + 1], acc[u + 1])) << 16);
+    }
+    const int q = 4 * j + 2 * half;
+    return unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
+}
+
 // Writes this thread's part of columns [c0, c0 + kCols) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
 // shared memory at `out`, as boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or
 // map_y reads): column c0 + c of row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8
@@ -143,15 +155,8 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
 #pragma unroll
         for (int j = 0; j < kBN / 8; ++j) {  // n8 blocks of the output: kBN/16 for gate/up, kBN/8 for down
             if (8 * j < c0 || 8 * j >= c0 + kCols) continue;
-            unsigned v;
-            if (gated) {
-                if (j >= kBN / 16) break;
-                const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
-                v = unsigned(silu_gate(acc[g], acc[u])) | (unsigned(silu_gate(acc[g + 1], acc[u + 1])) << 16);
-            } else {
-                const int q = 4 * j + 2 * half;
-                v = unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
-            }
+            if (gated && j >= kBN / 16) break;
+            const unsigned v = out_pair<kBN>(acc, gated, j, half);
             const int jl = j - c0 / 8;
             const unsigned at = line + (jl / 8) * (kBM * 128) + (((jl % 8) ^ (m % 8)) << 4) + col * 2;
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at), "r"(v) : "memory");
@@ -188,6 +193,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         mbar_init(out_free, 1);        // the storer, once TMA has read the tile
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
+        if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
@@ -352,7 +358,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
             const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
-            const int M = w.gated ? a.ffn : a.hidden;
+            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
             bf16_t* out = w.gated ? a.h : a.y;
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
@@ -362,20 +368,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (w.gated) {
 #pragma unroll
                     for (int j = 0; j < kBN / 16; ++j) {
-                        const int f = w.nt * (kBN / 2) + 8 * j + col;
-                        if (f >= M) continue;  // M % 8 == 0: f + 1 < M as well
-                        const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
-                        const bf16_t h0 = silu_gate(acc[g], acc[u]), h1 = silu_gate(acc[g + 1], acc[u + 1]);
-                        *reinterpret_cast<unsigned*>(o + f) = unsigned(h0) | (unsigned(h1) << 16);
+                        const int n = col0 + 8 * j + col;
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
                     }
                 } else {
 #pragma unroll
                     for (int j = 0; j < kBN / 8; ++j) {
-                        const int n = w.nt * kBN + 8 * j + col;
-                        if (n >= M) continue;
-                        const int q = 4 * j + 2 * half;
-                        *reinterpret_cast<unsigned*>(o + n) =
-                            unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
+                        const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
                     }
                 }
             }
