@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
 #include <utility>
 
@@ -98,21 +97,6 @@ __device__ __forceinline__ void launch_dependents() {
 #endif
 }
 
-// Asks L2 to fetch [p, p + bytes) ahead of the loads that will read it: sm_90's bulk prefetch, in pieces of 64 KB
-// (p and bytes multiples of 16; elsewhere a no-op). The down kernels and the wgmma kernel's waiting down items issue
-// it for their first weight tiles before they wait for h, so the weights stream while the gate/up GEMM drains.
-__device__ __forceinline__ void prefetch_l2(const void* p, std::int64_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const char* c = static_cast<const char*>(p);
-    for (std::int64_t off = 0; off < bytes; off += 65536) {
-        const unsigned n = static_cast<unsigned>(bytes - off < 65536 ? bytes - off : 65536);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(c + off), "r"(n) : "memory");
-    }
-#else
-    (void)p, (void)bytes;
-#endif
-}
-
 // ---- tensor-core and cp.async primitives (mid, fused) ----
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int kN>
@@ -166,13 +150,6 @@ unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t ne
         it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
     }
     return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
-}
-
-// Whether the down GEMMs prefetch their first weight tiles into L2 before waiting for h (prefetch_l2);
-// MOELAB_EXPERTS_PF=0 turns it off (the benchmark's side-by-side rows).
-inline int down_prefetch() {
-    const char* env = std::getenv("MOELAB_EXPERTS_PF");
-    return env && env[0] == '0' && !env[1] ? 0 : 1;
 }
 
 // Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the

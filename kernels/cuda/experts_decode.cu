@@ -226,7 +226,7 @@ __global__ void __launch_bounds__(kThreads)
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, int pf) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
@@ -236,23 +236,15 @@ __global__ void __launch_bounds__(kThreads)
     // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ... GEMM 1 never
     // touches y, so this runs before waiting for it.
     zero_padding_rows(counts, offsets, experts, hidden, y);
+    // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
+    // tail; h is read only after it has completed and its writes are visible.
+    wait_for_producer();
     const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
     const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
-    if (kVec && pf && lane < 16) {  // this warp's slice of its first item's 16 weight rows, into L2
-        const std::int64_t it = std::int64_t(blockIdx.x) * groups + grp;
-        if (it < items) {
-            const int j = static_cast<int>(it / tiles), o = static_cast<int>(it % tiles) * 16 + lane;
-            const int e = expert_of_chunk(pre, experts, j);
-            if (o < hidden && ke > kb) prefetch_l2(w2 + (std::int64_t(e) * hidden + o) * ffn + kb, (ke - kb) * 2);
-        }
-    }
-    // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
-    // tail; h is read only after it has completed and its writes are visible.
-    wait_for_producer();
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {
         const std::int64_t it = base + grp;
@@ -333,8 +325,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split,
-                              down_prefetch());
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }

@@ -92,7 +92,7 @@ template <int kNT, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
-                    const bf16_t* w, bf16_t* out, int pf) {
+                    const bf16_t* w, bf16_t* out) {
     using T = Tile<kNT>;
     constexpr int kBM = T::kBM, kABytes = T::kABytes;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -105,15 +105,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const std::int64_t items = std::int64_t(tiles) * mtiles;
     if constexpr (!kGated) {
         zero_padding_rows(counts, offsets, experts, M, out);  // y only: the gate/up kernel never touches it
-        if (kVec && pf && blockIdx.x < items) {  // the first item's weight rows (contiguous in w2), into L2
-            const int e = expert_of_chunk(pre, experts, blockIdx.x, mtiles);
-            const int mt = static_cast<int>(blockIdx.x - std::int64_t(pre[e]) * mtiles) / (pre[e + 1] - pre[e]);
-            const std::int64_t rows = min(kBM, M - mt * kBM), bytes = rows * K * 2;
-            const bf16_t* first = w + (std::int64_t(e) * M + mt * kBM) * K;
-            for (std::int64_t off = std::int64_t(threadIdx.x) * 65536; off < bytes; off += std::int64_t(kThreads) * 65536)
-                prefetch_l2(first + off / 2, bytes - off < 65536 ? bytes - off : 65536);
-        }
-        wait_for_producer();  // h is complete and visible from here on
+        wait_for_producer();                                  // h is complete and visible from here on
     }
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
@@ -243,11 +235,10 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
     const bf16_t* none = nullptr;
     const std::int32_t* no_rt = nullptr;
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0);
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     const bf16_t* hc = h;
-    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
-                          down_prefetch());
+    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
 }
 

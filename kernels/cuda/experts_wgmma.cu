@@ -97,8 +97,6 @@ struct Args {
     bf16_t* h;
     bf16_t* y;
     int* sched;  // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
-    const bf16_t* w2;  // for prefetch_l2 (pf): a down item whose h is not ready yet prefetches its weight tile
-    int pf;
 };
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
@@ -260,10 +258,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
                 const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
-                if (a.pf && load_acquire(a.sched + 1 + w.e) < need) {  // the weights stream while it waits
-                    const int rows = min(kBN, a.hidden - w.nt * kBN);
-                    prefetch_l2(a.w2 + (std::int64_t(w.e) * a.hidden + w.nt * kBN) * a.ffn, std::int64_t(rows) * a.ffn * 2);
-                }
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + w.e) < need) {
                     __nanosleep(200);
@@ -467,7 +461,7 @@ void launch_wgmma(const Call& q) {
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, q.w2, down_prefetch()};
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
