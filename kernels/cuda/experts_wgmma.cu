@@ -97,10 +97,7 @@ struct Args {
     bf16_t* h;
     bf16_t* y;
     int* sched;  // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
-    int abox;    // an item of at most kSmallRows tokens loads A as a box of kSmallRows rows (map_x16, map_h16)
-    int burst;   // the producer issues this many k steps together (waiting for as many free stages first)
 };
-constexpr int kSmallRows = 16;
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
 struct Item {
@@ -171,8 +168,7 @@ template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
-                     const __grid_constant__ CUtensorMap map_y, const __grid_constant__ CUtensorMap map_x16,
-                     const __grid_constant__ CUtensorMap map_h16, const Args a) {
+                     const __grid_constant__ CUtensorMap map_y, const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
@@ -198,7 +194,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
-        if (a.abox) tma_prefetch_map(&map_x16), tma_prefetch_map(&map_h16);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
@@ -270,33 +265,23 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 }
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
             }
-            const int row0 = a.offsets[w.e] + w.mt * C::kBM;
-            // A few tokens: a box of kSmallRows rows; the tile's other rows keep stale data, whose results are never
-            // stored (a row of the product depends only on its own row of A).
-            const bool small = a.abox && a.counts[w.e] - w.mt * C::kBM <= kSmallRows;
-            const CUtensorMap* ma = w.gated ? (small ? &map_x16 : &map_x) : (small ? &map_h16 : &map_h);
+            const CUtensorMap* ma = w.gated ? &map_x : &map_h;
             const CUtensorMap* mb = w.gated ? &map_w1 : &map_w2;
-            const unsigned stage_bytes = (small ? kSmallRows * kBK * 2 : C::kABytes) + C::kBBytes;
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
+            const int row0 = a.offsets[w.e] + w.mt * C::kBM;
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
             const int w0 = w.gated ? w.e * 2 * a.ffn + w.nt * (kBN / 2) : w.e * a.hidden + w.nt * kBN;
             const int second = w.gated ? a.ffn : kBN / 2;
             stage_item[s0] = it;
-            for (int kt = 0; kt < nk;) {
-                // a burst of k steps: wait for their stages first, then ask for all of them, so that the same
-                // weight rows are read in longer runs
-                const int n = min(a.burst, nk - kt);
-                for (int i = 0; i < n; ++i)
-                    if (kt + i > 0) mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
-                for (int i = 0; i < n; ++i, ++kt, ++c) {
-                    const int s = c % C::kStages;
-                    const unsigned full = bars + 8 * s;
-                    mbar_arrive_expect_tx(full, stage_bytes);
-                    const unsigned sa = base + s * C::kStageBytes, sb = sa + C::kABytes;
-                    tma_load_2d(sa, ma, full, kt * kBK, row0);
-                    tma_load_2d(sb, mb, full, kt * kBK, w0);
-                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
-                }
+            for (int kt = 0; kt < nk; ++kt, ++c) {
+                const int s = c % C::kStages;
+                const unsigned full = bars + 8 * s;
+                if (kt > 0) mbar_wait(bars + 8 * (C::kStages + s), ((c / C::kStages) & 1) ^ 1);
+                mbar_arrive_expect_tx(full, C::kStageBytes);
+                const unsigned sa = base + s * C::kStageBytes, sb = sa + C::kABytes;
+                tma_load_2d(sa, ma, full, kt * kBK, row0);
+                tma_load_2d(sb, mb, full, kt * kBK, w0);
+                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             }
         }
     };
@@ -454,7 +439,6 @@ struct Call {
     bf16_t *h, *y;
     int* sched;
     bool fused, staged;
-    int abox, burst;
     cudaStream_t st;
 };
 
@@ -472,27 +456,25 @@ void launch_wgmma(const Call& q) {
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
     const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
-    const CUtensorMap mx16 = tile_map(q.xp, q.max_rows, q.hidden, kSmallRows);
-    const CUtensorMap mh16 = tile_map(q.h, q.max_rows, q.ffn, kSmallRows);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, q.abox, std::min(q.burst, C::kStages)};
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
     if (q.fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, mx16, mh16, args);
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
+                                                                                              args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, mx16, mh16,
-                                                                                    args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
-                          my, mx16, mh16, args);
+                          my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
 }
 
@@ -531,9 +513,7 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, 0, 1, st};
-    q.abox = env_choice("MOELAB_WGMMA_ABOX", 0, 1, 0);
-    if (const char* env = std::getenv("MOELAB_WGMMA_BURST"); env && *env) q.burst = std::max(1, std::atoi(env));
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
     if (tile_tokens >= 128)
