@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <utility>
 
@@ -150,6 +151,13 @@ unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t ne
         it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
     }
     return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
+}
+
+// Whether the down kernels load their first weights before waiting for h (MOELAB_EXPERTS_PRELOAD=0 turns it off,
+// for the benchmark's side-by-side rows).
+inline int down_preload() {
+    const char* env = std::getenv("MOELAB_EXPERTS_PRELOAD");
+    return env && env[0] == '0' && !env[1] ? 0 : 1;
 }
 
 // Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the

@@ -92,7 +92,7 @@ template <int kNT, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
-                    const bf16_t* w, bf16_t* out) {
+                    const bf16_t* w, bf16_t* out, int preload) {
     using T = Tile<kNT>;
     constexpr int kBM = T::kBM, kABytes = T::kABytes;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -103,10 +103,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
-    if constexpr (!kGated) {
-        zero_padding_rows(counts, offsets, experts, M, out);  // y only: the gate/up kernel never touches it
-        wait_for_producer();                                  // h is complete and visible from here on
-    }
+    if constexpr (!kGated) zero_padding_rows(counts, offsets, experts, M, out);  // y only: gate/up never touches it
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
@@ -142,15 +139,28 @@ __global__ void __launch_bounds__(kThreads, 2)
             const std::int64_t r = r0 + n;
             brow[q] = n >= ntok ? nullptr : b_packed ? b_packed + r * K : b_gather + std::int64_t(row_token[r]) * K;
         }
-        auto load_stage = [&](int slot, int k0) {
+        auto load_weights = [&](int slot, int k0) {
             const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
             for (int q = 0; q < T::kAPerThread; ++q)
                 load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
+        };
+        auto load_tokens = [&](int slot, int k0) {
+            const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
             for (int q = 0; q < T::kBPerThread; ++q)
                 load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
         };
+        auto load_stage = [&](int slot, int k0) { load_weights(slot, k0), load_tokens(slot, k0); };
+        // The down kernel's first item: its first stages' weights (which do not depend on h) are asked for before
+        // the wait for the gate/up kernel, so that they stream during its tail; they complete with the first
+        // stage's group. h is complete and visible after the wait.
+        const bool first = it == blockIdx.x;
+        if (!kGated && first) {
+            if (preload)
+                for (int s = 0; s < T::kStages - 1 && s < nk; ++s) load_weights(s, s * kBK);
+            wait_for_producer();
+        }
 
         // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
@@ -161,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         float acc[2][kNT][4] = {};
 #pragma unroll
         for (int s = 0; s < T::kStages - 1; ++s) {
-            if (s < nk) load_stage(s, s * kBK);
+            if (s < nk) (!kGated && first && preload) ? load_tokens(s, s * kBK) : load_stage(s, s * kBK);
             cp_async_commit();
         }
         for (int kt = 0; kt < nk; ++kt) {
@@ -235,10 +245,11 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
     const bf16_t* none = nullptr;
     const std::int32_t* no_rt = nullptr;
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h);
+    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     const bf16_t* hc = h;
-    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y);
+    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
+                          down_preload());
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
 }
 

@@ -97,6 +97,7 @@ struct Args {
     bf16_t* h;
     bf16_t* y;
     int* sched;  // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
+    int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
 };
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
@@ -256,15 +257,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 return;
             }
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
-            if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
-                const std::uint64_t t0 = global_ns();
-                while (load_acquire(a.sched + 1 + w.e) < need) {
-                    __nanosleep(200);
-                    if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
-                }
-                asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
-            }
             const CUtensorMap* ma = w.gated ? &map_x : &map_h;
             const CUtensorMap* mb = w.gated ? &map_w1 : &map_w2;
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
@@ -272,16 +264,47 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
             const int w0 = w.gated ? w.e * 2 * a.ffn + w.nt * (kBN / 2) : w.e * a.hidden + w.nt * kBN;
             const int second = w.gated ? a.ffn : kBN / 2;
-            stage_item[s0] = it;
-            for (int kt = 0; kt < nk; ++kt, ++c) {
-                const int s = c % C::kStages;
-                const unsigned full = bars + 8 * s;
-                if (kt > 0) mbar_wait(bars + 8 * (C::kStages + s), ((c / C::kStages) & 1) ^ 1);
+            // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
+            auto load_b = [&](int kt, int cc) {
+                const unsigned full = bars + 8 * (cc % C::kStages);
+                const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, C::kStageBytes);
-                const unsigned sa = base + s * C::kStageBytes, sb = sa + C::kABytes;
-                tma_load_2d(sa, ma, full, kt * kBK, row0);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+            };
+            auto load_a = [&](int kt, int cc) {
+                tma_load_2d(base + (cc % C::kStages) * C::kStageBytes, ma, bars + 8 * (cc % C::kStages), kt * kBK,
+                            row0);
+            };
+            int early = 0;  // k steps whose weights were asked for before the wait
+            if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
+                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
+                if (a.preload && load_acquire(a.sched + 1 + w.e) < need) {
+                    // The weights do not depend on h: fill the stages that are free (or being freed by the
+                    // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
+                    early = min(nk, C::kStages - 1);
+                    for (int i = 0; i < early; ++i) {
+                        if (i > 0) mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
+                        if (i == 0) stage_item[s0] = it;
+                        load_b(i, c + i);
+                    }
+                }
+                const std::uint64_t t0 = global_ns();
+                while (load_acquire(a.sched + 1 + w.e) < need) {
+                    __nanosleep(200);
+                    if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
+                }
+                asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
+            }
+            stage_item[s0] = it;
+            for (int kt = 0; kt < nk; ++kt, ++c) {
+                if (kt < early) {  // its weights are on the way already
+                    load_a(kt, c);
+                    continue;
+                }
+                if (kt > 0) mbar_wait(bars + 8 * (C::kStages + c % C::kStages), ((c / C::kStages) & 1) ^ 1);
+                load_b(kt, c);
+                load_a(kt, c);
             }
         }
     };
@@ -461,7 +484,7 @@ void launch_wgmma(const Call& q) {
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched};
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload()};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
