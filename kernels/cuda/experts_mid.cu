@@ -58,8 +58,7 @@ __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, int sr
         asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
                      : "memory");
     else
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes)
-                     : "memory");
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
 // One 16-byte piece of a row (elements [k, k + 8), zeros past K or for a missing row) into shared memory; a zero
 // fill still names a valid address (`any`).
@@ -91,8 +90,8 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 template <int kNT, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
-                    const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M,
-                    const bf16_t* w, bf16_t* out, int preload) {
+                    const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
+                    bf16_t* out, int preload) {
     using T = Tile<kNT>;
     constexpr int kBM = T::kBM, kABytes = T::kABytes;
     extern __shared__ __align__(128) unsigned char smem[];
@@ -166,7 +165,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
         // warp 64 and the second none, which left the mma work of the block on half its warps.
         const int tiles8 = (ntok + 7) / 8, per_warp = ((tiles8 + T::kWN - 1) / T::kWN + 1) & ~1;
-        const int nbase = wn * 8 * per_warp;                         // this warp's first token of the tile
+        const int nbase = wn * 8 * per_warp;                             // this warp's first token of the tile
         const int live = min(per_warp, max(0, tiles8 - wn * per_warp));  // its 8-token tiles with tokens
         float acc[2][kNT][4] = {};
 #pragma unroll
@@ -191,8 +190,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                 for (int jp = 0; jp < kNT / 2; ++jp) {
                     if (2 * jp >= live) break;
                     unsigned b[4];
-                    ldmatrix_x4(b, sb + swz(nbase + 16 * jp + (lane & 7) + ((lane >> 4) << 3),
-                                            2 * ks + ((lane >> 3) & 1)));
+                    ldmatrix_x4(
+                        b, sb + swz(nbase + 16 * jp + (lane & 7) + ((lane >> 4) << 3), 2 * ks + ((lane >> 3) & 1)));
                     mma_bf16(acc[0][2 * jp], a0, b[0], b[1]);
                     mma_bf16(acc[1][2 * jp], a1, b[0], b[1]);
                     if (2 * jp + 1 < live) {

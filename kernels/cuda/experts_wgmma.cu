@@ -96,7 +96,7 @@ struct Args {
     int experts, hidden, ffn, mode;
     bf16_t* h;
     bf16_t* y;
-    int* sched;  // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
+    int* sched;   // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
 };
 
@@ -276,7 +276,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(base + (cc % C::kStages) * C::kStageBytes, ma, bars + 8 * (cc % C::kStages), kt * kBK,
                             row0);
             };
-            int early = 0;  // k steps whose weights were asked for before the wait
+            int early = 0;                      // k steps whose weights were asked for before the wait
             if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
                 const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + w.e) < need) {
@@ -284,7 +284,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
                     early = min(nk, C::kStages - 1);
                     for (int i = 0; i < early; ++i) {
-                        if (i > 0) mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
+                        if (i > 0)
+                            mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
                         if (i == 0) stage_item[s0] = it;
                         load_b(i, c + i);
                     }
