@@ -297,7 +297,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 }
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
             }
-            stage_item[s0] = it;
+            if (early == 0) stage_item[s0] = it;  // (else written before the stage's first arrival, as here)
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
