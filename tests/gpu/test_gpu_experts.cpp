@@ -252,6 +252,34 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     }
 }
 
+// The down kernels ask for their first weights before they wait for h (the default); MOELAB_EXPERTS_PRELOAD=0 runs
+// them without. Both against the reference, for decode (first batch in registers), mid (first stages' weight tiles)
+// and wgmma (a waiting down item's stages), from the device plan, on shapes with partial tiles and K tails.
+TEST(GpuExperts, DownKernelsMatchTheReferenceWithAndWithoutPreload) {
+    MOE_REQUIRE_GPU();
+    using moe::gpu::ExpertsImpl;
+    const std::vector<Case> cases = {
+        {7, 8, 2, 2048, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 256},   // a few tokens, wide d
+        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},  // K tails, partial tiles, padded
+        {256, 16, 2, 128, "hot:20", 0, moe::DropPolicy::TokenOrder, 1, 1032},  // empty experts, long F
+        {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},     // F % 8 ≠ 0: the scalar paths
+    };
+    for (const Case& c : cases) {
+        const std::uint64_t seed = fresh_seed();
+        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+        FfnCase f(c, seed);
+        for (const char* preload : {"0", "1"})
+            for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Mid, ExpertsImpl::Wgmma})
+                for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E}) {
+                    ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload);
+                    SCOPED_TRACE(std::string("preload ") + preload + ", " + moe::gpu::experts_impl_name(impl) +
+                                 ", hint " + std::to_string(hint));
+                    f.run_device(impl, true, hint);
+                    EXPECT_EQ(f.check(), "");
+                }
+    }
+}
+
 // The roofline the app and the decode-vs-prefill lesson read: one checked, timed point per size, under both
 // measured ceilings.
 TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
