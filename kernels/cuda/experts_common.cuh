@@ -153,8 +153,10 @@ unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t ne
     return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
 }
 
-// Whether the down kernels load their first weights before waiting for h (MOELAB_EXPERTS_PRELOAD=0 turns it off,
-// for the benchmark's side-by-side rows).
+// Whether the down GEMMs (mid's down kernel, wgmma's down items) ask for their first weight tiles before they wait for
+// h (MOELAB_EXPERTS_PRELOAD=0 turns it off, for the benchmark's side-by-side rows and the tests). Not decode: holding
+// its first batch in registers across the wait took its down kernel from 70 to 214 registers a thread, 7 to 2 blocks
+// an SM, and made it slower (kernels/bench/RESULTS.md).
 inline int down_preload() {
     const char* env = std::getenv("MOELAB_EXPERTS_PRELOAD");
     return env && env[0] == '0' && !env[1] ? 0 : 1;

@@ -87,43 +87,22 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
 // roofline; the deeper unroll helps 8-token chunks (S3: 74% → 95%) and not 16-token ones, so flavor 3 runs the
 // 8-token chunks and flavor 1 the rest. Flavors 0 and 2 (no prefetch) and a shared-memory cp.async ring were slower
 // at every size and are gone.
-// 32-wide steps whose loads are all issued before the first product
-template <int kNT, int kFlavor>
-constexpr int batch_steps() {
-    return (kNT <= 2 ? 4 : 2) * (kFlavor & 2 ? 2 : 1);
-}
-
-// The weights' loads of one batch (batch_steps 32-wide steps from k0).
-template <int kU, int kPf>
-__device__ __forceinline__ void load_batch(const bf16_t* a_lo, const bf16_t* a_hi, int k0, uint4 (&lo)[kU],
-                                           uint4 (&hi)[kU]) {
-    const int t8 = (threadIdx.x & 3) * 8;
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-        lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
-        hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
-    }
-}
-
-// pre: the first batch's weights are already in pre_lo/pre_hi (loaded before the down kernel waited for h).
 template <int kNT, bool kVec, int kFlavor>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
                                                     const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
-                                                    float (&acc)[kNT][4], bool pre = false,
-                                                    const uint4 (&pre_lo)[batch_steps<kNT, kFlavor>()] = {},
-                                                    const uint4 (&pre_hi)[batch_steps<kNT, kFlavor>()] = {}) {
-    constexpr int kU = batch_steps<kNT, kFlavor>();
+                                                    float (&acc)[kNT][4]) {
+    // 32-wide steps whose loads are all issued before the first product
+    constexpr int kU = (kNT <= 2 ? 4 : 2) * (kFlavor & 2 ? 2 : 1);
     constexpr int kPf = kFlavor & 1;
     const int t8 = (threadIdx.x & 3) * 8;
     int k0 = kb;
     if constexpr (kVec) {
         for (; k0 + 32 * kU <= ke; k0 += 32 * kU) {
             uint4 lo[kU], hi[kU], xv[kU][kNT];
-            if (pre && k0 == kb) {
 #pragma unroll
-                for (int u = 0; u < kU; ++u) lo[u] = pre_lo[u], hi[u] = pre_hi[u];
-            } else {
-                load_batch<kU, kPf>(a_lo, a_hi, k0, lo, hi);
+            for (int u = 0; u < kU; ++u) {
+                lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
+                hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
             }
 #pragma unroll
             for (int u = 0; u < kU; ++u)
@@ -247,7 +226,7 @@ __global__ void __launch_bounds__(kThreads)
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, int preload) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
@@ -257,32 +236,15 @@ __global__ void __launch_bounds__(kThreads)
     // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ... GEMM 1 never
     // touches y, so this runs before waiting for it.
     zero_padding_rows(counts, offsets, experts, hidden, y);
+    // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
+    // tail; h is read only after it has completed and its writes are visible.
+    wait_for_producer();
     const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
     const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
-    // Weight rows of item `it`: 16 rows of w2 (rows past d repeat the last, never stored).
-    auto rows_of = [&](std::int64_t it, const bf16_t*& a_lo, const bf16_t*& a_hi) {
-        const int j = static_cast<int>(it / tiles), o = static_cast<int>(it % tiles) * 16 + g;
-        const bf16_t* we = w2 + std::int64_t(expert_of_chunk(pre, experts, j)) * hidden * ffn;
-        a_lo = we + std::int64_t(min(o, hidden - 1)) * ffn;
-        a_hi = we + std::int64_t(min(o + 8, hidden - 1)) * ffn;
-    };
-    // The weights do not depend on h: the first batch of this warp's first item is loaded before the wait, so that
-    // it streams during the gate/up kernel's tail (these blocks start as its blocks finish).
-    constexpr int kU = batch_steps<kNT, kFlavor>();
-    uint4 pre_lo[kU], pre_hi[kU];
-    const bool preloaded = kVec && preload && std::int64_t(blockIdx.x) * groups + grp < items && kb + 32 * kU <= ke;
-    if (preloaded) {
-        const bf16_t *a_lo, *a_hi;
-        rows_of(std::int64_t(blockIdx.x) * groups + grp, a_lo, a_hi);
-        load_batch<kU, kFlavor & 1>(a_lo, a_hi, kb, pre_lo, pre_hi);
-    }
-    // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
-    // tail; h is read only after it has completed and its writes are visible.
-    wait_for_producer();
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {
         const std::int64_t it = base + grp;
@@ -297,17 +259,16 @@ __global__ void __launch_bounds__(kThreads)
             ntok = min(kChunk, counts[e] - tok0);
             r0 = std::int64_t(offsets[e]) + tok0;
             o_lo = tile * 16 + g;
-            const bf16_t *a_lo, *a_hi;
-            rows_of(it, a_lo, a_hi);
+            const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
+            const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
+            const bf16_t* a_hi = we + std::int64_t(min(o_lo + 8, hidden - 1)) * ffn;
             const bf16_t* b[kNT];
 #pragma unroll
             for (int jj = 0; jj < kNT; ++jj) {
                 const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
                 b[jj] = h + (r0 + m) * ffn;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc,
-                                                    preloaded && base == std::int64_t(blockIdx.x) * groups, pre_lo,
-                                                    pre_hi);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0) {
@@ -364,8 +325,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split,
-                              down_preload());
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }

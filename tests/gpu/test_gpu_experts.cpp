@@ -252,10 +252,10 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     }
 }
 
-// The down kernels ask for their first weights before they wait for h (the default); MOELAB_EXPERTS_PRELOAD=0 runs
-// them without. Both against the reference, for decode (first batch in registers), mid (first stages' weight tiles)
-// and wgmma (a waiting down item's stages), from the device plan, on shapes with partial tiles and K tails.
-TEST(GpuExperts, DownKernelsMatchTheReferenceWithAndWithoutPreload) {
+// mid's down kernel and wgmma's waiting down items ask for their first weight tiles before they wait for h (the
+// default); MOELAB_EXPERTS_PRELOAD=0 runs them without. Both against the reference, from the device plan, on shapes
+// with partial tiles and K tails.
+TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
     const std::vector<Case> cases = {
@@ -269,7 +269,7 @@ TEST(GpuExperts, DownKernelsMatchTheReferenceWithAndWithoutPreload) {
         SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
         FfnCase f(c, seed);
         for (const char* preload : {"0", "1"})
-            for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Mid, ExpertsImpl::Wgmma})
+            for (auto impl : {ExpertsImpl::Mid, ExpertsImpl::Wgmma})
                 for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E}) {
                     ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload);
                     SCOPED_TRACE(std::string("preload ") + preload + ", " + moe::gpu::experts_impl_name(impl) +
