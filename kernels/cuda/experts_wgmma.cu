@@ -19,9 +19,10 @@
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire)
-// before its first load of h. Items are taken in number order, so every gate/up item is already running or done when a
-// down item is taken: no wait can deadlock, however many blocks are resident. The down items of the first experts fill
-// the gate/up tail, and the two GEMMs need one launch.
+// before its first load of h; if it has to wait, it first fills the ring's free stages with its weight tiles (they do
+// not depend on h), and asks for the h tiles after. Items are taken in number order, so every gate/up item is already
+// running or done when a down item is taken: no wait can deadlock, however many blocks are resident. The down items of
+// the first experts fill the gate/up tail, and the two GEMMs need one launch.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
