@@ -304,6 +304,10 @@ bool Session::poll() {
             changed = true;
         }
         RunnerStatus st = runner_->status();
+        // A batch that ended between `before` and now may have handed over its last result after take_results
+        // above: stay busy until the next poll takes it, so that no one sees the runner idle with its result (an
+        // error under a control, say) not yet applied. That poll comes: the window animates while it is busy.
+        if ((before.busy || before.pending) && !st.busy && !st.pending) st.busy = true;
         changed |= st.busy != status_.busy || st.pending != status_.pending || st.fraction != status_.fraction;
         status_ = st;
     }
