@@ -392,8 +392,8 @@ void Session::apply(JobResult&& r) {
         results_.layer && results_.routing && results_.layer->scenario == results_.routing->scenario;
     results_.pipeline_current =
         results_.pipeline && results_.routing && results_.pipeline->scenario == results_.routing->scenario;
-    results_.expert_times_current = results_.expert_times && results_.routing &&
-                                    results_.expert_times->scenario == results_.routing->scenario;
+    results_.expert_times_current =
+        results_.expert_times && results_.routing && results_.expert_times->scenario == results_.routing->scenario;
 }
 
 void Session::frame_presented() {
