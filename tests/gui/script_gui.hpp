@@ -36,6 +36,11 @@ class ScriptGui : public ::testing::Test {
                      std::to_string(frames_) + " --no-vsync --config-dir " + dir_ +
                      "/cfg --tokens 1024 --hidden 256 --ffn 512 " + extra);
     }
+    // Whether a played script ended well: the app exited 0 and no script check failed (else the output says why).
+    static ::testing::AssertionResult played_cleanly(const Shell& r) {
+        if (r.rc == 0 && r.out.find("failed") == std::string::npos) return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "exit status " << r.rc << "\n" << r.out;
+    }
     // A file of the test's folder, whole ("" when missing).
     std::string read(const std::string& name) const {
         std::ifstream f(dir_ + "/" + name);
