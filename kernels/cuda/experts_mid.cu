@@ -24,26 +24,28 @@ using namespace experts_detail;
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kBK = 64;        // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
 
-// The block's tile: 4 warps along the weight rows (32 rows each; gate/up: 16 gate rows and the same 16 up rows) and
-// 2 along the tokens, kNT 8-token mma tiles per warp at most: 128 weight rows × 16·kNT tokens, two blocks per SM
-// (96 KB of stages each). A wide tile (256 rows, 8 warps × all the tokens, one block per SM) was measured beside it
-// and retired: slower at every size but one (kernels/bench/RESULTS.md).
-template <int kNT>
+// The block's tile: 4 warps along the weight rows (kMI 16-row mma tiles each; gate/up, kMI = 2: 16 gate rows and the
+// same 16 up rows) and 2 along the tokens, kNT 8-token mma tiles per warp at most: 64·kMI weight rows × 16·kNT
+// tokens, two blocks per SM, each with as many stages as fit in 96 KB (3 to 6). A wide tile (256 rows, 8 warps × all
+// the tokens, one block per SM) was measured beside it and retired: slower at every size but one
+// (kernels/bench/RESULTS.md). The 64-row tile (kMI = 1) is for the down GEMM when its 128-row items would not fill
+// two blocks an SM.
+template <int kNT, int kMI = 2>
 struct Tile {
     static constexpr int kWM = 4, kWN = 2;
-    static constexpr int kBM = 32 * kWM;
+    static constexpr int kBM = 16 * kMI * kWM;
     static constexpr int kBN = kWN * 8 * kNT;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBN * kBK * 2;
-    static constexpr int kStages = kNT >= 8 ? 3 : 4;
+    static constexpr int kStages = 96 * 1024 / kStageBytes < 8 ? 96 * 1024 / kStageBytes : 8;
     static constexpr int kPipeBytes = kStages * kStageBytes;
     static constexpr int kAPerThread = kBM * 8 / kThreads;  // 16-byte pieces of the weight tile per thread
     static constexpr int kBPerThread = kBN * 8 / kThreads;  // and of the token tile
 };
 
-template <int kNT>
+template <int kNT, int kMI>
 constexpr int mid_smem_bytes(int experts) {
-    return Tile<kNT>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
+    return Tile<kNT, kMI>::kPipeBytes + ((experts + 1) * 4 + 15) / 16 * 16;
 }
 
 // Byte offset of 16-byte piece `chunk` of tile row `row`: rows of 128 bytes, pieces XOR-swizzled by the row so that
@@ -87,13 +89,16 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 //   through row_token when b_packed is null), out = h = SiLU(gate)·up, [rows, F];
 //   down: A = w2 ([d, F] per expert; M = d), B = h, out = y [rows, d], whose padding rows it zeroes.
 // K is the common width (d, then F).
-template <int kNT, bool kGated, bool kVec>
+// The loads run kStages - 1 stages ahead of the products across item boundaries: the next item's first stages stream
+// while this item's last ones are multiplied and stored, instead of the ring draining at the end of every item.
+template <int kNT, int kMI, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
                     bf16_t* out, int preload) {
-    using T = Tile<kNT>;
-    constexpr int kBM = T::kBM, kABytes = T::kABytes;
+    using T = Tile<kNT, kMI>;
+    static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with 16 up rows in each warp");
+    constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ int warp_sums[32];
     int* pre = reinterpret_cast<int*>(smem + T::kPipeBytes);  // [experts + 1]: token tiles before each expert
@@ -106,19 +111,23 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
-    // The tile rows of this warp's two 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up
-    // half starts at tile row kBM / 2); down, 32 consecutive rows of w2.
-    const int mrow0 = kGated ? 16 * wm : 32 * wm, mrow1 = kGated ? kBM / 2 + 16 * wm : 32 * wm + 16;
+    // The tile rows of this warp's 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up half
+    // starts at tile row kBM / 2); down, 16·kMI consecutive rows of w2.
+    const int mrow0 = kGated ? 16 * wm : 16 * kMI * wm, mrow1 = kGated ? kBM / 2 + 16 * wm : mrow0 + 16;
     const int nk = (K + kBK - 1) / kBK;
 
-    for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
-        const int e = expert_of_chunk(pre, experts, it, mtiles);
+    // The load cursor: item `lit`, k step `lkt`, and this thread's rows of that item.
+    std::int64_t lit = blockIdx.x;
+    int lkt = 0;
+    const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
+    const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
+    auto aim = [&](std::int64_t item) {
+        const int e = expert_of_chunk(pre, experts, item, mtiles);
         const int ntt = pre[e + 1] - pre[e];
-        const int local = static_cast<int>(it - std::int64_t(pre[e]) * mtiles);
+        const int local = static_cast<int>(item - std::int64_t(pre[e]) * mtiles);
         const int mt = local / ntt, tt = local % ntt;
         const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
         const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
-        const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
 #pragma unroll
         for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
@@ -131,35 +140,58 @@ __global__ void __launch_bounds__(kThreads, 2)
                 arow[q] = o < M ? w + (std::int64_t(e) * M + o) * K : nullptr;
             }
         }
-        const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
 #pragma unroll
         for (int q = 0; q < T::kBPerThread; ++q) {
             const int n = prow + 32 * q;
             const std::int64_t r = r0 + n;
             brow[q] = n >= ntok ? nullptr : b_packed ? b_packed + r * K : b_gather + std::int64_t(row_token[r]) * K;
         }
-        auto load_weights = [&](int slot, int k0) {
-            const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
+    };
+    auto load_weights = [&](int slot, int k0) {
+        const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
-            for (int q = 0; q < T::kAPerThread; ++q)
-                load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
-        };
-        auto load_tokens = [&](int slot, int k0) {
-            const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
+        for (int q = 0; q < T::kAPerThread; ++q)
+            load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
+    };
+    auto load_tokens = [&](int slot, int k0) {
+        const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
-            for (int q = 0; q < T::kBPerThread; ++q)
-                load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
-        };
-        auto load_stage = [&](int slot, int k0) { load_weights(slot, k0), load_tokens(slot, k0); };
-        // The down kernel's first item: its first stages' weights (which do not depend on h) are asked for before
-        // the wait for the gate/up kernel, so that they stream during its tail; they complete with the first
-        // stage's group. h is complete and visible after the wait.
-        const bool first = it == blockIdx.x;
-        if (!kGated && first) {
-            if (preload)
-                for (int s = 0; s < T::kStages - 1 && s < nk; ++s) load_weights(s, s * kBK);
-            wait_for_producer();
+        for (int q = 0; q < T::kBPerThread; ++q)
+            load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
+    };
+    auto advance = [&] {
+        if (++lkt < nk) return;
+        lkt = 0;
+        lit += gridDim.x;
+        if (lit < items) aim(lit);
+    };
+    if (lit < items) aim(lit);
+    // The down kernel: the first item's first stages' weights (which do not depend on h) are asked for before the
+    // wait for the gate/up kernel, so that they stream during its tail; they complete with the first stage's group.
+    // h is complete and visible after the wait.
+    int preloaded = 0;
+    if constexpr (!kGated) {
+        if (preload && lit < items)
+            for (; preloaded < kS - 1 && preloaded < nk; ++preloaded) load_weights(preloaded, preloaded * kBK);
+        wait_for_producer();
+    }
+#pragma unroll
+    for (int s = 0; s < kS - 1; ++s) {
+        if (lit < items) {
+            s < preloaded ? load_tokens(s, lkt * kBK) : (load_weights(s, lkt * kBK), load_tokens(s, lkt * kBK));
+            advance();
         }
+        cp_async_commit();
+    }
+
+    int slot = 0;  // the stage the products read next: the ring's stages in order, across items
+    for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+        const int e = expert_of_chunk(pre, experts, it, mtiles);
+        const int ntt = pre[e + 1] - pre[e];
+        const int local = static_cast<int>(it - std::int64_t(pre[e]) * mtiles);
+        const int mt = local / ntt, tt = local % ntt;
+        const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
+        const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
 
         // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
@@ -167,44 +199,42 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int tiles8 = (ntok + 7) / 8, per_warp = ((tiles8 + T::kWN - 1) / T::kWN + 1) & ~1;
         const int nbase = wn * 8 * per_warp;                             // this warp's first token of the tile
         const int live = min(per_warp, max(0, tiles8 - wn * per_warp));  // its 8-token tiles with tokens
-        float acc[2][kNT][4] = {};
-#pragma unroll
-        for (int s = 0; s < T::kStages - 1; ++s) {
-            if (s < nk) (!kGated && first && preload) ? load_tokens(s, s * kBK) : load_stage(s, s * kBK);
-            cp_async_commit();
-        }
+        float acc[kMI][kNT][4] = {};
         for (int kt = 0; kt < nk; ++kt) {
-            cp_async_wait<T::kStages - 2>();
-            __syncthreads();  // stage kt is in for every thread; stage kt - 1's slot is free
-            const int next = kt + T::kStages - 1;
-            if (next < nk) load_stage(next % T::kStages, next * kBK);
+            cp_async_wait<kS - 2>();
+            __syncthreads();  // stage `slot` is in for every thread; the one before it is free
+            if (lit < items) {
+                const int free_slot = slot == 0 ? kS - 1 : slot - 1;
+                load_weights(free_slot, lkt * kBK);
+                load_tokens(free_slot, lkt * kBK);
+                advance();
+            }
             cp_async_commit();
+            const unsigned sa = smem_u32 + slot * T::kStageBytes, sb = sa + kABytes;
+            slot = slot + 1 == kS ? 0 : slot + 1;
             if (live == 0) continue;
-            const unsigned sa = smem_u32 + (kt % T::kStages) * T::kStageBytes, sb = sa + kABytes;
 #pragma unroll
             for (int ks = 0; ks < kBK / 16; ++ks) {
-                unsigned a0[4], a1[4];
-                ldmatrix_x4(a0, sa + swz(mrow0 + (lane & 15), 2 * ks + (lane >> 4)));
-                ldmatrix_x4(a1, sa + swz(mrow1 + (lane & 15), 2 * ks + (lane >> 4)));
+                unsigned a[kMI][4];
+                ldmatrix_x4(a[0], sa + swz(mrow0 + (lane & 15), 2 * ks + (lane >> 4)));
+                if constexpr (kMI == 2) ldmatrix_x4(a[1], sa + swz(mrow1 + (lane & 15), 2 * ks + (lane >> 4)));
 #pragma unroll
                 for (int jp = 0; jp < kNT / 2; ++jp) {
                     if (2 * jp >= live) break;
                     unsigned b[4];
                     ldmatrix_x4(
                         b, sb + swz(nbase + 16 * jp + (lane & 7) + ((lane >> 4) << 3), 2 * ks + ((lane >> 3) & 1)));
-                    mma_bf16(acc[0][2 * jp], a0, b[0], b[1]);
-                    mma_bf16(acc[1][2 * jp], a1, b[0], b[1]);
-                    if (2 * jp + 1 < live) {
-                        mma_bf16(acc[0][2 * jp + 1], a0, b[2], b[3]);
-                        mma_bf16(acc[1][2 * jp + 1], a1, b[2], b[3]);
+#pragma unroll
+                    for (int mi = 0; mi < kMI; ++mi) {
+                        mma_bf16(acc[mi][2 * jp], a[mi], b[0], b[1]);
+                        if (2 * jp + 1 < live) mma_bf16(acc[mi][2 * jp + 1], a[mi], b[2], b[3]);
                     }
                 }
             }
         }
-        cp_async_wait<0>();
-        __syncthreads();  // every warp is done with the stages: the next item may overwrite them
 
-        // Epilogue from registers. Accumulator c of tile (mi, j): weight row g (c < 2) or g + 8, token 2t + (c & 1).
+        // Epilogue from registers (the next item's first stages are loading meanwhile). Accumulator c of tile
+        // (mi, j): weight row g (c < 2) or g + 8, token 2t + (c & 1).
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
 #pragma unroll
@@ -218,14 +248,44 @@ __global__ void __launch_bounds__(kThreads, 2)
                     if (f + 8 < M) o[f + 8] = silu_gate(acc[0][j][2 + c], acc[1][j][2 + c]);
                 } else {
 #pragma unroll
-                    for (int mi = 0; mi < 2; ++mi) {
-                        const int r = mt * kBM + 32 * wm + 16 * mi + g;
+                    for (int mi = 0; mi < kMI; ++mi) {
+                        const int r = mt * kBM + mrow0 + 16 * mi + g;
                         if (r < M) o[r] = f32_to_bf16(acc[mi][j][c]);
                         if (r + 8 < M) o[r + 8] = f32_to_bf16(acc[mi][j][2 + c]);
                     }
                 }
             }
     }
+    cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
+}
+
+// The down GEMM's rows per tile: 64 when its 128-row items would not give every SM two blocks (the classroom shape
+// at 8 tokens per expert: 128 items, which left one block an SM with three stages in flight); MOELAB_MID_DOWN_ROWS=
+// 64|128 forces one (tests, the benchmark's side-by-side rows).
+bool mid_down_narrow(std::int64_t items128) {
+    if (const char* env = std::getenv("MOELAB_MID_DOWN_ROWS"); env && *env) {
+        if (std::atoi(env) == 64) return true;
+        if (std::atoi(env) == 128) return false;
+    }
+    int dev = 0, sms = 0;
+    MOE_CUDA_CHECK(cudaGetDevice(&dev));
+    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return items128 < 2 * std::int64_t(sms);
+}
+
+template <int kNT, int kMI, bool kVec>
+void launch_mid_down(const std::int32_t* counts, const std::int32_t* offsets, std::int64_t est_tiles, int experts,
+                     int hidden, int ffn, const bf16_t* w2, const bf16_t* h, bf16_t* y, cudaStream_t st) {
+    using T = Tile<kNT, kMI>;
+    const int smem = mid_smem_bytes<kNT, kMI>(experts);
+    auto k2 = mid_gemm_kernel<kNT, kMI, false, kVec>;
+    MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
+    const bf16_t* none = nullptr;
+    const std::int32_t* no_rt = nullptr;
+    launch_after_producer(k2, g2, kThreads, smem, st, h, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
+                          down_preload());
+    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
 }
 
 template <int kNT, bool kVec>
@@ -233,23 +293,18 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     using T = Tile<kNT>;
-    const int smem = mid_smem_bytes<kNT>(experts);
-    auto k1 = mid_gemm_kernel<kNT, true, kVec>;
-    auto k2 = mid_gemm_kernel<kNT, false, kVec>;
+    const int smem = mid_smem_bytes<kNT, 2>(experts);
+    auto k1 = mid_gemm_kernel<kNT, 2, true, kVec>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / T::kBN + experts);
     const unsigned g1 = persistent_blocks(k1, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
-    const bf16_t* none = nullptr;
-    const std::int32_t* no_rt = nullptr;
     k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0);
     MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
-    const bf16_t* hc = h;
-    launch_after_producer(k2, g2, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
-                          down_preload());
-    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
+    if (mid_down_narrow(est_tiles * ((hidden + T::kBM - 1) / T::kBM)))
+        launch_mid_down<kNT, 1, kVec>(counts, offsets, est_tiles, experts, hidden, ffn, w2, h, y, st);
+    else
+        launch_mid_down<kNT, 2, kVec>(counts, offsets, est_tiles, experts, hidden, ffn, w2, h, y, st);
 }
 
 template <int kNT>

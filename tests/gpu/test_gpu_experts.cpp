@@ -194,13 +194,17 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     EXPECT_EQ(f.check(), "");
                 }
             }
-            // mid from the device plan with both token tiles (64: experts of more tokens take several tiles).
+            // mid from the device plan with both token tiles (64: experts of more tokens take several tiles) and
+            // both down tiles (64 or 128 rows of w2; "": the launcher's choice).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"64", "128"}) {
-                    ScopedEnv env("MOELAB_MID_TILE", tile);
-                    SCOPED_TRACE(std::string("device plan, mid tile ") + tile + (packed ? "" : " nopack"));
-                    EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
-                    EXPECT_EQ(f.check(), "");
+                    for (const char* rows : {"", "64", "128"}) {
+                        ScopedEnv env("MOELAB_MID_TILE", tile), down("MOELAB_MID_DOWN_ROWS", rows);
+                        SCOPED_TRACE(std::string("device plan, mid tile ") + tile + " down rows '" + rows + "'" +
+                                     (packed ? "" : " nopack"));
+                        EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
+                        EXPECT_EQ(f.check(), "");
+                    }
                 }
             }
         }
