@@ -97,27 +97,29 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
     const int t8 = (threadIdx.x & 3) * 8;
     int k0 = kb;
     if constexpr (kVec) {
-        // Batches of kU whole 32-wide steps, the last one short (n < kU) where the steps do not divide: all of a
-        // batch's loads are issued before its first product. (Taking the steps left one at a time made each a round
-        // trip to memory: 6 of them a warp in the classroom's down GEMM at 1 token per expert.) One loop body for
-        // both keeps the registers of the full batch.
-        for (int n; (n = min(kU, (ke - k0) / 32)) > 0; k0 += 32 * n) {
+        for (; k0 + 32 * kU <= ke; k0 += 32 * kU) {
             uint4 lo[kU], hi[kU], xv[kU][kNT];
 #pragma unroll
             for (int u = 0; u < kU; ++u) {
-                lo[u] = u < n ? ld_stream<kPf>(a_lo + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
-                hi[u] = u < n ? ld_stream<kPf>(a_hi + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
+                lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
+                hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
             }
 #pragma unroll
             for (int u = 0; u < kU; ++u)
 #pragma unroll
                 for (int j = 0; j < kNT; ++j)
-                    xv[u][j] = u < n && j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
+                    xv[u][j] = j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int u = 0; u < kU; ++u)
 #pragma unroll
                 for (int j = 0; j < kNT; ++j)
-                    if (u < n && j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
+                    if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
+        }
+        for (; k0 + 32 <= ke; k0 += 32) {
+            const uint4 lo = ld_stream<kPf>(a_lo + k0 + t8), hi = ld_stream<kPf>(a_hi + k0 + t8);
+#pragma unroll
+            for (int j = 0; j < kNT; ++j)
+                if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
         }
     }
     for (; k0 < ke; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
@@ -164,9 +166,7 @@ __host__ __device__ constexpr int decode_smem_bytes(int experts) {
 // the `split` warps of a group share one item, each streaming its own slice of d, and are summed before the
 // SiLU gate (which is not linear) by the group's first warp.
 template <int kNT, bool kVec, int kFlavor>
-__global__ void __launch_bounds__(kThreads, kNT == 1   ? 7
-                                            : kNT == 2 ? 5
-                                                       : 0)
+__global__ void __launch_bounds__(kThreads)
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
                           int split) {
@@ -224,9 +224,7 @@ __global__ void __launch_bounds__(kThreads, kNT == 1   ? 7
 
 // Items: (chunk of an expert's tokens, 16 columns of y); groups of `split` warps share an item over slices of F.
 template <int kNT, bool kVec, int kFlavor>
-__global__ void __launch_bounds__(kThreads, kNT == 1   ? 7
-                                            : kNT == 2 ? 5
-                                                       : 0)
+__global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
                        int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];

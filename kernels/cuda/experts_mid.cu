@@ -24,12 +24,13 @@ using namespace experts_detail;
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kBK = 64;        // k per stage: 128 bytes of each row, 8 pieces of 16 bytes
 
-// The block's tile: 4 warps along the weight rows (kMI 16-row mma tiles each; gate/up, kMI = 2: 16 gate rows and the
-// same 16 up rows) and 2 along the tokens, kNT 8-token mma tiles per warp at most: 64·kMI weight rows × 16·kNT
-// tokens, two blocks per SM, each with as many stages as fit in 96 KB (3 to 6). A wide tile (256 rows, 8 warps × all
-// the tokens, one block per SM) was measured beside it and retired: slower at every size but one
-// (kernels/bench/RESULTS.md). The 64-row tile (kMI = 1) is for the down GEMM when its 128-row items would not fill
-// two blocks an SM.
+// The block's tile: 4 warps along the weight rows (kMI 16-row mma tiles each) and 2 along the tokens, kNT 8-token mma
+// tiles per warp at most: 64·kMI weight rows × 16·kNT tokens, two blocks per SM, each with as many stages as fit in
+// 96 KB (3 to 6). A warp's gate/up rows: kMI = 2, 16 gate rows and the same 16 up rows (one mma tile each); kMI = 1,
+// 8 gate rows and the same 8 up rows in one mma tile (rows g and g + 8 of the accumulators: the SiLU gate pairs
+// values of one thread, as in decode). The 64-row tile is for a GEMM whose 128-row items would run in few rounds of
+// two blocks an SM (mid_narrow). A wide tile (256 rows, 8 warps × all the tokens, one block per SM) was measured
+// and retired: slower at every size but one (kernels/bench/RESULTS.md).
 template <int kNT, int kMI = 2>
 struct Tile {
     static constexpr int kWM = 4, kWN = 2;
@@ -97,7 +98,6 @@ __global__ void __launch_bounds__(kThreads, 2)
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
                     bf16_t* out, int preload) {
     using T = Tile<kNT, kMI>;
-    static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with 16 up rows in each warp");
     constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ int warp_sums[32];
@@ -111,9 +111,11 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
-    // The tile rows of this warp's 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up half
-    // starts at tile row kBM / 2); down, 16·kMI consecutive rows of w2.
-    const int mrow0 = kGated ? 16 * wm : 16 * kMI * wm, mrow1 = kGated ? kBM / 2 + 16 * wm : mrow0 + 16;
+    // The tile rows of this warp's 16-row mma tiles: gate/up with kMI = 2, 16 gate rows and the matching 16 up rows
+    // (the up half starts at tile row kBM / 2); otherwise 16·kMI consecutive tile rows (gate/up with kMI = 1: 8 gate
+    // rows, then the matching 8 up rows).
+    const int mrow0 = kGated && kMI == 2 ? 16 * wm : 16 * kMI * wm;
+    const int mrow1 = kGated ? kBM / 2 + 16 * wm : mrow0 + 16;
     const int nk = (K + kBK - 1) / kBK;
 
     // The load cursor: item `lit`, k step `lkt`, and this thread's rows of that item.
@@ -132,8 +134,10 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
             if constexpr (kGated) {
-                const int f = mt * (kBM / 2) + (i % (kBM / 2));
-                const std::int64_t wr = std::int64_t(e) * 2 * M + (i < kBM / 2 ? f : M + f);
+                // kMI = 2: gate rows in the tile's first half, up rows in the second; kMI = 1: 8 of each a warp
+                const bool up = kMI == 2 ? i >= kBM / 2 : (i & 8) != 0;
+                const int f = mt * (kBM / 2) + (kMI == 2 ? i % (kBM / 2) : (i >> 4) * 8 + (i & 7));
+                const std::int64_t wr = std::int64_t(e) * 2 * M + (up ? M + f : f);
                 arow[q] = f < M ? w + wr * K : nullptr;
             } else {
                 const int o = mt * kBM + i;
@@ -242,7 +246,10 @@ __global__ void __launch_bounds__(kThreads, 2)
                 const int n = nbase + 8 * j + 2 * t + c;
                 if (j >= live || n >= ntok) continue;  // tiles past `live` are the other token warp's
                 bf16_t* o = out + (r0 + n) * M;
-                if constexpr (kGated) {
+                if constexpr (kGated && kMI == 1) {
+                    const int f = mt * (kBM / 2) + 8 * wm + g;
+                    if (f < M) o[f] = silu_gate(acc[0][j][c], acc[0][j][2 + c]);
+                } else if constexpr (kGated) {
                     const int f = mt * (kBM / 2) + 16 * wm + g;
                     if (f < M) o[f] = silu_gate(acc[0][j][c], acc[1][j][c]);
                     if (f + 8 < M) o[f + 8] = silu_gate(acc[0][j][2 + c], acc[1][j][2 + c]);
@@ -259,52 +266,63 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
 }
 
-// The down GEMM's rows per tile: 64 when its 128-row items would not give every SM two blocks (the classroom shape
-// at 8 tokens per expert: 128 items, which left one block an SM with three stages in flight); MOELAB_MID_DOWN_ROWS=
-// 64|128 forces one (tests, the benchmark's side-by-side rows).
-bool mid_down_narrow(std::int64_t items128) {
-    if (const char* env = std::getenv("MOELAB_MID_DOWN_ROWS"); env && *env) {
+// Whether a GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds of two
+// blocks an SM, where the last round's idle blocks and a single block an SM with three stages in flight cost most
+// (the classroom shape at 8 tokens per expert: 704 gate/up items, 128 down items on 132 SMs). Twice the items, each
+// half as long, with more stages. MOELAB_MID_GATE_ROWS / MOELAB_MID_DOWN_ROWS = 64|128 force one (tests, the
+// benchmark's side-by-side rows).
+bool mid_narrow(const char* env_name, std::int64_t items128) {
+    if (const char* env = std::getenv(env_name); env && *env) {
         if (std::atoi(env) == 64) return true;
         if (std::atoi(env) == 128) return false;
     }
     int dev = 0, sms = 0;
     MOE_CUDA_CHECK(cudaGetDevice(&dev));
     MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return items128 < 2 * std::int64_t(sms);
+    return items128 < 8 * std::int64_t(sms);
 }
 
-template <int kNT, int kMI, bool kVec>
-void launch_mid_down(const std::int32_t* counts, const std::int32_t* offsets, std::int64_t est_tiles, int experts,
-                     int hidden, int ffn, const bf16_t* w2, const bf16_t* h, bf16_t* y, cudaStream_t st) {
+// One GEMM of the FFN (kGated: gate/up, x → h; else down, h → y, launched programmatically after gate/up).
+template <int kNT, int kMI, bool kGated, bool kVec>
+void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                     const std::int32_t* offsets, std::int64_t est_tiles, int experts, int hidden, int ffn,
+                     const bf16_t* w, bf16_t* h, bf16_t* y, cudaStream_t st) {
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
-    auto k2 = mid_gemm_kernel<kNT, kMI, false, kVec>;
-    MOE_CUDA_CHECK(cudaFuncSetAttribute(k2, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    const unsigned g2 = persistent_blocks(k2, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
-    const bf16_t* none = nullptr;
-    const std::int32_t* no_rt = nullptr;
-    launch_after_producer(k2, g2, kThreads, smem, st, h, none, no_rt, counts, offsets, experts, ffn, hidden, w2, y,
-                          down_preload());
-    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
+    auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec>;
+    MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    if constexpr (kGated) {
+        const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0);
+        MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
+    } else {
+        const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
+        const bf16_t* none = nullptr;
+        const bf16_t* hc = h;
+        const std::int32_t* no_rt = nullptr;
+        launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
+                              down_preload());
+        MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
+    }
 }
 
 template <int kNT, bool kVec>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-    using T = Tile<kNT>;
-    const int smem = mid_smem_bytes<kNT, 2>(experts);
-    auto k1 = mid_gemm_kernel<kNT, 2, true, kVec>;
-    MOE_CUDA_CHECK(cudaFuncSetAttribute(k1, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    constexpr int kBN = Tile<kNT>::kBN;
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
-    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / T::kBN + experts);
-    const unsigned g1 = persistent_blocks(k1, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-    k1<<<g1, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, 0);
-    MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
-    if (mid_down_narrow(est_tiles * ((hidden + T::kBM - 1) / T::kBM)))
-        launch_mid_down<kNT, 1, kVec>(counts, offsets, est_tiles, experts, hidden, ffn, w2, h, y, st);
+    const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
+#define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
+    if (mid_narrow("MOELAB_MID_GATE_ROWS", est_tiles * ((ffn + 63) / 64)))
+        launch_mid_gemm<kNT, 1, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
     else
-        launch_mid_down<kNT, 2, kVec>(counts, offsets, est_tiles, experts, hidden, ffn, w2, h, y, st);
+        launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
+    if (mid_narrow("MOELAB_MID_DOWN_ROWS", est_tiles * ((hidden + 127) / 128)))
+        launch_mid_gemm<kNT, 1, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
+    else
+        launch_mid_gemm<kNT, 2, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
+#undef MOE_MID_GEMM_ARGS
 }
 
 template <int kNT>

@@ -195,12 +195,13 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                 }
             }
             // mid from the device plan with both token tiles (64: experts of more tokens take several tiles) and
-            // both down tiles (64 or 128 rows of w2; "": the launcher's choice).
+            // both weight tiles of each GEMM (64 or 128 rows; "": the launcher's choice).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"64", "128"}) {
                     for (const char* rows : {"", "64", "128"}) {
-                        ScopedEnv env("MOELAB_MID_TILE", tile), down("MOELAB_MID_DOWN_ROWS", rows);
-                        SCOPED_TRACE(std::string("device plan, mid tile ") + tile + " down rows '" + rows + "'" +
+                        ScopedEnv env("MOELAB_MID_TILE", tile), gate("MOELAB_MID_GATE_ROWS", rows),
+                            down("MOELAB_MID_DOWN_ROWS", rows);
+                        SCOPED_TRACE(std::string("device plan, mid tile ") + tile + " rows '" + rows + "'" +
                                      (packed ? "" : " nopack"));
                         EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
                         EXPECT_EQ(f.check(), "");
