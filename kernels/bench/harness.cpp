@@ -224,8 +224,8 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             if (tpe <= 64) o.experts_impls.push_back("decode");
             if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
                 for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);
-            if (tpe <= 64)  // mid, with both token tiles side by side (kernels/cuda/experts_mid.cu)
-                for (const char* m : {"mid-t64", "mid-t128"}) o.experts_impls.push_back(m);
+            if (tpe <= 64)  // mid, with each token tile side by side (kernels/cuda/experts_mid.cu)
+                for (const char* m : {"mid-t32", "mid-t64", "mid-t128"}) o.experts_impls.push_back(m);
             if (tpe >= 8)  // wgmma with both token tiles and both weight tiles (kernels/cuda/experts_wgmma.cu)
                 for (const char* w :
                      {"wgmma-t64", "wgmma-t128", "wgmma-t64-n128", "wgmma-t128-n128", "wgmma-t64-e0", "wgmma-t128-e0"})

@@ -298,7 +298,7 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
 namespace moe::bench {
 
 bool is_tuning_variant(const std::string& s) {
-    if (s == "decode-f1" || s == "decode-f3" || s == "mid-t64" || s == "mid-t128") return true;
+    if (s == "decode-f1" || s == "decode-f3" || s == "mid-t32" || s == "mid-t64" || s == "mid-t128") return true;
     if (s.rfind("wgmma-", 0) != 0) return false;
     bool tile = false;
     for (std::size_t p = 5; p < s.size();) {  // at a '-'

@@ -26,11 +26,10 @@ constexpr int kBK = 64;        // k per stage: 128 bytes of each row, 8 pieces o
 
 // The block's tile: 4 warps along the weight rows (kMI 16-row mma tiles each) and 2 along the tokens, kNT 8-token mma
 // tiles per warp at most: 64·kMI weight rows × 16·kNT tokens, two blocks per SM, each with as many stages as fit in
-// 96 KB (3 to 6). A warp's gate/up rows: kMI = 2, 16 gate rows and the same 16 up rows (one mma tile each); kMI = 1,
-// 8 gate rows and the same 8 up rows in one mma tile (rows g and g + 8 of the accumulators: the SiLU gate pairs
-// values of one thread, as in decode). The 64-row tile is for a GEMM whose 128-row items would run in few rounds of
-// two blocks an SM (mid_narrow). A wide tile (256 rows, 8 warps × all the tokens, one block per SM) was measured
-// and retired: slower at every size but one (kernels/bench/RESULTS.md).
+// 108 KB (3 to 8). gate/up has kMI = 2: each warp 16 gate rows and the same 16 up rows. The down GEMM takes 64-row
+// tiles (kMI = 1) when its 128-row items would run in few rounds (mid_down_narrow). Measured and retired
+// (kernels/bench/RESULTS.md): a wide tile (256 rows, 8 warps × all the tokens, one block per SM), slower at every size
+// but one, and 64-row gate/up tiles (8 gate and 8 up rows a warp), slower at 8 tokens per expert.
 template <int kNT, int kMI = 2>
 struct Tile {
     static constexpr int kWM = 4, kWN = 2;
@@ -38,7 +37,7 @@ struct Tile {
     static constexpr int kBN = kWN * 8 * kNT;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBN * kBK * 2;
-    static constexpr int kStages = 96 * 1024 / kStageBytes < 8 ? 96 * 1024 / kStageBytes : 8;
+    static constexpr int kStages = 108 * 1024 / kStageBytes < 8 ? 108 * 1024 / kStageBytes : 8;
     static constexpr int kPipeBytes = kStages * kStageBytes;
     static constexpr int kAPerThread = kBM * 8 / kThreads;  // 16-byte pieces of the weight tile per thread
     static constexpr int kBPerThread = kBN * 8 / kThreads;  // and of the token tile
@@ -98,6 +97,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
                     bf16_t* out, int preload) {
     using T = Tile<kNT, kMI>;
+    static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with the same 16 up rows in each warp");
     constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ int warp_sums[32];
@@ -111,10 +111,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
-    // The tile rows of this warp's 16-row mma tiles: gate/up with kMI = 2, 16 gate rows and the matching 16 up rows
-    // (the up half starts at tile row kBM / 2); otherwise 16·kMI consecutive tile rows (gate/up with kMI = 1: 8 gate
-    // rows, then the matching 8 up rows).
-    const int mrow0 = kGated && kMI == 2 ? 16 * wm : 16 * kMI * wm;
+    // The tile rows of this warp's 16-row mma tiles: gate/up, 16 gate rows and the matching 16 up rows (the up half
+    // starts at tile row kBM / 2); down, 16·kMI consecutive rows of w2.
+    const int mrow0 = kGated ? 16 * wm : 16 * kMI * wm;
     const int mrow1 = kGated ? kBM / 2 + 16 * wm : mrow0 + 16;
     const int nk = (K + kBK - 1) / kBK;
 
@@ -134,10 +133,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
             if constexpr (kGated) {
-                // kMI = 2: gate rows in the tile's first half, up rows in the second; kMI = 1: 8 of each a warp
-                const bool up = kMI == 2 ? i >= kBM / 2 : (i & 8) != 0;
-                const int f = mt * (kBM / 2) + (kMI == 2 ? i % (kBM / 2) : (i >> 4) * 8 + (i & 7));
-                const std::int64_t wr = std::int64_t(e) * 2 * M + (up ? M + f : f);
+                const int f = mt * (kBM / 2) + (i % (kBM / 2));
+                const std::int64_t wr = std::int64_t(e) * 2 * M + (i < kBM / 2 ? f : M + f);
                 arow[q] = f < M ? w + wr * K : nullptr;
             } else {
                 const int o = mt * kBM + i;
@@ -246,10 +243,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                 const int n = nbase + 8 * j + 2 * t + c;
                 if (j >= live || n >= ntok) continue;  // tiles past `live` are the other token warp's
                 bf16_t* o = out + (r0 + n) * M;
-                if constexpr (kGated && kMI == 1) {
-                    const int f = mt * (kBM / 2) + 8 * wm + g;
-                    if (f < M) o[f] = silu_gate(acc[0][j][c], acc[0][j][2 + c]);
-                } else if constexpr (kGated) {
+                if constexpr (kGated) {
                     const int f = mt * (kBM / 2) + 16 * wm + g;
                     if (f < M) o[f] = silu_gate(acc[0][j][c], acc[1][j][c]);
                     if (f + 8 < M) o[f + 8] = silu_gate(acc[0][j][2 + c], acc[1][j][2 + c]);
@@ -266,13 +260,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
 }
 
-// Whether a GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds of two
-// blocks an SM, where the last round's idle blocks and a single block an SM with three stages in flight cost most
-// (the classroom shape at 8 tokens per expert: 704 gate/up items, 128 down items on 132 SMs). Twice the items, each
-// half as long, with more stages. MOELAB_MID_GATE_ROWS / MOELAB_MID_DOWN_ROWS = 64|128 force one (tests, the
-// benchmark's side-by-side rows).
-bool mid_narrow(const char* env_name, std::int64_t items128) {
-    if (const char* env = std::getenv(env_name); env && *env) {
+// Whether the down GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds
+// of two blocks an SM, where the last round's idle blocks and a single block an SM with few stages in flight cost
+// most (the classroom shape at 8 tokens per expert: 128 items on 132 SMs). Twice the items, each half as long, with
+// more stages. MOELAB_MID_DOWN_ROWS=64|128 forces one (tests, the benchmark's side-by-side rows).
+bool mid_down_narrow(std::int64_t items128) {
+    if (const char* env = std::getenv("MOELAB_MID_DOWN_ROWS"); env && *env) {
         if (std::atoi(env) == 64) return true;
         if (std::atoi(env) == 128) return false;
     }
@@ -314,11 +307,8 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
-    if (mid_narrow("MOELAB_MID_GATE_ROWS", est_tiles * ((ffn + 63) / 64)))
-        launch_mid_gemm<kNT, 1, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
-    else
-        launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
-    if (mid_narrow("MOELAB_MID_DOWN_ROWS", est_tiles * ((hidden + 127) / 128)))
+    launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
+    if (mid_down_narrow(est_tiles * ((hidden + 127) / 128)))
         launch_mid_gemm<kNT, 1, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
     else
         launch_mid_gemm<kNT, 2, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
@@ -340,11 +330,12 @@ void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int3
 int mid_tile_tokens(double tokens_per_expert) {
     if (const char* env = std::getenv("MOELAB_MID_TILE"); env && *env) {
         const int v = std::atoi(env);
-        if (v == 64 || v == 128) return v;
+        if (v == 32 || v == 64 || v == 128) return v;
     }
     // An expert with more tokens than one tile takes several, each streaming its row tiles again (from L2 when the
-    // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens.
-    return tokens_per_expert <= 40 ? 64 : 128;
+    // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens. A smaller token tile
+    // leaves room in shared memory for more weight stages in flight (32 tokens: 5 stages, 64: 4, 128: 3).
+    return tokens_per_expert <= 16 ? 32 : tokens_per_expert <= 40 ? 64 : 128;
 }
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
@@ -354,7 +345,8 @@ void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, c
     // cp.async moves whole 16-byte pieces; otherwise the element loads
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
 #define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
-    return tile_tokens >= 128 ? launch_mid_vec<8>(MOE_MID_ARGS) : launch_mid_vec<4>(MOE_MID_ARGS);
+    if (tile_tokens >= 128) return launch_mid_vec<8>(MOE_MID_ARGS);
+    return tile_tokens >= 64 ? launch_mid_vec<4>(MOE_MID_ARGS) : launch_mid_vec<2>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS
 }
 

@@ -134,7 +134,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 int decode_chunk_tokens(double tokens_per_expert);
 // Whether the current device can run the wgmma kernels (compute capability 9.0 and the driver's tensor-map encoder).
 bool wgmma_available();
-// mid's tokens per tile (64 or 128; MOELAB_MID_TILE=64|128 forces one): an expert with more tokens takes several
+// mid's tokens per tile (32, 64 or 128; MOELAB_MID_TILE=32|64|128 forces one): an expert with more tokens takes several
 // tiles, which read its weights again (mostly from L2: its tiles run side by side).
 int mid_tile_tokens(double tokens_per_expert);
 // The plan stays on the device: max_rows bounds offsets[E] (workspace and grid sizes) and assignments (T·k, known

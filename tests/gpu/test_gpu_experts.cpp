@@ -194,13 +194,12 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     EXPECT_EQ(f.check(), "");
                 }
             }
-            // mid from the device plan with both token tiles (64: experts of more tokens take several tiles) and
-            // both weight tiles of each GEMM (64 or 128 rows; "": the launcher's choice).
+            // mid from the device plan with each token tile (32, 64: experts of more tokens take several tiles) and
+            // both down tiles (64 or 128 rows of w2; "": the launcher's choice).
             for (bool packed : {true, false}) {
-                for (const char* tile : {"64", "128"}) {
+                for (const char* tile : {"32", "64", "128"}) {
                     for (const char* rows : {"", "64", "128"}) {
-                        ScopedEnv env("MOELAB_MID_TILE", tile), gate("MOELAB_MID_GATE_ROWS", rows),
-                            down("MOELAB_MID_DOWN_ROWS", rows);
+                        ScopedEnv env("MOELAB_MID_TILE", tile), down("MOELAB_MID_DOWN_ROWS", rows);
                         SCOPED_TRACE(std::string("device plan, mid tile ") + tile + " rows '" + rows + "'" +
                                      (packed ? "" : " nopack"));
                         EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
@@ -311,10 +310,10 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
 
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
-    for (const char* ok : {"decode-f1", "decode-f3", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
+    for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
                            "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
-    for (const char* bad : {"decode-f2", "mid-t32", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
+    for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
                             "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
