@@ -95,7 +95,7 @@ template <int kNT, int kMI, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
-                    bf16_t* out, int preload, int balance) {
+                    bf16_t* out, int preload) {
     using T = Tile<kNT, kMI>;
     static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with the same 16 up rows in each warp");
     constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
@@ -108,15 +108,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
     if constexpr (!kGated) zero_padding_rows(counts, offsets, experts, M, out);  // y only: gate/up never touches it
-    // Balanced rounds (balance = 1): the items go to the fewest blocks that still take them in as many rounds as the
-    // whole grid would (704 items on 264 blocks: 235 blocks of 3 instead of 176 of 3 and 88 of 2), and the blocks
-    // left over exit at once, which frees their SMs for the down kernel. Only the device knows the item count.
-    std::int64_t stride = gridDim.x;
-    if (balance && items > 0) {
-        const std::int64_t rounds = (items + gridDim.x - 1) / gridDim.x;
-        stride = (items + rounds - 1) / rounds;
-    }
-    if (blockIdx.x >= stride) return;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
     const int piece = tid & 7, prow = tid >> 3;  // this thread's loads: piece `piece` of rows prow + 32·q
@@ -172,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     auto advance = [&] {
         if (++lkt < nk) return;
         lkt = 0;
-        lit += stride;
+        lit += gridDim.x;
         if (lit < items) aim(lit);
     };
     if (lit < items) aim(lit);
@@ -195,7 +186,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 
     int slot = 0;  // the stage the products read next: the ring's stages in order, across items
-    for (std::int64_t it = blockIdx.x; it < items; it += stride) {
+    for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
         const int e = expert_of_chunk(pre, experts, it, mtiles);
         const int ntt = pre[e + 1] - pre[e];
         const int local = static_cast<int>(it - std::int64_t(pre[e]) * mtiles);
@@ -284,13 +275,6 @@ bool mid_down_narrow(std::int64_t items128) {
     return items128 < 8 * std::int64_t(sms);
 }
 
-// Whether the kernels balance their rounds (see mid_gemm_kernel); MOELAB_MID_BALANCE=0 turns it off (the benchmark's
-// side-by-side rows, the tests).
-int mid_balance() {
-    const char* env = std::getenv("MOELAB_MID_BALANCE");
-    return env && env[0] == '0' && !env[1] ? 0 : 1;
-}
-
 // One GEMM of the FFN (kGated: gate/up, x → h; else down, h → y, launched programmatically after gate/up).
 template <int kNT, int kMI, bool kGated, bool kVec>
 void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
@@ -302,7 +286,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, mid_balance());
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -310,7 +294,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload(), mid_balance());
+                              down_preload());
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }

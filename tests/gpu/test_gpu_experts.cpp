@@ -195,13 +195,11 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                 }
             }
             // mid from the device plan with each token tile (32, 64: experts of more tokens take several tiles) and
-            // both down tiles (64 or 128 rows of w2; "": the launcher's choice); with 64-row down tiles the rounds are
-            // not balanced (MOELAB_MID_BALANCE=0: every block of the grid takes items).
+            // both down tiles (64 or 128 rows of w2; "": the launcher's choice).
             for (bool packed : {true, false}) {
                 for (const char* tile : {"32", "64", "128"}) {
                     for (const char* rows : {"", "64", "128"}) {
-                        ScopedEnv env("MOELAB_MID_TILE", tile), down("MOELAB_MID_DOWN_ROWS", rows),
-                            balance("MOELAB_MID_BALANCE", std::string(rows) == "64" ? "0" : "");
+                        ScopedEnv env("MOELAB_MID_TILE", tile), down("MOELAB_MID_DOWN_ROWS", rows);
                         SCOPED_TRACE(std::string("device plan, mid tile ") + tile + " rows '" + rows + "'" +
                                      (packed ? "" : " nopack"));
                         EXPECT_EQ(f.run_device(ExpertsImpl::Mid, packed, hint), ExpertsImpl::Mid);
