@@ -117,18 +117,32 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int mrow1 = kGated ? kBM / 2 + 16 * wm : mrow0 + 16;
     const int nk = (K + kBK - 1) / kBK;
 
+    // Where item `item` is: expert e, row tile mt, its first row r0 and its tokens ntok (token tile tt of e's).
+    struct Where {
+        int e, mt, ntok;
+        std::int64_t r0;
+    };
+    auto locate = [&](std::int64_t item) {
+        Where at;
+        at.e = expert_of_chunk(pre, experts, item, mtiles);
+        const int ntt = pre[at.e + 1] - pre[at.e];
+        const int local = static_cast<int>(item - std::int64_t(pre[at.e]) * mtiles);
+        const int tt = local % ntt;
+        at.mt = local / ntt;
+        at.ntok = min(T::kBN, counts[at.e] - tt * T::kBN);
+        at.r0 = std::int64_t(offsets[at.e]) + std::int64_t(tt) * T::kBN;
+        return at;
+    };
+
     // The load cursor: item `lit`, k step `lkt`, and this thread's rows of that item.
     std::int64_t lit = blockIdx.x;
     int lkt = 0;
     const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
     const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
     auto aim = [&](std::int64_t item) {
-        const int e = expert_of_chunk(pre, experts, item, mtiles);
-        const int ntt = pre[e + 1] - pre[e];
-        const int local = static_cast<int>(item - std::int64_t(pre[e]) * mtiles);
-        const int mt = local / ntt, tt = local % ntt;
-        const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
-        const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
+        const Where at = locate(item);
+        const int e = at.e, mt = at.mt, ntok = at.ntok;
+        const std::int64_t r0 = at.r0;
 #pragma unroll
         for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
@@ -187,12 +201,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 
     int slot = 0;  // the stage the products read next: the ring's stages in order, across items
     for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
-        const int e = expert_of_chunk(pre, experts, it, mtiles);
-        const int ntt = pre[e + 1] - pre[e];
-        const int local = static_cast<int>(it - std::int64_t(pre[e]) * mtiles);
-        const int mt = local / ntt, tt = local % ntt;
-        const int ntok = min(T::kBN, counts[e] - tt * T::kBN);
-        const std::int64_t r0 = std::int64_t(offsets[e]) + std::int64_t(tt) * T::kBN;
+        const Where at = locate(it);
+        const int mt = at.mt, ntok = at.ntok;
+        const std::int64_t r0 = at.r0;
 
         // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
