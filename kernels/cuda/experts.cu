@@ -319,6 +319,10 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return wg && hidden < 6144 ? ExpertsImpl::Wgmma : ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
+    // Small d past mid's range: batched pads every expert to the busiest one, which does not fit the workspace below
+    // about 48 tokens per expert, and then ran per-expert calls (classroom at 16 and 32: 393 and 355 µs, against mid's
+    // 82.7 and wgmma's 92.1; 2026-11-30 03:12). mid up to 24, wgmma above (at 48: 93.8 against batched's 102.2).
+    if (hidden <= 2048 && tpe <= 48) return tpe <= 24 || !wgmma_available() ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
     if (wg && (tpe <= 160 || (hidden < 6144 && tpe <= 640))) return ExpertsImpl::Wgmma;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
@@ -403,7 +407,14 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
 
     if (impl == ExpertsImpl::Batched) {
         if (batched(xp, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st)) return impl;
-        impl = ExpertsImpl::Streams;  // too skewed to pad: per-expert calls
+        // Too skewed to pad: wgmma where it runs (any skew, from the device plan; classroom at 8 tokens per expert
+        // 86.8 µs where per-expert calls took 475), else per-expert calls.
+        if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
+            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1),
+                      tpe, st);
+            return ExpertsImpl::Wgmma;
+        }
+        impl = ExpertsImpl::Streams;
     }
     if (impl == ExpertsImpl::Grouped) {
         if (grouped(xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st))

@@ -123,7 +123,10 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
 //   wgmma       kMidMaxTokensPerExpert < tpe <= 160, packed, d > 2048, and up to tpe <= 640 for d < 6144 (no host
 //               copy of the plan)
-//   batched     d <= 2048 and kMidMaxTokensPerExpert < tpe <= 1024
+//   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 24, packed
+//   wgmma       d <= 2048 and 24 < tpe <= 48, packed (else mid)
+//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: wgmma where it runs,
+//               else streams)
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
 //   streams     everything larger
 //   nopack (x gathered): decode, mid, then fused above mid's range.
