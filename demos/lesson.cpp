@@ -228,9 +228,9 @@ bool parse_lesson(const std::string& text, const std::string& source, Lesson* ou
     r.str(doc, "title", &L.title, true, 1, "the lesson");
     r.str(doc, "intro", &L.intro, true, 1, "the lesson");
     r.str(doc, "note", &L.note, false, 1, "the lesson");
-    if (r.integer(doc, "concept", &L.concept) && (L.concept < 0 || L.concept > 99))
+    if (r.integer(doc, "concept", &L.concept_number) && (L.concept_number < 0 || L.concept_number > 99))
         r.problem(line_of(*doc.get("concept")), "concept must be 0..99");
-    L.order = L.concept > 0 ? L.concept * 10 : 1000;
+    L.order = L.concept_number > 0 ? L.concept_number * 10 : 1000;
     r.integer(doc, "order", &L.order);
 
     // The scenario goes through Scenario's own reader, which accepts the nested [scenario] table.

@@ -72,7 +72,7 @@ struct NamedExpr {
 
 struct Lesson {
     std::string id, title;
-    int concept = 0;  // 1..10 in PEDAGOGY.md's list; 0 for lessons outside it
+    int concept_number = 0;  // TOML key `concept`: 1..16 in PEDAGOGY.md's list; 0 for lessons outside it
     int order = 0;    // position in the list
     std::string intro;
     std::string note;    // what is emulated or modelled here, shown on screen

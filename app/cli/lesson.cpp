@@ -274,7 +274,7 @@ int play(const LessonArgs& a) {
     auto before = [&](const std::string& text) { return demos::fill_before(L, scenario, params, text); };
 
     std::printf("Lesson %s · %s\n", L.id.c_str(), L.title.c_str());
-    if (L.concept > 0) std::printf("Concept %d (PEDAGOGY.md)\n", L.concept);
+    if (L.concept_number > 0) std::printf("Concept %d (PEDAGOGY.md)\n", L.concept_number);
     if (L.source.rfind("built-in:", 0) != 0) std::printf("From %s\n", L.source.c_str());
     std::printf("\n");
     wrapped(before(L.intro));

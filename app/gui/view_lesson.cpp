@@ -57,7 +57,8 @@ void lesson_list(const LessonSession& P, Commands& cmd) {
         auto it = P.progress.lessons.find(l.id);
         // A class's votes alone (presenter mode) are not a student's attempt: the lesson stays unplayed.
         const char* mark = !P.progress.done(l.id) ? "·" : (it->second.last_correct ? "✓" : "✗");
-        std::string label = std::string(mark) + " " + (l.concept > 0 ? std::to_string(l.concept) + ". " : "") + l.title;
+        const std::string number = l.concept_number > 0 ? std::to_string(l.concept_number) + ". " : "";
+        std::string label = std::string(mark) + " " + number + l.title;
         // The whole title, wrapped to the list's width: the item is as tall as its wrapped text.
         const float w = ImGui::GetContentRegionAvail().x;
         const float pad = ImGui::GetStyle().FramePadding.x;
@@ -308,8 +309,8 @@ void player(const Session& ses, const LessonSession& P, ViewState& vs, Commands&
     ImGui::PushFont(skin().fonts.bold);
     wrapped(L.title + (P.variation > 0 ? "  (try next " + std::to_string(P.variation) + ")" : ""));
     ImGui::PopFont();
-    if (L.concept > 0)
-        ImGui::TextDisabled("concept %d · %s question", L.concept, demos::question_kind_name(L.question.kind));
+    if (L.concept_number > 0)
+        ImGui::TextDisabled("concept %d · %s question", L.concept_number, demos::question_kind_name(L.question.kind));
     // Text before the reveal is filled from the scenario's inputs, so it stays true in every variation.
     auto before = [&](const std::string& text) {
         try {

@@ -32,7 +32,7 @@ TEST(Lessons, BuiltInSetLoadsCleanWithOneLessonPerConcept) {
     std::set<int> concepts;
     std::set<std::string> kinds;
     for (auto& l : set.lessons) {
-        concepts.insert(l.concept);
+        concepts.insert(l.concept_number);
         kinds.insert(demos::question_kind_name(l.question.kind));
         EXPECT_EQ(l.source.rfind("built-in:", 0), 0u) << l.id;
         EXPECT_FALSE(l.try_next.empty()) << l.id << " has no try-next variation";
