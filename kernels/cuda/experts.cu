@@ -305,16 +305,15 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed) {
     (void)ffn;
     const double tpe = tokens_per_expert;
-    // Measured on the H200, 2026-11-29 (kernels/bench/RESULTS.md, the expert sweep): decode streams the weights
-    // fastest up to 4 tokens per expert; at 8, wgmma for d = 4096 (S1: 93.7% of the weight roofline, mid 88.7%) and
-    // mid otherwise (S3 within 1% of wgmma; the classroom shape, since mid streams across items, 78.5 µs against
-    // wgmma's best 86.8 at 02:52 on 2026-11-30); from 64 on, wgmma for d > 2048 (S1 and S3 at
-    // 64: 84% against 67-73% for the best cuBLAS path) up to 160 tokens per expert, and for S1's d = 4096 up to 640
-    // (at 512, with its output tiles stored through shared memory: 2,033-2,185 µs against 2,106-2,311 for streams,
-    // three runs; S2's 1024 tokens per expert with F = 14336 stay on cuBLAS, its layer was slower with wgmma). Above
-    // that the math-bound sizes stay on cuBLAS (wgmma's core rate, 510-570 TFLOP/s, is below cuBLAS's 590-630 there),
-    // and the small d of the classroom shape stays on padded-batched cuBLAS (wgmma within 3% at 8 and 64, behind
-    // above).
+    // Measured on the H200 (kernels/bench/RESULTS.md, the expert sweeps of 2026-11-29 and -30): decode streams the
+    // weights fastest up to 4 tokens per expert. At 8, wgmma for d = 4096 (S1: 94% of the weight roofline, mid 89%)
+    // and mid otherwise (S3 within 1% of wgmma; the classroom shape 78.5 µs against wgmma's best 86.8, 02:52 on
+    // 2026-11-30). For small d past mid's range, see below. From 64 on, wgmma for d > 2048 (S1 and S3 at 64: 84%
+    // against 67-73% for the best cuBLAS path) up to 160 tokens per expert, and for S1's d = 4096 up to 640 (at 512,
+    // with its output tiles stored through shared memory: 2,033-2,185 µs against 2,106-2,311 for streams, three
+    // runs; S2's 1024 tokens per expert with F = 14336 stay on cuBLAS, its layer was slower with wgmma). Above that
+    // the math-bound sizes stay on cuBLAS (wgmma's core rate, 510-570 TFLOP/s, is below cuBLAS's 590-630 there), and
+    // the small d of the classroom shape runs padded-batched cuBLAS from 48 to 1024 tokens per expert.
     const bool wg = packed && hidden > 2048 && wgmma_available();
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return wg && hidden < 6144 ? ExpertsImpl::Wgmma : ExpertsImpl::Mid;

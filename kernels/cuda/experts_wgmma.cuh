@@ -1,9 +1,9 @@
 // The expert FFN on Hopper's asynchronous tensor cores, for some tens of tokens per expert up to prefill: a
 // warp-specialised grouped GEMM (a TMA producer warp, 1 or 2 wgmma consumer warpgroups of 64 tokens each, a ring
-// of shared-memory stages between them on mbarriers, and a storer warp that TMA-stores full output tiles). One persistent launch covers both GEMMs of every
-// expert, items taken from a counter; counts and offsets are read on the device (no host copy of the plan),
-// SiLU(gate)·up is formed in the gate/up epilogue, and an expert's down items start as soon as its h is complete.
-// sm_90 only, packed rows only.
+// of shared-memory stages between them on mbarriers, and a storer warp that TMA-stores full output tiles). One
+// persistent launch covers both GEMMs of every expert, items taken from a counter; counts and offsets are read on the
+// device (no host copy of the plan), SiLU(gate)·up is formed in the gate/up epilogue, and an expert's down items start
+// as soon as its h is complete. sm_90 only, packed rows only.
 #pragma once
 #include <cuda_runtime.h>
 
