@@ -31,7 +31,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
@@ -99,7 +101,17 @@ struct Args {
     bf16_t* y;
     int* sched;   // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
+    // MOELAB_TRACE_ITEMS: per item, 6 words (kTraceWords): the SM, when the producer took it, when its h was ready
+    // (down) or the take again (gate/up), when its first stage had landed, when its epilogue was done, and
+    // gated | expert << 1 (%globaltimer ns). Null: not traced.
+    std::uint64_t* trace;
 };
+constexpr int kTraceWords = 6;
+__device__ __forceinline__ unsigned sm_id() {
+    unsigned v;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
+    return v;
+}
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
 struct Item {
@@ -258,6 +270,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 return;
             }
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+            std::uint64_t* tr = a.trace ? a.trace + it * kTraceWords : nullptr;
+            if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = (w.gated ? 1u : 0u) | (unsigned(w.e) << 1);
             const CUtensorMap* ma = w.gated ? &map_x : &map_h;
             const CUtensorMap* mb = w.gated ? &map_w1 : &map_w2;
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
@@ -297,6 +311,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
                 }
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
+                if (tr) tr[2] = global_ns();
             }
             if (early == 0) stage_item[s0] = it;  // (else written before the stage's first arrival, as here)
             for (int kt = 0; kt < nk; ++kt, ++c) {
@@ -341,6 +356,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 return;
             }
             const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
+            if (tr) tr[3] = global_ns();
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
             const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
             float acc[C::kAcc];
@@ -379,6 +396,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         publish(it, kCols);
                     }
                 }
+                if (tr) tr[4] = global_ns();
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -408,6 +426,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 consumers_sync<128 * kWG>();
                 if (tid == 0) count_done(w.e);
             }
+            if (tr) tr[4] = global_ns();
         }
     };
 
@@ -467,6 +486,49 @@ struct Call {
     cudaStream_t st;
 };
 
+// MOELAB_TRACE_ITEMS=<file>: every item's timeline (Args::trace) of the last call goes to <file> as CSV, for
+// kernels/bench/trace_items.py. A diagnostic: each call then waits for the GPU and copies the trace back, so time
+// with it off. Not while the stream is captured into a graph.
+const char* trace_path(cudaStream_t st) {
+    const char* p = std::getenv("MOELAB_TRACE_ITEMS");
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (!p || !*p || cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return nullptr;
+    return p;
+}
+
+std::uint64_t* trace_buffer(std::int64_t items, cudaStream_t st) {
+    static std::uint64_t* buf = nullptr;
+    static std::int64_t cap = 0;
+    if (items > cap) {
+        if (buf) MOE_CUDA_CHECK(cudaFree(buf));
+        MOE_CUDA_CHECK(cudaMalloc(&buf, sizeof(std::uint64_t) * kTraceWords * items));
+        cap = items;
+    }
+    MOE_CUDA_CHECK(cudaMemsetAsync(buf, 0, sizeof(std::uint64_t) * kTraceWords * items, st));
+    return buf;
+}
+
+void write_trace(const char* path, const std::uint64_t* buf, std::int64_t items, const Call& q, int bm, int bn) {
+    MOE_CUDA_CHECK(cudaStreamSynchronize(q.st));
+    std::vector<std::uint64_t> t(std::size_t(items) * kTraceWords);
+    MOE_CUDA_CHECK(cudaMemcpy(t.data(), buf, t.size() * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
+    FILE* f = std::fopen(path, "w");
+    MOE_ASSERT(f != nullptr, "MOELAB_TRACE_ITEMS: cannot write " << path);
+    std::fprintf(f, "# wgmma experts=%d hidden=%d ffn=%d bm=%d bn=%d fused=%d staged=%d\n", q.experts, q.hidden, q.ffn,
+                 bm, bn, int(q.fused), int(q.staged));
+    std::fprintf(f, "item,sm,take,ready,first,end,gated,expert\n");
+    for (std::int64_t i = 0; i < items; ++i) {
+        const std::uint64_t* r = &t[std::size_t(i) * kTraceWords];
+        if (r[1] == 0) continue;  // not an item of this call
+        std::fprintf(f, "%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", static_cast<long long>(i),
+                     static_cast<unsigned long long>(r[0]), static_cast<unsigned long long>(r[1]),
+                     static_cast<unsigned long long>(r[2]), static_cast<unsigned long long>(r[3]),
+                     static_cast<unsigned long long>(r[4]), static_cast<unsigned long long>(r[5] & 1),
+                     static_cast<unsigned long long>(r[5] >> 1));
+    }
+    std::fclose(f);
+}
+
 template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
@@ -486,11 +548,14 @@ void launch_wgmma(const Call& q) {
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload()};
+    const char* trace = trace_path(q.st);
+    std::uint64_t* tbuf = trace ? trace_buffer(gated + down, q.st) : nullptr;
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload(), tbuf};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
+        if (trace) write_trace(trace, args.trace, gated + down, q, C::kBM, kBN);
         return;
     }
     args.mode = kGateUpOnly;
@@ -501,6 +566,7 @@ void launch_wgmma(const Call& q) {
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
                           my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
+    if (trace) write_trace(trace, args.trace, gated + down, q, C::kBM, kBN);
 }
 
 template <int kWG, int kBN>
