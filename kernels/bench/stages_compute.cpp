@@ -306,8 +306,7 @@ bool is_tuning_variant(const std::string& s) {
     for (std::size_t p = 5; p < s.size();) {  // at a '-'
         const std::size_t q = s.find('-', p + 1);
         const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
-        if (part == "t64" || part == "t128" || part == "s16" || part == "s32" || part == "s64" || part == "s96" ||
-            part == "s128")
+        if (part == "t64" || part == "t128" || part == "s32" || part == "s64" || part == "s96" || part == "s128")
             tile = true;
         else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1")
             return false;

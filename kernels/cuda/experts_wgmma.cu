@@ -57,7 +57,7 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 // kSwapT > 0: the swapped tiling for few tokens per expert. The weights are the MMA's M side (each of the 2 consumer
 // warpgroups takes 64 of the kBN = 128 weight rows: for gate/up the first the 64 gate rows, the second the matching up
 // rows, which it hands over through shared memory) and kSwapT tokens its N side, so a tile is as tall as an expert's
-// tokens need (16, 32, 64, 96 or 128) instead of a multiple of 64. Outputs are stored from registers.
+// tokens need (32, 64, 96 or 128) instead of a multiple of 64. Outputs are stored from registers.
 template <int kWG, int kBN, bool kStaged, int kSwapT = 0>
 struct Cfg {
     static constexpr bool kSwap = kSwapT > 0;
@@ -75,11 +75,8 @@ struct Cfg {
     static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > 32768 ? 32768 / (kBM * 2) : kBN) : 0;
     // swapped: the up values (64 rows × kBM tokens, bf16) handed from the second consumer warpgroup to the first
     static constexpr int kOutBytes = kSwap ? 64 * kBM * 2 : kBM * kOutCols * 2;
-    // Swapped (memory-bound sizes), the ring takes all the shared memory there is: the weight bytes in flight an SM
-    // set its share of the read bandwidth.
-    static constexpr int kFit = (kStaged || kSwap ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
-    static constexpr int kMaxStages = kSwap ? 12 : 8;
-    static constexpr int kStages = kFit > kMaxStages ? kMaxStages : kFit;
+    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024 - kOutBytes) / kStageBytes;
+    static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
     static_assert(!kStaged || kOutCols >= kBN / 2, "a gate/up tile is staged in one round");
@@ -95,9 +92,7 @@ int smem_bytes(int experts) {
 
 template <int kN>
 __device__ __forceinline__ void wgmma_step(float (&d)[kN / 2], std::uint64_t a, std::uint64_t b) {
-    if constexpr (kN == 16)
-        wgmma_m64n16k16(d, a, b);
-    else if constexpr (kN == 32)
+    if constexpr (kN == 32)
         wgmma_m64n32k16(d, a, b);
     else if constexpr (kN == 64)
         wgmma_m64n64k16(d, a, b);
@@ -662,12 +657,12 @@ int env_choice(const char* name, int a, int b, int fallback) {
     return fallback;
 }
 
-// The swapped tiling's tokens per tile: MOELAB_WGMMA_SWAP=16|32|64|96|128 forces it (0: the unswapped tiling). The
+// The swapped tiling's tokens per tile: MOELAB_WGMMA_SWAP=32|64|96|128 forces it (0: the unswapped tiling). The
 // default is off until it is measured faster.
 int swap_tokens() {
     if (const char* env = std::getenv("MOELAB_WGMMA_SWAP"); env && *env) {
         const int v = std::atoi(env);
-        if (v == 16 || v == 32 || v == 64 || v == 96 || v == 128) return v;
+        if (v == 32 || v == 64 || v == 96 || v == 128) return v;
     }
     return 0;
 }
@@ -697,8 +692,6 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
     switch (swap_tokens()) {
-        case 16:
-            return launch_wgmma<2, 128, false, 16>(q);
         case 32:
             return launch_wgmma<2, 128, false, 32>(q);
         case 64:

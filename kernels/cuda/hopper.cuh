@@ -173,17 +173,6 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], std::uint64_t 
         : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 
-// d += A·B for one m64n16k16 step (the swapped tiles: 64 weight rows × 16 tokens); layout as above.
-__device__ __forceinline__ void wgmma_m64n16k16(float (&d)[8], std::uint64_t desc_a, std::uint64_t desc_b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
-        "%0, %1, %2, %3, %4, %5, %6, %7"
-        "}, %8, %9, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
 // d += A·B for one m64n32k16 step (the swapped tiles: 64 weight rows × 32 tokens); layout as above.
 __device__ __forceinline__ void wgmma_m64n32k16(float (&d)[16], std::uint64_t desc_a, std::uint64_t desc_b) {
     asm volatile(
