@@ -55,8 +55,8 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 // kStaged: a full token tile's output goes through shared memory and a TMA store (the storer warp), so the consumers
 // go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
 // kSwapT > 0: the swapped tiling for few tokens per expert. The weights are the MMA's M side (each of the 2 consumer
-// warpgroups takes 64 of the kBN = 128 weight rows: for gate/up the first the 64 gate rows, the second the matching up
-// rows, which it hands over through shared memory) and kSwapT tokens its N side, so a tile is as tall as an expert's
+// warpgroups takes 64 of the kBN = 128 weight rows: for gate/up 32 gate rows and the matching 32 up rows, interleaved
+// 8 by 8 so that a thread holds both of a pair) and kSwapT tokens its N side, so a tile is as tall as an expert's
 // tokens need (32, 64, 96 or 128) instead of a multiple of 64. Outputs are stored from registers.
 template <int kWG, int kBN, bool kStaged, int kSwapT = 0>
 struct Cfg {
@@ -73,9 +73,8 @@ struct Cfg {
     // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of kOutCols columns,
     // as boxes of 64 columns, in at most 32 KB: the ring keeps 4 stages for 128 × 256 tiles.
     static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > 32768 ? 32768 / (kBM * 2) : kBN) : 0;
-    // swapped: the up values (64 rows × kBM tokens, bf16) handed from the second consumer warpgroup to the first
-    static constexpr int kOutBytes = kSwap ? 64 * kBM * 2 : kBM * kOutCols * 2;
-    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024 - kOutBytes) / kStageBytes;
+    static constexpr int kOutBytes = kBM * kOutCols * 2;
+    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
@@ -298,6 +297,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, C::kStageBytes);
+                if (C::kSwap && w.gated) {  // 8 gate rows, the matching 8 up rows, 8 times (boxes of 8 rows)
+#pragma unroll
+                    for (int q = 0; q < 8; ++q) {
+                        tma_load_2d(sb + q * 2048, mb, full, kt * kBK, w0 + 8 * q);
+                        tma_load_2d(sb + q * 2048 + 1024, mb, full, kt * kBK, w0 + second + 8 * q);
+                    }
+                    return;
+                }
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
@@ -400,47 +407,24 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
 
             if constexpr (C::kSwap) {
                 // This thread's accumulators: weight rows 64·wg + 16·warp + lane/4 (+ 8) of the tile, tokens 8j +
-                // 2·(lane % 4) (+ 1). gate/up: the first warpgroup holds gate rows, the second the same up rows, which
-                // it writes (rounded to bf16, as silu_gate would) at [row][token] in the up tile for the first to
-                // read; down: rows of w2. Tokens past the expert's are not written.
+                // 2·(lane % 4) (+ 1). gate/up: the pair 32·wg + 8·warp + lane/4 (gate in the first row, up in the
+                // second); down: two rows of w2. Tokens past the expert's are not written.
                 const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
-                const int tok = 2 * (lane % 4), rw = 16 * warp + lane / 4;
+                const int tok = 2 * (lane % 4);
                 if (w.gated) {
-                    consumers_sync<128 * kWG>();  // the first warpgroup has read the previous item's up values
-                    if (wg == 1) {
+                    const int f = w.nt * 64 + 32 * wg + 8 * warp + lane / 4;
+                    if (f < a.ffn) {
+                        bf16_t* o = a.h + r0 * a.ffn + f;
 #pragma unroll
                         for (int j = 0; j < C::kN / 8; ++j)
 #pragma unroll
-                            for (int i = 0; i < 4; ++i) {
-                                const unsigned at = out_tile + ((rw + 8 * (i / 2)) * C::kBM + 8 * j + tok + i % 2) * 2;
-                                asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(at), "h"(f32_to_bf16(acc[4 * j + i]))
-                                             : "memory");
-                            }
-                    }
-                    consumers_sync<128 * kWG>();
-                    if (wg == 0) {
-#pragma unroll
-                        for (int half = 0; half < 2; ++half) {
-                            const int f = w.nt * 64 + rw + 8 * half;
-                            if (f >= a.ffn) continue;
-                            bf16_t* o = a.h + r0 * a.ffn + f;
-#pragma unroll
-                            for (int j = 0; j < C::kN / 8; ++j)
-#pragma unroll
-                                for (int i = 0; i < 2; ++i) {
-                                    const int t = 8 * j + tok + i;
-                                    if (t >= ntok) continue;
-                                    unsigned short u;
-                                    asm volatile("ld.shared.b16 %0, [%1];\n"
-                                                 : "=h"(u)
-                                                 : "r"(out_tile + ((rw + 8 * half) * C::kBM + t) * 2)
-                                                 : "memory");
-                                    o[std::int64_t(t) * a.ffn] = silu_gate(acc[4 * j + 2 * half + i], bf16_to_f32(u));
-                                }
-                        }
+                            for (int i = 0; i < 2; ++i)
+                                if (8 * j + tok + i < ntok)
+                                    o[std::int64_t(8 * j + tok + i) * a.ffn] =
+                                        silu_gate(acc[4 * j + i], acc[4 * j + 2 + i]);
                     }
                 } else {
-                    const int n = w.nt * 128 + 64 * wg + rw;
+                    const int n = w.nt * 128 + 64 * wg + 16 * warp + lane / 4;
                     bf16_t* o = a.y + r0 * a.hidden + n;
 #pragma unroll
                     for (int j = 0; j < C::kN / 8; ++j)
@@ -610,10 +594,10 @@ void launch_wgmma(const Call& q) {
     MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
     auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kSwapT>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
-    // the output tiles are stored as.
+    // Weight boxes of half a tile: the gate or the up rows (swapped: 8 of them), or half of w2's rows. h and y: boxes
+    // of kBM rows, which the output tiles are stored as.
     const CUtensorMap mx = tile_map(q.xp, q.max_rows, q.hidden, C::kBM);
-    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
+    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, C::kSwap ? 8 : kBN / 2);
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
     const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
