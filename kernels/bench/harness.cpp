@@ -230,9 +230,6 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 for (const char* w :
                      {"wgmma-t64", "wgmma-t128", "wgmma-t64-n128", "wgmma-t128-n128", "wgmma-t64-e0", "wgmma-t128-e0"})
                     o.experts_impls.push_back(w);
-            if (tpe >= 8 && tpe <= 64)  // and swapped: 128 weight rows × 32 to 128 tokens
-                for (const char* w : {"wgmma-s32", "wgmma-s64", "wgmma-s96", "wgmma-s128"})
-                    o.experts_impls.push_back(w);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");
             if (!st || st->shape.name != shape.name) {

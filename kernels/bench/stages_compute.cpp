@@ -142,16 +142,14 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
         // wgmma-tN[-nM][-f0][-e0|1]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two
         // launches, e: output tiles stored from registers (0) or through shared memory (1) (MOELAB_WGMMA_TILE, _BN,
-        // _FUSED, _EPI); wgmma-sN: the swapped tiling, 128 weight rows × N tokens (MOELAB_WGMMA_SWAP)
-        const bool tiled = name.rfind("mid-t", 0) == 0,
-                   wg = name.rfind("wgmma-t", 0) == 0 || name.rfind("wgmma-s", 0) == 0;
+        // _FUSED, _EPI)
+        const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
         FlavorEnv wg_tile("MOELAB_WGMMA_TILE", wg ? name_part(name, 't') : "");
         FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg ? name_part(name, 'n') : "");
         FlavorEnv wg_fused("MOELAB_WGMMA_FUSED", wg ? name_part(name, 'f') : "");
         FlavorEnv wg_epi("MOELAB_WGMMA_EPI", wg ? name_part(name, 'e') : "");
-        FlavorEnv wg_swap("MOELAB_WGMMA_SWAP", wg ? name_part(name, 's') : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid
@@ -306,7 +304,7 @@ bool is_tuning_variant(const std::string& s) {
     for (std::size_t p = 5; p < s.size();) {  // at a '-'
         const std::size_t q = s.find('-', p + 1);
         const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
-        if (part == "t64" || part == "t128" || part == "s32" || part == "s64" || part == "s96" || part == "s128")
+        if (part == "t64" || part == "t128")
             tile = true;
         else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1")
             return false;

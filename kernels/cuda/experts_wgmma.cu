@@ -54,16 +54,9 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 
 // kStaged: a full token tile's output goes through shared memory and a TMA store (the storer warp), so the consumers
 // go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
-// kSwapT > 0: the swapped tiling for few tokens per expert. The weights are the MMA's M side (each of the 2 consumer
-// warpgroups takes 64 of the kBN = 128 weight rows: for gate/up 32 gate rows and the matching 32 up rows, interleaved
-// 8 by 8 so that a thread holds both of a pair) and kSwapT tokens its N side, so a tile is as tall as an expert's
-// tokens need (32, 64, 96 or 128) instead of a multiple of 64. Outputs are stored from registers.
-template <int kWG, int kBN, bool kStaged, int kSwapT = 0>
+template <int kWG, int kBN, bool kStaged>
 struct Cfg {
-    static constexpr bool kSwap = kSwapT > 0;
-    static_assert(!kSwap || (kWG == 2 && kBN == 128 && !kStaged), "swapped tiles: 2 warpgroups × 64 weight rows");
-    static constexpr int kBM = kSwap ? kSwapT : 64 * kWG;  // tokens per tile
-    static constexpr int kN = kSwap ? kSwapT : kBN;        // the MMA's N
+    static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then two warps: the producer and the storer. No register reallocation: the compiler's
     // budget for 2 consumer warpgroups is 65536 / 320 = 204 registers a thread.
     static constexpr int kThreads = 128 * kWG + 64;
@@ -76,14 +69,14 @@ struct Cfg {
     static constexpr int kOutBytes = kBM * kOutCols * 2;
     static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
-    static constexpr int kAcc = kN / 2;  // accumulators per consumer thread
+    static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
     static_assert(!kStaged || kOutCols >= kBN / 2, "a gate/up tile is staged in one round");
 };
 
-template <int kWG, int kBN, bool kStaged, int kSwapT = 0>
+template <int kWG, int kBN, bool kStaged>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged, kSwapT>;
+    using C = Cfg<kWG, kBN, kStaged>;
     // 1024 for aligning the stages, the stages, the output tile, 2 barriers per stage and 2 for the output tile, the
     // tile prefix
     return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8 + (experts + 1) * 4;
@@ -91,13 +84,7 @@ int smem_bytes(int experts) {
 
 template <int kN>
 __device__ __forceinline__ void wgmma_step(float (&d)[kN / 2], std::uint64_t a, std::uint64_t b) {
-    if constexpr (kN == 32)
-        wgmma_m64n32k16(d, a, b);
-    else if constexpr (kN == 64)
-        wgmma_m64n64k16(d, a, b);
-    else if constexpr (kN == 96)
-        wgmma_m64n96k16(d, a, b);
-    else if constexpr (kN == 128)
+    if constexpr (kN == 128)
         wgmma_m64n128k16(d, a, b);
     else
         wgmma_m64n256k16(d, a, b);
@@ -191,13 +178,13 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
     }
 }
 
-template <int kWG, int kBN, bool kStaged, int kSwapT>
-__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
+template <int kWG, int kBN, bool kStaged>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
                      const __grid_constant__ CUtensorMap map_y, const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN, kStaged, kSwapT>;
+    using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ std::int64_t stage_item[C::kStages];  // the item whose first k step a stage holds; -1: no more
@@ -297,14 +284,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, C::kStageBytes);
-                if (C::kSwap && w.gated) {  // 8 gate rows, the matching 8 up rows, 8 times (boxes of 8 rows)
-#pragma unroll
-                    for (int q = 0; q < 8; ++q) {
-                        tma_load_2d(sb + q * 2048, mb, full, kt * kBK, w0 + 8 * q);
-                        tma_load_2d(sb + q * 2048 + 1024, mb, full, kt * kBK, w0 + second + 8 * q);
-                    }
-                    return;
-                }
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
@@ -388,15 +367,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
-                // the tokens (A) and the weights (B) of the stage; swapped, this warpgroup's 64 weight rows are the M
-                // side and all the tokens the N side
-                const unsigned st_tok = base + s * C::kStageBytes, st_w = st_tok + C::kABytes;
-                const unsigned sa = C::kSwap ? st_w + wg * 64 * kBK * 2 : st_tok + wg * 64 * kBK * 2;
-                const unsigned sb = C::kSwap ? st_tok : st_w;
+                const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
+                const unsigned sb = base + s * C::kStageBytes + C::kABytes;
                 const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
                 wgmma_fence();
 #pragma unroll
-                for (int k = 0; k < kBK / 16; ++k) wgmma_step<C::kN>(acc, da + 2 * k, db + 2 * k);  // +32 B per k16
+                for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 bytes per k16
                 wgmma_commit();
                 wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
                 if (kt > 0) release((c - 1) % C::kStages);
@@ -405,78 +381,44 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kSwapT>::kThreads, 1)
             fence_operands(acc);
             release((c - 1) % C::kStages);
 
-            if constexpr (C::kSwap) {
-                // This thread's accumulators: weight rows 64·wg + 16·warp + lane/4 (+ 8) of the tile, tokens 8j +
-                // 2·(lane % 4) (+ 1). gate/up: the pair 32·wg + 8·warp + lane/4 (gate in the first row, up in the
-                // second); down: two rows of w2. Tokens past the expert's are not written.
-                const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
-                const int tok = 2 * (lane % 4);
+            // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
+            // 8j + 2·(lane % 4).
+            const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
+            if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
+                constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
+                wait_free();
+                stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col);
+                publish(it, 0);
+                if constexpr (kCols < kBN) {
+                    if (!w.gated) {
+                        wait_free();
+                        stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col);
+                        publish(it, kCols);
+                    }
+                }
+                if (tr) tr[4] = global_ns();
+                continue;
+            }
+            // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
+            const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
+            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
+            bf16_t* out = w.gated ? a.h : a.y;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int m = row + 8 * half;
+                if (m >= ntok) continue;
+                bf16_t* o = out + (r0 + m) * M;
                 if (w.gated) {
-                    const int f = w.nt * 64 + 32 * wg + 8 * warp + lane / 4;
-                    if (f < a.ffn) {
-                        bf16_t* o = a.h + r0 * a.ffn + f;
 #pragma unroll
-                        for (int j = 0; j < C::kN / 8; ++j)
-#pragma unroll
-                            for (int i = 0; i < 2; ++i)
-                                if (8 * j + tok + i < ntok)
-                                    o[std::int64_t(8 * j + tok + i) * a.ffn] =
-                                        silu_gate(acc[4 * j + i], acc[4 * j + 2 + i]);
+                    for (int j = 0; j < kBN / 16; ++j) {
+                        const int n = col0 + 8 * j + col;
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
                     }
                 } else {
-                    const int n = w.nt * 128 + 64 * wg + 16 * warp + lane / 4;
-                    bf16_t* o = a.y + r0 * a.hidden + n;
 #pragma unroll
-                    for (int j = 0; j < C::kN / 8; ++j)
-#pragma unroll
-                        for (int i = 0; i < 2; ++i)
-                            if (8 * j + tok + i < ntok) {
-                                const std::int64_t at = std::int64_t(8 * j + tok + i) * a.hidden;
-                                if (n < a.hidden) o[at] = f32_to_bf16(acc[4 * j + i]);
-                                if (n + 8 < a.hidden) o[at + 8] = f32_to_bf16(acc[4 * j + 2 + i]);
-                            }
-                }
-            } else {
-                // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
-                // 8j + 2·(lane % 4).
-                const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-                // through shared memory: the storer writes it, and counts gate/up done
-                if (kStaged && ntok == C::kBM) {
-                    constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
-                    wait_free();
-                    stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col);
-                    publish(it, 0);
-                    if constexpr (kCols < kBN) {
-                        if (!w.gated) {
-                            wait_free();
-                            stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col);
-                            publish(it, kCols);
-                        }
-                    }
-                    if (tr) tr[4] = global_ns();
-                    continue;
-                }
-                // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
-                const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
-                const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
-                bf16_t* out = w.gated ? a.h : a.y;
-#pragma unroll
-                for (int half = 0; half < 2; ++half) {
-                    const int m = row + 8 * half;
-                    if (m >= ntok) continue;
-                    bf16_t* o = out + (r0 + m) * M;
-                    if (w.gated) {
-#pragma unroll
-                        for (int j = 0; j < kBN / 16; ++j) {
-                            const int n = col0 + 8 * j + col;
-                            if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
-                        }
-                    } else {
-#pragma unroll
-                        for (int j = 0; j < kBN / 8; ++j) {
-                            const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
-                            if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
-                        }
+                    for (int j = 0; j < kBN / 8; ++j) {
+                        const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
                     }
                 }
             }
@@ -587,17 +529,17 @@ void write_trace(const char* path, const std::uint64_t* buf, std::int64_t items,
     std::fclose(f);
 }
 
-template <int kWG, int kBN, bool kStaged, int kSwapT = 0>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
-    using C = Cfg<kWG, kBN, kStaged, kSwapT>;
-    const int smem = smem_bytes<kWG, kBN, kStaged, kSwapT>(q.experts);
+    using C = Cfg<kWG, kBN, kStaged>;
+    const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
     MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kSwapT>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    // Weight boxes of half a tile: the gate or the up rows (swapped: 8 of them), or half of w2's rows. h and y: boxes
-    // of kBM rows, which the output tiles are stored as.
+    // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
+    // the output tiles are stored as.
     const CUtensorMap mx = tile_map(q.xp, q.max_rows, q.hidden, C::kBM);
-    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, C::kSwap ? 8 : kBN / 2);
+    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
     const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
@@ -641,16 +583,6 @@ int env_choice(const char* name, int a, int b, int fallback) {
     return fallback;
 }
 
-// The swapped tiling's tokens per tile: MOELAB_WGMMA_SWAP=32|64|96|128 forces it (0: the unswapped tiling). The
-// default is off until it is measured faster.
-int swap_tokens() {
-    if (const char* env = std::getenv("MOELAB_WGMMA_SWAP"); env && *env) {
-        const int v = std::atoi(env);
-        if (v == 32 || v == 64 || v == 96 || v == 128) return v;
-    }
-    return 0;
-}
-
 }  // namespace
 
 bool wgmma_available() {
@@ -675,18 +607,6 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    switch (swap_tokens()) {
-        case 32:
-            return launch_wgmma<2, 128, false, 32>(q);
-        case 64:
-            return launch_wgmma<2, 128, false, 64>(q);
-        case 96:
-            return launch_wgmma<2, 128, false, 96>(q);
-        case 128:
-            return launch_wgmma<2, 128, false, 128>(q);
-        default:
-            break;
-    }
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

@@ -256,35 +256,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     }
 }
 
-// wgmma's swapped tiling (128 weight rows as the MMA's M side, 32 to 128 tokens as its N side), with every token
-// tile, in one launch and in two, against the reference: one token, empty experts, K tails, partial tiles, F not a
-// multiple of 64 (gate rows past F), several token tiles an expert.
-TEST(GpuExperts, WgmmaSwappedMatchesTheReference) {
-    MOE_REQUIRE_GPU();
-    using moe::gpu::ExpertsImpl;
-    const std::vector<Case> cases = {
-        {1, 1, 1, 128, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 64},         // one token
-        {256, 16, 2, 128, "hot:20", 1.0, moe::DropPolicy::Probability, 16, 192},  // empty experts, padded
-        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},     // K tails, partial tiles
-        {300, 8, 2, 520, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 264},      // ~75 tokens per expert
-        {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},   // several token tiles
-    };
-    for (const Case& c : cases) {
-        if (quick() && c.T > 600) continue;
-        const std::uint64_t seed = fresh_seed();
-        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
-        FfnCase f(c, seed);
-        const bool wg_runs = moe::gpu::wgmma_available();
-        for (const char* tile : {"32", "64", "96", "128"})
-            for (const char* fused : {"1", "0"}) {
-                ScopedEnv s_env("MOELAB_WGMMA_SWAP", tile), f_env("MOELAB_WGMMA_FUSED", fused);
-                SCOPED_TRACE(std::string("wgmma swapped, ") + tile + " tokens a tile, fused " + fused);
-                EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, true, c.E), wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-                EXPECT_EQ(f.check(), "");
-            }
-    }
-}
-
 // mid's down kernel and wgmma's waiting down items ask for their first weight tiles before they wait for h (the
 // default); MOELAB_EXPERTS_PRELOAD=0 runs them without. Both against the reference, from the device plan, on shapes
 // with partial tiles and K tails.
@@ -340,10 +311,10 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
-                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0", "wgmma-s32", "wgmma-s96-f0"})
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
     for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
-                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64", "wgmma-s48"})
+                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
 
