@@ -105,6 +105,7 @@ struct Args {
     // (down) or the take again (gate/up), when its first stage had landed, when its epilogue was done, and
     // gated | expert << 1 (%globaltimer ns). Null: not traced.
     std::uint64_t* trace;
+    int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
 };
 constexpr int kTraceWords = 6;
 __device__ __forceinline__ unsigned sm_id() {
@@ -364,16 +365,21 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
 #pragma unroll
             for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
             fence_operands(acc);
+            // A warpgroup whose 64 rows are all past the expert's tokens (the second one in an expert's last, partial
+            // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
+            const bool live = !a.skip_idle || 64 * wg < ntok;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
-                const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
-                const unsigned sb = base + s * C::kStageBytes + C::kABytes;
-                const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
-                wgmma_fence();
+                if (live) {
+                    const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
+                    const unsigned sb = base + s * C::kStageBytes + C::kABytes;
+                    const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
+                    wgmma_fence();
 #pragma unroll
-                for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 bytes per k16
-                wgmma_commit();
+                    for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 B per k16
+                    wgmma_commit();
+                }
                 wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
                 if (kt > 0) release((c - 1) % C::kStages);
             }
@@ -550,7 +556,8 @@ void launch_wgmma(const Call& q) {
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = trace_path(q.st);
     std::uint64_t* tbuf = trace ? trace_buffer(gated + down, q.st) : nullptr;
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload(), tbuf};
+    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload(), tbuf, 1};
+    if (const char* skip = std::getenv("MOELAB_WGMMA_SKIP"); skip && skip[0] == '0' && !skip[1]) args.skip_idle = 0;
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
