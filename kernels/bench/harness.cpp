@@ -230,8 +230,6 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 for (const char* w :
                      {"wgmma-t64", "wgmma-t128", "wgmma-t64-n128", "wgmma-t128-n128", "wgmma-t64-e0", "wgmma-t128-e0"})
                     o.experts_impls.push_back(w);
-            if (tpe >= 128)  // 128-token tiles in clusters of two that share the weight tiles
-                for (const char* w : {"wgmma-t128-c2", "wgmma-t128-e0-c2"}) o.experts_impls.push_back(w);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");
             if (!st || st->shape.name != shape.name) {

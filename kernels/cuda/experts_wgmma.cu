@@ -179,11 +179,7 @@ __device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool g
     }
 }
 
-// kCluster = 2: the CTAs of a cluster take the two token tiles of one weight tile together, and each asks TMA for half
-// of the weight tile, multicast into both: the weights cross from L2 once for the pair. The pairs' items run in a
-// fixed order (cluster c takes c, c + clusters, ...), so both CTAs of a pair see the same items; a stage is refilled
-// only once the consumers of both CTAs have freed it.
-template <int kWG, int kBN, bool kStaged, int kCluster>
+template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
@@ -206,7 +202,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
             mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG * kCluster);  // one arrive per consumer warp of the pair
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
         mbar_init(out_free, 1);        // the storer, once TMA has read the tile
@@ -215,10 +211,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    // tiles: of kCluster token tiles each (a cluster's CTA of rank r takes the r-th of them)
-    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM * kCluster, pre, warp_sums);  // also orders the init
-    const unsigned rank = kCluster > 1 ? cluster_ctarank() : 0;
-    if constexpr (kCluster > 1) cluster_sync();  // the partner's barriers are initialised before any multicast
+    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
@@ -232,12 +225,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         __threadfence();
         atomicAdd(a.sched + 1 + e, 1);
     };
-    // Item `it` as this CTA runs it: its token tile is the rank-th of the cluster's.
-    auto where = [&](std::int64_t it) {
-        Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
-        w.mt = w.mt * kCluster + int(rank);
-        return w;
-    };
 
     // The storer (the second of the two warps after the consumers, one thread): TMA-stores each staged output tile,
     // then frees it.
@@ -250,7 +237,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 bulk_wait_all<false>();  // every store complete before the grid is
                 return;
             }
-            const Item w = where(it);
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             const int row0 = a.offsets[w.e] + w.mt * C::kBM;
             const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
 #pragma unroll
@@ -273,9 +260,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // consumers through its first stage, and fills the ring.
     auto producer = [&] {
         int c = 0;
-        for (std::int64_t round = 0;; ++round) {
-            const std::int64_t it = kCluster > 1 ? first + blockIdx.x / kCluster + round * (gridDim.x / kCluster)
-                                                 : first + atomicAdd(a.sched, 1);
+        for (;;) {
+            const std::int64_t it = first + atomicAdd(a.sched, 1);
             const int s0 = c % C::kStages;
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
@@ -284,8 +270,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
             }
-            const Item w = where(it);
-            std::uint64_t* tr = a.trace ? a.trace + (it * kCluster + rank) * kTraceWords : nullptr;
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+            std::uint64_t* tr = a.trace ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = (w.gated ? 1u : 0u) | (unsigned(w.e) << 1);
             const CUtensorMap* ma = w.gated ? &map_x : &map_h;
             const CUtensorMap* mb = w.gated ? &map_w1 : &map_w2;
@@ -299,13 +285,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, C::kStageBytes);
-                if constexpr (kCluster > 1) {  // this CTA's half, into both (the partner asks for the other half)
-                    tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK, w0 + int(rank) * second,
-                                          0x3);
-                } else {
-                    tma_load_2d(sb, mb, full, kt * kBK, w0);
-                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
-                }
+                tma_load_2d(sb, mb, full, kt * kBK, w0);
+                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
             auto load_a = [&](int kt, int cc) {
                 tma_load_2d(base + (cc % C::kStages) * C::kStageBytes, ma, bars + 8 * (cc % C::kStages), kt * kBK,
@@ -313,7 +294,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             int early = 0;                      // k steps whose weights were asked for before the wait
             if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated * kCluster;
+                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + w.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
@@ -352,10 +333,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // arrival.
         auto release = [&](int stage) {
             __syncwarp();
-            if (lane == 0) {
-                mbar_arrive(bars + 8 * (C::kStages + stage));
-                if constexpr (kCluster > 1) mbar_arrive_cluster(bars + 8 * (C::kStages + stage), rank ^ 1);
-            }
+            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
         // The output tile is handed to the storer in rounds: wait until the tile is free (`out_free`), write this
         // thread's part, then publish the item (or -1: no more) and the round's first column (`staged`).
@@ -378,8 +356,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if constexpr (kStaged) wait_free(), publish(-1, 0);
                 return;
             }
-            const Item w = where(it);
-            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + (it * kCluster + rank) * kTraceWords : nullptr;
+            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
             const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
@@ -466,7 +444,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     } else {
         consumers();
     }
-    if constexpr (kCluster > 1) cluster_sync();  // no CTA exits while its partner may still arrive on its barriers
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
 #endif
@@ -558,12 +535,12 @@ void write_trace(const char* path, const std::uint64_t* buf, std::int64_t items,
     std::fclose(f);
 }
 
-template <int kWG, int kBN, bool kStaged, int kCluster>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
     const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
     MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kCluster>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
@@ -578,36 +555,9 @@ void launch_wgmma(const Call& q) {
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = trace_path(q.st);
-    std::uint64_t* tbuf = trace ? trace_buffer((gated + down) * kCluster, q.st) : nullptr;
+    std::uint64_t* tbuf = trace ? trace_buffer(gated + down, q.st) : nullptr;
     Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload(), tbuf, 1};
     if (const char* skip = std::getenv("MOELAB_WGMMA_SKIP"); skip && skip[0] == '0' && !skip[1]) args.skip_idle = 0;
-    if constexpr (kCluster > 1) {  // one launch, clusters of kCluster CTAs, as many as fit at once
-        cudaLaunchConfig_t cfg = {};
-        cfg.blockDim = dim3(C::kThreads);
-        cfg.dynamicSmemBytes = std::size_t(smem);
-        cfg.stream = q.st;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = kCluster;
-        attr[0].val.clusterDim.y = attr[0].val.clusterDim.z = 1;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        static int clusters = 0;  // per instantiation: its shared memory is fixed but for the tile prefix
-        if (clusters == 0) {
-            int dev = 0, sms = 0;
-            MOE_CUDA_CHECK(cudaGetDevice(&dev));
-            MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-            cfg.gridDim = dim3(unsigned(sms / kCluster * kCluster));
-            MOE_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, k, &cfg));
-            MOE_ASSERT(clusters > 0, "wgmma: no cluster of " << kCluster << " CTAs fits on this device");
-        }
-        const std::int64_t pairs = (gated + down + kCluster - 1) / kCluster;
-        cfg.gridDim = dim3(unsigned(std::max<std::int64_t>(1, std::min<std::int64_t>(clusters, pairs)) * kCluster));
-        MOE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, k, mx, mw1, mh, mw2, my, args));
-        MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (clusters)");
-        if (trace) write_trace(trace, args.trace, (gated + down) * kCluster, q, C::kBM, kBN);
-        return;
-    }
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -627,13 +577,9 @@ void launch_wgmma(const Call& q) {
 }
 
 template <int kWG, int kBN>
-void launch_wgmma(Call q, int cluster) {
+void launch_wgmma(Call q) {
     if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) > kSmemMax) q.staged = false;  // no room for the tile
-    if constexpr (kWG == 2) {
-        if (cluster == 2 && q.fused)
-            return q.staged ? launch_wgmma<kWG, kBN, true, 2>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
-    }
-    q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
+    q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
 int env_choice(const char* name, int a, int b, int fallback) {
@@ -668,12 +614,10 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // MOELAB_WGMMA_CLUSTER=2: 128-token tiles in clusters of two CTAs that share the weight tiles (one launch only)
-    const int cluster = env_choice("MOELAB_WGMMA_CLUSTER", 1, 2, 1);
     if (tile_tokens >= 128)
-        bn == 128 ? launch_wgmma<2, 128>(q, cluster) : launch_wgmma<2, 256>(q, cluster);
+        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
-        bn == 128 ? launch_wgmma<1, 128>(q, cluster) : launch_wgmma<1, 256>(q, cluster);
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu

@@ -228,7 +228,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     };
     struct WgConfig {
         const char *tile, *bn, *fused, *epi;  // fused "1": one launch for both GEMMs, "0": two; epi "1": TMA stores
-        const char* cluster = "";             // "2": 128-token tiles in clusters of two sharing the weight tiles
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -240,15 +239,13 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
             for (const WgConfig& w :
                  {WgConfig{"64", "256", "1", "1"}, WgConfig{"64", "128", "1", "1"}, WgConfig{"128", "256", "1", "1"},
                   WgConfig{"128", "128", "1", "1"}, WgConfig{"64", "256", "0", "1"}, WgConfig{"128", "256", "0", "1"},
-                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
-                  WgConfig{"128", "256", "1", "1", "2"}, WgConfig{"128", "128", "1", "0", "2"},
-                  WgConfig{"128", "128", "1", "1", "2"}}) {
+                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
-                    e_env("MOELAB_WGMMA_EPI", w.epi), c_env("MOELAB_WGMMA_CLUSTER", w.cluster);
+                    e_env("MOELAB_WGMMA_EPI", w.epi);
                 SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
-                             w.epi + ", cluster '" + w.cluster + "', hint " + std::to_string(hint));
+                             w.epi + ", hint " + std::to_string(hint));
                 EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, true, hint),
                           wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                 EXPECT_EQ(f.check(), "");
@@ -314,10 +311,10 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
-                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0", "wgmma-t128-c2"})
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
     for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
-                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64", "wgmma-t128-c3"})
+                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
 
