@@ -118,14 +118,12 @@ ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
 // Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md; wgmma
 // only where wgmma_available() (else the row below it):
-//   decode      tpe <= 4 (no host copy of the plan)
-//   wgmma       4 < tpe <= kMidMaxTokensPerExpert, packed, 2048 < d < 6144
+//   wgmma       tpe <= 160, packed, d > 2048, and up to tpe <= 640 for d < 6144 (no host copy of the plan)
+//   decode      tpe <= 4 otherwise (no host copy of the plan)
 //   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
-//   wgmma       kMidMaxTokensPerExpert < tpe <= 160, packed, d > 2048, and up to tpe <= 640 for d < 6144 (no host
-//               copy of the plan)
 //   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 24, packed
-//   wgmma       d <= 2048 and 24 < tpe <= 48, packed (else mid)
-//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: wgmma where it runs,
+//   wgmma       d <= 2048 and 24 < tpe <= 96, packed (else mid up to 48, then batched)
+//   batched     d <= 2048 and 96 < tpe <= 1024 (when the padding does not fit the workspace: wgmma where it runs,
 //               else streams)
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
 //   streams     everything larger

@@ -323,14 +323,18 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Mid);  // mid gathers too
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), ExpertsImpl::Mid);
-    // wgmma where the device has it (sm_90), else the cuBLAS or mid paths it beat
+    // wgmma where the device has it (sm_90), else the cuBLAS, decode or mid paths it beat
     const bool wg = moe::gpu::wgmma_available();
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(96, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), ExpertsImpl::Batched);
     // the classroom shape between mid's range and batched's (whose padding does not fit there)
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
