@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <tuple>
 
@@ -115,16 +116,16 @@ TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
         moe::pipeline::gpu::run(spec, coloc);
         const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
         ASSERT_EQ(piped.output.size(), n);
-        if (!gpu_test::quick()) {
-            EXPECT_EQ(gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated"), "");
-        } else {
-            // Under compute-sanitizer (quick mode) cuBLAS's GEMMs on the green contexts' streams may take another
-            // order of fp32 sums (seen on the H200, 2026-11-29): a bf16 rounding or two apart, not bit-equal.
-            auto g = gpu_test::to_float(piped.output, n), c = gpu_test::to_float(coloc.output, n);
-            EXPECT_EQ(gpu_test::first_outside(g, c, 4 * moe::kBf16Eps * gpu_test::rms(c), 4 * moe::kBf16Eps,
-                                              "pipelined vs colocated"),
-                      "");
-        }
+        // cuBLAS's GEMMs on the green contexts' streams may take another order of fp32 sums than on the whole GPU:
+        // seen under compute-sanitizer (H200, 2026-11-29) and without it (H200, 2026-11-30 04:38: 423 of 24,576
+        // outputs a few bf16 ulps apart after two layers). So the outputs agree within a few bf16 roundings; whether
+        // they were bit-equal is printed.
+        auto pg = gpu_test::to_float(piped.output, n), cg = gpu_test::to_float(coloc.output, n);
+        EXPECT_EQ(gpu_test::first_outside(pg, cg, 4 * moe::kBf16Eps * gpu_test::rms(cg), 4 * moe::kBf16Eps,
+                                          "pipelined vs colocated"),
+                  "");
+        const std::string bits = gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated");
+        std::printf("  %s\n", bits.empty() ? "pipelined and colocated outputs bit-equal" : bits.c_str());
 
         if (router == moe::Router::Gate) continue;  // a bf16 ulp in the gate input may flip a top-k tie
         std::vector<moe::bf16_t> ref;
