@@ -256,6 +256,18 @@ bool batched(const bf16_t* xp, const std::int32_t* counts_host, const std::int32
     return true;
 }
 
+// Runs the FFN on wgmma where it can (wgmma_ffn_supported: sm_90, packed rows, d and F on TMA's 16-byte strides), from
+// the device's counts and offsets; false, with nothing run, where it cannot. l.h1 is not used by wgmma: its ints
+// schedule the items.
+bool try_wgmma(const ExpertsLayout& l, const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets,
+               std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* y,
+               double tpe, cudaStream_t st) {
+    if (!wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) return false;
+    wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1), tpe,
+              st);
+    return true;
+}
+
 }  // namespace
 
 const char* experts_impl_name(ExpertsImpl impl) {
@@ -314,7 +326,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // wgmma). Above that the math-bound sizes stay on cuBLAS (wgmma's core rate is below cuBLAS's there). For small d
     // decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs against
     // wgmma's 61.0) and mid up to 12; past mid's range, see below.
-    const bool wg = packed && hidden > 2048 && wgmma_available();
+    const bool sm90 = packed && wgmma_available(), wg = sm90 && hidden > 2048;
     if (wg && (tpe <= 160 || (hidden < 6144 && tpe <= 640))) return ExpertsImpl::Wgmma;
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
@@ -325,8 +337,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // 32, 48, 64 and 96 tokens per expert 90.4, 91.6, 100.8 and 107.6 µs against batched's 94.9, 100.7, 104.8 and
     // 115.5; at 128 batched is ahead, 124.7 against 135.0 (04:31).
     if (hidden <= 2048 && tpe <= 96)
-        return tpe <= 24 || !wgmma_available() ? (tpe <= 48 ? ExpertsImpl::Mid : ExpertsImpl::Batched)
-                                               : ExpertsImpl::Wgmma;
+        return tpe <= 24 || !sm90 ? (tpe <= 48 ? ExpertsImpl::Mid : ExpertsImpl::Batched) : ExpertsImpl::Wgmma;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;
@@ -342,11 +353,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     cudaStream_t st = to_cuda(s);
     if (impl == ExpertsImpl::Wgmma) {
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-        if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
-            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1),
-                      tpe, st);
-            return impl;
-        }
+        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st)) return impl;
         impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
     }
     if (impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid) {  // two launches: the down kernel zeroes padding
@@ -382,14 +389,8 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
     if (impl == ExpertsImpl::Wgmma) {
-        if (!wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
-            impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
-        } else {
-            if (max_rows > 0)
-                wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                          reinterpret_cast<int*>(l.h1), tpe, st);  // h1: unused, scheduling ints
-            return impl;
-        }
+        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st)) return impl;
+        impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
     }
     if (!xp && impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) impl = ExpertsImpl::Fused;  // these gather
     if (impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) {
@@ -412,11 +413,8 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         if (batched(xp, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st)) return impl;
         // Too skewed to pad: wgmma where it runs (any skew, from the device plan; classroom at 8 tokens per expert
         // 86.8 µs where per-expert calls took 475), else per-expert calls.
-        if (wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) {
-            wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1),
-                      tpe, st);
+        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
             return ExpertsImpl::Wgmma;
-        }
         impl = ExpertsImpl::Streams;
     }
     if (impl == ExpertsImpl::Grouped) {
