@@ -610,9 +610,10 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
                double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
-    // 128 weight rows a tile for d <= 2048: twice the down items (the classroom shape's d = 1024 has only 4 of 256 rows
-    // an expert), 2-7% faster there from 32 to 96 tokens per expert (kernels/bench/RESULTS.md)
-    const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 ? 128 : 256);
+    // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's
+    // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
+    // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
+    const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
     Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
