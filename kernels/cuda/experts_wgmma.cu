@@ -31,15 +31,15 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
-#include <vector>
+#include <string>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_wgmma.cuh"
 #include "kernels/cuda/hopper.cuh"
+#include "kernels/cuda/item_trace.cuh"
 
 namespace moe::gpu {
 
@@ -101,13 +101,9 @@ struct Args {
     bf16_t* y;
     int* sched;   // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
-    // MOELAB_TRACE_ITEMS: per item, 6 words (kTraceWords): the SM, when the producer took it, when its h was ready
-    // (down) or the take again (gate/up), when its first stage had landed, when its epilogue was done, and
-    // gated | expert << 1 (%globaltimer ns). Null: not traced.
-    std::uint64_t* trace;
+    std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
 };
-constexpr int kTraceWords = 6;
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
     asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
@@ -488,52 +484,9 @@ struct Call {
     const bf16_t *w1, *w2;
     bf16_t *h, *y;
     int* sched;
-    bool fused, staged;
+    bool fused, staged, skip_idle;
     cudaStream_t st;
 };
-
-// MOELAB_TRACE_ITEMS=<file>: every item's timeline (Args::trace) of the last call goes to <file> as CSV, for
-// kernels/bench/trace_items.py. A diagnostic: each call then waits for the GPU and copies the trace back, so time
-// with it off. Not while the stream is captured into a graph.
-const char* trace_path(cudaStream_t st) {
-    const char* p = std::getenv("MOELAB_TRACE_ITEMS");
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    if (!p || !*p || cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return nullptr;
-    return p;
-}
-
-std::uint64_t* trace_buffer(std::int64_t items, cudaStream_t st) {
-    static std::uint64_t* buf = nullptr;
-    static std::int64_t cap = 0;
-    if (items > cap) {
-        if (buf) MOE_CUDA_CHECK(cudaFree(buf));
-        MOE_CUDA_CHECK(cudaMalloc(&buf, sizeof(std::uint64_t) * kTraceWords * items));
-        cap = items;
-    }
-    MOE_CUDA_CHECK(cudaMemsetAsync(buf, 0, sizeof(std::uint64_t) * kTraceWords * items, st));
-    return buf;
-}
-
-void write_trace(const char* path, const std::uint64_t* buf, std::int64_t items, const Call& q, int bm, int bn) {
-    MOE_CUDA_CHECK(cudaStreamSynchronize(q.st));
-    std::vector<std::uint64_t> t(std::size_t(items) * kTraceWords);
-    MOE_CUDA_CHECK(cudaMemcpy(t.data(), buf, t.size() * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
-    FILE* f = std::fopen(path, "w");
-    MOE_ASSERT(f != nullptr, "MOELAB_TRACE_ITEMS: cannot write " << path);
-    std::fprintf(f, "# wgmma experts=%d hidden=%d ffn=%d bm=%d bn=%d fused=%d staged=%d\n", q.experts, q.hidden, q.ffn,
-                 bm, bn, int(q.fused), int(q.staged));
-    std::fprintf(f, "item,sm,take,ready,first,end,gated,expert\n");
-    for (std::int64_t i = 0; i < items; ++i) {
-        const std::uint64_t* r = &t[std::size_t(i) * kTraceWords];
-        if (r[1] == 0) continue;  // not an item of this call
-        std::fprintf(f, "%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", static_cast<long long>(i),
-                     static_cast<unsigned long long>(r[0]), static_cast<unsigned long long>(r[1]),
-                     static_cast<unsigned long long>(r[2]), static_cast<unsigned long long>(r[3]),
-                     static_cast<unsigned long long>(r[4]), static_cast<unsigned long long>(r[5] & 1),
-                     static_cast<unsigned long long>(r[5] >> 1));
-    }
-    std::fclose(f);
-}
 
 template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
@@ -554,15 +507,23 @@ void launch_wgmma(const Call& q) {
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    const char* trace = trace_path(q.st);
-    std::uint64_t* tbuf = trace ? trace_buffer(gated + down, q.st) : nullptr;
-    Args args{q.counts, q.offsets, q.experts, q.hidden, q.ffn, kBoth, q.h, q.y, q.sched, down_preload(), tbuf, 1};
-    if (const char* skip = std::getenv("MOELAB_WGMMA_SKIP"); skip && skip[0] == '0' && !skip[1]) args.skip_idle = 0;
+    const char* trace = item_trace_path(q.st);
+    std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
+    auto write_trace = [&] {  // after the launches, when traced
+        if (!trace) return;
+        const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
+                                 " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
+                                 " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
+                                 " staged=" + std::to_string(int(kStaged));
+        write_item_trace(trace, tbuf, gated + down, head, q.st);
+    };
+    Args args{q.counts, q.offsets, q.experts, q.hidden,       q.ffn, kBoth,
+              q.h,      q.y,       q.sched,   down_preload(), tbuf,  int(q.skip_idle)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
-        if (trace) write_trace(trace, args.trace, gated + down, q, C::kBM, kBN);
+        write_trace();
         return;
     }
     args.mode = kGateUpOnly;
@@ -573,7 +534,7 @@ void launch_wgmma(const Call& q) {
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
                           my, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
-    if (trace) write_trace(trace, args.trace, gated + down, q, C::kBM, kBN);
+    write_trace();
 }
 
 template <int kWG, int kBN>
@@ -614,8 +575,9 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, st};
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
+    q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
