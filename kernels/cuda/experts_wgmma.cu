@@ -130,6 +130,26 @@ __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items
     return w;
 }
 
+// An item as the producer located it, handed to the consumers with its first stage and from them to the storer with
+// the output tile: no lookup and no global read of the plan on the consumers' path.
+struct Slot {
+    std::int64_t it;  // the item's number; -1: no more
+    int e, nt, mt;
+    int ntok;  // its tokens (the tile's rows that are stored)
+    int row0;  // its first row in xp, h and y
+    int gated;
+};
+
+// Lane 0's read of a slot, for the whole warp.
+__device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
+    Slot v{};
+    if (lane == 0) v = s;
+    v.it = __shfl_sync(~0u, v.it, 0);
+    v.e = __shfl_sync(~0u, v.e, 0), v.nt = __shfl_sync(~0u, v.nt, 0), v.mt = __shfl_sync(~0u, v.mt, 0);
+    v.ntok = __shfl_sync(~0u, v.ntok, 0), v.row0 = __shfl_sync(~0u, v.row0, 0), v.gated = __shfl_sync(~0u, v.gated, 0);
+    return v;
+}
+
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
@@ -184,9 +204,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
-    __shared__ std::int64_t stage_item[C::kStages];  // the item whose first k step a stage holds; -1: no more
-    __shared__ std::int64_t out_item;                // the item whose output tile is staged; -1: no more
-    __shared__ int out_col;                          // the first column of the tile's staged round
+    __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
+    __shared__ Slot out_slot;                // the item whose output tile is staged
+    __shared__ int out_col;                  // the first column of the tile's staged round
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -222,60 +242,98 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    // The storer (the second of the two warps after the consumers, one thread): TMA-stores each staged output tile,
-    // then frees it.
+    // The storer (the second of the two warps after the consumers): writes each staged output tile out, then frees it.
+    // A full token tile goes out as TMA stores (lane 0); a partial one is copied by the warp, row by row up to the
+    // expert's tokens (a TMA box would overwrite the next expert's rows). A gate/up tile then counts itself done.
     auto storer = [&] {
         for (int ep = 0;; ++ep) {
             mbar_wait(staged, ep & 1);
-            const std::int64_t it = out_item;
+            const Slot sl = out_slot;
             const int c0 = out_col;
-            if (it < 0) {
-                bulk_wait_all<false>();  // every store complete before the grid is
+            if (sl.it < 0) {
+                if (lane == 0) bulk_wait_all<false>();  // every store complete before the grid is
                 return;
             }
-            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
-            const int row0 = a.offsets[w.e] + w.mt * C::kBM;
-            const int cols = w.gated ? kBN / 2 : kBN, col0 = w.nt * cols, M = w.gated ? a.ffn : a.hidden;
+            const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
+            const bool count = sl.gated && a.mode == kBoth;
+            if (sl.ntok == C::kBM) {
+                if (lane == 0) {
 #pragma unroll
-            for (int b = 0; b < C::kOutCols / 64; ++b)
-                if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
-                    tma_store_2d(w.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b, row0);
-            bulk_commit();
-            if (w.gated && a.mode == kBoth) {  // h (one round) must be in global memory before the count says so
-                bulk_wait_all<false>();
-                asm volatile("fence.proxy.async.global;\n" ::: "memory");
-                count_done(w.e);
+                    for (int b = 0; b < C::kOutCols / 64; ++b)
+                        if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
+                            tma_store_2d(sl.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b,
+                                         sl.row0);
+                    bulk_commit();
+                    if (count) {  // h (one round) must be in global memory before the count says so
+                        bulk_wait_all<false>();
+                        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+                        count_done(sl.e);
+                    } else {
+                        bulk_wait_all<true>();
+                    }
+                }
             } else {
-                bulk_wait_all<true>();
+                // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... of each 64-column box (the
+                // swizzle of stage_output), rows below the expert's tokens only.
+                bf16_t* out = sl.gated ? a.h : a.y;
+                const int p = lane % 8;
+#pragma unroll
+                for (int b = 0; b < C::kOutCols / 64; ++b) {
+                    const int n = col0 + c0 + 64 * b + 8 * p;  // M % 8 == 0: the piece is inside or past M
+                    if (c0 + 64 * b >= cols || n >= M) continue;
+                    for (int m = lane / 8; m < sl.ntok; m += 4) {
+                        const unsigned at = out_tile + b * (C::kBM * 128) + m * 128 + ((p ^ (m % 8)) << 4);
+                        uint4 v;
+                        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                                     : "r"(at));
+                        *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
+                    }
+                }
+                if (count) __threadfence();  // each lane's stores, before the count below
+                __syncwarp();
+                if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
             }
-            mbar_arrive(out_free);
+            __syncwarp();
+            if (lane == 0) mbar_arrive(out_free);
         }
     };
 
-    // The producer (the first of those two warps, one thread): takes items, passes each item's number to the
-    // consumers through its first stage, and fills the ring.
+    // The producer (the first of those two warps, one thread): takes items, locates each one and passes it to the
+    // consumers through its first stage, and fills the ring. It asks for the next item's number while it waits for its
+    // current item's last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
         int c = 0;
+        std::int64_t next = first + atomicAdd(a.sched, 1);
         for (;;) {
-            const std::int64_t it = first + atomicAdd(a.sched, 1);
+            const std::int64_t it = next;
             const int s0 = c % C::kStages;
+            Slot sl{-1, 0, 0, 0, 0, 0, 0};
+            if (it < last) {  // the plan's reads are in flight while the first stage is freed
+                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+                sl = Slot{it,
+                          w.e,
+                          w.nt,
+                          w.mt,
+                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
+                          a.offsets[w.e] + w.mt * C::kBM,
+                          int(w.gated)};
+            }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
-                stage_item[s0] = -1;  // step is (one box of x through TMA)
+                stage_slot[s0] = sl;  // step is (one box of x through TMA)
                 mbar_arrive_expect_tx(bars + 8 * s0, C::kABytes);
                 tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 return;
             }
-            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             std::uint64_t* tr = a.trace ? a.trace + it * kTraceWords : nullptr;
-            if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = (w.gated ? 1u : 0u) | (unsigned(w.e) << 1);
-            const CUtensorMap* ma = w.gated ? &map_x : &map_h;
-            const CUtensorMap* mb = w.gated ? &map_w1 : &map_w2;
-            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
-            const int row0 = a.offsets[w.e] + w.mt * C::kBM;
+            if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
+            const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
+            const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
+            const int K = sl.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
-            const int w0 = w.gated ? w.e * 2 * a.ffn + w.nt * (kBN / 2) : w.e * a.hidden + w.nt * kBN;
-            const int second = w.gated ? a.ffn : kBN / 2;
+            const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
+            const int second = sl.gated ? a.ffn : kBN / 2;
             // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
             auto load_b = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages);
@@ -286,32 +344,35 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             auto load_a = [&](int kt, int cc) {
                 tma_load_2d(base + (cc % C::kStages) * C::kStageBytes, ma, bars + 8 * (cc % C::kStages), kt * kBK,
-                            row0);
+                            sl.row0);
             };
-            int early = 0;                      // k steps whose weights were asked for before the wait
-            if (!w.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[w.e + 1] - pre[w.e]) * nt_gated;
-                if (a.preload && load_acquire(a.sched + 1 + w.e) < need) {
+            int early = 0;                       // k steps whose weights were asked for before the wait
+            if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
+                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
+                if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
                     early = min(nk, C::kStages - 1);
                     for (int i = 0; i < early; ++i) {
                         if (i > 0)
                             mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
-                        if (i == 0) stage_item[s0] = it;
+                        if (i == 0) stage_slot[s0] = sl;
                         load_b(i, c + i);
                     }
                 }
                 const std::uint64_t t0 = global_ns();
-                while (load_acquire(a.sched + 1 + w.e) < need) {
+                while (load_acquire(a.sched + 1 + sl.e) < need) {
                     __nanosleep(200);
                     if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
                 }
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
                 if (tr) tr[2] = global_ns();
             }
-            if (early == 0) stage_item[s0] = it;  // (else written before the stage's first arrival, as here)
+            if (early == 0) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
             for (int kt = 0; kt < nk; ++kt, ++c) {
+                // The next number, taken one stage before this item's loads are all out (its wait for h is behind
+                // it): the atomic's round trip overlaps the last stage's wait, and the number is held one stage longer.
+                if (kt == nk - 1) next = first + atomicAdd(a.sched, 1);
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
                     continue;
@@ -335,8 +396,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // thread's part, then publish the item (or -1: no more) and the round's first column (`staged`).
         int ep = 0;
         auto wait_free = [&] { mbar_wait(out_free, (ep & 1) ^ 1); };
-        auto publish = [&](std::int64_t it, int c0) {
-            if (tid == 0) out_item = it, out_col = c0;
+        auto publish = [&](const Slot& sl, int c0) {
+            if (tid == 0) out_slot = sl, out_col = c0;
             fence_proxy_async_smem();
             mbar_arrive(staged);
             ++ep;
@@ -347,16 +408,15 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
             // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
             // __syncwarp before that arrival.
-            const std::int64_t it = __shfl_sync(~0u, lane == 0 ? stage_item[c % C::kStages] : 0, 0);
+            const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
+            const std::int64_t it = w.it;
             if (it < 0) {
-                if constexpr (kStaged) wait_free(), publish(-1, 0);
+                if constexpr (kStaged) wait_free(), publish(w, 0);
                 return;
             }
-            const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
             std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
-            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
-            const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
+            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
             for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
@@ -386,23 +446,23 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-            if (kStaged && ntok == C::kBM) {  // through shared memory: the storer writes it, and counts gate/up done
+            if constexpr (kStaged) {  // through shared memory: the storer writes it out, and counts gate/up done
                 constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
                 wait_free();
                 stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col);
-                publish(it, 0);
+                publish(w, 0);
                 if constexpr (kCols < kBN) {
                     if (!w.gated) {
                         wait_free();
                         stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col);
-                        publish(it, kCols);
+                        publish(w, kCols);
                     }
                 }
                 if (tr) tr[4] = global_ns();
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
-            const std::int64_t r0 = std::int64_t(a.offsets[w.e]) + w.mt * C::kBM;
+            const std::int64_t r0 = w.row0;
             const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
             bf16_t* out = w.gated ? a.h : a.y;
 #pragma unroll
@@ -433,7 +493,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     };
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
-        if (kStaged && warp == 1 && lane == 0)
+        if (kStaged && warp == 1)
             storer();
         else if (tid == 128 * kWG)
             producer();
@@ -475,6 +535,17 @@ CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows)
     return m;
 }
 
+// A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
+template <int kWG, int kBN, bool kStaged>
+int static_smem() {
+    static const int bytes = [] {
+        cudaFuncAttributes fa{};
+        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged>));
+        return int(fa.sharedSizeBytes);
+    }();
+    return bytes;
+}
+
 // The pointers and sizes of one call, and how it runs.
 struct Call {
     const bf16_t* xp;
@@ -492,7 +563,8 @@ template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
     const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
-    MOE_ASSERT(smem <= kSmemMax, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
+    const int room = kSmemMax - static_smem<kWG, kBN, kStaged>();
+    MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
     auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
@@ -539,7 +611,8 @@ void launch_wgmma(const Call& q) {
 
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) > kSmemMax) q.staged = false;  // no room for the tile
+    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) + static_smem<kWG, kBN, true>() > kSmemMax)
+        q.staged = false;  // no room for the tile
     q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
@@ -578,7 +651,9 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
-    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    // Output tiles through shared memory and the storer warp, except with 64-token tiles of 256 rows, where the
+    // staging tile would take one of the ring's five stages (those sizes stream weights: the ring's depth counts)
+    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tile_tokens == 64 && bn == 256 ? 0 : 1) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
