@@ -2,7 +2,7 @@
 """Summarises a wgmma item trace (MOELAB_TRACE_ITEMS=<file> moelab bench experts --experts-impl wgmma ...).
 
 Every item of the last call is one CSV row: the SM that ran it, when its producer took it, when its h was ready
-(down items; the take for gate/up), when its first stage had landed in the consumers, and when its epilogue was done
+(down items; the take for gate/up), when its first stage had landed in the consumers, when its MMAs were done and when its epilogue was done
 (%globaltimer, ns). Prints where the call's time went: the span, each kind's durations and waits, how many SMs were
 busy and how fast weights streamed in each twentieth of the span (each item's weight bytes spread evenly over its
 first-stage-to-end interval), and the tail (the spread of each SM's last end).
@@ -59,9 +59,11 @@ def main():
         dur = [(r["end"] - r["first"]) / 1e3 for r in it]
         land = [(r["first"] - r["ready"]) / 1e3 for r in it]
         hw = [(r["ready"] - r["take"]) / 1e3 for r in it]
+        epi = [(r["end"] - r["mma"]) / 1e3 for r in it if r.get("mma")]
         print(f"  {name:8s} {len(it):5d} items of {wbytes[g] / 1024:.0f} KB: first stage to end mean {statistics.mean(dur):.2f}"
               f" p50 {pct(dur, .5):.2f} max {max(dur):.2f} us; ready to first stage mean {statistics.mean(land):.2f} us"
               + (f"; h wait mean {statistics.mean(hw):.2f} max {max(hw):.2f} us" if g == 0 else "")
+              + (f"; epilogue mean {statistics.mean(epi):.2f} max {max(epi):.2f} us" if epi else "")
               + f"; ends from {(min(r['end'] for r in it) - t0) / 1e3:.1f} to {(max(r['end'] for r in it) - t0) / 1e3:.1f} us")
     last = {}
     for r in rows:

@@ -57,9 +57,11 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
-    // the consumer warpgroups, then two warps: the producer and the storer. No register reallocation: the compiler's
-    // budget for 2 consumer warpgroups is 65536 / 320 = 204 registers a thread.
-    static constexpr int kThreads = 128 * kWG + 64;
+    // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
+    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which left the 128 accumulators
+    // of a 128 × 256 tile 40 others, and spills), so with two the kernel moves registers from the producer warpgroup
+    // to the consumers (setmaxnreg: 56 and 224; the producer and the storer spill with 40).
+    static constexpr int kThreads = 128 * kWG + 128;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
@@ -103,6 +105,7 @@ struct Args {
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
+    int stage_down;  // staged kernels: down tiles through shared memory as well (MOELAB_WGMMA_DOWN_STAGED=0: registers)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -176,12 +179,15 @@ __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool g
 // Writes this thread's part of columns [c0, c0 + kCols) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
 // shared memory at `out`, as boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or
 // map_y reads): column c0 + c of row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8
-// rows of one store are 8 different 16-byte pieces of the 128-byte line: no bank conflicts.
+// rows of one store are 8 different 16-byte pieces of the 128-byte line: no bank conflicts. Rows from ntok on are left
+// out (the storer does not store them).
 template <int kBM, int kBN, int kCols, int c0>
-__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row, int col) {
+__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row, int col,
+                                             int ntok) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int m = row + 8 * half;
+        if (m >= ntok) continue;  // past the expert's tokens: never stored
         const unsigned line = out + m * 128;
 #pragma unroll
         for (int j = 0; j < kBN / 8; ++j) {  // n8 blocks of the output: kBN/16 for gate/up, kBN/8 for down
@@ -442,19 +448,21 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             wgmma_wait<0>();
             fence_operands(acc);
             release((c - 1) % C::kStages);
+            if (tr) tr[6] = global_ns();
 
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-            if constexpr (kStaged) {  // through shared memory: the storer writes it out, and counts gate/up done
+            // Through shared memory: the storer writes it out, and counts gate/up done
+            if (kStaged && (w.gated || a.stage_down)) {
                 constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
                 wait_free();
-                stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col);
+                stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col, ntok);
                 publish(w, 0);
                 if constexpr (kCols < kBN) {
                     if (!w.gated) {
                         wait_free();
-                        stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col);
+                        stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col, ntok);
                         publish(w, kCols);
                     }
                 }
@@ -493,11 +501,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     };
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
+        if constexpr (kWG == 2) setmaxnreg<false, 56>();
         if (kStaged && warp == 1)
             storer();
         else if (tid == 128 * kWG)
             producer();
     } else {
+        if constexpr (kWG == 2) setmaxnreg<true, 224>();
         consumers();
     }
 #else
@@ -555,7 +565,7 @@ struct Call {
     const bf16_t *w1, *w2;
     bf16_t *h, *y;
     int* sched;
-    bool fused, staged, skip_idle;
+    bool fused, staged, skip_idle, stage_down;
     cudaStream_t st;
 };
 
@@ -589,8 +599,8 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts, q.offsets, q.experts, q.hidden,       q.ffn, kBoth,
-              q.h,      q.y,       q.sched,   down_preload(), tbuf,  int(q.skip_idle)};
+    Args args{q.counts,       q.offsets, q.experts,        q.hidden,         q.ffn, kBoth, q.h, q.y, q.sched,
+              down_preload(), tbuf,      int(q.skip_idle), int(q.stage_down)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -648,12 +658,11 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, st};
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
-    // Output tiles through shared memory and the storer warp, except with 64-token tiles of 256 rows, where the
-    // staging tile would take one of the ring's five stages (those sizes stream weights: the ring's depth counts)
-    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tile_tokens == 64 && bn == 256 ? 0 : 1) == 1;
+    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    q.stage_down = env_choice("MOELAB_WGMMA_DOWN_STAGED", 0, 1, 1) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

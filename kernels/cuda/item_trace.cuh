@@ -11,8 +11,9 @@
 namespace moe::gpu {
 
 // Per item: the SM, when the producer took it, when its inputs were ready (the take again where it waits for none),
-// when its first stage had landed, when its epilogue was done (%globaltimer ns), and gated | expert << 1.
-constexpr int kTraceWords = 6;
+// when its first stage had landed, when its epilogue was done (%globaltimer ns), gated | expert << 1, and when its
+// last MMAs were done (the epilogue's start).
+constexpr int kTraceWords = 7;
 
 // The trace file named by MOELAB_TRACE_ITEMS, or null: not set, or the stream is being captured into a graph (a
 // traced call has to wait for the GPU).
