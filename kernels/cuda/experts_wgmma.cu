@@ -164,15 +164,35 @@ __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
+constexpr bool kFastEpilogue = true;
+
+// lo and hi rounded to bf16 (to nearest even, as f32_to_bf16 does) in one instruction: lo in the low half.
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    unsigned d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+// SiLU(gate)·up as the reference computes it (gate and up rounded to bf16 first), with the fast exponential and
+// division: within a few float ulps of silu_gate before the final rounding to bf16.
+__device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
+    const unsigned gu = pack_bf16x2(g_acc, u_acc);
+    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
+    return __fdividef(g, 1.0f + __expf(-g)) * u;
+}
+
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
-// (gate column c and up column c + kBN/2 are in the same thread), or y.
-template <int kBN>
+// (gate column c and up column c + kBN/2 are in the same thread), or y. kFast: hardware conversions and the fast
+// SiLU; else the reference's arithmetic (silu_gate and f32_to_bf16).
+template <int kBN, bool kFast = kFastEpilogue>
 __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool gated, int j, int half) {
     if (gated) {
         const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
+        if constexpr (kFast) return pack_bf16x2(silu_gate_fast(acc[g], acc[u]), silu_gate_fast(acc[g + 1], acc[u + 1]));
         return unsigned(silu_gate(acc[g], acc[u])) | (unsigned(silu_gate(acc[g + 1], acc[u + 1])) << 16);
     }
     const int q = 4 * j + 2 * half;
+    if constexpr (kFast) return pack_bf16x2(acc[q], acc[q + 1]);
     return unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
 }
 
