@@ -105,7 +105,6 @@ struct Args {
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
-    int stage_down;  // staged kernels: down tiles through shared memory as well (MOELAB_WGMMA_DOWN_STAGED=0: registers)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -178,7 +177,7 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
     const unsigned gu = pack_bf16x2(g_acc, u_acc);
     const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
-    return __fdividef(g, 1.0f + __expf(-g)) * u;
+    return __fdividef(g, 1.0f + __expf(-g)) * u;  // SILU_EXPERIMENT
 }
 
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
@@ -474,7 +473,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // 8j + 2·(lane % 4).
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
             // Through shared memory: the storer writes it out, and counts gate/up done
-            if (kStaged && (w.gated || a.stage_down)) {
+            if constexpr (kStaged) {
                 constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
                 wait_free();
                 stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col, ntok);
@@ -585,7 +584,7 @@ struct Call {
     const bf16_t *w1, *w2;
     bf16_t *h, *y;
     int* sched;
-    bool fused, staged, skip_idle, stage_down;
+    bool fused, staged, skip_idle;
     cudaStream_t st;
 };
 
@@ -619,8 +618,8 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,       q.offsets, q.experts,        q.hidden,         q.ffn, kBoth, q.h, q.y, q.sched,
-              down_preload(), tbuf,      int(q.skip_idle), int(q.stage_down)};
+    Args args{q.counts, q.offsets, q.experts, q.hidden,       q.ffn, kBoth,
+              q.h,      q.y,       q.sched,   down_preload(), tbuf,  int(q.skip_idle)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -678,11 +677,10 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, true, st};
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    q.stage_down = env_choice("MOELAB_WGMMA_DOWN_STAGED", 0, 1, 1) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
