@@ -320,24 +320,25 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // Measured on the H200 (kernels/bench/RESULTS.md, the expert sweeps of 2026-11-29 and -30). For d > 2048 wgmma
     // from decode's sizes up: at 1 token per expert S1 319.7 µs against decode's 331.2 and S3 3,403 against 3,432;
     // at 4, S1 505.6 against 530.4 and S3 4,997 against 6,791 (2026-11-30 04:31); at 8, S1 94% of the weight roofline
-    // (mid 89%) and S3 within 1% of mid. From 64 on, S1 and S3 at 84% against 67-73% for the best cuBLAS path, up to
-    // 160 tokens per expert, and for S1's d = 4096 up to 640 (at 512: 1,954 µs against 2,115 for streams and 2,193
-    // for batched, 04:22; S2's 1024 tokens per expert with F = 14336 stay on cuBLAS, its layer was slower with
-    // wgmma). Above that the math-bound sizes stay on cuBLAS (wgmma's core rate is below cuBLAS's there). For small d
-    // decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs against
-    // wgmma's 61.0) and mid up to 12; past mid's range, see below.
+    // (mid 89%) and S3 within 1% of mid. With the fast epilogue (2026-11-30 06:00) wgmma is ahead of cuBLAS up to 640
+    // tokens per expert for S1's d = 4096 (at 512: 1,746 µs against 2,130 for streams; at 1024 streams is ahead,
+    // 3,374 against 3,787) and up to 384 for S3's d = 7168 (at 256: 11,511 against 12,171; at 512 streams is 1%
+    // ahead, at 4096 12%). S2's 1024 tokens per expert with F = 14336 stay on cuBLAS (4,534 against 4,492: even).
+    // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
+    // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
     const bool sm90 = packed && wgmma_available(), wg = sm90 && hidden > 2048;
-    if (wg && (tpe <= 160 || (hidden < 6144 && tpe <= 640))) return ExpertsImpl::Wgmma;
+    if (wg && (tpe <= 384 || (hidden < 6144 && tpe <= 640))) return ExpertsImpl::Wgmma;
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
-    // Small d past mid's range: batched pads every expert to the busiest one, which does not fit the workspace below
-    // about 48 tokens per expert, and then ran per-expert calls (classroom at 16 and 32: 393 and 355 µs, against mid's
-    // 82.7 and wgmma's 92.1; 2026-11-30 03:12). mid up to 24, wgmma (128 weight rows a tile for this d) up to 96: at
-    // 32, 48, 64 and 96 tokens per expert 90.4, 91.6, 100.8 and 107.6 µs against batched's 94.9, 100.7, 104.8 and
-    // 115.5; at 128 batched is ahead, 124.7 against 135.0 (04:31).
-    if (hidden <= 2048 && tpe <= 96)
-        return tpe <= 24 || !sm90 ? (tpe <= 48 ? ExpertsImpl::Mid : ExpertsImpl::Batched) : ExpertsImpl::Wgmma;
+    // Small d past mid's range: mid up to 24, then wgmma at every size (128 weight rows a tile up to 96 tokens per
+    // expert). Against cuBLAS (2026-11-30 04:31 and 06:00): at 32, 48, 64 and 96 tokens per expert 90.4, 91.6, 100.8
+    // and 107.6 µs against batched's 94.9, 100.7, 104.8 and 115.5; at 128, 256, 512, 1024 and 4096 117.2, 164.2,
+    // 258.4, 459.6 and 1,857.9 against batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8). Without
+    // sm_90, batched pads every expert to the busiest one, which does not fit the workspace below about 48 tokens per
+    // expert, and then ran per-expert calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
+    if (hidden <= 2048 && sm90) return tpe <= 24 ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
+    if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;

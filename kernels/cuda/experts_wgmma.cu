@@ -66,8 +66,9 @@ struct Cfg {
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
     // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of kOutCols columns,
-    // as boxes of 64 columns, in at most 32 KB: the ring keeps 4 stages for 128 × 256 tiles.
-    static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > 32768 ? 32768 / (kBM * 2) : kBN) : 0;
+    // as boxes of 64 columns, in at most kOutMax bytes: with 32 KB the ring keeps 4 stages for 128 × 256 tiles.
+    static constexpr int kOutMax = 32768;
+    static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > kOutMax ? kOutMax / (kBM * 2) : kBN) : 0;
     static constexpr int kOutBytes = kBM * kOutCols * 2;
     static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;

@@ -334,14 +334,17 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(96, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     // the classroom shape between mid's range and batched's (whose padding does not fit there)
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), ExpertsImpl::Fused);  // wgmma needs packed rows
-    EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(256, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 1408, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 14336, true), ExpertsImpl::Streams);  // S2's layer
