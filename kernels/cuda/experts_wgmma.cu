@@ -2,20 +2,23 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt).
 //
-// A block is 1 or 2 consumer warpgroups and two more warps, the producer and the storer. An item is one expert's tile
-// of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert by expert, weight
-// tile, token tile innermost), then down, and blocks take the next number from a counter in global memory as they go.
-// The producer takes an item, passes its number to the consumers through the stage it fills first, and for each k step
-// of 64 waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile
-// (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's
-// `full` barrier. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
-// each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue forms h =
-// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread) or y from the accumulators. A full token
-// tile (kStaged) is written into a swizzled tile in shared memory and handed to the storer, which TMA-stores it while
-// the consumers go on with the next item's MMAs; a partial one is stored from registers (a TMA box would overwrite the
-// next expert's rows). The ring runs on across items, so the next item's loads overlap this item's last MMAs and
-// epilogue. No register reallocation: 2 consumer warpgroups and 2 warps leave the compiler 204 registers a thread, and
-// the accumulators take 128.
+// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer warp and two idle ones. An item is
+// one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert
+// by expert, weight tile, token tile innermost), then down, and blocks take the next number from a counter in global
+// memory as they go. The producer takes an item (the next number already while it loads the current item's last
+// stage), locates it (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it
+// fills first; for each k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed
+// x, or h) and the weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two
+// halves), completing the stage's `full` barrier. Each consumer warpgroup waits on `full`, issues four
+// wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the previous stage through
+// its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same
+// thread; hardware bf16 conversions and the fast exponential and division) or y from the accumulators. With kStaged
+// the tile goes into a swizzled tile in shared memory and the storer writes it out while the consumers go on with the
+// next item's MMAs: TMA stores for a full token tile, the warp's own stores of the rows below the expert's tokens for
+// a partial one (a TMA box would overwrite the next expert's rows); without, the consumers store from registers. The
+// ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue. With 2 consumer
+// warpgroups the consumers take 224 registers a thread and the producer warpgroup 56 (setmaxnreg; ptxas allots 168
+// by warpgroup), for the 128 accumulators of a 128 × 256 tile.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire)
@@ -247,7 +250,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
-        mbar_init(out_free, 1);        // the storer, once TMA has read the tile
+        mbar_init(out_free, 32);       // every lane of the storer warp, once done with the tile (and TMA with it)
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
@@ -320,8 +323,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 __syncwarp();
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
             }
-            __syncwarp();
-            if (lane == 0) mbar_arrive(out_free);
+            mbar_arrive(out_free);  // each lane's reads of the slot and the tile come before its own arrival
         }
     };
 
