@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
@@ -68,16 +69,15 @@ struct Cfg {
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
     static constexpr int kStageBytes = kABytes + kBBytes;
-    // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of kOutCols columns,
-    // as boxes of 64 columns, in at most kOutMax bytes: with 32 KB the ring keeps 4 stages for 128 × 256 tiles.
-    static constexpr int kOutMax = 32768;
-    static constexpr int kOutCols = kStaged ? (kBM * kBN * 2 > kOutMax ? kOutMax / (kBM * 2) : kBN) : 0;
-    static constexpr int kOutBytes = kBM * kOutCols * 2;
+    // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of 64 columns (one TMA
+    // box) through two buffers, so the consumers write a round while the storer writes out the one before: 32 KB for
+    // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
+    static constexpr int kBufBytes = kBM * 64 * 2;
+    static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
     static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
-    static_assert(!kStaged || kOutCols >= kBN / 2, "a gate/up tile is staged in one round");
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -85,7 +85,7 @@ int smem_bytes(int experts) {
     using C = Cfg<kWG, kBN, kStaged>;
     // 1024 for aligning the stages, the stages, the output tile, 2 barriers per stage and 2 for the output tile, the
     // tile prefix
-    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8 + (experts + 1) * 4;
+    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
 }
 
 template <int kN>
@@ -199,28 +199,32 @@ __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool g
     return unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
 }
 
-// Writes this thread's part of columns [c0, c0 + kCols) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
-// shared memory at `out`, as boxes of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or
-// map_y reads): column c0 + c of row m at box c / 64, byte m·128 + (((c % 64) / 8) ^ (m % 8))·16 + (c % 8)·2. The 8
-// rows of one store are 8 different 16-byte pieces of the 128-byte line: no bank conflicts. Rows from ntok on are left
-// out (the storer does not store them).
-template <int kBM, int kBN, int kCols, int c0>
-__device__ __forceinline__ void stage_output(const float (&acc)[kBN / 2], bool gated, unsigned out, int row, int col,
-                                             int ntok) {
+// Writes this thread's part of columns [c0, c0 + 64) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
+// shared memory at `out`, as one box of 64 columns × kBM rows with the 128-byte swizzle (what a TMA store of map_h or
+// map_y reads): column c0 + c of row m at byte m·128 + ((c / 8) ^ (m % 8))·16 + (c % 8)·2. The 8 rows of one store are
+// 8 different 16-byte pieces of the 128-byte line: no bank conflicts. Rows from ntok on are left out (the storer does
+// not store them). Straight-line code for one GEMM, so the conversions of all 16 pairs can overlap.
+template <int kBN, int c0, bool kGated>
+__device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigned out, int row, int col, int ntok) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int m = row + 8 * half;
         if (m >= ntok) continue;  // past the expert's tokens: never stored
-        const unsigned line = out + m * 128;
+        const unsigned line = out + m * 128 + col * 2;
 #pragma unroll
-        for (int j = 0; j < kBN / 8; ++j) {  // n8 blocks of the output: kBN/16 for gate/up, kBN/8 for down
-            if (8 * j < c0 || 8 * j >= c0 + kCols) continue;
-            if (gated && j >= kBN / 16) break;
-            const unsigned v = out_pair<kBN>(acc, gated, j, half);
-            const int jl = j - c0 / 8;
-            const unsigned at = line + (jl / 8) * (kBM * 128) + (((jl % 8) ^ (m % 8)) << 4) + col * 2;
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at), "r"(v) : "memory");
+        for (int jl = 0; jl < 8; ++jl) {
+            const unsigned v = out_pair<kBN>(acc, kGated, c0 / 8 + jl, half);
+            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
         }
+    }
+}
+
+// f(integral_constant<int, 0>), ..., f(integral_constant<int, N - 1>): a loop whose index is a compile-time constant.
+template <int N, int I = 0, class F>
+__device__ __forceinline__ void unroll(F&& f) {
+    if constexpr (I < N) {
+        f(std::integral_constant<int, I>{});
+        unroll<N, I + 1>(f);
     }
 }
 
@@ -234,23 +238,26 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
-    __shared__ Slot out_slot;                // the item whose output tile is staged
-    __shared__ int out_col;                  // the first column of the tile's staged round
+    __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
+    __shared__ int out_col[2];               // the round's first column
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
     const unsigned out_tile = base + C::kStages * C::kStageBytes;
-    const unsigned bars = out_tile + C::kOutBytes;  // full[s] at bars + 8s, empty[s] after them, then staged, free
-    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 8;
-    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 2) * 8);
+    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the two output buffers
+    const unsigned bars = out_tile + C::kOutBytes;
+    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 16;
+    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8);
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
             mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
-        mbar_init(staged, 128 * kWG);  // every consumer thread, after its part of the output tile
-        mbar_init(out_free, 32);       // every lane of the storer warp, once done with the tile (and TMA with it)
+        for (int b = 0; b < 2; ++b) {
+            mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
+            mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
+        }
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
@@ -271,29 +278,28 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    // The storer (the second of the two warps after the consumers): writes each staged output tile out, then frees it.
-    // A full token tile goes out as TMA stores (lane 0); a partial one is copied by the warp, row by row up to the
-    // expert's tokens (a TMA box would overwrite the next expert's rows). A gate/up tile then counts itself done.
+    // The storer (the second of the two warps after the consumers): writes out each staged round of 64 columns, in
+    // order, alternating between the two buffers, then frees the buffer. A full token tile goes out as a TMA store
+    // (lane 0); a partial one is copied by the warp, row by row up to the expert's tokens (a TMA box would overwrite
+    // the next expert's rows). After its last round a gate/up tile counts itself done.
     auto storer = [&] {
         for (int ep = 0;; ++ep) {
-            mbar_wait(staged, ep & 1);
-            const Slot sl = out_slot;
-            const int c0 = out_col;
+            const int buf = ep & 1;
+            mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
+            const Slot sl = out_slot[buf];
+            const int c0 = out_col[buf];
             if (sl.it < 0) {
                 if (lane == 0) bulk_wait_all<false>();  // every store complete before the grid is
                 return;
             }
+            const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
-            const bool count = sl.gated && a.mode == kBoth;
+            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
             if (sl.ntok == C::kBM) {
                 if (lane == 0) {
-#pragma unroll
-                    for (int b = 0; b < C::kOutCols / 64; ++b)
-                        if (c0 + 64 * b < cols && col0 + c0 + 64 * b < M)
-                            tma_store_2d(sl.gated ? &map_h : &map_y, out_tile + b * (C::kBM * 128), col0 + c0 + 64 * b,
-                                         sl.row0);
+                    if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
                     bulk_commit();
-                    if (count) {  // h (one round) must be in global memory before the count says so
+                    if (count) {  // all of the tile's h must be in global memory before the count says so
                         bulk_wait_all<false>();
                         asm volatile("fence.proxy.async.global;\n" ::: "memory");
                         count_done(sl.e);
@@ -302,28 +308,24 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     }
                 }
             } else {
-                // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... of each 64-column box (the
-                // swizzle of stage_output), rows below the expert's tokens only.
+                // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... (the swizzle of stage_round), rows
+                // below the expert's tokens only.
                 bf16_t* out = sl.gated ? a.h : a.y;
-                const int p = lane % 8;
-#pragma unroll
-                for (int b = 0; b < C::kOutCols / 64; ++b) {
-                    const int n = col0 + c0 + 64 * b + 8 * p;  // M % 8 == 0: the piece is inside or past M
-                    if (c0 + 64 * b >= cols || n >= M) continue;
+                const int p = lane % 8, n = col0 + c0 + 8 * p;  // M % 8 == 0: the piece is inside or past M
+                if (n < M)
                     for (int m = lane / 8; m < sl.ntok; m += 4) {
-                        const unsigned at = out_tile + b * (C::kBM * 128) + m * 128 + ((p ^ (m % 8)) << 4);
+                        const unsigned at = tile + m * 128 + ((p ^ (m % 8)) << 4);
                         uint4 v;
                         asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
                                      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                                      : "r"(at));
                         *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
                     }
-                }
-                if (count) __threadfence();  // each lane's stores, before the count below
+                if (count) __threadfence();  // each lane's stores (of every round), before the count below
                 __syncwarp();
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
             }
-            mbar_arrive(out_free);  // each lane's reads of the slot and the tile come before its own arrival
+            mbar_arrive(out_free + 8 * buf);  // each lane's reads of the slot and the round come before its arrival
         }
     };
 
@@ -420,14 +422,15 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             __syncwarp();
             if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
-        // The output tile is handed to the storer in rounds: wait until the tile is free (`out_free`), write this
-        // thread's part, then publish the item (or -1: no more) and the round's first column (`staged`).
+        // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
+        // buffer is free (`out_free`), write this thread's part, then publish the item (or -1: no more) and the
+        // round's first column (`staged`).
         int ep = 0;
-        auto wait_free = [&] { mbar_wait(out_free, (ep & 1) ^ 1); };
+        auto wait_free = [&] { mbar_wait(out_free + 8 * (ep & 1), ((ep >> 1) & 1) ^ 1); };
         auto publish = [&](const Slot& sl, int c0) {
-            if (tid == 0) out_slot = sl, out_col = c0;
+            if (tid == 0) out_slot[ep & 1] = sl, out_col[ep & 1] = c0;
             fence_proxy_async_smem();
-            mbar_arrive(staged);
+            mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
         int c = 0;
@@ -477,17 +480,17 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
             // Through shared memory: the storer writes it out, and counts gate/up done
             if constexpr (kStaged) {
-                constexpr int kCols = C::kOutCols;  // a second round only for down tiles wider than kCols
-                wait_free();
-                stage_output<C::kBM, kBN, kCols, 0>(acc, w.gated, out_tile, row, col, ntok);
-                publish(w, 0);
-                if constexpr (kCols < kBN) {
-                    if (!w.gated) {
-                        wait_free();
-                        stage_output<C::kBM, kBN, kCols, kCols>(acc, false, out_tile, row, col, ntok);
-                        publish(w, kCols);
-                    }
-                }
+                auto round = [&](auto r, auto gated) {
+                    constexpr int c0 = 64 * decltype(r)::value;
+                    wait_free();
+                    stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, row, col,
+                                                                 ntok);
+                    publish(w, c0);
+                };
+                if (w.gated)
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
+                else
+                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
                 if (tr) tr[4] = global_ns();
                 continue;
             }
