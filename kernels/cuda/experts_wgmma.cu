@@ -56,15 +56,16 @@ constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle ato
 constexpr int kSmemMax = 227 * 1024;
 constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
 
-// kStaged: a full token tile's output goes through shared memory and a TMA store (the storer warp), so the consumers
-// go on with the next item's MMAs while it is written; otherwise (and for a partial tile) the consumers store it.
+// kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
+// tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
+// the consumers store it from registers.
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
-    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which left the 128 accumulators
-    // of a 128 × 256 tile 40 others, and spills), so with two the kernel moves registers from the producer warpgroup
-    // to the consumers (setmaxnreg: 56 and 224; the producer and the storer spill with 40).
+    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
+    // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
+    // to the consumers (setmaxnreg: 56 and 224; with 40 the producer and the storer spill).
     static constexpr int kThreads = 128 * kWG + 128;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
@@ -83,8 +84,8 @@ struct Cfg {
 template <int kWG, int kBN, bool kStaged>
 int smem_bytes(int experts) {
     using C = Cfg<kWG, kBN, kStaged>;
-    // 1024 for aligning the stages, the stages, the output tile, 2 barriers per stage and 2 for the output tile, the
-    // tile prefix
+    // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
+    // the tile prefix
     return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
 }
 
