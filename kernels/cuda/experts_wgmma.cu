@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
-    // The storer (the second of the two warps after the consumers): writes out each staged round of 64 columns, in
+    // The storer (the second warp of the producer warpgroup): writes out each staged round of 64 columns, in
     // order, alternating between the two buffers, then frees the buffer. A full token tile goes out as a TMA store
     // (lane 0); a partial one is copied by the warp, row by row up to the expert's tokens (a TMA box would overwrite
     // the next expert's rows). After its last round a gate/up tile counts itself done.
@@ -330,7 +330,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    // The producer (the first of those two warps, one thread): takes items, locates each one and passes it to the
+    // The producer (the first warp of that warpgroup, one thread): takes items, locates each one and passes it to the
     // consumers through its first stage, and fills the ring. It asks for the next item's number while it waits for its
     // current item's last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
