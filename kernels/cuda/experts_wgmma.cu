@@ -33,6 +33,7 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -112,6 +113,7 @@ struct Args {
     int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
+    int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -242,7 +244,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
             if (it < last) {  // the plan's reads are in flight while the first stage is freed
-                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down);
+                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down, a.group);
                 sl = Slot{it,
                           w.e,
                           w.nt,
@@ -493,6 +495,7 @@ struct Call {
     bf16_t *h, *y;
     int* sched;
     bool fused, staged, skip_idle;
+    int group;
     cudaStream_t st;
 };
 
@@ -526,8 +529,8 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts, q.offsets, q.experts, q.hidden,       q.ffn, kBoth,
-              q.h,      q.y,       q.sched,   down_preload(), tbuf,  int(q.skip_idle)};
+    Args args{q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,  kBoth, q.h, q.y,
+              q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -585,9 +588,10 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
     const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, st};
+    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, 0, st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
+    if (const char* env = std::getenv("MOELAB_WGMMA_GROUP"); env && *env) q.group = std::max(0, std::atoi(env));
     q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);

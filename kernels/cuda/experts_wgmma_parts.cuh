@@ -25,17 +25,22 @@ struct Item {
     bool gated;
 };
 
+// Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
+// tile innermost, within a group.
 __device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items, const int* pre, int experts,
-                                       int nt_gated, int nt_down) {
+                                       int nt_gated, int nt_down, int group) {
     Item w;
     w.gated = it < gated_items;
     const std::int64_t j = w.gated ? it : it - gated_items;
     const int ntiles = w.gated ? nt_gated : nt_down;
     w.e = expert_of_chunk(pre, experts, j, ntiles);
     const int ntt = pre[w.e + 1] - pre[w.e];
-    const int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
-    w.nt = local / ntt;
-    w.mt = local % ntt;
+    int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
+    const int gs = group > 0 && group < ntt ? group : ntt;
+    const int g = local / (gs * ntiles), first = g * gs, in = min(gs, ntt - first);
+    local -= g * gs * ntiles;
+    w.nt = local / in;
+    w.mt = first + local % in;
     return w;
 }
 
