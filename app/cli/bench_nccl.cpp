@@ -211,6 +211,7 @@ double dispatch_wall_ms(const moe::nccl::EpRun& run, int g, const char* label) {
 nlohmann::json run_json(const moe::nccl::EpRun& run, const char* mode, const Check* chk) {
     nlohmann::json j = {{"mode", mode},
                         {"chunks", run.chunks},
+                        {"comm_sms", run.comm_sms},
                         {"overlap", run.overlap},
                         {"processes", run.processes},
                         {"capacity", run.capacity},
@@ -249,9 +250,11 @@ nlohmann::json run_json(const moe::nccl::EpRun& run, const char* mode, const Che
 }
 
 void print_run(const moe::nccl::EpRun& run, const char* mode, const Check* chk, std::size_t outputs) {
-    std::printf("#\n# %s: %d chunk%s, %s, %d process%s\n", mode, run.chunks, run.chunks == 1 ? "" : "s",
+    std::printf("#\n# %s: %d chunk%s, %s, %d process%s", mode, run.chunks, run.chunks == 1 ? "" : "s",
                 run.overlap ? "compute and comm streams overlapped" : "one stream per rank, in order", run.processes,
                 run.processes == 1 ? "" : "es");
+    if (run.comm_sms > 0) std::printf(", the experts leave %d SMs to the exchanges", run.comm_sms);
+    std::printf("\n");
     std::printf("# %4s %7s %8s %9s", "rank", "tokens", "rows in", "sent MB");
     for (auto& n : run.stage_names) std::printf(" %12s", n.c_str());
     std::printf(" %10s\n", "layer");
@@ -317,6 +320,8 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     const int El = s.experts / G;
     const int K = x.chunks > 0 ? x.chunks : std::min(4, El);
     if (K < 1 || K > El) MOE_BAD_INPUT("--chunks " << x.chunks << " must be in [1, " << El << "] (E/G local experts)");
+    if (x.comm_sms < -1 || x.comm_sms > 64)
+        MOE_BAD_INPUT("--comm-sms " << x.comm_sms << " must be in [0, 64] (SMs left to the exchanges)");
     moe::LayerRunOptions opt;
     opt.warmup = a.warmup;
     opt.repeats = a.repeats;
@@ -332,7 +337,7 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     plain.pair_probe = true;
     modes.push_back({"plain", plain});
     moe::nccl::EpOptions ov;
-    ov.chunks = K, ov.overlap = true;
+    ov.chunks = K, ov.overlap = true, ov.comm_sms = x.comm_sms;
     modes.push_back({"overlap", ov});
     if (K > 1) {
         moe::nccl::EpOptions one;
@@ -509,6 +514,9 @@ void add_nccl_bench_options(CLI::App& cmd) {
                  "iterations: --repeats below that is raised)");
     cmd.add_option("--chunks", x.chunks,
                    "ep-layer: chunks of local experts for the overlapped run (1..E/G; 0: min(4, E/G))");
+    cmd.add_option("--comm-sms", x.comm_sms,
+                   "ep-layer: SMs the overlapped run's experts leave free for the NCCL exchanges that run beside them "
+                   "(0..64; default: MOELAB_EP_COMM_SMS, else 16)");
     cmd.add_option("--capacity-factor", x.capacity_factor, "ep-layer: capacity factor (0: dropless)")
         ->capture_default_str();
     cmd.add_option("--drop-policy", x.drop_policy, "ep-layer: token or probability")->capture_default_str();

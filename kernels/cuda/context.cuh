@@ -27,11 +27,22 @@ Context& context();
 // handle per pool, because two pools running GEMMs at once must not share a handle's workspace.
 inline thread_local cublasHandle_t blas_override = nullptr;
 
+// SMs the expert FFN may use (0: all): set by SmBudget (launchers.hpp) while a kernel of another stream, such as an
+// NCCL exchange, needs SMs of its own. The persistent kernels size their grids by it, cuBLAS through
+// cublasSetSmCountTarget (with_budget).
+inline thread_local int sm_budget = 0;
+
+// h with this thread's SM budget as its SM count target.
+inline cublasHandle_t with_budget(cublasHandle_t h) {
+    MOE_CUBLAS_CHECK(cublasSetSmCountTarget(h, sm_budget));
+    return h;
+}
+
 // The main cuBLAS handle (or the override) bound to stream s.
 inline cublasHandle_t blas_on(cudaStream_t s) {
     cublasHandle_t h = blas_override ? blas_override : context().blas;
     MOE_CUBLAS_CHECK(cublasSetStream(h, s));
-    return h;
+    return with_budget(h);
 }
 
 inline cudaStream_t to_cuda(Stream s) { return static_cast<cudaStream_t>(s); }

@@ -163,6 +163,15 @@ Context& context() {
     return *per_device[dev];
 }
 
+SmBudget::SmBudget(int sms) : prev_(sm_budget) { sm_budget = sms > 0 ? sms : 0; }
+SmBudget::~SmBudget() { sm_budget = prev_; }
+int device_sms() {
+    int dev = 0, sms = 0;
+    MOE_CUDA_CHECK(cudaGetDevice(&dev));
+    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return sms;
+}
+
 // ---- ceilings ----------------------------------------------------------------------------------------
 namespace {
 double median(std::vector<double> v) {

@@ -137,7 +137,7 @@ void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_
         if (n == 0) continue;  // an expert with no tokens costs nothing
         const std::int64_t r0 = offsets_host[e];
         const int si = used++ % kSideStreams;
-        cublasHandle_t h = side ? c.side_blas[si] : blas_on(st);
+        cublasHandle_t h = side ? with_budget(c.side_blas[si]) : blas_on(st);
         cudaStream_t s = side ? c.side[si] : st;
         if (which == 1) {
             gemm_nt(h, xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,

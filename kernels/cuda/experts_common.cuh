@@ -13,6 +13,7 @@
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
+#include "kernels/cuda/context.cuh"
 
 namespace moe::gpu::experts_detail {
 
@@ -136,11 +137,11 @@ inline bool rows_in_16_byte_pieces(int hidden, int ffn, const void* xp, const vo
                0;
 }
 
-// Blocks for a persistent launch of `kernel` with `threads` per block: as many as fit on the device at once (cached
-// per kernel and shared-memory size), at most `needed`.
+// Blocks for a persistent launch of `kernel` with `threads` per block: as many as fit on the device's SMs (or on the
+// thread's SM budget, context.cuh) at once (cached per kernel and shared-memory size), at most `needed`.
 template <class Kernel>
 unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t needed) {
-    static thread_local std::map<std::pair<const void*, int>, int> cache;
+    static thread_local std::map<std::pair<const void*, int>, std::pair<int, int>> cache;  // SMs, blocks an SM
     const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
     auto it = cache.find(key);
     if (it == cache.end()) {
@@ -148,9 +149,11 @@ unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t ne
         MOE_CUDA_CHECK(cudaGetDevice(&dev));
         MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
         MOE_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-        it = cache.emplace(key, std::max(1, sms * std::max(per_sm, 1))).first;
+        it = cache.emplace(key, std::make_pair(sms, std::max(per_sm, 1))).first;
     }
-    return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(it->second, needed)));
+    const int sms = sm_budget > 0 ? std::min(sm_budget, it->second.first) : it->second.first;
+    return static_cast<unsigned>(
+        std::max<std::int64_t>(1, std::min<std::int64_t>(std::int64_t(sms) * it->second.second, needed)));
 }
 
 // Whether the down GEMMs (mid's down kernel, wgmma's down items) ask for their first weight tiles before they wait for

@@ -153,6 +153,20 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
                         const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
 
+// While alive, the expert FFN on this thread uses at most `sms` SMs (0: all): the persistent kernels' grids and
+// cuBLAS's SM count target. The expert-parallel layer leaves SMs to the NCCL exchanges it overlaps with the experts.
+class SmBudget {
+  public:
+    explicit SmBudget(int sms);
+    ~SmBudget();
+    SmBudget(const SmBudget&) = delete;
+    SmBudget& operator=(const SmBudget&) = delete;
+
+  private:
+    int prev_;
+};
+int device_sms();  // SMs of the current device
+
 // ---- combine --------------------------------------------------------------------------------------
 // out[t] = bf16(Σ_j w[t, j]·y[inv[t, j]]), fp32 in j order, no atomics: bit-equal to the CPU reference.
 void combine(const bf16_t* y, const std::int32_t* inv, const float* weights, std::int64_t tokens, int k, int hidden,

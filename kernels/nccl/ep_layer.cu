@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <numeric>
 
@@ -52,6 +53,12 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     run.blocking = blocking_comms();
     run.overlap = eo.overlap;
     run.capacity = cap;
+    int comm_sms = eo.comm_sms;
+    if (comm_sms < 0) {
+        const char* env = std::getenv("MOELAB_EP_COMM_SMS");
+        comm_sms = env && *env ? std::max(0, std::atoi(env)) : 16;
+    }
+    if (!eo.overlap || K < 2) comm_sms = 0;  // nothing runs beside the experts
 
     // ---- allocate and generate, rank by rank (each on its own device) ----
     RankStates states;
@@ -72,6 +79,9 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         states.devices[g] = c.device(g);
         states.r[g] = make_rank(c, g, s, sh, eo.overlap, logp_host);
     }
+    // The experts' SMs: all but comm_sms (at least half of the GPU)
+    const int expert_sms = comm_sms > 0 ? std::max(gpu::device_sms() / 2, gpu::device_sms() - comm_sms) : 0;
+    run.comm_sms = comm_sms > 0 ? gpu::device_sms() - expert_sms : 0;
     AbortOnUnwind guard(c);
     c.wait_streams("input generation on every rank");  // so no rank's first exchange waits on a slower peer's inputs
 
@@ -278,6 +288,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                 // queues the chunks faster than the GPU runs them, so the chunks can overlap at all.
                 gpu::ExpertsImpl impl = gpu::experts_auto_choice(double(P.R) / n, d, F, true);
                 if (impl == gpu::ExpertsImpl::Streams) impl = gpu::ExpertsImpl::Grouped;
+                const gpu::SmBudget budget(expert_sms);  // SMs left to the exchanges that overlap these experts
                 gpu::experts_ffn(impl, xe, nullptr, tag, loc_counts, loc_offsets, loc_counts_h, loc_offsets_h, n, d, F,
                                  R.w1.data() + std::size_t(ck.e0) * 2 * F * d, R.w2.data() + std::size_t(ck.e0) * d * F,
                                  ye, R.ws.data(), R.ws.bytes(), R.cs);
@@ -287,13 +298,35 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             computed[R.g][i] = R.mark(R.cs);
             R.span("experts", "compute", a, computed[R.g][i], i);
         };
+        // Chunk i's outputs back to their ranks once its experts are done.
+        auto combine_chunk = [&](int i) {
+            each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
+            std::vector<int> a(G);
+            each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
+            auto [so, sr, ro, rr] = chunk_rows(i, false);
+            alltoallv_at(c, ptrs([](RankState& R) -> const void* { return R.yr.data(); }),
+                         ptrs([](RankState& R) -> void* { return R.yback.data(); }), so, sr, ro, rr, row_b,
+                         "the combine all-to-all");
+            each([&](RankState& R) { R.span("a2a combine", "comm", a[R.g], R.mark(R.ns), i); });
+        };
         dispatch_chunk(0);
         open_gates();  // the first exchange is queued behind its barrier: the GPU may start
+        // Overlapped chunks: the host queues, per chunk, its experts, the next chunk's rows and its outputs back, so
+        // the comm stream runs dispatch i + 1 and combine i while the experts of chunk i + 1 compute (no gate: the
+        // host is ahead of the GPU here, and a late host shows as a gap between spans).
+        const bool interleaved = experts_on && eo.overlap && K > 1;
         for (int i = 0; i < K; ++i) {
             if (experts_on) each([&](RankState& R) { experts_chunk(R, i); });
             if (i + 1 < K) dispatch_chunk(i + 1);
+            if (interleaved) {
+                if (i == 0) {
+                    each([&](RankState& R) { R.ns_waits(computed[R.g][0]); });
+                    wait_span(0);
+                }
+                combine_chunk(i);
+            }
         }
-        if (experts_on) {
+        if (experts_on && !interleaved) {
             // ---- outputs back, chunk by chunk, each once its experts are done; a gate holds the comm stream until
             // the host has queued the first one, so its spans hold no host latency ----
             each([&](RankState& R) {
@@ -304,18 +337,13 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             });
             wait_span(0);
             for (int i = 0; i < K; ++i) {
-                if (i > 0) each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
-                std::vector<int> a(G);
-                each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
-                auto [so, sr, ro, rr] = chunk_rows(i, false);
-                alltoallv_at(c, ptrs([](RankState& R) -> const void* { return R.yr.data(); }),
-                             ptrs([](RankState& R) -> void* { return R.yback.data(); }), so, sr, ro, rr, row_b,
-                             "the combine all-to-all");
-                each([&](RankState& R) { R.span("a2a combine", "comm", a[R.g], R.mark(R.ns), i); });
+                combine_chunk(i);
                 if (i == 0) open_gates();
             }
+        }
+        if (experts_on) {
             each([&](RankState& R) {
-                R.cs_waits(R.used - 1);
+                R.cs_waits(R.used - 1);  // the last combine chunk
                 const int a = R.mark(R.cs);
                 gpu::combine(R.yback.data(), R.inv.data(), R.w.data(), R.T, k, d, R.out.data(), R.cs);
                 R.span("combine", "compute", a, last[R.g] = R.mark(R.cs));

@@ -50,6 +50,9 @@ struct EpOptions {
     bool overlap = false;     // compute and comm on separate streams (chunks overlap the expert GEMMs)
     bool wait_spans = true;   // a barrier before each exchange, so waiting for a slower rank is its own span
     bool pair_probe = false;  // after the layer, time each pair's dispatch bytes alone (EpRun::pair_ms)
+    // With overlap and 2 or more chunks: SMs left to the exchanges, the experts take the rest (a persistent expert
+    // kernel on every SM would hold the NCCL kernels back until its tail). -1: MOELAB_EP_COMM_SMS, else 16.
+    int comm_sms = -1;
 };
 
 struct EpSpan {
@@ -68,6 +71,7 @@ struct EpRun {
     std::string nccl_version;
     int chunks = 1;
     bool overlap = false;
+    int comm_sms = 0;                                    // SMs the experts left to the exchanges (0: none held back)
     std::vector<std::string> stage_names;                // span labels present, in order
     std::vector<std::vector<StageSamples>> rank_stages;  // [rank][stage]: ms of each timed repeat (chunks summed)
     std::vector<std::vector<double>> rank_layer_ms;      // [rank][repeat]: the rank's whole layer, first to last span

@@ -54,6 +54,8 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
     ASSERT_EQ(ep.ranks, G);
     EXPECT_EQ(ep.chunks, eo.chunks);
     EXPECT_EQ(ep.overlap, eo.overlap);
+    // Overlapped chunks leave SMs to the exchanges (16 unless told otherwise); nothing else holds any back.
+    EXPECT_EQ(ep.comm_sms > 0, eo.overlap && eo.chunks > 1 && eo.comm_sms != 0) << ep.comm_sms;
     ASSERT_EQ(int(ep.rank_stages.size()), G);
     ASSERT_EQ(int(ep.rank_layer_ms.size()), G);
     std::vector<std::string> want = {"route"};
