@@ -212,6 +212,7 @@ nlohmann::json run_json(const moe::nccl::EpRun& run, const char* mode, const Che
     nlohmann::json j = {{"mode", mode},
                         {"chunks", run.chunks},
                         {"comm_sms", run.comm_sms},
+                        {"transport", run.transport},
                         {"overlap", run.overlap},
                         {"processes", run.processes},
                         {"capacity", run.capacity},
@@ -253,6 +254,7 @@ void print_run(const moe::nccl::EpRun& run, const char* mode, const Check* chk, 
     std::printf("#\n# %s: %d chunk%s, %s, %d process%s", mode, run.chunks, run.chunks == 1 ? "" : "s",
                 run.overlap ? "compute and comm streams overlapped" : "one stream per rank, in order", run.processes,
                 run.processes == 1 ? "" : "es");
+    std::printf(", rows over %s", run.transport.c_str());
     if (run.comm_sms > 0) std::printf(", the experts leave %d SMs to the exchanges", run.comm_sms);
     std::printf("\n");
     std::printf("# %4s %7s %8s %9s", "rank", "tokens", "rows in", "sent MB");
@@ -322,6 +324,13 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     if (K < 1 || K > El) MOE_BAD_INPUT("--chunks " << x.chunks << " must be in [1, " << El << "] (E/G local experts)");
     if (x.comm_sms < -1 || x.comm_sms > 64)
         MOE_BAD_INPUT("--comm-sms " << x.comm_sms << " must be in [0, 64] (SMs left to the exchanges)");
+    moe::nccl::EpOptions::Transport transport = moe::nccl::EpOptions::Transport::Auto;
+    if (x.transport == "nccl")
+        transport = moe::nccl::EpOptions::Transport::Nccl;
+    else if (x.transport == "ce")
+        transport = moe::nccl::EpOptions::Transport::CopyEngines;
+    else if (x.transport != "auto")
+        MOE_BAD_INPUT("--transport '" << x.transport << "': allowed: auto, nccl, ce");
     moe::LayerRunOptions opt;
     opt.warmup = a.warmup;
     opt.repeats = a.repeats;
@@ -337,11 +346,11 @@ int run_ep_layer_bench(const NcclBenchArgs& a) {
     plain.pair_probe = true;
     modes.push_back({"plain", plain});
     moe::nccl::EpOptions ov;
-    ov.chunks = K, ov.overlap = true, ov.comm_sms = x.comm_sms;
+    ov.chunks = K, ov.overlap = true, ov.comm_sms = x.comm_sms, ov.transport = transport;
     modes.push_back({"overlap", ov});
     if (K > 1) {
         moe::nccl::EpOptions one;
-        one.chunks = 1, one.overlap = true;  // streams without chunks: what the chunks add
+        one.chunks = 1, one.overlap = true, one.transport = transport;  // streams without chunks: what chunks add
         modes.push_back({"streams", one});
     }
     std::vector<moe::nccl::EpRun> runs(modes.size());
@@ -517,6 +526,10 @@ void add_nccl_bench_options(CLI::App& cmd) {
     cmd.add_option("--comm-sms", x.comm_sms,
                    "ep-layer: SMs the overlapped run's experts leave free for the NCCL exchanges that run beside them "
                    "(0..64; default: MOELAB_EP_COMM_SMS, else 16)");
+    cmd.add_option("--transport", x.transport,
+                   "ep-layer: how the overlapped runs move rows: nccl, ce (peer copies on the copy engines, no SMs; "
+                   "one process driving every GPU) or auto (ce where it works)")
+        ->capture_default_str();
     cmd.add_option("--capacity-factor", x.capacity_factor, "ep-layer: capacity factor (0: dropless)")
         ->capture_default_str();
     cmd.add_option("--drop-policy", x.drop_policy, "ep-layer: token or probability")->capture_default_str();

@@ -35,6 +35,7 @@ struct NcclBenchExtra {
     bool latency = false;        // alltoall: latency by message size (2 KB .. 8 MB per peer), p99, Util(msg)
     int chunks = 0;              // ep-layer: chunks of the overlapped run, 0: min(4, E/G)
     int comm_sms = -1;           // ep-layer: SMs the overlapped run's experts leave to the exchanges, -1: the default
+    std::string transport = "auto";  // ep-layer: the overlapped runs' exchanges: auto | nccl | ce (copy engines)
     double capacity_factor = 0;  // ep-layer: 0 = dropless
     std::string drop_policy = "token";
 };

@@ -24,6 +24,29 @@ namespace moe::nccl {
 
 using namespace ep;
 
+namespace {
+
+// Peer access between every pair of this process's ranks (what cudaMemcpyPeerAsync needs to go over NVLink instead of
+// through the host); false where a pair has none, or ranks live in other processes.
+bool peer_access_everywhere(Communicator& c) {
+    if (c.multi_process()) return false;
+    for (int g : c.local())
+        for (int p : c.local()) {
+            if (g == p) continue;
+            int can = 0;
+            if (cudaDeviceCanAccessPeer(&can, c.device(g), c.device(p)) != cudaSuccess || !can) return false;
+            c.use(g);
+            const cudaError_t e = cudaDeviceEnablePeerAccess(c.device(p), 0);
+            if (e == cudaErrorPeerAccessAlreadyEnabled)
+                (void)cudaGetLastError();
+            else if (e != cudaSuccess)
+                return (void)cudaGetLastError(), false;
+        }
+    return true;
+}
+
+}  // namespace
+
 void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, EpRun& run) {
     run_ep_layer(s, G, opt, EpOptions{}, run);
 }
@@ -79,6 +102,18 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         states.devices[g] = c.device(g);
         states.r[g] = make_rank(c, g, s, sh, eo.overlap, logp_host);
     }
+    // The overlapped run's transport: copy engines where one process drives every rank with peer access (they need no
+    // SMs), else NCCL with comm_sms SMs left free beside the experts.
+    bool ce = false;
+    if (eo.overlap && eo.transport != EpOptions::Transport::Nccl) {
+        ce = peer_access_everywhere(c);
+        if (!ce && eo.transport == EpOptions::Transport::CopyEngines)
+            throw Error(ErrorKind::NoDevice,
+                        "the copy-engine transport needs one process driving every rank, with peer access between "
+                        "every pair of GPUs; use --transport nccl (or auto)");
+    }
+    if (ce) comm_sms = 0;
+    run.transport = ce ? "copy engines" : "nccl";
     // The experts' SMs: all but comm_sms (at least half of the GPU)
     const int expert_sms = comm_sms > 0 ? std::max(gpu::device_sms() / 2, gpu::device_sms() - comm_sms) : 0;
     run.comm_sms = comm_sms > 0 ? gpu::device_sms() - expert_sms : 0;
@@ -246,19 +281,50 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             }
             return std::array<std::vector<std::vector<std::int64_t>>, 4>{so, sr, ro, rr};
         };
-        std::vector<std::vector<int>> arrived(G, std::vector<int>(K)), computed = arrived;
-        auto dispatch_chunk = [&](int i) {
+        std::vector<std::vector<int>> arrived(G, std::vector<int>(K)), computed = arrived, returned = arrived;
+        // Chunk i's rows between the ranks: dispatch (xs to xr) or back (yr to yback), each rank's part a span on its
+        // comm stream that ends at done[g][i]. NCCL: a rank has all its rows once its own stream passes done.
+        // Copy engines: rank g pushes its rows into every peer's buffer (peer copies on g's comm stream), so a
+        // receiver waits for every sender's done event (await_rows).
+        auto exchange = [&](int i, bool dispatch_dir, std::vector<std::vector<int>>& done) {
             std::vector<int> a(G);
             each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
-            auto [so, sr, ro, rr] = chunk_rows(i, true);
-            alltoallv_at(c, ptrs([](RankState& R) -> const void* { return R.xs.data(); }),
-                         ptrs([](RankState& R) -> void* { return R.xr.data(); }), so, sr, ro, rr, row_b,
-                         "the dispatch all-to-all");
+            auto [so, sr, ro, rr] = chunk_rows(i, dispatch_dir);
+            auto src_of = [dispatch_dir](RankState& R) -> const void* {
+                return dispatch_dir ? R.xs.data() : R.yr.data();
+            };
+            auto dst_of = [dispatch_dir](RankState& R) -> void* { return dispatch_dir ? R.xr.data() : R.yback.data(); };
+            if (ce) {
+                each([&](RankState& R) {
+                    const int g = R.g;
+                    for (int p = 0; p < G; ++p) {
+                        if (sr[g][p] == 0) continue;
+                        MOE_ASSERT(sr[g][p] == rr[p][g], "rank " << g << " would copy " << sr[g][p] << " rows to rank "
+                                                                 << p << ", which expects " << rr[p][g]);
+                        const char* src = static_cast<const char*>(src_of(R)) + std::size_t(so[g][p]) * row_b;
+                        char* dst = static_cast<char*>(dst_of(*states.r[p])) + std::size_t(ro[p][g]) * row_b;
+                        MOE_CUDA_CHECK(cudaMemcpyPeerAsync(dst, c.device(p), src, c.device(g),
+                                                           std::size_t(sr[g][p]) * row_b, R.ns));
+                    }
+                });
+            } else {
+                alltoallv_at(c, ptrs(src_of), ptrs(dst_of), so, sr, ro, rr, row_b,
+                             dispatch_dir ? "the dispatch all-to-all" : "the combine all-to-all");
+            }
             each([&](RankState& R) {
-                arrived[R.g][i] = R.mark(R.ns);
-                R.span("a2a dispatch", "comm", a[R.g], arrived[R.g][i], i);
+                done[R.g][i] = R.mark(R.ns);
+                R.span(dispatch_dir ? "a2a dispatch" : "a2a combine", "comm", a[R.g], done[R.g][i], i);
             });
         };
+        // Stream s of rank R waits until R has every row of chunk i that `done` tracks.
+        auto await_rows = [&](RankState& R, cudaStream_t s, const std::vector<std::vector<int>>& done, int i) {
+            if (!ce) {
+                if (s != R.ns) MOE_CUDA_CHECK(cudaStreamWaitEvent(s, R.ev[done[R.g][i]], 0));
+                return;
+            }
+            for (int q : L) MOE_CUDA_CHECK(cudaStreamWaitEvent(s, states.r[q]->ev[done[q][i]], 0));
+        };
+        auto dispatch_chunk = [&](int i) { exchange(i, true, arrived); };
         // Local experts of chunk i on the compute stream: regroup, FFN, regroup back.
         auto experts_chunk = [&](RankState& R, int i) {
             const std::int32_t* dp = R.plan.data();
@@ -276,7 +342,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             const std::int32_t *loc_counts = bwd_src + P.bwd_src.size(), *loc_offsets = loc_counts + n;
             const std::int32_t* loc_counts_h = stage + (loc_counts - R.plan.data());
             const std::int32_t* loc_offsets_h = stage + (loc_offsets - R.plan.data());
-            R.cs_waits(arrived[R.g][i]);
+            await_rows(R, R.cs, arrived, i);
             const int a = R.mark(R.cs);
             if (P.P > 0) {
                 bf16_t* xe = R.xe.data() + ck.p_base * d;
@@ -301,13 +367,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         // Chunk i's outputs back to their ranks once its experts are done.
         auto combine_chunk = [&](int i) {
             each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
-            std::vector<int> a(G);
-            each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
-            auto [so, sr, ro, rr] = chunk_rows(i, false);
-            alltoallv_at(c, ptrs([](RankState& R) -> const void* { return R.yr.data(); }),
-                         ptrs([](RankState& R) -> void* { return R.yback.data(); }), so, sr, ro, rr, row_b,
-                         "the combine all-to-all");
-            each([&](RankState& R) { R.span("a2a combine", "comm", a[R.g], R.mark(R.ns), i); });
+            exchange(i, false, returned);
         };
         dispatch_chunk(0);
         open_gates();  // the first exchange is queued behind its barrier: the GPU may start
@@ -319,7 +379,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
             if (experts_on) each([&](RankState& R) { experts_chunk(R, i); });
             if (i + 1 < K) dispatch_chunk(i + 1);
             if (interleaved) {
-                if (i == 0) {
+                if (i == 0 && !ce) {  // (an NCCL barrier would wait for SMs behind the experts of chunk 1)
                     each([&](RankState& R) { R.ns_waits(computed[R.g][0]); });
                     wait_span(0);
                 }
@@ -343,7 +403,13 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         }
         if (experts_on) {
             each([&](RankState& R) {
-                R.cs_waits(R.used - 1);  // the last combine chunk
+                if (ce) {  // the time this rank waits for the slower ranks' experts and their rows back
+                    const int w = R.mark(R.cs);
+                    await_rows(R, R.cs, returned, K - 1);
+                    R.span("wait", "compute", w, R.mark(R.cs), K - 1);
+                } else {
+                    R.cs_waits(returned[R.g][K - 1]);
+                }
                 const int a = R.mark(R.cs);
                 gpu::combine(R.yback.data(), R.inv.data(), R.w.data(), R.T, k, d, R.out.data(), R.cs);
                 R.span("combine", "compute", a, last[R.g] = R.mark(R.cs));

@@ -53,6 +53,12 @@ struct EpOptions {
     // With overlap and 2 or more chunks: SMs left to the exchanges, the experts take the rest (a persistent expert
     // kernel on every SM would hold the NCCL kernels back until its tail). -1: MOELAB_EP_COMM_SMS, else 16.
     int comm_sms = -1;
+    // How the overlapped run's rows move. nccl: ncclSend/ncclRecv. copy_engines: peer copies (cudaMemcpyPeerAsync
+    // over NVLink), which take no SMs, so an exchange runs beside an expert kernel that holds every SM (an NCCL kernel
+    // waits for SMs to free up); one process driving every rank, with peer access between every pair. auto: copy
+    // engines where they work, else nccl. The plain run always uses NCCL.
+    enum class Transport { Auto, Nccl, CopyEngines };
+    Transport transport = Transport::Auto;
 };
 
 struct EpSpan {
@@ -72,6 +78,7 @@ struct EpRun {
     int chunks = 1;
     bool overlap = false;
     int comm_sms = 0;                                    // SMs the experts left to the exchanges (0: none held back)
+    std::string transport = "nccl";                      // how the rows moved: nccl | copy engines
     std::vector<std::string> stage_names;                // span labels present, in order
     std::vector<std::vector<StageSamples>> rank_stages;  // [rank][stage]: ms of each timed repeat (chunks summed)
     std::vector<std::vector<double>> rank_layer_ms;      // [rank][repeat]: the rank's whole layer, first to last span
