@@ -54,8 +54,13 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
     ASSERT_EQ(ep.ranks, G);
     EXPECT_EQ(ep.chunks, eo.chunks);
     EXPECT_EQ(ep.overlap, eo.overlap);
-    // Overlapped chunks leave SMs to the exchanges (16 unless told otherwise); nothing else holds any back.
-    EXPECT_EQ(ep.comm_sms > 0, eo.overlap && eo.chunks > 1 && eo.comm_sms != 0) << ep.comm_sms;
+    // The plain run moves rows over NCCL, an overlapped one over the copy engines when asked (or auto, where they
+    // work); overlapped chunks over NCCL leave SMs to the exchanges (16 unless told otherwise).
+    using Tr = moe::nccl::EpOptions::Transport;
+    if (!eo.overlap || eo.transport == Tr::Nccl) EXPECT_EQ(ep.transport, "nccl");
+    if (eo.overlap && eo.transport == Tr::CopyEngines) EXPECT_EQ(ep.transport, "copy engines");
+    EXPECT_EQ(ep.comm_sms > 0, eo.overlap && eo.chunks > 1 && eo.comm_sms != 0 && ep.transport == "nccl")
+        << ep.comm_sms;
     ASSERT_EQ(int(ep.rank_stages.size()), G);
     ASSERT_EQ(int(ep.rank_layer_ms.size()), G);
     std::vector<std::string> want = {"route"};
@@ -163,7 +168,8 @@ TEST(Nccl, EpLayerWithDropsMatchesTheCpuReference) {
 }
 
 // Overlap by chunks: the exchanges split into groups of local experts on the comm stream, the experts on a compute
-// stream; every chunk count from 1 to E/G, with and without the wait barriers, equals the reference.
+// stream; every chunk count from 1 to E/G, with and without the wait barriers, over NCCL and over the copy engines,
+// equals the reference.
 TEST(Nccl, EpLayerOverlappedChunksMatchTheCpuReference) {
     MOE_REQUIRE_GPUS(2);
     moe::LayerRunOptions opt;
@@ -173,14 +179,19 @@ TEST(Nccl, EpLayerOverlappedChunksMatchTheCpuReference) {
     for (int G : rank_counts()) {
         const int E = 8 * G, El = E / G;
         for (int K = 1; K <= El; K *= 2)
-            for (bool overlap : {false, true})
+            for (int mode : {0, 1, 2})  // plain, overlapped over NCCL, overlapped over the copy engines
                 for (const char* skew : {"uniform", "hot:8"}) {
                     const std::uint64_t seed = fresh_seed();
                     moe::nccl::EpOptions eo;
-                    eo.chunks = K, eo.overlap = overlap, eo.wait_spans = (K % 2) == 0;
+                    eo.chunks = K, eo.overlap = mode > 0, eo.wait_spans = (K % 2) == 0;
+                    eo.transport = mode == 2 ? moe::nccl::EpOptions::Transport::CopyEngines
+                                             : moe::nccl::EpOptions::Transport::Nccl;
                     eo.pair_probe = K == El;
                     SCOPED_TRACE("G=" + std::to_string(G) + " chunks=" + std::to_string(K) +
-                                 (overlap ? " overlap " : " plain ") + skew + " seed " + std::to_string(seed));
+                                 (mode == 0   ? " plain "
+                                  : mode == 1 ? " overlap nccl "
+                                              : " overlap ce ") +
+                                 skew + " seed " + std::to_string(seed));
                     expect_matches_cpu(spec_of(1500, E, 2, 256, 256, skew, seed), G, opt, true, eo);
                 }
     }
