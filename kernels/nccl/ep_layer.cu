@@ -404,9 +404,9 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         if (experts_on) {
             each([&](RankState& R) {
                 if (ce) {  // the time this rank waits for the slower ranks' experts and their rows back
-                    const int w = R.mark(R.cs);
+                    const int w = eo.wait_spans ? R.mark(R.cs) : -1;
                     await_rows(R, R.cs, returned, K - 1);
-                    R.span("wait", "compute", w, R.mark(R.cs), K - 1);
+                    if (w >= 0) R.span("wait", "compute", w, R.mark(R.cs), K - 1);
                 } else {
                     R.cs_waits(returned[R.g][K - 1]);
                 }
