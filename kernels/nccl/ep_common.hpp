@@ -49,6 +49,7 @@ struct RankState {
     std::int64_t t0 = 0, T = 0;  // global first token and token count of this rank
     cudaStream_t ns = nullptr;   // comm stream (the communicator's): every NCCL call
     cudaStream_t cs = nullptr;   // compute stream: == ns without overlap
+    cudaStream_t ys = nullptr;   // with overlap: the outputs' way back over the copy engines, beside the rows' way out
     bool own_cs = false;
     DeviceBuffer<bf16_t> x, wg, w1, w2, xs, xr, xe, ye, yr, yback, out;
     DeviceBuffer<float> logp, logits, w, w_all, scratch;
@@ -84,6 +85,7 @@ struct RankState {
         if (gate_h) cudaFreeHost(gate_h);
         for (cudaEvent_t e : ev) cudaEventDestroy(e);
         if (own_cs && cs) cudaStreamDestroy(cs);
+        if (ys) cudaStreamDestroy(ys);
     }
 };
 

@@ -286,9 +286,12 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         // comm stream that ends at done[g][i]. NCCL: a rank has all its rows once its own stream passes done.
         // Copy engines: rank g pushes its rows into every peer's buffer (peer copies on g's comm stream), so a
         // receiver waits for every sender's done event (await_rows).
+        // (The copy engines take the outputs back on a stream of their own, so the next chunks' rows do not queue
+        // behind them.)
+        auto exchange_stream = [&](RankState& R, bool dispatch_dir) { return ce && !dispatch_dir ? R.ys : R.ns; };
         auto exchange = [&](int i, bool dispatch_dir, std::vector<std::vector<int>>& done) {
             std::vector<int> a(G);
-            each([&](RankState& R) { a[R.g] = R.mark(R.ns); });
+            each([&](RankState& R) { a[R.g] = R.mark(exchange_stream(R, dispatch_dir)); });
             auto [so, sr, ro, rr] = chunk_rows(i, dispatch_dir);
             auto src_of = [dispatch_dir](RankState& R) -> const void* {
                 return dispatch_dir ? R.xs.data() : R.yr.data();
@@ -304,7 +307,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                         const char* src = static_cast<const char*>(src_of(R)) + std::size_t(so[g][p]) * row_b;
                         char* dst = static_cast<char*>(dst_of(*states.r[p])) + std::size_t(ro[p][g]) * row_b;
                         MOE_CUDA_CHECK(cudaMemcpyPeerAsync(dst, c.device(p), src, c.device(g),
-                                                           std::size_t(sr[g][p]) * row_b, R.ns));
+                                                           std::size_t(sr[g][p]) * row_b,
+                                                           exchange_stream(R, dispatch_dir)));
                     }
                 });
             } else {
@@ -312,7 +316,7 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                              dispatch_dir ? "the dispatch all-to-all" : "the combine all-to-all");
             }
             each([&](RankState& R) {
-                done[R.g][i] = R.mark(R.ns);
+                done[R.g][i] = R.mark(exchange_stream(R, dispatch_dir));
                 R.span(dispatch_dir ? "a2a dispatch" : "a2a combine", "comm", a[R.g], done[R.g][i], i);
             });
         };
@@ -366,7 +370,9 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         };
         // Chunk i's outputs back to their ranks once its experts are done.
         auto combine_chunk = [&](int i) {
-            each([&](RankState& R) { R.ns_waits(computed[R.g][i]); });
+            each([&](RankState& R) {
+                MOE_CUDA_CHECK(cudaStreamWaitEvent(exchange_stream(R, false), R.ev[computed[R.g][i]], 0));
+            });
             exchange(i, false, returned);
         };
         dispatch_chunk(0);

@@ -88,6 +88,7 @@ std::unique_ptr<RankState> make_rank(Communicator& c, int g, const LayerSpec& s,
     if (overlap) {
         MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&R.cs, cudaStreamNonBlocking));
         R.own_cs = true;
+        MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&R.ys, cudaStreamNonBlocking));
     } else {
         R.cs = R.ns;
     }
