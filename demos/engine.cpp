@@ -165,12 +165,14 @@ double copy_gbps(const std::string& backend, std::size_t pack_bytes) {
 // The layer over real GPUs through NCCL, overlapped by chunks of local experts: every rank's spans measured on its
 // own compute and comm streams. The slowest rank sets each stage's time (the layer waits for it); the timeline has
 // two lanes per rank ("rank g compute", "rank g comm"); each pair's dispatch bytes are also timed alone.
+// Chunks pay from about 16384 tokens a rank: below, each chunk's expert GEMMs are too short to hide an exchange and
+// the copies slow them, so one chunk on its own streams is faster (2x H200, kernels/nccl/README.md, round 3).
 void run_on_nccl(Result& r, const Scenario& s, const moe::LayerSpec& spec, moe::LayerRunOptions opt) {
     moe::nccl::EpRun ep;
     opt.keep_routing = true;
     moe::nccl::EpOptions eo;
     eo.overlap = true;
-    eo.chunks = std::min(4, spec.experts / s.ranks);
+    eo.chunks = spec.tokens / s.ranks >= 16384 ? std::min(4, spec.experts / s.ranks) : 1;
     eo.pair_probe = true;
     moe::nccl::run_ep_layer(spec, s.ranks, opt, eo, ep);
     r.backend = "nccl";
