@@ -217,10 +217,14 @@ void run_on_nccl(Result& r, const Scenario& s, const moe::LayerSpec& spec, moe::
     r.comm_time_provenance = Provenance::MeasuredGpu;
     r.traffic_ms = ep.pair_ms;
     r.traffic_ms_provenance = Provenance::MeasuredGpu;
-    r.notes.push_back("Ran on " + std::to_string(s.ranks) + " GPUs with NCCL all-to-all" +
-                      (ep.processes > 1 ? " (one process per GPU)" : "") + ", overlapped in " +
-                      std::to_string(eo.chunks) + " chunks: every time is measured; 'wait' is a rank waiting for " +
-                      "the slowest one. moelab bench ep-layer compares it with the plain schedule.");
+    const std::string moved =
+        ep.transport == "nccl" ? "NCCL all-to-all" : "peer copies on the copy engines (" + ep.transport + ", no SMs)";
+    r.notes.push_back("Ran on " + std::to_string(s.ranks) + " GPUs" +
+                      (ep.processes > 1 ? " (one process per GPU)" : "") + ", rows moved by " + moved +
+                      ", compute and exchanges on separate streams in " + std::to_string(eo.chunks) +
+                      (eo.chunks == 1 ? " chunk" : " chunks") +
+                      ": every time is measured; 'wait' is a rank waiting for the slowest one. moelab bench ep-layer "
+                      "compares it with the plain schedule (NCCL, one stream).");
 }
 
 }  // namespace
