@@ -1,7 +1,9 @@
 // The expert-parallel MoE layer over G GPUs: each rank routes its own tokens (with the reference's drops over all
 // ranks when a capacity is set), the rows go to the ranks owning their experts (NCCL all-to-all, in chunks of local
 // experts), the local experts run, the outputs come back and are combined. With overlap, the exchanges run on the
-// comm stream and the compute on a stream of its own, so chunk i + 1 moves while chunk i's experts compute.
+// comm stream and the compute on a stream of its own, so chunk i + 1 moves while chunk i's experts compute; their
+// rows move over the copy engines where one process drives every GPU (no SMs taken from the experts), else over NCCL
+// with SMs left free for it.
 // Setup is in ep_setup.cu, the gathering of results in ep_results.cu, the state they share in ep_common.hpp.
 #include <cuda_runtime.h>
 
