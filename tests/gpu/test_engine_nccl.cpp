@@ -38,7 +38,9 @@ TEST(EngineNccl, LayerOverTwoGpusIsMeasuredAndMatchesTheReferenceLoads) {
     EXPECT_EQ(r.traffic_ms_provenance, demos::Provenance::MeasuredGpu);
     for (int a = 0; a < 2; ++a)
         for (int b = 0; b < 2; ++b)
-            if (a != b && r.traffic_tokens[a * 2 + b] > 0) EXPECT_GT(r.traffic_ms[a * 2 + b], 0.0) << a << "->" << b;
+            if (a != b && r.traffic_tokens[a * 2 + b] > 0) {
+                EXPECT_GT(r.traffic_ms[a * 2 + b], 0.0) << a << "->" << b;
+            }
     s.backend = "cpu";
     auto ref = demos::run(s, demos::Demo::Routing);
     EXPECT_EQ(r.expert_loads, ref.expert_loads);

@@ -87,11 +87,17 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
             EXPECT_GE(sp.start_ms, 0.0) << sp.label;
             EXPECT_GE(sp.end_ms, sp.start_ms) << sp.label;
             EXPECT_LE(sp.end_ms, layer + 1e-3) << sp.label << " ends after the layer";
-            if (sp.label == "a2a dispatch") EXPECT_EQ(sp.chunk, a2a++);
-            if (sp.label == "experts") EXPECT_EQ(sp.chunk, experts++);
+            if (sp.label == "a2a dispatch") {
+                EXPECT_EQ(sp.chunk, a2a++);
+            }
+            if (sp.label == "experts") {
+                EXPECT_EQ(sp.chunk, experts++);
+            }
         }
         EXPECT_EQ(a2a, eo.chunks) << "rank " << g << ": one dispatch exchange per chunk";
-        if (opt.run_experts) EXPECT_EQ(experts, eo.chunks);
+        if (opt.run_experts) {
+            EXPECT_EQ(experts, eo.chunks);
+        }
     }
     for (int g = 0; g < G; ++g) {
         std::int64_t own = 0;
