@@ -294,7 +294,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
         auto exchange = [&](int i, bool dispatch_dir, std::vector<std::vector<int>>& done) {
             std::vector<int> a(G);
             each([&](RankState& R) { a[R.g] = R.mark(exchange_stream(R, dispatch_dir)); });
-            auto [so, sr, ro, rr] = chunk_rows(i, dispatch_dir);
+            const auto rows = chunk_rows(i, dispatch_dir);  // send offsets and rows, receive offsets and rows
+            const auto &so = rows[0], &sr = rows[1], &ro = rows[2], &rr = rows[3];
             auto src_of = [dispatch_dir](RankState& R) -> const void* {
                 return dispatch_dir ? R.xs.data() : R.yr.data();
             };
