@@ -320,14 +320,14 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // Measured on the H200 (kernels/bench/RESULTS.md, the expert sweeps of 2026-11-29 and -30). For d > 2048 wgmma
     // from decode's sizes up: at 1 token per expert S1 319.7 µs against decode's 331.2 and S3 3,403 against 3,432;
     // at 4, S1 505.6 against 530.4 and S3 4,997 against 6,791 (2026-11-30 04:31); at 8, S1 94% of the weight roofline
-    // (mid 89%) and S3 within 1% of mid. With the fast epilogue (2026-11-30 06:00) wgmma is ahead of cuBLAS up to 640
-    // tokens per expert for S1's d = 4096 (at 512: 1,746 µs against 2,130 for streams; at 1024 streams is ahead,
-    // 3,374 against 3,787) and up to 384 for S3's d = 7168 (at 256: 11,511 against 12,171; at 512 streams is 1%
-    // ahead, at 4096 12%). S2's 1024 tokens per expert with F = 14336 stay on cuBLAS (4,534 against 4,492: even).
+    // (mid 89%) and S3 within 1% of mid. With the fast epilogue (2026-11-30 06:00) wgmma is ahead of cuBLAS up to 1024
+    // tokens per expert for d = 4096 (S1 at 512: 1,746 µs against 2,130 for streams; at 1024, 07:30: 3,222 and 3,279
+    // against 3,336 and 3,428; at 4096 streams is 1% ahead) and up to 384 for S3's d = 7168 (at 256: 11,511 against
+    // 12,171; at 512 streams is 1% ahead, at 4096 12%).
     // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
     // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
     const bool sm90 = packed && wgmma_available(), wg = sm90 && hidden > 2048;
-    if (wg && (tpe <= 384 || (hidden < 6144 && tpe <= 640))) return ExpertsImpl::Wgmma;
+    if (wg && (tpe <= 384 || (hidden < 6144 && tpe <= 1024))) return ExpertsImpl::Wgmma;
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;

@@ -344,10 +344,12 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(256, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 1408, true), ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2048, 4096, 1408, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, true), ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 14336, true), ExpertsImpl::Streams);  // S2's layer
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 14336, true),  // S2's layer
+              wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
     for (double tpe : {1.0, 5.0, 11.0, 23.0, 48.0}) {
