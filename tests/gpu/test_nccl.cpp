@@ -57,8 +57,12 @@ void expect_matches_cpu(const moe::LayerSpec& s, int G, const moe::LayerRunOptio
     // The plain run moves rows over NCCL, an overlapped one over the copy engines when asked (or auto, where they
     // work); overlapped chunks over NCCL leave SMs to the exchanges (16 unless told otherwise).
     using Tr = moe::nccl::EpOptions::Transport;
-    if (!eo.overlap || eo.transport == Tr::Nccl) EXPECT_EQ(ep.transport, "nccl");
-    if (eo.overlap && eo.transport == Tr::CopyEngines) EXPECT_EQ(ep.transport, "copy engines");
+    if (!eo.overlap || eo.transport == Tr::Nccl) {
+        EXPECT_EQ(ep.transport, "nccl");
+    }
+    if (eo.overlap && eo.transport == Tr::CopyEngines) {
+        EXPECT_EQ(ep.transport, "copy engines");
+    }
     EXPECT_EQ(ep.comm_sms > 0, eo.overlap && eo.chunks > 1 && eo.comm_sms != 0 && ep.transport == "nccl")
         << ep.comm_sms;
     ASSERT_EQ(int(ep.rank_stages.size()), G);
