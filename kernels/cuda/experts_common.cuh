@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <utility>
 
@@ -154,6 +155,16 @@ unsigned persistent_blocks(Kernel kernel, int threads, int smem, std::int64_t ne
     const int sms = sm_budget > 0 ? std::min(sm_budget, it->second.first) : it->second.first;
     return static_cast<unsigned>(
         std::max<std::int64_t>(1, std::min<std::int64_t>(std::int64_t(sms) * it->second.second, needed)));
+}
+
+// A knob that forces a choice: environment variable `name` when it holds one of `allowed`, else `fallback`.
+inline int env_choice(const char* name, std::initializer_list<int> allowed, int fallback) {
+    if (const char* env = std::getenv(name); env && *env) {
+        const int v = std::atoi(env);
+        for (int a : allowed)
+            if (v == a) return v;
+    }
+    return fallback;
 }
 
 // Whether the down GEMMs (mid's down kernel, wgmma's down items) ask for their first weight tiles before they wait for

@@ -291,10 +291,7 @@ __global__ void __launch_bounds__(kThreads)
 // smallest split that gives each resident warp about 16 items keeps that tail near 1/16, as long as a warp keeps
 // at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it (tests).
 int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
-    if (const char* env = std::getenv("MOELAB_DECODE_SPLIT"); env && *env) {
-        const int v = std::atoi(env);
-        if (v == 1 || v == 2 || v == 4) return v;
-    }
+    if (const int v = env_choice("MOELAB_DECODE_SPLIT", {1, 2, 4}, 0)) return v;
     int s = 1;
     while (s < 4 && est_items * s < 16 * resident_warps && K >= 256 * (2 * s)) s *= 2;
     return s;

@@ -276,10 +276,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 // most (the classroom shape at 8 tokens per expert: 128 items on 132 SMs). Twice the items, each half as long, with
 // more stages. MOELAB_MID_DOWN_ROWS=64|128 forces one (tests, the benchmark's side-by-side rows).
 bool mid_down_narrow(std::int64_t items128) {
-    if (const char* env = std::getenv("MOELAB_MID_DOWN_ROWS"); env && *env) {
-        if (std::atoi(env) == 64) return true;
-        if (std::atoi(env) == 128) return false;
-    }
+    if (const int rows = env_choice("MOELAB_MID_DOWN_ROWS", {64, 128}, 0)) return rows == 64;
     int dev = 0, sms = 0;
     MOE_CUDA_CHECK(cudaGetDevice(&dev));
     MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -339,10 +336,7 @@ void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int3
 }  // namespace
 
 int mid_tile_tokens(double tokens_per_expert) {
-    if (const char* env = std::getenv("MOELAB_MID_TILE"); env && *env) {
-        const int v = std::atoi(env);
-        if (v == 32 || v == 64 || v == 128) return v;
-    }
+    if (const int v = env_choice("MOELAB_MID_TILE", {32, 64, 128}, 0)) return v;
     // An expert with more tokens than one tile takes several, each streaming its row tiles again (from L2 when the
     // neighbouring block runs the same rows). Headroom over the mean as in decode_chunk_tokens. A smaller token tile
     // leaves room in shared memory for more weight stages in flight (32 tokens: 5 stages, 64: 4, 128: 3).

@@ -556,14 +556,6 @@ void launch_wgmma(Call q) {
     q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
-int env_choice(const char* name, int a, int b, int fallback) {
-    if (const char* env = std::getenv(name); env && *env) {
-        const int v = std::atoi(env);
-        if (v == a || v == b) return v;
-    }
-    return fallback;
-}
-
 }  // namespace
 
 bool wgmma_available() {
@@ -583,16 +575,16 @@ void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t*
                int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched,
                double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
-    const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", 64, 128, tokens_per_expert <= 48 ? 64 : 128);
+    const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", {64, 128}, tokens_per_expert <= 48 ? 64 : 128);
     // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
-    const int bn = env_choice("MOELAB_WGMMA_BN", 128, 256, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
+    const int bn = env_choice("MOELAB_WGMMA_BN", {128, 256}, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
     Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, 0, st};
-    q.fused = env_choice("MOELAB_WGMMA_FUSED", 0, 1, 1) == 1;
-    q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", 0, 1, 1) == 1;
-    if (const char* env = std::getenv("MOELAB_WGMMA_GROUP"); env && *env) q.group = std::max(0, std::atoi(env));
-    q.staged = env_choice("MOELAB_WGMMA_EPI", 0, 1, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
+    q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
+    q.group = env_choice("MOELAB_WGMMA_GROUP", {1, 2, 4, 8, 16, 32}, 0);
+    q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
