@@ -42,6 +42,8 @@ struct ShapeState {
     gpu::DeviceBuffer<float> logp;
     std::string best_strategy = "scan", best_impl = "auto";
     double best_dispatch_ms = 1e30, best_experts_ms = 1e30;
+    // nopack: dispatch's plan alone and the FFN gathering x's rows (the layer's other composition)
+    double nopack_dispatch_ms = 1e30, gather_experts_ms = 1e30;
     void ensure_weights();
 };
 

@@ -150,18 +150,20 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg ? name_part(name, 'n') : "");
         FlavorEnv wg_fused("MOELAB_WGMMA_FUSED", wg ? name_part(name, 'f') : "");
         FlavorEnv wg_epi("MOELAB_WGMMA_EPI", wg ? name_part(name, 'e') : "");
-        const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Fused
+        const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Auto
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid
                                       : wg       ? gpu::ExpertsImpl::Wgmma
                                                  : gpu::parse_experts_impl(name);
         gpu::ExpertsImpl ran = impl;
         auto body = [&](int) {
-            // decode and mid: the plan stays on the device, as in a graph-captured layer
-            if (impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid || impl == gpu::ExpertsImpl::Wgmma)
-                ran = gpu::experts_ffn_device(impl, xp.data(), x.data(), row_token.data(), counts.data(),
-                                              offsets.data(), max_rows, T * k, E, d, F, st.w1.data(), st.w2.data(),
-                                              y.data(), ws.data(), wsb, sg.s);
+            // decode, mid and wgmma: the plan stays on the device, as in a graph-captured layer; nopack: auto's pick
+            // for gathered rows, from the device plan too
+            if (impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid || impl == gpu::ExpertsImpl::Wgmma ||
+                gather)
+                ran = gpu::experts_ffn_device(impl, gather ? nullptr : xp.data(), x.data(), row_token.data(),
+                                              counts.data(), offsets.data(), max_rows, T * k, E, d, F, st.w1.data(),
+                                              st.w2.data(), y.data(), ws.data(), wsb, sg.s);
             else
                 ran = gpu::experts_ffn(impl, gather ? nullptr : xp.data(), x.data(), row_token.data(), counts.data(),
                                        offsets.data(), h_counts.data(), h_offsets.data(), E, d, F, st.w1.data(),
@@ -173,7 +175,9 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (opt.check) y.poison(sg.s);
             body(0);
             gpu::synchronize(sg.s);
-            if (impl == gpu::ExpertsImpl::Auto)
+            if (gather)
+                r.note = std::string("gathered by ") + gpu::experts_impl_name(ran);
+            else if (impl == gpu::ExpertsImpl::Auto)
                 r.variant = std::string("auto:") + gpu::experts_impl_name(ran);
             else if (ran != impl && !gather)
                 r.note = std::string("fell back to ") + gpu::experts_impl_name(ran);
@@ -202,6 +206,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         finish_row(r, t, c);
         if (!gather && !flavored && !tiled && !wg && t.median_ms < st.best_experts_ms)
             st.best_experts_ms = t.median_ms, st.best_impl = name;
+        if (gather) st.gather_experts_ms = t.median_ms;
         emit(r);
     }
 }
@@ -211,8 +216,17 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
     const std::int64_t T = sh.tokens;
     const int E = sh.experts, k = sh.top_k, d = sh.hidden, F = sh.ffn;
     const std::int64_t max_rows = dispatch::max_rows(T, k, E, 1);
-    const Strategy stg = dispatch::parse_strategy(st.best_strategy);
-    const gpu::ExpertsImpl impl = gpu::parse_experts_impl(st.best_impl);
+    // The faster composition: the best packing dispatch and FFN, or nopack's plan and the FFN gathering x's rows
+    // (auto's pick for them), by the two stages' times where this run measured all four; else nopack where wgmma
+    // gathers (it saves the pass that writes T·k rows: S3's 800 µs of scan), else the default packing.
+    const bool measured = st.best_dispatch_ms < 1e29 && st.best_experts_ms < 1e29 && st.nopack_dispatch_ms < 1e29 &&
+                          st.gather_experts_ms < 1e29;
+    const bool gathered = measured
+                              ? st.nopack_dispatch_ms + st.gather_experts_ms < st.best_dispatch_ms + st.best_experts_ms
+                              : gpu::wgmma_available() && d % 8 == 0 && F % 8 == 0;
+    const Strategy stg = gathered ? Strategy::NoPack : dispatch::parse_strategy(st.best_strategy);
+    const gpu::ExpertsImpl impl = gathered ? gpu::ExpertsImpl::Auto : gpu::parse_experts_impl(st.best_impl);
+    const std::string variant = gathered ? "nopack+auto" : st.best_strategy + "+" + st.best_impl;
     StreamGuard sg;
     st.ensure_weights();
     if (!st.logp.size()) {
@@ -236,7 +250,13 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
         gpu::gate_route(x.data(), st.wg.data(), st.logp.data(), T, d, E, k, true, logits.data(), ids.data(), w.data(),
                         sg.s);
         gpu::dispatch(stg, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(), row_token.data(),
-                      inv.data(), xp.data(), ws.data(), wsb, sg.s);
+                      inv.data(), gathered ? nullptr : xp.data(), ws.data(), wsb, sg.s);
+        if (gathered) {  // from the device plan (a kernel that needs the GEMM shapes on the host copies them)
+            gpu::experts_ffn_device(impl, nullptr, x.data(), row_token.data(), counts.data(), offsets.data(), max_rows,
+                                    T * k, E, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
+            gpu::combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), sg.s);
+            return;
+        }
         gpu::synchronize(sg.s);  // the GEMM shapes come back to the host, as in the engine
         gpu::copy_d2h(plan_host.data(), counts.data(), sizeof(std::int32_t) * E);
         gpu::copy_d2h(plan_host.data() + E, offsets.data(), sizeof(std::int32_t) * (E + 1));
@@ -244,7 +264,7 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
                          plan_host.data() + E, E, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
         gpu::combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), sg.s);
     };
-    Row r = base_row(st, "layer", st.best_strategy + "+" + st.best_impl);
+    Row r = base_row(st, "layer", variant);
     r.skew = "gate";
     if (opt.check) {
         out.poison(sg.s);

@@ -193,6 +193,7 @@ void bench_dispatch(ShapeState& st, const Options& opt, const Ceilings& c, const
         }
         finish_row(r, t, c);
         if (pack && t.median_ms < st.best_dispatch_ms) st.best_dispatch_ms = t.median_ms, st.best_strategy = r.variant;
+        if (!pack) st.nopack_dispatch_ms = t.median_ms;
         emit(r);
     }
 }

@@ -256,15 +256,16 @@ bool batched(const bf16_t* xp, const std::int32_t* counts_host, const std::int32
     return true;
 }
 
-// Runs the FFN on wgmma where it can (wgmma_ffn_supported: sm_90, packed rows, d and F on TMA's 16-byte strides), from
-// the device's counts and offsets; false, with nothing run, where it cannot. l.h1 is not used by wgmma: its ints
-// schedule the items.
-bool try_wgmma(const ExpertsLayout& l, const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets,
-               std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* y,
-               double tpe, cudaStream_t st) {
-    if (!wgmma_ffn_supported(hidden, ffn, xp, w1, w2, l.h)) return false;
-    wgmma_ffn(xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, reinterpret_cast<int*>(l.h1), tpe,
-              st);
+// Runs the FFN on wgmma where it can (wgmma_ffn_supported: sm_90, d and F on TMA's 16-byte strides; packed rows, or x
+// gathered through row_token where xp is null), from the device's counts and offsets; false, with nothing run, where it
+// cannot. l.h1 is not used by wgmma: its ints schedule the items.
+bool try_wgmma(const ExpertsLayout& l, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
+               const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden,
+               int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* y, double tpe, cudaStream_t st) {
+    if (!xp && !row_token) return false;
+    if (!wgmma_ffn_supported(hidden, ffn, xp, xp ? nullptr : x, row_token, w1, w2, l.h)) return false;
+    wgmma_ffn(xp, xp ? nullptr : x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
+              reinterpret_cast<int*>(l.h1), tpe, st);
     return true;
 }
 
@@ -326,11 +327,14 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // 12,171; at 512 streams is 1% ahead, at 4096 12%).
     // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
     // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
-    const bool sm90 = packed && wgmma_available(), wg = sm90 && hidden > 2048;
-    if (wg && (tpe <= 384 || (hidden < 6144 && tpe <= 1024))) return ExpertsImpl::Wgmma;
+    // Gathered rows (nopack): wgmma's producer copies them with cp.async, and no cuBLAS path gathers, so wgmma
+    // wherever it runs past decode's and mid's sizes for small d, and at every size for d > 2048.
+    const bool sm90 = wgmma_available(), wg = sm90 && hidden > 2048;
+    if (wg && (!packed || tpe <= 384 || (hidden < 6144 && tpe <= 1024))) return ExpertsImpl::Wgmma;
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
-    if (!packed) return ExpertsImpl::Fused;
+    if (!packed)
+        return hidden <= 2048 && sm90 ? (tpe <= 24 ? ExpertsImpl::Mid : ExpertsImpl::Wgmma) : ExpertsImpl::Fused;
     // Small d past mid's range: mid up to 24, then wgmma at every size (128 weight rows a tile up to 96 tokens per
     // expert). Against cuBLAS (2026-11-30 04:31 and 06:00): at 32, 48, 64 and 96 tokens per expert 90.4, 91.6, 100.8
     // and 107.6 µs against batched's 94.9, 100.7, 104.8 and 115.5; at 128, 256, 512, 1024 and 4096 117.2, 164.2,
@@ -354,8 +358,9 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
     cudaStream_t st = to_cuda(s);
     if (impl == ExpertsImpl::Wgmma) {
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st)) return impl;
-        impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
+        if (try_wgmma(l, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
+            return impl;
+        impl = ExpertsImpl::Mid;  // not sm_90, or d or F off TMA's 16-byte strides
     }
     if (impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid) {  // two launches: the down kernel zeroes padding
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
@@ -390,8 +395,9 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
     if (impl == ExpertsImpl::Wgmma) {
-        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st)) return impl;
-        impl = ExpertsImpl::Mid;  // not sm_90, rows gathered, or d or F off TMA's 16-byte strides
+        if (try_wgmma(l, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
+            return impl;
+        impl = ExpertsImpl::Mid;  // not sm_90, or d or F off TMA's 16-byte strides
     }
     if (!xp && impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) impl = ExpertsImpl::Fused;  // these gather
     if (impl != ExpertsImpl::Decode && impl != ExpertsImpl::Mid) {
@@ -414,7 +420,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         if (batched(xp, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st)) return impl;
         // Too skewed to pad: wgmma where it runs (any skew, from the device plan; classroom at 8 tokens per expert
         // 86.8 µs where per-expert calls took 475), else per-expert calls.
-        if (try_wgmma(l, xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
+        if (try_wgmma(l, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
             return ExpertsImpl::Wgmma;
         impl = ExpertsImpl::Streams;
     }

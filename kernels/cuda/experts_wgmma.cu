@@ -17,7 +17,7 @@
 // next item's MMAs: TMA stores for a full token tile, the warp's own stores of the rows below the expert's tokens for
 // a partial one (a TMA box would overwrite the next expert's rows); without, the consumers store from registers. The
 // ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue. With 2 consumer
-// warpgroups the consumers take 224 registers a thread and the producer warpgroup 56 (setmaxnreg; ptxas allots 168
+// warpgroups the consumers take 216 registers a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168
 // by warpgroup), for the 128 accumulators of a 128 × 256 tile.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
@@ -68,7 +68,8 @@ struct Cfg {
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
     // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
     // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
-    // to the consumers (setmaxnreg: 56 and 224; with 40 the producer and the storer spill).
+    // to the consumers (setmaxnreg: 72 and 216; with 40 the producer and the storer spill, and with 56 the producer's
+    // gather of x's rows).
     static constexpr int kThreads = 128 * kWG + 128;
     static constexpr int kABytes = kBM * kBK * 2;
     static constexpr int kBBytes = kBN * kBK * 2;
@@ -114,6 +115,10 @@ struct Args {
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
+    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
+    // token tiles from x with cp.async. Null: packed rows through TMA.
+    const bf16_t* x;
+    const std::int32_t* row_token;
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -144,6 +149,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
+    __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -155,7 +161,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
-            mbar_init(bars + 8 * s, 1);                       // the producer's arrive + the TMA bytes
+            // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
+            mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
@@ -233,12 +240,20 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    // The producer (the first warp of that warpgroup, one thread): takes items, locates each one and passes it to the
-    // consumers through its first stage, and fills the ring. It asks for the next item's number while it waits for its
-    // current item's last stage, so the atomic's round trip is off the ring's path.
+    // The producer (the first warp of that warpgroup): takes items, locates each one and passes it to the consumers
+    // through its first stage, and fills the ring. Lane 0 takes the numbers, writes the slots and asks TMA for the
+    // tiles; every lane follows the same items, and with gathered rows the lanes copy the gate/up token tiles (rows
+    // of x through row_token) with cp.async. It asks for the next item's number while it waits for its current item's
+    // last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
+        const bool lead = lane == 0, gather = a.row_token != nullptr;
+        auto take = [&] {
+            int v = 0;
+            if (lead) v = atomicAdd(a.sched, 1);
+            return first + __shfl_sync(~0u, v, 0);
+        };
         int c = 0;
-        std::int64_t next = first + atomicAdd(a.sched, 1);
+        std::int64_t next = take();
         for (;;) {
             const std::int64_t it = next;
             const int s0 = c % C::kStages;
@@ -254,31 +269,53 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                           int(w.gated)};
             }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
-            if (it >= last) {         // tell the consumers there is no more, handing the stage over as an item's first
-                stage_slot[s0] = sl;  // step is (one box of x through TMA)
-                mbar_arrive_expect_tx(bars + 8 * s0, C::kABytes);
-                tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
+            if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
+                if (lead) {    // step is (one box of x through TMA)
+                    stage_slot[s0] = sl;
+                    mbar_arrive_expect_tx(bars + 8 * s0, C::kABytes);
+                    tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
+                }
+                if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
-            std::uint64_t* tr = a.trace ? a.trace + it * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
             const int K = sl.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
+            const bool gathered = gather && sl.gated;
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
             const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
             const int second = sl.gated ? a.ffn : kBN / 2;
             // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
             auto load_b = [&](int kt, int cc) {
+                if (!lead) return;
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
-                mbar_arrive_expect_tx(full, C::kStageBytes);
+                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
+            // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
+            // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
+            // once its copies land.
             auto load_a = [&](int kt, int cc) {
-                tma_load_2d(base + (cc % C::kStages) * C::kStageBytes, ma, bars + 8 * (cc % C::kStages), kt * kBK,
-                            sl.row0);
+                const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
+                if (gathered) {
+                    const int p = lane % 8, col = kt * kBK + 8 * p;
+                    const bool in_k = col < K;
+#pragma unroll 1
+                    for (int m = lane / 8; m < C::kBM; m += 4) {
+                        const int t = tok_s[m];
+                        const bool on = t >= 0 && in_k;
+                        const bf16_t* src = a.x + (on ? std::int64_t(t) * K + col : 0);
+                        cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, on ? 16 : 0);
+                    }
+                    cp_async_arrive_noinc(full);
+                    return;
+                }
+                if (lead) tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
+                if (gather) mbar_arrive(full);  // the barrier counts every lane's arrival
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
@@ -290,7 +327,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     for (int i = 0; i < early; ++i) {
                         if (i > 0)
                             mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
-                        if (i == 0) stage_slot[s0] = sl;
+                        if (i == 0 && lead) stage_slot[s0] = sl;
                         load_b(i, c + i);
                     }
                 }
@@ -302,11 +339,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
                 if (tr) tr[2] = global_ns();
             }
-            if (early == 0) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
+            if (early == 0 && lead) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
+            if (gathered) {                               // the item's tokens, for every stage's copies
+                __syncwarp();
+                for (int m = lane; m < C::kBM; m += 32) tok_s[m] = m < sl.ntok ? a.row_token[sl.row0 + m] : -1;
+                __syncwarp();
+            }
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 // The next number, taken one stage before this item's loads are all out (its wait for h is behind
                 // it): the atomic's round trip overlaps the last stage's wait, and the number is held one stage longer.
-                if (kt == nk - 1) next = first + atomicAdd(a.sched, 1);
+                if (kt == nk - 1) next = take();
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
                     continue;
@@ -359,9 +401,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // A warpgroup whose 64 rows are all past the expert's tokens (the second one in an expert's last, partial
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
             const bool live = !a.skip_idle || 64 * wg < ntok;
+            // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
+            const bool gathered = a.row_token != nullptr && w.gated;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
+                if (gathered) fence_proxy_async_smem();
                 if (live) {
                     const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
                     const unsigned sb = base + s * C::kStageBytes + C::kABytes;
@@ -430,13 +475,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     };
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
-        if constexpr (kWG == 2) setmaxnreg<false, 56>();
+        if constexpr (kWG == 2) setmaxnreg<false, 72>();
         if (kStaged && warp == 1)
             storer();
-        else if (tid == 128 * kWG)
+        else if (warp == 0)
             producer();
     } else {
-        if constexpr (kWG == 2) setmaxnreg<true, 224>();
+        if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
     }
 #else
@@ -487,7 +532,8 @@ int static_smem() {
 
 // The pointers and sizes of one call, and how it runs.
 struct Call {
-    const bf16_t* xp;
+    const bf16_t *xp, *x;  // packed rows, or (xp null) x gathered through row_token
+    const std::int32_t* row_token;
     const std::int32_t *counts, *offsets;
     std::int64_t max_rows;
     int experts, hidden, ffn;
@@ -509,7 +555,8 @@ void launch_wgmma(const Call& q) {
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
-    const CUtensorMap mx = tile_map(q.xp, q.max_rows, q.hidden, C::kBM);
+    // Gathered rows: x's first row, only for the box that says there are no more items.
+    const CUtensorMap mx = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, C::kBM) : tile_map(q.x, 1, q.hidden, C::kBM);
     const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
@@ -529,8 +576,21 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,  kBoth, q.h, q.y,
-              q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group};
+    Args args{q.counts,
+              q.offsets,
+              q.experts,
+              q.hidden,
+              q.ffn,
+              kBoth,
+              q.h,
+              q.y,
+              q.sched,
+              down_preload(),
+              tbuf,
+              int(q.skip_idle),
+              q.group,
+              q.x,
+              q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -567,20 +627,23 @@ bool wgmma_available() {
     return major == 9 && minor == 0 && encode_fn() != nullptr;
 }
 
-bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* w1, const void* w2, const void* h) {
-    return xp != nullptr && rows_in_16_byte_pieces(hidden, ffn, xp, xp, w1, w2, h) && wgmma_available();
+bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* x, const void* row_token, const void* w1,
+                         const void* w2, const void* h) {
+    return (xp != nullptr || (x != nullptr && row_token != nullptr)) &&
+           rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h) && wgmma_available();
 }
 
-void wgmma_ffn(const bf16_t* xp, const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
-               int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched,
-               double tokens_per_expert, cudaStream_t st) {
+void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+               const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
+               const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched, double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", {64, 128}, tokens_per_expert <= 48 ? 64 : 128);
     // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's
     // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
     // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
     const int bn = env_choice("MOELAB_WGMMA_BN", {128, 256}, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
-    Call q{xp, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sched, true, true, true, 0, st};
+    Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
+           w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.group = env_choice("MOELAB_WGMMA_GROUP", {1, 2, 4, 8, 16, 32}, 0);

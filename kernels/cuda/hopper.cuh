@@ -68,6 +68,18 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     }
 }
 
+// ---- cp.async (the gathered token rows) ----
+// 16 bytes from global src into shared memory at dst, of which the first src_bytes (0 or 16) are read and the rest
+// zero-filled.
+__device__ __forceinline__ void cp_async_16(unsigned dst, const void* src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+// An arrival on the barrier once this thread's cp.async copies issued so far are complete; the barrier's expected
+// count includes it (.noinc).
+__device__ __forceinline__ void cp_async_arrive_noinc(unsigned bar) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
 // ---- TMA ----
 // The 2-D box at (c0 = element along the row, c1 = row) of `map` into shared memory at dst; completes `bytes` of
 // the barrier's transaction count. Past the tensor's edges the box is zero-filled.

@@ -111,7 +111,8 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
 // tokens per expert, a swap-AB grouped GEMM with the tokens staged in shared memory through a cp.async ring and
 // mma.sync (experts_mid.cuh), no host copy of the plan either; wgmma: Hopper's asynchronous tensor cores fed by TMA,
 // a warp-specialised persistent grouped GEMM with the SiLU gate in its epilogue, from the device plan
-// (experts_wgmma.cuh; sm_90 and packed rows with d and F multiples of 8, else it runs mid). auto: experts_auto_choice.
+// (experts_wgmma.cuh; sm_90 with d and F multiples of 8, else it runs mid; packed rows, or x's rows gathered with
+// cp.async). auto: experts_auto_choice.
 enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched, Mid, Wgmma };
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
@@ -127,7 +128,8 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //               else streams)
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
 //   streams     everything larger
-//   nopack (x gathered): decode, mid, then fused above mid's range.
+//   nopack (x gathered): with sm_90, wgmma at every size for d > 2048, and for d <= 2048 decode, mid up to 24 and
+//   wgmma; without, decode, mid, then fused above mid's range.
 constexpr double kMidMaxTokensPerExpert = 12;
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed);
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens

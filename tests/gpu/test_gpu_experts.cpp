@@ -158,8 +158,8 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
              {ExpertsImpl::Grouped, ExpertsImpl::Streams, ExpertsImpl::Serial, ExpertsImpl::Fused, ExpertsImpl::Decode,
               ExpertsImpl::Batched, ExpertsImpl::Mid, ExpertsImpl::Wgmma, ExpertsImpl::Auto}) {
             for (bool packed : {true, false}) {
-                const bool gathers =
-                    impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode || impl == ExpertsImpl::Mid;
+                const bool gathers = impl == ExpertsImpl::Auto || impl == ExpertsImpl::Decode ||
+                                     impl == ExpertsImpl::Mid || impl == ExpertsImpl::Wgmma;
                 if (!packed && !gathers) continue;  // nopack: only these gather x's rows
                 SCOPED_TRACE(std::string("impl ") + moe::gpu::experts_impl_name(impl) + (packed ? "" : " nopack"));
                 f.poison();
@@ -212,9 +212,10 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
 }
 
 // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two), both weight tiles (128
-// or 256 rows), in one launch or two, and with full token tiles stored through shared memory (TMA) or from
-// registers; it runs where the device is sm_90 and d and F are multiples of 8, else mid
-// does. Small enough to run under compute-sanitizer's racecheck (only wgmma's kernels run).
+// or 256 rows), in one launch or two, with full token tiles stored through shared memory (TMA) or from registers,
+// and with packed rows (TMA) or x's rows gathered through row_token (cp.async); it runs where the device is sm_90
+// and d and F are multiples of 8, else mid does. Small enough to run under compute-sanitizer's racecheck (only
+// wgmma's kernels run).
 TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
@@ -244,15 +245,14 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi);
-                SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
-                             w.epi + ", hint " + std::to_string(hint));
-                EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, true, hint),
-                          wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-                EXPECT_EQ(f.check(), "");
+                for (bool packed : {true, false}) {
+                    SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
+                                 w.epi + ", hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                    EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
+                              wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+                    EXPECT_EQ(f.check(), "");
+                }
             }
-        // Rows gathered from x (nopack): TMA cannot gather, so mid runs.
-        EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, false, c.E), ExpertsImpl::Mid);
-        EXPECT_EQ(f.check(), "");
     }
 }
 
@@ -274,13 +274,14 @@ TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
         FfnCase f(c, seed);
         for (const char* preload : {"0", "1"})
             for (auto impl : {ExpertsImpl::Mid, ExpertsImpl::Wgmma})
-                for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E}) {
-                    ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload);
-                    SCOPED_TRACE(std::string("preload ") + preload + ", " + moe::gpu::experts_impl_name(impl) +
-                                 ", hint " + std::to_string(hint));
-                    f.run_device(impl, true, hint);
-                    EXPECT_EQ(f.check(), "");
-                }
+                for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E})
+                    for (bool packed : {true, false}) {
+                        ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload);
+                        SCOPED_TRACE(std::string("preload ") + preload + ", " + moe::gpu::experts_impl_name(impl) +
+                                     ", hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                        f.run_device(impl, packed, hint);
+                        EXPECT_EQ(f.check(), "");
+                    }
     }
 }
 
@@ -321,10 +322,11 @@ TEST(GpuExperts, BenchKnowsItsTuningVariants) {
 TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     using moe::gpu::ExpertsImpl;
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), ExpertsImpl::Mid);  // mid gathers too
-    // wgmma where the device has it (sm_90), else the cuBLAS, decode or mid paths it beat
+    // wgmma where the device has it (sm_90), else the cuBLAS, decode or mid paths it beat; it gathers rows too
     const bool wg = moe::gpu::wgmma_available();
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, false), ExpertsImpl::Mid);  // mid gathers too
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
@@ -339,8 +341,10 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), ExpertsImpl::Fused);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), ExpertsImpl::Fused);  // wgmma needs packed rows
+    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(256, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
@@ -351,7 +355,7 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 14336, true),  // S2's layer
               wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 7168, 2048, true), ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), ExpertsImpl::Fused);  // only it gathers
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     for (double tpe : {1.0, 5.0, 11.0, 23.0, 48.0}) {
         const int chunk = moe::gpu::decode_chunk_tokens(tpe);
         EXPECT_TRUE(chunk == 8 || chunk == 16 || chunk == 32 || chunk == 64) << chunk;
