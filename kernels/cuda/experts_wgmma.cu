@@ -119,6 +119,7 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
+    int gather_fence;  // the consumers' proxy fence after a gathered stage lands (MOELAB_WGMMA_GATHER_FENCE=0: none)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -301,15 +302,21 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // once its copies land.
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
-                if (gathered) {
+                if (gathered) {  // in batches of 8 rows, their tokens read first, so the loads overlap
                     const int p = lane % 8, col = kt * kBK + 8 * p;
                     const bool in_k = col < K;
-#pragma unroll 1
-                    for (int m = lane / 8; m < C::kBM; m += 4) {
-                        const int t = tok_s[m];
-                        const bool on = t >= 0 && in_k;
-                        const bf16_t* src = a.x + (on ? std::int64_t(t) * K + col : 0);
-                        cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, on ? 16 : 0);
+#pragma unroll
+                    for (int b = 0; b < C::kBM / 32; ++b) {
+                        int t[8];
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) t[j] = tok_s[lane / 8 + 4 * (8 * b + j)];
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) {
+                            const int m = lane / 8 + 4 * (8 * b + j);
+                            const bool on = t[j] >= 0 && in_k;
+                            const bf16_t* src = a.x + (on ? std::int64_t(t[j]) * K + col : 0);
+                            cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, on ? 16 : 0);
+                        }
                     }
                     cp_async_arrive_noinc(full);
                     return;
@@ -402,7 +409,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
-            const bool gathered = a.row_token != nullptr && w.gated;
+            const bool gathered = a.row_token != nullptr && w.gated && a.gather_fence;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
@@ -590,7 +597,8 @@ void launch_wgmma(const Call& q) {
               int(q.skip_idle),
               q.group,
               q.x,
-              q.xp ? nullptr : q.row_token};
+              q.xp ? nullptr : q.row_token,
+              env_choice("MOELAB_WGMMA_GATHER_FENCE", {0, 1}, 1)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
