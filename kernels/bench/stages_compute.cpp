@@ -217,13 +217,11 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
     const int E = sh.experts, k = sh.top_k, d = sh.hidden, F = sh.ffn;
     const std::int64_t max_rows = dispatch::max_rows(T, k, E, 1);
     // The faster composition: the best packing dispatch and FFN, or nopack's plan and the FFN gathering x's rows
-    // (auto's pick for them), by the two stages' times where this run measured all four; else nopack where wgmma
-    // gathers (it saves the pass that writes T·k rows: S3's 800 µs of scan), else the default packing.
-    const bool measured = st.best_dispatch_ms < 1e29 && st.best_experts_ms < 1e29 && st.nopack_dispatch_ms < 1e29 &&
-                          st.gather_experts_ms < 1e29;
-    const bool gathered = measured
-                              ? st.nopack_dispatch_ms + st.gather_experts_ms < st.best_dispatch_ms + st.best_experts_ms
-                              : gpu::wgmma_available() && d % 8 == 0 && F % 8 == 0;
+    // (auto's pick for them), by the two stages' times where this run measured all four; else the packing one (on the
+    // H200 wgmma's gathered rows took 1.45-2x its packed time, far more than the pack: kernels/bench/RESULTS.md).
+    const bool gathered = st.best_dispatch_ms < 1e29 && st.best_experts_ms < 1e29 && st.nopack_dispatch_ms < 1e29 &&
+                          st.gather_experts_ms < 1e29 &&
+                          st.nopack_dispatch_ms + st.gather_experts_ms < st.best_dispatch_ms + st.best_experts_ms;
     const Strategy stg = gathered ? Strategy::NoPack : dispatch::parse_strategy(st.best_strategy);
     const gpu::ExpertsImpl impl = gathered ? gpu::ExpertsImpl::Auto : gpu::parse_experts_impl(st.best_impl);
     const std::string variant = gathered ? "nopack+auto" : st.best_strategy + "+" + st.best_impl;

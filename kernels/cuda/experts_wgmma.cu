@@ -120,7 +120,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int gather_fence;  // the consumers' proxy fence after a gathered stage lands (MOELAB_WGMMA_GATHER_FENCE=0: none)
-    int gather_tma;    // gathered rows through TMA, one box per row (MOELAB_WGMMA_GATHER=tma), else cp.async
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -164,7 +163,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
-            mbar_init(bars + 8 * s, a.row_token && !a.gather_tma ? 33 : 1);
+            mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
@@ -274,10 +273,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
-                    mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: boxes of a row
+                    mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
                     tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 }
-                if (gather && !a.gather_tma) mbar_arrive(bars + 8 * s0);
+                if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
             std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
@@ -294,8 +293,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (!lead) return;
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
-                mbar_arrive_expect_tx(full,
-                                      !gathered ? C::kStageBytes : C::kBBytes + (a.gather_tma ? 128 * sl.ntok : 0));
+                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
@@ -304,12 +302,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // once its copies land.
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
-                if (gathered && a.gather_tma) {  // a TMA box per row (of map_x over x), after lane 0's expect
-                    __syncwarp();
-                    for (int m = lane; m < sl.ntok; m += 32)
-                        tma_load_2d(sa + m * 128, &map_x, full, kt * kBK, tok_s[m]);
-                    return;
-                }
                 if (gathered) {  // in batches of 8 rows, their tokens read first, so the loads overlap
                     const int p = lane % 8, col = kt * kBK + 8 * p;
                     const bool in_k = col < K;
@@ -330,7 +322,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     return;
                 }
                 if (lead) tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
-                if (gather && !a.gather_tma) mbar_arrive(full);  // the barrier counts every lane's arrival
+                if (gather) mbar_arrive(full);  // the barrier counts every lane's arrival
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
@@ -417,7 +409,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
-            const bool gathered = a.row_token != nullptr && w.gated && a.gather_fence && !a.gather_tma;
+            const bool gathered = a.row_token != nullptr && w.gated && a.gather_fence;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
@@ -534,12 +526,6 @@ CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows)
     return m;
 }
 
-// MOELAB_WGMMA_GATHER=tma|cp: gathered rows through TMA (a box per row) or cp.async.
-int gather_tma() {
-    const char* v = std::getenv("MOELAB_WGMMA_GATHER");
-    return v && std::string(v) == "cp" ? 0 : 1;
-}
-
 // A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
 template <int kWG, int kBN, bool kStaged>
 int static_smem() {
@@ -576,8 +562,7 @@ void launch_wgmma(const Call& q) {
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
-    // Gathered rows: boxes of one row of x (every token is below max_rows), for the TMA gather and for the box that
-    // says there are no more items.
+    // Gathered rows: a box of one row of x, only for the one that says there are no more items.
     const CUtensorMap mx = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, C::kBM) : tile_map(q.x, q.max_rows, q.hidden, 1);
     const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
@@ -613,8 +598,7 @@ void launch_wgmma(const Call& q) {
               q.group,
               q.x,
               q.xp ? nullptr : q.row_token,
-              env_choice("MOELAB_WGMMA_GATHER_FENCE", {0, 1}, 1),
-              gather_tma()};
+              env_choice("MOELAB_WGMMA_GATHER_FENCE", {0, 1}, 1)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
