@@ -138,9 +138,7 @@ __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
-// kPing (2 consumer warpgroups, 128 × 128 tiles, staged): the warpgroups take turns, each with whole items of its
-// own (128 tokens: two m64n128 MMAs a k16 step), so one's epilogue runs while the other's MMAs do.
-template <int kWG, int kBN, bool kStaged, bool kPing = false>
+template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
@@ -153,12 +151,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
-    // kPing: the warpgroups' turns (math 0, 1, epilogue 0, 1), where the next one's items start in the ring and its
-    // first output round, and whether the end was seen
-    __shared__ alignas(8) std::uint64_t pp_bar[4];
-    __shared__ int pp_c, pp_ep, pp_done;
-    static_assert(!kPing || (kWG == 2 && kBN == 128 && kStaged), "turns: two warpgroups, 128 x 128 staged tiles");
-    constexpr int kConsumersPerStage = kPing ? 1 : kWG;  // warpgroups that read each stage and write each round
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -172,15 +164,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
             mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kConsumersPerStage);  // one arrive per consumer warp
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
-            mbar_init(staged + 8 * b, 128 * kConsumersPerStage);  // every consumer thread, after its part
+            mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
-        }
-        if constexpr (kPing) {
-            for (int i = 0; i < 4; ++i) mbar_init(smem_addr(&pp_bar[i]), 128);  // every thread of the warpgroup
-            pp_done = 0;
         }
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
@@ -493,109 +481,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    // kPing's consumers: warpgroup w runs its t-th item once the other has issued its previous item's MMAs (math
-    // turn; warpgroup 0's first needs none), and writes its output rounds once the other has written its own
-    // (epilogue turn), so the items' MMAs, the rounds and the ring's stages stay in one order. Each hands the other
-    // where its items start in the ring (pp_c) and its next round (pp_ep).
-    auto consumers_pp = [&] {
-        const int me = wg, other = 1 - wg, t0 = tid % 128;
-        auto release = [&](int stage) {
-            __syncwarp();
-            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
-        };
-        int ep = 0, c = 0;
-        auto wait_free = [&] { mbar_wait(out_free + 8 * (ep & 1), ((ep >> 1) & 1) ^ 1); };
-        auto publish = [&](const Slot& sl, int c0) {
-            if (t0 == 0) out_slot[ep & 1] = sl, out_col[ep & 1] = c0;
-            fence_proxy_async_smem();
-            mbar_arrive(staged + 8 * (ep & 1));
-            ++ep;
-        };
-        // the turn of kind k (0: math, 1: epilogue) for this warpgroup's t-th item
-        auto wait_turn = [&](int k, int t) {
-            if (me == 1 || t > 0) mbar_wait(smem_addr(&pp_bar[2 * k + me]), (me == 1 ? t : t - 1) & 1);
-        };
-        auto hand_turn = [&](int k) { mbar_arrive(smem_addr(&pp_bar[2 * k + other])); };
-        const int row = 16 * warp + lane / 4, col = 2 * (lane % 4);
-        for (int t = 0;; ++t) {
-            wait_turn(0, t);
-            if (me == 1 || t > 0) c = pp_c;
-            mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
-            const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
-            if (w.it < 0) {
-                const bool second = pp_done;  // the other warpgroup saw the end first and told the storer
-                if (me == 0)                  // every thread of the warpgroup has read pp_done
-                    asm volatile("bar.sync 2, 128;\n" ::: "memory");
-                else
-                    asm volatile("bar.sync 3, 128;\n" ::: "memory");
-                if (second) return;
-                if (t0 == 0) pp_done = 1, pp_c = c;  // the other reads the same slot
-                hand_turn(0);
-                wait_turn(1, t);
-                if (me == 1 || t > 0) ep = pp_ep;
-                wait_free(), publish(w, 0);
-                return;
-            }
-            std::uint64_t* tr = a.trace && t0 == 0 ? a.trace + w.it * kTraceWords : nullptr;
-            if (tr) tr[3] = global_ns();
-            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
-            float acc0[64], acc1[64];
-#pragma unroll
-            for (int i = 0; i < 64; ++i) acc0[i] = acc1[i] = 0.f;
-            fence_operands(acc0), fence_operands(acc1);
-            const bool hi = !a.skip_idle || ntok > 64;  // rows 64..127 hold tokens
-            const bool gathered = a.row_token != nullptr && w.gated && a.gather_fence;
-            for (int kt = 0; kt < nk; ++kt, ++c) {
-                const int s = c % C::kStages;
-                if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
-                if (gathered) fence_proxy_async_smem();
-                const unsigned sa = base + s * C::kStageBytes;
-                const std::uint64_t da = smem_desc(sa), dh = smem_desc(sa + 64 * kBK * 2),
-                                    db = smem_desc(sa + C::kABytes);
-                wgmma_fence();
-                if (hi) {
-#pragma unroll
-                    for (int k = 0; k < kBK / 16; ++k) {
-                        wgmma_m64n128k16(acc0, da + 2 * k, db + 2 * k);
-                        wgmma_m64n128k16(acc1, dh + 2 * k, db + 2 * k);
-                    }
-                } else {
-#pragma unroll
-                    for (int k = 0; k < kBK / 16; ++k) wgmma_m64n128k16(acc0, da + 2 * k, db + 2 * k);
-                }
-                wgmma_commit();
-                if (kt == nk - 1) {  // every stage of this item has landed: the other may run its item's MMAs
-                    if (t0 == 0) pp_c = c + 1;
-                    hand_turn(0);
-                }
-                wgmma_wait<1>();
-                if (kt > 0) release((c - 1) % C::kStages);
-            }
-            wgmma_wait<0>();
-            fence_operands(acc0), fence_operands(acc1);
-            release((c - 1) % C::kStages);
-            if (tr) tr[6] = global_ns();
-            wait_turn(1, t);
-            if (me == 1 || t > 0) ep = pp_ep;
-            auto round = [&](auto r, auto gated) {
-                constexpr int c0 = 64 * decltype(r)::value;
-                constexpr bool g = decltype(gated)::value;
-                const unsigned buf = out_tile + (ep & 1) * C::kBufBytes;
-                wait_free();
-                stage_round<128, c0, g>(acc0, buf, row, col, ntok);
-                if (hi) stage_round<128, c0, g>(acc1, buf, row + 64, col, ntok);
-                publish(w, c0);
-            };
-            if (w.gated)
-                round(std::integral_constant<int, 0>{}, std::true_type{});
-            else
-                unroll<2>([&](auto r) { round(r, std::false_type{}); });
-            if (t0 == 0) pp_ep = ep;
-            hand_turn(1);
-            if (tr) tr[4] = global_ns();
-        }
-    };
-
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
         if constexpr (kWG == 2) setmaxnreg<false, 72>();
         if (kStaged && warp == 1)
@@ -604,10 +489,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             producer();
     } else {
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
-        if constexpr (kPing)
-            consumers_pp();
-        else
-            consumers();
+        consumers();
     }
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
@@ -645,11 +527,11 @@ CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows)
 }
 
 // A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
-template <int kWG, int kBN, bool kStaged, bool kPing = false>
+template <int kWG, int kBN, bool kStaged>
 int static_smem() {
     static const int bytes = [] {
         cudaFuncAttributes fa{};
-        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged, kPing>));
+        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged>));
         return int(fa.sharedSizeBytes);
     }();
     return bytes;
@@ -670,13 +552,13 @@ struct Call {
     cudaStream_t st;
 };
 
-template <int kWG, int kBN, bool kStaged, bool kPing = false>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
     const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
-    const int room = kSmemMax - static_smem<kWG, kBN, kStaged, kPing>();
+    const int room = kSmemMax - static_smem<kWG, kBN, kStaged>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kPing>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
@@ -698,7 +580,7 @@ void launch_wgmma(const Call& q) {
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged)) + " ping=" + std::to_string(int(kPing));
+                                 " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
     Args args{q.counts,
@@ -774,13 +656,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.group = env_choice("MOELAB_WGMMA_GROUP", {1, 2, 4, 8, 16, 32}, 0);
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // MOELAB_WGMMA_PING=1: the warpgroups take turns with 128 × 128 items of their own (kPing; 128-token tiles,
-    // staged, whatever the other knobs say)
-    const bool ping = env_choice("MOELAB_WGMMA_PING", {0, 1}, 0) == 1 &&
-                      smem_bytes<2, 128, true>(experts) + static_smem<2, 128, true, true>() <= kSmemMax;
-    if (ping)
-        launch_wgmma<2, 128, true, true>(q);
-    else if (tile_tokens >= 128)
+    if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
         bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
