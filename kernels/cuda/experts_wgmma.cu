@@ -9,7 +9,10 @@
 // stage), locates it (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it
 // fills first; for each k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed
 // x, or h) and the weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two
-// halves), completing the stage's `full` barrier. Each consumer warpgroup waits on `full`, issues four
+// halves), completing the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come through cp.async
+// instead: the producer warp's 32 lanes copy the token tile's rows of x (row_token) into the same swizzled layout and
+// each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their MMAs read them.
+// Each consumer warpgroup waits on `full`, issues four
 // wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the previous stage through
 // its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same
 // thread; hardware bf16 conversions and the fast exponential and division) or y from the accumulators. With kStaged
@@ -54,89 +57,6 @@ namespace {
 using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
-
-constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
-constexpr int kSmemMax = 227 * 1024;
-constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
-
-// kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
-// tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
-// the consumers store it from registers.
-template <int kWG, int kBN, bool kStaged>
-struct Cfg {
-    static constexpr int kBM = 64 * kWG;  // tokens per tile
-    // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
-    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
-    // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
-    // to the consumers (setmaxnreg: 72 and 216; with 40 the producer and the storer spill, and with 56 the producer's
-    // gather of x's rows).
-    static constexpr int kThreads = 128 * kWG + 128;
-    static constexpr int kABytes = kBM * kBK * 2;
-    static constexpr int kBBytes = kBN * kBK * 2;
-    static constexpr int kStageBytes = kABytes + kBBytes;
-    // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of 64 columns (one TMA
-    // box) through two buffers, so the consumers write a round while the storer writes out the one before: 32 KB for
-    // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
-    static constexpr int kBufBytes = kBM * 64 * 2;
-    static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
-    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
-    static constexpr int kStages = kFit > 8 ? 8 : kFit;
-    static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
-    static_assert(kStages >= 3, "the ring needs three stages");
-};
-
-template <int kWG, int kBN, bool kStaged>
-int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged>;
-    // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
-    // the tile prefix
-    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
-}
-
-template <int kN>
-__device__ __forceinline__ void wgmma_step(float (&d)[kN / 2], std::uint64_t a, std::uint64_t b) {
-    if constexpr (kN == 128)
-        wgmma_m64n128k16(d, a, b);
-    else
-        wgmma_m64n256k16(d, a, b);
-}
-
-// What the kernel runs: both GEMMs (fused), or one of them (a launch each, in stream order).
-enum Mode : int { kBoth = 0, kGateUpOnly = 1, kDownOnly = 2 };
-
-struct Args {
-    const std::int32_t* counts;
-    const std::int32_t* offsets;
-    int experts, hidden, ffn, mode;
-    bf16_t* h;
-    bf16_t* y;
-    int* sched;   // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
-    int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits
-    std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
-    int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
-    int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
-    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
-    // token tiles from x with cp.async. Null: packed rows through TMA.
-    const bf16_t* x;
-    const std::int32_t* row_token;
-    int gather_fence;  // the consumers' proxy fence after a gathered stage lands (MOELAB_WGMMA_GATHER_FENCE=0: none)
-};
-__device__ __forceinline__ unsigned sm_id() {
-    unsigned v;
-    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
-    return v;
-}
-
-__device__ __forceinline__ int load_acquire(const int* p) {
-    int v;
-    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-// Consumer warpgroups only (the producer is elsewhere): named barrier 1.
-template <int kThreadsN>
-__device__ __forceinline__ void consumers_sync() {
-    asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
-}
 
 template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)

@@ -1,6 +1,7 @@
-// Pieces of the wgmma expert FFN (experts_wgmma.cu) that are not the kernel's control flow: how an item is located and
-// handed from the producer to the consumers and the storer (Slot), and how the epilogue converts the accumulators and
-// stages them for the storer (out_pair, stage_round). Device code for sm_90a, included by experts_wgmma.cu only.
+// Pieces of the wgmma expert FFN (experts_wgmma.cu) that are not the kernel's control flow: its tiling (Cfg) and
+// arguments (Args), how an item is located and handed from the producer to the consumers and the storer (Slot), and
+// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round). Device code for
+// sm_90a, included by experts_wgmma.cu only.
 //
 // Accumulators of wgmma.m64nNk16 (fp32), per thread of the warpgroup: warp w's lane l holds rows 16w + l/4 and
 // 16w + l/4 + 8; for each n8 column block j, d[4j + 0, 1] are (row, 8j + 2·(l % 4) + 0, 1) and d[4j + 2, 3] the same
@@ -13,11 +14,13 @@
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/experts_common.cuh"
+#include "kernels/cuda/hopper.cuh"
 
 namespace moe::gpu::wgmma_parts {
 
 using experts_detail::expert_of_chunk;
 using experts_detail::silu_gate;
+using namespace hopper;
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
 struct Item {
@@ -62,6 +65,89 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     v.e = __shfl_sync(~0u, v.e, 0), v.nt = __shfl_sync(~0u, v.nt, 0), v.mt = __shfl_sync(~0u, v.mt, 0);
     v.ntok = __shfl_sync(~0u, v.ntok, 0), v.row0 = __shfl_sync(~0u, v.row0, 0), v.gated = __shfl_sync(~0u, v.gated, 0);
     return v;
+}
+
+constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
+constexpr int kSmemMax = 227 * 1024;
+constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
+
+// kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
+// tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
+// the consumers store it from registers.
+template <int kWG, int kBN, bool kStaged>
+struct Cfg {
+    static constexpr int kBM = 64 * kWG;  // tokens per tile
+    // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
+    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
+    // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
+    // to the consumers (setmaxnreg: 72 and 216; with 40 the producer and the storer spill, and with 56 the producer's
+    // gather of x's rows).
+    static constexpr int kThreads = 128 * kWG + 128;
+    static constexpr int kABytes = kBM * kBK * 2;
+    static constexpr int kBBytes = kBN * kBK * 2;
+    static constexpr int kStageBytes = kABytes + kBBytes;
+    // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of 64 columns (one TMA
+    // box) through two buffers, so the consumers write a round while the storer writes out the one before: 32 KB for
+    // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
+    static constexpr int kBufBytes = kBM * 64 * 2;
+    static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
+    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
+    static constexpr int kStages = kFit > 8 ? 8 : kFit;
+    static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
+    static_assert(kStages >= 3, "the ring needs three stages");
+};
+
+template <int kWG, int kBN, bool kStaged>
+int smem_bytes(int experts) {
+    using C = Cfg<kWG, kBN, kStaged>;
+    // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
+    // the tile prefix
+    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
+}
+
+template <int kN>
+__device__ __forceinline__ void wgmma_step(float (&d)[kN / 2], std::uint64_t a, std::uint64_t b) {
+    if constexpr (kN == 128)
+        wgmma_m64n128k16(d, a, b);
+    else
+        wgmma_m64n256k16(d, a, b);
+}
+
+// What the kernel runs: both GEMMs (fused), or one of them (a launch each, in stream order).
+enum Mode : int { kBoth = 0, kGateUpOnly = 1, kDownOnly = 2 };
+
+struct Args {
+    const std::int32_t* counts;
+    const std::int32_t* offsets;
+    int experts, hidden, ffn, mode;
+    bf16_t* h;
+    bf16_t* y;
+    int* sched;            // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
+    int preload;           // a down item whose h is not ready asks for its first stages' weights before it waits
+    std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
+    int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
+    int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
+    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
+    // token tiles from x with cp.async. Null: packed rows through TMA.
+    const bf16_t* x;
+    const std::int32_t* row_token;
+    int gather_fence;  // the consumers' proxy fence after a gathered stage lands (MOELAB_WGMMA_GATHER_FENCE=0: none)
+};
+__device__ __forceinline__ unsigned sm_id() {
+    unsigned v;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
+    return v;
+}
+
+__device__ __forceinline__ int load_acquire(const int* p) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+// Consumer warpgroups only (the producer is elsewhere): named barrier 1.
+template <int kThreadsN>
+__device__ __forceinline__ void consumers_sync() {
+    asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
 
 constexpr bool kFastEpilogue = true;
