@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
-            const bool gathered = a.row_token != nullptr && w.gated && a.gather_fence;
+            const bool gathered = a.row_token != nullptr && w.gated;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
@@ -517,8 +517,7 @@ void launch_wgmma(const Call& q) {
               int(q.skip_idle),
               q.group,
               q.x,
-              q.xp ? nullptr : q.row_token,
-              env_choice("MOELAB_WGMMA_GATHER_FENCE", {0, 1}, 1)};
+              q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);

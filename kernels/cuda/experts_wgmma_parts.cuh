@@ -131,7 +131,6 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int gather_fence;  // the consumers' proxy fence after a gathered stage lands (MOELAB_WGMMA_GATHER_FENCE=0: none)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
