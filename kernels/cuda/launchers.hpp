@@ -119,7 +119,7 @@ ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
 // Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md; wgmma
 // only where wgmma_available() (else the row below it):
-//   wgmma       tpe <= 384, packed, d > 2048, and up to tpe <= 1024 for d < 6144 (no host copy of the plan)
+//   wgmma       d > 2048: tpe <= 384, and every tpe for d < 6144 (no host copy of the plan)
 //   decode      tpe <= 4 otherwise (no host copy of the plan)
 //   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
 //   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 24, packed

@@ -229,6 +229,7 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     };
     struct WgConfig {
         const char *tile, *bn, *fused, *epi;  // fused "1": one launch for both GEMMs, "0": two; epi "1": TMA stores
+        const char* group = "";               // MOELAB_WGMMA_GROUP: token tiles an expert's items run in groups of
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -240,14 +241,16 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
             for (const WgConfig& w :
                  {WgConfig{"64", "256", "1", "1"}, WgConfig{"64", "128", "1", "1"}, WgConfig{"128", "256", "1", "1"},
                   WgConfig{"128", "128", "1", "1"}, WgConfig{"64", "256", "0", "1"}, WgConfig{"128", "256", "0", "1"},
-                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"}}) {
+                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
+                  WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
-                    e_env("MOELAB_WGMMA_EPI", w.epi);
+                    e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
-                                 w.epi + ", hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 w.epi + ", group '" + w.group + "', hint " + std::to_string(hint) +
+                                 (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
@@ -349,7 +352,8 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(256, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(2048, 4096, 1408, true), ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2048, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4096, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, true), ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1024, 4096, 14336, true),  // S2's layer
