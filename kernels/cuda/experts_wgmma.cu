@@ -573,10 +573,11 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
-    // From 2048 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
-    // next), so the token tile is read from L2 while the expert's weights stay resident: 1-3% faster than the default
-    // order at S1's 4096 tokens per expert, slower at 1024 (kernels/bench/RESULTS.md, ninth and tenth sessions).
-    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 2048 ? 1 : 0);
+    // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
+    // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
+    // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048
+    // (kernels/bench/RESULTS.md, ninth and tenth sessions).
+    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 3072 ? 1 : 0);
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
