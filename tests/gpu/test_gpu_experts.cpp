@@ -344,7 +344,7 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), wg ? ExpertsImpl::Mid : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
