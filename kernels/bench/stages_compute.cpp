@@ -179,7 +179,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
                 r.note = std::string("gathered by ") + gpu::experts_impl_name(ran);
             else if (impl == gpu::ExpertsImpl::Auto)
                 r.variant = std::string("auto:") + gpu::experts_impl_name(ran);
-            else if (ran != impl && !gather)
+            else if (ran != impl)
                 r.note = std::string("fell back to ") + gpu::experts_impl_name(ran);
         }
         if (opt.check) {
@@ -218,7 +218,8 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
     const std::int64_t max_rows = dispatch::max_rows(T, k, E, 1);
     // The faster composition: the best packing dispatch and FFN, or nopack's plan and the FFN gathering x's rows
     // (auto's pick for them), by the two stages' times where this run measured all four; else the packing one (on the
-    // H200 wgmma's gathered rows took 1.45-2x its packed time, far more than the pack: kernels/bench/RESULTS.md).
+    // H200 wgmma's gathered rows took 1.1-1.8x its packed time from 64 tokens per expert on, far more than the pack
+    // saves: kernels/bench/RESULTS.md).
     const bool gathered = st.best_dispatch_ms < 1e29 && st.best_experts_ms < 1e29 && st.nopack_dispatch_ms < 1e29 &&
                           st.gather_experts_ms < 1e29 &&
                           st.nopack_dispatch_ms + st.gather_experts_ms < st.best_dispatch_ms + st.best_experts_ms;

@@ -262,7 +262,6 @@ bool batched(const bf16_t* xp, const std::int32_t* counts_host, const std::int32
 bool try_wgmma(const ExpertsLayout& l, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden,
                int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* y, double tpe, cudaStream_t st) {
-    if (!xp && !row_token) return false;
     if (!wgmma_ffn_supported(hidden, ffn, xp, xp ? nullptr : x, row_token, w1, w2, l.h)) return false;
     wgmma_ffn(xp, xp ? nullptr : x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
               reinterpret_cast<int*>(l.h1), tpe, st);
