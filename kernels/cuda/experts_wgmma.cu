@@ -70,7 +70,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
-    __shared__ Slot pend_slot;               // thread 0's: the item whose deferred rounds are pending
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -307,50 +306,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
-        // Staged tiles: the second half of each output tile's rounds is deferred (Defer): packed into pk once the
-        // item's MMAs are done, and staged one chunk (half a round) at each of the next item's first k steps, beside
-        // their MMAs. What is left when the next item's K ends, or when its first stage is not there yet, is staged
-        // at once (a down item's producer may be waiting for the pending item's h).
-        using D = Defer<kBN>;
-        const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-        unsigned pk[D::kPk];
-        int pc = 0, pn = 0, ptok = 0;  // the pending item's next chunk, how many it has (0: none) and its tokens
-        bool pgated = false;
-        auto chunk = [&] {
-            const unsigned out = out_tile + (ep & 1) * C::kBufBytes;
-            auto one = [&](auto i, auto gated) {
-                constexpr bool g = decltype(gated)::value;
-                constexpr int ci = decltype(i)::value, r = (g ? D::kFirstG : D::kFirstD) + ci / 2, ch = ci % 2;
-                if (ci != pc) return;
-                if (ch == 0) wait_free();
-                stage_chunk<kBN, r, ch, g>(pk, out, row, col, ptok);
-                if (ch == 1) publish(pend_slot, 64 * r);  // (read by thread 0 only, which wrote it)
-            };
-            if (pgated)
-                unroll<2 * (D::kRoundsG - D::kFirstG)>([&](auto i) { one(i, std::true_type{}); });
-            else
-                unroll<2 * (D::kRoundsD - D::kFirstD)>([&](auto i) { one(i, std::false_type{}); });
-            if (++pc == pn) {
-                pn = 0;
-                if (a.trace && tid == 0) a.trace[pend_slot.it * kTraceWords + 4] = global_ns();
-            }
-        };
         int c = 0;
         for (;;) {
-            const unsigned full0 = bars + 8 * (c % C::kStages), par0 = (c / C::kStages) & 1;
-            if (kStaged && pn && !mbar_test(full0, par0))
-                while (pn) chunk();
-            mbar_wait(full0, par0);
+            mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
             // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
             // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
             // __syncwarp before that arrival.
             const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
-                if constexpr (kStaged) {
-                    while (pn) chunk();
-                    wait_free(), publish(w, 0);
-                }
+                if constexpr (kStaged) wait_free(), publish(w, 0);
                 return;
             }
             std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
@@ -378,8 +343,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 B per k16
                     wgmma_commit();
                 }
-                if (kStaged && pn) chunk();  // beside this step's MMAs
-                wgmma_wait<1>();             // the previous step's MMAs are done: its stage is free
+                wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
                 if (kt > 0) release((c - 1) % C::kStages);
             }
             wgmma_wait<0>();
@@ -387,9 +351,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             release((c - 1) % C::kStages);
             if (tr) tr[6] = global_ns();
 
+            // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
+            // 8j + 2·(lane % 4).
+            const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
+            // Through shared memory: the storer writes it out, and counts gate/up done
             if constexpr (kStaged) {
-                while (pn) chunk();  // K was too short for all of the last item's chunks
-                // the first half of the rounds now, from the accumulators
                 auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
                     wait_free();
@@ -398,15 +364,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     publish(w, c0);
                 };
                 if (w.gated)
-                    unroll<D::kFirstG>([&](auto r) { round(r, std::true_type{}); });
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
-                    unroll<D::kFirstD>([&](auto r) { round(r, std::false_type{}); });
-                pack_tail<kBN>(acc, pk, w.gated);
-                if (tid == 0) pend_slot = w;
-                pc = 0, pn = 2 * (w.gated ? D::kRoundsG - D::kFirstG : D::kRoundsD - D::kFirstD), ptok = ntok;
-                pgated = w.gated;
-                if (!a.defer)
-                    while (pn) chunk();
+                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
+                if (tr) tr[4] = global_ns();
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -509,7 +470,6 @@ struct Call {
     bool fused, staged, skip_idle;
     int group;
     cudaStream_t st;
-    bool defer = true;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -557,8 +517,7 @@ void launch_wgmma(const Call& q) {
               int(q.skip_idle),
               q.group,
               q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.defer)};
+              q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -620,7 +579,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // (kernels/bench/RESULTS.md, ninth and tenth sessions).
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 3072 ? 1 : 0);
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    q.defer = env_choice("MOELAB_WGMMA_DEFER", {0, 1}, 1) == 1;
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

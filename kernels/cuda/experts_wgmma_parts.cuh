@@ -131,7 +131,6 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int defer;  // staged tiles: the epilogue runs beside the next item's first MMAs (MOELAB_WGMMA_DEFER=0: it does not)
 };
 __device__ __forceinline__ unsigned sm_id() {
     unsigned v;
@@ -161,13 +160,10 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 
 // SiLU(gate)·up as the reference computes it (gate and up rounded to bf16 first), with the fast exponential and
 // division: within a few float ulps of silu_gate before the final rounding to bf16.
-// SiLU(gate)·up from gate and up already rounded to bf16 and packed (gate in the low half).
-__device__ __forceinline__ float silu_packed(unsigned gu) {
-    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
-    return __fdividef(g, 1.0f + __expf(-g)) * u;
-}
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
-    return silu_packed(pack_bf16x2(g_acc, u_acc));
+    const unsigned gu = pack_bf16x2(g_acc, u_acc);
+    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
+    return __fdividef(g, 1.0f + __expf(-g)) * u;  // SILU_EXPERIMENT
 }
 
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
@@ -200,63 +196,6 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
 #pragma unroll
         for (int jl = 0; jl < 8; ++jl) {
             const unsigned v = out_pair<kBN>(acc, kGated, c0 / 8 + jl, half);
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
-        }
-    }
-}
-
-// The deferred epilogue. An output tile is staged in rounds of 64 columns (gate/up: kBN/128 rounds of h, down: kBN/64
-// of y); the first half of the rounds is staged as soon as the item's MMAs are done, and the rest is packed into bf16
-// pairs (pack_tail), so the accumulators can take the next item's MMAs while those rounds are staged beside them,
-// half a round at a time (stage_chunk). All of it would take 64 more registers than the consumers have. Gate/up:
-// pk[4(j - 8·kFirst) + i] holds gate and up (each rounded to bf16, as the reference rounds h1) of accumulator pair i
-// of n8 block j of h, and SiLU·up is formed when the chunk is staged; down: pk[2(j - 8·kFirst) + half] is y's pair of
-// block j, row + 8·half.
-template <int kBN>
-struct Defer {
-    static constexpr int kRoundsG = kBN / 128, kFirstG = kRoundsG / 2;  // gate/up: rounds, the first deferred one
-    static constexpr int kRoundsD = kBN / 64, kFirstD = kRoundsD / 2;   // down
-    static constexpr int kPk = 32 * (kRoundsG - kFirstG) > 16 * (kRoundsD - kFirstD) ? 32 * (kRoundsG - kFirstG)
-                                                                                    : 16 * (kRoundsD - kFirstD);
-};
-
-template <int kBN>
-__device__ __forceinline__ void pack_tail(const float (&acc)[kBN / 2], unsigned (&pk)[Defer<kBN>::kPk], bool gated) {
-    using D = Defer<kBN>;
-    if (gated) {
-#pragma unroll
-        for (int j = 8 * D::kFirstG; j < kBN / 16; ++j)
-#pragma unroll
-            for (int i = 0; i < 4; ++i)
-                pk[4 * (j - 8 * D::kFirstG) + i] = pack_bf16x2(acc[4 * j + i], acc[4 * (j + kBN / 16) + i]);
-    } else {
-#pragma unroll
-        for (int j = 8 * D::kFirstD; j < kBN / 8; ++j)
-#pragma unroll
-            for (int half = 0; half < 2; ++half)
-                pk[2 * (j - 8 * D::kFirstD) + half] = pack_bf16x2(acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
-    }
-}
-
-// Half ch of round r of a deferred epilogue: n8 blocks 4·ch .. 4·ch + 3 of the round's 8, in stage_round's layout,
-// rows below ntok only.
-template <int kBN, int r, int ch, bool kGated>
-__device__ __forceinline__ void stage_chunk(const unsigned (&pk)[Defer<kBN>::kPk], unsigned out, int row, int col,
-                                            int ntok) {
-    constexpr int first = 8 * (kGated ? Defer<kBN>::kFirstG : Defer<kBN>::kFirstD);
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-        const int m = row + 8 * half;
-        if (m >= ntok) continue;  // past the expert's tokens: never stored
-        const unsigned line = out + m * 128 + col * 2;
-#pragma unroll
-        for (int jl = 4 * ch; jl < 4 * ch + 4; ++jl) {
-            const int j = 8 * r + jl - first;
-            unsigned v;
-            if constexpr (kGated)
-                v = pack_bf16x2(silu_packed(pk[4 * j + 2 * half]), silu_packed(pk[4 * j + 2 * half + 1]));
-            else
-                v = pk[2 * j + half];
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
         }
     }

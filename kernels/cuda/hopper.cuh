@@ -68,16 +68,6 @@ __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     }
 }
 
-// Whether the phase of the given parity has completed, without waiting.
-__device__ __forceinline__ bool mbar_test(unsigned bar, unsigned parity) {
-    unsigned done = 0;
-    asm volatile("{\n.reg .pred p;\nmbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(bar), "r"(parity)
-                 : "memory");
-    return done != 0;
-}
-
 // ---- cp.async (the gathered token rows) ----
 // 16 bytes from global src into shared memory at dst, of which the first src_bytes (0 or 16) are read and the rest
 // zero-filled.
