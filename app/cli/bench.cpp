@@ -115,6 +115,11 @@ void print_header(const moe::bench::Ceilings& c, const Peer& peer) {
         "# floors from ceilings measured now: device-to-device copy %.0f GB/s (read + write), read %.0f GB/s "
         "(16-byte loads), bf16 GEMM %.0f TFLOP/s (cuBLAS 8192^3)\n",
         c.copy_gbps, c.read_gbps, c.gemm_tflops);
+    if (!c.gemm_clocks.empty())
+        std::printf(
+            "# the GEMM ceiling ran at %s; a row's note gives the clock and power while it was timed (a math-bound "
+            "row that runs for long holds the board at its power limit, and the driver lowers the clock)\n",
+            c.gemm_clocks.c_str());
     if (!peer.device.empty()) std::printf("# PyTorch peer measured on %s\n", peer.device.c_str());
     std::printf("#\n# %-8s %-9s %6s %5s %4s %2s %6s %-9s %-14s %10s %10s %8s %8s %7s %10s %8s %7s  %s\n", "stage",
                 "shape", "T", "d", "E", "k", "F", "skew", "variant", "time(us)", "p95(us)", "GB/s", "TFLOP/s", "%floor",
@@ -147,6 +152,11 @@ json row_json(const moe::bench::Row& r, const Peer& peer) {
               {"repeats", r.repeats}, {"bytes", r.bytes},         {"flops", r.flops},         {"floor_ms", r.floor_ms},
               {"gbps", r.gbps},       {"tflops", r.tflops},       {"pct_floor", r.pct_floor}, {"wrong", r.wrong},
               {"note", r.note},       {"group", r.group}};
+    if (r.sm_mhz > 0) {
+        j["sm_mhz"] = r.sm_mhz;
+        j["power_w"] = r.power_w;
+        j["clocks"] = r.clocks;
+    }
     if (r.stage == "experts") {
         j["tokens_per_expert"] = r.tokens_per_expert;
         j["weight_ms"] = r.weight_ms;
@@ -176,10 +186,11 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     if (order.empty()) return;
     std::printf(
         "#\n# expert FFN sweep: roofline = max(weight bytes / read ceiling, FLOPs / GEMM ceiling); %%roof = "
-        "roofline / time; vs torch = torch._grouped_mm time / ours\n");
-    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "T",
-                "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "best variant", "time(us)", "%roof",
-                "vs torch", "torch(us)");
+        "roofline / time; vs torch = torch._grouped_mm time / ours; MHz: the mean SM clock while auto's row was "
+        "timed\n");
+    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "T",
+                "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz", "best variant", "time(us)",
+                "%roof", "vs torch", "torch(us)");
     for (const auto& key : order) {
         const auto& v = by_size[key];
         const moe::bench::Row* autorow = nullptr;
@@ -200,10 +211,12 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
         char torch_s[32] = "-";
         if (torch_ms > 0) std::snprintf(torch_s, sizeof torch_s, "%.1f", torch_ms * 1e3);
         const moe::bench::Row* a = autorow ? autorow : best;
-        std::printf("  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s | %-14s %10.1f %6.1f %8s | %10s\n",
+        char mhz[16] = "-";
+        if (a->sm_mhz > 0) std::snprintf(mhz, sizeof mhz, "%.0f", a->sm_mhz);
+        std::printf("  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s %5s | %-14s %10.1f %6.1f %8s | %10s\n",
                     any->shape.c_str(), any->tokens_per_expert, static_cast<long long>(any->tokens),
                     any->floor_ms * 1e3, any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor,
-                    vs(a).c_str(), best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(),
+                    vs(a).c_str(), mhz, best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(),
                     torch_s);
     }
 }
@@ -254,6 +267,8 @@ int run_bench(const BenchArgs& a) {
                  {{"copy_gbps", ceil.copy_gbps},
                   {"read_gbps", ceil.read_gbps},
                   {"gemm_tflops", ceil.gemm_tflops},
+                  {"gemm_sm_mhz", ceil.gemm_mhz},
+                  {"gemm_clocks", ceil.gemm_clocks},
                   {"l2_mb", ceil.l2_mb},
                   {"sms", ceil.sms}}},
                 {"warmup", a.warmup},

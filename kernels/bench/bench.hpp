@@ -45,6 +45,8 @@ struct Ceilings {
     double copy_gbps = 0;    // device-to-device copy, bytes read + written
     double read_gbps = 0;    // a kernel of 16-byte streaming loads, bytes read (the expert weights' ceiling)
     double gemm_tflops = 0;  // bf16 GEMM through cuBLAS, 8192³
+    double gemm_mhz = 0;     // the mean SM clock while it ran (0: not sampled), and the whole description
+    std::string gemm_clocks;
     double l2_mb = 0;
     int sms = 0;
 };
@@ -67,6 +69,10 @@ struct Row {
     // ceiling) and which one bounds it ("weights" or "math").
     double tokens_per_expert = 0, weight_ms = 0, math_ms = 0;
     std::string bound;
+    // The SM clock (mean MHz, 0: not sampled) and board power (W) while the timed runs ran, and their description
+    // ("SM 1,410 MHz of 1,980, 693 W of 700, power cap"), also at the end of the note.
+    double sm_mhz = 0, power_w = 0;
+    std::string clocks;
 };
 
 // Runs every requested stage; on_row sees each row as soon as it is measured.

@@ -53,7 +53,12 @@ Ceilings measure_ceilings() {
     c.l2_mb = double(gpu::l2_bytes()) / 1e6;
     c.copy_gbps = gpu::measure_copy_gbps(std::size_t(1) << 30, 20);
     c.read_gbps = gpu::measure_read_gbps(std::size_t(2) << 30, 20);
+    ClockSampler clk;
+    clk.start();
     c.gemm_tflops = gpu::measure_gemm_tflops(8192, 20);
+    const ClockStats cs = clk.stop();
+    c.gemm_mhz = cs.mean_mhz;
+    c.gemm_clocks = describe(cs);
     return c;
 }
 
@@ -98,6 +103,12 @@ Timing time_runs(Stream s, int sets, int warmup, int repeats, bool graph, const 
         }
     };
     for (int i = 0; i < warmup; ++i) launch(i);
+    static ClockSampler clk;  // NVML's handle of the current device, found once
+    clk.start();
+    struct Stop {  // a failed launch below must not leave the sampler running
+        ClockSampler& c;
+        ~Stop() { (void)c.stop(); }
+    } stop_on_throw{clk};
     std::vector<gpu::Event> ev(repeats + 1);
     for (auto& e : ev) e = gpu::create_event();
     gpu::record_event(ev[0], s);
@@ -107,6 +118,7 @@ Timing time_runs(Stream s, int sets, int warmup, int repeats, bool graph, const 
     }
     std::vector<double> ms(repeats);
     for (int i = 0; i < repeats; ++i) ms[i] = gpu::elapsed_ms(ev[i], ev[i + 1]);
+    const ClockStats clocks = clk.stop();  // the last run is done: elapsed_ms waited for its event
     for (auto e : ev) gpu::destroy_event(e);
     for (auto e : execs) cudaGraphExecDestroy(e);
     std::sort(ms.begin(), ms.end());
@@ -116,6 +128,7 @@ Timing time_runs(Stream s, int sets, int warmup, int repeats, bool graph, const 
     t.median_ms = ms[ms.size() / 2];
     t.p95_ms = ms[std::min<std::size_t>(ms.size() - 1, std::size_t(std::ceil(0.95 * ms.size())) - 1)];
     t.min_ms = ms.front();
+    t.clocks = clocks;
     return t;
 }
 
@@ -135,6 +148,8 @@ void finish_row(Row& r, const Timing& t, const Ceilings& c) {
     r.tflops = r.flops / (t.median_ms * 1e-3) / 1e12;
     r.pct_floor = 100.0 * r.floor_ms / t.median_ms;
     if (t.graph) r.note += r.note.empty() ? "graph replay" : "; graph replay";
+    r.sm_mhz = t.clocks.mean_mhz, r.power_w = t.clocks.power_w, r.clocks = describe(t.clocks);
+    if (!r.clocks.empty()) r.note += (r.note.empty() ? "" : "; ") + r.clocks;
 }
 
 std::vector<bf16_t> host_slice(std::uint64_t seed, std::uint64_t stream, std::int64_t base, std::int64_t n,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/bench/bench.hpp"
+#include "kernels/bench/clocks.hpp"
 #include "kernels/cuda/launchers.hpp"
 
 namespace moe::bench::detail {
@@ -16,6 +17,7 @@ struct Timing {
     double median_ms = 0, p95_ms = 0, min_ms = 0;
     int repeats = 0;
     bool graph = false;  // timed as CUDA graph replays (launch gaps of many small kernels removed)
+    ClockStats clocks;   // the SM clock and the board's power while the timed runs ran (clocks.hpp)
 };
 
 // body(set) enqueues one run on stream s reading and writing rotation set `set`. With `graph`, each set's run is

@@ -32,8 +32,9 @@ def table(rows, sweep):
 
 def experts_table(rows):
     head = (
-        "| shape | tokens/expert | T | variant | time µs | roofline µs | bound | % roofline | torch µs | vs torch | #wrong |\n"
-        "| --- | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
+        "| shape | tokens/expert | T | variant | time µs | roofline µs | bound | % roofline | torch µs | vs torch | SM MHz "
+        "| #wrong |\n"
+        "| --- | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
     )
     out = [head]
     for r in rows:
@@ -44,7 +45,7 @@ def experts_table(rows):
             f"| {r['shape']} | {r.get('tokens_per_expert', 0):.0f} | {r['tokens']} | {r['variant']} | "
             f"{fmt(r['median_ms'] * 1e3)} | {fmt(r['floor_ms'] * 1e3)} | {r.get('bound', '-')} | "
             f"{fmt(r['pct_floor'])} | {fmt(torch * 1e3 if torch else None)} | "
-            f"{fmt(r.get('speedup'), 2) + '×' if torch else '-'} | {r['wrong']} |"
+            f"{fmt(r.get('speedup'), 2) + '×' if torch else '-'} | {fmt(r.get('sm_mhz'), 0)} | {r['wrong']} |"
         )
     return "\n".join(out)
 
@@ -56,7 +57,9 @@ def main():
     print(
         f"Ceilings measured at the start of the run: device-to-device copy {c['copy_gbps']:.0f} GB/s "
         f"(read + write), read {c.get('read_gbps', 0):.0f} GB/s (16-byte loads), "
-        f"bf16 GEMM {c['gemm_tflops']:.0f} TFLOP/s (cuBLAS 8192³).\n"
+        f"bf16 GEMM {c['gemm_tflops']:.0f} TFLOP/s (cuBLAS 8192³"
+        + (f", {c['gemm_clocks']}" if c.get("gemm_clocks") else "")
+        + ").\n"
     )
     print("Standard shapes:\n")
     print(table(j["rows"], False))
