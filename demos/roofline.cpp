@@ -136,6 +136,7 @@ ExpertRoofline measure_roofline(const RooflineShape& s, const std::function<bool
             p.median_ms = q.median_ms, p.p95_ms = q.p95_ms;
             p.floor_ms = q.floor_ms;
             p.wrong = q.wrong;
+            p.clocks = q.clocks;
             p.source = lesson::Source::MeasuredGpu;
             rl.points.push_back(p);
         }

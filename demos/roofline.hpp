@@ -64,6 +64,7 @@ struct RooflinePoint {
     double floor_ms = 0;      // the roofline at this point (its own active experts and ceilings)
     std::int64_t wrong = -1;  // elements outside tolerance against the CPU reference; -1: not checked
     lesson::Source source = lesson::Source::Modeled;
+    std::string clocks;  // measured: the SM clock and board power while it was timed ("" when not sampled)
     double pct_of_roofline() const { return median_ms > 0 ? 100.0 * floor_ms / median_ms : 0; }
 };
 

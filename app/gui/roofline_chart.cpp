@@ -134,6 +134,8 @@ std::string point_text(const demos::RooflinePoint& p, const demos::ExpertRooflin
                   demos::lesson::source_name(p.source), charts::fmt_ms(p.floor_ms).c_str(),
                   f.weight_bound() ? "weight" : "math", p.pct_of_roofline());
     std::string s = buf;
+    // Below the roofline at a math-bound size, the clock is often why: the lines use the top clock's GEMM rate.
+    if (!p.clocks.empty()) s += "\nwhile timed: " + p.clocks;
     if (p.wrong > 0)
         s += "\n" + std::to_string(p.wrong) + " elements outside tolerance against the CPU reference: do not trust it";
     else if (p.wrong == 0)

@@ -87,6 +87,7 @@ struct RooflinePoint {
     double median_ms = 0, p95_ms = 0;
     double weight_ms = 0, math_ms = 0, floor_ms = 0;  // the roofline at this x: max(weight_ms, math_ms)
     std::int64_t wrong = -1;
+    std::string clocks;  // the SM clock and power while it was timed (clocks.hpp); "" when not sampled
 };
 struct Roofline {
     Ceilings ceilings;

@@ -130,7 +130,8 @@ ClockStats ClockSampler::stop() {
     const Nvml& n = nvml();
     const double dt = now_s() - t0_;
     unsigned long long e = 0;
-    if (energy0_mj_ > 0 && n.energy(dev_, &e) == 0 && e > energy0_mj_ && dt > 0)
+    // The energy counter moves in steps: a mean power over less than a quarter second says little.
+    if (energy0_mj_ > 0 && dt >= 0.25 && n.energy(dev_, &e) == 0 && e > energy0_mj_)
         s.power_w = double(e - energy0_mj_) * 1e-3 / dt;
     unsigned v = 0;
     if (n.limit && n.limit(dev_, &v) == 0) s.limit_w = v * 1e-3;

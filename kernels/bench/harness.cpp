@@ -302,6 +302,7 @@ Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per
             p.median_ms = r.median_ms, p.p95_ms = r.p95_ms;
             p.weight_ms = r.weight_ms, p.math_ms = r.math_ms, p.floor_ms = r.floor_ms;
             p.wrong = r.wrong;
+            p.clocks = r.clocks;
             rl.points.push_back(p);
         });
     }
