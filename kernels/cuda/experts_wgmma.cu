@@ -70,7 +70,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
-    __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
+    __shared__ int tok_s[C::kBM];
+    __shared__ Order order_s;  // the order the items are taken in (the producer's)            // gathered rows: the
+                               // tokens of the producer's current item (-1: none)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -173,6 +175,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             if (lead) v = atomicAdd(a.sched, 1);
             return first + __shfl_sync(~0u, v, 0);
         };
+        // The order of the items, kept in shared memory (the producer's registers are few)
+        if (lead)
+            order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
+                                                   nt_gated, int(gridDim.x), a.early)
+                                      : Order{gated_items, std::int64_t(tiles) * nt_down};
+        __syncwarp();
         int c = 0;
         std::int64_t next = take();
         for (;;) {
@@ -180,7 +188,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
             if (it < last) {  // the plan's reads are in flight while the first stage is freed
-                const Item w = locate(it, gated_items, pre, a.experts, nt_gated, nt_down, a.group);
+                bool g;
+                std::int64_t j;
+                order_item(order_s, it, g, j);
+                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
                 sl = Slot{it,
                           w.e,
                           w.nt,
@@ -470,6 +481,7 @@ struct Call {
     bool fused, staged, skip_idle;
     int group;
     cudaStream_t st;
+    int early = -1;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -503,21 +515,9 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.x,
-              q.xp ? nullptr : q.row_token};
+    Args args{
+        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
+        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -579,6 +579,9 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // (kernels/bench/RESULTS.md, ninth and tenth sessions).
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 3072 ? 1 : 0);
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    // The down items of the last, partial wave run among the gate/up items (Order): -1, the default, D mod the grid;
+    // 0: none; n: n of them with no margin (tests)
+    q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, -1);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

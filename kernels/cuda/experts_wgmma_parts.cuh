@@ -14,12 +14,16 @@
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/experts_common.cuh"
+#include "kernels/cuda/experts_order.hpp"
 #include "kernels/cuda/hopper.cuh"
 
 namespace moe::gpu::wgmma_parts {
 
 using experts_detail::expert_of_chunk;
 using experts_detail::silu_gate;
+using order::make_order;
+using order::Order;
+using order::order_item;
 using namespace hopper;
 
 // An item's place: the expert, the weight tile, the token tile and which GEMM.
@@ -30,11 +34,10 @@ struct Item {
 
 // Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
 // tile innermost, within a group.
-__device__ __forceinline__ Item locate(std::int64_t it, std::int64_t gated_items, const int* pre, int experts,
-                                       int nt_gated, int nt_down, int group) {
+__device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pre, int experts, int nt_gated,
+                                       int nt_down, int group) {
     Item w;
-    w.gated = it < gated_items;
-    const std::int64_t j = w.gated ? it : it - gated_items;
+    w.gated = gated;
     const int ntiles = w.gated ? nt_gated : nt_down;
     w.e = expert_of_chunk(pre, experts, j, ntiles);
     const int ntt = pre[w.e + 1] - pre[w.e];
@@ -127,6 +130,7 @@ struct Args {
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
+    int early;      // down items among the gate/up ones (Order; MOELAB_WGMMA_EARLY: -1 auto, 0 none, n for tests)
     // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
