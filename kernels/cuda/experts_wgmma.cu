@@ -579,9 +579,11 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // (kernels/bench/RESULTS.md, ninth and tenth sessions).
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 3072 ? 1 : 0);
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // The down items of the last, partial wave run among the gate/up items (Order): -1, the default, D mod the grid;
-    // 0: none; n: n of them with no margin (tests)
-    q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, -1);
+    // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
+    // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
+    // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
+    // measured 1-3% slower (kernels/bench/RESULTS.md)
+    q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
