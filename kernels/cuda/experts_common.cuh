@@ -15,6 +15,7 @@
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
+#include "kernels/cuda/experts_order.hpp"
 
 namespace moe::gpu::experts_detail {
 
@@ -62,15 +63,7 @@ inline __device__ int chunk_prefix(const std::int32_t* counts, int experts, int 
 
 // The expert of global chunk j: the largest e with pre[e]·scale <= j (it has tokens, since pre[e + 1]·scale > j).
 inline __device__ int expert_of_chunk(const int* pre, int experts, std::int64_t j, int scale = 1) {
-    int lo = 0, hi = experts - 1;
-    while (lo < hi) {
-        const int mid = (lo + hi + 1) >> 1;
-        if (std::int64_t(pre[mid]) * scale <= j)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
+    return order::expert_of(pre, experts, j, scale);
 }
 
 __device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {

@@ -12,7 +12,7 @@
 namespace moe::gpu::order {
 
 // The expert whose items hold item j, given the prefix `pre` of item counts per expert in units of `scale` items
-// (experts_common.cuh's expert_of_chunk, for the host too).
+// (experts_common.cuh's expert_of_chunk calls it on the device).
 MOE_HD inline int expert_of(const int* pre, int experts, std::int64_t j, int scale) {
     int lo = 0, hi = experts - 1;
     while (lo < hi) {
