@@ -52,4 +52,18 @@ class ClockSampler {
     double t0_ = 0;
 };
 
+// Samples from construction until stop() or the end of the scope, whichever comes first: a failed launch in between
+// does not leave the sampler running.
+class ClockWindow {
+  public:
+    explicit ClockWindow(ClockSampler& c) : c_(c) { c_.start(); }
+    ~ClockWindow() { (void)c_.stop(); }
+    ClockWindow(const ClockWindow&) = delete;
+    ClockWindow& operator=(const ClockWindow&) = delete;
+    ClockStats stop() { return c_.stop(); }
+
+  private:
+    ClockSampler& c_;
+};
+
 }  // namespace moe::bench

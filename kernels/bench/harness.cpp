@@ -42,6 +42,14 @@ std::vector<Shape> experts_sweep_shapes() {
     return out;
 }
 
+namespace {
+// NVML's handle of the current device, found once, for the ceilings and every timed row.
+ClockSampler& clock_sampler() {
+    static ClockSampler clk;
+    return clk;
+}
+}  // namespace
+
 Ceilings measure_ceilings() {
     Ceilings c;
     auto devs = gpu::devices();
@@ -53,8 +61,7 @@ Ceilings measure_ceilings() {
     c.l2_mb = double(gpu::l2_bytes()) / 1e6;
     c.copy_gbps = gpu::measure_copy_gbps(std::size_t(1) << 30, 20);
     c.read_gbps = gpu::measure_read_gbps(std::size_t(2) << 30, 20);
-    ClockSampler clk;
-    clk.start();
+    ClockWindow clk(clock_sampler());
     c.gemm_tflops = gpu::measure_gemm_tflops(8192, 20);
     const ClockStats cs = clk.stop();
     c.gemm_mhz = cs.mean_mhz;
@@ -103,12 +110,7 @@ Timing time_runs(Stream s, int sets, int warmup, int repeats, bool graph, const 
         }
     };
     for (int i = 0; i < warmup; ++i) launch(i);
-    static ClockSampler clk;  // NVML's handle of the current device, found once
-    clk.start();
-    struct Stop {  // a failed launch below must not leave the sampler running
-        ClockSampler& c;
-        ~Stop() { (void)c.stop(); }
-    } stop_on_throw{clk};
+    ClockWindow clk(clock_sampler());
     std::vector<gpu::Event> ev(repeats + 1);
     for (auto& e : ev) e = gpu::create_event();
     gpu::record_event(ev[0], s);

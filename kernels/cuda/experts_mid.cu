@@ -277,10 +277,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 // more stages. MOELAB_MID_DOWN_ROWS=64|128 forces one (tests, the benchmark's side-by-side rows).
 bool mid_down_narrow(std::int64_t items128) {
     if (const int rows = env_choice("MOELAB_MID_DOWN_ROWS", {64, 128}, 0)) return rows == 64;
-    int dev = 0, sms = 0;
-    MOE_CUDA_CHECK(cudaGetDevice(&dev));
-    MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return items128 < 8 * std::int64_t(sms);
+    return items128 < 8 * std::int64_t(device_sms());
 }
 
 // One GEMM of the FFN (kGated: gate/up, x → h; else down, h → y, launched programmatically after gate/up).

@@ -3,17 +3,13 @@
 #pragma once
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MOE_HD __host__ __device__
-#else
-#define MOE_HD
-#endif
+#include "kernels/common/hd.hpp"
 
 namespace moe::gpu::order {
 
 // The expert whose items hold item j, given the prefix `pre` of item counts per expert in units of `scale` items
 // (experts_common.cuh's expert_of_chunk calls it on the device).
-MOE_HD inline int expert_of(const int* pre, int experts, std::int64_t j, int scale) {
+MOE_HD int expert_of(const int* pre, int experts, std::int64_t j, int scale) {
     int lo = 0, hi = experts - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) >> 1;
@@ -39,8 +35,8 @@ struct Order {
 };
 
 // forced >= 0: that many early down items with no margin (tests); -1: D mod grid, a grid of margin.
-MOE_HD inline Order make_order(std::int64_t gated, std::int64_t down, const int* pre, int experts, int nt_down,
-                               int nt_gated, int grid, int forced) {
+MOE_HD Order make_order(std::int64_t gated, std::int64_t down, const int* pre, int experts, int nt_down, int nt_gated,
+                        int grid, int forced) {
     Order o;
     o.gated = gated, o.down = down;
     const std::int64_t early = forced >= 0 ? (std::int64_t(forced) < down ? std::int64_t(forced) : down) : down % grid;
@@ -54,7 +50,7 @@ MOE_HD inline Order make_order(std::int64_t gated, std::int64_t down, const int*
 }
 
 // Item number p in that order: which GEMM and its index among that GEMM's items.
-MOE_HD inline void order_item(const Order& o, std::int64_t p, bool& gated, std::int64_t& j) {
+MOE_HD void order_item(const Order& o, std::int64_t p, bool& gated, std::int64_t& j) {
     if (o.early == 0 || p <= o.after) {
         gated = p < o.gated;
         j = gated ? p : p - o.gated;

@@ -70,9 +70,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
-    __shared__ int tok_s[C::kBM];
-    __shared__ Order order_s;  // the order the items are taken in (the producer's)            // gathered rows: the
-                               // tokens of the producer's current item (-1: none)
+    __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
+    __shared__ Order order_s;                // the order the items are taken in (the producer's)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);

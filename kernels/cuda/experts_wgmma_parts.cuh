@@ -167,7 +167,7 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
     const unsigned gu = pack_bf16x2(g_acc, u_acc);
     const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
-    return __fdividef(g, 1.0f + __expf(-g)) * u;  // SILU_EXPERIMENT
+    return __fdividef(g, 1.0f + __expf(-g)) * u;
 }
 
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up

@@ -117,8 +117,9 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
     if (ce) comm_sms = 0;
     run.transport = ce ? "copy engines" : "nccl";
     // The experts' SMs: all but comm_sms (at least half of the GPU)
-    const int expert_sms = comm_sms > 0 ? std::max(gpu::device_sms() / 2, gpu::device_sms() - comm_sms) : 0;
-    run.comm_sms = comm_sms > 0 ? gpu::device_sms() - expert_sms : 0;
+    const int sms = gpu::device_sms();
+    const int expert_sms = comm_sms > 0 ? std::max(sms / 2, sms - comm_sms) : 0;
+    run.comm_sms = comm_sms > 0 ? sms - expert_sms : 0;
     AbortOnUnwind guard(c);
     c.wait_streams("input generation on every rank");  // so no rank's first exchange waits on a slower peer's inputs
 
