@@ -197,21 +197,6 @@ inline int down_preload() {
     return env && env[0] == '0' && !env[1] ? 0 : 1;
 }
 
-// Zeroes the hand-over's counts before a gate/up launch, as a kernel whose dependent (the gate/up kernel, launched
-// programmatically after it) starts at once and waits for it only before its first count (count_after_zeroing): a
-// memset node between the launches cost about 2 µs at the classroom shape's 1 to 16 tokens per expert.
-template <int kUnused = 0>
-__global__ void zero_counts_kernel(int* done, int n) {
-    launch_dependents();
-    for (int i = threadIdx.x; i < n; i += blockDim.x) done[i] = 0;
-}
-// The gate/up side's release of one count, once the zeroing kernel before it is complete (`zeroed` tracks that this
-// thread has waited).
-__device__ __forceinline__ void count_after_zeroing(int* p, bool& zeroed) {
-    if (!zeroed) wait_for_producer(), zeroed = true;
-    release_count(p);
-}
-
 // Whether decode's and mid's down kernels wait for each expert's gate/up items (done counts, above) instead of the whole
 // gate/up grid (MOELAB_EXPERTS_HANDOVER=0: the whole grid, for the benchmark's side-by-side rows and the tests).
 inline bool expert_handover() {
@@ -238,13 +223,6 @@ void launch_after_producer(Kernel kernel, unsigned grid, int threads, int smem, 
         (void)cudaGetLastError();
         kernel<<<grid, threads, smem, st>>>(args...);
     }
-}
-
-// The hand-over's counts zeroed for one call (zero_counts_kernel); the gate/up kernel is then launched with
-// launch_after_producer.
-inline void zero_counts(int* done, int experts, cudaStream_t st) {
-    zero_counts_kernel<<<1, 128, 0, st>>>(done, experts);
-    MOE_CUDA_LAUNCH_CHECK("zero_counts_kernel");
 }
 
 }  // namespace moe::gpu::experts_detail

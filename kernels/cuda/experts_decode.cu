@@ -198,7 +198,6 @@ __global__ void __launch_bounds__(kThreads)
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
     const int per = ((hidden + 31) / 32 + split - 1) / split * 32;  // k per warp of a group
     const int kb = min(hidden, part * per), ke = min(hidden, kb + per);
-    bool zeroed = false;  // the hand-over: whether this thread has waited for the counts' zeroing
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {
         const std::int64_t it = base + grp;
@@ -236,8 +235,7 @@ __global__ void __launch_bounds__(kThreads)
         }
         if (done && have && part == 0) {  // the warp's stores, then one release (the expert found again: a register
             __syncwarp();                 // held across the item cost a block an SM)
-            if (lane == 0)
-                count_after_zeroing(done + expert_of_chunk(pre, experts, static_cast<int>(it / tiles)), zeroed);
+            if (lane == 0) release_count(done + expert_of_chunk(pre, experts, static_cast<int>(it / tiles)));
         }
     }
 }
@@ -326,7 +324,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
                    const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* done, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
-    if (done) zero_counts(done, experts, st);
+    if (done) MOE_CUDA_CHECK(cudaMemsetAsync(done, 0, sizeof(int) * experts, st));
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
     auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor>;
@@ -337,12 +335,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
         const int split = choose_split(est, resident, hidden);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est * split + kWarps - 1) / kWarps);
-        if (done)  // launched programmatically after the counts' zeroing, which it waits for before its first count
-            launch_after_producer(k1, grid, kThreads, smem, st, xp, x, row_token, counts, offsets, experts, hidden, ffn,
-                                  w1, h, split, done);
-        else
-            k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split,
-                                             done);
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split, done);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
     {

@@ -212,8 +212,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         cp_async_commit();
     }
 
-    int slot = 0;         // the stage the products read next: the ring's stages in order, across items
-    bool zeroed = false;  // gate/up with the hand-over: whether this thread has waited for the counts' zeroing
+    int slot = 0;  // the stage the products read next: the ring's stages in order, across items
     for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
         const Where at = locate(it);
         const int mt = at.mt, ntok = at.ntok;
@@ -284,7 +283,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         if constexpr (kGated) {
             if (done) {  // every thread's stores, then one release
                 __syncthreads();
-                if (tid == 0) count_after_zeroing(done + at.e, zeroed);
+                if (tid == 0) release_count(done + at.e);
             }
         }
     }
@@ -314,11 +313,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        if (done)  // launched programmatically after the counts' zeroing, which it waits for before its first count
-            launch_after_producer(k, g, kThreads, smem, st, xp, x, row_token, counts, offsets, experts, hidden, ffn, w,
-                                  h, 0, done);
-        else
-            k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, done);
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, done);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -336,7 +331,7 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, int* done, cudaStream_t st) {
     constexpr int kBN = Tile<kNT>::kBN;
-    if (done) zero_counts(done, experts, st);
+    if (done) MOE_CUDA_CHECK(cudaMemsetAsync(done, 0, sizeof(int) * experts, st));
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
