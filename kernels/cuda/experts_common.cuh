@@ -16,7 +16,6 @@
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/experts_order.hpp"
-#include "kernels/cuda/hopper.cuh"
 
 namespace moe::gpu::experts_detail {
 
@@ -94,33 +93,6 @@ __device__ __forceinline__ void launch_dependents() {
 #endif
 }
 
-// ---- the hand-over from gate/up to down, expert by expert ----
-// A gate/up item counts itself done in done[e] once its h is stored: a release (every store before it, this
-// thread's or seen through a barrier, is visible to whoever acquires the count). A down item waits for its expert's
-// count with an acquire before it reads that expert's h. wgmma's single launch works this way; decode and mid use it
-// across their two launches (one_call_handover), so that a down item need not wait for the whole gate/up grid.
-__device__ __forceinline__ int load_acquire(const int* p) {
-    int v;
-    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-__device__ __forceinline__ void release_count(int* p) {
-    __threadfence();
-    atomicAdd(p, 1);
-}
-// The calling warp (all lanes, converged) waits until *p >= need: lane 0 acquires, and __syncwarp orders the other
-// lanes' later reads after it. A wait past 60 s (a lost count) traps: the launch fails instead of hanging.
-__device__ __forceinline__ void warp_wait_count(const int* p, int need) {
-    if ((threadIdx.x & 31) == 0 && load_acquire(p) < need) {
-        const std::uint64_t t0 = hopper::global_ns();
-        while (load_acquire(p) < need) {
-            __nanosleep(128);
-            if (hopper::global_ns() - t0 > 60'000'000'000ull) __trap();
-        }
-    }
-    __syncwarp();
-}
-
 // ---- tensor-core and cp.async primitives (mid, fused) ----
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int kN>
@@ -195,13 +167,6 @@ inline int env_choice(const char* name, std::initializer_list<int> allowed, int 
 inline int down_preload() {
     const char* env = std::getenv("MOELAB_EXPERTS_PRELOAD");
     return env && env[0] == '0' && !env[1] ? 0 : 1;
-}
-
-// Whether decode's and mid's down kernels wait for each expert's gate/up items (done counts, above) instead of the whole
-// gate/up grid (MOELAB_EXPERTS_HANDOVER=0: the whole grid, for the benchmark's side-by-side rows and the tests).
-inline bool expert_handover() {
-    const char* env = std::getenv("MOELAB_EXPERTS_HANDOVER");
-    return !(env && env[0] == '0' && !env[1]);
 }
 
 // Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the

@@ -43,25 +43,13 @@ __device__ __forceinline__ uint4 ld_stream(const bf16_t* p) {
     return v;
 }
 __device__ __forceinline__ uint4 ld_cached(const bf16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
-// h, which the gate/up kernel may still be writing while the down kernel runs (the hand-over, experts_common.cuh):
-// not through the read-only path, which is for data that no one writes during the kernel.
-__device__ __forceinline__ uint4 ld_coherent(const bf16_t* p) {
-    uint4 v;
-    asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
-    return v;
-}
-template <bool kCoh>
-__device__ __forceinline__ uint4 ld_tokens(const bf16_t* p) {
-    if constexpr (kCoh) return ld_coherent(p);
-    return ld_cached(p);
-}
 
 // Eight elements row[k, k + 8) with zeros past K. kVec: K % 8 == 0 and rows 16-byte aligned, so a piece is all in or
-// all out; otherwise element by element (odd shapes). kCoh: h, read coherently (ld_tokens).
-template <bool kVec, bool kCoh = false>
+// all out; otherwise element by element (odd shapes).
+template <bool kVec>
 __device__ __forceinline__ uint4 ld_part(const bf16_t* row, int k, int K) {
     if constexpr (kVec) {
-        return k + 8 <= K ? ld_tokens<kCoh>(row + k) : make_uint4(0, 0, 0, 0);
+        return k + 8 <= K ? ld_cached(row + k) : make_uint4(0, 0, 0, 0);
     } else {
         unsigned w[4];
 #pragma unroll
@@ -93,13 +81,13 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
 }
 
 // acc[j] += (rows lo/hi of the weights)·(token rows b[j])^T over k in [kb, ke) (kb a multiple of 32; ke too, or
-// K), for token tiles j < live; K bounds the loads. kCoh: the token rows are h (ld_tokens).
+// K), for token tiles j < live; K bounds the loads.
 // kFlavor (weights' loads): bit 0 the L2 256-byte prefetch, bit 1 twice as many 32-wide steps in flight. Measured
 // on the H200 (kernels/bench/RESULTS.md): the prefetch took S1 at 1 token per expert from 69% to 89% of the weight
 // roofline; the deeper unroll helps 8-token chunks (S3: 74% → 95%) and not 16-token ones, so flavor 3 runs the
 // 8-token chunks and flavor 1 the rest. Flavors 0 and 2 (no prefetch) and a shared-memory cp.async ring were slower
 // at every size and are gone.
-template <int kNT, bool kVec, int kFlavor, bool kCoh = false>
+template <int kNT, bool kVec, int kFlavor>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
                                                     const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
                                                     float (&acc)[kNT][4]) {
@@ -120,7 +108,7 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
             for (int u = 0; u < kU; ++u)
 #pragma unroll
                 for (int j = 0; j < kNT; ++j)
-                    xv[u][j] = j < live ? ld_tokens<kCoh>(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
+                    xv[u][j] = j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int u = 0; u < kU; ++u)
 #pragma unroll
@@ -131,14 +119,14 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
             const uint4 lo = ld_stream<kPf>(a_lo + k0 + t8), hi = ld_stream<kPf>(a_hi + k0 + t8);
 #pragma unroll
             for (int j = 0; j < kNT; ++j)
-                if (j < live) mma_step(acc[j], lo, hi, ld_tokens<kCoh>(b[j] + k0 + t8));
+                if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
         }
     }
     for (; k0 < ke; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
         const uint4 lo = ld_part<kVec>(a_lo, k0 + t8, K), hi = ld_part<kVec>(a_hi, k0 + t8, K);
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
-            if (j < live) mma_step(acc[j], lo, hi, ld_part<kVec, kCoh>(b[j], k0 + t8, K));
+            if (j < live) mma_step(acc[j], lo, hi, ld_part<kVec>(b[j], k0 + t8, K));
     }
 }
 
@@ -176,17 +164,15 @@ __host__ __device__ constexpr int decode_smem_bytes(int experts) {
 
 // Items: (chunk of an expert's tokens, 8 columns of h), chunk-major. The block's warps form kWarps / split groups;
 // the `split` warps of a group share one item, each streaming its own slice of d, and are summed before the
-// SiLU gate (which is not linear) by the group's first warp. done (the hand-over, or null): each item counts itself
-// in done[e] once its h is stored.
+// SiLU gate (which is not linear) by the group's first warp.
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
-                          int split, int* done) {
+                          int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
-    // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion (or, with the
-    // hand-over, for each expert's count) before reading h.
+    // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h.
     launch_dependents();
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
@@ -233,19 +219,14 @@ __global__ void __launch_bounds__(kThreads)
                     if (m < ntok) h[(r0 + m) * ffn + f] = silu_gate(acc[jj][c], acc[jj][2 + c]);
                 }
         }
-        if (done && have && part == 0) {  // the warp's stores, then one release (the expert found again: a register
-            __syncwarp();                 // held across the item cost a block an SM)
-            if (lane == 0) release_count(done + expert_of_chunk(pre, experts, static_cast<int>(it / tiles)));
-        }
     }
 }
 
 // Items: (chunk of an expert's tokens, 16 columns of y); groups of `split` warps share an item over slices of F.
-// done (the hand-over, or null): each warp waits for its item's expert's gate/up items, not for the whole grid.
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, const int* done) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
@@ -256,10 +237,9 @@ __global__ void __launch_bounds__(kThreads)
     // touches y, so this runs before waiting for it.
     zero_padding_rows(counts, offsets, experts, hidden, y);
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
-    // tail; h is read only after it has completed and its writes are visible, or (the hand-over) after the item's
-    // expert has counted all of its gate/up items.
-    if (!done) wait_for_producer();
-    const int tiles = (hidden + 15) / 16, gated_tiles = (ffn + 7) / 8;
+    // tail; h is read only after it has completed and its writes are visible.
+    wait_for_producer();
+    const int tiles = (hidden + 15) / 16;
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
@@ -279,7 +259,6 @@ __global__ void __launch_bounds__(kThreads)
             ntok = min(kChunk, counts[e] - tok0);
             r0 = std::int64_t(offsets[e]) + tok0;
             o_lo = tile * 16 + g;
-            if (done) warp_wait_count(done + e, (pre[e + 1] - pre[e]) * gated_tiles);
             const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
             const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
             const bf16_t* a_hi = we + std::int64_t(min(o_lo + 8, hidden - 1)) * ffn;
@@ -289,7 +268,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
                 b[jj] = h + (r0 + m) * ffn;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor, true>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (have && part == 0) {
@@ -306,7 +285,6 @@ __global__ void __launch_bounds__(kThreads)
                 }
         }
     }
-    if (done) wait_for_producer();  // the gate/up grid has exited (it has no work left) before this one completes
 }
 
 // How many warps share one item. Items are equal, so the last round of a static schedule runs part-empty: the
@@ -322,9 +300,8 @@ int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
 template <int kNT, bool kVec, int kFlavor>
 void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
-                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* done, cudaStream_t st) {
+                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
-    if (done) MOE_CUDA_CHECK(cudaMemsetAsync(done, 0, sizeof(int) * experts, st));
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
     auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor>;
@@ -335,7 +312,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
         const int split = choose_split(est, resident, hidden);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est * split + kWarps - 1) / kWarps);
-        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split, done);
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
     {
@@ -345,9 +322,7 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        const int* done_c = done;
-        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split,
-                              done_c);
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
 }
@@ -355,20 +330,21 @@ void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_to
 template <bool kVec, int kFlavor>
 void launch_decode_nt(int chunk_tokens, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                       const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
-                      int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* done,
-                      cudaStream_t st) {
-#define MOE_DECODE_NT_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, done, st
+                      int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     switch (chunk_tokens) {
         case 8:
-            return launch_decode<1, kVec, kFlavor>(MOE_DECODE_NT_ARGS);
+            return launch_decode<1, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         case 16:
-            return launch_decode<2, kVec, kFlavor>(MOE_DECODE_NT_ARGS);
+            return launch_decode<2, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         case 32:
-            return launch_decode<4, kVec, kFlavor>(MOE_DECODE_NT_ARGS);
+            return launch_decode<4, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
         default:
-            return launch_decode<8, kVec, kFlavor>(MOE_DECODE_NT_ARGS);
+            return launch_decode<8, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
+                                                   w1, w2, h, y, st);
     }
-#undef MOE_DECODE_NT_ARGS
 }
 
 __global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
@@ -402,9 +378,8 @@ int decode_chunk_tokens(double tokens_per_expert) {
 
 void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, int* sched, cudaStream_t st) {
+                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
-    int* done = sched && expert_handover() ? sched : nullptr;
     // 16-byte pieces need rows that are a whole number of them (K % 8 == 0 for both GEMMs) and aligned bases
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
     // The weights' load flavor (see warp_rows_by_tokens); MOELAB_DECODE_FLAVOR=1|3 overrides the choice (tests, the
@@ -413,7 +388,7 @@ void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     if (const char* env = std::getenv("MOELAB_DECODE_FLAVOR"); env && (*env == '1' || *env == '3') && !env[1])
         flavor = *env - '0';
 #define MOE_DECODE_ARGS \
-    chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, done, st
+    chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     if (!vec) return launch_decode_nt<false, 0>(MOE_DECODE_ARGS);
     if (flavor == 3) return launch_decode_nt<true, 3>(MOE_DECODE_ARGS);
     return launch_decode_nt<true, 1>(MOE_DECODE_ARGS);

@@ -88,16 +88,14 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 //   gate/up (kGated): A = w1 (gate rows m and up rows M + m of each expert; M = F), B = x rows (packed, or gathered
 //   through row_token when b_packed is null), out = h = SiLU(gate)·up, [rows, F];
 //   down: A = w2 ([d, F] per expert; M = d), B = h, out = y [rows, d], whose padding rows it zeroes.
-// K is the common width (d, then F). done (the hand-over, experts_common.cuh, or null): gate/up counts each item in
-// done[e] once its h is stored; down waits for an item's expert's count before it loads that item's h, instead of
-// waiting for the whole gate/up grid.
+// K is the common width (d, then F).
 // The loads run kStages - 1 stages ahead of the products across item boundaries: the next item's first stages stream
 // while this item's last ones are multiplied and stored, instead of the ring draining at the end of every item.
 template <int kNT, int kMI, bool kGated, bool kVec>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
-                    bf16_t* out, int preload, int* done) {
+                    bf16_t* out, int preload) {
     using T = Tile<kNT, kMI>;
     static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with the same 16 up rows in each warp");
     constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
@@ -176,19 +174,11 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int q = 0; q < T::kBPerThread; ++q)
             load_piece<kVec, false>(smem, smem_u32, off + kABytes + swz(prow + 32 * q, piece), brow[q], k, K, w);
     };
-    // Down, with the hand-over: this warp waits until item `item`'s expert has counted all of its gate/up items
-    // (64 columns of h each), before any load of that item's h.
-    auto wait_h = [&](std::int64_t item) {
-        if constexpr (!kGated) {
-            const int e = expert_of_chunk(pre, experts, item, mtiles);
-            if (done) warp_wait_count(done + e, (pre[e + 1] - pre[e]) * ((K + 63) / 64));
-        }
-    };
     auto advance = [&] {
         if (++lkt < nk) return;
         lkt = 0;
         lit += gridDim.x;
-        if (lit < items) aim(lit), wait_h(lit);
+        if (lit < items) aim(lit);
     };
     if (lit < items) aim(lit);
     // The down kernel: the first item's first stages' weights (which do not depend on h) are asked for before the
@@ -198,10 +188,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     if constexpr (!kGated) {
         if (preload && lit < items)
             for (; preloaded < kS - 1 && preloaded < nk; ++preloaded) load_weights(preloaded, preloaded * kBK);
-        if (!done)
-            wait_for_producer();
-        else if (lit < items)
-            wait_h(lit);
+        wait_for_producer();
     }
 #pragma unroll
     for (int s = 0; s < kS - 1; ++s) {
@@ -280,17 +267,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                     }
                 }
             }
-        if constexpr (kGated) {
-            if (done) {  // every thread's stores, then one release
-                __syncthreads();
-                if (tid == 0) release_count(done + at.e);
-            }
-        }
     }
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
-    if constexpr (!kGated) {
-        if (done) wait_for_producer();  // the gate/up grid has exited (it has no work left) before this one completes
-    }
 }
 
 // Whether the down GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds
@@ -306,14 +284,14 @@ bool mid_down_narrow(std::int64_t items128) {
 template <int kNT, int kMI, bool kGated, bool kVec>
 void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                      const std::int32_t* offsets, std::int64_t est_tiles, int experts, int hidden, int ffn,
-                     const bf16_t* w, bf16_t* h, bf16_t* y, int* done, cudaStream_t st) {
+                     const bf16_t* w, bf16_t* h, bf16_t* y, cudaStream_t st) {
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
     auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, done);
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -321,7 +299,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload(), done);
+                              down_preload());
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }
@@ -329,30 +307,27 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
 template <int kNT, bool kVec>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, int* done, cudaStream_t st) {
+                const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     constexpr int kBN = Tile<kNT>::kBN;
-    if (done) MOE_CUDA_CHECK(cudaMemsetAsync(done, 0, sizeof(int) * experts, st));
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
-    launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, done, st);
+    launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
     if (mid_down_narrow(est_tiles * ((hidden + 127) / 128)))
-        launch_mid_gemm<kNT, 1, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, done, st);
+        launch_mid_gemm<kNT, 1, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
     else
-        launch_mid_gemm<kNT, 2, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, done, st);
+        launch_mid_gemm<kNT, 2, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
 #undef MOE_MID_GEMM_ARGS
 }
 
 template <int kNT>
 void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
-                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* done,
-                    cudaStream_t st) {
+                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     if (vec)
-        launch_mid<kNT, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, done, st);
+        launch_mid<kNT, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
     else
-        launch_mid<kNT, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, done,
-                               st);
+        launch_mid<kNT, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
 }
 
 }  // namespace
@@ -367,12 +342,11 @@ int mid_tile_tokens(double tokens_per_expert) {
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, int* sched, cudaStream_t st) {
+             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
-    int* done = sched && expert_handover() ? sched : nullptr;
     // cp.async moves whole 16-byte pieces; otherwise the element loads
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
-#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, done, st
+#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     if (tile_tokens >= 128) return launch_mid_vec<8>(MOE_MID_ARGS);
     return tile_tokens >= 64 ? launch_mid_vec<4>(MOE_MID_ARGS) : launch_mid_vec<2>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS

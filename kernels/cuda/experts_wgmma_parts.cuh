@@ -142,6 +142,11 @@ __device__ __forceinline__ unsigned sm_id() {
     return v;
 }
 
+__device__ __forceinline__ int load_acquire(const int* p) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
 // Consumer warpgroups only (the producer is elsewhere): named barrier 1.
 template <int kThreadsN>
 __device__ __forceinline__ void consumers_sync() {

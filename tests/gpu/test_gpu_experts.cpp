@@ -292,39 +292,6 @@ TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
     }
 }
 
-// decode's and mid's down kernels wait for each expert's gate/up items (the hand-over, the default) or, with
-// MOELAB_EXPERTS_HANDOVER=0, for the whole gate/up grid. The workspace (h and the counts) is poisoned before every
-// run, so a down item that read h before its expert's gate/up items had stored it would be caught here; two runs a
-// setting, to give such a race two chances.
-TEST(GpuExperts, DecodeAndMidHandOverExpertByExpert) {
-    MOE_REQUIRE_GPU();
-    using moe::gpu::ExpertsImpl;
-    const std::vector<Case> cases = {
-        {7, 8, 2, 2048, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 256},   // a few tokens, wide d
-        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},  // K tails, partial tiles, padded
-        {256, 16, 2, 128, "hot:20", 0, moe::DropPolicy::TokenOrder, 1, 1032},  // empty experts, long F
-        {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},     // F % 8 ≠ 0: the scalar paths
-        {64, 16, 2, 1024, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 2816},  // the classroom shape, 8 per expert
-    };
-    for (const Case& c : cases) {
-        const std::uint64_t seed = fresh_seed();
-        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
-        FfnCase f(c, seed);
-        for (const char* handover : {"0", "1"})
-            for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Mid})
-                for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E})
-                    for (bool packed : {true, false})
-                        for (int run = 0; run < 2; ++run) {
-                            ScopedEnv env("MOELAB_EXPERTS_HANDOVER", handover);
-                            SCOPED_TRACE(std::string("handover ") + handover + ", " +
-                                         moe::gpu::experts_impl_name(impl) + ", hint " + std::to_string(hint) +
-                                         (packed ? "" : ", nopack") + ", run " + std::to_string(run));
-                            EXPECT_EQ(f.run_device(impl, packed, hint), impl);
-                            EXPECT_EQ(f.check(), "");
-                        }
-    }
-}
-
 // The roofline the app and the decode-vs-prefill lesson read: one checked, timed point per size, under both
 // measured ceilings.
 TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
