@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Summarises a wgmma item trace (MOELAB_TRACE_ITEMS=<file> moelab bench experts --experts-impl wgmma ...).
+"""Summarises an expert-FFN item trace (MOELAB_TRACE_ITEMS=<file> moelab bench experts --experts-impl wgmma ...; also
+decode and mid, whose two launches' items are in one file, gate/up first).
 
 Every item of the last call is one CSV row: the SM that ran it, when its producer took it, when its h was ready
-(down items; the take for gate/up), when its first stage had landed in the consumers, when its MMAs were done and when its epilogue was done
-(%globaltimer, ns). Prints where the call's time went: the span, each kind's durations and waits, how many SMs were
+(down items; the take for gate/up), when its first stage had landed in the consumers, when its MMAs were done and
+when its epilogue was done (%globaltimer, ns). decode and mid have no producer: an item is taken when its loads
+start (a block's first item: when the block started), and for decode `first` is that start too. Prints where the call's time went: the span, each kind's durations and waits, how many SMs were
 busy and how fast weights streamed in each twentieth of the span (each item's weight bytes spread evenly over its
 first-stage-to-end interval), and the tail (the spread of each SM's last end).
 
@@ -22,6 +24,7 @@ def load(path):
         first = f.readline()
         if not first.startswith("#"):
             sys.exit(f"{path}: not a MOELAB_TRACE_ITEMS file (no '# wgmma ...' header)")
+        header["kernel"] = first[1:].split()[0]
         for kv in first[1:].split()[1:]:
             k, _, v = kv.partition("=")
             header[k] = int(v)
@@ -49,8 +52,9 @@ def main():
     span = (t1 - t0) / 1e3
     sms = sorted({r["sm"] for r in rows})
     bn, d, f = h["bn"], h["hidden"], h["ffn"]
-    wbytes = {1: bn * d * 2, 0: bn * f * 2}  # a full tile's weights: bn rows of w1 (gate + up) or of w2
-    print(f"wgmma trace: {h}")
+    # a full tile's weights: bn rows of w1 (gate + up) or bn_down (bn where not given) rows of w2
+    wbytes = {1: bn * d * 2, 0: h.get("bn_down", bn) * f * 2}
+    print(f"{h['kernel']} trace: {h}")
     print(f"span {span:.1f} us from the first take to the last end, {len(rows)} items on {len(sms)} SMs")
     for g, name in ((1, "gate/up"), (0, "down")):
         it = [r for r in rows if r["gated"] == g]

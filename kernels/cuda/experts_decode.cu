@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "kernels/common/bf16.hpp"
@@ -14,6 +15,7 @@
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_decode.cuh"
+#include "kernels/cuda/item_trace.cuh"
 #include "kernels/cuda/launchers.hpp"
 
 namespace moe::gpu {
@@ -130,6 +132,10 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
     }
 }
 
+// A traced kernel's blocks an SM: as many as the untraced one gets (ptxas, sm_90), so that the timeline is the same
+// schedule's (the stamps' code would otherwise take registers and blocks).
+constexpr int traced_min_blocks(int nt, bool traced) { return !traced ? 0 : nt == 1 ? 7 : nt == 2 ? 5 : nt == 4 ? 4 : 2; }
+
 // Sums the accumulators of the `split` warps of each group into the group's first warp (part 0); red holds
 // kWarps·kNT·4·32 floats. Contains block-wide barriers: every thread of the block calls it, with the same split.
 template <int kNT>
@@ -165,11 +171,18 @@ __host__ __device__ constexpr int decode_smem_bytes(int experts) {
 // Items: (chunk of an expert's tokens, 8 columns of h), chunk-major. The block's warps form kWarps / split groups;
 // the `split` warps of a group share one item, each streaming its own slice of d, and are summed before the
 // SiLU gate (which is not linear) by the group's first warp.
-template <int kNT, bool kVec, int kFlavor>
-__global__ void __launch_bounds__(kThreads)
+// kTrace (MOELAB_TRACE_ITEMS, item_trace.cuh; a separate instantiation, so that the kernels timed are the ones that
+// run untraced): each item's timeline in `trace`, written by its group's first lane.
+// Both kernels write the item's start as `take` (the kernel's start for a group's first item), the start of its
+// loads as `ready` and `first` (the down kernel's first items: after the wait for the gate/up grid), the end of its
+// products and reduction as `mma`, and the end of its stores as `end`.
+template <int kNT, bool kVec, int kFlavor, bool kTrace>
+__global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
-                          int split) {
+                          int split, std::uint64_t* trace) {
+    __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
+    if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
     // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h.
@@ -198,6 +211,8 @@ __global__ void __launch_bounds__(kThreads)
             ntok = min(kChunk, counts[e] - tok0);
             r0 = std::int64_t(offsets[e]) + tok0;
             f = tile * 8 + g;
+            if (kTrace && part == 0 && lane == 0)
+                trace_begin(trace + it * kTraceWords, base == std::int64_t(blockIdx.x) * groups ? t_start : 0);
             const bf16_t* a_lo = w1 + (std::int64_t(e) * 2 * ffn + min(f, ffn - 1)) * hidden;  // gate row f
             const bf16_t* a_hi = a_lo + std::int64_t(ffn) * hidden;                            // up row f
             const bf16_t* b[kNT];
@@ -210,6 +225,7 @@ __global__ void __launch_bounds__(kThreads)
             warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
         }
         group_reduce<kNT>(acc, red, split);
+        if (kTrace && have && part == 0 && lane == 0) trace_mark(trace + it * kTraceWords, kTraceMma);
         if (have && part == 0 && f < ffn) {
 #pragma unroll
             for (int jj = 0; jj < kNT; ++jj)
@@ -219,14 +235,18 @@ __global__ void __launch_bounds__(kThreads)
                     if (m < ntok) h[(r0 + m) * ffn + f] = silu_gate(acc[jj][c], acc[jj][2 + c]);
                 }
         }
+        if (kTrace && have && part == 0 && lane == 0)
+            trace_end(trace + it * kTraceWords, 1, expert_of_chunk(pre, experts, static_cast<int>(it / tiles)));
     }
 }
 
 // Items: (chunk of an expert's tokens, 16 columns of y); groups of `split` warps share an item over slices of F.
-template <int kNT, bool kVec, int kFlavor>
-__global__ void __launch_bounds__(kThreads)
+template <int kNT, bool kVec, int kFlavor, bool kTrace>
+__global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, std::uint64_t* trace) {
+    __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
+    if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
@@ -259,6 +279,8 @@ __global__ void __launch_bounds__(kThreads)
             ntok = min(kChunk, counts[e] - tok0);
             r0 = std::int64_t(offsets[e]) + tok0;
             o_lo = tile * 16 + g;
+            if (kTrace && part == 0 && lane == 0)
+                trace_begin(trace + it * kTraceWords, base == std::int64_t(blockIdx.x) * groups ? t_start : 0);
             const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
             const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
             const bf16_t* a_hi = we + std::int64_t(min(o_lo + 8, hidden - 1)) * ffn;
@@ -271,6 +293,7 @@ __global__ void __launch_bounds__(kThreads)
             warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
+        if (kTrace && have && part == 0 && lane == 0) trace_mark(trace + it * kTraceWords, kTraceMma);
         if (have && part == 0) {
             const int o_hi = o_lo + 8;
 #pragma unroll
@@ -284,6 +307,8 @@ __global__ void __launch_bounds__(kThreads)
                     if (o_hi < hidden) out[o_hi] = f32_to_bf16(acc[jj][2 + c]);
                 }
         }
+        if (kTrace && have && part == 0 && lane == 0)  // (trace: past the gate/up items' rows)
+            trace_end(trace + it * kTraceWords, 0, expert_of_chunk(pre, experts, static_cast<int>(it / tiles)));
     }
 }
 
@@ -297,34 +322,59 @@ int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
     return s;
 }
 
-template <int kNT, bool kVec, int kFlavor>
-void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+template <int kNT, bool kVec, int kFlavor, bool kTrace>
+void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
                    const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
-    auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor>;
-    auto k2 = decode_down_kernel<kNT, kVec, kFlavor>;
+    auto k1 = decode_gate_up_kernel<kNT, kVec, kFlavor, kTrace>;
+    auto k2 = decode_down_kernel<kNT, kVec, kFlavor, kTrace>;
     static_assert(decode_smem_bytes<8>(6144) <= 48 * 1024, "the default dynamic shared memory limit suffices");
+    const std::int64_t est_gated = est_chunks * ((ffn + 7) / 8), est_down = est_chunks * ((hidden + 15) / 16);
+    // MOELAB_TRACE_ITEMS: the gate/up items' rows, then the down items'
+    const char* trace = kTrace ? item_trace_path(st) : nullptr;
+    std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
+    int split[2];
     {
-        const std::int64_t est = est_chunks * ((ffn + 7) / 8);
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
-        const int split = choose_split(est, resident, hidden);
-        const unsigned grid = persistent_blocks(k1, kThreads, smem, (est * split + kWarps - 1) / kWarps);
-        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split);
+        split[0] = choose_split(est_gated, resident, hidden);
+        const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],
+                                         tbuf);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
     {
-        const std::int64_t est = est_chunks * ((hidden + 15) / 16);
         const std::int64_t resident = std::int64_t(persistent_blocks(k2, kThreads, smem, 1LL << 40)) * kWarps;
-        const int split = choose_split(est, resident, ffn);
-        const unsigned grid = persistent_blocks(k2, kThreads, smem, (est * split + kWarps - 1) / kWarps);
+        split[1] = choose_split(est_down, resident, ffn);
+        const unsigned grid = persistent_blocks(k2, kThreads, smem, (est_down * split[1] + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
-        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split);
+        std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
+        launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split[1],
+                              tdown);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
+    if (trace)
+        write_item_trace(trace, tbuf, est_gated + est_down,
+                         "decode experts=" + std::to_string(experts) + " hidden=" + std::to_string(hidden) +
+                             " ffn=" + std::to_string(ffn) + " bm=" + std::to_string(8 * kNT) +
+                             " bn=16 flavor=" + std::to_string(kFlavor) + " split=" + std::to_string(split[0]) +
+                             " split_down=" + std::to_string(split[1]),
+                         st);
+}
+
+template <int kNT, bool kVec, int kFlavor>
+void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
+                   const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
+                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+    if (item_trace_path(st))
+        launch_decode_traced<kNT, kVec, kFlavor, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden,
+                                                       ffn, w1, w2, h, y, st);
+    else
+        launch_decode_traced<kNT, kVec, kFlavor, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden,
+                                                        ffn, w1, w2, h, y, st);
 }
 
 template <bool kVec, int kFlavor>

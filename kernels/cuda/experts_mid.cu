@@ -8,11 +8,13 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 #include "kernels/common/bf16.hpp"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_mid.cuh"
+#include "kernels/cuda/item_trace.cuh"
 #include "kernels/cuda/launchers.hpp"
 
 namespace moe::gpu {
@@ -91,11 +93,16 @@ __device__ __forceinline__ void load_piece(unsigned char* smem, unsigned smem_u3
 // K is the common width (d, then F).
 // The loads run kStages - 1 stages ahead of the products across item boundaries: the next item's first stages stream
 // while this item's last ones are multiplied and stored, instead of the ring draining at the end of every item.
-template <int kNT, int kMI, bool kGated, bool kVec>
+// kTrace (MOELAB_TRACE_ITEMS, item_trace.cuh; a separate instantiation): thread 0 writes each item's timeline to
+// `trace` (taken: the block's start for its first item, else when the previous one ended; first: its first stage
+// in; mma: its products done; end: thread 0's stores done).
+template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
-                    bf16_t* out, int preload) {
+                    bf16_t* out, int preload, std::uint64_t* trace) {
+    __shared__ std::uint64_t t_start;  // kTrace: when this block started
+    if (kTrace && threadIdx.x == 0) t_start = global_ns();
     using T = Tile<kNT, kMI>;
     static_assert(!kGated || kMI == 2, "gate/up pairs 16 gate rows with the same 16 up rows in each warp");
     constexpr int kBM = T::kBM, kABytes = T::kABytes, kS = T::kStages;
@@ -204,6 +211,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         const Where at = locate(it);
         const int mt = at.mt, ntok = at.ntok;
         const std::int64_t r0 = at.r0;
+        std::uint64_t* tr = kTrace && tid == 0 ? trace + it * kTraceWords : nullptr;
+        if (tr) trace_begin(tr, it == blockIdx.x ? t_start : 0);
 
         // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
@@ -215,6 +224,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int kt = 0; kt < nk; ++kt) {
             cp_async_wait<kS - 2>();
             __syncthreads();  // stage `slot` is in for every thread; the one before it is free
+            if (tr && kt == 0) trace_mark(tr, 3);
             if (lit < items) {
                 const int free_slot = slot == 0 ? kS - 1 : slot - 1;
                 load_weights(free_slot, lkt * kBK);
@@ -245,6 +255,7 @@ __global__ void __launch_bounds__(kThreads, 2)
             }
         }
 
+        if (tr) trace_mark(tr, kTraceMma);
         // Epilogue from registers (the next item's first stages are loading meanwhile). Accumulator c of tile
         // (mi, j): weight row g (c < 2) or g + 8, token 2t + (c & 1).
 #pragma unroll
@@ -267,6 +278,7 @@ __global__ void __launch_bounds__(kThreads, 2)
                     }
                 }
             }
+        if (tr) trace_end(tr, kGated ? 1 : 0, at.e);
     }
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
 }
@@ -281,17 +293,18 @@ bool mid_down_narrow(std::int64_t items128) {
 }
 
 // One GEMM of the FFN (kGated: gate/up, x → h; else down, h → y, launched programmatically after gate/up).
-template <int kNT, int kMI, bool kGated, bool kVec>
+// trace (MOELAB_TRACE_ITEMS; null: off): this GEMM's items' rows.
+template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                      const std::int32_t* offsets, std::int64_t est_tiles, int experts, int hidden, int ffn,
-                     const bf16_t* w, bf16_t* h, bf16_t* y, cudaStream_t st) {
+                     const bf16_t* w, bf16_t* h, bf16_t* y, std::uint64_t* trace, cudaStream_t st) {
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
-    auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec>;
+    auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec, kTrace>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0);
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -299,35 +312,51 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload());
+                              down_preload(), trace);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }
 
-template <int kNT, bool kVec>
+template <int kNT, bool kVec, bool kTrace>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                 const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     constexpr int kBN = Tile<kNT>::kBN;
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
+    const bool narrow = mid_down_narrow(est_tiles * ((hidden + 127) / 128));
+    const int down_rows = narrow ? 64 : 128;
+    // MOELAB_TRACE_ITEMS: the gate/up items' rows, then the down items'
+    const char* trace = kTrace ? item_trace_path(st) : nullptr;
+    const std::int64_t est_gated = est_tiles * ((ffn + 63) / 64), est_down = est_tiles * ((hidden + down_rows - 1) / down_rows);
+    std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
+    std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
-    launch_mid_gemm<kNT, 2, true, kVec>(MOE_MID_GEMM_ARGS, w1, h, y, st);
-    if (mid_down_narrow(est_tiles * ((hidden + 127) / 128)))
-        launch_mid_gemm<kNT, 1, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
+    launch_mid_gemm<kNT, 2, true, kVec, kTrace>(MOE_MID_GEMM_ARGS, w1, h, y, tbuf, st);
+    if (narrow)
+        launch_mid_gemm<kNT, 1, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
     else
-        launch_mid_gemm<kNT, 2, false, kVec>(MOE_MID_GEMM_ARGS, w2, h, y, st);
+        launch_mid_gemm<kNT, 2, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
 #undef MOE_MID_GEMM_ARGS
+    if (trace)
+        write_item_trace(trace, tbuf, est_gated + est_down,
+                         "mid experts=" + std::to_string(experts) + " hidden=" + std::to_string(hidden) +
+                             " ffn=" + std::to_string(ffn) + " bm=" + std::to_string(kBN) +
+                             " bn=128 bn_down=" + std::to_string(down_rows),
+                         st);
 }
 
 template <int kNT>
 void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
                     int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+#define MOE_MID_LAUNCH_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+    const bool traced = item_trace_path(st) != nullptr;
     if (vec)
-        launch_mid<kNT, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
+        traced ? launch_mid<kNT, true, true>(MOE_MID_LAUNCH_ARGS) : launch_mid<kNT, true, false>(MOE_MID_LAUNCH_ARGS);
     else
-        launch_mid<kNT, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st);
+        traced ? launch_mid<kNT, false, true>(MOE_MID_LAUNCH_ARGS) : launch_mid<kNT, false, false>(MOE_MID_LAUNCH_ARGS);
+#undef MOE_MID_LAUNCH_ARGS
 }
 
 }  // namespace

@@ -136,11 +136,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
 };
-__device__ __forceinline__ unsigned sm_id() {
-    unsigned v;
-    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
-    return v;
-}
 
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/item_trace.cuh"  // global_ns
+
 namespace moe::gpu::hopper {
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
@@ -39,11 +41,6 @@ __device__ __forceinline__ void mbar_arrive(unsigned bar) {
 }
 __device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ std::uint64_t global_ns() {
-    std::uint64_t t;
-    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
-    return t;
 }
 // Spins until the phase of the given parity has completed. A wait past 60 s (sanitizers slow everything) means a broken
 // pipeline (a TMA that never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of

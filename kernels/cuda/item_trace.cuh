@@ -1,7 +1,8 @@
 // Per-item timelines of a persistent kernel (MOELAB_TRACE_ITEMS=<file>), for kernels/bench/trace_items.py: the kernel
 // writes kTraceWords words per item into a device buffer (null: not traced), and the host writes the last call's
 // items to <file> as CSV. A diagnostic: a traced call waits for the GPU and copies the trace back, so time with it off.
-// The wgmma expert FFN (experts_wgmma.cu) is the one kernel that records them.
+// The wgmma expert FFN (experts_wgmma.cu) records them, and decode's and mid's two launches (experts_decode.cu,
+// experts_mid.cu: gate/up items first, then down).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -14,6 +15,30 @@ namespace moe::gpu {
 // when its first stage had landed, when its epilogue was done (%globaltimer ns), gated | expert << 1, and when its
 // last MMAs were done (the epilogue's start).
 constexpr int kTraceWords = 7;
+
+// The GPU's clock (%globaltimer, ns) and the SM a thread runs on, for the traces (and the wait timeouts).
+__device__ __forceinline__ std::uint64_t global_ns() {
+    std::uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ unsigned sm_id() {
+    unsigned v;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(v));
+    return v;
+}
+// An item's row in the layout above, written as the item goes (no time held in registers), for kernels whose items
+// have no stages of their own (decode, mid): trace_begin when its loads start (taken at `take`, or now where 0),
+// trace_mark(r, kTraceMma) when its products are done, trace_end once its stores are.
+constexpr int kTraceMma = 6;
+__device__ __forceinline__ void trace_begin(std::uint64_t* r, std::uint64_t take) {
+    const std::uint64_t now = global_ns();
+    r[1] = take ? take : now, r[2] = now, r[3] = now;
+}
+__device__ __forceinline__ void trace_mark(std::uint64_t* r, int word) { r[word] = global_ns(); }
+__device__ __forceinline__ void trace_end(std::uint64_t* r, unsigned gated, int expert) {
+    r[0] = sm_id(), r[4] = global_ns(), r[5] = gated | (unsigned(expert) << 1);
+}
 
 // The trace file named by MOELAB_TRACE_ITEMS, or null: not set, or the stream is being captured into a graph (a
 // traced call has to wait for the GPU).

@@ -3,6 +3,11 @@
 // are skipped. The decode, mid and wgmma paths also run from the device plan alone, with every chunk or tile size.
 #include "tests/gpu/gpu_test.hpp"
 
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <utility>
+
 #if MOELAB_HAVE_CUDA
 #include "kernels/bench/bench.hpp"
 #include "kernels/cuda/launchers.hpp"
@@ -290,6 +295,57 @@ TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
                         EXPECT_EQ(f.check(), "");
                     }
     }
+}
+
+// MOELAB_TRACE_ITEMS writes the last call's item timelines (kernels/bench/trace_items.py reads them) for decode, mid
+// and wgmma: a header naming the kernel, then one row per item, every expert with tokens in both GEMMs and no other,
+// each row's times in order, and y still right.
+TEST(GpuExperts, ItemTracesCoverEveryExpertInOrder) {
+    MOE_REQUIRE_GPU();
+    using moe::gpu::ExpertsImpl;
+    const Case c{300, 8, 2, 256, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 384};
+    const std::uint64_t seed = fresh_seed();
+    SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+    FfnCase f(c, seed);
+    const std::string path = ::testing::TempDir() + "moelab_item_trace_" + std::to_string(seed) + ".csv";
+    for (auto [impl, hint] : {std::pair{ExpertsImpl::Decode, std::int64_t(c.E)},
+                              std::pair{ExpertsImpl::Mid, std::int64_t(8) * c.E}, std::pair{ExpertsImpl::Wgmma,
+                                                                                         std::int64_t(200) * c.E}}) {
+        std::remove(path.c_str());
+        ScopedEnv env("MOELAB_TRACE_ITEMS", path.c_str());
+        const auto ran = f.run_device(impl, true, hint);
+        SCOPED_TRACE(std::string("asked ") + moe::gpu::experts_impl_name(impl) + ", ran " +
+                     moe::gpu::experts_impl_name(ran));
+        EXPECT_EQ(f.check(), "");
+        std::ifstream in(path);
+        ASSERT_TRUE(in.good()) << "no trace written to " << path;
+        std::string line;
+        std::getline(in, line);
+        EXPECT_EQ(line.rfind(std::string("# ") + moe::gpu::experts_impl_name(ran) + " ", 0), 0u) << line;
+        std::getline(in, line);
+        EXPECT_EQ(line, "item,sm,take,ready,first,end,gated,expert,mma");
+        std::vector<std::array<bool, 2>> seen(c.E, {false, false});
+        int rows = 0;
+        while (std::getline(in, line)) {
+            unsigned long long v[9] = {};
+            ASSERT_EQ(std::sscanf(line.c_str(), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0], &v[1], &v[2],
+                                  &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]),
+                      9)
+                << line;
+            ++rows;
+            const auto take = v[2], ready = v[3], first = v[4], end = v[5], mma = v[8];
+            EXPECT_TRUE(take <= ready && ready <= first && first <= mma && mma <= end) << line;
+            ASSERT_LT(v[6], 2u) << line;
+            ASSERT_LT(v[7], std::uint64_t(c.E)) << line;
+            seen[v[7]][v[6]] = true;
+        }
+        EXPECT_GT(rows, 0);
+        for (int e = 0; e < c.E; ++e) {
+            EXPECT_EQ(seen[e][1], f.counts[e] > 0) << "gate/up items of expert " << e;
+            EXPECT_EQ(seen[e][0], f.counts[e] > 0) << "down items of expert " << e;
+        }
+    }
+    std::remove(path.c_str());
 }
 
 // The roofline the app and the decode-vs-prefill lesson read: one checked, timed point per size, under both
