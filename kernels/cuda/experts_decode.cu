@@ -314,8 +314,10 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 
 // How many warps share one item. Items are equal, so the last round of a static schedule runs part-empty: the
 // smallest split that gives each resident warp about 16 items keeps that tail near 1/16, as long as a warp keeps
-// at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it (tests).
-int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K) {
+// at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it for both kernels
+// (tests), MOELAB_DECODE_SPLIT_DOWN=1|2|4 for the down kernel (`down`) alone.
+int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, bool down) {
+    if (const int v = down ? env_choice("MOELAB_DECODE_SPLIT_DOWN", {1, 2, 4}, 0) : 0) return v;
     if (const int v = env_choice("MOELAB_DECODE_SPLIT", {1, 2, 4}, 0)) return v;
     int s = 1;
     while (s < 4 && est_items * s < 16 * resident_warps && K >= 256 * (2 * s)) s *= 2;
@@ -339,7 +341,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     int split[2];
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
-        split[0] = choose_split(est_gated, resident, hidden);
+        split[0] = choose_split(est_gated, resident, hidden, false);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
         k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],
                                          tbuf);
@@ -347,7 +349,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     }
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k2, kThreads, smem, 1LL << 40)) * kWarps;
-        split[1] = choose_split(est_down, resident, ffn);
+        split[1] = choose_split(est_down, resident, ffn, true);
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est_down * split[1] + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
