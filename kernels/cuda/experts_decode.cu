@@ -319,6 +319,12 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, bool down) {
     if (const int v = down ? env_choice("MOELAB_DECODE_SPLIT_DOWN", {1, 2, 4}, 0) : 0) return v;
     if (const int v = env_choice("MOELAB_DECODE_SPLIT", {1, 2, 4}, 0)) return v;
+    // Gate/up with K = d <= 2048 (the only d auto runs decode for): no split. Measured on the H200 (RESULTS.md,
+    // twelfth session; the classroom shape at 1 token per expert, item traces): with 4 warps an item the 3,168 items
+    // of 32 KB ran in 3.4 rounds of one 8 µs batch each, and the last round, 43% full, left DRAM idle for 4 µs; with
+    // one warp an item they run in one round of whole items, the phase ends 4 µs sooner, the call 1 µs (2%) sooner
+    // (48.7-49.0 against 49.9-50.2 µs; at 4 tokens per expert 83.8-83.9 against 86.2).
+    if (!down && K <= 2048) return 1;
     int s = 1;
     while (s < 4 && est_items * s < 16 * resident_warps && K >= 256 * (2 * s)) s *= 2;
     return s;
