@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -316,15 +317,16 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 // smallest split that gives each resident warp about 16 items keeps that tail near 1/16, as long as a warp keeps
 // at least 256 of K (its loads' start-up is paid per item). MOELAB_DECODE_SPLIT=1|2|4 forces it for both kernels
 // (tests), MOELAB_DECODE_SPLIT_DOWN=1|2|4 for the down kernel (`down`) alone.
-int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, bool down) {
+int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, std::int64_t one_round_items, bool down) {
     if (const int v = down ? env_choice("MOELAB_DECODE_SPLIT_DOWN", {1, 2, 4}, 0) : 0) return v;
     if (const int v = env_choice("MOELAB_DECODE_SPLIT", {1, 2, 4}, 0)) return v;
-    // Gate/up with K = d <= 2048 (the only d auto runs decode for): no split. Measured on the H200 (RESULTS.md,
-    // twelfth session; the classroom shape at 1 token per expert, item traces): with 4 warps an item the 3,168 items
-    // of 32 KB ran in 3.4 rounds of one 8 µs batch each, and the last round, 43% full, left DRAM idle for 4 µs; with
-    // one warp an item they run in one round of whole items, the phase ends 4 µs sooner, the call 1 µs (2%) sooner
-    // (48.7-49.0 against 49.9-50.2 µs; at 4 tokens per expert 83.8-83.9 against 86.2).
-    if (!down && K <= 2048) return 1;
+    // Gate/up with K = d <= 2048 whose items all fit in one round of the resident warps (one_round_items: the items
+    // expected from the experts uniform routing would give tokens): no split. Measured on the H200 (RESULTS.md,
+    // twelfth session, item traces): at the classroom shape's 1 token per expert, 4 warps an item ran the 3,168 items
+    // of 32 KB in 3.4 rounds of one 8 µs batch each, and the last round, 43% full, left DRAM idle for 4 µs; one warp
+    // an item runs them in one round of whole items, the phase ends 4 µs sooner and the call 3% sooner (48.4-48.8
+    // against 49.8-50.4 µs). At 2 tokens per expert (1.3 rounds) it was 2% slower, so only where one round holds all.
+    if (!down && K <= 2048 && one_round_items <= resident_warps) return 1;
     int s = 1;
     while (s < 4 && est_items * s < 16 * resident_warps && K >= 256 * (2 * s)) s *= 2;
     return s;
@@ -347,7 +349,12 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     int split[2];
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
-        split[0] = choose_split(est_gated, resident, hidden, false);
+        // The chunks if routing were uniform: about E·(1 - e^(-rows/E)) experts hold tokens (one chunk each at
+        // these sizes), and never fewer chunks than rows / kChunk.
+        const double e_busy = experts * (1.0 - std::exp(-double(max_rows) / std::max(experts, 1)));
+        const std::int64_t one_round =
+            std::llround(std::max(e_busy, double(max_rows) / (8 * kNT))) * ((ffn + 7) / 8);
+        split[0] = choose_split(est_gated, resident, hidden, std::min(one_round, est_gated), false);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
         k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],
                                          tbuf);
@@ -355,7 +362,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     }
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k2, kThreads, smem, 1LL << 40)) * kWarps;
-        split[1] = choose_split(est_down, resident, ffn, true);
+        split[1] = choose_split(est_down, resident, ffn, est_down, true);
         const unsigned grid = persistent_blocks(k2, kThreads, smem, (est_down * split[1] + kWarps - 1) / kWarps);
         // Programmatic dependent launch: the down kernel's prologue (its plan table, the padding rows) overlaps the
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
