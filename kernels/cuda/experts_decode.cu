@@ -135,7 +135,9 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
 
 // A traced kernel's blocks an SM: as many as the untraced one gets (ptxas, sm_90), so that the timeline is the same
 // schedule's (the stamps' code would otherwise take registers and blocks).
-constexpr int traced_min_blocks(int nt, bool traced) { return !traced ? 0 : nt == 1 ? 7 : nt == 2 ? 5 : nt == 4 ? 4 : 2; }
+constexpr int traced_min_blocks(int nt, bool traced) {
+    return !traced ? 0 : nt == 1 ? 7 : nt == 2 ? 5 : nt == 4 ? 4 : 2;
+}
 
 // Sums the accumulators of the `split` warps of each group into the group's first warp (part 0); red holds
 // kWarps·kNT·4·32 floats. Contains block-wide barriers: every thread of the block calls it, with the same split.
@@ -334,8 +336,8 @@ int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, std
 
 template <int kNT, bool kVec, int kFlavor, bool kTrace>
 void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
-                   const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
-                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+                          const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
+                          const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
@@ -352,8 +354,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         // The chunks if routing were uniform: about E·(1 - e^(-rows/E)) experts hold tokens (one chunk each at
         // these sizes), and never fewer chunks than rows / kChunk.
         const double e_busy = experts * (1.0 - std::exp(-double(max_rows) / std::max(experts, 1)));
-        const std::int64_t one_round =
-            std::llround(std::max(e_busy, double(max_rows) / (8 * kNT))) * ((ffn + 7) / 8);
+        const std::int64_t one_round = std::llround(std::max(e_busy, double(max_rows) / (8 * kNT))) * ((ffn + 7) / 8);
         split[0] = choose_split(est_gated, resident, hidden, std::min(one_round, est_gated), false);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
         k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],

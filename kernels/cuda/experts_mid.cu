@@ -255,9 +255,9 @@ __global__ void __launch_bounds__(kThreads, 2)
             }
         }
 
-        if (tr) trace_mark(tr, kTraceMma);
         // Epilogue from registers (the next item's first stages are loading meanwhile). Accumulator c of tile
         // (mi, j): weight row g (c < 2) or g + 8, token 2t + (c & 1).
+        if (tr) trace_mark(tr, kTraceMma);
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
 #pragma unroll
@@ -328,7 +328,8 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     const int down_rows = narrow ? 64 : 128;
     // MOELAB_TRACE_ITEMS: the gate/up items' rows, then the down items'
     const char* trace = kTrace ? item_trace_path(st) : nullptr;
-    const std::int64_t est_gated = est_tiles * ((ffn + 63) / 64), est_down = est_tiles * ((hidden + down_rows - 1) / down_rows);
+    const std::int64_t est_gated = est_tiles * ((ffn + 63) / 64),
+                       est_down = est_tiles * ((hidden + down_rows - 1) / down_rows);
     std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
     std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn

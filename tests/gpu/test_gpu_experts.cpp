@@ -1,12 +1,12 @@
 // The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode, mid and wgmma kernels,
 // and nopack) against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens
 // are skipped. The decode, mid and wgmma paths also run from the device plan alone, with every chunk or tile size.
-#include "tests/gpu/gpu_test.hpp"
-
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <utility>
+
+#include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
 #include "kernels/bench/bench.hpp"
@@ -308,9 +308,9 @@ TEST(GpuExperts, ItemTracesCoverEveryExpertInOrder) {
     SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
     FfnCase f(c, seed);
     const std::string path = ::testing::TempDir() + "moelab_item_trace_" + std::to_string(seed) + ".csv";
-    for (auto [impl, hint] : {std::pair{ExpertsImpl::Decode, std::int64_t(c.E)},
-                              std::pair{ExpertsImpl::Mid, std::int64_t(8) * c.E}, std::pair{ExpertsImpl::Wgmma,
-                                                                                         std::int64_t(200) * c.E}}) {
+    for (auto [impl, hint] :
+         {std::pair{ExpertsImpl::Decode, std::int64_t(c.E)}, std::pair{ExpertsImpl::Mid, std::int64_t(8) * c.E},
+          std::pair{ExpertsImpl::Wgmma, std::int64_t(200) * c.E}}) {
         std::remove(path.c_str());
         ScopedEnv env("MOELAB_TRACE_ITEMS", path.c_str());
         const auto ran = f.run_device(impl, true, hint);
