@@ -114,6 +114,14 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
+    // Whole rounds: with R = ceil(items / grid) rounds of items, only ceil(items / R) blocks take items, R each at
+    // most, and the rest leave at once (their slots go to the down kernel, launched programmatically). A last round
+    // that ran part-empty kept DRAM below its rate; the blocks that run stream faster instead. Measured on the H200
+    // (kernels/bench/RESULTS.md, twelfth session): the classroom shape at 8 tokens per expert, 704 gate/up items on
+    // 264 blocks (2.67 rounds): 235 blocks took 77.0-77.5 µs against 78.6-79.1 with all 264.
+    const std::int64_t rounds = (items + gridDim.x - 1) / gridDim.x;
+    const std::int64_t stride = rounds > 0 ? (items + rounds - 1) / rounds : gridDim.x;
+    const std::int64_t first_item = blockIdx.x < stride ? std::int64_t(blockIdx.x) : items;  // items: none
     if constexpr (!kGated) zero_padding_rows(counts, offsets, experts, M, out);  // y only: gate/up never touches it
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int wm = warp % T::kWM, wn = warp / T::kWM;
@@ -142,7 +150,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     };
 
     // The load cursor: item `lit`, k step `lkt`, and this thread's rows of that item.
-    std::int64_t lit = blockIdx.x;
+    std::int64_t lit = first_item;
     int lkt = 0;
     const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
     const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
@@ -184,7 +192,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     auto advance = [&] {
         if (++lkt < nk) return;
         lkt = 0;
-        lit += gridDim.x;
+        lit += stride;
         if (lit < items) aim(lit);
     };
     if (lit < items) aim(lit);
@@ -207,12 +215,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 
     int slot = 0;  // the stage the products read next: the ring's stages in order, across items
-    for (std::int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    for (std::int64_t it = first_item; it < items; it += stride) {
         const Where at = locate(it);
         const int mt = at.mt, ntok = at.ntok;
         const std::int64_t r0 = at.r0;
         std::uint64_t* tr = kTrace && tid == 0 ? trace + it * kTraceWords : nullptr;
-        if (tr) trace_begin(tr, it == blockIdx.x ? t_start : 0);
+        if (tr) trace_begin(tr, it == first_item ? t_start : 0);
 
         // The token warps share the tile's 8-token tiles evenly (an even count each, so that ldmatrix's pairs of
         // tiles stay inside the stage): with 64 tokens in a 128-token tile both warps take 32, instead of the first
