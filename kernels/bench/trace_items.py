@@ -5,9 +5,10 @@ decode and mid, whose two launches' items are in one file, gate/up first).
 Every item of the last call is one CSV row: the SM that ran it, when its producer took it, when its h was ready
 (down items; the take for gate/up), when its first stage had landed in the consumers, when its MMAs were done and
 when its epilogue was done (%globaltimer, ns). decode and mid have no producer: an item is taken when its loads
-start (a block's first item: when the block started), and for decode `first` is that start too. Prints where the call's time went: the span, each kind's durations and waits, how many SMs were
-busy and how fast weights streamed in each twentieth of the span (each item's weight bytes spread evenly over its
-first-stage-to-end interval), and the tail (the spread of each SM's last end).
+start (a block's first item: when the block started), and for decode `first` is that start too. Prints where the
+call's time went: the span, each kind's durations and waits, how many SMs were busy and how fast weights streamed in
+each twentieth of the span (each item's weight bytes spread evenly over its first-stage-to-end interval), and the
+tail (the spread of each SM's last end).
 
     python3 kernels/bench/trace_items.py trace.csv [--read-gbps 4550] [--bins 20]
 """
