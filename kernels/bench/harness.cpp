@@ -244,8 +244,8 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             if (tpe <= 64)  // mid, with each token tile side by side (kernels/cuda/experts_mid.cu)
                 for (const char* m : {"mid-t32", "mid-t64", "mid-t128"}) o.experts_impls.push_back(m);
             if (tpe >= 8)  // wgmma with both token tiles and both weight tiles (kernels/cuda/experts_wgmma.cu)
-                for (const char* w : {"wgmma-t64", "wgmma-t128", "wgmma-t64-n128", "wgmma-t128-n128", "wgmma-t64-e0",
-                                      "wgmma-t128-e0", "wgmma-t64-p1", "wgmma-t64-n128-p1"})
+                for (const char* w :
+                     {"wgmma-t64", "wgmma-t128", "wgmma-t64-n128", "wgmma-t128-n128", "wgmma-t64-e0", "wgmma-t128-e0"})
                     o.experts_impls.push_back(w);
             o.experts_impls.insert(o.experts_impls.end(), {"batched", "grouped", "streams"});
             if (tpe >= 512) o.experts_impls.push_back("serial");

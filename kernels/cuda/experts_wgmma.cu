@@ -58,13 +58,13 @@ using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
 
-template <int kWG, int kBN, bool kStaged, bool kPing>
-__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
+template <int kWG, int kBN, bool kStaged>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
                      const __grid_constant__ CUtensorMap map_y, const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN, kStaged, kPing>;
+    using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
@@ -72,32 +72,21 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
     __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
-    __shared__ Slot mail_slot[C::kOwners][C::kMail];  // ping-pong: each warpgroup's next items
-    __shared__ int mail_c[C::kOwners][C::kMail];      // and the first stage of each
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
     const unsigned out_tile = base + C::kStages * C::kStageBytes;
-    // full[w][s], then empty[w][s] (w: the warpgroup a stage is filled for, ping-pong; else 0), staged[b] and
-    // out_free[b] for the two output buffers, then (ping-pong) mail_full[w][i] and mail_empty[w][i]
+    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the two output buffers
     const unsigned bars = out_tile + C::kOutBytes;
-    auto full_bar = [&](int w, int s) { return bars + 8 * (w * C::kStages + s); };
-    auto empty_bar = [&](int w, int s) { return bars + 8 * ((C::kOwners + w) * C::kStages + s); };
-    const unsigned staged = bars + 16 * C::kOwners * C::kStages, out_free = staged + 16, mail = out_free + 16;
-    auto mail_full = [&](int w, int i) { return mail + 8 * (w * C::kMail + i); };
-    auto mail_empty = [&](int w, int i) { return mail + 8 * ((C::kOwners + w) * C::kMail + i); };
-    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + C::kBarBytes);
+    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 16;
+    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8);
     const int tid = threadIdx.x;
     if (tid == 0) {
-        for (int w = 0; w < C::kOwners; ++w)
-            for (int s = 0; s < C::kStages; ++s) {
-                // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
-                mbar_init(full_bar(w, s), a.row_token ? 33 : 1);
-                mbar_init(empty_bar(w, s), 4 * (kPing ? 1 : kWG));  // one arrive per consumer warp
-            }
-        if constexpr (kPing)
-            for (int w = 0; w < C::kOwners; ++w)
-                for (int i = 0; i < C::kMail; ++i) mbar_init(mail_full(w, i), 1), mbar_init(mail_empty(w, i), 4);
+        for (int s = 0; s < C::kStages; ++s) {
+            // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
+            mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
+        }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
@@ -122,6 +111,57 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
         atomicAdd(a.sched + 1 + e, 1);
     };
 
+    // The storer (the second warp of the producer warpgroup): writes out each staged round of 64 columns, in
+    // order, alternating between the two buffers, then frees the buffer. A full token tile goes out as a TMA store
+    // (lane 0); a partial one is copied by the warp, row by row up to the expert's tokens (a TMA box would overwrite
+    // the next expert's rows). After its last round a gate/up tile counts itself done.
+    auto storer = [&] {
+        for (int ep = 0;; ++ep) {
+            const int buf = ep & 1;
+            mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
+            const Slot sl = out_slot[buf];
+            const int c0 = out_col[buf];
+            if (sl.it < 0) {
+                if (lane == 0) bulk_wait_all<false>();  // every store complete before the grid is
+                return;
+            }
+            const unsigned tile = out_tile + buf * C::kBufBytes;
+            const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
+            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
+            if (sl.ntok == C::kBM) {
+                if (lane == 0) {
+                    if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
+                    bulk_commit();
+                    if (count) {  // all of the tile's h must be in global memory before the count says so
+                        bulk_wait_all<false>();
+                        asm volatile("fence.proxy.async.global;\n" ::: "memory");
+                        count_done(sl.e);
+                    } else {
+                        bulk_wait_all<true>();
+                    }
+                }
+            } else {
+                // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... (the swizzle of stage_round), rows
+                // below the expert's tokens only.
+                bf16_t* out = sl.gated ? a.h : a.y;
+                const int p = lane % 8, n = col0 + c0 + 8 * p;  // M % 8 == 0: the piece is inside or past M
+                if (n < M)
+                    for (int m = lane / 8; m < sl.ntok; m += 4) {
+                        const unsigned at = tile + m * 128 + ((p ^ (m % 8)) << 4);
+                        uint4 v;
+                        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                                     : "r"(at));
+                        *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
+                    }
+                if (count) __threadfence();  // each lane's stores (of every round), before the count below
+                __syncwarp();
+                if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
+            }
+            mbar_arrive(out_free + 8 * buf);  // each lane's reads of the slot and the round come before its arrival
+        }
+    };
+
     // The producer (the first warp of that warpgroup): takes items, locates each one and passes it to the consumers
     // through its first stage, and fills the ring. Lane 0 takes the numbers, writes the slots and asks TMA for the
     // tiles; every lane follows the same items, and with gathered rows the lanes copy the gate/up token tiles (rows
@@ -141,34 +181,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                                       : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         int c = 0;
-        // Ping-pong: the warpgroup the current item is for (items alternate, so warpgroup w has had (items + 1 - w)
-        // / 2 of them), which warpgroup each stage was last filled for (bit s), the parity of each warpgroup's fills of
-        // each stage.
-        int own = 0, items = 0;
-        unsigned last_owner = 0, fills0 = 0, fills1 = 0;
-        // Waits until stage cc % kStages is free for fill cc (its previous fill's consumers are done with it).
-        auto acquire = [&](int cc) {
-            const int s = cc % C::kStages;
-            if constexpr (kPing) {
-                const int prev = (last_owner >> s) & 1;
-                mbar_wait(empty_bar(prev, s), (((prev ? fills1 : fills0) >> s) & 1) ^ 1);
-                last_owner = (last_owner & ~(1u << s)) | (unsigned(own) << s);
-                (own ? fills1 : fills0) ^= 1u << s;
-            } else {
-                mbar_wait(empty_bar(0, s), ((cc / C::kStages) & 1) ^ 1);
-            }
-        };
-        // Ping-pong: hands an item (and its first stage) to warpgroup w, its m-th.
-        auto post = [&](int w, int m, const Slot& sl, int c0) {
-            const int i = m % C::kMail;
-            mbar_wait(mail_empty(w, i), ((m / C::kMail) & 1) ^ 1);
-            if (lead) mail_slot[w][i] = sl, mail_c[w][i] = c0, mbar_arrive(mail_full(w, i));
-        };
         std::int64_t next = take();
         for (;;) {
             const std::int64_t it = next;
             const int s0 = c % C::kStages;
-            if constexpr (kPing) own = items & 1;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
             if (it < last) {  // the plan's reads are in flight while the first stage is freed
                 bool g;
@@ -183,18 +199,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                           a.offsets[w.e] + w.mt * C::kBM,
                           int(w.gated)};
             }
-            if (kPing && it >= last) {  // tell both consumer warpgroups there is no more
-                post(0, (items + 1) / 2, sl, c), post(1, items / 2, sl, c);
-                return;
-            }
-            acquire(c);
+            mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
-                    mbar_arrive_expect_tx(full_bar(0, s0), gather ? 128 : C::kABytes);  // gathered: a box of a row
-                    tma_load_2d(base + s0 * C::kStageBytes, &map_x, full_bar(0, s0), 0, 0);
+                    mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
+                    tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 }
-                if (gather) mbar_arrive(full_bar(0, s0));
+                if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
             std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
@@ -209,7 +221,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
             // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
             auto load_b = [&](int kt, int cc) {
                 if (!lead) return;
-                const unsigned full = full_bar(own, cc % C::kStages);
+                const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
@@ -219,7 +231,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
             // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
             // once its copies land.
             auto load_a = [&](int kt, int cc) {
-                const unsigned full = full_bar(own, cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
+                const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
                 if (gathered) {  // in batches of 8 rows, their tokens read first, so the loads overlap
                     const int p = lane % 8, col = kt * kBK + 8 * p;
                     const bool in_k = col < K;
@@ -250,8 +262,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
                     early = min(nk, C::kStages - 1);
                     for (int i = 0; i < early; ++i) {
-                        if (i > 0) acquire(c + i);
-                        if (!kPing && i == 0 && lead) stage_slot[s0] = sl;
+                        if (i > 0)
+                            mbar_wait(bars + 8 * (C::kStages + (c + i) % C::kStages), (((c + i) / C::kStages) & 1) ^ 1);
+                        if (i == 0 && lead) stage_slot[s0] = sl;
                         load_b(i, c + i);
                     }
                 }
@@ -263,10 +276,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                 asm volatile("fence.proxy.async.global;\n" ::: "memory");  // TMA reads what the stores wrote
                 if (tr) tr[2] = global_ns();
             }
-            if constexpr (kPing)
-                post(own, items++ / 2, sl, c);
-            else if (early == 0 && lead)
-                stage_slot[s0] = sl;                      // (else written before the stage's first arrival, as here)
+            if (early == 0 && lead) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
             if (gathered) {                               // the item's tokens, for every stage's copies
                 __syncwarp();
                 for (int m = lane; m < C::kBM; m += 32) tok_s[m] = m < sl.ntok ? a.row_token[sl.row0 + m] : -1;
@@ -280,7 +290,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                     load_a(kt, c);
                     continue;
                 }
-                if (kt > 0) acquire(c);
+                if (kt > 0) mbar_wait(bars + 8 * (C::kStages + c % C::kStages), ((c / C::kStages) & 1) ^ 1);
                 load_b(kt, c);
                 load_a(kt, c);
             }
@@ -293,7 +303,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
         // arrival.
         auto release = [&](int stage) {
             __syncwarp();
-            if (lane == 0) mbar_arrive(empty_bar(kPing ? wg : 0, stage));
+            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
         // buffer is free (`out_free`), write this thread's part, then publish the item (or -1: no more) and the
@@ -307,33 +317,19 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
             ++ep;
         };
         int c = 0;
-        int items = 0;          // ping-pong: this warpgroup's items so far (its mailbox slots)
-        unsigned parities = 0;  // ping-pong: bit s, the parity of this warpgroup's fills of stage s so far
-        // The thread that writes the trace and counts gate/up items done
-        const bool head = kPing ? tid % 128 == 0 : tid == 0;
         for (;;) {
-            Slot w;
-            if constexpr (kPing) {  // this warpgroup's next item, from its mailbox
-                const int i = items % C::kMail;
-                mbar_wait(mail_full(wg, i), (items / C::kMail) & 1);
-                w = warp_broadcast(mail_slot[wg][i], lane);
-                c = __shfl_sync(~0u, lane == 0 ? mail_c[wg][i] : 0, 0);
-                __syncwarp();
-                if (lane == 0) mbar_arrive(mail_empty(wg, i));
-                ++items;
-            } else {
-                mbar_wait(full_bar(0, c % C::kStages), (c / C::kStages) & 1);
-                // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival
-                // on `empty` frees it, so the producer's next write of the slot is ordered after it without relying
-                // on the __syncwarp before that arrival.
-                w = warp_broadcast(stage_slot[c % C::kStages], lane);
-            }
+            mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
+            // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
+            // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
+            // __syncwarp before that arrival.
+            const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
                 if constexpr (kStaged) wait_free(), publish(w, 0);
                 return;
             }
-            std::uint64_t* tr = a.trace && head ? a.trace + it * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
+            if (tr) tr[3] = global_ns();
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
@@ -341,21 +337,15 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
             fence_operands(acc);
             // A warpgroup whose 64 rows are all past the expert's tokens (the second one in an expert's last, partial
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
-            const bool live = kPing || !a.skip_idle || 64 * wg < ntok;
+            const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
             const bool gathered = a.row_token != nullptr && w.gated;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
-                if constexpr (kPing) {
-                    mbar_wait(full_bar(wg, s), (parities >> s) & 1);
-                    parities ^= 1u << s;
-                } else if (kt > 0) {
-                    mbar_wait(full_bar(0, s), (c / C::kStages) & 1);
-                }
-                if (tr && kt == 0) tr[3] = global_ns();
+                if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
                 if (gathered) fence_proxy_async_smem();
                 if (live) {
-                    const unsigned sa = base + s * C::kStageBytes + (kPing ? 0 : wg * 64 * kBK * 2);
+                    const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
                     const unsigned sb = base + s * C::kStageBytes + C::kABytes;
                     const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
                     wgmma_fence();
@@ -371,9 +361,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
             release((c - 1) % C::kStages);
             if (tr) tr[6] = global_ns();
 
-            // Epilogue. This thread's accumulators: rows 64·wg (0: ping-pong) + 16·warp + lane/4 (+ 8), column pairs
+            // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
-            const int row = (kPing ? 0 : 64 * wg) + 16 * warp + lane / 4, col = 2 * (lane % 4);
+            const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
             // Through shared memory: the storer writes it out, and counts gate/up done
             if constexpr (kStaged) {
                 auto round = [&](auto r, auto gated) {
@@ -414,24 +404,21 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
                 }
             }
             if (w.gated && a.mode == kBoth) {  // every consumer's stores are out (the barrier), then one release
-                if constexpr (kPing)
-                    warpgroup_sync(wg);
-                else
-                    consumers_sync<128 * kWG>();
-                if (head) count_done(w.e);
+                consumers_sync<128 * kWG>();
+                if (tid == 0) count_done(w.e);
             }
             if (tr) tr[4] = global_ns();
         }
     };
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
-        if constexpr (kWG == 2) setmaxnreg<false, kPing ? 88 : 72>();  // ping-pong's producer keeps more state
+        if constexpr (kWG == 2) setmaxnreg<false, 72>();
         if (kStaged && warp == 1)
-            store_rounds<C, kBN>(a, &map_h, &map_y, staged, out_free, out_tile, out_slot, out_col, lane);
+            storer();
         else if (warp == 0)
             producer();
     } else {
-        if constexpr (kWG == 2) setmaxnreg<true, kPing ? 208 : 216>();
+        if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
     }
 #else
@@ -441,12 +428,40 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kPing>::kThreads, 1)
 
 // ---- host side ----
 
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void* p = nullptr;
+        cudaDriverEntryPointQueryResult q{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess)
+            p = nullptr;
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+    }();
+    return fn;
+}
+
+// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
+CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+    CUtensorMap m{};
+    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+    const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
+    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
+    const cuuint32_t elem[2] = {1, 1};
+    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
+                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    MOE_ASSERT(r == CUDA_SUCCESS,
+               "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
+    return m;
+}
+
 // A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
-template <int kWG, int kBN, bool kStaged, bool kPing>
+template <int kWG, int kBN, bool kStaged>
 int static_smem() {
     static const int bytes = [] {
         cudaFuncAttributes fa{};
-        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged, kPing>));
+        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged>));
         return int(fa.sharedSizeBytes);
     }();
     return bytes;
@@ -468,13 +483,13 @@ struct Call {
     int early = -1;
 };
 
-template <int kWG, int kBN, bool kStaged, bool kPing>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
-    using C = Cfg<kWG, kBN, kStaged, kPing>;
-    const int smem = smem_bytes<kWG, kBN, kStaged, kPing>(q.experts);
-    const int room = kSmemMax - static_smem<kWG, kBN, kStaged, kPing>();
+    using C = Cfg<kWG, kBN, kStaged>;
+    const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
+    const int room = kSmemMax - static_smem<kWG, kBN, kStaged>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kPing>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
@@ -496,7 +511,7 @@ void launch_wgmma(const Call& q) {
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged)) + " ping=" + std::to_string(int(kPing));
+                                 " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
     Args args{
@@ -522,9 +537,9 @@ void launch_wgmma(const Call& q) {
 
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    if (q.staged && smem_bytes<kWG, kBN, true, false>(q.experts) + static_smem<kWG, kBN, true, false>() > kSmemMax)
+    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) + static_smem<kWG, kBN, true>() > kSmemMax)
         q.staged = false;  // no room for the tile
-    q.staged ? launch_wgmma<kWG, kBN, true, false>(q) : launch_wgmma<kWG, kBN, false, false>(q);
+    q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
 }  // namespace
@@ -568,11 +583,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    // Ping-pong (Cfg): two consumer warpgroups take items of 64 tokens in turn, each stored from registers while the
-    // other one's MMAs run
-    if (env_choice("MOELAB_WGMMA_PING", {0, 1}, 0) == 1)
-        bn == 128 ? launch_wgmma<2, 128, false, true>(q) : launch_wgmma<2, 256, false, true>(q);
-    else if (tile_tokens >= 128)
+    if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
         bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);

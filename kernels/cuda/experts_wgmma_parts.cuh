@@ -1,21 +1,18 @@
 // Pieces of the wgmma expert FFN (experts_wgmma.cu) that are not the kernel's control flow: its tiling (Cfg) and
 // arguments (Args), how an item is located and handed from the producer to the consumers and the storer (Slot), and
-// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round), the storer
-// (store_rounds) and the tensor maps (tile_map). Device code for sm_90a, included by experts_wgmma.cu only.
+// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round). Device code for
+// sm_90a, included by experts_wgmma.cu only.
 //
 // Accumulators of wgmma.m64nNk16 (fp32), per thread of the warpgroup: warp w's lane l holds rows 16w + l/4 and
 // 16w + l/4 + 8; for each n8 column block j, d[4j + 0, 1] are (row, 8j + 2·(l % 4) + 0, 1) and d[4j + 2, 3] the same
 // columns of row + 8 (hopper.cuh).
 #pragma once
-#include <cuda.h>
-#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/common/bf16.hpp"
-#include "kernels/cuda/check.cuh"
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_order.hpp"
 #include "kernels/cuda/hopper.cuh"
@@ -80,17 +77,9 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 // kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
 // the consumers store it from registers.
-//
-// kPing (two consumer warpgroups, unstaged): each warpgroup takes its own items of 64 tokens, alternately, so one
-// warpgroup's epilogue runs beside the other's MMAs (CUTLASS's ping-pong schedule). The ring is shared, but every
-// stage has a `full` and an `empty` barrier for each warpgroup, and the producer hands each item to its warpgroup
-// through a mailbox of kMail slots (the slot and the item's first stage).
-template <int kWG, int kBN, bool kStaged, bool kPing = false>
+template <int kWG, int kBN, bool kStaged>
 struct Cfg {
-    static_assert(!kPing || (kWG == 2 && !kStaged), "ping-pong: two consumer warpgroups, stored from registers");
-    static constexpr int kBM = kPing ? 64 : 64 * kWG;  // tokens per tile
-    static constexpr int kOwners = kPing ? 2 : 1;      // the sets of full and empty barriers
-    static constexpr int kMail = 4;                    // ping-pong: mailbox slots per warpgroup
+    static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
     // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
     // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
@@ -109,15 +98,14 @@ struct Cfg {
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
-    // 2 barriers per stage and set, 2 per output buffer, 2 per mailbox slot
-    static constexpr int kBarBytes = (2 * kOwners * kStages + 4 + (kPing ? 2 * kOwners * kMail : 0)) * 8;
 };
 
-template <int kWG, int kBN, bool kStaged, bool kPing>
+template <int kWG, int kBN, bool kStaged>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged, kPing>;
-    // 1024 for aligning the stages, the stages, the two output buffers, the barriers, the tile prefix
-    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + C::kBarBytes + (experts + 1) * 4;
+    using C = Cfg<kWG, kBN, kStaged>;
+    // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
+    // the tile prefix
+    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
 }
 
 template <int kN>
@@ -159,8 +147,6 @@ template <int kThreadsN>
 __device__ __forceinline__ void consumers_sync() {
     asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
 }
-// One consumer warpgroup (ping-pong): named barrier 2 + wg.
-__device__ __forceinline__ void warpgroup_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(2 + wg) : "memory"); }
 
 constexpr bool kFastEpilogue = true;
 
@@ -221,92 +207,6 @@ __device__ __forceinline__ void unroll(F&& f) {
         f(std::integral_constant<int, I>{});
         unroll<N, I + 1>(f);
     }
-}
-
-// The storer (the second warp of the producer warpgroup, staged output tiles): writes out each staged round of 64
-// columns, in order, alternating between the two buffers (`staged` says a round is ready, `out_free` that the buffer
-// is free again), then frees the buffer. A full token tile goes out as a TMA store (lane 0); a partial one is copied
-// by the warp, row by row up to the expert's tokens (a TMA box would overwrite the next expert's rows). After its last
-// round a gate/up tile counts itself done (a release: the stores, then the count in sched[1 + e]).
-template <class C, int kBN>
-__device__ __forceinline__ void store_rounds(const Args& a, const CUtensorMap* map_h, const CUtensorMap* map_y,
-                                             unsigned staged, unsigned out_free, unsigned out_tile,
-                                             const Slot* out_slot, const int* out_col, int lane) {
-    for (int ep = 0;; ++ep) {
-        const int buf = ep & 1;
-        mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
-        const Slot sl = out_slot[buf];
-        const int c0 = out_col[buf];
-        if (sl.it < 0) {
-            if (lane == 0) bulk_wait_all<false>();  // every store complete before the grid is
-            return;
-        }
-        const unsigned tile = out_tile + buf * C::kBufBytes;
-        const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
-        const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
-        if (sl.ntok == C::kBM) {
-            if (lane == 0) {
-                if (col0 + c0 < M) tma_store_2d(sl.gated ? map_h : map_y, tile, col0 + c0, sl.row0);
-                bulk_commit();
-                if (count) {  // all of the tile's h must be in global memory before the count says so
-                    bulk_wait_all<false>();
-                    asm volatile("fence.proxy.async.global;\n" ::: "memory");
-                    __threadfence();
-                    atomicAdd(a.sched + 1 + sl.e, 1);
-                } else {
-                    bulk_wait_all<true>();
-                }
-            }
-        } else {
-            // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... (the swizzle of stage_round), rows
-            // below the expert's tokens only.
-            bf16_t* out = sl.gated ? a.h : a.y;
-            const int p = lane % 8, n = col0 + c0 + 8 * p;  // M % 8 == 0: the piece is inside or past M
-            if (n < M)
-                for (int m = lane / 8; m < sl.ntok; m += 4) {
-                    const unsigned at = tile + m * 128 + ((p ^ (m % 8)) << 4);
-                    uint4 v;
-                    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                                 : "r"(at));
-                    *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
-                }
-            if (count) __threadfence();  // each lane's stores (of every round), before the count below
-            __syncwarp();
-            if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
-        }
-        mbar_arrive(out_free + 8 * buf);  // each lane's reads of the slot and the round come before its arrival
-    }
-}
-
-// ---- host side ----
-
-inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-        void* p = nullptr;
-        cudaDriverEntryPointQueryResult q{};
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
-                cudaSuccess ||
-            q != cudaDriverEntryPointSuccess)
-            p = nullptr;
-        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-    }();
-    return fn;
-}
-
-// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
-inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
-    CUtensorMap m{};
-    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-    const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
-    const cuuint32_t elem[2] = {1, 1};
-    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
-                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    MOE_ASSERT(r == CUDA_SUCCESS,
-               "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
-    return m;
 }
 
 }  // namespace moe::gpu::wgmma_parts

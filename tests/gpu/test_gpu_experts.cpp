@@ -236,7 +236,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char *tile, *bn, *fused, *epi;  // fused "1": one launch for both GEMMs, "0": two; epi "1": TMA stores
         const char* group = "";               // MOELAB_WGMMA_GROUP: token tiles an expert's items run in groups of
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
-        const char* ping = "";   // MOELAB_WGMMA_PING: "1", two warpgroups take 64-token items in turn
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -251,18 +250,16 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                   WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
                   WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"},
                   WgConfig{"128", "256", "1", "1", "", "3"}, WgConfig{"64", "128", "1", "1", "", "8"},
-                  WgConfig{"128", "256", "1", "1", "", "0"}, WgConfig{"64", "128", "1", "0", "", "", "1"},
-                  WgConfig{"64", "256", "1", "0", "", "", "1"}, WgConfig{"64", "128", "0", "0", "", "", "1"},
-                  WgConfig{"64", "256", "1", "0", "1", "3", "1"}}) {
+                  WgConfig{"128", "256", "1", "1", "", "0"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
-                    o_env("MOELAB_WGMMA_EARLY", w.early), p_env("MOELAB_WGMMA_PING", w.ping);
+                    o_env("MOELAB_WGMMA_EARLY", w.early);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
-                                 w.epi + ", group '" + w.group + "', early '" + w.early + "', ping '" + w.ping +
-                                 "', hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 w.epi + ", group '" + w.group + "', early '" + w.early + "', hint " +
+                                 std::to_string(hint) + (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
@@ -311,19 +308,14 @@ TEST(GpuExperts, ItemTracesCoverEveryExpertInOrder) {
     SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
     FfnCase f(c, seed);
     const std::string path = ::testing::TempDir() + "moelab_item_trace_" + std::to_string(seed) + ".csv";
-    struct Run {
-        ExpertsImpl impl;
-        std::int64_t hint;
-        const char* ping;  // MOELAB_WGMMA_PING
-    };
-    for (auto [impl, hint, ping] :
-         {Run{ExpertsImpl::Decode, c.E, ""}, Run{ExpertsImpl::Mid, std::int64_t(8) * c.E, ""},
-          Run{ExpertsImpl::Wgmma, std::int64_t(200) * c.E, ""}, Run{ExpertsImpl::Wgmma, std::int64_t(64) * c.E, "1"}}) {
+    for (auto [impl, hint] :
+         {std::pair{ExpertsImpl::Decode, std::int64_t(c.E)}, std::pair{ExpertsImpl::Mid, std::int64_t(8) * c.E},
+          std::pair{ExpertsImpl::Wgmma, std::int64_t(200) * c.E}}) {
         std::remove(path.c_str());
-        ScopedEnv env("MOELAB_TRACE_ITEMS", path.c_str()), p_env("MOELAB_WGMMA_PING", ping);
+        ScopedEnv env("MOELAB_TRACE_ITEMS", path.c_str());
         const auto ran = f.run_device(impl, true, hint);
         SCOPED_TRACE(std::string("asked ") + moe::gpu::experts_impl_name(impl) + ", ran " +
-                     moe::gpu::experts_impl_name(ran) + ", ping '" + ping + "'");
+                     moe::gpu::experts_impl_name(ran));
         EXPECT_EQ(f.check(), "");
         std::ifstream in(path);
         ASSERT_TRUE(in.good()) << "no trace written to " << path;
@@ -383,10 +375,10 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
-                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0", "wgmma-t64-p1"})
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
     for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
-                            "wgmma-t64-", "wgmma-t64-e2", "wgmma-t64-p2", "auto", "wgmmax-t64"})
+                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
 
