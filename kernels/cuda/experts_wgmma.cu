@@ -428,34 +428,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
 
 // ---- host side ----
 
-PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-        void* p = nullptr;
-        cudaDriverEntryPointQueryResult q{};
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
-                cudaSuccess ||
-            q != cudaDriverEntryPointSuccess)
-            p = nullptr;
-        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-    }();
-    return fn;
-}
-
-// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
-CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
-    CUtensorMap m{};
-    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-    const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
-    const cuuint32_t elem[2] = {1, 1};
-    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
-                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    MOE_ASSERT(r == CUDA_SUCCESS,
-               "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
-    return m;
-}
-
 // A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
 template <int kWG, int kBN, bool kStaged>
 int static_smem() {
@@ -481,6 +453,7 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
+    int part = 0;  // 0: both GEMMs (one launch, or two as `fused` says); 1: the gate/up launch; 2: the down launch
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -502,9 +475,10 @@ void launch_wgmma(const Call& q) {
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
-    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
-    MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    const char* trace = item_trace_path(q.st);
+    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split); the down
+    // part alone follows the gate/up part programmatically, so it must not queue a memset between them
+    if (q.part != 2) MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    const char* trace = q.part == 0 ? item_trace_path(q.st) : nullptr;  // parts: not traced
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
         if (!trace) return;
@@ -517,7 +491,7 @@ void launch_wgmma(const Call& q) {
     Args args{
         q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
         q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
-    if (q.fused) {
+    if (q.fused && q.part == 0) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
@@ -525,8 +499,11 @@ void launch_wgmma(const Call& q) {
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
-    MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
+    if (q.part != 2) {
+        k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
+        MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
+        if (q.part == 1) return;
+    }
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
@@ -583,10 +560,17 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    if (tile_tokens >= 128)
-        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
-    else
-        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
+    auto launch = [&](int rows) {
+        if (tile_tokens >= 128)
+            rows == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
+        else
+            rows == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
+    };
+    // The down GEMM's weight rows a tile when they differ from gate/up's: two launches, each with its own tiling
+    const int bn_down = env_choice("MOELAB_WGMMA_BN_DOWN", {128, 256}, bn);
+    if (bn_down == bn) return launch(bn);
+    q.part = 1, launch(bn);
+    q.part = 2, launch(bn_down);
 }
 
 }  // namespace moe::gpu

@@ -1,18 +1,21 @@
 // Pieces of the wgmma expert FFN (experts_wgmma.cu) that are not the kernel's control flow: its tiling (Cfg) and
 // arguments (Args), how an item is located and handed from the producer to the consumers and the storer (Slot), and
-// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round). Device code for
-// sm_90a, included by experts_wgmma.cu only.
+// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round), and the tensor
+// maps (tile_map, host). Device code for sm_90a, included by experts_wgmma.cu only.
 //
 // Accumulators of wgmma.m64nNk16 (fp32), per thread of the warpgroup: warp w's lane l holds rows 16w + l/4 and
 // 16w + l/4 + 8; for each n8 column block j, d[4j + 0, 1] are (row, 8j + 2·(l % 4) + 0, 1) and d[4j + 2, 3] the same
 // columns of row + 8 (hopper.cuh).
 #pragma once
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/common/bf16.hpp"
+#include "kernels/cuda/check.cuh"
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_order.hpp"
 #include "kernels/cuda/hopper.cuh"
@@ -94,7 +97,7 @@ struct Cfg {
     // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
     static constexpr int kBufBytes = kBM * 64 * 2;
     static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
-    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
+    static constexpr int kFit = (kSmemMax - kSmemMisc - kOutBytes) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
@@ -207,6 +210,36 @@ __device__ __forceinline__ void unroll(F&& f) {
         f(std::integral_constant<int, I>{});
         unroll<N, I + 1>(f);
     }
+}
+
+// ---- host side ----
+
+inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+        void* p = nullptr;
+        cudaDriverEntryPointQueryResult q{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess)
+            p = nullptr;
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+    }();
+    return fn;
+}
+
+// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
+inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+    CUtensorMap m{};
+    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+    const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
+    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
+    const cuuint32_t elem[2] = {1, 1};
+    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
+                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    MOE_ASSERT(r == CUDA_SUCCESS,
+               "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
+    return m;
 }
 
 }  // namespace moe::gpu::wgmma_parts
