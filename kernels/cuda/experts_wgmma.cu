@@ -2,33 +2,35 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt).
 //
-// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer warp and two idle ones. An item is
-// one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered gate/up first (expert
-// by expert, weight tile, token tile innermost), then down, and blocks take the next number from a counter in global
-// memory as they go. The producer takes an item (the next number already while it loads the current item's last
-// stage), locates it (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it
-// fills first; for each k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed
-// x, or h) and the weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two
-// halves), completing the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come through cp.async
-// instead: the producer warp's 32 lanes copy the token tile's rows of x (row_token) into the same swizzled layout and
-// each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their MMAs read them.
-// Each consumer warpgroup waits on `full`, issues four
-// wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the previous stage through
-// its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same
-// thread; hardware bf16 conversions and the fast exponential and division) or y from the accumulators. With kStaged
-// the tile goes into a swizzled tile in shared memory and the storer writes it out while the consumers go on with the
-// next item's MMAs: TMA stores for a full token tile, the warp's own stores of the rows below the expert's tokens for
-// a partial one (a TMA box would overwrite the next expert's rows); without, the consumers store from registers. The
-// ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue. With 2 consumer
-// warpgroups the consumers take 216 registers a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168
-// by warpgroup), for the 128 accumulators of a 128 × 256 tile.
+// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two idle
+// ones. An item is one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered
+// gate/up first (expert by expert, weight tile, token tile innermost), then down, and blocks take the next number from
+// a counter in global memory as they go. The producer takes an item (the next number already while it loads the
+// current item's last stage), locates it (expert, tiles, tokens, first row) and hands that to the consumers in the
+// slot of the stage it fills first; for each k step of 64 it waits for a free stage of the ring, then asks TMA for the
+// token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN
+// rows of w2, in two halves), completing the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come
+// through cp.async instead: the producer warp's 32 lanes copy the token tile's rows of x (row_token) into the same
+// swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their
+// MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
+// each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue forms h =
+// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16 conversions and the fast
+// exponential and division) or y from the accumulators. With kStaged the tile goes into a swizzled tile in shared
+// memory and the storer writes it out while the consumers go on with the next item's MMAs: TMA stores for a full
+// token tile, the warp's own stores of the rows below the expert's tokens for a partial one (a TMA box would overwrite
+// the next expert's rows); without, the consumers store from registers. The ring runs on across items, so the next
+// item's loads overlap this item's last MMAs and epilogue. With 2 consumer warpgroups the consumers take 216 registers
+// a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168 by warpgroup), for the 128 accumulators of a
+// 128 × 256 tile.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
-// stores; the storer's after its TMA store is complete), and the producer of a down item waits for e's count (acquire)
-// before its first load of h; if it has to wait, it first fills the ring's free stages with its weight tiles (they do
-// not depend on h), and asks for the h tiles after. Items are taken in number order, so every gate/up item is already
-// running or done when a down item is taken: no wait can deadlock, however many blocks are resident. The down items of
-// the first experts fill the gate/up tail, and the two GEMMs need one launch.
+// stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
+// consumer thread has handed the item over, so the fence is not on the consumers' path), and the producer of a down
+// item waits for e's count (acquire) before its first load of h; if it has to wait, it first fills the ring's free
+// stages with its weight tiles (they do not depend on h), and asks for the h tiles after. Items are taken in number
+// order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
+// many blocks are resident. The down items of the first experts fill the gate/up tail, and the two GEMMs need one
+// launch.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -76,7 +78,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
     const unsigned out_tile = base + C::kStages * C::kStageBytes;
-    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the two output buffers
+    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the two output buffers (stored
+    // from registers: the consumers' hand-over of gate/up items to the releaser)
     const unsigned bars = out_tile + C::kOutBytes;
     const unsigned staged = bars + 16 * C::kStages, out_free = staged + 16;
     int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8);
@@ -106,10 +109,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     // Counts a gate/up item of expert e done, once its h is written (a release: every store before it, this thread's
     // or seen through a barrier, is visible to whoever acquires the count).
-    auto count_done = [&](int e) {
-        __threadfence();
-        atomicAdd(a.sched + 1 + e, 1);
-    };
+    auto count_done = [&](int e) { __threadfence(), atomicAdd(a.sched + 1 + e, 1); };
 
     // The storer (the second warp of the producer warpgroup): writes out each staged round of 64 columns, in
     // order, alternating between the two buffers, then frees the buffer. A full token tile goes out as a TMA store
@@ -159,6 +159,20 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
             }
             mbar_arrive(out_free + 8 * buf);  // each lane's reads of the slot and the round come before its arrival
+        }
+    };
+
+    // The releaser (the second warp of the producer warpgroup, stored from registers, both GEMMs): counts each gate/up
+    // item done once every consumer thread has handed it over after its stores (each arrival on `staged` releases the
+    // thread's stores to this warp, and the fence, microseconds under load, makes them visible before the count).
+    auto releaser = [&] {
+        for (int ep = 0;; ++ep) {
+            const int buf = ep & 1;
+            mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
+            const Slot sl = out_slot[buf];
+            if (sl.it < 0) return;
+            if (lane == 0) count_done(sl.e);
+            mbar_arrive(out_free + 8 * buf);  // (lane 0's after its count: the slot is read by then)
         }
     };
 
@@ -316,6 +330,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
+        // Stored from registers: a gate/up item goes to the releaser once this thread's stores are issued.
+        auto hand_over = [&](const Slot& sl) {
+            if (tid == 0) out_slot[ep & 1] = sl;
+            mbar_arrive(staged + 8 * (ep & 1));
+            ++ep;
+        };
         int c = 0;
         for (;;) {
             mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
@@ -325,7 +345,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
-                if constexpr (kStaged) wait_free(), publish(w, 0);
+                if constexpr (kStaged)
+                    wait_free(), publish(w, 0);
+                else if (a.mode == kBoth)
+                    wait_free(), hand_over(w);
                 return;
             }
             std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
@@ -403,10 +426,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     }
                 }
             }
-            if (w.gated && a.mode == kBoth) {  // every consumer's stores are out (the barrier), then one release
-                consumers_sync<128 * kWG>();
-                if (tid == 0) count_done(w.e);
-            }
+            if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
             if (tr) tr[4] = global_ns();
         }
     };
@@ -415,6 +435,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kWG == 2) setmaxnreg<false, 72>();
         if (kStaged && warp == 1)
             storer();
+        else if (!kStaged && warp == 1 && a.mode == kBoth)
+            releaser();
         else if (warp == 0)
             producer();
     } else {

@@ -145,11 +145,6 @@ __device__ __forceinline__ int load_acquire(const int* p) {
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
-// Consumer warpgroups only (the producer is elsewhere): named barrier 1.
-template <int kThreadsN>
-__device__ __forceinline__ void consumers_sync() {
-    asm volatile("bar.sync 1, %0;\n" ::"n"(kThreadsN) : "memory");
-}
 
 constexpr bool kFastEpilogue = true;
 
