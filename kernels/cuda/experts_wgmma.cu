@@ -475,7 +475,6 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
-    int part = 0;  // 0: both GEMMs (one launch, or two as `fused` says); 1: the gate/up launch; 2: the down launch
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -497,10 +496,9 @@ void launch_wgmma(const Call& q) {
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
-    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split); the down
-    // part alone follows the gate/up part programmatically, so it must not queue a memset between them
-    if (q.part != 2) MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    const char* trace = q.part == 0 ? item_trace_path(q.st) : nullptr;  // parts: not traced
+    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
+    MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    const char* trace = item_trace_path(q.st);
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
         if (!trace) return;
@@ -513,7 +511,7 @@ void launch_wgmma(const Call& q) {
     Args args{
         q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
         q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
-    if (q.fused && q.part == 0) {
+    if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
@@ -521,11 +519,8 @@ void launch_wgmma(const Call& q) {
         return;
     }
     args.mode = kGateUpOnly;
-    if (q.part != 2) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
-        MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
-        if (q.part == 1) return;
-    }
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
+    MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
@@ -582,17 +577,10 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    auto launch = [&](int rows) {
-        if (tile_tokens >= 128)
-            rows == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
-        else
-            rows == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
-    };
-    // The down GEMM's weight rows a tile when they differ from gate/up's: two launches, each with its own tiling
-    const int bn_down = env_choice("MOELAB_WGMMA_BN_DOWN", {128, 256}, bn);
-    if (bn_down == bn) return launch(bn);
-    q.part = 1, launch(bn);
-    q.part = 2, launch(bn_down);
+    if (tile_tokens >= 128)
+        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
+    else
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu
