@@ -97,7 +97,7 @@ struct Cfg {
     // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
     static constexpr int kBufBytes = kBM * 64 * 2;
     static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
-    static constexpr int kFit = (kSmemMax - kSmemMisc - kOutBytes) / kStageBytes;
+    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
