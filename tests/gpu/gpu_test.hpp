@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -163,6 +164,17 @@ inline std::string bf16_close(const std::vector<moe::bf16_t>& got, const std::ve
                               std::size_t n, const char* what) {
     auto g = to_float(got, n), w = to_float(want, n);
     float scale = rms(w);
+    return first_outside(g, w, 2 * moe::kBf16Eps * scale, 2 * moe::kBf16Eps, what);
+}
+
+// The combined output (each token's weighted sum of its k expert rows, weights summing to at most 1) against the
+// reference: every term carries the expert rows' error, about 2·eps·rms(y), while the sum itself can be much smaller
+// than its terms (k = 8 rows that partly cancel), so the absolute allowance scales with the rows' rms, not the
+// output's. y_ref: the reference's expert rows.
+inline std::string combined_close(const std::vector<moe::bf16_t>& got, const std::vector<moe::bf16_t>& want,
+                                  const std::vector<moe::bf16_t>& y_ref, const char* what) {
+    auto g = to_float(got, want.size()), w = to_float(want, want.size());
+    const float scale = std::max(rms(w), rms(to_float(y_ref, y_ref.size())));
     return first_outside(g, w, 2 * moe::kBf16Eps * scale, 2 * moe::kBf16Eps, what);
 }
 
