@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -69,6 +70,16 @@ inline __device__ int expert_of_chunk(const int* pre, int experts, std::int64_t 
 __device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
     const float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
     return f32_to_bf16(g / (1.0f + expf(-g)) * u);
+}
+
+// bytes (a multiple of 16, from a 16-byte aligned address) of global memory into L2: a hint, and nothing before
+// sm_90 (which has no bulk prefetch).
+__device__ __forceinline__ void bulk_prefetch_l2(const void* p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
 // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ...
@@ -158,6 +169,17 @@ inline int env_choice(const char* name, std::initializer_list<int> allowed, int 
             if (v == a) return v;
     }
     return fallback;
+}
+
+// The token tiles of `tile` tokens an expert is guessed to have, for a gate/up launch that asks L2 for its first
+// item's weights before it has read the plan (the plan arrives after a round trip, and the first DRAM round trip of
+// every block then starts at once): the mean tokens per expert rounded up, so that with uniform routing item b is
+// expert b / (w·n), weight tile (b mod (w·n)) / n for w weight tiles and n token tiles an expert. Where the guess is
+// wrong the prefetch reads weights nobody reads first, which costs bandwidth and nothing else. 0: no prefetch
+// (MOELAB_SPECULATE=0).
+inline int speculated_tiles(double tokens_per_expert, int tile) {
+    if (env_choice("MOELAB_SPECULATE", {0, 1}, 1) == 0 || tokens_per_expert <= 0) return 0;
+    return std::max(1, int(std::ceil(tokens_per_expert / tile)));
 }
 
 // Whether the down GEMMs (mid's down kernel, wgmma's down items) ask for their first weight tiles before they wait for

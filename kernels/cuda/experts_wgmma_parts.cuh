@@ -138,6 +138,7 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
+    int speculate;  // token tiles an expert is guessed to have, for the first items' L2 prefetch (speculated_tiles)
 };
 
 __device__ __forceinline__ int load_acquire(const int* p) {
@@ -155,12 +156,17 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
     return d;
 }
 
-// SiLU(gate)·up as the reference computes it (gate and up rounded to bf16 first), with the fast exponential and
-// division: within a few float ulps of silu_gate before the final rounding to bf16.
+// SiLU(gate)·up as the reference computes it (gate and up rounded to bf16 first), with one op of the special-function
+// unit: g·sigmoid(g) = g/2 + g/2·tanh(g/2), with the hardware tanh (tanh.approx.f32, about 2^-11 relative, so the
+// sigmoid is within 2^-12, well inside h's bf16 rounding). The fast exponential and division take two such ops, and
+// the unit does 16 a clock per SM: for a 128 × 256 gate/up tile that is about 1 µs of its epilogue, while the tensor
+// cores wait (kernels/bench/RESULTS.md, fourteenth session).
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
     const unsigned gu = pack_bf16x2(g_acc, u_acc);
-    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
-    return __fdividef(g, 1.0f + __expf(-g)) * u;
+    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u), gh = 0.5f * g;
+    float t;
+    asm("tanh.approx.f32 %0, %1;\n" : "=f"(t) : "f"(gh));
+    return fmaf(gh, t, gh) * u;
 }
 
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
