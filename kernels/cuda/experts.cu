@@ -369,7 +369,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
                        decode_chunk_tokens(tpe), st);
         else
             mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                    mid_tile_tokens(tpe), tpe, st);
+                    mid_tile_tokens(tpe), st);
         return impl;
     }
     // The cuBLAS paths take their GEMM shapes on the host: copy the plan back and wait.
@@ -412,7 +412,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     }
     if (impl == ExpertsImpl::Mid) {
         mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, mid_tile_tokens(tpe),
-                tpe, st);
+                st);
         return impl;
     }
 

@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -70,16 +69,6 @@ inline __device__ int expert_of_chunk(const int* pre, int experts, std::int64_t 
 __device__ __forceinline__ bf16_t silu_gate(float g_acc, float u_acc) {
     const float g = round_bf16(g_acc), u = round_bf16(u_acc);  // h1 is bf16 in the reference
     return f32_to_bf16(g / (1.0f + expf(-g)) * u);
-}
-
-// bytes (a multiple of 16, from a 16-byte aligned address) of global memory into L2: a hint, and nothing before
-// sm_90 (which has no bulk prefetch).
-__device__ __forceinline__ void bulk_prefetch_l2(const void* p, unsigned bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
-#else
-    (void)p, (void)bytes;
-#endif
 }
 
 // Padding rows of y are zeros (align > 1): block b clears those of experts b, b + grid, ...
@@ -171,17 +160,6 @@ inline int env_choice(const char* name, std::initializer_list<int> allowed, int 
     return fallback;
 }
 
-// The token tiles of `tile` tokens an expert is guessed to have, for a gate/up launch that asks L2 for its first
-// item's weights before it has read the plan (the plan arrives after a round trip, and the first DRAM round trip of
-// every block then starts at once): the mean tokens per expert rounded up, so that with uniform routing item b is
-// expert b / (w·n), weight tile (b mod (w·n)) / n for w weight tiles and n token tiles an expert. Where the guess is
-// wrong the prefetch reads weights nobody reads first, which costs bandwidth and nothing else. 0: no prefetch
-// (MOELAB_SPECULATE=0).
-inline int speculated_tiles(double tokens_per_expert, int tile) {
-    if (env_choice("MOELAB_SPECULATE", {0, 1}, 1) == 0 || tokens_per_expert <= 0) return 0;
-    return std::max(1, int(std::ceil(tokens_per_expert / tile)));
-}
-
 // Whether the down GEMMs (mid's down kernel, wgmma's down items) ask for their first weight tiles before they wait for
 // h (MOELAB_EXPERTS_PRELOAD=0 turns it off, for the benchmark's side-by-side rows and the tests). Not decode: holding
 // its first batch in registers across the wait took its down kernel from 70 to 214 registers a thread, 7 to 2 blocks
@@ -189,6 +167,17 @@ inline int speculated_tiles(double tokens_per_expert, int tile) {
 inline int down_preload() {
     const char* env = std::getenv("MOELAB_EXPERTS_PRELOAD");
     return env && env[0] == '0' && !env[1] ? 0 : 1;
+}
+
+// How much more of its first item's weights a down kernel (decode's, mid's) asks L2 for while it waits for the gate/up
+// grid, in 128-byte lines of each of its weight rows (mid: past the stages it preloads into shared memory). The wait
+// ends when the last gate/up block does; until then DRAM has little to do (the mid trace at 8 tokens per expert on
+// the classroom shape: 3% of the read ceiling for 4 µs between the phases). MOELAB_DOWN_L2=0 turns it off.
+inline int down_l2_lines() { return env_choice("MOELAB_DOWN_L2", {0, 4, 8, 16, 32, 64}, 16); }
+
+// The 128-byte line of global memory at p into L2: a hint.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p) : "memory");
 }
 
 // Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the

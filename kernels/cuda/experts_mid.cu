@@ -111,19 +111,6 @@ __global__ void __launch_bounds__(kThreads, 2)
     int* pre = reinterpret_cast<int*>(smem + T::kPipeBytes);  // [experts + 1]: token tiles before each expert
     const unsigned smem_u32 = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     if constexpr (kGated) launch_dependents();  // the down kernel may take the SMs this grid frees
-    if constexpr (kGated && kVec) {
-        // gate/up: `preload` is the token tiles an expert is guessed to have (speculated_tiles; 0: none). The first
-        // stages of this block's first item under that guess go to L2 now, while the plan is read.
-        const std::int64_t per_e = std::int64_t((M + kBM / 2 - 1) / (kBM / 2)) * preload;
-        const int i = threadIdx.x;
-        if (preload > 0 && i < kBM && blockIdx.x < per_e * experts) {
-            const int e = int(blockIdx.x / per_e), mt = int(blockIdx.x % per_e) / preload;
-            const int f = mt * (kBM / 2) + i % (kBM / 2);
-            if (f < M)
-                bulk_prefetch_l2(w + (std::int64_t(e) * 2 * M + (i < kBM / 2 ? f : M + f)) * K,
-                                 unsigned(min(K, (kS - 1) * kBK)) * 2);
-        }
-    }
     const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
@@ -212,10 +199,17 @@ __global__ void __launch_bounds__(kThreads, 2)
     // The down kernel: the first item's first stages' weights (which do not depend on h) are asked for before the
     // wait for the gate/up kernel, so that they stream during its tail; they complete with the first stage's group.
     // h is complete and visible after the wait.
+    // `preload` - 1 more 128-byte lines of each of those rows go to L2 (down_l2_lines; thread `piece` asks for every
+    // eighth), so that more of the weights stream while DRAM would otherwise wait for the gate/up grid's last blocks.
     int preloaded = 0;
     if constexpr (!kGated) {
-        if (preload && lit < items)
+        if (preload && lit < items) {
             for (; preloaded < kS - 1 && preloaded < nk; ++preloaded) load_weights(preloaded, preloaded * kBK);
+            for (int s = preloaded + piece; s < preloaded + preload - 1 && s < nk; s += 8)
+#pragma unroll
+                for (int q = 0; q < T::kAPerThread; ++q)
+                    if (arow[q]) prefetch_l2(arow[q] + std::int64_t(s) * kBK);
+        }
         wait_for_producer();
     }
 #pragma unroll
@@ -318,14 +312,14 @@ bool mid_down_narrow(std::int64_t items128) {
 template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                      const std::int32_t* offsets, std::int64_t est_tiles, int experts, int hidden, int ffn,
-                     const bf16_t* w, bf16_t* h, bf16_t* y, std::uint64_t* trace, int spec, cudaStream_t st) {
+                     const bf16_t* w, bf16_t* h, bf16_t* y, std::uint64_t* trace, cudaStream_t st) {
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
     auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec, kTrace>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, spec, trace);
+        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -333,7 +327,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload(), trace);
+                              down_preload() ? 1 + down_l2_lines() : 0, trace);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }
@@ -341,7 +335,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
 template <int kNT, bool kVec, bool kTrace>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, int spec, cudaStream_t st) {
+                const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     constexpr int kBN = Tile<kNT>::kBN;
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
@@ -354,11 +348,11 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
     std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
-    launch_mid_gemm<kNT, 2, true, kVec, kTrace>(MOE_MID_GEMM_ARGS, w1, h, y, tbuf, spec, st);
+    launch_mid_gemm<kNT, 2, true, kVec, kTrace>(MOE_MID_GEMM_ARGS, w1, h, y, tbuf, st);
     if (narrow)
-        launch_mid_gemm<kNT, 1, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, 0, st);
+        launch_mid_gemm<kNT, 1, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
     else
-        launch_mid_gemm<kNT, 2, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, 0, st);
+        launch_mid_gemm<kNT, 2, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
 #undef MOE_MID_GEMM_ARGS
     if (trace)
         write_item_trace(trace, tbuf, est_gated + est_down,
@@ -371,9 +365,8 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
 template <int kNT>
 void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
-                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int spec,
-                    cudaStream_t st) {
-#define MOE_MID_LAUNCH_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, spec, st
+                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+#define MOE_MID_LAUNCH_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     const bool traced = item_trace_path(st) != nullptr;
     if (vec)
         traced ? launch_mid<kNT, true, true>(MOE_MID_LAUNCH_ARGS) : launch_mid<kNT, true, false>(MOE_MID_LAUNCH_ARGS);
@@ -394,12 +387,11 @@ int mid_tile_tokens(double tokens_per_expert) {
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, double tokens_per_expert, cudaStream_t st) {
+             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
     // cp.async moves whole 16-byte pieces; otherwise the element loads
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
-    const int spec = speculated_tiles(tokens_per_expert, tile_tokens >= 128 ? 128 : tile_tokens >= 64 ? 64 : 32);
-#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, spec, st
+#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     if (tile_tokens >= 128) return launch_mid_vec<8>(MOE_MID_ARGS);
     return tile_tokens >= 64 ? launch_mid_vec<4>(MOE_MID_ARGS) : launch_mid_vec<2>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS

@@ -98,20 +98,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
-    if (a.speculate > 0 && a.mode != kDownOnly && tid / 32 == 4 * kWG + 2) {
-        // An idle warp asks L2 for the first stages of this block's first gate/up item as speculated_tiles guesses it
-        // (a.speculate token tiles an expert; every block's first item is among the first grid of them), while the
-        // plan is read: the first stages of the grid then come from L2.
-        const int ntg = (a.ffn + kBN / 2 - 1) / (kBN / 2), lane = tid % 32;
-        const std::int64_t per_e = std::int64_t(ntg) * a.speculate;
-        const int nk = (a.hidden + kBK - 1) / kBK;
-        if (blockIdx.x < per_e * a.experts && lane < C::kStages && lane < nk) {
-            const int e = int(blockIdx.x / per_e), nt = int(blockIdx.x % per_e) / a.speculate;
-            const int w0 = e * 2 * a.ffn + nt * (kBN / 2);
-            tma_prefetch_l2(&map_w1, lane * kBK, w0);
-            tma_prefetch_l2(&map_w1, lane * kBK, w0 + a.ffn);
-        }
-    }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
@@ -295,6 +281,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         if (i == 0 && lead) stage_slot[s0] = sl;
                         load_b(i, c + i);
                     }
+                    // and the next a.preload - 1 k steps' weight tiles to L2 (down_l2_lines)
+                    for (int i = early; lead && i < early + a.preload - 1 && i < nk; ++i)
+                        tma_prefetch_l2(mb, i * kBK, w0), tma_prefetch_l2(mb, i * kBK, w0 + second);
                 }
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + sl.e) < need) {
@@ -489,7 +478,6 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
-    int speculate = 0;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -523,10 +511,14 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{
-        q.counts,   q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
-        q.sched,    down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token,
-        q.speculate};
+    Args args{q.counts,  q.offsets,
+              q.experts, q.hidden,
+              q.ffn,     kBoth,
+              q.h,       q.y,
+              q.sched,   down_preload() ? 1 + down_l2_lines() : 0,
+              tbuf,      int(q.skip_idle),
+              q.group,   q.early,
+              q.x,       q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -593,7 +585,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    q.speculate = speculated_tiles(tokens_per_expert, tile_tokens);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

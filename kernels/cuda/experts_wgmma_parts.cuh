@@ -129,7 +129,8 @@ struct Args {
     bf16_t* h;
     bf16_t* y;
     int* sched;            // [0]: the next item; [1 + e]: expert e's gate/up items done. Zero before the launch.
-    int preload;           // a down item whose h is not ready asks for its first stages' weights before it waits
+    int preload;  // a down item whose h is not ready asks for its first stages' weights before it waits, and L2 for
+                  // preload - 1 more k steps' (0: neither)
     std::uint64_t* trace;  // MOELAB_TRACE_ITEMS: kTraceWords per item (item_trace.cuh; h ready for down). Null: off.
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
@@ -138,7 +139,6 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int speculate;  // token tiles an expert is guessed to have, for the first items' L2 prefetch (speculated_tiles)
 };
 
 __device__ __forceinline__ int load_acquire(const int* p) {
