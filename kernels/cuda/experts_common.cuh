@@ -169,17 +169,6 @@ inline int down_preload() {
     return env && env[0] == '0' && !env[1] ? 0 : 1;
 }
 
-// How much more of its first item's weights a down kernel (decode's, mid's) asks L2 for while it waits for the gate/up
-// grid, in 128-byte lines of each of its weight rows (mid: past the stages it preloads into shared memory). The wait
-// ends when the last gate/up block does; until then DRAM has little to do (the mid trace at 8 tokens per expert on
-// the classroom shape: 3% of the read ceiling for 4 µs between the phases). MOELAB_DOWN_L2=0 turns it off.
-inline int down_l2_lines() { return env_choice("MOELAB_DOWN_L2", {0, 4, 8, 16, 32, 64}, 16); }
-
-// The 128-byte line of global memory at p into L2: a hint.
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p) : "memory");
-}
-
 // Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the
 // producer's tail; the kernel itself calls wait_for_producer before reading h); an ordinary launch where that is
 // not available (the wait is then a no-op).

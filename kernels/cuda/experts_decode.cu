@@ -247,8 +247,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 template <int kNT, bool kVec, int kFlavor, bool kTrace>
 __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, int l2_lines,
-                       std::uint64_t* trace) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, std::uint64_t* trace) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -266,19 +265,10 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
     const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
-    if (const std::int64_t it = std::int64_t(blockIdx.x) * groups + grp; l2_lines > 0 && it < items) {
-        // The first l2_lines 128-byte lines of this warp's slice of its first item's 16 weight rows go to L2 (lane l:
-        // row l % 16, every other line), so that they stream while DRAM would otherwise wait for the gate/up grid's
-        // last blocks (down_l2_lines).
-        const int e = expert_of_chunk(pre, experts, static_cast<int>(it / tiles));
-        const int o = static_cast<int>(it % tiles) * 16 + (lane & 15);
-        if (o < hidden) {
-            const char* row = reinterpret_cast<const char*>(w2 + (std::int64_t(e) * hidden + o) * ffn + kb);
-            for (int i = lane >> 4; i < l2_lines && 128 * i < 2 * (ke - kb); i += 2) prefetch_l2(row + 128 * i);
-        }
-    }
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
-    // tail; h is read only after it has completed and its writes are visible.
+    // tail (the items' indices too: at 2 tokens per expert on the classroom shape 84.5-84.7 µs against 86.1-86.2
+    // with them after the wait, kernels/bench/RESULTS.md); h is read only after it has completed and its writes are
+    // visible.
     wait_for_producer();
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {
@@ -381,7 +371,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
         std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
         launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split[1],
-                              down_l2_lines(), tdown);
+                              tdown);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
     if (trace)

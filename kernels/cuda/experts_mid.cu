@@ -199,17 +199,10 @@ __global__ void __launch_bounds__(kThreads, 2)
     // The down kernel: the first item's first stages' weights (which do not depend on h) are asked for before the
     // wait for the gate/up kernel, so that they stream during its tail; they complete with the first stage's group.
     // h is complete and visible after the wait.
-    // `preload` - 1 more 128-byte lines of each of those rows go to L2 (down_l2_lines; thread `piece` asks for every
-    // eighth), so that more of the weights stream while DRAM would otherwise wait for the gate/up grid's last blocks.
     int preloaded = 0;
     if constexpr (!kGated) {
-        if (preload && lit < items) {
+        if (preload && lit < items)
             for (; preloaded < kS - 1 && preloaded < nk; ++preloaded) load_weights(preloaded, preloaded * kBK);
-            for (int s = preloaded + piece; s < preloaded + preload - 1 && s < nk; s += 8)
-#pragma unroll
-                for (int q = 0; q < T::kAPerThread; ++q)
-                    if (arow[q]) prefetch_l2(arow[q] + std::int64_t(s) * kBK);
-        }
         wait_for_producer();
     }
 #pragma unroll
@@ -327,7 +320,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload() ? 1 + down_l2_lines() : 0, trace);
+                              down_preload(), trace);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }

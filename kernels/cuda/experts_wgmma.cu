@@ -14,8 +14,8 @@
 // swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their
 // MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
 // each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue forms h =
-// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16 conversions and the fast
-// exponential and division) or y from the accumulators. With kStaged the tile goes into a swizzled tile in shared
+// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16 conversions and the
+// hardware tanh) or y from the accumulators. With kStaged the tile goes into a swizzled tile in shared
 // memory and the storer writes it out while the consumers go on with the next item's MMAs: TMA stores for a full
 // token tile, the warp's own stores of the rows below the expert's tokens for a partial one (a TMA box would overwrite
 // the next expert's rows); without, the consumers store from registers. The ring runs on across items, so the next
@@ -281,9 +281,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         if (i == 0 && lead) stage_slot[s0] = sl;
                         load_b(i, c + i);
                     }
-                    // and the next a.preload - 1 k steps' weight tiles to L2 (down_l2_lines)
-                    for (int i = early; lead && i < early + a.preload - 1 && i < nk; ++i)
-                        tma_prefetch_l2(mb, i * kBK, w0), tma_prefetch_l2(mb, i * kBK, w0 + second);
                 }
                 const std::uint64_t t0 = global_ns();
                 while (load_acquire(a.sched + 1 + sl.e) < need) {
@@ -511,14 +508,9 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,  q.offsets,
-              q.experts, q.hidden,
-              q.ffn,     kBoth,
-              q.h,       q.y,
-              q.sched,   down_preload() ? 1 + down_l2_lines() : 0,
-              tbuf,      int(q.skip_idle),
-              q.group,   q.early,
-              q.x,       q.xp ? nullptr : q.row_token};
+    Args args{
+        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
+        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
