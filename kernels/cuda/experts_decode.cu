@@ -266,9 +266,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
-    // tail (the items' indices too: at 2 tokens per expert on the classroom shape 84.5-84.7 µs against 86.1-86.2
-    // with them after the wait, kernels/bench/RESULTS.md); h is read only after it has completed and its writes are
-    // visible.
+    // tail; h is read only after it has completed and its writes are visible.
     wait_for_producer();
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {

@@ -159,7 +159,7 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 // unit: g·sigmoid(g) = g/2 + g/2·tanh(g/2), with the hardware tanh (tanh.approx.f32, about 2^-11 relative, so the
 // sigmoid is within 2^-12, well inside h's bf16 rounding). The fast exponential and division took two such ops, at 16
 // a clock per SM: the gate/up epilogue of a 128 × 256 tile took 2.79 µs with them and 1.75 with tanh, and the
-// classroom shape at 512 tokens per expert 252.7-253.2 µs against 246.6-247.7 (kernels/bench/RESULTS.md, fourteenth
+// classroom shape at 512 tokens per expert 246.7-247.4 µs against 252.7-253.2 (kernels/bench/RESULTS.md, fourteenth
 // session).
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
     const unsigned gu = pack_bf16x2(g_acc, u_acc);
