@@ -127,8 +127,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
-            // the tile's last round (a halved item's warpgroup writes half of the columns)
-            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= (sl.half ? cols / 2 : cols);
+            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
             if (sl.ntok == C::kBM) {
                 if (lane == 0) {
                     if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
@@ -145,18 +144,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... (the swizzle of stage_round), rows
                 // below the expert's tokens only.
                 bf16_t* out = sl.gated ? a.h : a.y;
-                const int p = lane % 8;
-                // Buffer row b holds token b (a halved item: token b % 64, in the columns of warpgroup b / 64)
-                for (int b = lane / 8; b < (sl.half ? 128 : sl.ntok); b += 4) {
-                    const int m = sl.half ? b % 64 : b, n = col0 + (sl.half ? (b / 64) * (cols / 2) : 0) + c0 + 8 * p;
-                    if (m >= sl.ntok || n >= M) continue;  // M % 8 == 0: the piece is inside or past M
-                    const unsigned at = tile + b * 128 + ((p ^ (b % 8)) << 4);
-                    uint4 v;
-                    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                                 : "r"(at));
-                    *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
-                }
+                const int p = lane % 8, n = col0 + c0 + 8 * p;  // M % 8 == 0: the piece is inside or past M
+                if (n < M)
+                    for (int m = lane / 8; m < sl.ntok; m += 4) {
+                        const unsigned at = tile + m * 128 + ((p ^ (m % 8)) << 4);
+                        uint4 v;
+                        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                                     : "r"(at));
+                        *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
+                    }
                 if (count) __threadfence();  // each lane's stores (of every round), before the count below
                 __syncwarp();
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
@@ -208,10 +205,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 std::int64_t j;
                 order_item(order_s, it, g, j);
                 const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
-                const int ntok = min(C::kBM, a.counts[w.e] - w.mt * C::kBM);
-                sl = Slot{it,          w.e,
-                          w.nt,        int(halved<kWG, kBN, kStaged>(ntok, a.halve)),
-                          ntok,        a.offsets[w.e] + w.mt * C::kBM,
+                sl = Slot{it,
+                          w.e,
+                          w.nt,
+                          w.mt,
+                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
+                          a.offsets[w.e] + w.mt * C::kBM,
                           int(w.gated)};
             }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
@@ -361,30 +360,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             fence_operands(acc);
             // A warpgroup whose 64 rows are all past the expert's tokens (the second one in an expert's last, partial
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
-            const bool halved_item = kWG == 2 && kBN == 256 && kStaged && w.half;  // (never in other kernels)
-            const bool live = halved_item || !a.skip_idle || 64 * wg < ntok;
+            const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
             const bool gathered = a.row_token != nullptr && w.gated;
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 const int s = c % C::kStages;
                 if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
                 if (gathered) fence_proxy_async_smem();
-                if constexpr (kWG == 2 && kBN == 256 && kStaged) {
-                    if (halved_item) {  // the first warpgroup's token rows, this warpgroup's two blocks of 64 weight
-                                        // rows
-                        const unsigned sb = base + s * C::kStageBytes + C::kABytes;
-                        const std::uint64_t da = smem_desc(base + s * C::kStageBytes),
-                                            d0 = smem_desc(sb + half_rows0(w.gated, wg) * 128),
-                                            d1 = smem_desc(sb + half_rows1(w.gated, wg) * 128);
-                        wgmma_fence();
-#pragma unroll
-                        for (int k = 0; k < kBK / 16; ++k)
-                            wgmma_m64n64k16<0>(acc, da + 2 * k, d0 + 2 * k),
-                                wgmma_m64n64k16<32>(acc, da + 2 * k, d1 + 2 * k);
-                        wgmma_commit();
-                    }
-                }
-                if (live && !halved_item) {
+                if (live) {
                     const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
                     const unsigned sb = base + s * C::kStageBytes + C::kABytes;
                     const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
@@ -413,23 +396,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                                                                  ntok);
                     publish(w, c0);
                 };
-                if constexpr (kWG == 2 && kBN == 256 && kStaged) {
-                    if (halved_item) {  // gate/up: one round of 64 h columns a warpgroup; down: two of y's
-                        auto half_round = [&](auto r, auto gated) {
-                            constexpr int c0 = 64 * decltype(r)::value;
-                            wait_free();
-                            stage_half_round<c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, wg,
-                                                                         row - 64 * wg, col, ntok);
-                            publish(w, c0);
-                        };
-                        if (w.gated)
-                            half_round(std::integral_constant<int, 0>{}, std::true_type{});
-                        else
-                            unroll<2>([&](auto r) { half_round(r, std::false_type{}); });
-                        if (tr) tr[4] = global_ns();
-                        continue;
-                    }
-                }
                 if (w.gated)
                     unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
@@ -542,23 +508,9 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              env_choice("MOELAB_WGMMA_HALF", {0, 1}, 1)};
+    Args args{
+        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
+        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);

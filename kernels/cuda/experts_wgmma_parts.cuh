@@ -57,8 +57,7 @@ __device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pr
 // the output tile: no lookup and no global read of the plan on the consumers' path.
 struct Slot {
     std::int64_t it;  // the item's number; -1: no more
-    int e, nt;
-    int half;  // halved: its tokens fit the first warpgroup's rows, and the warpgroups split the weight rows
+    int e, nt, mt;
     int ntok;  // its tokens (the tile's rows that are stored)
     int row0;  // its first row in xp, h and y
     int gated;
@@ -69,7 +68,7 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     Slot v{};
     if (lane == 0) v = s;
     v.it = __shfl_sync(~0u, v.it, 0);
-    v.e = __shfl_sync(~0u, v.e, 0), v.nt = __shfl_sync(~0u, v.nt, 0), v.half = __shfl_sync(~0u, v.half, 0);
+    v.e = __shfl_sync(~0u, v.e, 0), v.nt = __shfl_sync(~0u, v.nt, 0), v.mt = __shfl_sync(~0u, v.mt, 0);
     v.ntok = __shfl_sync(~0u, v.ntok, 0), v.row0 = __shfl_sync(~0u, v.row0, 0), v.gated = __shfl_sync(~0u, v.gated, 0);
     return v;
 }
@@ -112,22 +111,6 @@ int smem_bytes(int experts) {
     return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
 }
 
-// Whether an item is halved: two consumer warpgroups, 256 weight rows a tile, staged output tiles (from 128 tokens per
-// expert; stored from registers the kernel's consumers would spill), and tokens that fit the first warpgroup's 64 rows
-// (an expert's last, partial token tile). Each warpgroup then multiplies those 64 tokens by half of the weight
-// rows (gate/up: 64 gate rows and the matching 64 up rows; down: 128 rows of w2) with two m64n64k16 a k16 step, into
-// its first 64 accumulators (laid out as one m64n128k16's), so both warpgroups work on it: with the second one idle,
-// the first ran the whole tile at about 42% of the SM's tensor rate, against 62% for two (kernels/bench/RESULTS.md,
-// tenth and fourteenth sessions). MOELAB_WGMMA_HALF=0: the second warpgroup skips its MMAs instead.
-template <int kWG, int kBN, bool kStaged>
-__device__ __forceinline__ bool halved(int ntok, int on) {
-    return kWG == 2 && kBN == 256 && kStaged && on && ntok <= 64;
-}
-
-// A halved item's weight rows for warpgroup wg: the first row of each of its two blocks of 64 in the tile.
-__device__ __forceinline__ int half_rows0(bool gated, int wg) { return gated ? 64 * wg : 128 * wg; }
-__device__ __forceinline__ int half_rows1(bool gated, int wg) { return gated ? 128 + 64 * wg : 128 * wg + 64; }
-
 template <int kN>
 __device__ __forceinline__ void wgmma_step(float (&d)[kN / 2], std::uint64_t a, std::uint64_t b) {
     if constexpr (kN == 128)
@@ -155,7 +138,6 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int halve;  // halved items (halved; MOELAB_WGMMA_HALF=0: none)
 };
 
 __device__ __forceinline__ int load_acquire(const int* p) {
@@ -218,26 +200,6 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
         for (int jl = 0; jl < 8; ++jl) {
             const unsigned v = out_pair<kBN>(acc, kGated, c0 / 8 + jl, half);
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
-        }
-    }
-}
-
-// A halved item's round of 64 output columns c0 for this thread: the same layout as stage_round's, with the
-// warpgroup's 64 token rows at buffer rows 64·wg on (the storer finds each half's columns from the row), from the first
-// 64 accumulators (one m64n128k16's layout: gate/up, gate columns then up columns).
-template <int c0, bool kGated>
-__device__ __forceinline__ void stage_half_round(const float (&acc)[128], unsigned out, int wg, int trow, int col,
-                                                 int ntok) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-        const int m = trow + 8 * half;  // the token
-        if (m >= ntok) continue;
-        const int b = 64 * wg + m;  // the buffer row
-        const unsigned line = out + b * 128 + col * 2;
-#pragma unroll
-        for (int jl = 0; jl < 8; ++jl) {
-            const unsigned v = out_pair<128>(*reinterpret_cast<const float(*)[64]>(&acc[0]), kGated, c0 / 8 + jl, half);
-            asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (b % 8)) << 4)), "r"(v) : "memory");
         }
     }
 }

@@ -156,27 +156,6 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], std::uint64_t d
         : "l"(desc_a), "l"(desc_b), "r"(1));
 }
 
-// d[kOff..kOff + 31] += A·B for one m64n64k16 step (this thread's 32 of the 64×64 tile; layout in the file comment):
-// two of them at offsets 0 and 32 hold one m64n128k16's layout.
-template <int kOff, int kN>
-__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[kN], std::uint64_t desc_a, std::uint64_t desc_b) {
-    static_assert(kOff + 32 <= kN, "the accumulators");
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-        "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[kOff + 0]), "+f"(d[kOff + 1]), "+f"(d[kOff + 2]), "+f"(d[kOff + 3]), "+f"(d[kOff + 4]),
-          "+f"(d[kOff + 5]), "+f"(d[kOff + 6]), "+f"(d[kOff + 7]), "+f"(d[kOff + 8]), "+f"(d[kOff + 9]),
-          "+f"(d[kOff + 10]), "+f"(d[kOff + 11]), "+f"(d[kOff + 12]), "+f"(d[kOff + 13]), "+f"(d[kOff + 14]),
-          "+f"(d[kOff + 15]), "+f"(d[kOff + 16]), "+f"(d[kOff + 17]), "+f"(d[kOff + 18]), "+f"(d[kOff + 19]),
-          "+f"(d[kOff + 20]), "+f"(d[kOff + 21]), "+f"(d[kOff + 22]), "+f"(d[kOff + 23]), "+f"(d[kOff + 24]),
-          "+f"(d[kOff + 25]), "+f"(d[kOff + 26]), "+f"(d[kOff + 27]), "+f"(d[kOff + 28]), "+f"(d[kOff + 29]),
-          "+f"(d[kOff + 30]), "+f"(d[kOff + 31])
-        : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
 // d += A·B for one m64n256k16 step: A and B from shared memory through their descriptors, fp32 accumulators
 // (this thread's 128 of the 64×256 tile; layout in the file comment).
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], std::uint64_t desc_a, std::uint64_t desc_b) {

@@ -218,9 +218,7 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
 
 // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two), both weight tiles (128
 // or 256 rows), in one launch or two, with full token tiles stored through shared memory (TMA) or from registers,
-// with an expert's last token tile of at most 64 tokens halved between the two consumer warpgroups (128 × 256 tiles
-// through shared memory) or run by the first alone (MOELAB_WGMMA_HALF=0), and with packed rows (TMA) or x's rows
-// gathered through row_token (cp.async); it runs where the device is sm_90
+// and with packed rows (TMA) or x's rows gathered through row_token (cp.async); it runs where the device is sm_90
 // and d and F are multiples of 8, else mid does. Small enough to run under compute-sanitizer's racecheck (only
 // wgmma's kernels run).
 TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
@@ -238,7 +236,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char *tile, *bn, *fused, *epi;  // fused "1": one launch for both GEMMs, "0": two; epi "1": TMA stores
         const char* group = "";               // MOELAB_WGMMA_GROUP: token tiles an expert's items run in groups of
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
-        const char* half = "";   // MOELAB_WGMMA_HALF: "0", a last tile of at most 64 tokens is not halved
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -253,16 +250,16 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                   WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
                   WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"},
                   WgConfig{"128", "256", "1", "1", "", "3"}, WgConfig{"64", "128", "1", "1", "", "8"},
-                  WgConfig{"128", "256", "1", "1", "", "0"}, WgConfig{"128", "256", "1", "1", "", "", "0"}}) {
+                  WgConfig{"128", "256", "1", "1", "", "0"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
-                    o_env("MOELAB_WGMMA_EARLY", w.early), h_env("MOELAB_WGMMA_HALF", w.half);
+                    o_env("MOELAB_WGMMA_EARLY", w.early);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
-                                 w.epi + ", group '" + w.group + "', early '" + w.early + "', half '" + w.half +
-                                 "', hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 w.epi + ", group '" + w.group + "', early '" + w.early + "', hint " +
+                                 std::to_string(hint) + (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
