@@ -159,11 +159,12 @@ inline std::vector<float> to_float(const std::vector<moe::bf16_t>& v, std::size_
     return f;
 }
 
-// bf16 outputs of GEMMs: one bf16 ulp of the element plus one of the tensor's typical magnitude.
-inline std::string bf16_close(const std::vector<moe::bf16_t>& got, const std::vector<moe::bf16_t>& want,
-                              std::size_t n, const char* what) {
+// bf16 outputs of GEMMs: one bf16 ulp of the element plus one of the tensor's typical magnitude (at least
+// min_scale).
+inline std::string bf16_close(const std::vector<moe::bf16_t>& got, const std::vector<moe::bf16_t>& want, std::size_t n,
+                              const char* what, float min_scale = 0) {
     auto g = to_float(got, n), w = to_float(want, n);
-    float scale = rms(w);
+    const float scale = std::max(rms(w), min_scale);
     return first_outside(g, w, 2 * moe::kBf16Eps * scale, 2 * moe::kBf16Eps, what);
 }
 
@@ -173,9 +174,7 @@ inline std::string bf16_close(const std::vector<moe::bf16_t>& got, const std::ve
 // output's. y_ref: the reference's expert rows.
 inline std::string combined_close(const std::vector<moe::bf16_t>& got, const std::vector<moe::bf16_t>& want,
                                   const std::vector<moe::bf16_t>& y_ref, const char* what) {
-    auto g = to_float(got, want.size()), w = to_float(want, want.size());
-    const float scale = std::max(rms(w), rms(to_float(y_ref, y_ref.size())));
-    return first_outside(g, w, 2 * moe::kBf16Eps * scale, 2 * moe::kBf16Eps, what);
+    return bf16_close(got, want, want.size(), what, rms(to_float(y_ref, y_ref.size())));
 }
 
 }  // namespace gpu_test
