@@ -113,13 +113,6 @@ ExpertsLayout carve_experts(std::int64_t max_rows, int experts, int ffn, void* b
     return l;
 }
 
-// The bytes from h1 to the end of h (consecutive in the workspace): decode's one-launch FFN keeps its fp32 sums there
-// (it needs neither h1 nor h).
-std::size_t h_bytes(const ExpertsLayout& l, int ffn) {
-    return std::size_t(reinterpret_cast<const char*>(l.h + std::size_t(l.pad_rows) * ffn) -
-                       reinterpret_cast<const char*>(l.h1));
-}
-
 // Row-major C[n, m] = A[n, K]·B[m, K]^T is column-major C^T[m, n] = op_T(B)·A^T.
 void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, int kdim, bf16_t* c) {
     const float one = 1.0f, zero = 0.0f;
@@ -373,7 +366,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
         if (impl == ExpertsImpl::Decode)
             decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                       decode_chunk_tokens(tpe), l.h1, h_bytes(l, ffn), st);
+                       decode_chunk_tokens(tpe), st);
         else
             mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
                     mid_tile_tokens(tpe), st);
@@ -414,7 +407,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     if (max_rows == 0) return impl;
     if (impl == ExpertsImpl::Decode) {
         decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                   decode_chunk_tokens(tpe), l.h1, h_bytes(l, ffn), st);
+                   decode_chunk_tokens(tpe), st);
         return impl;
     }
     if (impl == ExpertsImpl::Mid) {

@@ -152,9 +152,6 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},
         {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},      // odd d and F: mid's scalar loads
         {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},  // several wgmma token tiles
-        // decode in one launch: a partial last slice of h (F = 584: 64·9 + 8) and 16 rows of w2 (d = 264), padded
-        {24, 8, 2, 264, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 584},
-        {96, 8, 2, 512, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 1032},  // ~24 a expert, F = 128·8 + 8
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 300 || c.d > 2048)) continue;
@@ -184,21 +181,17 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
         for (std::int64_t hint : hints) {
             for (bool packed : {true, false}) {
-                for (const char* variant : {"decode", "decode-f1", "decode-f3", "decode-fc128", "streams"}) {
+                for (const char* variant : {"decode", "decode-f1", "decode-f3", "streams"}) {
                     const std::string v = variant;
                     const auto impl = v == "streams" ? ExpertsImpl::Streams : ExpertsImpl::Decode;
                     if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
                     if (!packed && v != "decode" && v != "decode-f3") continue;
-                    // decode: in one launch where it applies (chunks of 8 and 16, F·1.5 >= d), with 64 or 128
-                    // columns of h an item (fc128); decode-fN: two launches, the weights' load flavor N
-                    const bool two = v.size() == 9 && v[7] == 'f';
-                    ScopedEnv one("MOELAB_DECODE_ONE", two ? "0" : ""),
-                        fc("MOELAB_DECODE_ONE_FC", v == "decode-fc128" ? "128" : "");
                     const char* split = "";
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
                     ScopedEnv env("MOELAB_DECODE_SPLIT", split);
-                    ScopedEnv flavor("MOELAB_DECODE_FLAVOR", two ? v.c_str() + 8 : "");
+                    // decode-fN: the weights' load flavor N of the decode kernels
+                    ScopedEnv flavor("MOELAB_DECODE_FLAVOR", v.size() == 9 ? v.c_str() + 8 : "");
                     SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
                                  split + "'" + (packed ? "" : " nopack"));
