@@ -93,15 +93,6 @@ __device__ __forceinline__ void launch_dependents() {
 #endif
 }
 
-// Zeroes n ints, after letting a programmatic dependent launch start (it calls wait_for_producer() before it touches
-// them): a persistent kernel's counters without a memset node in front of it, whose completion the kernel's launch
-// and prologue would otherwise wait for (wgmma).
-template <int = 0>
-__global__ void zero_ints_kernel(int* p, int n) {
-    launch_dependents();
-    for (int i = threadIdx.x; i < n; i += blockDim.x) p[i] = 0;
-}
-
 // ---- tensor-core and cp.async primitives (mid, fused) ----
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int kN>

@@ -105,9 +105,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
     const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
     if (a.mode != kGateUpOnly) zero_padding_rows(a.counts, a.offsets, a.experts, a.hidden, a.y);
-    // down only: h is complete and visible from here on; both: the counters are zero (the kernel before it, when
-    // launched programmatically; else this is a no-op)
-    if (a.mode != kGateUpOnly) wait_for_producer();
+    if (a.mode == kDownOnly) wait_for_producer();  // h is complete and visible from here on
     const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     // Counts a gate/up item of expert e done, once its h is written (a release: every store before it, this thread's
     // or seen through a barrier, is visible to whoever acquires the count).
@@ -498,14 +496,8 @@ void launch_wgmma(const Call& q) {
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
-    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split); in one
-    // launch by a kernel that lets it start at once (MOELAB_WGMMA_PDL=0: a memset it waits for)
-    const bool pdl = q.fused && env_choice("MOELAB_WGMMA_PDL", {0, 1}, 1) == 1;
-    if (pdl)
-        zero_ints_kernel<<<1, 256, 0, q.st>>>(q.sched, q.experts + 2);
-    else
-        MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
-    MOE_CUDA_LAUNCH_CHECK("wgmma counters");
+    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
+    MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = item_trace_path(q.st);
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
@@ -520,11 +512,8 @@ void launch_wgmma(const Call& q) {
         q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
         q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
     if (q.fused) {
-        const unsigned grid = persistent_blocks(k, C::kThreads, smem, gated + down);
-        if (pdl)
-            launch_after_producer(k, grid, C::kThreads, smem, q.st, mx, mw1, mh, mw2, my, args);
-        else
-            k<<<grid, C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
+                                                                                              args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
