@@ -127,6 +127,13 @@ void print_header(const moe::bench::Ceilings& c, const Peer& peer) {
 }
 
 void print_row(const moe::bench::Row& r, const Peer& peer) {
+    if (!r.error.empty()) {  // nothing measured: the row says what failed, and the run went on
+        std::printf("  %-8s %-9s %6lld %5d %4d %2d %6d %-9s %-14s FAILED: %s\n", r.stage.c_str(), r.shape.c_str(),
+                    static_cast<long long>(r.tokens), r.hidden, r.experts, r.top_k, r.ffn, r.skew.c_str(),
+                    r.variant.c_str(), r.error.c_str());
+        std::fflush(stdout);
+        return;
+    }
     std::string what;
     const json* p = peer.find(r, &what);
     char torch[32] = "-", speed[32] = "-", wrong[32] = "-";
@@ -152,6 +159,10 @@ json row_json(const moe::bench::Row& r, const Peer& peer) {
               {"repeats", r.repeats}, {"bytes", r.bytes},         {"flops", r.flops},         {"floor_ms", r.floor_ms},
               {"gbps", r.gbps},       {"tflops", r.tflops},       {"pct_floor", r.pct_floor}, {"wrong", r.wrong},
               {"note", r.note},       {"group", r.group}};
+    if (!r.error.empty()) {
+        j["error"] = r.error;
+        return j;
+    }
     if (r.sm_mhz > 0) {
         j["sm_mhz"] = r.sm_mhz;
         j["power_w"] = r.power_w;
@@ -178,7 +189,7 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     std::map<std::pair<std::string, std::int64_t>, std::vector<const moe::bench::Row*>> by_size;
     std::vector<std::pair<std::string, std::int64_t>> order;
     for (const auto& r : rows) {
-        if (r.stage != "experts" || r.group != "experts sweep") continue;
+        if (r.stage != "experts" || r.group != "experts sweep" || !r.error.empty()) continue;
         auto key = std::make_pair(r.shape, r.tokens);
         if (!by_size.count(key)) order.push_back(key);
         by_size[key].push_back(&r);
@@ -275,10 +286,11 @@ int run_bench(const BenchArgs& a) {
                 {"repeats", a.repeats},
                 {"peer_device", peer.device},
                 {"rows", json::array()}};
-    std::int64_t wrong = 0;
+    std::int64_t wrong = 0, failed = 0;
     for (auto& r : rows) {
         out["rows"].push_back(row_json(r, peer));
         wrong += std::max<std::int64_t>(r.wrong, 0);
+        failed += !r.error.empty();
     }
     if (a.json) std::cout << out.dump(2) << "\n";
     if (!a.save.empty()) {
@@ -287,8 +299,16 @@ int run_bench(const BenchArgs& a) {
         f << out.dump(2) << "\n";
     }
     if (!a.json) print_experts_summary(rows, peer);
-    if (!a.json) std::printf("# %zu rows, %lld wrong elements in the checks\n", rows.size(), (long long)wrong);
+    if (!a.json)
+        std::printf("# %zu rows, %lld wrong elements in the checks, %lld failed\n", rows.size(), (long long)wrong,
+                    (long long)failed);
     if (wrong > 0) throw moe::Error(moe::ErrorKind::Runtime, "bench: a GPU stage disagreed with the CPU reference");
+    if (failed > 0)
+        throw moe::Error(moe::ErrorKind::Runtime, "bench: " + std::to_string(failed) + " of " +
+                                                      std::to_string(rows.size()) +
+                                                      " rows failed at run time (each says why" +
+                                                      std::string(a.save.empty() ? "" : ", in the saved file too") +
+                                                      "); the others were measured");
     return 0;
 }
 #endif

@@ -73,6 +73,9 @@ struct Row {
     // ("SM 1,410 MHz of 1,980, 693 W of 700, power cap"), also at the end of the note.
     double sm_mhz = 0, power_w = 0;
     std::string clocks;
+    // Not empty: the row's stage or variant failed at run time (out of GPU memory, a CUDA error) with this message,
+    // and nothing above was measured. The run goes on with the next one (harness.cpp, record_failure).
+    std::string error;
 };
 
 // Runs every requested stage; on_row sees each row as soon as it is measured.

@@ -207,6 +207,14 @@ Row base_row(const ShapeState& st, const char* stage, const std::string& variant
     return r;
 }
 
+bool record_failure(Row r, const Error& e, const Emit& emit) {
+    if (e.kind() == ErrorKind::BadInput || e.kind() == ErrorKind::NoDevice || !gpu::device_usable()) return false;
+    r.error = e.what();
+    r.note = "failed";
+    emit(r);
+    return true;
+}
+
 }  // namespace detail
 
 std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::function<void(const Row&)>& on_row) {
@@ -220,16 +228,28 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
         if (opt.log) opt.log(m);
     };
     auto wants = [&](const char* s) { return std::find(opt.stages.begin(), opt.stages.end(), s) != opt.stages.end(); };
+    // A stage that fails at run time leaves a row saying so (record_failure), and the run goes on with the next.
+    using Stage = void (*)(ShapeState&, const Options&, const Ceilings&, const Emit&);
+    auto stage = [&](ShapeState& st, const char* name, Stage fn, const Options& o, const std::string& what) {
+        log(what);
+        try {
+            fn(st, o, ceil, emit);
+        } catch (const Error& e) {
+            if (!record_failure(base_row(st, name, "-"), e, emit)) throw;
+            log(what + " failed: " + e.what());
+        }
+    };
     for (const Shape& shape : opt.shapes) {
         ShapeState st;
         st.shape = shape;
         st.seed = opt.seed;
         st.skew = opt.skew;
-        if (wants("route")) log("route " + shape.name), bench_route(st, opt, ceil, emit);
-        if (wants("dispatch")) log("dispatch " + shape.name), bench_dispatch(st, opt, ceil, emit);
-        if (wants("experts")) log("experts " + shape.name), bench_experts(st, opt, ceil, emit);
-        if (wants("combine")) log("combine " + shape.name), bench_combine(st, opt, ceil, emit);
-        if (wants("layer")) log("layer " + shape.name), bench_layer(st, opt, ceil, emit);
+        for (auto [name, fn] : {std::pair<const char*, Stage>{"route", bench_route},
+                                {"dispatch", bench_dispatch},
+                                {"experts", bench_experts},
+                                {"combine", bench_combine},
+                                {"layer", bench_layer}})
+            if (wants(name)) stage(st, name, fn, opt, std::string(name) + " " + shape.name);
     }
     if (opt.sweep && wants("experts")) {
         Options o = opt;
@@ -257,8 +277,8 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 st->group = "experts sweep";
             }
             st->shape = shape;
-            log("experts sweep " + shape.name + " tokens/expert=" + std::to_string(tpe));
-            bench_experts(*st, o, ceil, emit);
+            stage(*st, "experts", bench_experts, o,
+                  "experts sweep " + shape.name + " tokens/expert=" + std::to_string(tpe));
         }
     }
     if (opt.sweep && wants("dispatch")) {
@@ -269,8 +289,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
                 st.seed = opt.seed;
                 st.skew = skew;
                 st.group = "dispatch sweep";
-                log("dispatch sweep T=" + std::to_string(T) + " " + skew);
-                bench_dispatch(st, opt, ceil, emit);
+                stage(st, "dispatch", bench_dispatch, opt, "dispatch sweep T=" + std::to_string(T) + " " + skew);
             }
     }
     return rows;
@@ -298,6 +317,7 @@ Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per
         if (tpe < 1) MOE_BAD_INPUT("roofline: tokens per expert " << tpe << " must be >= 1");
         st.shape.tokens = std::max<std::int64_t>(1, std::int64_t(tpe) * shape.experts / shape.top_k);
         detail::bench_experts(st, o, rl.ceilings, [&](Row r) {
+            if (!r.error.empty()) throw Error(ErrorKind::Runtime, "roofline: " + r.error);
             RooflinePoint p;
             p.tokens_per_expert = r.tokens_per_expert;
             p.impl = r.variant.rfind("auto:", 0) == 0 ? r.variant.substr(5) : r.variant;

@@ -9,6 +9,7 @@
 
 #include "kernels/bench/bench.hpp"
 #include "kernels/bench/clocks.hpp"
+#include "kernels/common/error.hpp"
 #include "kernels/cuda/launchers.hpp"
 
 namespace moe::bench::detail {
@@ -60,5 +61,10 @@ void bench_combine(ShapeState& st, const Options& opt, const Ceilings& c, const 
 void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit);
 
 Row base_row(const ShapeState& st, const char* stage, const std::string& variant);
+
+// Called in a catch block for an error of a stage or a variant: records it as row r with r.error set and returns
+// true, so that the run goes on and keeps what it measured; returns false (the caller rethrows) for bad input, a
+// missing device, or a CUDA error that left the device unusable (every later stage would fail the same way).
+bool record_failure(Row r, const Error& e, const Emit& emit);
 
 }  // namespace moe::bench::detail

@@ -19,6 +19,10 @@ def table(rows, sweep):
     for r in rows:
         if (r["shape"] == "sweep") != sweep or r.get("group") == "experts sweep":
             continue
+        if r.get("error"):  # failed at run time: nothing was measured
+            out.append(f"| {r['stage']} | {r['shape']} | {r['tokens']} | {r['skew']} | {r['variant']} | "
+                       f"failed: {r['error']} |" + " |" * 7)
+            continue
         torch = r.get("torch_ms")
         out.append(
             f"| {r['stage']} | {r['shape']} | {r['tokens']} | {r['skew']} | {r['variant']} | "
@@ -39,6 +43,9 @@ def experts_table(rows):
     out = [head]
     for r in rows:
         if r.get("group") != "experts sweep":
+            continue
+        if r.get("error"):
+            out.append(f"| {r['shape']} | - | {r['tokens']} | {r['variant']} | failed: {r['error']} |" + " |" * 7)
             continue
         torch = r.get("torch_ms")
         out.append(

@@ -135,7 +135,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_bytes = double(nonempty.size()) * 3.0 * F * d * 2;
     const double bytes = weight_bytes + 2.0 * double(rows) * d * 2;
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
-    for (const std::string& name : opt.experts_impls) {
+    auto one = [&](const std::string& name) {
         const bool gather = name == "nopack";
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
@@ -208,6 +208,14 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             st.best_experts_ms = t.median_ms, st.best_impl = name;
         if (gather) st.gather_experts_ms = t.median_ms;
         emit(r);
+    };
+    // A variant that fails at run time (out of GPU memory, a CUDA error) leaves a row saying so; the others still run
+    for (const std::string& name : opt.experts_impls) {
+        try {
+            one(name);
+        } catch (const Error& e) {
+            if (!record_failure(base_row(st, "experts", name), e, emit)) throw;
+        }
     }
 }
 

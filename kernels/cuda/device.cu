@@ -109,6 +109,10 @@ void synchronize(Stream s) {
     else
         MOE_CUDA_CHECK(cudaDeviceSynchronize());
 }
+bool device_usable() noexcept {
+    (void)cudaGetLastError();
+    return cudaDeviceSynchronize() == cudaSuccess && cudaGetLastError() == cudaSuccess;
+}
 Stream create_stream() {
     cudaStream_t s = nullptr;
     MOE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));

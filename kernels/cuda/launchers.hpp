@@ -21,6 +21,9 @@ void copy_d2h(void* dst, const void* src, std::size_t bytes);  // synchronous
 void copy_d2d(void* dst, const void* src, std::size_t bytes, Stream s);
 void fill_bytes(void* dst, int byte, std::size_t bytes, Stream s);
 void synchronize(Stream s);  // null: the whole device
+// After a failed call: clears a non-sticky error and says whether the device still runs work (false: a sticky
+// error, such as a kernel fault, that every later call would report again).
+bool device_usable() noexcept;
 Stream create_stream();
 void destroy_stream(Stream s) noexcept;
 std::size_t l2_bytes();  // of the current device

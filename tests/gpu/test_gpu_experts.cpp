@@ -372,6 +372,31 @@ TEST(GpuExperts, RooflinePointsAreCheckedAndUnderTheCeilings) {
     EXPECT_EQ(rl.points[0].impl, "decode");
 }
 
+// A stage that fails at run time leaves a row saying why, and the run goes on: a shape whose weights fit no GPU
+// (550 GB), then a small one that is measured and checked.
+TEST(GpuExperts, BenchRecordsAFailedStageAndGoesOn) {
+    MOE_REQUIRE_GPU();
+    moe::bench::Options opt;
+    opt.stages = {"experts"};
+    opt.shapes = {{"huge", 64, 16384, 256, 2, 32768}, {"small", 64, 256, 8, 2, 512}};
+    opt.experts_impls = {"auto"};
+    opt.warmup = 1;
+    opt.repeats = 3;
+    moe::bench::Ceilings ceil;
+    ceil.read_gbps = ceil.copy_gbps = 1000, ceil.gemm_tflops = 100;
+    std::vector<std::string> seen;
+    const auto rows = moe::bench::run(opt, ceil, [&](const moe::bench::Row& r) { seen.push_back(r.shape); });
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(seen, (std::vector<std::string>{"huge", "small"}));  // each row as soon as it is known
+    EXPECT_EQ(rows[0].shape, "huge");
+    EXPECT_NE(rows[0].error.find("bench w1"), std::string::npos) << rows[0].error;  // names what did not fit
+    EXPECT_EQ(rows[0].median_ms, 0);
+    EXPECT_EQ(rows[1].shape, "small");
+    EXPECT_EQ(rows[1].error, "");
+    EXPECT_EQ(rows[1].wrong, 0);
+    EXPECT_GT(rows[1].median_ms, 0);
+}
+
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
