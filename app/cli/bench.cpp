@@ -302,13 +302,14 @@ int run_bench(const BenchArgs& a) {
     if (!a.json)
         std::printf("# %zu rows, %lld wrong elements in the checks, %lld failed\n", rows.size(), (long long)wrong,
                     (long long)failed);
+    std::fflush(stdout);  // the tables before the error on stderr
     if (wrong > 0) throw moe::Error(moe::ErrorKind::Runtime, "bench: a GPU stage disagreed with the CPU reference");
     if (failed > 0)
-        throw moe::Error(moe::ErrorKind::Runtime, "bench: " + std::to_string(failed) + " of " +
-                                                      std::to_string(rows.size()) +
-                                                      " rows failed at run time (each says why" +
-                                                      std::string(a.save.empty() ? "" : ", in the saved file too") +
-                                                      "); the others were measured");
+        throw moe::Error(
+            moe::ErrorKind::Runtime,
+            "bench: " + std::to_string(failed) + " of " + std::to_string(rows.size()) +
+                " rows failed at run time (each says why" + (a.save.empty() ? "" : ", in the saved file too") +
+                (std::size_t(failed) == rows.size() ? "); nothing was measured" : "); the others were measured"));
     return 0;
 }
 #endif
