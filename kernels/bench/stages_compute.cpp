@@ -80,6 +80,13 @@ struct FlavorEnv {
     }
 };
 
+// MOELAB_BENCH_SMS=N (an experiment's knob): the expert FFN's rows run on at most N SMs (SmBudget: the persistent
+// kernels' grids and cuBLAS's SM target), so that its time against the SMs it has can be measured. 0 or unset: all.
+int bench_sms() {
+    const char* v = std::getenv("MOELAB_BENCH_SMS");
+    return v && *v ? std::max(0, std::atoi(v)) : 0;
+}
+
 }  // namespace
 
 void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {
@@ -135,7 +142,9 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_bytes = double(nonempty.size()) * 3.0 * F * d * 2;
     const double bytes = weight_bytes + 2.0 * double(rows) * d * 2;
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
+    const int sms = bench_sms();
     auto one = [&](const std::string& name) {
+        gpu::SmBudget budget(sms);
         const bool gather = name == "nopack";
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
@@ -182,6 +191,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             else if (ran != impl)
                 r.note = std::string("fell back to ") + gpu::experts_impl_name(ran);
         }
+        if (sms > 0) r.note += std::string(r.note.empty() ? "" : "; ") + "on at most " + std::to_string(sms) + " SMs";
         if (opt.check) {
             r.wrong = 0;
             for (auto& [e, ref] : want) {
