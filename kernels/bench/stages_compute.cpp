@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 #include "kernels/bench/harness.hpp"
 #include "kernels/common/rng.hpp"
@@ -144,7 +145,8 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     const double weight_ms = weight_bytes / (c.read_gbps * 1e9) * 1e3, math_ms = flops / (c.gemm_tflops * 1e12) * 1e3;
     const int sms = bench_sms();
     auto one = [&](const std::string& name) {
-        gpu::SmBudget budget(sms);
+        std::optional<gpu::SmBudget> budget;  // only when asked: a caller's own budget stays in force otherwise
+        if (sms > 0) budget.emplace(sms);
         const bool gather = name == "nopack";
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
