@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
             mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG * a.cluster);  // per consumer warp (of both, in pairs)
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
@@ -98,8 +98,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
+    // In pairs, each block's barriers are set before the other one arrives on them or multicasts into its stages
+    const int rank = a.cluster > 1 ? int(cluster_rank()) : 0;
+    if (a.cluster > 1) cluster_sync();
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
+    // (in pairs: pairs of token tiles; barriers inside: also orders the init)
+    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM * a.cluster, pre, warp_sums);
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
@@ -183,7 +187,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
+        std::int64_t taken = 0;  // in pairs: the items so far, in the fixed order both blocks follow
         auto take = [&] {
+            if (a.cluster > 1) return first + std::int64_t(cluster_id()) + std::int64_t(cluster_count()) * taken++;
             int v = 0;
             if (lead) v = atomicAdd(a.sched, 1);
             return first + __shfl_sync(~0u, v, 0);
@@ -191,7 +197,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
             order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
-                                                   nt_gated, int(gridDim.x), a.early)
+                                                   nt_gated, int(gridDim.x) / a.cluster, a.early)
                                       : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         int c = 0;
@@ -205,12 +211,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 std::int64_t j;
                 order_item(order_s, it, g, j);
                 const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
+                // in pairs: this block's token tile of the pair, which may hold no tokens (it stores nothing)
+                const int mt = w.mt * a.cluster + rank;
                 sl = Slot{it,
                           w.e,
                           w.nt,
-                          w.mt,
-                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
-                          a.offsets[w.e] + w.mt * C::kBM,
+                          mt,
+                          max(0, min(C::kBM, a.counts[w.e] - mt * C::kBM)),
+                          a.offsets[w.e] + mt * C::kBM,
                           int(w.gated)};
             }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
@@ -238,8 +246,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
-                tma_load_2d(sb, mb, full, kt * kBK, w0);
-                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                if (a.cluster > 1) {  // this block's half, for both blocks of the pair
+                    tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK, w0 + rank * second, 3);
+                } else {
+                    tma_load_2d(sb, mb, full, kt * kBK, w0);
+                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                }
             };
             // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
             // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
@@ -270,7 +282,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
+                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated * a.cluster;  // (both blocks' items)
                 if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
@@ -315,9 +327,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     auto consumers = [&] {
         // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
         // arrival.
-        auto release = [&](int stage) {
+        auto release = [&](int stage) {  // in pairs, in both blocks: the other one's TMA writes this block's stage too
             __syncwarp();
-            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
+            if (lane == 0) {
+                mbar_arrive(bars + 8 * (C::kStages + stage));
+                if (a.cluster > 1) mbar_arrive_cluster(bars + 8 * (C::kStages + stage), rank ^ 1);
+            }
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
         // buffer is free (`out_free`), write this thread's part, then publish the item (or -1: no more) and the
@@ -443,6 +458,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
     }
+    if (a.cluster > 1) cluster_sync();  // neither block exits while the other may still arrive on its barriers
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
 #endif
@@ -475,6 +491,7 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
+    bool pairs = false;  // one launch in clusters of two blocks sharing each weight tile (Args::cluster)
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -510,7 +527,16 @@ void launch_wgmma(const Call& q) {
     };
     Args args{
         q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
-        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
+        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token,
+        1};
+    if (q.fused && q.pairs && q.xp && !trace) {  // (gathered rows and the item trace: alone)
+        Args pa = args;
+        pa.cluster = 2;
+        if (launch_pairs(k, C::kThreads, smem, (gated + down + 1) / 2, q.st, mx, mw1, mh, mw2, my, pa)) {
+            MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (pairs)");
+            return;
+        }
+    }
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -565,6 +591,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
+    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1}, 0) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default

@@ -11,7 +11,11 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <type_traits>
 
 #include "kernels/common/bf16.hpp"
@@ -138,6 +142,9 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
+    // 2: the blocks run in clusters of two that take the same items for two token tiles of an expert (token-tile
+    // pairs), each block asking TMA for half of the weight tile for both (multicast), in a fixed order; 1: alone.
+    int cluster;
 };
 
 __device__ __forceinline__ int load_acquire(const int* p) {
@@ -241,6 +248,44 @@ inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int bo
     MOE_ASSERT(r == CUDA_SUCCESS,
                "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
     return m;
+}
+
+// Launches `kernel` in clusters of two blocks (Args::cluster = 2): as many clusters as can all be resident at once,
+// which they must be (a pair takes its items in a fixed order, and a down item waits for gate/up items other pairs
+// run), within the SM budget (context.cuh) and at most `needed`. Returns false, with nothing launched, where the
+// device cannot form such clusters.
+template <class Kernel, class... Params>
+bool launch_pairs(Kernel kernel, int threads, int smem, std::int64_t needed, cudaStream_t st, Params... params) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = std::size_t(smem);
+    cfg.stream = st;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    static thread_local std::map<std::pair<const void*, int>, int> cache;  // resident clusters, by kernel and smem
+    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+        int dev = 0, sms = 0, clusters = 0;
+        MOE_CUDA_CHECK(cudaGetDevice(&dev));
+        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        cfg.gridDim = dim3(unsigned(sms / 2 * 2));
+        if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+            (void)cudaGetLastError();
+            clusters = 0;
+        }
+        it = cache.emplace(key, clusters).first;
+        if (std::getenv("MOELAB_WGMMA_PAIRS_LOG")) std::fprintf(stderr, "pairs: %d resident clusters\n", clusters);
+    }
+    int clusters = sm_budget > 0 ? std::min(it->second, sm_budget / 2) : it->second;
+    clusters = int(std::min<std::int64_t>(clusters, std::max<std::int64_t>(needed, 1)));
+    if (clusters < 1) return false;
+    cfg.gridDim = dim3(unsigned(2 * clusters));
+    MOE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, params...));
+    return true;
 }
 
 }  // namespace moe::gpu::wgmma_parts

@@ -121,6 +121,42 @@ __device__ __forceinline__ void setmaxnreg() {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
 
+// ---- two-CTA clusters (the wgmma FFN's shared weight tiles) ----
+__device__ __forceinline__ unsigned cluster_special(int which) {
+    unsigned r = 0;
+    if (which == 0)
+        asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    else if (which == 1)
+        asm volatile("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
+    else
+        asm volatile("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ unsigned cluster_rank() { return cluster_special(0); }
+__device__ __forceinline__ unsigned cluster_id() { return cluster_special(1); }
+__device__ __forceinline__ unsigned cluster_count() { return cluster_special(2); }
+// Every thread of both CTAs: what each wrote before (barrier inits included) is visible to the other after.
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// An arrival on the barrier at the same shared-memory offset in CTA `rank` of the cluster.
+__device__ __forceinline__ void mbar_arrive_cluster(unsigned bar, unsigned rank) {
+    asm volatile(
+        "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
+        "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+        "r"(rank)
+        : "memory");
+}
+// tma_load_2d into the same offset `dst` of every CTA in `mask`, completing the bytes on each one's barrier at `bar`.
+__device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtensorMap* map, unsigned bar, int c0,
+                                                      int c1, unsigned short mask) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], "
+        "[%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
+        "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
+        : "memory");
+}
+
 // ---- warpgroup MMA ----
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
