@@ -88,7 +88,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
             mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG * a.cluster);  // per consumer warp (of both, in pairs)
+            mbar_init(bars + 8 * (C::kStages + s),
+                      4 * kWG * (a.pairs & kCoupled ? 2 : 1));  // per consumer warp (of both)
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
@@ -231,7 +232,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
-            std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && lead ? a.trace + (it * a.cluster + rank) * kTraceWords : nullptr;
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
@@ -246,7 +247,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
-                if (a.cluster > 1) {  // this block's half, for both blocks of the pair
+                if (a.pairs & kMulticast) {  // this block's half, for both blocks of the pair
                     tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK, w0 + rank * second, 3);
                 } else {
                     tma_load_2d(sb, mb, full, kt * kBK, w0);
@@ -331,7 +332,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             __syncwarp();
             if (lane == 0) {
                 mbar_arrive(bars + 8 * (C::kStages + stage));
-                if (a.cluster > 1) mbar_arrive_cluster(bars + 8 * (C::kStages + stage), rank ^ 1);
+                if (a.pairs & kCoupled) mbar_arrive_cluster(bars + 8 * (C::kStages + stage), rank ^ 1);
             }
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
@@ -366,7 +367,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     wait_free(), hand_over(w);
                 return;
             }
-            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + (it * a.cluster + rank) * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
             float acc[C::kAcc];
@@ -491,7 +492,9 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
-    bool pairs = false;  // one launch in clusters of two blocks sharing each weight tile (Args::cluster)
+    // 1: one launch in clusters of two blocks sharing each weight tile (Args::cluster); 2: the same pairs, each
+    // block loading its own weight tiles, stages still freed in both; 3: the pairs' fixed order only (experiments)
+    int pairs = 0;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -516,24 +519,31 @@ void launch_wgmma(const Call& q) {
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = item_trace_path(q.st);
-    std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
+    std::uint64_t* tbuf = trace ? item_trace_buffer(2 * (gated + down), q.st) : nullptr;  // (pairs: 2 an item)
     auto write_trace = [&] {  // after the launches, when traced
         if (!trace) return;
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged));
-        write_item_trace(trace, tbuf, gated + down, head, q.st);
+                                 " staged=" + std::to_string(int(kStaged)) + " pairs=" + std::to_string(q.pairs);
+        write_item_trace(trace, tbuf, 2 * (gated + down), head, q.st);
     };
-    Args args{
-        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
-        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token,
-        1};
-    if (q.fused && q.pairs && q.xp && !trace) {  // (gathered rows and the item trace: alone)
+    Args args{q.counts,  q.offsets,
+              q.experts, q.hidden,
+              q.ffn,     kBoth,
+              q.h,       q.y,
+              q.sched,   down_preload(),
+              tbuf,      int(q.skip_idle),
+              q.group,   q.early,
+              q.x,       q.xp ? nullptr : q.row_token,
+              1,         0};
+    if (q.fused && q.pairs && q.xp) {  // (gathered rows: alone)
         Args pa = args;
         pa.cluster = 2;
+        pa.pairs = q.pairs == 1 ? kMulticast | kCoupled : q.pairs == 2 ? kCoupled : 0;
         if (launch_pairs(k, C::kThreads, smem, (gated + down + 1) / 2, q.st, mx, mw1, mh, mw2, my, pa)) {
             MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (pairs)");
+            write_trace();
             return;
         }
     }
@@ -591,7 +601,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
-    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1}, 0) == 1;
+    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2, 3}, 0);
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default

@@ -145,7 +145,11 @@ struct Args {
     // 2: the blocks run in clusters of two that take the same items for two token tiles of an expert (token-tile
     // pairs), each block asking TMA for half of the weight tile for both (multicast), in a fixed order; 1: alone.
     int cluster;
+    // In pairs: kMulticast (each block asks TMA for half of the weight tile, for both), kCoupled (a stage is freed in
+    // both blocks, which multicast needs).
+    int pairs;
 };
+constexpr int kMulticast = 1, kCoupled = 2;
 
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;
