@@ -74,6 +74,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
+    __shared__ int take_s[16];               // in pairs: the numbers the first block took, for the second
+    __shared__ alignas(8) std::uint64_t take_bar[16];  // and their barriers
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -95,6 +97,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
         }
+        for (int i = 0; i < 16; ++i) mbar_init(smem_addr(take_bar + i), 1);
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
@@ -190,9 +193,27 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         const bool lead = lane == 0, gather = a.row_token != nullptr;
         std::int64_t taken = 0;  // in pairs: the items so far, in the fixed order both blocks follow
         auto take = [&] {
-            if (a.cluster > 1) return first + std::int64_t(cluster_id()) + std::int64_t(cluster_count()) * taken++;
+            if (a.cluster > 1 && !(a.pairs & kDynamic))
+                return first + std::int64_t(cluster_id()) + std::int64_t(cluster_count()) * taken++;
             int v = 0;
-            if (lead) v = atomicAdd(a.sched, 1);
+            if (a.cluster > 1) {
+                // The first block takes each number and stores it in the second one's slot taken % 16, arriving on
+                // the slot's barrier there. The slots cannot lap: the blocks share their ring (coupled), so the
+                // first is at most a ring of items ahead.
+                const int slot = int(taken % 16);
+                const unsigned parity = unsigned(taken / 16) & 1;
+                ++taken;
+                if (lead && rank == 0) {
+                    v = atomicAdd(a.sched, 1);
+                    st_cluster(smem_addr(take_s + slot), 1, v);
+                    mbar_arrive_cluster<true>(smem_addr(take_bar + slot), 1);
+                } else if (lead) {
+                    mbar_wait<true>(smem_addr(take_bar + slot), parity);
+                    v = take_s[slot];
+                }
+            } else if (lead) {
+                v = atomicAdd(a.sched, 1);
+            }
             return first + __shfl_sync(~0u, v, 0);
         };
         // The order of the items, kept in shared memory (the producer's registers are few)
@@ -332,7 +353,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             __syncwarp();
             if (lane == 0) {
                 mbar_arrive(bars + 8 * (C::kStages + stage));
-                if (a.pairs & kCoupled) mbar_arrive_cluster(bars + 8 * (C::kStages + stage), rank ^ 1);
+                if (a.pairs & kCoupled) {
+                    if (a.pairs & kPlainArrive)
+                        mbar_arrive_cluster<false>(bars + 8 * (C::kStages + stage), rank ^ 1);
+                    else
+                        mbar_arrive_cluster<true>(bars + 8 * (C::kStages + stage), rank ^ 1);
+                }
             }
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
@@ -540,7 +566,11 @@ void launch_wgmma(const Call& q) {
     if (q.fused && q.pairs && q.xp) {  // (gathered rows: alone)
         Args pa = args;
         pa.cluster = 2;
-        pa.pairs = q.pairs == 1 ? kMulticast | kCoupled : q.pairs == 2 ? kCoupled : 0;
+        pa.pairs = (q.pairs == 1   ? kMulticast | kCoupled
+                    : q.pairs == 2 ? kCoupled
+                                   : 0) |
+                   (env_choice("MOELAB_WGMMA_PAIRS_TAKE", {0, 1}, 0) && q.pairs != 3 ? kDynamic : 0) |
+                   (env_choice("MOELAB_WGMMA_PAIRS_ARRIVE", {0, 1}, 0) ? kPlainArrive : 0);
         if (launch_pairs(k, C::kThreads, smem, (gated + down + 1) / 2, q.st, mx, mw1, mh, mw2, my, pa)) {
             MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (pairs)");
             write_trace();

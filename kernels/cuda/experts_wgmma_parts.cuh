@@ -149,7 +149,10 @@ struct Args {
     // both blocks, which multicast needs).
     int pairs;
 };
-constexpr int kMulticast = 1, kCoupled = 2;
+// kDynamic: the first block takes the numbers from the counter and hands each to the second (distributed shared
+// memory), instead of a fixed order; kPlainArrive: a stage is freed in the other block without a release at cluster
+// scope.
+constexpr int kMulticast = 1, kCoupled = 2, kDynamic = 4, kPlainArrive = 8;
 
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;
