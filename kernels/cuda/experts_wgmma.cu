@@ -106,12 +106,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const int rank = a.cluster > 1 ? int(cluster_rank()) : 0;
     if (a.cluster > 1) cluster_sync();
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    // (in pairs: pairs of token tiles; barriers inside: also orders the init)
-    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM * a.cluster, pre, warp_sums);
+    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
+    // In pairs an item is a pair of token tiles, 2k and 2k + 1 numbered across the experts (HalfPrefix)
+    const bool paired = a.cluster > 1;
+    const std::int64_t units = paired ? (tiles + 1) / 2 : tiles;
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
-    const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
+    const std::int64_t gated_items = units * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
-    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
+    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + units * nt_down;
     if (a.mode != kGateUpOnly) zero_padding_rows(a.counts, a.offsets, a.experts, a.hidden, a.y);
     if (a.mode == kDownOnly) wait_for_producer();  // h is complete and visible from here on
     const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
@@ -135,7 +137,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
-            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
+            // the tile's last round (a pair's empty second tile counts nothing)
+            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols && sl.ntok > 0;
             if (sl.ntok == C::kBM) {
                 if (lane == 0) {
                     if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
@@ -179,7 +182,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
             const Slot sl = out_slot[buf];
             if (sl.it < 0) return;
-            if (lane == 0) count_done(sl.e);
+            if (lane == 0 && sl.ntok > 0) count_done(sl.e);
             mbar_arrive(out_free + 8 * buf);  // (lane 0's after its count: the slot is read by then)
         }
     };
@@ -191,12 +194,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
-        std::int64_t taken = 0;  // in pairs: the items so far, in the fixed order both blocks follow
+        std::int64_t taken = 0;  // in pairs: the numbers taken so far
         auto take = [&] {
-            if (a.cluster > 1 && !(a.pairs & kDynamic))
-                return first + std::int64_t(cluster_id()) + std::int64_t(cluster_count()) * taken++;
             int v = 0;
-            if (a.cluster > 1) {
+            if (paired) {
                 // The first block takes each number and stores it in the second one's slot taken % 16, arriving on
                 // the slot's barrier there. The slots cannot lap: the blocks share their ring (coupled), so the
                 // first is at most a ring of items ahead.
@@ -218,9 +219,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         };
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
-            order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
-                                                   nt_gated, int(gridDim.x) / a.cluster, a.early)
-                                      : Order{gated_items, std::int64_t(tiles) * nt_down};
+            order_s = a.mode != kBoth ? Order{gated_items, units * nt_down}
+                      : paired ? make_order(gated_items, units * nt_down, HalfPrefix{pre}, a.experts, nt_down, nt_gated,
+                                            int(gridDim.x) / 2, a.early)
+                               : make_order(gated_items, units * nt_down, pre, a.experts, nt_down, nt_gated,
+                                            int(gridDim.x), a.early);
         __syncwarp();
         int c = 0;
         std::int64_t next = take();
@@ -228,20 +231,24 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const std::int64_t it = next;
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
-            if (it < last) {  // the plan's reads are in flight while the first stage is freed
+            bool shared = false;  // in pairs: both tiles are one expert's, and the blocks share its weight tiles
+            if (it < last) {      // the plan's reads are in flight while the first stage is freed
                 bool g;
                 std::int64_t j;
                 order_item(order_s, it, g, j);
-                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
-                // in pairs: this block's token tile of the pair, which may hold no tokens (it stores nothing)
-                const int mt = w.mt * a.cluster + rank;
-                sl = Slot{it,
-                          w.e,
-                          w.nt,
-                          mt,
-                          max(0, min(C::kBM, a.counts[w.e] - mt * C::kBM)),
-                          a.offsets[w.e] + mt * C::kBM,
-                          int(w.gated)};
+                const Item w = paired ? locate(g, j, HalfPrefix{pre}, a.experts, nt_gated, nt_down, a.group)
+                                      : locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
+                int e = w.e, mt = w.mt, ntok = 0;
+                if (paired) {  // w.e is tile t0's expert; this block's tile is t0 + rank (none past the last)
+                    const int t0 = 2 * (HalfPrefix{pre}[w.e] + w.mt);
+                    const int e1 = t0 + 1 < tiles ? expert_of_chunk(pre, a.experts, t0 + 1) : w.e;
+                    shared = e1 == w.e;
+                    e = rank ? e1 : w.e;
+                    mt = t0 + rank < tiles ? t0 + rank - pre[e] : -1;
+                }
+                if (mt >= 0) ntok = min(C::kBM, a.counts[e] - mt * C::kBM);
+                mt = max(mt, 0);
+                sl = Slot{it, e, w.nt, mt, ntok, a.offsets[e] + mt * C::kBM, int(w.gated)};
             }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
@@ -268,7 +275,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
-                if (a.pairs & kMulticast) {  // this block's half, for both blocks of the pair
+                if ((a.pairs & kMulticast) && shared) {  // this block's half, for both blocks of the pair
                     tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK, w0 + rank * second, 3);
                 } else {
                     tma_load_2d(sb, mb, full, kt * kBK, w0);
@@ -304,7 +311,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated * a.cluster;  // (both blocks' items)
+                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
@@ -353,12 +360,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             __syncwarp();
             if (lane == 0) {
                 mbar_arrive(bars + 8 * (C::kStages + stage));
-                if (a.pairs & kCoupled) {
-                    if (a.pairs & kPlainArrive)
-                        mbar_arrive_cluster<false>(bars + 8 * (C::kStages + stage), rank ^ 1);
-                    else
-                        mbar_arrive_cluster<true>(bars + 8 * (C::kStages + stage), rank ^ 1);
-                }
+                if (a.pairs & kCoupled) mbar_arrive_cluster<false>(bars + 8 * (C::kStages + stage), rank ^ 1);
             }
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
@@ -519,7 +521,7 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     // 1: one launch in clusters of two blocks sharing each weight tile (Args::cluster); 2: the same pairs, each
-    // block loading its own weight tiles, stages still freed in both; 3: the pairs' fixed order only (experiments)
+    // block loading its own weight tiles (an experiment's baseline)
     int pairs = 0;
 };
 
@@ -563,14 +565,11 @@ void launch_wgmma(const Call& q) {
               q.group,   q.early,
               q.x,       q.xp ? nullptr : q.row_token,
               1,         0};
-    if (q.fused && q.pairs && q.xp) {  // (gathered rows: alone)
+    if (q.fused && q.pairs && q.xp && kWG == 2 && kStaged) {  // (gathered rows, 64-token tiles: alone)
         Args pa = args;
         pa.cluster = 2;
-        pa.pairs = (q.pairs == 1   ? kMulticast | kCoupled
-                    : q.pairs == 2 ? kCoupled
-                                   : 0) |
-                   (env_choice("MOELAB_WGMMA_PAIRS_TAKE", {0, 1}, 0) && q.pairs != 3 ? kDynamic : 0) |
-                   (env_choice("MOELAB_WGMMA_PAIRS_ARRIVE", {0, 1}, 0) ? kPlainArrive : 0);
+        pa.pairs = q.pairs == 1 ? kMulticast | kCoupled : kCoupled;
+        pa.early = 0;
         if (launch_pairs(k, C::kThreads, smem, (gated + down + 1) / 2, q.st, mx, mw1, mh, mw2, my, pa)) {
             MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (pairs)");
             write_trace();
@@ -631,7 +630,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
-    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2, 3}, 0);
+    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2}, 0);
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default

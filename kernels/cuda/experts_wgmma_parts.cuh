@@ -28,6 +28,7 @@ namespace moe::gpu::wgmma_parts {
 
 using experts_detail::expert_of_chunk;
 using experts_detail::silu_gate;
+using order::HalfPrefix;
 using order::make_order;
 using order::Order;
 using order::order_item;
@@ -41,12 +42,13 @@ struct Item {
 
 // Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
 // tile innermost, within a group.
-__device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pre, int experts, int nt_gated,
+template <class Prefix>
+__device__ __forceinline__ Item locate(bool gated, std::int64_t j, const Prefix& pre, int experts, int nt_gated,
                                        int nt_down, int group) {
     Item w;
     w.gated = gated;
     const int ntiles = w.gated ? nt_gated : nt_down;
-    w.e = expert_of_chunk(pre, experts, j, ntiles);
+    w.e = order::expert_of(pre, experts, j, ntiles);
     const int ntt = pre[w.e + 1] - pre[w.e];
     int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
     const int gs = group > 0 && group < ntt ? group : ntt;
@@ -149,10 +151,7 @@ struct Args {
     // both blocks, which multicast needs).
     int pairs;
 };
-// kDynamic: the first block takes the numbers from the counter and hands each to the second (distributed shared
-// memory), instead of a fixed order; kPlainArrive: a stage is freed in the other block without a release at cluster
-// scope.
-constexpr int kMulticast = 1, kCoupled = 2, kDynamic = 4, kPlainArrive = 8;
+constexpr int kMulticast = 1, kCoupled = 2;
 
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;

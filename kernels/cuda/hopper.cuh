@@ -132,19 +132,11 @@ __device__ __forceinline__ void setmaxnreg() {
 }
 
 // ---- two-CTA clusters (the wgmma FFN's shared weight tiles) ----
-__device__ __forceinline__ unsigned cluster_special(int which) {
+__device__ __forceinline__ unsigned cluster_rank() {
     unsigned r = 0;
-    if (which == 0)
-        asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    else if (which == 1)
-        asm volatile("mov.u32 %0, %%clusterid.x;\n" : "=r"(r));
-    else
-        asm volatile("mov.u32 %0, %%nclusterid.x;\n" : "=r"(r));
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
     return r;
 }
-__device__ __forceinline__ unsigned cluster_rank() { return cluster_special(0); }
-__device__ __forceinline__ unsigned cluster_id() { return cluster_special(1); }
-__device__ __forceinline__ unsigned cluster_count() { return cluster_special(2); }
 // Every thread of both CTAs: what each wrote before (barrier inits included) is visible to the other after.
 __device__ __forceinline__ void cluster_sync() {
     asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
