@@ -30,7 +30,8 @@
 // stages with its weight tiles (they do not depend on h), and asks for the h tiles after. Items are taken in number
 // order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
 // many blocks are resident. The down items of the first experts fill the gate/up tail, and the two GEMMs need one
-// launch.
+// launch. Pairs (from 3072 tokens per expert): clusters of two blocks; an item is two consecutive token tiles (place),
+// and where both are one expert's each block multicasts half of the weight tile to both, a stage freed in both.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -194,29 +195,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
-        std::int64_t taken = 0;  // in pairs: the numbers taken so far
-        auto take = [&] {
-            int v = 0;
-            if (paired) {
-                // The first block takes each number and stores it in the second one's slot taken % 16, arriving on
-                // the slot's barrier there. The slots cannot lap: the blocks share their ring (coupled), so the
-                // first is at most a ring of items ahead.
-                const int slot = int(taken % 16);
-                const unsigned parity = unsigned(taken / 16) & 1;
-                ++taken;
-                if (lead && rank == 0) {
-                    v = atomicAdd(a.sched, 1);
-                    st_cluster(smem_addr(take_s + slot), 1, v);
-                    mbar_arrive_cluster<true>(smem_addr(take_bar + slot), 1);
-                } else if (lead) {
-                    mbar_wait<true>(smem_addr(take_bar + slot), parity);
-                    v = take_s[slot];
-                }
-            } else if (lead) {
-                v = atomicAdd(a.sched, 1);
-            }
-            return first + __shfl_sync(~0u, v, 0);
-        };
+        Taker taker{a.sched, take_s, take_bar, paired, rank};
+        auto take = [&] { return first + taker(lead); };
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
             order_s = a.mode != kBoth ? Order{gated_items, units * nt_down}
@@ -232,24 +212,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
             bool shared = false;  // in pairs: both tiles are one expert's, and the blocks share its weight tiles
-            if (it < last) {      // the plan's reads are in flight while the first stage is freed
-                bool g;
-                std::int64_t j;
-                order_item(order_s, it, g, j);
-                const Item w = paired ? locate(g, j, HalfPrefix{pre}, a.experts, nt_gated, nt_down, a.group)
-                                      : locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
-                int e = w.e, mt = w.mt, ntok = 0;
-                if (paired) {  // w.e is tile t0's expert; this block's tile is t0 + rank (none past the last)
-                    const int t0 = 2 * (HalfPrefix{pre}[w.e] + w.mt);
-                    const int e1 = t0 + 1 < tiles ? expert_of_chunk(pre, a.experts, t0 + 1) : w.e;
-                    shared = e1 == w.e;
-                    e = rank ? e1 : w.e;
-                    mt = t0 + rank < tiles ? t0 + rank - pre[e] : -1;
-                }
-                if (mt >= 0) ntok = min(C::kBM, a.counts[e] - mt * C::kBM);
-                mt = max(mt, 0);
-                sl = Slot{it, e, w.nt, mt, ntok, a.offsets[e] + mt * C::kBM, int(w.gated)};
-            }
+            // (the plan's reads are in flight while the first stage is freed)
+            if (it < last) sl = place<C::kBM>(it, order_s, pre, tiles, a, nt_gated, nt_down, paired, rank, shared);
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
@@ -447,29 +411,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (tr) tr[4] = global_ns();
                 continue;
             }
-            // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
-            const std::int64_t r0 = w.row0;
-            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
-            bf16_t* out = w.gated ? a.h : a.y;
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                const int m = row + 8 * half;
-                if (m >= ntok) continue;
-                bf16_t* o = out + (r0 + m) * M;
-                if (w.gated) {
-#pragma unroll
-                    for (int j = 0; j < kBN / 16; ++j) {
-                        const int n = col0 + 8 * j + col;
-                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
-                    }
-                } else {
-#pragma unroll
-                    for (int j = 0; j < kBN / 8; ++j) {
-                        const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
-                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
-                    }
-                }
-            }
+            store_tile<kBN>(acc, w, row, col, a);                       // straight from registers
             if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
             if (tr) tr[4] = global_ns();
         }
@@ -630,7 +572,11 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
-    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2}, 0);
+    // From 3072 tokens per expert blocks run in pairs that share each weight tile (TMA multicast): at 4096 1.5-2.5%
+    // faster (the classroom shape 1,558 µs against 1,582, S1 13,854-14,030 against 14,217-14,230), slower from 512 to
+    // 2048, where the items are fewer and the pairs' coupling costs more than the halved weight bytes save
+    // (kernels/bench/RESULTS.md, sixteenth session)
+    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2}, tokens_per_expert >= 3072 ? 1 : 0);
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
