@@ -8,10 +8,8 @@
 namespace moe::gpu::order {
 
 // The expert whose items hold item j, given the prefix `pre` of item counts per expert in units of `scale` items
-// (experts_common.cuh's expert_of_chunk calls it on the device). `pre` is an array, or anything indexed like one
-// (HalfPrefix).
-template <class Prefix>
-MOE_HD int expert_of(const Prefix& pre, int experts, std::int64_t j, int scale) {
+// (experts_common.cuh's expert_of_chunk calls it on the device).
+MOE_HD int expert_of(const int* pre, int experts, std::int64_t j, int scale) {
     int lo = 0, hi = experts - 1;
     while (lo < hi) {
         const int mid = (lo + hi + 1) >> 1;
@@ -36,18 +34,9 @@ struct Order {
     std::int64_t after = 0, every = 1;  // early down item j comes after gate/up item after + j·every
 };
 
-// In pairs (the wgmma FFN's two-block clusters) the token tiles are numbered across the experts, and pair tile k is
-// tiles 2k and 2k + 1, the expert of tile 2k's: the pair tiles before expert e are (pre[e] + 1) / 2, given the prefix
-// of tiles.
-struct HalfPrefix {
-    const int* pre;
-    MOE_HD int operator[](int e) const { return (pre[e] + 1) >> 1; }
-};
-
 // forced >= 0: that many early down items with no margin (tests); -1: D mod grid, a grid of margin.
-template <class Prefix>
-MOE_HD Order make_order(std::int64_t gated, std::int64_t down, const Prefix& pre, int experts, int nt_down,
-                        int nt_gated, int grid, int forced) {
+MOE_HD Order make_order(std::int64_t gated, std::int64_t down, const int* pre, int experts, int nt_down, int nt_gated,
+                        int grid, int forced) {
     Order o;
     o.gated = gated, o.down = down;
     const std::int64_t early = forced >= 0 ? (std::int64_t(forced) < down ? std::int64_t(forced) : down) : down % grid;

@@ -30,8 +30,7 @@
 // stages with its weight tiles (they do not depend on h), and asks for the h tiles after. Items are taken in number
 // order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
 // many blocks are resident. The down items of the first experts fill the gate/up tail, and the two GEMMs need one
-// launch. Pairs (from 3072 tokens per expert): clusters of two blocks; an item is two consecutive token tiles (place),
-// and where both are one expert's each block multicasts half of the weight tile to both, a stage freed in both.
+// launch.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -75,8 +74,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
-    __shared__ int take_s[16];               // in pairs: the numbers the first block took, for the second
-    __shared__ alignas(8) std::uint64_t take_bar[16];  // and their barriers
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -91,30 +88,22 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
             mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
-            mbar_init(bars + 8 * (C::kStages + s),
-                      4 * kWG * (a.pairs & kCoupled ? 2 : 1));  // per consumer warp (of both)
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
         }
-        for (int i = 0; i < 16; ++i) mbar_init(smem_addr(take_bar + i), 1);
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
-    // In pairs, each block's barriers are set before the other one arrives on them or multicasts into its stages
-    const int rank = a.cluster > 1 ? int(cluster_rank()) : 0;
-    if (a.cluster > 1) cluster_sync();
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
-    // In pairs an item is a pair of token tiles, 2k and 2k + 1 numbered across the experts (HalfPrefix)
-    const bool paired = a.cluster > 1;
-    const std::int64_t units = paired ? (tiles + 1) / 2 : tiles;
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
-    const std::int64_t gated_items = units * nt_gated;
+    const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
-    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + units * nt_down;
+    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
     if (a.mode != kGateUpOnly) zero_padding_rows(a.counts, a.offsets, a.experts, a.hidden, a.y);
     if (a.mode == kDownOnly) wait_for_producer();  // h is complete and visible from here on
     const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
@@ -138,8 +127,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
-            // the tile's last round (a pair's empty second tile counts nothing)
-            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols && sl.ntok > 0;
+            const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
             if (sl.ntok == C::kBM) {
                 if (lane == 0) {
                     if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
@@ -183,7 +171,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
             const Slot sl = out_slot[buf];
             if (sl.it < 0) return;
-            if (lane == 0 && sl.ntok > 0) count_done(sl.e);
+            if (lane == 0) count_done(sl.e);
             mbar_arrive(out_free + 8 * buf);  // (lane 0's after its count: the slot is read by then)
         }
     };
@@ -195,15 +183,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // last stage, so the atomic's round trip is off the ring's path.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
-        Taker taker{a.sched, take_s, take_bar, paired, rank};
-        auto take = [&] { return first + taker(lead); };
+        auto take = [&] {
+            int v = 0;
+            if (lead) v = atomicAdd(a.sched, 1);
+            return first + __shfl_sync(~0u, v, 0);
+        };
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
-            order_s = a.mode != kBoth ? Order{gated_items, units * nt_down}
-                      : paired ? make_order(gated_items, units * nt_down, HalfPrefix{pre}, a.experts, nt_down, nt_gated,
-                                            int(gridDim.x) / 2, a.early)
-                               : make_order(gated_items, units * nt_down, pre, a.experts, nt_down, nt_gated,
-                                            int(gridDim.x), a.early);
+            order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
+                                                   nt_gated, int(gridDim.x), a.early)
+                                      : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         int c = 0;
         std::int64_t next = take();
@@ -211,9 +200,19 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const std::int64_t it = next;
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
-            bool shared = false;  // in pairs: both tiles are one expert's, and the blocks share its weight tiles
-            // (the plan's reads are in flight while the first stage is freed)
-            if (it < last) sl = place<C::kBM>(it, order_s, pre, tiles, a, nt_gated, nt_down, paired, rank, shared);
+            if (it < last) {  // the plan's reads are in flight while the first stage is freed
+                bool g;
+                std::int64_t j;
+                order_item(order_s, it, g, j);
+                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
+                sl = Slot{it,
+                          w.e,
+                          w.nt,
+                          w.mt,
+                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
+                          a.offsets[w.e] + w.mt * C::kBM,
+                          int(w.gated)};
+            }
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
@@ -224,7 +223,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
-            std::uint64_t* tr = a.trace && lead ? a.trace + (it * a.cluster + rank) * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
@@ -239,12 +238,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
-                if ((a.pairs & kMulticast) && shared) {  // this block's half, for both blocks of the pair
-                    tma_load_2d_multicast(sb + rank * (C::kBBytes / 2), mb, full, kt * kBK, w0 + rank * second, 3);
-                } else {
-                    tma_load_2d(sb, mb, full, kt * kBK, w0);
-                    tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
-                }
+                tma_load_2d(sb, mb, full, kt * kBK, w0);
+                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
             // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
             // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
@@ -320,12 +315,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     auto consumers = [&] {
         // A stage is free once this warp is done with it: every lane's reads of it (the MMAs) come before lane 0's
         // arrival.
-        auto release = [&](int stage) {  // in pairs, in both blocks: the other one's TMA writes this block's stage too
+        auto release = [&](int stage) {
             __syncwarp();
-            if (lane == 0) {
-                mbar_arrive(bars + 8 * (C::kStages + stage));
-                if (a.pairs & kCoupled) mbar_arrive_cluster<false>(bars + 8 * (C::kStages + stage), rank ^ 1);
-            }
+            if (lane == 0) mbar_arrive(bars + 8 * (C::kStages + stage));
         };
         // The output tile is handed to the storer in rounds of 64 columns, through buffer ep % 2: wait until the
         // buffer is free (`out_free`), write this thread's part, then publish the item (or -1: no more) and the
@@ -359,7 +351,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                     wait_free(), hand_over(w);
                 return;
             }
-            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + (it * a.cluster + rank) * kTraceWords : nullptr;
+            std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
             float acc[C::kAcc];
@@ -411,7 +403,29 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (tr) tr[4] = global_ns();
                 continue;
             }
-            store_tile<kBN>(acc, w, row, col, a);                       // straight from registers
+            // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
+            const std::int64_t r0 = w.row0;
+            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
+            bf16_t* out = w.gated ? a.h : a.y;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int m = row + 8 * half;
+                if (m >= ntok) continue;
+                bf16_t* o = out + (r0 + m) * M;
+                if (w.gated) {
+#pragma unroll
+                    for (int j = 0; j < kBN / 16; ++j) {
+                        const int n = col0 + 8 * j + col;
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
+                    }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < kBN / 8; ++j) {
+                        const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
+                    }
+                }
+            }
             if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
             if (tr) tr[4] = global_ns();
         }
@@ -429,7 +443,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
     }
-    if (a.cluster > 1) cluster_sync();  // neither block exits while the other may still arrive on its barriers
 #else
     __trap();  // built for sm_90a only; wgmma_ffn_supported() keeps other devices away
 #endif
@@ -462,9 +475,6 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
-    // 1: one launch in clusters of two blocks sharing each weight tile (Args::cluster); 2: the same pairs, each
-    // block loading its own weight tiles (an experiment's baseline)
-    int pairs = 0;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -489,35 +499,18 @@ void launch_wgmma(const Call& q) {
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = item_trace_path(q.st);
-    std::uint64_t* tbuf = trace ? item_trace_buffer(2 * (gated + down), q.st) : nullptr;  // (pairs: 2 an item)
+    std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
         if (!trace) return;
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged)) + " pairs=" + std::to_string(q.pairs);
-        write_item_trace(trace, tbuf, 2 * (gated + down), head, q.st);
+                                 " staged=" + std::to_string(int(kStaged));
+        write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,  q.offsets,
-              q.experts, q.hidden,
-              q.ffn,     kBoth,
-              q.h,       q.y,
-              q.sched,   down_preload(),
-              tbuf,      int(q.skip_idle),
-              q.group,   q.early,
-              q.x,       q.xp ? nullptr : q.row_token,
-              1,         0};
-    if (q.fused && q.pairs && q.xp && kWG == 2 && kStaged) {  // (gathered rows, 64-token tiles: alone)
-        Args pa = args;
-        pa.cluster = 2;
-        pa.pairs = q.pairs == 1 ? kMulticast | kCoupled : kCoupled;
-        pa.early = 0;
-        if (launch_pairs(k, C::kThreads, smem, (gated + down + 1) / 2, q.st, mx, mw1, mh, mw2, my, pa)) {
-            MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (pairs)");
-            write_trace();
-            return;
-        }
-    }
+    Args args{
+        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
+        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               args);
@@ -572,11 +565,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
-    // From 3072 tokens per expert blocks run in pairs that share each weight tile (TMA multicast): at 4096 1.5-2.5%
-    // faster (the classroom shape 1,558 µs against 1,582, S1 13,854-14,030 against 14,217-14,230), slower from 512 to
-    // 2048, where the items are fewer and the pairs' coupling costs more than the halved weight bytes save
-    // (kernels/bench/RESULTS.md, sixteenth session)
-    q.pairs = env_choice("MOELAB_WGMMA_PAIRS", {0, 1, 2}, tokens_per_expert >= 3072 ? 1 : 0);
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default

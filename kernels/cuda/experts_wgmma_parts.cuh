@@ -11,9 +11,7 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <map>
 #include <type_traits>
 
 #include "kernels/common/bf16.hpp"
@@ -26,7 +24,6 @@ namespace moe::gpu::wgmma_parts {
 
 using experts_detail::expert_of_chunk;
 using experts_detail::silu_gate;
-using order::HalfPrefix;
 using order::make_order;
 using order::Order;
 using order::order_item;
@@ -40,13 +37,12 @@ struct Item {
 
 // Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
 // tile innermost, within a group.
-template <class Prefix>
-__device__ __forceinline__ Item locate(bool gated, std::int64_t j, const Prefix& pre, int experts, int nt_gated,
+__device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pre, int experts, int nt_gated,
                                        int nt_down, int group) {
     Item w;
     w.gated = gated;
     const int ntiles = w.gated ? nt_gated : nt_down;
-    w.e = order::expert_of(pre, experts, j, ntiles);
+    w.e = expert_of_chunk(pre, experts, j, ntiles);
     const int ntt = pre[w.e + 1] - pre[w.e];
     int local = static_cast<int>(j - std::int64_t(pre[w.e]) * ntiles);
     const int gs = group > 0 && group < ntt ? group : ntt;
@@ -142,71 +138,7 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    // 2: the blocks run in pairs (clusters of two), and an item is two token tiles, one for each block (place); 1:
-    // alone.
-    int cluster;
-    // In pairs: kMulticast (where both token tiles are one expert's, each block asks TMA for half of the weight tile,
-    // for both), kCoupled (a stage is freed in both blocks, which multicast needs).
-    int pairs;
 };
-constexpr int kMulticast = 1, kCoupled = 2;
-
-// The producer's next item number, for the whole warp (lane 0 takes it). In pairs the first block takes it from the
-// counter, stores it in the second one's slot n % 16 (distributed shared memory) and arrives on that slot's barrier
-// there, with a release at cluster scope; the second waits for it. The slots cannot lap: the blocks share their ring,
-// so the first is at most a ring of items ahead.
-struct Taker {
-    int* sched;
-    int* slots;           // 16, in shared memory
-    std::uint64_t* bars;  // their barriers (arrival count 1)
-    bool paired;
-    int rank;
-    std::int64_t n = 0;  // numbers taken so far
-    __device__ __forceinline__ int operator()(bool lead) {
-        int v = 0;
-        if (paired) {
-            const int slot = int(n % 16);
-            const unsigned parity = unsigned(n / 16) & 1;
-            ++n;
-            if (lead && rank == 0) {
-                v = atomicAdd(sched, 1);
-                st_cluster(smem_addr(slots + slot), 1, v);
-                mbar_arrive_cluster<true>(smem_addr(bars + slot), 1);
-            } else if (lead) {
-                mbar_wait<true>(smem_addr(bars + slot), parity);
-                v = slots[slot];
-            }
-        } else if (lead) {
-            v = atomicAdd(sched, 1);
-        }
-        return __shfl_sync(~0u, v, 0);
-    }
-};
-
-// Item `it` for this block. Alone, token tile mt of expert e. In pairs the token tiles are numbered across the experts
-// (`pre`: the tiles before each expert) and item k's are tiles 2k and 2k + 1 (HalfPrefix), the first block's and the
-// second's; past the last tile the second has none (no tokens: it stores nothing and counts nothing). `shared`: both
-// tiles are one expert's, so the blocks share its weight tiles.
-template <int kBM>
-__device__ __forceinline__ Slot place(std::int64_t it, const Order& o, const int* pre, int tiles, const Args& a,
-                                      int nt_gated, int nt_down, bool paired, int rank, bool& shared) {
-    bool g;
-    std::int64_t j;
-    order_item(o, it, g, j);
-    const Item w = paired ? locate(g, j, HalfPrefix{pre}, a.experts, nt_gated, nt_down, a.group)
-                          : locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
-    int e = w.e, mt = w.mt, ntok = 0;
-    if (paired) {  // w.e is tile t0's expert
-        const int t0 = 2 * (HalfPrefix{pre}[w.e] + w.mt);
-        const int e1 = t0 + 1 < tiles ? expert_of_chunk(pre, a.experts, t0 + 1) : w.e;
-        shared = e1 == w.e;
-        e = rank ? e1 : w.e;
-        mt = t0 + rank < tiles ? t0 + rank - pre[e] : -1;
-    }
-    if (mt >= 0) ntok = min(kBM, a.counts[e] - mt * kBM);
-    mt = max(mt, 0);
-    return Slot{it, e, w.nt, mt, ntok, a.offsets[e] + mt * kBM, int(w.gated)};
-}
 
 __device__ __forceinline__ int load_acquire(const int* p) {
     int v;
@@ -250,34 +182,6 @@ __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool g
     const int q = 4 * j + 2 * half;
     if constexpr (kFast) return pack_bf16x2(acc[q], acc[q + 1]);
     return unsigned(f32_to_bf16(acc[q])) | (unsigned(f32_to_bf16(acc[q + 1])) << 16);
-}
-
-// The epilogue straight from registers: this thread's accumulators (rows `row` and row + 8, column pairs 8j + col)
-// into h or y. Rows past the item's tokens are the next expert's and are not written.
-template <int kBN>
-__device__ __forceinline__ void store_tile(const float (&acc)[kBN / 2], const Slot& w, int row, int col,
-                                           const Args& a) {
-    const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
-    bf16_t* out = w.gated ? a.h : a.y;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-        const int m = row + 8 * half;
-        if (m >= w.ntok) continue;
-        bf16_t* o = out + (std::int64_t(w.row0) + m) * M;
-        if (w.gated) {
-#pragma unroll
-            for (int j = 0; j < kBN / 16; ++j) {
-                const int n = col0 + 8 * j + col;
-                if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
-            }
-        } else {
-#pragma unroll
-            for (int j = 0; j < kBN / 8; ++j) {
-                const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
-                if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
-            }
-        }
-    }
 }
 
 // Writes this thread's part of columns [c0, c0 + 64) of an output tile (h = SiLU(gate)·up for gate/up, or y) into
@@ -337,43 +241,6 @@ inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int bo
     MOE_ASSERT(r == CUDA_SUCCESS,
                "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
     return m;
-}
-
-// Launches `kernel` in clusters of two blocks (Args::cluster = 2): as many clusters as can all be resident at once,
-// which they must be (a pair takes its items in a fixed order, and a down item waits for gate/up items other pairs
-// run), within the SM budget (context.cuh) and at most `needed`. Returns false, with nothing launched, where the
-// device cannot form such clusters.
-template <class Kernel, class... Params>
-bool launch_pairs(Kernel kernel, int threads, int smem, std::int64_t needed, cudaStream_t st, Params... params) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.blockDim = dim3(threads);
-    cfg.dynamicSmemBytes = std::size_t(smem);
-    cfg.stream = st;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    static thread_local std::map<std::pair<const void*, int>, int> cache;  // resident clusters, by kernel and smem
-    const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem);
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-        int dev = 0, sms = 0, clusters = 0;
-        MOE_CUDA_CHECK(cudaGetDevice(&dev));
-        MOE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-        cfg.gridDim = dim3(unsigned(sms / 2 * 2));
-        if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
-            (void)cudaGetLastError();
-            clusters = 0;
-        }
-        it = cache.emplace(key, clusters).first;
-    }
-    int clusters = sm_budget > 0 ? std::min(it->second, sm_budget / 2) : it->second;
-    clusters = int(std::min<std::int64_t>(clusters, std::max<std::int64_t>(needed, 1)));
-    if (clusters < 1) return false;
-    cfg.gridDim = dim3(unsigned(2 * clusters));
-    MOE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, params...));
-    return true;
 }
 
 }  // namespace moe::gpu::wgmma_parts

@@ -44,26 +44,16 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(unsigned bar, unsigned byt
 }
 // Spins until the phase of the given parity has completed. A wait past 60 s (sanitizers slow everything) means a broken
 // pipeline (a TMA that never lands, a lost arrival): the kernel traps, so the launch fails with an error instead of
-// hanging the caller. kCluster: an acquire at cluster scope (the arrival came from another CTA of the cluster, with a
-// release at that scope, and what it released is read after).
-template <bool kCluster = false>
+// hanging the caller.
 __device__ __forceinline__ void mbar_wait(unsigned bar, unsigned parity) {
     unsigned done = 0;
     std::uint64_t since = 0;
     for (unsigned spins = 0;; ++spins) {
-        if constexpr (kCluster)
-            asm volatile(
-                "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
-                "selp.u32 %0, 1, 0, p;\n}\n"
-                : "=r"(done)
-                : "r"(bar), "r"(parity)
-                : "memory");
-        else
-            asm volatile(
-                "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                : "=r"(done)
-                : "r"(bar), "r"(parity)
-                : "memory");
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
         if (done) return;
         if ((spins & 1023) == 1023) {
             const std::uint64_t now = global_ns();
@@ -129,53 +119,6 @@ __device__ __forceinline__ void setmaxnreg() {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
     else
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
-}
-
-// ---- two-CTA clusters (the wgmma FFN's shared weight tiles) ----
-__device__ __forceinline__ unsigned cluster_rank() {
-    unsigned r = 0;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-// Every thread of both CTAs: what each wrote before (barrier inits included) is visible to the other after.
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
-}
-// An arrival on the barrier at the same shared-memory offset in CTA `rank` of the cluster. kRelease: a release at
-// cluster scope (what this thread wrote before is visible to the CTA that waits with an acquire at that scope); else
-// the arrival's default semantics, as CUTLASS's ClusterBarrier::arrive (a stage freed after this thread's MMAs
-// finished reading it).
-template <bool kRelease>
-__device__ __forceinline__ void mbar_arrive_cluster(unsigned bar, unsigned rank) {
-    if constexpr (kRelease)
-        asm volatile(
-            "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
-            "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
-            "r"(rank)
-            : "memory");
-    else
-        asm volatile(
-            "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\n"
-            "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
-            "r"(rank)
-            : "memory");
-}
-// A store of v to the same shared-memory offset in CTA `rank` of the cluster.
-__device__ __forceinline__ void st_cluster(unsigned addr, unsigned rank, int v) {
-    asm volatile(
-        "{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\nst.shared::cluster.u32 [remote], %2;\n}\n" ::
-            "r"(addr),
-        "r"(rank), "r"(v)
-        : "memory");
-}
-// tma_load_2d into the same offset `dst` of every CTA in `mask`, completing the bytes on each one's barrier at `bar`.
-__device__ __forceinline__ void tma_load_2d_multicast(unsigned dst, const CUtensorMap* map, unsigned bar, int c0,
-                                                      int c1, unsigned short mask) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], "
-        "[%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-        "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar), "h"(mask)
-        : "memory");
 }
 
 // ---- warpgroup MMA ----

@@ -94,29 +94,3 @@ TEST(ExpertsOrder, TheClassroomShapesLastPartialWaveMovesIn) {
     EXPECT_EQ(check(p, 132, -1), 32);
     EXPECT_EQ(check(p, 296, -1), 0) << "no partial wave: nothing moves";
 }
-
-// In pairs (the wgmma FFN's two-block clusters) the token tiles are numbered across the experts and pair tile k is
-// tiles 2k and 2k + 1: HalfPrefix gives each expert the pair tiles whose first tile is its own, so that every pair
-// tile, and every item of a pair tile, is found at exactly that expert, empty experts and odd counts included.
-TEST(ExpertsOrder, PairTilesBelongToTheirFirstTilesExpert) {
-    std::mt19937 rng(20261201);
-    for (int trial = 0; trial < 300; ++trial) {
-        const Plan p = random_plan(rng);
-        const int tiles = p.pre.back(), pairs = (tiles + 1) / 2;
-        SCOPED_TRACE("trial " + std::to_string(trial) + ": " + std::to_string(p.experts) + " experts, " +
-                     std::to_string(tiles) + " token tiles");
-        const moe::gpu::order::HalfPrefix half{p.pre.data()};
-        EXPECT_EQ(half[0], 0);
-        EXPECT_EQ(half[p.experts], pairs);
-        for (int k = 0; k < pairs; ++k) {
-            const int e = expert_of(half, p.experts, k, 1);
-            EXPECT_EQ(e, expert_of(p.pre.data(), p.experts, 2 * k, 1)) << "pair tile " << k;
-            EXPECT_TRUE(p.pre[e] <= 2 * k && 2 * k < p.pre[e + 1]) << "pair tile " << k << " at expert " << e;
-            for (int nt = 0; nt < p.nt_gated; ++nt) {  // its items, expert by expert, as the kernel numbers them
-                const std::int64_t j =
-                    std::int64_t(half[e]) * p.nt_gated + nt * (half[e + 1] - half[e]) + (k - half[e]);
-                EXPECT_EQ(expert_of(half, p.experts, j, p.nt_gated), e) << "item " << j;
-            }
-        }
-    }
-}
