@@ -197,8 +197,8 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     if (order.empty()) return;
     std::printf(
         "#\n# expert FFN sweep: roofline = max(weight bytes / read ceiling, FLOPs / GEMM ceiling); %%roof = "
-        "roofline / time; vs torch = torch._grouped_mm time / ours; MHz: the mean SM clock while auto's row was "
-        "timed\n");
+        "roofline / time; vs torch = torch._grouped_mm time / ours; MHz: NVML's mean SM clock while auto's row was "
+        "timed (under load the effective clock can be lower: kernels/bench/RESULTS.md)\n");
     std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "T",
                 "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz", "best variant", "time(us)",
                 "%roof", "vs torch", "torch(us)");
