@@ -3,8 +3,8 @@
 // the GEMM ceiling, measured first for a few milliseconds, runs at the top clock, the timed rows may not. Each row
 // says what the clock was, so a row short of its roofline shows whether the clock or the code is why. It is NVML's
 // reading, which can stay at the top clock while the SMs run slower: Nsight Compute measured a 250 µs math-bound
-// kernel with every SM busy at an effective 1.58 GHz while the row's samples read 1,980 MHz (kernels/bench/RESULTS.md,
-// sixteenth session).
+// kernel with every SM busy at an effective 1.58 GHz while the row's samples read 1,980 MHz, and cuBLAS's GEMM that
+// sets the ceiling at 1.61 GHz (kernels/bench/RESULTS.md, sixteenth session).
 //
 // NVML (libnvidia-ml.so.1, part of the driver) is opened at run time: no build dependency. Where it is missing or
 // fails, nothing is sampled and the rows say nothing about clocks; MOELAB_BENCH_CLOCKS=0 turns the sampling off.
