@@ -64,7 +64,8 @@ template <int kWG, int kBN, bool kStaged>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
-                     const __grid_constant__ CUtensorMap map_y, const Args a) {
+                     const __grid_constant__ CUtensorMap map_y, const __grid_constant__ ShortBoxes boxes,
+                     const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
@@ -229,6 +230,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
             const int K = sl.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
             const bool gathered = gather && sl.gated;
+            // A partial token tile: a box of its tokens rounded up to 16 rows
+            int a_bytes = C::kABytes;
+            if (a.short_box && !gathered && sl.ntok <= C::kBM - 16) {
+                const int b = (sl.ntok - 1) / 16;
+                ma = sl.gated ? &boxes.x[b] : &boxes.h[b];
+                a_bytes = 16 * (b + 1) * kBK * 2;
+            }
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
             const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
             const int second = sl.gated ? a.ffn : kBN / 2;
@@ -237,7 +245,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (!lead) return;
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
-                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kStageBytes);
+                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
@@ -475,6 +483,7 @@ struct Call {
     int group;
     cudaStream_t st;
     int early = -1;
+    bool short_box = true;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -493,6 +502,12 @@ void launch_wgmma(const Call& q) {
     const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
     const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
+    ShortBoxes boxes{};
+    if (q.short_box)
+        for (int i = 0; 16 * (i + 1) < C::kBM; ++i) {
+            if (q.xp) boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
+            boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
+        }
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
@@ -508,23 +523,25 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{
-        q.counts, q.offsets,      q.experts, q.hidden,         q.ffn,   kBoth,   q.h, q.y,
-        q.sched,  down_preload(), tbuf,      int(q.skip_idle), q.group, q.early, q.x, q.xp ? nullptr : q.row_token};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
-                                                                                              args);
+                                                                                              boxes, args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
-                          my, args);
+                          my, boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
     write_trace();
 }
@@ -566,6 +583,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
+    q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048

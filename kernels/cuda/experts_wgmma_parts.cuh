@@ -138,6 +138,14 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
+    int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
+};
+
+// Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
+// stage past the box are left as they were: they feed only output rows past the expert's tokens, which are not stored.
+// Fewer bytes from L2 into the SM for the same MMAs (MOELAB_WGMMA_BOX=0: every token tile in a box of the whole tile).
+struct ShortBoxes {
+    CUtensorMap x[7], h[7];
 };
 
 __device__ __forceinline__ int load_acquire(const int* p) {
