@@ -344,13 +344,22 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
-        int c = 0;
+        // The ring position: stage s of the ring, in its phase of parity ph. The matrix descriptors of this warpgroup's
+        // token rows and of the weight tile in stage 0 are formed once; a stage, and a k16 step inside it, only add to
+        // their low words (the start address in 16-byte units, below 2^14 for any shared memory address, so no carry
+        // leaves the field). The loop does no division and no 64-bit arithmetic (sixteenth session: the consumers'
+        // samples were mostly in the k step's own instructions).
+        unsigned s = 0, ph = 0;
+        const std::uint64_t da0 = smem_desc(base + wg * 64 * kBK * 2), db0 = smem_desc(base + C::kABytes);
+        const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
+        constexpr unsigned kStageW = C::kStageBytes / 16;
+        auto desc = [&](unsigned lo) { return (std::uint64_t(d_hi) << 32) | lo; };
         for (;;) {
-            mbar_wait(bars + 8 * (c % C::kStages), (c / C::kStages) & 1);
+            mbar_wait(bars + 8 * s, ph);
             // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
             // `empty` frees it, so the producer's next write of the slot is ordered after it without relying on the
             // __syncwarp before that arrival.
-            const Slot w = warp_broadcast(stage_slot[c % C::kStages], lane);
+            const Slot w = warp_broadcast(stage_slot[s], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
                 if constexpr (kStaged)
@@ -371,25 +380,34 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
             const bool gathered = a.row_token != nullptr && w.gated;
-            for (int kt = 0; kt < nk; ++kt, ++c) {
-                const int s = c % C::kStages;
-                if (kt > 0) mbar_wait(bars + 8 * s, (c / C::kStages) & 1);
-                if (gathered) fence_proxy_async_smem();
-                if (live) {
-                    const unsigned sa = base + s * C::kStageBytes + wg * 64 * kBK * 2;
-                    const unsigned sb = base + s * C::kStageBytes + C::kABytes;
-                    const std::uint64_t da = smem_desc(sa), db = smem_desc(sb);
-                    wgmma_fence();
+            // Every k step: wait for the stage, issue its MMAs, then free the stage before it once those are done (one
+            // batch stays in flight).
+            auto k_steps = [&](auto gathered_c) {
+                unsigned prev = 0;
+                for (int kt = 0; kt < nk; ++kt) {
+                    if (kt > 0) mbar_wait(bars + 8 * s, ph);
+                    if constexpr (decltype(gathered_c)::value) fence_proxy_async_smem();
+                    if (live) {
+                        const unsigned la = a_lo0 + s * kStageW, lb = b_lo0 + s * kStageW;
+                        wgmma_fence();
 #pragma unroll
-                    for (int k = 0; k < kBK / 16; ++k) wgmma_step<kBN>(acc, da + 2 * k, db + 2 * k);  // +32 B per k16
-                    wgmma_commit();
+                        for (int k = 0; k < kBK / 16; ++k)  // +32 bytes (2 units) per k16
+                            wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
+                        wgmma_commit();
+                    }
+                    wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
+                    if (kt > 0) release(prev);
+                    prev = s;
+                    if (++s == C::kStages) s = 0, ph ^= 1;
                 }
-                wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-                if (kt > 0) release((c - 1) % C::kStages);
-            }
-            wgmma_wait<0>();
-            fence_operands(acc);
-            release((c - 1) % C::kStages);
+                wgmma_wait<0>();
+                fence_operands(acc);
+                release(prev);
+            };
+            if (gathered)
+                k_steps(std::true_type{});
+            else
+                k_steps(std::false_type{});
             if (tr) tr[6] = global_ns();
 
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
