@@ -60,15 +60,14 @@ using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
 
-template <int kWG, int kBN, bool kStaged, int kK>
-__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
+template <int kWG, int kBN, bool kStaged>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
-                     const __grid_constant__ CUtensorMap map_y, const __grid_constant__ CUtensorMap map_hs,
-                     const __grid_constant__ ShortBoxes boxes, const Args a) {
+                     const __grid_constant__ CUtensorMap map_y, const __grid_constant__ ShortBoxes boxes,
+                     const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN, kStaged, kK>;
-    constexpr int kBK = kK;  // k per stage
+    using C = Cfg<kWG, kBN, kStaged>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
@@ -98,7 +97,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
         }
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
-        if constexpr (kStaged) tma_prefetch_map(&map_y), tma_prefetch_map(&map_hs);
+        if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
@@ -132,7 +131,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
             const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
             if (sl.ntok == C::kBM) {
                 if (lane == 0) {
-                    if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_hs : &map_y, tile, col0 + c0, sl.row0);
+                    if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
                     bulk_commit();
                     if (count) {  // all of the tile's h must be in global memory before the count says so
                         bulk_wait_all<false>();
@@ -219,7 +218,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
-                    mbar_arrive_expect_tx(bars + 8 * s0, gather ? 2 * kBK : C::kABytes);  // gathered: a box of a row
+                    mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
                     tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                 }
                 if (gather) mbar_arrive(bars + 8 * s0);
@@ -250,28 +249,25 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
-            // Stage c's token tile. Gathered: lane l copies 16-byte piece l % P of rows l / P, l / P + 32 / P, ... (P:
-            // the pieces of a row, 8 or 4) into the swizzle TMA would have written, zeros past the expert's tokens and
-            // past K, then arrives once its copies land.
+            // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
+            // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
+            // once its copies land.
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
                 if (gathered) {  // in batches of 8 rows, their tokens read first, so the loads overlap
-                    constexpr int P = kBK / 8, R = 32 / P;  // pieces of a row; rows a pass
-                    const int p = lane % P, col = kt * kBK + 8 * p;
+                    const int p = lane % 8, col = kt * kBK + 8 * p;
                     const bool in_k = col < K;
 #pragma unroll
-                    for (int b = 0; b < C::kBM / (8 * R); ++b) {
+                    for (int b = 0; b < C::kBM / 32; ++b) {
                         int t[8];
 #pragma unroll
-                        for (int j = 0; j < 8; ++j) t[j] = tok_s[lane / P + R * (8 * b + j)];
+                        for (int j = 0; j < 8; ++j) t[j] = tok_s[lane / 8 + 4 * (8 * b + j)];
 #pragma unroll
                         for (int j = 0; j < 8; ++j) {
-                            const int m = lane / P + R * (8 * b + j);
+                            const int m = lane / 8 + 4 * (8 * b + j);
                             const bool on = t[j] >= 0 && in_k;
                             const bf16_t* src = a.x + (on ? std::int64_t(t[j]) * K + col : 0);
-                            // the 128-byte swizzle: piece p of row m at p ^ (m % 8); the 64-byte one: p ^ (m / 2 % 4)
-                            const int q = P == 8 ? p ^ (m % 8) : p ^ ((m >> 1) % 4);
-                            cp_async_16(sa + m * (2 * kBK) + (q << 4), src, on ? 16 : 0);
+                            cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, on ? 16 : 0);
                         }
                     }
                     cp_async_arrive_noinc(full);
@@ -354,8 +350,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
         // leaves the field). The loop does no division and no 64-bit arithmetic (sixteenth session: the consumers'
         // samples were mostly in the k step's own instructions).
         unsigned s = 0, ph = 0;
-        const std::uint64_t da0 = smem_desc<2 * kBK>(base + wg * 64 * kBK * 2),
-                            db0 = smem_desc<2 * kBK>(base + C::kABytes);
+        const std::uint64_t da0 = smem_desc(base + wg * 64 * kBK * 2), db0 = smem_desc(base + C::kABytes);
         const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
         constexpr unsigned kStageW = C::kStageBytes / 16;
         auto desc = [&](unsigned lo) { return (std::uint64_t(d_hi) << 32) | lo; };
@@ -482,11 +477,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kK>::kThreads, 1)
 // ---- host side ----
 
 // A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
-template <int kWG, int kBN, bool kStaged, int kK>
+template <int kWG, int kBN, bool kStaged>
 int static_smem() {
     static const int bytes = [] {
         cudaFuncAttributes fa{};
-        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged, kK>));
+        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged>));
         return int(fa.sharedSizeBytes);
     }();
     return bytes;
@@ -509,30 +504,27 @@ struct Call {
     bool short_box = true;
 };
 
-template <int kWG, int kBN, bool kStaged, int kK>
+template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
-    using C = Cfg<kWG, kBN, kStaged, kK>;
-    const int smem = smem_bytes<kWG, kBN, kStaged, kK>(q.experts);
-    const int room = kSmemMax - static_smem<kWG, kBN, kStaged, kK>();
+    using C = Cfg<kWG, kBN, kStaged>;
+    const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
+    const int room = kSmemMax - static_smem<kWG, kBN, kStaged>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kK>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
     // the output tiles are stored as.
-    // Gathered rows: a box of one row of x, only for the one that says there are no more items. Loads are kK columns
-    // wide; the staged output rounds (mhs, my) 64.
-    const CUtensorMap mx =
-        q.xp ? tile_map(q.xp, q.max_rows, q.hidden, C::kBM, kK) : tile_map(q.x, q.max_rows, q.hidden, 1, kK);
-    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2, kK);
-    const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM, kK);
-    const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2, kK);
+    // Gathered rows: a box of one row of x, only for the one that says there are no more items.
+    const CUtensorMap mx = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, C::kBM) : tile_map(q.x, q.max_rows, q.hidden, 1);
+    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
+    const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
+    const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
     const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
-    const CUtensorMap mhs = kK == 64 ? mh : tile_map(q.h, q.max_rows, q.ffn, C::kBM);
     ShortBoxes boxes{};
     if (q.short_box)
         for (int i = 0; 16 * (i + 1) < C::kBM; ++i) {
-            if (q.xp) boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1), kK);
-            boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1), kK);
+            if (q.xp) boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
+            boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
         }
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
@@ -555,39 +547,28 @@ void launch_wgmma(const Call& q) {
               q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
               int(q.short_box)};
     if (q.fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, mhs,
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               boxes, args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, mhs, boxes,
-                                                                                   args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
     launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
-                          my, mhs, boxes, args);
+                          my, boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
     write_trace();
 }
 
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    // k per stage: 32 (twice the stages) for two consumer warpgroups on 256 weight rows (MOELAB_WGMMA_BK)
-    const bool k32 = kWG == 2 && kBN == 256 && env_choice("MOELAB_WGMMA_BK", {32, 64}, 64) == 32;
-    if (k32) {
-        if constexpr (kWG == 2 && kBN == 256) {
-            if (q.staged && smem_bytes<kWG, kBN, true, 32>(q.experts) + static_smem<kWG, kBN, true, 32>() > kSmemMax)
-                q.staged = false;  // no room for the tile
-            q.staged ? launch_wgmma<kWG, kBN, true, 32>(q) : launch_wgmma<kWG, kBN, false, 32>(q);
-            return;
-        }
-    }
-    if (q.staged && smem_bytes<kWG, kBN, true, 64>(q.experts) + static_smem<kWG, kBN, true, 64>() > kSmemMax)
+    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) + static_smem<kWG, kBN, true>() > kSmemMax)
         q.staged = false;  // no room for the tile
-    q.staged ? launch_wgmma<kWG, kBN, true, 64>(q) : launch_wgmma<kWG, kBN, false, 64>(q);
+    q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
 }
 
 }  // namespace

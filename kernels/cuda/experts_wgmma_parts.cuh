@@ -73,18 +73,15 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     return v;
 }
 
-constexpr int kBK = 64;  // k of an output round: 128 bytes of every row, one 128-byte swizzle atom wide
+constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
 constexpr int kSmemMax = 227 * 1024;
 constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
 
 // kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
 // the consumers store it from registers.
-// kK: k per stage, 64 (rows of 128 bytes, the 128-byte swizzle) or 32 (64 bytes, the 64-byte swizzle: twice the
-// stages in the same shared memory, so more of it is in flight while the MMAs hold theirs).
-template <int kWG, int kBN, bool kStaged, int kK = 64>
+template <int kWG, int kBN, bool kStaged>
 struct Cfg {
-    static constexpr int kBK = kK;
     static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
     // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
@@ -101,14 +98,14 @@ struct Cfg {
     static constexpr int kBufBytes = kBM * 64 * 2;
     static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
     static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
-    static constexpr int kStages = kFit > 512 / kK ? 512 / kK : kFit;  // at most 8 of 128-byte rows, 16 of 64
+    static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
 };
 
-template <int kWG, int kBN, bool kStaged, int kK>
+template <int kWG, int kBN, bool kStaged>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged, kK>;
+    using C = Cfg<kWG, kBN, kStaged>;
     // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
     // the tile prefix
     return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
@@ -239,17 +236,15 @@ inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     return fn;
 }
 
-// A row-major bf16 matrix [rows, cols] read in boxes of box_cols (64: the 128-byte swizzle; 32: the 64-byte one)
-// columns × box_rows rows.
-inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows, int box_cols = 64) {
+// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
+inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
     CUtensorMap m{};
     const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
     const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-    const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
+    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
     const cuuint32_t elem[2] = {1, 1};
     const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
-                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                   box_cols == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B,
+                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     MOE_ASSERT(r == CUDA_SUCCESS,
                "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");

@@ -23,13 +23,10 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
     return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
 
-// K-major rows of kRowBytes (128: the 128-byte swizzle, layout type 1; 64: the 64-byte swizzle, type 2), 8 rows
-// between 8-row groups (the leading offset is unused for these layouts).
-template <int kRowBytes = 128>
+// K-major, 128-byte swizzle, 1024 bytes between 8-row groups (the leading offset is unused for this layout).
 __device__ __forceinline__ std::uint64_t smem_desc(unsigned addr) {
-    static_assert(kRowBytes == 128 || kRowBytes == 64, "128- or 64-byte rows");
-    return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(1) << 16) | (std::uint64_t(8 * kRowBytes >> 4) << 32) |
-           (std::uint64_t(kRowBytes == 128 ? 1 : 2) << 62);
+    return std::uint64_t((addr & 0x3FFFF) >> 4) | (std::uint64_t(1) << 16) | (std::uint64_t(1024 >> 4) << 32) |
+           (std::uint64_t(1) << 62);
 }
 
 // ---- mbarriers ----
