@@ -32,7 +32,8 @@ bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* x, con
 // d <= 2048 up to 96 tokens per expert, else 256), MOELAB_WGMMA_FUSED=0|1 (0: two launches, gate/up then down),
 // MOELAB_WGMMA_EPI=0|1 (1: staged output tiles), MOELAB_WGMMA_SKIP=0 (a consumer warpgroup with no tokens in its
 // rows still issues its MMAs) and MOELAB_WGMMA_GROUP=0|1|2|4|8|16|32 (an expert's items in groups of that many token
-// tiles, 0: all; default 1 from 3072 tokens per expert, else 0). MOELAB_TRACE_ITEMS=<file> writes every item's
+// tiles, 0: all; default 1 from 3072 tokens per expert, else 0), MOELAB_WGMMA_BOX=0 (a partial token tile is read in
+// a box of the whole tile, not of its tokens rounded up to 16 rows). MOELAB_TRACE_ITEMS=<file> writes every item's
 // timeline of the last call (kernels/bench/trace_items.py reads it).
 void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
