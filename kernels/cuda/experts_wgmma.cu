@@ -395,19 +395,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                             wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
                         wgmma_commit();
                     }
-                    if (a.in_flight) {
-                        wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-                        if (kt > 0) release(prev);
-                    } else {
-                        wgmma_wait<0>();  // this step's MMAs are done: its stage is free now
-                        release(s);
-                    }
+                    wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
+                    if (kt > 0) release(prev);
                     prev = s;
                     if (++s == C::kStages) s = 0, ph ^= 1;
                 }
                 wgmma_wait<0>();
                 fence_operands(acc);
-                if (a.in_flight) release(prev);
+                release(prev);
             };
             if (gathered)
                 k_steps(std::true_type{});
@@ -507,7 +502,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    int in_flight = 1;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -547,24 +541,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              q.in_flight};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               boxes, args);
@@ -621,7 +602,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.in_flight = env_choice("MOELAB_WGMMA_FLIGHT", {0, 1}, 1);
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048

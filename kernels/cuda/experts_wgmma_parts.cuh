@@ -139,8 +139,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int in_flight;  // MMA batches a consumer warpgroup keeps in flight: 1, or 0 (each stage freed once its MMAs are
-                    // done)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
