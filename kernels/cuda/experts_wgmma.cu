@@ -417,13 +417,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             if constexpr (kStaged) {
                 auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
-                    constexpr bool g = decltype(gated)::value;
                     wait_free();
-                    const unsigned out = out_tile + (ep & 1) * C::kBufBytes;
-                    if (g && a.fma_round)
-                        stage_round<kBN, c0, g, true>(acc, out, row, col, ntok);
-                    else
-                        stage_round<kBN, c0, g, false>(acc, out, row, col, ntok);
+                    stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, row, col,
+                                                                 ntok);
                     publish(w, c0);
                 };
                 if (w.gated)
@@ -443,19 +439,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (m >= ntok) continue;
                 bf16_t* o = out + (r0 + m) * M;
                 if (w.gated) {
-                    auto gate_row = [&](auto fma) {
 #pragma unroll
-                        for (int j = 0; j < kBN / 16; ++j) {
-                            const int n = col0 + 8 * j + col;
-                            if (n < M)
-                                *reinterpret_cast<unsigned*>(o + n) =
-                                    out_pair<kBN, decltype(fma)::value>(acc, true, j, half);
-                        }
-                    };
-                    if (a.fma_round)
-                        gate_row(std::true_type{});
-                    else
-                        gate_row(std::false_type{});
+                    for (int j = 0; j < kBN / 16; ++j) {
+                        const int n = col0 + 8 * j + col;
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
+                    }
                 } else {
 #pragma unroll
                     for (int j = 0; j < kBN / 8; ++j) {
@@ -514,7 +502,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    bool fma_round = true;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -554,24 +541,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.fma_round)};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               boxes, args);
@@ -628,7 +602,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.fma_round = env_choice("MOELAB_WGMMA_ROUND", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048
