@@ -101,10 +101,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
     const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
-    // a down item's weight rows: kBN, or half of them (down_half: twice the down items, for the last wave's balance)
-    const bool half_down = a.down_half && !kStaged;  // (stored from registers only)
-    const int dn = half_down ? kBN / 2 : kBN;
-    const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + dn - 1) / dn;
+    const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
     const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
@@ -241,17 +238,16 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 a_bytes = 16 * (b + 1) * kBK * 2;
             }
             // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
-            const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * dn;
-            const bool narrow = !sl.gated && half_down;  // one half box of w2
+            const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
             const int second = sl.gated ? a.ffn : kBN / 2;
             // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
             auto load_b = [&](int kt, int cc) {
                 if (!lead) return;
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
-                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : (narrow ? C::kBBytes / 2 : C::kBBytes) + a_bytes);
+                mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
-                if (!narrow) tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
             // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
             // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
@@ -384,7 +380,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
             const bool gathered = a.row_token != nullptr && w.gated;
-            const bool narrow = !w.gated && half_down;  // m64n64: half of a down tile's columns
             // Every k step: wait for the stage, issue its MMAs, then free the stage before it once those are done (one
             // batch stays in flight).
             auto k_steps = [&](auto gathered_c) {
@@ -396,12 +391,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         const unsigned la = a_lo0 + s * kStageW, lb = b_lo0 + s * kStageW;
                         wgmma_fence();
 #pragma unroll
-                        for (int k = 0; k < kBK / 16; ++k) {  // +32 bytes (2 units) per k16
-                            if (narrow)
-                                wgmma_m64n64k16(acc, desc(la + 2 * k), desc(lb + 2 * k));
-                            else
-                                wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
-                        }
+                        for (int k = 0; k < kBK / 16; ++k)  // +32 bytes (2 units) per k16
+                            wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
                         wgmma_commit();
                     }
                     wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
@@ -440,7 +431,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
             const std::int64_t r0 = w.row0;
-            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : dn);
+            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
             bf16_t* out = w.gated ? a.h : a.y;
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
@@ -457,8 +448,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
 #pragma unroll
                     for (int j = 0; j < kBN / 8; ++j) {
                         const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
-                        if (n < M && 8 * j < dn)
-                            *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
                     }
                 }
             }
@@ -512,7 +502,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    bool down_half = false;
 };
 
 template <int kWG, int kBN, bool kStaged>
@@ -538,9 +527,8 @@ void launch_wgmma(const Call& q) {
             boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
         }
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
-    const int dn = q.down_half && !kStaged ? kBN / 2 : kBN;  // a down item's weight rows (the kernel's rule)
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
-                       down = est_tiles * ((q.hidden + dn - 1) / dn);
+                       down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
     MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
     const char* trace = item_trace_path(q.st);
@@ -553,24 +541,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.down_half && kBN == 128)};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
                                                                                               boxes, args);
@@ -627,7 +602,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.down_half = env_choice("MOELAB_WGMMA_DOWN_HALF", {0, 1}, 0) == 1;
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048

@@ -139,7 +139,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int down_half;  // 128-row tiles stored from registers: down items of 64 rows of w2 (MOELAB_WGMMA_DOWN_HALF)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
