@@ -487,23 +487,6 @@ int static_smem() {
     return bytes;
 }
 
-// The pointers and sizes of one call, and how it runs.
-struct Call {
-    const bf16_t *xp, *x;  // packed rows, or (xp null) x gathered through row_token
-    const std::int32_t* row_token;
-    const std::int32_t *counts, *offsets;
-    std::int64_t max_rows;
-    int experts, hidden, ffn;
-    const bf16_t *w1, *w2;
-    bf16_t *h, *y;
-    int* sched;
-    bool fused, staged, skip_idle;
-    int group;
-    cudaStream_t st;
-    int early = -1;
-    bool short_box = true;
-};
-
 template <int kWG, int kBN, bool kStaged>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged>;
@@ -512,20 +495,7 @@ void launch_wgmma(const Call& q) {
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
     auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    // Weight boxes of half a tile: the gate or the up rows, or half of w2's rows. h and y: boxes of kBM rows, which
-    // the output tiles are stored as.
-    // Gathered rows: a box of one row of x, only for the one that says there are no more items.
-    const CUtensorMap mx = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, C::kBM) : tile_map(q.x, q.max_rows, q.hidden, 1);
-    const CUtensorMap mw1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, kBN / 2);
-    const CUtensorMap mh = tile_map(q.h, q.max_rows, q.ffn, C::kBM);
-    const CUtensorMap mw2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, kBN / 2);
-    const CUtensorMap my = tile_map(q.y, q.max_rows, q.hidden, C::kBM);
-    ShortBoxes boxes{};
-    if (q.short_box)
-        for (int i = 0; 16 * (i + 1) < C::kBM; ++i) {
-            if (q.xp) boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
-            boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
-        }
+    const Maps m = make_maps(q, C::kBM, kBN);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
@@ -547,19 +517,20 @@ void launch_wgmma(const Call& q) {
               q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
               int(q.short_box)};
     if (q.fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my,
-                                                                                              boxes, args);
+        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
+                                                                                              m.boxes, args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(mx, mw1, mh, mw2, my, boxes, args);
+    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y, m.boxes,
+                                                                                   args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
-    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, mx, mw1, mh, mw2,
-                          my, boxes, args);
+    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, down), C::kThreads, smem, q.st, m.x, m.w1, m.h,
+                          m.w2, m.y, m.boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (down)");
     write_trace();
 }

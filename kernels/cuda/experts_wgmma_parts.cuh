@@ -1,7 +1,7 @@
 // Pieces of the wgmma expert FFN (experts_wgmma.cu) that are not the kernel's control flow: its tiling (Cfg) and
 // arguments (Args), how an item is located and handed from the producer to the consumers and the storer (Slot), and
-// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round), and the tensor
-// maps (tile_map, host). Device code for sm_90a, included by experts_wgmma.cu only.
+// how the epilogue converts the accumulators and stages them for the storer (out_pair, stage_round), and a call's
+// tensor maps (tile_map, make_maps, host). Device code for sm_90a, included by experts_wgmma.cu only.
 //
 // Accumulators of wgmma.m64nNk16 (fp32), per thread of the warpgroup: warp w's lane l holds rows 16w + l/4 and
 // 16w + l/4 + 8; for each n8 column block j, d[4j + 0, 1] are (row, 8j + 2·(l % 4) + 0, 1) and d[4j + 2, 3] the same
@@ -248,6 +248,45 @@ inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int bo
                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     MOE_ASSERT(r == CUDA_SUCCESS,
                "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
+    return m;
+}
+
+// The pointers and sizes of one call, and how it runs (experts_wgmma.cu's launches).
+struct Call {
+    const bf16_t *xp, *x;  // packed rows, or (xp null) x gathered through row_token
+    const std::int32_t* row_token;
+    const std::int32_t *counts, *offsets;
+    std::int64_t max_rows;
+    int experts, hidden, ffn;
+    const bf16_t *w1, *w2;
+    bf16_t *h, *y;
+    int* sched;
+    bool fused, staged, skip_idle;
+    int group;
+    cudaStream_t st;
+    int early = -1;
+    bool short_box = true;
+};
+
+// The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
+// rows, or half of w2's rows. h and y: boxes of bm rows, which the output tiles are stored as. Gathered rows (no xp): a
+// box of one row of x, only for the one that says there are no more items.
+struct Maps {
+    CUtensorMap x, w1, h, w2, y;
+    ShortBoxes boxes;
+};
+inline Maps make_maps(const Call& q, int bm, int bn) {
+    Maps m{};
+    m.x = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
+    m.w1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, bn / 2);
+    m.h = tile_map(q.h, q.max_rows, q.ffn, bm);
+    m.w2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, bn / 2);
+    m.y = tile_map(q.y, q.max_rows, q.hidden, bm);
+    if (q.short_box)
+        for (int i = 0; 16 * (i + 1) < bm; ++i) {
+            if (q.xp) m.boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
+            m.boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
+        }
     return m;
 }
 
