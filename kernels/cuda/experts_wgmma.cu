@@ -347,7 +347,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // The ring position: stage s of the ring, in its phase of parity ph. The matrix descriptors of this warpgroup's
         // token rows and of the weight tile in stage 0 are formed once; a stage, and a k16 step inside it, only add to
         // their low words (the start address in 16-byte units, below 2^14 for any shared memory address, so no carry
-        // leaves the field). The loop does no division and no 64-bit arithmetic (sixteenth session: the consumers'
+        // leaves the field). The loop does no division and no 64-bit arithmetic (seventeenth session: the consumers'
         // samples were mostly in the k step's own instructions).
         unsigned s = 0, ph = 0;
         const std::uint64_t da0 = smem_desc(base + wg * 64 * kBK * 2), db0 = smem_desc(base + C::kABytes);
