@@ -62,7 +62,8 @@ def main():
         main_two = sorted(((number(r[col[s]]), s[6:]) for s in reasons), reverse=True)[:2]
         why = " ".join(f"{name}:{n}" for n, name in main_two if n)
         ran = r[col["Instructions Executed"]] if "Instructions Executed" in col else ""
-        return f"{i:6d} {samples[i]:7d} {100 * samples[i] / total:5.1f}%  {r[col['Source']].strip()[:64]:64s} {why} ran={ran}"
+        text = r[col["Source"]].strip()[:64]
+        return f"{i:6d} {samples[i]:7d} {100 * samples[i] / total:5.1f}%  {text:64s} {why} ran={ran}"
 
     print(f"\nthe {a.top} instructions with the most samples:")
     for i in sorted(range(len(rows)), key=lambda i: -samples[i])[: a.top]:
