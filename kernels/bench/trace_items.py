@@ -70,6 +70,14 @@ def main():
               + (f"; h wait mean {statistics.mean(hw):.2f} max {max(hw):.2f} us" if g == 0 else "")
               + (f"; epilogue mean {statistics.mean(epi):.2f} max {max(epi):.2f} us" if epi else "")
               + f"; ends from {(min(r['end'] for r in it) - t0) / 1e3:.1f} to {(max(r['end'] for r in it) - t0) / 1e3:.1f} us")
+        # two consumer warpgroups: how far apart they end their MMAs, and how long the tensor cores have neither
+        two = [r for r in it if r.get("mma2") and r.get("end2") and r.get("mma")]
+        if two:
+            lag = [(r["mma2"] - r["mma"]) / 1e3 for r in two]
+            idle = [max(0, min(r["end"], r["end2"]) - max(r["mma"], r["mma2"])) / 1e3 for r in two]
+            print(f"           second warpgroup's MMAs end after the first's: mean {statistics.mean(lag):.2f} p10"
+                  f" {pct(lag, .1):.2f} p50 {pct(lag, .5):.2f} p90 {pct(lag, .9):.2f} us; both in the epilogue mean"
+                  f" {statistics.mean(idle):.2f} us")
     last = {}
     for r in rows:
         last[r["sm"]] = max(last.get(r["sm"], 0), r["end"])

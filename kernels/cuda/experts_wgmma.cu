@@ -354,6 +354,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
         constexpr unsigned kStageW = C::kStageBytes / 16;
         auto desc = [&](unsigned lo) { return (std::uint64_t(d_hi) << 32) | lo; };
+        // A skewed start: the second warpgroup waits until the first has issued its first a.skew k steps. The two then
+        // finish each item's MMAs apart, and one's epilogue runs while the other's MMAs have the tensor cores.
+        bool skew_lead = kWG == 2 && a.skew > 0 && wg == 0;
+        auto skew_release = [&] {
+            if (skew_lead) named_bar_arrive(1, 256), skew_lead = false;
+        };
+        if (kWG == 2 && a.skew > 0 && wg == 1) named_bar_sync(1, 256);
         for (;;) {
             mbar_wait(bars + 8 * s, ph);
             // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
@@ -362,6 +369,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const Slot w = warp_broadcast(stage_slot[s], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
+                skew_release();
                 if constexpr (kStaged)
                     wait_free(), publish(w, 0);
                 else if (a.mode == kBoth)
@@ -370,6 +378,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
+            // the second warpgroup's end of MMAs and of its epilogue (words 7 and 8)
+            std::uint64_t* tr2 = kWG == 2 && a.trace && tid == 128 ? a.trace + it * kTraceWords : nullptr;
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
@@ -395,6 +405,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                             wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
                         wgmma_commit();
                     }
+                    if (kt + 1 >= a.skew || kt + 1 == nk) skew_release();
                     wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
                     if (kt > 0) release(prev);
                     prev = s;
@@ -409,6 +420,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             else
                 k_steps(std::false_type{});
             if (tr) tr[6] = global_ns();
+            if (tr2) tr2[7] = global_ns();
 
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
@@ -427,6 +439,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 else
                     unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
                 if (tr) tr[4] = global_ns();
+                if (tr2) tr2[8] = global_ns();
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -454,6 +467,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
             if (tr) tr[4] = global_ns();
+            if (tr2) tr2[8] = global_ns();
         }
     };
 
@@ -511,11 +525,24 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
-              q.ffn,           kBoth,          q.h,       q.y,
-              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
-              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
-              int(q.short_box)};
+    Args args{q.counts,
+              q.offsets,
+              q.experts,
+              q.hidden,
+              q.ffn,
+              kBoth,
+              q.h,
+              q.y,
+              q.sched,
+              down_preload(),
+              tbuf,
+              int(q.skip_idle),
+              q.group,
+              q.early,
+              q.x,
+              q.xp ? nullptr : q.row_token,
+              int(q.short_box),
+              q.skew};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -584,6 +611,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
+    q.skew = env_choice("MOELAB_WGMMA_SKEW", {0, 1, 2, 3, 4}, 0);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

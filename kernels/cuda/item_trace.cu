@@ -35,15 +35,16 @@ void write_item_trace(const char* path, const std::uint64_t* buf, std::int64_t i
     FILE* f = std::fopen(path, "w");
     MOE_ASSERT(f != nullptr, "MOELAB_TRACE_ITEMS: cannot write " << path);
     std::fprintf(f, "# %s\n", header.c_str());
-    std::fprintf(f, "item,sm,take,ready,first,end,gated,expert,mma\n");
+    std::fprintf(f, "item,sm,take,ready,first,end,gated,expert,mma,mma2,end2\n");
     for (std::int64_t i = 0; i < items; ++i) {
         const std::uint64_t* r = &t[std::size_t(i) * kTraceWords];
         if (r[1] == 0) continue;  // not an item of this call
-        std::fprintf(f, "%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", static_cast<long long>(i),
+        std::fprintf(f, "%lld,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", static_cast<long long>(i),
                      static_cast<unsigned long long>(r[0]), static_cast<unsigned long long>(r[1]),
                      static_cast<unsigned long long>(r[2]), static_cast<unsigned long long>(r[3]),
                      static_cast<unsigned long long>(r[4]), static_cast<unsigned long long>(r[5] & 1),
-                     static_cast<unsigned long long>(r[5] >> 1), static_cast<unsigned long long>(r[6]));
+                     static_cast<unsigned long long>(r[5] >> 1), static_cast<unsigned long long>(r[6]),
+                     static_cast<unsigned long long>(r[7]), static_cast<unsigned long long>(r[8]));
     }
     std::fclose(f);
 }

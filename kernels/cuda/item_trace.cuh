@@ -13,8 +13,9 @@ namespace moe::gpu {
 
 // Per item: the SM, when the producer took it, when its inputs were ready (the take again where it waits for none),
 // when its first stage had landed, when its epilogue was done (%globaltimer ns), gated | expert << 1, and when its
-// last MMAs were done (the epilogue's start).
-constexpr int kTraceWords = 7;
+// last MMAs were done (the epilogue's start); the wgmma kernel's second consumer warpgroup: when its last MMAs were
+// done and when its epilogue was (0: one warpgroup, or not recorded).
+constexpr int kTraceWords = 9;
 
 // The GPU's clock (%globaltimer, ns) and the SM a thread runs on, for the traces (and the wait timeouts).
 __device__ __forceinline__ std::uint64_t global_ns() {
