@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
         constexpr unsigned kStageW = C::kStageBytes / 16;
         auto desc = [&](unsigned lo) { return (std::uint64_t(d_hi) << 32) | lo; };
-        // A skewed start: the second warpgroup waits until the first has issued its first a.skew k steps. The two then
+        // A skewed start: the second warpgroup waits until the first's first a.skew k steps are done. The two then
         // finish each item's MMAs apart, and one's epilogue runs while the other's MMAs have the tensor cores.
         bool skew_lead = kWG == 2 && a.skew > 0 && wg == 0;
         auto skew_release = [&] {
@@ -405,14 +405,15 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                             wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
                         wgmma_commit();
                     }
-                    if (kt + 1 >= a.skew || kt + 1 == nk) skew_release();
                     wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
+                    if (kt >= a.skew) skew_release();  // the first a.skew steps' MMAs are done
                     if (kt > 0) release(prev);
                     prev = s;
                     if (++s == C::kStages) s = 0, ph ^= 1;
                 }
                 wgmma_wait<0>();
                 fence_operands(acc);
+                skew_release();
                 release(prev);
             };
             if (gathered)

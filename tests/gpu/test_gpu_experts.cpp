@@ -325,18 +325,20 @@ TEST(GpuExperts, ItemTracesCoverEveryExpertInOrder) {
         std::getline(in, line);
         EXPECT_EQ(line.rfind(std::string("# ") + moe::gpu::experts_impl_name(ran) + " ", 0), 0u) << line;
         std::getline(in, line);
-        EXPECT_EQ(line, "item,sm,take,ready,first,end,gated,expert,mma");
+        EXPECT_EQ(line, "item,sm,take,ready,first,end,gated,expert,mma,mma2,end2");
         std::vector<std::array<bool, 2>> seen(c.E, {false, false});
         int rows = 0;
         while (std::getline(in, line)) {
-            unsigned long long v[9] = {};
-            ASSERT_EQ(std::sscanf(line.c_str(), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0], &v[1], &v[2],
-                                  &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]),
-                      9)
+            unsigned long long v[11] = {};
+            ASSERT_EQ(std::sscanf(line.c_str(), "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu", &v[0], &v[1],
+                                  &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]),
+                      11)
                 << line;
             ++rows;
-            const auto take = v[2], ready = v[3], first = v[4], end = v[5], mma = v[8];
+            const auto take = v[2], ready = v[3], first = v[4], end = v[5], mma = v[8], mma2 = v[9], end2 = v[10];
             EXPECT_TRUE(take <= ready && ready <= first && first <= mma && mma <= end) << line;
+            // the second consumer warpgroup (wgmma with 128-token tiles): its MMAs end before its epilogue does
+            if (mma2 != 0 || end2 != 0) EXPECT_TRUE(take <= mma2 && mma2 <= end2) << line;
             ASSERT_LT(v[6], 2u) << line;
             ASSERT_LT(v[7], std::uint64_t(c.E)) << line;
             seen[v[7]][v[6]] = true;
