@@ -75,7 +75,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
-    __shared__ int skew_count;               // a.skew < 0: the items whose first steps the first consumers have done
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
@@ -96,7 +95,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
         }
-        skew_count = 0;
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
@@ -356,24 +354,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
         constexpr unsigned kStageW = C::kStageBytes / 16;
         auto desc = [&](unsigned lo) { return (std::uint64_t(d_hi) << 32) | lo; };
-        // A skew between the two consumer warpgroups, so that one's epilogue runs while the other's MMAs have the
-        // tensor cores: the second waits until the first's first |a.skew| k steps are done, once at the start (a.skew >
-        // 0) or at every item (a.skew < 0: the first counts its items in skew_count, the second waits for its own
-        // count; the first never waits for the second there, so no deadlock, and the ring holds the steps it runs
-        // ahead).
-        const int skew_n = min(a.skew < 0 ? -a.skew : a.skew, C::kStages - 1);
-        const bool per_item = a.skew < 0;
-        bool skew_lead = kWG == 2 && skew_n > 0 && wg == 0;
-        int items_done = 0;  // per item: this warpgroup's items so far
-        auto skew_release = [&] {
-            if (!skew_lead) return;
-            skew_lead = false;
-            if (!per_item)
-                named_bar_arrive(1, 256);
-            else if (tid == 0)
-                *reinterpret_cast<volatile int*>(&skew_count) = items_done;
-        };
-        if (kWG == 2 && skew_n > 0 && wg == 1 && !per_item) named_bar_sync(1, 256);
         for (;;) {
             mbar_wait(bars + 8 * s, ph);
             // Lane 0 reads the item and passes it on: the only read of the slot is by the thread whose arrival on
@@ -382,23 +362,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const Slot w = warp_broadcast(stage_slot[s], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
-                skew_release();
                 if constexpr (kStaged)
                     wait_free(), publish(w, 0);
                 else if (a.mode == kBoth)
                     wait_free(), hand_over(w);
                 return;
-            }
-            ++items_done;
-            if (kWG == 2 && per_item && skew_n > 0) {
-                if (wg == 0) {
-                    skew_lead = true;
-                } else {
-                    if (lane == 0)
-                        while (*reinterpret_cast<volatile int*>(&skew_count) < items_done) {
-                        }
-                    __syncwarp();
-                }
             }
             std::uint64_t* tr = a.trace && tid == 0 ? a.trace + it * kTraceWords : nullptr;
             if (tr) tr[3] = global_ns();
@@ -430,14 +398,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         wgmma_commit();
                     }
                     wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-                    if (kt >= skew_n) skew_release();  // the first skew_n steps' MMAs are done
                     if (kt > 0) release(prev);
                     prev = s;
                     if (++s == C::kStages) s = 0, ph ^= 1;
                 }
                 wgmma_wait<0>();
                 fence_operands(acc);
-                skew_release();
                 release(prev);
             };
             if (gathered)
@@ -550,24 +516,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              q.skew};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -636,7 +589,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
     // measured 1-3% slower (kernels/bench/RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    q.skew = env_choice("MOELAB_WGMMA_SKEW", {-4, -3, -2, -1, 0, 1, 2, 3, 4}, 0);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else

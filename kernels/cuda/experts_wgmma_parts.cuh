@@ -139,8 +139,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int skew;       // two consumer warpgroups: the second starts once the first has issued this many k steps (0: both
-                    // at once), so that one's epilogue runs beside the other's MMAs (MOELAB_WGMMA_SKEW)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -268,7 +266,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    int skew = 0;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
