@@ -139,7 +139,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int round_gu;   // gate and up rounded to bf16 before the SiLU, as the reference does (MOELAB_WGMMA_GU_ROUND)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -170,15 +169,9 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 // a clock per SM: the gate/up epilogue of a 128 × 256 tile took 2.79 µs with them and 1.75 with tanh, and the
 // classroom shape at 512 tokens per expert 246.7-247.4 µs against 252.7-253.2 (kernels/bench/RESULTS.md, fourteenth
 // session).
-// kRound = false: from the fp32 accumulators, without rounding gate and up first (MOELAB_WGMMA_GU_ROUND=0).
-template <bool kRound = true>
 __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
-    float g = g_acc, u = u_acc;
-    if constexpr (kRound) {
-        const unsigned gu = pack_bf16x2(g_acc, u_acc);
-        g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u);
-    }
-    const float gh = 0.5f * g;
+    const unsigned gu = pack_bf16x2(g_acc, u_acc);
+    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u), gh = 0.5f * g;
     float t;
     asm("tanh.approx.f32 %0, %1;\n" : "=f"(t) : "f"(gh));
     return fmaf(gh, t, gh) * u;
@@ -187,12 +180,11 @@ __device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
 // (gate column c and up column c + kBN/2 are in the same thread), or y. kFast: hardware conversions and the fast
 // SiLU; else the reference's arithmetic (silu_gate and f32_to_bf16).
-template <int kBN, bool kRound = true, bool kFast = kFastEpilogue>
+template <int kBN, bool kFast = kFastEpilogue>
 __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool gated, int j, int half) {
     if (gated) {
         const int g = 4 * j + 2 * half, u = 4 * (j + kBN / 16) + 2 * half;
-        if constexpr (kFast)
-            return pack_bf16x2(silu_gate_fast<kRound>(acc[g], acc[u]), silu_gate_fast<kRound>(acc[g + 1], acc[u + 1]));
+        if constexpr (kFast) return pack_bf16x2(silu_gate_fast(acc[g], acc[u]), silu_gate_fast(acc[g + 1], acc[u + 1]));
         return unsigned(silu_gate(acc[g], acc[u])) | (unsigned(silu_gate(acc[g + 1], acc[u + 1])) << 16);
     }
     const int q = 4 * j + 2 * half;
@@ -205,7 +197,7 @@ __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool g
 // map_y reads): column c0 + c of row m at byte m·128 + ((c / 8) ^ (m % 8))·16 + (c % 8)·2. The 8 rows of one store are
 // 8 different 16-byte pieces of the 128-byte line: no bank conflicts. Rows from ntok on are left out (the storer does
 // not store them). Straight-line code for one GEMM, so the conversions of all 16 pairs can overlap.
-template <int kBN, int c0, bool kGated, bool kRound = true>
+template <int kBN, int c0, bool kGated>
 __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigned out, int row, int col, int ntok) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -214,7 +206,7 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
         const unsigned line = out + m * 128 + col * 2;
 #pragma unroll
         for (int jl = 0; jl < 8; ++jl) {
-            const unsigned v = out_pair<kBN, kRound>(acc, kGated, c0 / 8 + jl, half);
+            const unsigned v = out_pair<kBN>(acc, kGated, c0 / 8 + jl, half);
             asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
         }
     }
@@ -274,7 +266,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    bool round_gu = true;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
