@@ -425,12 +425,17 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         acc, out_tile + (ep & 1) * C::kBufBytes, row, col, ntok);
                     publish(w, c0);
                 };
-                if (w.gated && a.epi_ilp)
-                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, std::true_type{}); });
+                using I0 = std::integral_constant<int, 0>;
+                using I1 = std::integral_constant<int, 1>;
+                using I2 = std::integral_constant<int, 2>;
+                if (w.gated && a.epi_ilp == 2)
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I2{}); });
+                else if (w.gated && a.epi_ilp == 1)
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I1{}); });
                 else if (w.gated)
-                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, std::false_type{}); });
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I0{}); });
                 else
-                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}, std::false_type{}); });
+                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}, I0{}); });
                 if (tr) tr[4] = global_ns();
                 if (tr2) tr2[8] = global_ns();
                 continue;
@@ -593,7 +598,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.epi_ilp = env_choice("MOELAB_WGMMA_EPI_ILP", {0, 1}, 1) == 1;
+    q.epi_ilp = env_choice("MOELAB_WGMMA_EPI_ILP", {0, 1, 2}, 2);
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048
