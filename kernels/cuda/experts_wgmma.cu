@@ -418,24 +418,17 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
             // Through shared memory: the storer writes it out, and counts gate/up done
             if constexpr (kStaged) {
-                auto round = [&](auto r, auto gated, auto ilp) {
+                auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
                     wait_free();
-                    stage_round<kBN, c0, decltype(gated)::value, decltype(ilp)::value>(
-                        acc, out_tile + (ep & 1) * C::kBufBytes, row, col, ntok);
+                    stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, row, col,
+                                                                 ntok);
                     publish(w, c0);
                 };
-                using I0 = std::integral_constant<int, 0>;
-                using I1 = std::integral_constant<int, 1>;
-                using I2 = std::integral_constant<int, 2>;
-                if (w.gated && a.epi_ilp == 2)
-                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I2{}); });
-                else if (w.gated && a.epi_ilp == 1)
-                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I1{}); });
-                else if (w.gated)
-                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}, I0{}); });
+                if (w.gated)
+                    unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
-                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}, I0{}); });
+                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
                 if (tr) tr[4] = global_ns();
                 if (tr2) tr2[8] = global_ns();
                 continue;
@@ -523,24 +516,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.epi_ilp)};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -598,7 +578,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.epi_ilp = env_choice("MOELAB_WGMMA_EPI_ILP", {0, 1, 2}, 2);
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048

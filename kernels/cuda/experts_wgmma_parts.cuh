@@ -139,7 +139,6 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int epi_ilp;    // the staged gate/up epilogue: 1, SiLU chains side by side; 2, also rounded on the FMA pipe
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -170,27 +169,12 @@ __device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
 // a clock per SM: the gate/up epilogue of a 128 × 256 tile took 2.79 µs with them and 1.75 with tanh, and the
 // classroom shape at 512 tokens per expert 246.7-247.4 µs against 252.7-253.2 (kernels/bench/RESULTS.md, fourteenth
 // session).
-// SiLU(g)·u of g and u already rounded to bf16.
-__device__ __forceinline__ float silu_rounded(float g, float u) {
-    const float gh = 0.5f * g;
+__device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
+    const unsigned gu = pack_bf16x2(g_acc, u_acc);
+    const float g = __uint_as_float(gu << 16), u = __uint_as_float(gu & 0xffff0000u), gh = 0.5f * g;
     float t;
     asm("tanh.approx.f32 %0, %1;\n" : "=f"(t) : "f"(gh));
     return fmaf(gh, t, gh) * u;
-}
-// gu: gate (low half) and up (high half), rounded to bf16 and packed.
-__device__ __forceinline__ float silu_packed(unsigned gu) {
-    return silu_rounded(__uint_as_float(gu << 16), __uint_as_float(gu & 0xffff0000u));
-}
-// x rounded to bf16's 8 significant bits on the FMA pipe (Veltkamp's split with 2^16 + 1, three operations that are
-// never contracted), not by a conversion, which shares the special-function unit's 16 a clock per SM with the tanh.
-// A tie (x's low 16 bits exactly 0x8000) may round away from even: h moves by at most what summing in another order
-// may.
-__device__ __forceinline__ float round_bf16_fma(float x) {
-    const float p = __fmul_rn(x, 65537.0f);
-    return __fsub_rn(p, __fsub_rn(p, x));
-}
-__device__ __forceinline__ float silu_gate_fast(float g_acc, float u_acc) {
-    return silu_packed(pack_bf16x2(g_acc, u_acc));
 }
 
 // This thread's two adjacent output values of n8 block j, row + 8·half, packed as bf16: h = SiLU(gate)·up for gate/up
@@ -213,50 +197,13 @@ __device__ __forceinline__ unsigned out_pair(const float (&acc)[kBN / 2], bool g
 // map_y reads): column c0 + c of row m at byte m·128 + ((c / 8) ^ (m % 8))·16 + (c % 8)·2. The 8 rows of one store are
 // 8 different 16-byte pieces of the 128-byte line: no bank conflicts. Rows from ntok on are left out (the storer does
 // not store them). Straight-line code for one GEMM, so the conversions of all 16 pairs can overlap.
-template <int kBN, int c0, bool kGated, int kIlp = 1>
+template <int kBN, int c0, bool kGated>
 __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigned out, int row, int col, int ntok) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         const int m = row + 8 * half;
         if (m >= ntok) continue;  // past the expert's tokens: never stored
         const unsigned line = out + m * 128 + col * 2;
-        if constexpr (kGated && kIlp == 2) {  // the same, gate and up rounded on the FMA pipe
-            float hv[16];
-#pragma unroll
-            for (int jl = 0; jl < 8; ++jl)
-#pragma unroll
-                for (int p = 0; p < 2; ++p) {
-                    const int g = 4 * (c0 / 8 + jl) + 2 * half + p, u = g + 4 * (kBN / 16);
-                    hv[2 * jl + p] = silu_rounded(round_bf16_fma(acc[g]), round_bf16_fma(acc[u]));
-                }
-#pragma unroll
-            for (int jl = 0; jl < 8; ++jl) {
-                const unsigned v = pack_bf16x2(hv[2 * jl], hv[2 * jl + 1]);
-                asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
-            }
-            continue;
-        }
-        if constexpr (kGated && kIlp == 1) {
-            // In three passes over the row's 16 values: gate and up of each rounded and packed into one register
-            // (which frees two accumulators), then the 16 SiLU chains side by side, then the stores. Written pair by
-            // pair, ptxas ran one or two chains at a time, each waiting on its tanh (the epilogue's samples were
-            // mostly dependency waits, few pipe throttles: eighteenth session).
-            unsigned gu[16];
-#pragma unroll
-            for (int jl = 0; jl < 8; ++jl) {
-                const int g = 4 * (c0 / 8 + jl) + 2 * half, u = g + 4 * (kBN / 16);
-                gu[2 * jl] = pack_bf16x2(acc[g], acc[u]), gu[2 * jl + 1] = pack_bf16x2(acc[g + 1], acc[u + 1]);
-            }
-            float hv[16];
-#pragma unroll
-            for (int i = 0; i < 16; ++i) hv[i] = silu_packed(gu[i]);
-#pragma unroll
-            for (int jl = 0; jl < 8; ++jl) {
-                const unsigned v = pack_bf16x2(hv[2 * jl], hv[2 * jl + 1]);
-                asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(line + ((jl ^ (m % 8)) << 4)), "r"(v) : "memory");
-            }
-            continue;
-        }
 #pragma unroll
         for (int jl = 0; jl < 8; ++jl) {
             const unsigned v = out_pair<kBN>(acc, kGated, c0 / 8 + jl, half);
@@ -319,7 +266,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    int epi_ilp = 1;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
