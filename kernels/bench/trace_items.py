@@ -4,11 +4,12 @@ decode and mid, whose two launches' items are in one file, gate/up first).
 
 Every item of the last call is one CSV row: the SM that ran it, when its producer took it, when its h was ready
 (down items; the take for gate/up), when its first stage had landed in the consumers, when its MMAs were done and
-when its epilogue was done (%globaltimer, ns). decode and mid have no producer: an item is taken when its loads
+when its epilogue was done (%globaltimer, ns); for wgmma's second consumer warpgroup, when its MMAs and its epilogue
+were done (mma2, end2; 0 with one warpgroup). decode and mid have no producer: an item is taken when its loads
 start (a block's first item: when the block started), and for decode `first` is that start too. Prints where the
-call's time went: the span, each kind's durations and waits, how many SMs were busy and how fast weights streamed in
-each twentieth of the span (each item's weight bytes spread evenly over its first-stage-to-end interval), and the
-tail (the spread of each SM's last end).
+call's time went: the span, each kind's durations and waits (and how far apart the two warpgroups end), how many
+SMs were busy and how fast weights streamed in each twentieth of the span (each item's weight bytes spread evenly
+over its first-stage-to-end interval), and the tail (the spread of each SM's last end).
 
     python3 kernels/bench/trace_items.py trace.csv [--read-gbps 4550] [--bins 20]
 """
@@ -70,7 +71,7 @@ def main():
               + (f"; h wait mean {statistics.mean(hw):.2f} max {max(hw):.2f} us" if g == 0 else "")
               + (f"; epilogue mean {statistics.mean(epi):.2f} max {max(epi):.2f} us" if epi else "")
               + f"; ends from {(min(r['end'] for r in it) - t0) / 1e3:.1f} to {(max(r['end'] for r in it) - t0) / 1e3:.1f} us")
-        # two consumer warpgroups: how far apart they end their MMAs, and how long the tensor cores have neither
+        # two consumer warpgroups: how far apart they end their MMAs, and how long both are in the epilogue
         two = [r for r in it if r.get("mma2") and r.get("end2") and r.get("mma")]
         if two:
             lag = [(r["mma2"] - r["mma"]) / 1e3 for r in two]
