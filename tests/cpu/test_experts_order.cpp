@@ -76,8 +76,12 @@ TEST(ExpertsOrder, EveryItemOnceAndEveryDownItemAfterItsGateUp) {
                 const std::int64_t early = check(p, grid, forced);
                 ASSERT_GE(early, 0);
                 moved += early > 0;
-                if (forced == 0) EXPECT_EQ(early, 0);
-                if (forced < 0 && early > 0) EXPECT_EQ((p.down() - early) % grid, 0) << "the down phase: whole waves";
+                if (forced == 0) {
+                    EXPECT_EQ(early, 0);
+                }
+                if (forced < 0 && early > 0) {
+                    EXPECT_EQ((p.down() - early) % grid, 0) << "the down phase: whole waves";
+                }
             }
     }
     EXPECT_GT(moved, 100) << "the random plans should exercise the moved items";

@@ -338,7 +338,9 @@ TEST(GpuExperts, ItemTracesCoverEveryExpertInOrder) {
             const auto take = v[2], ready = v[3], first = v[4], end = v[5], mma = v[8], mma2 = v[9], end2 = v[10];
             EXPECT_TRUE(take <= ready && ready <= first && first <= mma && mma <= end) << line;
             // the second consumer warpgroup (wgmma with 128-token tiles): its MMAs end before its epilogue does
-            if (mma2 != 0 || end2 != 0) EXPECT_TRUE(take <= mma2 && mma2 <= end2) << line;
+            if (mma2 != 0 || end2 != 0) {
+                EXPECT_TRUE(take <= mma2 && mma2 <= end2) << line;
+            }
             ASSERT_LT(v[6], 2u) << line;
             ASSERT_LT(v[7], std::uint64_t(c.E)) << line;
             seen[v[7]][v[6]] = true;
