@@ -425,33 +425,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                                                                  ntok);
                     publish(w, c0);
                 };
-                // The last a.down_direct rounds of a down tile go straight from registers to y: a round through a
-                // buffer waits for the storer's TMA store of the round before it to have read the buffer.
-                auto direct = [&](auto r) {
-                    constexpr int c0 = 64 * decltype(r)::value;
-                    const int n0 = w.nt * kBN + c0 + col;
-#pragma unroll
-                    for (int half = 0; half < 2; ++half) {
-                        const int m = row + 8 * half;
-                        if (m >= ntok) continue;  // the next expert's row
-                        bf16_t* o = a.y + (std::int64_t(w.row0) + m) * a.hidden;
-#pragma unroll
-                        for (int jl = 0; jl < 8; ++jl) {
-                            const int n = n0 + 8 * jl;  // d % 8 == 0: n + 1 < d as well
-                            if (n < a.hidden)
-                                *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, c0 / 8 + jl, half);
-                        }
-                    }
-                };
                 if (w.gated)
                     unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
-                    unroll<kBN / 64>([&](auto r) {
-                        if (decltype(r)::value >= kBN / 64 - a.down_direct)
-                            direct(r);
-                        else
-                            round(r, std::false_type{});
-                    });
+                    unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
                 if (tr) tr[4] = global_ns();
                 if (tr2) tr2[8] = global_ns();
                 continue;
@@ -539,24 +516,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              q.down_direct};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -614,7 +578,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.down_direct = env_choice("MOELAB_WGMMA_DOWN_DIRECT", {0, 1, 2, 3, 4}, 0);
     // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048

@@ -138,8 +138,7 @@ struct Args {
     // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int short_box;    // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
-    int down_direct;  // staged: the last rounds of a down tile stored from registers (MOELAB_WGMMA_DOWN_DIRECT)
+    int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -267,7 +266,6 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
-    int down_direct = 0;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
