@@ -149,9 +149,11 @@ TEST(Layer, PaddingRowsAreZeroAndDoNotChangeOutput) {
     s.align = 16;
     auto b = run_small(s);
     EXPECT_EQ(a.tensors.out, b.tensors.out);
-    for (std::int64_t r = 0; r < b.rows; ++r)
-        if (b.tensors.row_token[r] < 0)
+    for (std::int64_t r = 0; r < b.rows; ++r) {
+        if (b.tensors.row_token[r] < 0) {
             for (int i = 0; i < 16; ++i) EXPECT_EQ(b.tensors.y_packed[r * 16 + i], 0);
+        }
+    }
 }
 
 TEST(Comm, TrafficRowsSumToWhatEachRankSends) {

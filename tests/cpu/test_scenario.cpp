@@ -174,8 +174,12 @@ TEST(Params, TableCoversEveryKeyOfTheToml) {
         EXPECT_NE(toml.find("\n" + std::string(p.name) + " = "), std::string::npos) << p.name;
         EXPECT_EQ(std::string(p.flag).rfind("--", 0), 0u) << p.name;
         EXPECT_TRUE(*p.help && *p.what && *p.label && *p.group) << p.name;
-        if (p.widget == demos::Widget::Combo) EXPECT_FALSE(p.choices.empty()) << p.name;
-        if (p.is_number()) EXPECT_LT(p.min, p.max) << p.name;
+        if (p.widget == demos::Widget::Combo) {
+            EXPECT_FALSE(p.choices.empty()) << p.name;
+        }
+        if (p.is_number()) {
+            EXPECT_LT(p.min, p.max) << p.name;
+        }
     }
     // Names and flags are unique.
     for (auto& a : demos::scenario_params())
@@ -207,8 +211,9 @@ TEST(Params, EveryParameterRoundTripsThroughTomlAndTheCliFlags) {
         // The whole scenario as flags.
         EXPECT_EQ(via_cli(demos::to_cli_args(s)), s) << p.name;
         // The short alias does the same as the flag.
-        if (*p.alias && p.type() != ParamType::Bool)
+        if (*p.alias && p.type() != ParamType::Bool) {
             EXPECT_TRUE(p.equal(s, via_cli({p.alias, p.get_text(s)}))) << p.alias;
+        }
     }
 }
 
