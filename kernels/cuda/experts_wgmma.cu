@@ -205,7 +205,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 bool g;
                 std::int64_t j;
                 order_item(order_s, it, g, j);
-                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group);
+                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
                 sl = Slot{it,
                           w.e,
                           w.nt,
@@ -520,7 +520,7 @@ void launch_wgmma(const Call& q) {
               q.ffn,           kBoth,          q.h,       q.y,
               q.sched,         down_preload(), tbuf,      int(q.skip_idle),
               q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
-              int(q.short_box)};
+              int(q.short_box), int(q.snake)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -582,7 +582,8 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
     // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048
     // (kernels/bench/RESULTS.md, ninth and tenth sessions).
-    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 8, 16, 32}, tokens_per_expert >= 3072 ? 1 : 0);
+    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, tokens_per_expert >= 3072 ? 1 : 0);
+    q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):

@@ -36,9 +36,10 @@ struct Item {
 };
 
 // Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
-// tile innermost, within a group.
+// tile innermost, within a group; with `snake`, every second group takes the weight tiles in the reverse order, so it
+// starts on the ones its predecessor read last.
 __device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pre, int experts, int nt_gated,
-                                       int nt_down, int group) {
+                                       int nt_down, int group, bool snake) {
     Item w;
     w.gated = gated;
     const int ntiles = w.gated ? nt_gated : nt_down;
@@ -49,6 +50,7 @@ __device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pr
     const int g = local / (gs * ntiles), first = g * gs, in = min(gs, ntt - first);
     local -= g * gs * ntiles;
     w.nt = local / in;
+    if (snake && (g & 1)) w.nt = ntiles - 1 - w.nt;
     w.mt = first + local % in;
     return w;
 }
@@ -139,6 +141,7 @@ struct Args {
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
+    int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -266,6 +269,7 @@ struct Call {
     cudaStream_t st;
     int early = -1;
     bool short_box = true;
+    bool snake = false;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up

@@ -237,6 +237,7 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* group = "";               // MOELAB_WGMMA_GROUP: token tiles an expert's items run in groups of
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
+        const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -252,16 +253,18 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                   WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"},
                   WgConfig{"128", "256", "1", "1", "", "3"}, WgConfig{"64", "128", "1", "1", "", "8"},
                   WgConfig{"128", "256", "1", "1", "", "0"}, WgConfig{"128", "256", "1", "1", "", "", "0"},
-                  WgConfig{"64", "128", "1", "0", "", "", "0"}}) {
+                  WgConfig{"64", "128", "1", "0", "", "", "0"}, WgConfig{"128", "256", "1", "1", "2", "", "", "1"},
+                  WgConfig{"64", "128", "1", "1", "1", "", "", "1"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
-                    o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box);
+                    o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box),
+                    s_env("MOELAB_WGMMA_SNAKE", w.snake);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 "', snake '" + w.snake + "', hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
