@@ -578,12 +578,15 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    // From 3072 tokens per expert an expert's items run one token tile at a time (every weight tile of it, then the
-    // next), so the token tile is read from L2 while the expert's weights stay resident: 0-3% faster than the default
-    // order at 4096 tokens per expert (S1 and the classroom shape), slower at 1024 and even within the noise at 2048
-    // (kernels/bench/RESULTS.md, ninth and tenth sessions).
-    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, tokens_per_expert >= 3072 ? 1 : 0);
-    q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, 0) == 1;
+    // From 3072 tokens per expert an expert's items run in groups of 12 token tiles (every weight tile of a group,
+    // its token tiles innermost, then the next group, every second one taking the weight tiles backwards), so that
+    // what the running items share fits in L2: at S3's 4096 tokens per expert (d = 7168, 58.7 MB of gate/up weights
+    // an expert) the call read 103 GB from DRAM this way against 310 GB one token tile at a time (the ninth session's
+    // order) and took 144.4 ms against 159.0 at the power cap; S1 and the classroom shape even (kernels/bench/
+    // RESULTS.md, nineteenth session). Below 3072 the groups are the expert's whole column of token tiles.
+    const bool long_rows = tokens_per_expert >= 3072;
+    q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
+    q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
