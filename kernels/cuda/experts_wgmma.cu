@@ -4,12 +4,13 @@
 //
 // A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two idle
 // ones. An item is one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered
-// gate/up first (expert by expert, weight tile, token tile innermost), then down, and blocks take the next number from
-// a counter in global memory as they go. The producer takes an item (the next number already while it loads the
-// current item's last stage), locates it (expert, tiles, tokens, first row) and hands that to the consumers in the
-// slot of the stage it fills first; for each k step of 64 it waits for a free stage of the ring, then asks TMA for the
-// token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN
-// rows of w2, in two halves), completing the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come
+// gate/up first (expert by expert, weight tile, token tile innermost, in groups of token tiles: locate), then down,
+// and blocks take the next number from a counter in global memory as they go. The producer takes an item (the next
+// number already while it loads the current item's last stage), locates it (expert, tiles, tokens, first row) and
+// hands that to the consumers in the slot of the stage it fills first; for each k step of 64 it waits for a free stage
+// of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the
+// matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's `full` barrier. Gathered
+// rows (nopack: no packed copy of x) come
 // through cp.async instead: the producer warp's 32 lanes copy the token tile's rows of x (row_token) into the same
 // swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their
 // MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
