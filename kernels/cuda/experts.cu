@@ -324,7 +324,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // tokens per expert for d = 4096 (S1 at 512: 1,746 µs against 2,130 for streams; at 1024, 07:30: 3,222 and 3,279
     // against 3,336 and 3,428; at 2048, 09:18, 7,250 and 7,184 against 7,524 and 7,500; at 4096 even: 14,386 and
     // 14,212 against 14,055 and 14,567) and up to 384 for S3's d = 7168 (at 256: 11,511 against 12,171; at 512 streams
-    // is 1% ahead, at 4096 12%).
+    // is 1% ahead, at 4096 12%, even since wgmma's items run in groups there: 143.6 ms against 141.0-144.9, 22:11).
     // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
     // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
     // Gathered rows (nopack): wgmma's producer copies them with cp.async, and no cuBLAS path gathers, so wgmma
