@@ -4,25 +4,24 @@
 //
 // A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two idle
 // ones. An item is one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered
-// gate/up first (expert by expert, weight tile, token tile innermost, in groups of token tiles: locate), then down,
-// and blocks take the next number from a counter in global memory as they go. The producer takes an item (the next
-// number already while it loads the current item's last stage), locates it (expert, tiles, tokens, first row) and
-// hands that to the consumers in the slot of the stage it fills first; for each k step of 64 it waits for a free stage
-// of the ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the
-// matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's `full` barrier. Gathered
-// rows (nopack: no packed copy of x) come
-// through cp.async instead: the producer warp's 32 lanes copy the token tile's rows of x (row_token) into the same
-// swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence the proxies before their
-// MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens
-// each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The epilogue forms h =
-// SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16 conversions and the
-// hardware tanh) or y from the accumulators. With kStaged the tile goes into a swizzled tile in shared
-// memory and the storer writes it out while the consumers go on with the next item's MMAs: TMA stores for a full
+// gate/up first (expert by expert, weight tile, token tile innermost, in groups of token tiles: locate), then down, and
+// blocks take the next number from a counter in global memory as they go. The producer takes an item (the next number
+// already while it loads the current item's last stage), locates it (expert, tiles, tokens, first row) and hands that
+// to the consumers in the slot of the stage it fills first; for each k step of 64 it waits for a free stage of the
+// ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the matching
+// kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's `full` barrier. Gathered rows (nopack:
+// no packed copy of x) come through cp.async instead: the producer warp's 32 lanes copy the token tile's rows of x
+// (row_token) into the same swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence
+// the proxies before their MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from
+// the stage (64 tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The
+// epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16
+// conversions and the hardware tanh) or y from the accumulators. With kStaged the tile goes into a swizzled tile in
+// shared memory and the storer writes it out while the consumers go on with the next item's MMAs: TMA stores for a full
 // token tile, the warp's own stores of the rows below the expert's tokens for a partial one (a TMA box would overwrite
 // the next expert's rows); without, the consumers store from registers. The ring runs on across items, so the next
 // item's loads overlap this item's last MMAs and epilogue. With 2 consumer warpgroups the consumers take 216 registers
-// a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168 by warpgroup), for the 128 accumulators of a
-// 128 × 256 tile.
+// a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168 by warpgroup), for a 128 × 256 tile's 128
+// accumulators.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
@@ -579,12 +578,9 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    // From 3072 tokens per expert an expert's items run in groups of 12 token tiles (every weight tile of a group,
-    // its token tiles innermost, then the next group, every second one taking the weight tiles backwards), so that
-    // what the running items share fits in L2: at S3's 4096 tokens per expert (d = 7168, 58.7 MB of gate/up weights
-    // an expert) the call read 103 GB from DRAM this way against 310 GB one token tile at a time (the ninth session's
-    // order) and took 144.4 ms against 159.0 at the power cap; S1 and the classroom shape even (kernels/bench/
-    // RESULTS.md, nineteenth session). Below 3072 the groups are the expert's whole column of token tiles.
+    // From 3072 tokens per expert an expert's items run in groups of 12 token tiles, every second group's weight tiles
+    // backwards, so that what the running items share fits in L2: S3 at 4096 read 103 GB from DRAM against 310 one
+    // token tile a group, 144.4 ms against 159.0; S1 and the classroom shape even (RESULTS.md, nineteenth session).
     const bool long_rows = tokens_per_expert >= 3072;
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;

@@ -264,7 +264,8 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', snake '" + w.snake + "', hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 "', snake '" + w.snake + "', hint " + std::to_string(hint) +
+                                 (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
