@@ -42,7 +42,7 @@ RooflineCeilings recorded_ceilings() {
     c.bandwidth = "read";
     c.device = "NVIDIA H200";
     c.source = lesson::Source::Modeled;
-    c.origin = "ceilings recorded on an NVIDIA H200 (kernels/bench/RESULTS.md, run of record 2026-11-29 20:11 UTC)";
+    c.origin = "ceilings recorded on an NVIDIA H200 (kernels/bench/RESULTS.md, the run of 2026-11-29 20:11 UTC)";
     return c;
 }
 

@@ -33,8 +33,8 @@ struct RooflineCeilings {
     lesson::Source source = lesson::Source::Modeled;  // measured-gpu here, or recorded elsewhere (modeled)
     std::string origin;                               // one line: where the numbers come from
 };
-// The run of record in kernels/bench/RESULTS.md (NVIDIA H200, 2026-11-29 20:11 UTC): read 4473 GB/s, bf16 GEMM
-// 785 TFLOP/s. Used without a GPU, labelled modeled.
+// A run in kernels/bench/RESULTS.md (NVIDIA H200, 2026-11-29 20:11 UTC; the later runs of record are within 2%): read
+// 4473 GB/s, bf16 GEMM 785 TFLOP/s. Used without a GPU, labelled modeled.
 RooflineCeilings recorded_ceilings();
 
 // The roofline at one x.

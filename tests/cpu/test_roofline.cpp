@@ -87,7 +87,7 @@ TEST(Roofline, ModeledUsesTheRecordedCeilingsAndSaysSo) {
     const demos::ExpertRoofline rl = demos::modeled_roofline(kClassroom);
     EXPECT_EQ(rl.source, demos::lesson::Source::Modeled);
     EXPECT_EQ(rl.ceilings.source, demos::lesson::Source::Modeled);
-    EXPECT_DOUBLE_EQ(rl.ceilings.read_gbps, 4473);  // kernels/bench/RESULTS.md, H200 run of record
+    EXPECT_DOUBLE_EQ(rl.ceilings.read_gbps, 4473);  // kernels/bench/RESULTS.md, the H200 run of 2026-11-29
     EXPECT_DOUBLE_EQ(rl.ceilings.gemm_tflops, 785);
     EXPECT_TRUE(rl.points.empty()) << "a modeled roofline invents no timed points";
     ASSERT_FALSE(rl.notes.empty());
