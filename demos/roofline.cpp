@@ -16,7 +16,8 @@ namespace demos {
 
 namespace {
 
-constexpr int kRepeats = 10;  // timed repeats per point (the harness shrinks them for the largest sizes)
+// Timed repeats per point (the harness shrinks them for the largest sizes); used where CUDA is built.
+[[maybe_unused]] constexpr int kRepeats = 10;
 
 void check(const RooflineShape& s, const RooflineCeilings& c) {
     if (s.hidden < 1) MOE_BAD_INPUT("roofline: hidden " << s.hidden << " must be >= 1");

@@ -210,7 +210,9 @@ TEST(PipelineCli, CpuBackendModelsAndSaysSoAndWritesATrace) {
     EXPECT_NE(r.out.find("needs the cuda backend"), std::string::npos) << r.out;
     std::ifstream f(trace);
     ASSERT_TRUE(f.good()) << r.out;
-    EXPECT_NO_THROW((void)nlohmann::json::parse(f));
+    nlohmann::json j;
+    EXPECT_NO_THROW(j = nlohmann::json::parse(f));
+    EXPECT_TRUE(j.is_object() && j.contains("traceEvents")) << "a Chrome trace";
     std::remove(trace.c_str());
     auto bad = moelab_test::shell(std::string(MOELAB_BIN) + " run pipeline --backend cpu --kv-groups 3");
     EXPECT_EQ(bad.rc, 2) << bad.out;
