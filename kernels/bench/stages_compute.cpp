@@ -88,6 +88,12 @@ int bench_sms() {
     return v && *v ? std::max(0, std::atoi(v)) : 0;
 }
 
+// MOELAB_BENCH_GRAPH=1 (an experiment's knob): time the device-plan FFN variants as CUDA graph replays.
+bool bench_graph() {
+    const char* v = std::getenv("MOELAB_BENCH_GRAPH");
+    return v && std::string(v) == "1";
+}
+
 }  // namespace
 
 void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {
@@ -206,9 +212,14 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         }
         // Host-side shapes and pageable copies inside: timed as direct launches, not graphs. Repeats shrink for
         // the largest sizes so that one row times about half a second.
+        // MOELAB_BENCH_GRAPH=1: the variants that keep the plan on the device (decode, mid, wgmma, nopack) are timed
+        // as CUDA graph replays, as a captured layer runs them: the launches' own cost, not the kernels'.
+        const bool device_plan = impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid ||
+                                 impl == gpu::ExpertsImpl::Wgmma || gather;
+        const bool graph = device_plan && bench_graph();
         const Timing probe = time_runs(sg.s, 1, 0, 2, false, body);
         const int repeats = std::max(5, std::min(opt.repeats, int(500.0 / std::max(probe.median_ms, 1e-3))));
-        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), repeats, false, body);
+        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), repeats, graph, body);
         r.flops = flops;
         r.bytes = bytes;
         r.tokens_per_expert = double(rows) / E;
