@@ -88,6 +88,37 @@ int bench_sms() {
     return v && *v ? std::max(0, std::atoi(v)) : 0;
 }
 
+// MOELAB_BENCH_STREAM=1 (an experiment's knob): after the FFN's variants, two rows that only read its weight bytes
+// (the first experts' weights, as many as the size has non-empty ones): `read-1` in one kernel, `read-2` as the FFN
+// does, gate/up's bytes and then down's in a kernel launched programmatically that waits for the first. What the
+// weight stream alone costs in the call's shape: launches, the first bytes' latency, the phases' tails.
+bool bench_stream() {
+    const char* v = std::getenv("MOELAB_BENCH_STREAM");
+    return v && std::string(v) == "1";
+}
+
+void stream_rows(ShapeState& st, const Options& opt, const Ceilings& c, Stream s, std::size_t nonempty,
+                 double weight_ms, double math_ms, const Emit& emit) {
+    const Shape& sh = st.shape;
+    const std::size_t up = nonempty * 2 * std::size_t(sh.ffn) * sh.hidden * 2,
+                      down = nonempty * std::size_t(sh.ffn) * sh.hidden * 2;
+    gpu::DeviceBuffer<unsigned> sink(1, "bench stream sink");
+    for (const bool two : {false, true}) {
+        Row r = base_row(st, "experts", two ? "read-2" : "read-1");
+        auto body = [&](int) { gpu::stream_read(st.w1.data(), up, st.w2.data(), down, two, sink.data(), s); };
+        body(0);
+        gpu::synchronize(s);
+        const Timing t = time_runs(s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
+        r.bytes = double(up + down);
+        r.weight_ms = weight_ms, r.math_ms = math_ms;
+        r.floor_ms = std::max(weight_ms, math_ms);
+        r.bound = weight_ms >= math_ms ? "weights" : "math";
+        r.note = two ? "the weight bytes only: gate/up's, then down's after it" : "the weight bytes only, one kernel";
+        finish_row(r, t, c);
+        emit(r);
+    }
+}
+
 // MOELAB_BENCH_GRAPH=1 (an experiment's knob): time the device-plan FFN variants as CUDA graph replays.
 bool bench_graph() {
     const char* v = std::getenv("MOELAB_BENCH_GRAPH");
@@ -240,6 +271,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (!record_failure(base_row(st, "experts", name), e, emit)) throw;
         }
     }
+    if (bench_stream()) stream_rows(st, opt, c, sg.s, nonempty.size(), weight_ms, math_ms, emit);
 }
 
 void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {

@@ -431,7 +431,48 @@ __global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
     if (acc == 0x9E3779B9u) *sink = acc;  // keeps the loads; practically never taken
 }
 
+// read_kernel over n 16-byte pieces of src, then nb of src_b (stream_read). kPhase 0: a read alone; 1: the first of
+// two, which lets the second launch at once; 2: the second, whose loads wait until the first has completed.
+template <int kPhase>
+__global__ void read_two_kernel(const uint4* src, std::int64_t n, const uint4* src_b, std::int64_t nb, unsigned* sink) {
+    if constexpr (kPhase == 1) launch_dependents();
+    if constexpr (kPhase == 2) wait_for_producer();
+    auto at = [&](std::int64_t i) { return reinterpret_cast<const bf16_t*>(i < n ? src + i : src_b + (i - n)); };
+    const std::int64_t total = n + nb, stride = std::int64_t(gridDim.x) * blockDim.x;
+    unsigned acc = 0;
+    std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    for (; i + 3 * stride < total; i += 4 * stride) {
+        uint4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) v[u] = ld_stream(at(i + u * stride));
+#pragma unroll
+        for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    for (; i < total; i += stride) {
+        const uint4 v = ld_stream(at(i));
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x9E3779B9u) *sink = acc;
+}
+
 }  // namespace
+
+void stream_read(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes, bool two, unsigned* sink,
+                 Stream s) {
+    cudaStream_t st = static_cast<cudaStream_t>(s);
+    const unsigned grid = unsigned(device_sms()) * 8;
+    const auto *pa = reinterpret_cast<const uint4*>(a), *pb = reinterpret_cast<const uint4*>(b);
+    const std::int64_t na = std::int64_t(a_bytes / 16), nb = std::int64_t(b_bytes / 16);
+    if (!two) {
+        read_two_kernel<0><<<grid, 256, 0, st>>>(pa, na, pb, nb, sink);
+        MOE_CUDA_LAUNCH_CHECK("read_kernel");
+        return;
+    }
+    read_two_kernel<1><<<grid, 256, 0, st>>>(pa, na, pb, std::int64_t(0), sink);
+    MOE_CUDA_LAUNCH_CHECK("read_kernel (first)");
+    launch_after_producer(read_two_kernel<2>, grid, 256, 0, st, pb, nb, pa, std::int64_t(0), sink);
+    MOE_CUDA_LAUNCH_CHECK("read_kernel (second)");
+}
 
 int decode_chunk_tokens(double tokens_per_expert) {
     // Headroom over the mean: with random routing the busier experts hold about mean + 2·sqrt(mean) tokens, and a

@@ -181,5 +181,10 @@ void combine(const bf16_t* y, const std::int32_t* inv, const float* weights, std
 double measure_copy_gbps(std::size_t bytes, int repeats);  // device-to-device copy, read + write bytes
 double measure_gemm_tflops(int n, int repeats);            // bf16 n×n×n through cuBLAS, fp32 accumulate
 double measure_read_gbps(std::size_t bytes, int repeats);  // 16-byte streaming loads, bytes read only
+// The FFN's weight stream without its arithmetic (an experiment's floor: MOELAB_BENCH_STREAM): a_bytes of a and
+// b_bytes of b read by one kernel, or (two) a's by one kernel and b's by a second one launched programmatically that
+// waits for the first before its loads, as the down GEMM waits for gate/up. 16-byte streaming loads, on the stream.
+void stream_read(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes, bool two, unsigned* sink,
+                 Stream s);
 
 }  // namespace moe::gpu
