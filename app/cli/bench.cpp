@@ -189,8 +189,9 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     std::map<std::pair<std::string, std::int64_t>, std::vector<const moe::bench::Row*>> by_size;
     std::vector<std::pair<std::string, std::int64_t>> order;
     for (const auto& r : rows) {
-        // read-1 and read-2 (MOELAB_BENCH_STREAM) stream the weights without the FFN: not variants to pick
-        if (r.stage != "experts" || r.group != "experts sweep" || !r.error.empty() || r.variant.rfind("read-", 0) == 0)
+        // read-1, read-2 and dense (MOELAB_BENCH_STREAM) are probes of the hardware, not variants to pick
+        if (r.stage != "experts" || r.group != "experts sweep" || !r.error.empty() ||
+            r.variant.rfind("read-", 0) == 0 || r.variant == "dense")
             continue;
         auto key = std::make_pair(r.shape, r.tokens);
         if (!by_size.count(key)) order.push_back(key);

@@ -271,7 +271,23 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (!record_failure(base_row(st, "experts", name), e, emit)) throw;
         }
     }
-    if (bench_stream()) stream_rows(st, opt, c, sg.s, nonempty.size(), weight_ms, math_ms, emit);
+    if (bench_stream()) {
+        stream_rows(st, opt, c, sg.s, nonempty.size(), weight_ms, math_ms, emit);
+        // dense: the arithmetic without the grouping (a row per size; its workspace is the FFN's, which holds it)
+        Row r = base_row(st, "experts", "dense");
+        auto body = [&](int) {
+            gpu::dense_gemms(xp.data(), rows, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
+        };
+        body(0);
+        gpu::synchronize(sg.s);
+        const Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
+        r.flops = flops, r.bytes = bytes, r.tokens_per_expert = double(rows) / E;
+        r.weight_ms = weight_ms, r.math_ms = math_ms, r.floor_ms = std::max(weight_ms, math_ms);
+        r.bound = weight_ms >= math_ms ? "weights" : "math";
+        r.note = "cuBLAS over all rows as one expert's: the FFN's FLOPs without the grouping, no SiLU";
+        finish_row(r, t, c);
+        emit(r);
+    }
 }
 
 void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {

@@ -382,6 +382,15 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
                        ffn, w1, w2, y, ws, ws_bytes, s);
 }
 
+void dense_gemms(const bf16_t* xp, std::int64_t rows, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
+                 bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
+    if (rows <= 0) return;
+    const ExpertsLayout l = carve_experts(rows, 1, ffn, ws, ws_bytes, nullptr);
+    cublasHandle_t h = blas_on(to_cuda(s));
+    gemm_nt(h, xp, int(rows), w1, 2 * ffn, hidden, l.h1);  // [rows, 2F]: expert 0's gate and up rows
+    gemm_nt(h, l.h, int(rows), w2, hidden, ffn, y);        // [rows, d]
+}
+
 ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                         const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,

@@ -186,5 +186,10 @@ double measure_read_gbps(std::size_t bytes, int repeats);  // 16-byte streaming 
 // waits for the first before its loads, as the down GEMM waits for gate/up. 16-byte streaming loads, on the stream.
 void stream_read(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes, bool two, unsigned* sink,
                  Stream s);
+// The FFN's two GEMMs through cuBLAS over all `rows` as if they were one expert's (expert 0's weights; no SiLU, h
+// read as it is): what the arithmetic costs at this size without the grouping (MOELAB_BENCH_STREAM's `dense` row).
+// ws as experts_ffn's for rows and one expert.
+void dense_gemms(const bf16_t* xp, std::int64_t rows, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
+                 bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
 
 }  // namespace moe::gpu
