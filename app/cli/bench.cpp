@@ -189,10 +189,7 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     std::map<std::pair<std::string, std::int64_t>, std::vector<const moe::bench::Row*>> by_size;
     std::vector<std::pair<std::string, std::int64_t>> order;
     for (const auto& r : rows) {
-        // read-1, read-2 and dense (MOELAB_BENCH_STREAM) are probes of the hardware, not variants to pick
-        if (r.stage != "experts" || r.group != "experts sweep" || !r.error.empty() ||
-            r.variant.rfind("read-", 0) == 0 || r.variant == "dense")
-            continue;
+        if (r.stage != "experts" || r.group != "experts sweep" || !r.error.empty()) continue;
         auto key = std::make_pair(r.shape, r.tokens);
         if (!by_size.count(key)) order.push_back(key);
         by_size[key].push_back(&r);
@@ -201,19 +198,27 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
     std::printf(
         "#\n# expert FFN sweep: roofline = max(weight bytes / read ceiling, FLOPs / GEMM ceiling); %%roof = "
         "roofline / time; vs torch = torch._grouped_mm time / ours; MHz: NVML's mean SM clock while auto's row was "
-        "timed (under load the effective clock can be lower: kernels/bench/RESULTS.md)\n");
-    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "T",
-                "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz", "best variant", "time(us)",
-                "%roof", "vs torch", "torch(us)");
+        "timed (under load the effective clock can be lower: kernels/bench/RESULTS.md); probe: the same work without "
+        "the FFN around it, stream = the weight bytes alone in the FFN's two dependent kernels, dense = cuBLAS over "
+        "all rows as one expert's\n");
+    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s | %-6s %10s %6s\n",
+                "shape", "tpe", "T", "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz",
+                "best variant", "time(us)", "%roof", "vs torch", "torch(us)", "probe", "time(us)", "%roof");
     for (const auto& key : order) {
         const auto& v = by_size[key];
         const moe::bench::Row* autorow = nullptr;
         const moe::bench::Row* best = nullptr;
+        const moe::bench::Row* probe = nullptr;  // the probe that matches the bound (stream or dense)
         for (const auto* r : v) {
+            if (r->variant.rfind("probe-", 0) == 0) {
+                if (r->variant == (r->bound == "weights" ? "probe-stream" : "probe-dense")) probe = r;
+                continue;
+            }
             if (r->variant.rfind("auto", 0) == 0) autorow = r;
             if (!best || r->median_ms < best->median_ms) best = r;
         }
-        const moe::bench::Row* any = v.front();
+        if (!best) continue;
+        const moe::bench::Row* any = best;
         std::string what;
         const json* p = peer.find(*any, &what);
         const double torch_ms = p ? (*p)["median_ms"].get<double>() : 0.0;
@@ -227,11 +232,15 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
         const moe::bench::Row* a = autorow ? autorow : best;
         char mhz[16] = "-";
         if (a->sm_mhz > 0) std::snprintf(mhz, sizeof mhz, "%.0f", a->sm_mhz);
-        std::printf("  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s %5s | %-14s %10.1f %6.1f %8s | %10s\n",
-                    any->shape.c_str(), any->tokens_per_expert, static_cast<long long>(any->tokens),
-                    any->floor_ms * 1e3, any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor,
-                    vs(a).c_str(), mhz, best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(),
-                    torch_s);
+        char probe_s[48] = "-";
+        if (probe)
+            std::snprintf(probe_s, sizeof probe_s, "%-6s %10.1f %6.1f", probe->variant.c_str() + 6,
+                          probe->median_ms * 1e3, probe->pct_floor);
+        std::printf(
+            "  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s %5s | %-14s %10.1f %6.1f %8s | %10s | %s\n",
+            any->shape.c_str(), any->tokens_per_expert, static_cast<long long>(any->tokens), any->floor_ms * 1e3,
+            any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor, vs(a).c_str(), mhz,
+            best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(), torch_s, probe_s);
     }
 }
 

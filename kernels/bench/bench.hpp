@@ -32,6 +32,7 @@ struct Options {
     // (up to 64 tokens per expert; its two load flavors up to 8), mid with 64- and 128-token tiles (up to 64),
     // batched, grouped, streams (serial from 512) over experts_sweep_shapes().
     bool sweep = false;
+    bool probes = false;  // experts: also the probe row that matches the roofline's bound (the sweep sets it)
     int warmup = 10;
     int repeats = 50;
     bool check = true;

@@ -258,6 +258,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             const int tpe = int(shape.tokens * shape.top_k / shape.experts);
             // decode re-reads an expert's weights once per 64 tokens: past that it is timed only where it is cheap
             o.experts_impls = {"auto"};
+            o.probes = true;
             if (tpe <= 64) o.experts_impls.push_back("decode");
             if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
                 for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);
@@ -317,6 +318,7 @@ Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per
         if (tpe < 1) MOE_BAD_INPUT("roofline: tokens per expert " << tpe << " must be >= 1");
         st.shape.tokens = std::max<std::int64_t>(1, std::int64_t(tpe) * shape.experts / shape.top_k);
         detail::bench_experts(st, o, rl.ceilings, [&](Row r) {
+            if (r.variant.rfind("probe-", 0) == 0) return;  // MOELAB_BENCH_STREAM's probes: not the FFN
             if (!r.error.empty()) throw Error(ErrorKind::Runtime, "roofline: " + r.error);
             RooflinePoint p;
             p.tokens_per_expert = r.tokens_per_expert;

@@ -88,35 +88,76 @@ int bench_sms() {
     return v && *v ? std::max(0, std::atoi(v)) : 0;
 }
 
-// MOELAB_BENCH_STREAM=1 (an experiment's knob): after the FFN's variants, two rows that only read its weight bytes
-// (the first experts' weights, as many as the size has non-empty ones): `read-1` in one kernel, `read-2` as the FFN
-// does, gate/up's bytes and then down's in a kernel launched programmatically that waits for the first. What the
-// weight stream alone costs in the call's shape: launches, the first bytes' latency, the phases' tails.
+// Times `body` for about half a second of repeats (at least 5, at most opt.repeats), after a 2-run probe.
+Timing time_for_half_a_second(Stream s, const Options& opt, bool graph, const std::function<void(int)>& body) {
+    const Timing probe = time_runs(s, 1, 0, 2, false, body);
+    const int repeats = std::max(5, std::min(opt.repeats, int(500.0 / std::max(probe.median_ms, 1e-3))));
+    return time_runs(s, 1, std::min(opt.warmup, 3), repeats, graph, body);
+}
+
+// MOELAB_BENCH_STREAM=1 (an experiment's knob): every probe row below at every size, not only the one the sweep times.
 bool bench_stream() {
     const char* v = std::getenv("MOELAB_BENCH_STREAM");
     return v && std::string(v) == "1";
 }
 
-void stream_rows(ShapeState& st, const Options& opt, const Ceilings& c, Stream s, std::size_t nonempty,
-                 double weight_ms, double math_ms, const Emit& emit) {
-    const Shape& sh = st.shape;
-    const std::size_t up = nonempty * 2 * std::size_t(sh.ffn) * sh.hidden * 2,
-                      down = nonempty * std::size_t(sh.ffn) * sh.hidden * 2;
-    gpu::DeviceBuffer<unsigned> sink(1, "bench stream sink");
-    for (const bool two : {false, true}) {
-        Row r = base_row(st, "experts", two ? "read-2" : "read-1");
-        auto body = [&](int) { gpu::stream_read(st.w1.data(), up, st.w2.data(), down, two, sink.data(), s); };
+// The probes: what this GPU gives the size's work without the FFN around it, in the FFN's shape (opt.probes, the
+// sweep: the one that matches the roofline's bound; MOELAB_BENCH_STREAM=1: all three). Not variants: no result is
+// checked, and the summary does not pick them.
+//   probe-stream:  the weight bytes of as many experts as the size has non-empty ones, gate/up's in one kernel, then
+//                  down's in a second one launched programmatically that waits for the first, as the FFN's GEMMs do
+//                  (16-byte streaming loads, no arithmetic): the launches, the first bytes' latency, the two tails;
+//   probe-stream1: the same bytes in one kernel;
+//   probe-dense:   the FFN's two GEMMs through cuBLAS over all rows as one expert's (no SiLU): the FLOPs without
+//                  the grouping (no expert's last, partial tile; its weights are one expert's).
+struct ProbeCtx {
+    ShapeState& st;
+    const Options& opt;
+    const Ceilings& c;
+    Stream s;
+    std::size_t nonempty;
+    std::int64_t rows;
+    const bf16_t* xp;
+    bf16_t* y;
+    void* ws;
+    std::size_t wsb;
+    double flops, bytes, weight_ms, math_ms;
+};
+void probe_rows(const ProbeCtx& p, const Emit& emit) {
+    const Shape& sh = p.st.shape;
+    const bool weights = p.weight_ms >= p.math_ms, all = bench_stream();
+    const std::size_t up = p.nonempty * 2 * std::size_t(sh.ffn) * sh.hidden * 2,
+                      down = p.nonempty * std::size_t(sh.ffn) * sh.hidden * 2;
+    gpu::DeviceBuffer<unsigned> sink(1, "bench probe sink");
+    auto one = [&](const char* name, const char* note, const std::function<void(int)>& body, bool gemm) {
+        Row r = base_row(p.st, "experts", name);
         body(0);
-        gpu::synchronize(s);
-        const Timing t = time_runs(s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
-        r.bytes = double(up + down);
-        r.weight_ms = weight_ms, r.math_ms = math_ms;
-        r.floor_ms = std::max(weight_ms, math_ms);
-        r.bound = weight_ms >= math_ms ? "weights" : "math";
-        r.note = two ? "the weight bytes only: gate/up's, then down's after it" : "the weight bytes only, one kernel";
-        finish_row(r, t, c);
+        gpu::synchronize(p.s);
+        const Timing t = time_for_half_a_second(p.s, p.opt, false, body);
+        r.flops = gemm ? p.flops : 0.0;
+        r.bytes = gemm ? p.bytes : double(up + down);
+        r.tokens_per_expert = double(p.rows) / sh.experts;
+        r.weight_ms = p.weight_ms, r.math_ms = p.math_ms, r.floor_ms = std::max(p.weight_ms, p.math_ms);
+        r.bound = weights ? "weights" : "math";
+        r.note = note;
+        finish_row(r, t, p.c);
         emit(r);
-    }
+    };
+    auto stream = [&](bool two) {
+        return [&, two](int) { gpu::stream_read(p.st.w1.data(), up, p.st.w2.data(), down, two, sink.data(), p.s); };
+    };
+    if (all) one("probe-stream1", "the weight bytes read in one kernel, no arithmetic", stream(false), false);
+    if (all || weights)
+        one("probe-stream", "the weight bytes read as the FFN reads them: gate/up's, then down's after it",
+            stream(true), false);
+    if (all || !weights)
+        one(
+            "probe-dense", "cuBLAS over all rows as one expert's: the FFN's FLOPs without the grouping, no SiLU",
+            [&](int) {
+                gpu::dense_gemms(p.xp, p.rows, sh.hidden, sh.ffn, p.st.w1.data(), p.st.w2.data(), p.y, p.ws, p.wsb,
+                                 p.s);
+            },
+            true);
 }
 
 // MOELAB_BENCH_GRAPH=1 (an experiment's knob): time the device-plan FFN variants as CUDA graph replays.
@@ -248,9 +289,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         const bool device_plan = impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid ||
                                  impl == gpu::ExpertsImpl::Wgmma || gather;
         const bool graph = device_plan && bench_graph();
-        const Timing probe = time_runs(sg.s, 1, 0, 2, false, body);
-        const int repeats = std::max(5, std::min(opt.repeats, int(500.0 / std::max(probe.median_ms, 1e-3))));
-        Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), repeats, graph, body);
+        const Timing t = time_for_half_a_second(sg.s, opt, graph, body);
         r.flops = flops;
         r.bytes = bytes;
         r.tokens_per_expert = double(rows) / E;
@@ -271,23 +310,10 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (!record_failure(base_row(st, "experts", name), e, emit)) throw;
         }
     }
-    if (bench_stream()) {
-        stream_rows(st, opt, c, sg.s, nonempty.size(), weight_ms, math_ms, emit);
-        // dense: the arithmetic without the grouping (a row per size; its workspace is the FFN's, which holds it)
-        Row r = base_row(st, "experts", "dense");
-        auto body = [&](int) {
-            gpu::dense_gemms(xp.data(), rows, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
-        };
-        body(0);
-        gpu::synchronize(sg.s);
-        const Timing t = time_runs(sg.s, 1, std::min(opt.warmup, 3), opt.repeats, false, body);
-        r.flops = flops, r.bytes = bytes, r.tokens_per_expert = double(rows) / E;
-        r.weight_ms = weight_ms, r.math_ms = math_ms, r.floor_ms = std::max(weight_ms, math_ms);
-        r.bound = weight_ms >= math_ms ? "weights" : "math";
-        r.note = "cuBLAS over all rows as one expert's: the FFN's FLOPs without the grouping, no SiLU";
-        finish_row(r, t, c);
-        emit(r);
-    }
+    if (opt.probes || bench_stream())
+        probe_rows({st, opt, c, sg.s, nonempty.size(), rows, xp.data(), y.data(), ws.data(), wsb, flops, bytes,
+                    weight_ms, math_ms},
+                   emit);
 }
 
 void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {

@@ -410,6 +410,42 @@ TEST(GpuExperts, BenchRecordsAFailedStageAndGoesOn) {
     EXPECT_GT(rows[1].median_ms, 0);
 }
 
+// The sweep's probe rows: the one that matches the roofline's bound (the weight bytes streamed alone where the
+// weights bound it, cuBLAS over all rows where the FLOPs do), timed and not checked, with the FFN's own bytes or FLOPs.
+TEST(GpuExperts, BenchProbesMatchTheBound) {
+    MOE_REQUIRE_GPU();
+    moe::bench::Options opt;
+    opt.stages = {"experts"};
+    // 16 tokens per expert (weights bound at these ceilings), then 512 (FLOPs bound)
+    opt.shapes = {{"few", 64, 256, 8, 2, 512}, {"many", 2048, 256, 8, 2, 512}};
+    opt.experts_impls = {"auto"};
+    opt.probes = true;
+    opt.warmup = 1;
+    opt.repeats = 3;
+    moe::bench::Ceilings ceil;
+    ceil.read_gbps = ceil.copy_gbps = 1000, ceil.gemm_tflops = 100;
+    const auto rows = moe::bench::run(opt, ceil, nullptr);
+    ASSERT_EQ(rows.size(), 4u);
+    const double weights = 8.0 * 3 * 512 * 256 * 2;  // every expert has tokens at 16 tokens per expert and more
+    for (int i = 0; i < 2; ++i) {
+        const auto &ffn = rows[2 * i], &probe = rows[2 * i + 1];
+        EXPECT_EQ(ffn.variant.rfind("auto:", 0), 0u) << ffn.variant;
+        EXPECT_EQ(ffn.wrong, 0);
+        EXPECT_EQ(probe.error, "");
+        EXPECT_EQ(probe.bound, ffn.bound);
+        EXPECT_EQ(probe.variant, i == 0 ? "probe-stream" : "probe-dense");
+        EXPECT_EQ(probe.bound, i == 0 ? "weights" : "math");
+        EXPECT_EQ(probe.wrong, -1);  // not a result: nothing to check
+        EXPECT_GT(probe.median_ms, 0);
+        EXPECT_NEAR(probe.floor_ms, ffn.floor_ms, 1e-12);
+        if (i == 0) {
+            EXPECT_NEAR(probe.bytes, weights, 1e-6);
+        } else {
+            EXPECT_NEAR(probe.flops, ffn.flops, 1e-3);
+        }
+    }
+}
+
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
