@@ -138,6 +138,7 @@ ExpertRoofline measure_roofline(const RooflineShape& s, const std::function<bool
             p.floor_ms = q.floor_ms;
             p.wrong = q.wrong;
             p.clocks = q.clocks;
+            p.probe = q.probe, p.probe_ms = q.probe_ms;
             p.source = lesson::Source::MeasuredGpu;
             rl.points.push_back(p);
         }
@@ -145,7 +146,9 @@ ExpertRoofline measure_roofline(const RooflineShape& s, const std::function<bool
     if (progress) progress(1.0f, "done");
     rl.notes.push_back("Measured on " + rl.ceilings.device + ": the engine's own choice (auto) at each point, " +
                        "median and p95 of up to " + std::to_string(kRepeats) +
-                       " repeats after warm-up, each point checked against the CPU reference first; ceilings: read " +
+                       " repeats after warm-up, each point checked against the CPU reference first, beside a probe " +
+                       "of the same work without the FFN around it (the weights read alone where they bound the " +
+                       "size, cuBLAS over all rows as one expert's where the FLOPs do); ceilings: read " +
                        lesson::format_number(rl.ceilings.read_gbps) + " GB/s (16-byte loads), bf16 GEMM " +
                        lesson::format_number(rl.ceilings.gemm_tflops) + " TFLOP/s (cuBLAS 8192³).");
     return rl;

@@ -65,6 +65,10 @@ struct RooflinePoint {
     std::int64_t wrong = -1;  // elements outside tolerance against the CPU reference; -1: not checked
     lesson::Source source = lesson::Source::Modeled;
     std::string clocks;  // measured: the SM clock and board power while it was timed ("" when not sampled)
+    // The same work without the FFN around it, timed beside the point (moe::bench::RooflinePoint): "stream", the
+    // weight bytes read alone as the FFN reads them, or "dense", cuBLAS over all rows as one expert's; "": none.
+    std::string probe;
+    double probe_ms = 0;
     double pct_of_roofline() const { return median_ms > 0 ? 100.0 * floor_ms / median_ms : 0; }
 };
 

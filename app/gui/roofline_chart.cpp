@@ -26,6 +26,11 @@ struct Axes {
 
 float text_w(ImFont* f, const std::string& s) { return f->CalcTextSizeA(f->FontSize, 1e9f, 0, s.c_str()).x; }
 
+// A hollow diamond: a probe's mark (the same work without the FFN around it).
+void diamond(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
+    dl->AddQuad(ImVec2(c.x, c.y - r), ImVec2(c.x + r, c.y), ImVec2(c.x, c.y + r), ImVec2(c.x - r, c.y), col, 1.5f);
+}
+
 // The y range covers every line and point with a little room, in whole decades' fractions.
 void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
     double x0 = 1e300, x1 = 0, y0 = 1e300, y1 = 0;
@@ -39,6 +44,7 @@ void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
     }
     for (const auto& p : rl.points) take(p.tokens_per_expert, std::max(p.median_ms, p.p95_ms));
     for (const auto& p : rl.points) take(p.tokens_per_expert, p.median_ms);
+    for (const auto& p : rl.points) take(p.tokens_per_expert, p.probe_ms);
     if (x1 <= 0) x0 = 1, x1 = 4096, y0 = 1e-3, y1 = 1;
     // The math floor at the smallest x can sit decades below everything else: the plot starts a decade under
     // the lowest roofline or point so that the weights' plateau keeps the room.
@@ -119,6 +125,11 @@ void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Pa
         dl->AddCircleFilled(ImVec2(x + 6, y), 4, pal.series_at(2));
         const std::string t = std::string("timed (") + demos::lesson::source_name(rl.points.front().source) + ")";
         dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t.c_str());
+        x += 14 + text_w(sf, t) + 16;
+    }
+    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.probe_ms > 0; })) {
+        diamond(dl, ImVec2(x + 6, y), 4.5f, pal.text_dim);
+        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, "the same work alone (probe)");
     }
 }
 
@@ -136,6 +147,14 @@ std::string point_text(const demos::RooflinePoint& p, const demos::ExpertRooflin
     std::string s = buf;
     // Below the roofline at a math-bound size, the clock is often why: the lines use the top clock's GEMM rate.
     if (!p.clocks.empty()) s += "\nwhile timed: " + p.clocks;
+    if (p.probe_ms > 0) {
+        const double pct = p.floor_ms > 0 ? 100.0 * p.floor_ms / p.probe_ms : 0;
+        std::snprintf(buf, sizeof buf, "\nprobe, the same work alone: %s (%.0f%% of the roofline), %s",
+                      charts::fmt_ms(p.probe_ms).c_str(), pct,
+                      p.probe == "stream" ? "the weights read as the FFN reads them, no arithmetic"
+                                          : "cuBLAS over all rows as one expert's, no grouping");
+        s += buf;
+    }
     if (p.wrong > 0)
         s += "\n" + std::to_string(p.wrong) + " elements outside tolerance against the CPU reference: do not trust it";
     else if (p.wrong == 0)
@@ -193,6 +212,7 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
         if (p.median_ms <= 0) continue;
         const ImVec2 c(ax.x(p.tokens_per_expert), ax.y(p.median_ms));
         const ImU32 col = p.wrong > 0 ? pal.bad : c_pts;
+        if (p.probe_ms > 0) diamond(dl, ImVec2(c.x, ax.y(p.probe_ms)), 5.0f, pal.text_dim);
         if (p.p95_ms > p.median_ms) dl->AddLine(c, ImVec2(c.x, ax.y(p.p95_ms)), col, 1.5f);
         if (p.source == demos::lesson::Source::Modeled)
             dl->AddCircle(c, 4.5f, col, 0, 2);

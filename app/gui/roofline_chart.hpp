@@ -1,5 +1,6 @@
 // The expert FFN's roofline as a chart: time per FFN against tokens per expert, both axes logarithmic, the two
-// floors as dashed lines, the roofline (their max) solid, timed points labelled with the implementation that ran.
+// floors as dashed lines, the roofline (their max) solid, timed points labelled with the implementation that ran, and
+// beside each a hollow diamond where its probe was timed (the same work without the FFN around it).
 // One drawing function for the roofline panel (view_roofline.cpp) and the lesson's expert-ffn reveal.
 #pragma once
 #include <imgui.h>

@@ -77,6 +77,11 @@ std::string caption(const demos::ExpertRoofline& rl, double tpe) {
                     "flat (every active expert's 3·F·d weights read once) however few tokens there are, falling "
                     "only once experts go empty. Above the ridge, time grows with the tokens. % of the roofline = "
                     "the roofline's time ÷ the measured time: 100% is as fast as the two ceilings allow.";
+    if (std::any_of(rl.points.begin(), rl.points.end(), [](const demos::RooflinePoint& p) { return p.probe_ms > 0; }))
+        s += " The diamonds are the same work without the FFN around it, timed beside each point: below the ridge "
+             "the weights read alone as the FFN reads them (two dependent kernels, no arithmetic), above it cuBLAS "
+             "over all the rows as if one expert had them all. The gap between a dot and its diamond is the FFN's "
+             "own; the gap between the diamond and the line is the hardware's at that size.";
     if (tpe > 0) {
         const demos::RooflineFloor f = demos::roofline_floor(rl.shape, c, tpe);
         s += " This scenario: " + format_number(tpe) + " tokens per expert, " +

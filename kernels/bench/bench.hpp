@@ -92,6 +92,11 @@ struct RooflinePoint {
     double weight_ms = 0, math_ms = 0, floor_ms = 0;  // the roofline at this x: max(weight_ms, math_ms)
     std::int64_t wrong = -1;
     std::string clocks;  // the SM clock and power while it was timed (clocks.hpp); "" when not sampled
+    // The sweep's probe at this x (bench_experts): the same work without the FFN around it, "stream" (the weight
+    // bytes read alone, in the FFN's two dependent kernels) where the weights bound x, "dense" (cuBLAS over all rows
+    // as one expert's) where the FLOPs do; "" and 0 when it was not timed.
+    std::string probe;
+    double probe_ms = 0;
 };
 struct Roofline {
     Ceilings ceilings;

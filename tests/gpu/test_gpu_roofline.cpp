@@ -37,6 +37,10 @@ TEST(GpuRoofline, TheAppsRooflineIsMeasuredCheckedAndUnderTheLines) {
         EXPECT_GT(p.median_ms, 0.8 * p.floor_ms);
         const double line = demos::roofline_floor(classroom, rl.ceilings, p.tokens_per_expert).roof_ms();
         EXPECT_NEAR(p.floor_ms / line, 1.0, 0.25);
+        // Beside each point, the probe of its bound: the weights read alone up to 64 tokens per expert, cuBLAS over
+        // all rows from 512 (the classroom shape's ridge is about 180)
+        EXPECT_EQ(p.probe, p.tokens_per_expert <= 64 ? "stream" : "dense");
+        EXPECT_GT(p.probe_ms, 0.5 * p.floor_ms);
     }
     ASSERT_FALSE(fractions.empty());
     EXPECT_FLOAT_EQ(fractions.back(), 1.0f);

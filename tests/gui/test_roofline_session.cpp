@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "app/gui/roofline_chart.hpp"
 #include "app/gui/session.hpp"
 #include "kernels/api.hpp"
 #include "tests/gui/session_support.hpp"
@@ -90,4 +91,24 @@ TEST(RooflineSession, OnAGpuItMeasuresOncePerShape) {
     ASSERT_TRUE(poll_until(
         *s, [&] { return !s->busy() && s->results().roofline->shape == demos::roofline_shape(wider); }, 300))
         << s->error().message;
+}
+
+// A point's tooltip names its probe: what the same work takes without the FFN around it, and how close to the
+// roofline that is.
+TEST(RooflineSession, APointsTooltipSaysItsProbe) {
+    const demos::RooflineShape classroom{1024, 2816, 16, 2};
+    const demos::ExpertRoofline rl = demos::roofline_lines(classroom, demos::recorded_ceilings());
+    demos::RooflinePoint p;
+    p.tokens_per_expert = 8;
+    p.impl = "mid";
+    p.median_ms = 0.080, p.p95_ms = 0.082, p.floor_ms = 0.060;
+    p.source = demos::lesson::Source::MeasuredGpu;
+    EXPECT_EQ(moelab_gui::roofline::point_text(p, rl).find("probe"), std::string::npos);
+    p.probe = "stream", p.probe_ms = 0.0675;
+    const std::string s = moelab_gui::roofline::point_text(p, rl);
+    EXPECT_NE(s.find("probe, the same work alone"), std::string::npos) << s;
+    EXPECT_NE(s.find("(89% of the roofline)"), std::string::npos) << s;
+    EXPECT_NE(s.find("the weights read as the FFN reads them"), std::string::npos) << s;
+    p.probe = "dense", p.probe_ms = 0.075;
+    EXPECT_NE(moelab_gui::roofline::point_text(p, rl).find("cuBLAS over all rows"), std::string::npos);
 }
