@@ -356,7 +356,8 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->capture_default_str();
     cmd->add_flag("--sweep", args->sweep,
                   "Also sweep the dispatch strategies over skew × T {256, 4096, 16384}, and the expert FFN over "
-                  "tokens per expert {1, 8, 64, 512, 4096} on classroom, S1, S3");
+                  "tokens per expert {1, 8, 64, 512, 4096} on classroom, S1, S3, each size beside a probe of the "
+                  "same work alone (its weights read, or cuBLAS over all rows)");
     cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str();
     cmd->add_option("--repeats", args->repeats, "Timed runs (median and p95 over them)")->capture_default_str();
     cmd->add_flag("--no-check", args->no_check, "Skip the check against the CPU reference (not recommended)");
