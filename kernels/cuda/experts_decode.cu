@@ -183,14 +183,12 @@ template <int kNT, bool kVec, int kFlavor, bool kTrace>
 __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
-                          int split, std::uint64_t* trace, unsigned long long* down_next) {
+                          int split, std::uint64_t* trace) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);  // [experts + 1]
-    // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h,
-    // and before it takes its first items from down_next.
-    if (down_next && blockIdx.x == 0 && threadIdx.x == 0) *down_next = 0;
+    // The down kernel may be scheduled on SMs this grid frees; it waits for this grid's completion before reading h.
     launch_dependents();
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
     __shared__ int warp_sums[32];
@@ -249,8 +247,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 template <int kNT, bool kVec, int kFlavor, bool kTrace>
 __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, std::uint64_t* trace,
-                       unsigned long long* next) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, std::uint64_t* trace) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -271,16 +268,8 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
     // tail; h is read only after it has completed and its writes are visible.
     wait_for_producer();
-    // The first round is static: block b's groups take items b·groups on. After it, with `next` (zeroed by the
-    // gate/up kernel) a block takes its next `groups` items from the counter, so the SMs that finish first take
-    // more; thread 0 takes them when the current items start, and the atomic's value is needed only when they end,
-    // so the take is off the path. Without `next`, round r's items are (r·grid + b)·groups on.
-    __shared__ unsigned long long s_next;
-    const std::int64_t round_items = std::int64_t(gridDim.x) * groups;
-    std::int64_t base = std::int64_t(blockIdx.x) * groups;
-    for (std::int64_t r = 0; base < items; ++r) {
-        unsigned long long taken = 0;
-        if (next && threadIdx.x == 0) taken = atomicAdd(next, static_cast<unsigned long long>(groups));
+    for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
+         base += std::int64_t(gridDim.x) * groups) {
         const std::int64_t it = base + grp;
         const bool have = it < items;
         float acc[kNT][4] = {};
@@ -293,7 +282,8 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
             ntok = min(kChunk, counts[e] - tok0);
             r0 = std::int64_t(offsets[e]) + tok0;
             o_lo = tile * 16 + g;
-            if (kTrace && part == 0 && lane == 0) trace_begin(trace + it * kTraceWords, r == 0 ? t_start : 0);
+            if (kTrace && part == 0 && lane == 0)
+                trace_begin(trace + it * kTraceWords, base == std::int64_t(blockIdx.x) * groups ? t_start : 0);
             const bf16_t* we = w2 + std::int64_t(e) * hidden * ffn;
             const bf16_t* a_lo = we + std::int64_t(min(o_lo, hidden - 1)) * ffn;
             const bf16_t* a_hi = we + std::int64_t(min(o_lo + 8, hidden - 1)) * ffn;
@@ -322,14 +312,6 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
         }
         if (kTrace && have && part == 0 && lane == 0)  // (trace: past the gate/up items' rows)
             trace_end(trace + it * kTraceWords, 0, expert_of_chunk(pre, experts, static_cast<int>(it / tiles)));
-        if (next) {
-            if (threadIdx.x == 0) s_next = taken;
-            __syncthreads();
-            base = round_items + static_cast<std::int64_t>(s_next);
-            __syncthreads();  // every thread has read it before thread 0 writes the next one
-        } else {
-            base += round_items;
-        }
     }
 }
 
@@ -355,8 +337,7 @@ int choose_split(std::int64_t est_items, std::int64_t resident_warps, int K, std
 template <int kNT, bool kVec, int kFlavor, bool kTrace>
 void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
-                          const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, unsigned long long* next,
-                          cudaStream_t st) {
+                          const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     const int smem = decode_smem_bytes<kNT>(experts);
     // Chunks: at most one per row, and at most rows / chunk + one partial chunk per expert.
     const std::int64_t est_chunks = std::min<std::int64_t>(max_rows, max_rows / (8 * kNT) + experts);
@@ -368,9 +349,6 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     const char* trace = kTrace ? item_trace_path(st) : nullptr;
     std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
     int split[2];
-    // The down kernel's blocks take their items as they go (MOELAB_DECODE_DYNAMIC=0: a static schedule, whose busy
-    // blocks sit on whichever SMs the block scheduler gave them).
-    if (env_choice("MOELAB_DECODE_DYNAMIC", {0, 1}, 1) == 0) next = nullptr;
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
         // The chunks if routing were uniform: about E·(1 - e^(-rows/E)) experts hold tokens (one chunk each at
@@ -379,8 +357,8 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         const std::int64_t one_round = std::llround(std::max(e_busy, double(max_rows) / (8 * kNT))) * ((ffn + 7) / 8);
         split[0] = choose_split(est_gated, resident, hidden, std::min(one_round, est_gated), false);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
-        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0], tbuf,
-                                         next);
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],
+                                         tbuf);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
     {
@@ -391,7 +369,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
         std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
         launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split[1],
-                              tdown, next);
+                              tdown);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
     if (trace)
@@ -406,34 +384,32 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
 template <int kNT, bool kVec, int kFlavor>
 void launch_decode(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                    const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn,
-                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, unsigned long long* next,
-                   cudaStream_t st) {
+                   const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     if (item_trace_path(st))
         launch_decode_traced<kNT, kVec, kFlavor, true>(xp, x, row_token, counts, offsets, max_rows, experts, hidden,
-                                                       ffn, w1, w2, h, y, next, st);
+                                                       ffn, w1, w2, h, y, st);
     else
         launch_decode_traced<kNT, kVec, kFlavor, false>(xp, x, row_token, counts, offsets, max_rows, experts, hidden,
-                                                        ffn, w1, w2, h, y, next, st);
+                                                        ffn, w1, w2, h, y, st);
 }
 
 template <bool kVec, int kFlavor>
 void launch_decode_nt(int chunk_tokens, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                       const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
-                      int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y,
-                      unsigned long long* next, cudaStream_t st) {
+                      int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
     switch (chunk_tokens) {
         case 8:
             return launch_decode<1, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
-                                                   w1, w2, h, y, next, st);
+                                                   w1, w2, h, y, st);
         case 16:
             return launch_decode<2, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
-                                                   w1, w2, h, y, next, st);
+                                                   w1, w2, h, y, st);
         case 32:
             return launch_decode<4, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
-                                                   w1, w2, h, y, next, st);
+                                                   w1, w2, h, y, st);
         default:
             return launch_decode<8, kVec, kFlavor>(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn,
-                                                   w1, w2, h, y, next, st);
+                                                   w1, w2, h, y, st);
     }
 }
 
@@ -509,7 +485,7 @@ int decode_chunk_tokens(double tokens_per_expert) {
 
 void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, unsigned long long* next, cudaStream_t st) {
+                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, cudaStream_t st) {
     if (max_rows <= 0) return;
     // 16-byte pieces need rows that are a whole number of them (K % 8 == 0 for both GEMMs) and aligned bases
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
@@ -519,7 +495,7 @@ void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     if (const char* env = std::getenv("MOELAB_DECODE_FLAVOR"); env && (*env == '1' || *env == '3') && !env[1])
         flavor = *env - '0';
 #define MOE_DECODE_ARGS \
-    chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, next, st
+    chunk_tokens, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
     if (!vec) return launch_decode_nt<false, 0>(MOE_DECODE_ARGS);
     if (flavor == 3) return launch_decode_nt<true, 3>(MOE_DECODE_ARGS);
     return launch_decode_nt<true, 1>(MOE_DECODE_ARGS);

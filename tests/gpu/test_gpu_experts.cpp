@@ -190,10 +190,8 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
                     ScopedEnv env("MOELAB_DECODE_SPLIT", split);
-                    // decode-fN: the weights' load flavor N of the decode kernels; decode-f1 with the down kernel's
-                    // static schedule (MOELAB_DECODE_DYNAMIC=0), the others with its blocks taking items as they go
+                    // decode-fN: the weights' load flavor N of the decode kernels
                     ScopedEnv flavor("MOELAB_DECODE_FLAVOR", v.size() == 9 ? v.c_str() + 8 : "");
-                    ScopedEnv dynamic("MOELAB_DECODE_DYNAMIC", v == "decode-f1" ? "0" : "");
                     SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
                                  split + "'" + (packed ? "" : " nopack"));
