@@ -95,15 +95,16 @@ Timing time_for_half_a_second(Stream s, const Options& opt, bool graph, const st
     return time_runs(s, 1, std::min(opt.warmup, 3), repeats, graph, body);
 }
 
-// MOELAB_BENCH_STREAM=1 (an experiment's knob): every probe row below at every size, not only the one the sweep times.
-bool bench_stream() {
-    const char* v = std::getenv("MOELAB_BENCH_STREAM");
+// An experiment's on/off knob: set to 1.
+bool env_on(const char* name) {
+    const char* v = std::getenv(name);
     return v && std::string(v) == "1";
 }
 
 // The probes: what this GPU gives the size's work without the FFN around it, in the FFN's shape (opt.probes, the
-// sweep: the one that matches the roofline's bound; MOELAB_BENCH_STREAM=1: all three). Not variants: no result is
-// checked, and the summary does not pick them.
+// sweep: the one that matches the roofline's bound; MOELAB_BENCH_STREAM=1, an experiment's knob: all three). Not
+// variants: no result is checked, and the summary does not pick them. One that fails at run time (out of memory for
+// dense's h, say) leaves a row saying so, as a variant does.
 //   probe-stream:  the weight bytes of as many experts as the size has non-empty ones, gate/up's in one kernel, then
 //                  down's in a second one launched programmatically that waits for the first, as the FFN's GEMMs do
 //                  (16-byte streaming loads, no arithmetic): the launches, the first bytes' latency, the two tails;
@@ -125,22 +126,27 @@ struct ProbeCtx {
 };
 void probe_rows(const ProbeCtx& p, const Emit& emit) {
     const Shape& sh = p.st.shape;
-    const bool weights = p.weight_ms >= p.math_ms, all = bench_stream();
+    const bool weights = p.weight_ms >= p.math_ms, all = env_on("MOELAB_BENCH_STREAM");
     const std::size_t up = p.nonempty * 2 * std::size_t(sh.ffn) * sh.hidden * 2,
                       down = p.nonempty * std::size_t(sh.ffn) * sh.hidden * 2;
     gpu::DeviceBuffer<unsigned> sink(1, "bench probe sink");
     auto one = [&](const char* name, const char* note, const std::function<void(int)>& body, bool gemm) {
         Row r = base_row(p.st, "experts", name);
-        body(0);
-        gpu::synchronize(p.s);
-        const Timing t = time_for_half_a_second(p.s, p.opt, false, body);
-        r.flops = gemm ? p.flops : 0.0;
-        r.bytes = gemm ? p.bytes : double(up + down);
-        r.tokens_per_expert = double(p.rows) / sh.experts;
-        r.weight_ms = p.weight_ms, r.math_ms = p.math_ms, r.floor_ms = std::max(p.weight_ms, p.math_ms);
-        r.bound = weights ? "weights" : "math";
-        r.note = note;
-        finish_row(r, t, p.c);
+        try {
+            body(0);
+            gpu::synchronize(p.s);
+            const Timing t = time_for_half_a_second(p.s, p.opt, false, body);
+            r.flops = gemm ? p.flops : 0.0;
+            r.bytes = gemm ? p.bytes : double(up + down);
+            r.tokens_per_expert = double(p.rows) / sh.experts;
+            r.weight_ms = p.weight_ms, r.math_ms = p.math_ms, r.floor_ms = std::max(p.weight_ms, p.math_ms);
+            r.bound = weights ? "weights" : "math";
+            r.note = note;
+            finish_row(r, t, p.c);
+        } catch (const Error& e) {
+            if (!record_failure(r, e, emit)) throw;
+            return;
+        }
         emit(r);
     };
     auto stream = [&](bool two) {
@@ -158,12 +164,6 @@ void probe_rows(const ProbeCtx& p, const Emit& emit) {
                                  p.s);
             },
             true);
-}
-
-// MOELAB_BENCH_GRAPH=1 (an experiment's knob): time the device-plan FFN variants as CUDA graph replays.
-bool bench_graph() {
-    const char* v = std::getenv("MOELAB_BENCH_GRAPH");
-    return v && std::string(v) == "1";
 }
 
 }  // namespace
@@ -288,7 +288,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // as CUDA graph replays, as a captured layer runs them: the launches' own cost, not the kernels'.
         const bool device_plan = impl == gpu::ExpertsImpl::Decode || impl == gpu::ExpertsImpl::Mid ||
                                  impl == gpu::ExpertsImpl::Wgmma || gather;
-        const bool graph = device_plan && bench_graph();
+        const bool graph = device_plan && env_on("MOELAB_BENCH_GRAPH");
         const Timing t = time_for_half_a_second(sg.s, opt, graph, body);
         r.flops = flops;
         r.bytes = bytes;
@@ -310,7 +310,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             if (!record_failure(base_row(st, "experts", name), e, emit)) throw;
         }
     }
-    if (opt.probes || bench_stream())
+    if (opt.probes || env_on("MOELAB_BENCH_STREAM"))
         probe_rows({st, opt, c, sg.s, nonempty.size(), rows, xp.data(), y.data(), ws.data(), wsb, flops, bytes,
                     weight_ms, math_ms},
                    emit);

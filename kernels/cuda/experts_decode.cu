@@ -413,22 +413,29 @@ void launch_decode_nt(int chunk_tokens, const bf16_t* xp, const bf16_t* x, const
     }
 }
 
-__global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
+// The read ceiling's loop: n 16-byte pieces, piece i at at(i), four loads in flight a thread, grid-stride. The
+// pieces are folded into one word that is stored only if it matches a constant, which keeps the loads.
+template <class At>
+__device__ __forceinline__ void read_pieces(At at, std::int64_t n, unsigned* sink) {
     unsigned acc = 0;
     const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
     std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     for (; i + 3 * stride < n; i += 4 * stride) {
         uint4 v[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) v[u] = ld_stream(reinterpret_cast<const bf16_t*>(src + i + u * stride));
+        for (int u = 0; u < 4; ++u) v[u] = ld_stream(at(i + u * stride));
 #pragma unroll
         for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
     }
     for (; i < n; i += stride) {
-        const uint4 v = ld_stream(reinterpret_cast<const bf16_t*>(src + i));
+        const uint4 v = ld_stream(at(i));
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
-    if (acc == 0x9E3779B9u) *sink = acc;  // keeps the loads; practically never taken
+    if (acc == 0x9E3779B9u) *sink = acc;  // practically never taken
+}
+
+__global__ void read_kernel(const uint4* src, std::int64_t n, unsigned* sink) {
+    read_pieces([&](std::int64_t i) { return reinterpret_cast<const bf16_t*>(src + i); }, n, sink);
 }
 
 // read_kernel over n 16-byte pieces of src, then nb of src_b (stream_read). kPhase 0: a read alone; 1: the first of
@@ -437,22 +444,8 @@ template <int kPhase>
 __global__ void read_two_kernel(const uint4* src, std::int64_t n, const uint4* src_b, std::int64_t nb, unsigned* sink) {
     if constexpr (kPhase == 1) launch_dependents();
     if constexpr (kPhase == 2) wait_for_producer();
-    auto at = [&](std::int64_t i) { return reinterpret_cast<const bf16_t*>(i < n ? src + i : src_b + (i - n)); };
-    const std::int64_t total = n + nb, stride = std::int64_t(gridDim.x) * blockDim.x;
-    unsigned acc = 0;
-    std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    for (; i + 3 * stride < total; i += 4 * stride) {
-        uint4 v[4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) v[u] = ld_stream(at(i + u * stride));
-#pragma unroll
-        for (int u = 0; u < 4; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-    }
-    for (; i < total; i += stride) {
-        const uint4 v = ld_stream(at(i));
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
-    if (acc == 0x9E3779B9u) *sink = acc;
+    read_pieces([&](std::int64_t i) { return reinterpret_cast<const bf16_t*>(i < n ? src + i : src_b + (i - n)); },
+                n + nb, sink);
 }
 
 }  // namespace
