@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "kernels/common/error.hpp"
@@ -193,6 +195,16 @@ void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::Dev
     route::gpu::popularity_logits(st.seed, st.logp.data(), sh.tokens, sh.experts, logits.data(), s);
     route::gpu::softmax_topk(logits.data(), sh.tokens, sh.experts, sh.top_k, true, ids.data(), w.data(), s);
     gpu::synchronize(s);
+    if (env_on("MOELAB_BENCH_BALANCED")) {
+        std::vector<std::int32_t> rr(std::size_t(sh.tokens) * sh.top_k);
+        for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(sh.experts));
+        ids.upload(rr);
+    }
+}
+
+bool env_on(const char* name) {
+    const char* v = std::getenv(name);
+    return v && std::string(v) == "1";
 }
 
 Row base_row(const ShapeState& st, const char* stage, const std::string& variant) {

@@ -51,6 +51,11 @@ struct ShapeState {
 };
 
 // Routing on the GPU for a shape (popularity with the state's skew): ids [T·k], weights [T·k].
+// An experiment's on/off knob: set to 1.
+bool env_on(const char* name);
+// The routing of a benchmark's shape: its skew's popularity, softmax top-k. MOELAB_BENCH_BALANCED=1 (an experiment's
+// knob) then overwrites the ids round-robin, token t's j-th expert (t·k + j) mod E: every expert gets T·k/E rows (when
+// E divides T·k), so the expert FFN's time without the uneven counts of random routing can be measured.
 void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::DeviceBuffer<float>& w, Stream s);
 
 using Emit = std::function<void(Row)>;

@@ -95,12 +95,6 @@ Timing time_for_half_a_second(Stream s, const Options& opt, bool graph, const st
     return time_runs(s, 1, std::min(opt.warmup, 3), repeats, graph, body);
 }
 
-// An experiment's on/off knob: set to 1.
-bool env_on(const char* name) {
-    const char* v = std::getenv(name);
-    return v && std::string(v) == "1";
-}
-
 // The probes: what this GPU gives the size's work without the FFN around it, in the FFN's shape (opt.probes, the
 // sweep: the one that matches the roofline's bound; MOELAB_BENCH_STREAM=1, an experiment's knob: all three). Not
 // variants: no result is checked, and the summary does not pick them. One that fails at run time (out of memory for
