@@ -373,78 +373,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // the second warpgroup's end of MMAs and of its epilogue (words 7 and 8)
             std::uint64_t* tr2 = kWG == 2 && a.trace && tid == 128 ? a.trace + it * kTraceWords : nullptr;
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
-            // Every k step: wait for the stage, issue its MMAs (issue(the stage's offset in 16-byte units)), then free
-            // the stage before it once those are done (one batch stays in flight).
-            const bool gathered = a.row_token != nullptr && w.gated;
-            auto k_steps = [&](auto gathered_c, auto issue) {
-                unsigned prev = 0;
-                for (int kt = 0; kt < nk; ++kt) {
-                    if (kt > 0) mbar_wait(bars + 8 * s, ph);
-                    // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
-                    if constexpr (decltype(gathered_c)::value) fence_proxy_async_smem();
-                    issue(s * kStageW);
-                    wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
-                    if (kt > 0) release(prev);
-                    prev = s;
-                    if (++s == C::kStages) s = 0, ph ^= 1;
-                }
-                wgmma_wait<0>();
-                release(prev);
-            };
-            auto run_k = [&](auto issue) {
-                gathered ? k_steps(std::true_type{}, issue) : k_steps(std::false_type{}, issue);
-            };
-            // A partial token tile of at most a.swap tokens (staged 128 × 256 tiles) swaps the operands: each
-            // warpgroup multiplies 128 of the weight tile's rows (gate/up: 64 gate rows and the matching 64 up rows;
-            // down: 128 rows of w2) as A by the tile's first 16, 32 or 64 token rows as B, so both warpgroups work and
-            // the MMAs scale with the tokens, where the tile's MMAs would cover 64 token rows on one warpgroup.
-            if constexpr (kStaged && kWG == 2 && kBN == 256) {
-                auto swapped = [&](auto n_c) {
-                    constexpr int N = decltype(n_c)::value;
-                    float b0[N / 2], b1[N / 2];
-#pragma unroll
-                    for (int i = 0; i < N / 2; ++i) b0[i] = b1[i] = 0.f;
-                    fence_operands(b0), fence_operands(b1);
-                    const int r0 = w.gated ? 64 * wg : 128 * wg, r1 = w.gated ? 128 + 64 * wg : 128 * wg + 64;
-                    const unsigned w0 = b_lo0 + 8 * r0, w1 = b_lo0 + 8 * r1, t0 = a_lo0 - 8 * 64 * wg;
-                    run_k([&](unsigned st) {
-                        wgmma_fence();
-#pragma unroll
-                        for (int k = 0; k < kBK / 16; ++k) {
-                            wgmma_narrow<N>(b0, desc(w0 + st + 2 * k), desc(t0 + st + 2 * k));
-                            wgmma_narrow<N>(b1, desc(w1 + st + 2 * k), desc(t0 + st + 2 * k));
-                        }
-                        wgmma_commit();
-                    });
-                    fence_operands(b0), fence_operands(b1);
-                    if (tr) tr[6] = global_ns();
-                    if (tr2) tr2[7] = global_ns();
-                    // The output rounds: gate/up's two are warpgroup 0's and 1's h columns; down's four are warpgroup
-                    // 0's two blocks, then warpgroup 1's.
-                    for (int r = 0; r < (w.gated ? 2 : 4); ++r) {
-                        wait_free();
-                        const unsigned out = out_tile + (ep & 1) * C::kBufBytes;
-                        if (w.gated && r == wg)
-                            stage_swapped<N, true>(b0, b1, out, warp, lane, ntok);
-                        else if (!w.gated && r == 2 * wg)
-                            stage_swapped<N, false>(b0, b0, out, warp, lane, ntok);
-                        else if (!w.gated && r == 2 * wg + 1)
-                            stage_swapped<N, false>(b1, b1, out, warp, lane, ntok);
-                        publish(w, 64 * r);
-                    }
-                    if (tr) tr[4] = global_ns();
-                    if (tr2) tr2[8] = global_ns();
-                };
-                if (ntok <= a.swap) {
-                    if (ntok <= 16)
-                        swapped(std::integral_constant<int, 16>{});
-                    else if (ntok <= 32)
-                        swapped(std::integral_constant<int, 32>{});
-                    else
-                        swapped(std::integral_constant<int, 64>{});
-                    continue;
-                }
-            }
             float acc[C::kAcc];
 #pragma unroll
             for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
@@ -452,15 +380,36 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // A warpgroup whose 64 rows are all past the expert's tokens (the second one in an expert's last, partial
             // tile) issues no MMAs: the first has the tensor cores to itself. It still frees the stages it is given.
             const bool live = !a.skip_idle || 64 * wg < ntok;
-            run_k([&](unsigned st) {
-                if (!live) return;
-                wgmma_fence();
+            // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
+            const bool gathered = a.row_token != nullptr && w.gated;
+            // Every k step: wait for the stage, issue its MMAs, then free the stage before it once those are done (one
+            // batch stays in flight).
+            auto k_steps = [&](auto gathered_c) {
+                unsigned prev = 0;
+                for (int kt = 0; kt < nk; ++kt) {
+                    if (kt > 0) mbar_wait(bars + 8 * s, ph);
+                    if constexpr (decltype(gathered_c)::value) fence_proxy_async_smem();
+                    if (live) {
+                        const unsigned la = a_lo0 + s * kStageW, lb = b_lo0 + s * kStageW;
+                        wgmma_fence();
 #pragma unroll
-                for (int k = 0; k < kBK / 16; ++k)  // +32 bytes (2 units) per k16
-                    wgmma_step<kBN>(acc, desc(a_lo0 + st + 2 * k), desc(b_lo0 + st + 2 * k));
-                wgmma_commit();
-            });
-            fence_operands(acc);
+                        for (int k = 0; k < kBK / 16; ++k)  // +32 bytes (2 units) per k16
+                            wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
+                        wgmma_commit();
+                    }
+                    wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
+                    if (kt > 0) release(prev);
+                    prev = s;
+                    if (++s == C::kStages) s = 0, ph ^= 1;
+                }
+                wgmma_wait<0>();
+                fence_operands(acc);
+                release(prev);
+            };
+            if (gathered)
+                k_steps(std::true_type{});
+            else
+                k_steps(std::false_type{});
             if (tr) tr[6] = global_ns();
             if (tr2) tr2[7] = global_ns();
 
@@ -567,25 +516,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.snake),
-              q.swap};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box), int(q.snake)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -650,9 +585,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // A partial token tile of at most this many tokens runs with the tokens as the MMA's N side (16, 32 or 64 of them)
-    // and both warpgroups on half the weight rows each (staged 128 × 256 tiles)
-    q.swap = env_choice("MOELAB_WGMMA_SWAP", {0, 16, 32, 64}, 64);
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it

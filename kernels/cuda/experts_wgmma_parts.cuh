@@ -142,7 +142,6 @@ struct Args {
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
-    int swap;  // a partial token tile of at most this many tokens swaps the operands (staged 128 × 256 tiles; 0: none)
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -216,34 +215,6 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
     }
 }
 
-// Writes this thread's part of one output round of a swapped item (the tokens as the MMA's N side, experts_wgmma.cu)
-// into shared memory at `out`, in stage_round's layout (column c of row m at m·128 + ((c / 8) ^ (m % 8))·16 +
-// (c % 8)·2). The accumulators are transposed: this thread holds the round's columns (weight rows) 16·warp + lane/4
-// and + 8, for the tile's rows (tokens) 8j + 2·(lane % 4) and + 1. gate/up: h = SiLU(gate)·up from b0 (the gate rows)
-// and b1 (the matching up rows); down: y from b0. Rows from ntok on are left out. Not inlined: inlined, it pushed the
-// kernel's register allocation into spills (280 bytes of spill stores against 32), where a call costs a tail item
-// only its accumulators' trip through the stack.
-template <int kN, bool kGated>
-__device__ __noinline__ void stage_swapped(const float (&b0)[kN / 2], const float (&b1)[kN / 2], unsigned out, int warp,
-                                           int lane, int ntok) {
-#pragma unroll
-    for (int j = 0; j < kN / 8; ++j)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int c = 16 * warp + lane / 4 + 8 * half, i = 4 * j + 2 * half;
-            const unsigned v = kGated ? pack_bf16x2(silu_gate_fast(b0[i], b1[i]), silu_gate_fast(b0[i + 1], b1[i + 1]))
-                                      : pack_bf16x2(b0[i], b0[i + 1]);
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int m = 8 * j + 2 * (lane % 4) + e;
-                if (m >= ntok) continue;
-                const unsigned at = out + m * 128 + (((c / 8) ^ (m % 8)) << 4) + (c % 8) * 2;
-                const unsigned short bits = static_cast<unsigned short>(e ? v >> 16 : v & 0xffffu);
-                asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(at), "h"(bits) : "memory");
-            }
-        }
-}
-
 // f(integral_constant<int, 0>), ..., f(integral_constant<int, N - 1>): a loop whose index is a compile-time constant.
 template <int N, int I = 0, class F>
 __device__ __forceinline__ void unroll(F&& f) {
@@ -299,7 +270,6 @@ struct Call {
     int early = -1;
     bool short_box = true;
     bool snake = false;
-    int swap = 0;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up

@@ -238,7 +238,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
         const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
-        const char* swap = "";   // MOELAB_WGMMA_SWAP: partial tiles of at most this many tokens swap the operands
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -247,36 +246,25 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         FfnCase f(c, seed);
         const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
         for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E, std::int64_t(200) * c.E})
-            for (const WgConfig& w : {WgConfig{"64", "256", "1", "1"},
-                                      WgConfig{"64", "128", "1", "1"},
-                                      WgConfig{"128", "256", "1", "1"},
-                                      WgConfig{"128", "128", "1", "1"},
-                                      WgConfig{"64", "256", "0", "1"},
-                                      WgConfig{"128", "256", "0", "1"},
-                                      WgConfig{"64", "256", "1", "0"},
-                                      WgConfig{"128", "256", "1", "0"},
-                                      WgConfig{"128", "256", "1", "1", "1"},
-                                      WgConfig{"64", "128", "1", "1", "2"},
-                                      WgConfig{"128", "256", "1", "1", "", "3"},
-                                      WgConfig{"64", "128", "1", "1", "", "8"},
-                                      WgConfig{"128", "256", "1", "1", "", "0"},
-                                      WgConfig{"128", "256", "1", "1", "", "", "0"},
-                                      WgConfig{"64", "128", "1", "0", "", "", "0"},
-                                      WgConfig{"128", "256", "1", "1", "2", "", "", "1"},
-                                      WgConfig{"64", "128", "1", "1", "1", "", "", "1"},
-                                      WgConfig{"128", "256", "1", "1", "", "", "", "", "0"},
-                                      WgConfig{"128", "256", "0", "1", "", "", "", "", "16"},
-                                      WgConfig{"128", "256", "1", "1", "", "", "0", "", "32"}}) {
+            for (const WgConfig& w :
+                 {WgConfig{"64", "256", "1", "1"}, WgConfig{"64", "128", "1", "1"}, WgConfig{"128", "256", "1", "1"},
+                  WgConfig{"128", "128", "1", "1"}, WgConfig{"64", "256", "0", "1"}, WgConfig{"128", "256", "0", "1"},
+                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
+                  WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"},
+                  WgConfig{"128", "256", "1", "1", "", "3"}, WgConfig{"64", "128", "1", "1", "", "8"},
+                  WgConfig{"128", "256", "1", "1", "", "0"}, WgConfig{"128", "256", "1", "1", "", "", "0"},
+                  WgConfig{"64", "128", "1", "0", "", "", "0"}, WgConfig{"128", "256", "1", "1", "2", "", "", "1"},
+                  WgConfig{"64", "128", "1", "1", "1", "", "", "1"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
                     o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box),
-                    s_env("MOELAB_WGMMA_SNAKE", w.snake), w_env("MOELAB_WGMMA_SWAP", w.swap);
+                    s_env("MOELAB_WGMMA_SNAKE", w.snake);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', snake '" + w.snake + "', swap '" + w.swap + "', hint " + std::to_string(hint) +
+                                 "', snake '" + w.snake + "', hint " + std::to_string(hint) +
                                  (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
@@ -463,10 +451,10 @@ TEST(GpuExperts, BenchProbesMatchTheBound) {
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
-                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0", "wgmma-t128-s0", "wgmma-t128-s32"})
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
     for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
-                            "wgmma-t64-", "wgmma-t64-e2", "wgmma-t128-s8", "auto", "wgmmax-t64"})
+                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
 
