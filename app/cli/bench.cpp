@@ -200,18 +200,22 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
         "roofline / time; vs torch = torch._grouped_mm time / ours; MHz: NVML's mean SM clock while auto's row was "
         "timed (under load the effective clock can be lower: kernels/bench/RESULTS.md); probe: the same work without "
         "the FFN around it, stream = the weight bytes alone in the FFN's two dependent kernels, dense = cuBLAS over "
-        "all rows as one expert's\n");
-    std::printf("# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s | %-6s %10s %6s\n",
-                "shape", "tpe", "T", "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz",
-                "best variant", "time(us)", "%roof", "vs torch", "torch(us)", "probe", "time(us)", "%roof");
+        "all rows as one expert's; balanced: auto with every expert T·k/E rows (round-robin routing, no expert's last "
+        "tile part-empty; FLOP-bound sizes)\n");
+    std::printf(
+        "# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s | %-6s %10s %6s | %-8s %6s\n",
+        "shape", "tpe", "T", "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz", "best variant",
+        "time(us)", "%roof", "vs torch", "torch(us)", "probe", "time(us)", "%roof", "balanced", "%roof");
     for (const auto& key : order) {
         const auto& v = by_size[key];
         const moe::bench::Row* autorow = nullptr;
         const moe::bench::Row* best = nullptr;
-        const moe::bench::Row* probe = nullptr;  // the probe that matches the bound (stream or dense)
+        const moe::bench::Row* probe = nullptr;     // the probe that matches the bound (stream or dense)
+        const moe::bench::Row* balanced = nullptr;  // auto with round-robin routing
         for (const auto* r : v) {
             if (r->variant.rfind("probe-", 0) == 0) {
                 if (r->variant == (r->bound == "weights" ? "probe-stream" : "probe-dense")) probe = r;
+                if (r->variant == "probe-balanced") balanced = r;
                 continue;
             }
             if (r->variant.rfind("auto", 0) == 0) autorow = r;
@@ -236,11 +240,16 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
         if (probe)
             std::snprintf(probe_s, sizeof probe_s, "%-6s %10.1f %6.1f", probe->variant.c_str() + 6,
                           probe->median_ms * 1e3, probe->pct_floor);
+        char balanced_s[40] = "-";
+        if (balanced)
+            std::snprintf(balanced_s, sizeof balanced_s, "%8.1f %6.1f", balanced->median_ms * 1e3, balanced->pct_floor);
         std::printf(
-            "  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s %5s | %-14s %10.1f %6.1f %8s | %10s | %s\n",
+            "  %-9s %6.0f %6lld %10.1f %-7s | %-16s %10.1f %6.1f %8s %5s | %-14s %10.1f %6.1f %8s | %10s | %-24s | "
+            "%s\n",
             any->shape.c_str(), any->tokens_per_expert, static_cast<long long>(any->tokens), any->floor_ms * 1e3,
             any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor, vs(a).c_str(), mhz,
-            best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(), torch_s, probe_s);
+            best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(), torch_s, probe_s,
+            balanced_s);
     }
 }
 
@@ -357,7 +366,8 @@ void add_bench_command(CLI::App& app, Handler* selected) {
     cmd->add_flag("--sweep", args->sweep,
                   "Also sweep the dispatch strategies over skew × T {256, 4096, 16384}, and the expert FFN over "
                   "tokens per expert {1, 8, 64, 512, 4096} on classroom, S1, S3, each size beside a probe of the "
-                  "same work alone (its weights read, or cuBLAS over all rows)");
+                  "same work alone (its weights read, or cuBLAS over all rows) and, where the FLOPs bound it, "
+                  "auto with every expert T·k/E rows");
     cmd->add_option("--warmup", args->warmup, "Untimed runs first")->capture_default_str();
     cmd->add_option("--repeats", args->repeats, "Timed runs (median and p95 over them)")->capture_default_str();
     cmd->add_flag("--no-check", args->no_check, "Skip the check against the CPU reference (not recommended)");

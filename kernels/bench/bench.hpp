@@ -33,6 +33,8 @@ struct Options {
     // batched, grouped, streams (serial from 512) over experts_sweep_shapes().
     bool sweep = false;
     bool probes = false;  // experts: also the probe row that matches the roofline's bound (the sweep sets it)
+    // experts: also auto with round-robin routing at FLOP-bound sizes (probe-balanced; the sweep sets it)
+    bool balanced = false;
     int warmup = 10;
     int repeats = 50;
     bool check = true;

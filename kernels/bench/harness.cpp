@@ -270,7 +270,7 @@ std::vector<Row> run(const Options& opt, const Ceilings& ceil, const std::functi
             const int tpe = int(shape.tokens * shape.top_k / shape.experts);
             // decode re-reads an expert's weights once per 64 tokens: past that it is timed only where it is cheap
             o.experts_impls = {"auto"};
-            o.probes = true;
+            o.probes = o.balanced = true;
             if (tpe <= 64) o.experts_impls.push_back("decode");
             if (tpe <= 8)  // decode's two weight-load flavors side by side (kernels/cuda/experts_decode.cu)
                 for (const char* f : {"decode-f1", "decode-f3"}) o.experts_impls.push_back(f);

@@ -308,6 +308,44 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         probe_rows({st, opt, c, sg.s, nonempty.size(), rows, xp.data(), y.data(), ws.data(), wsb, flops, bytes,
                     weight_ms, math_ms},
                    emit);
+    // probe-balanced (opt.balanced, math-bound sizes; all sizes with MOELAB_BENCH_STREAM=1): auto's FFN on the same
+    // tokens routed round-robin, token t's j-th expert (t·k + j) mod E, so every expert gets T·k/E rows where E divides
+    // T·k: the size without random routing's uneven counts, which leave about half the experts a last token tile of a
+    // few tokens that streams its weights all the same (kernels/bench/RESULTS.md, twenty-first session). Not checked,
+    // as no probe is; its note gives the counts it ran with. Last: it overwrites the plan and the packed rows.
+    if ((opt.balanced && math_ms > weight_ms) || env_on("MOELAB_BENCH_STREAM")) {
+        Row r = base_row(st, "experts", "probe-balanced");
+        try {
+            std::vector<std::int32_t> rr(std::size_t(T) * k);
+            for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(E));
+            ids.upload(rr);
+            const std::size_t dwsb = gpu::dispatch_workspace_bytes(Strategy::Scan, T, k, E);
+            gpu::DeviceBuffer<std::uint8_t> dws(dwsb);
+            gpu::dispatch(Strategy::Scan, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(),
+                          row_token.data(), inv.data(), xp.data(), dws.data(), dwsb, sg.s);
+            const auto bc = counts.download(), bo = offsets.download();
+            gpu::ExpertsImpl ran = gpu::ExpertsImpl::Auto;
+            auto body = [&](int) {
+                ran = gpu::experts_ffn(gpu::ExpertsImpl::Auto, xp.data(), x.data(), row_token.data(), counts.data(),
+                                       offsets.data(), bc.data(), bo.data(), E, d, F, st.w1.data(), st.w2.data(),
+                                       y.data(), ws.data(), wsb, sg.s);
+            };
+            body(0);
+            gpu::synchronize(sg.s);
+            const Timing t = time_for_half_a_second(sg.s, opt, false, body);
+            const auto [lo, hi] = std::minmax_element(bc.begin(), bc.end());
+            r.note = std::string("auto (") + gpu::experts_impl_name(ran) + ") routed round-robin: " +
+                     (*lo == *hi ? "every expert " + std::to_string(*lo) + " rows"
+                                 : std::to_string(*lo) + " to " + std::to_string(*hi) + " rows an expert");
+            r.flops = flops, r.bytes = bytes, r.tokens_per_expert = double(rows) / E;
+            r.weight_ms = weight_ms, r.math_ms = math_ms, r.floor_ms = std::max(weight_ms, math_ms);
+            r.bound = weight_ms >= math_ms ? "weights" : "math";
+            finish_row(r, t, c);
+            emit(r);
+        } catch (const Error& e) {
+            if (!record_failure(r, e, emit)) throw;
+        }
+    }
 }
 
 void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit) {

@@ -421,13 +421,13 @@ TEST(GpuExperts, BenchProbesMatchTheBound) {
     // 16 tokens per expert (weights bound at these ceilings), then 512 (FLOPs bound)
     opt.shapes = {{"few", 64, 256, 8, 2, 512}, {"many", 2048, 256, 8, 2, 512}};
     opt.experts_impls = {"auto"};
-    opt.probes = true;
+    opt.probes = opt.balanced = true;
     opt.warmup = 1;
     opt.repeats = 3;
     moe::bench::Ceilings ceil;
     ceil.read_gbps = ceil.copy_gbps = 1000, ceil.gemm_tflops = 100;
     const auto rows = moe::bench::run(opt, ceil, nullptr);
-    ASSERT_EQ(rows.size(), 4u);
+    ASSERT_EQ(rows.size(), 5u);                      // FLOPs bound: also auto with round-robin routing
     const double weights = 8.0 * 3 * 512 * 256 * 2;  // every expert has tokens at 16 tokens per expert and more
     for (int i = 0; i < 2; ++i) {
         const auto &ffn = rows[2 * i], &probe = rows[2 * i + 1];
@@ -446,6 +446,14 @@ TEST(GpuExperts, BenchProbesMatchTheBound) {
             EXPECT_NEAR(probe.flops, ffn.flops, 1e-3);
         }
     }
+    // T·k = 4096 rows over 8 experts: 512 each, whatever the random routing gave them
+    const auto& balanced = rows[4];
+    EXPECT_EQ(balanced.variant, "probe-balanced");
+    EXPECT_EQ(balanced.error, "");
+    EXPECT_NE(balanced.note.find("every expert 512 rows"), std::string::npos) << balanced.note;
+    EXPECT_EQ(balanced.note.rfind("auto (", 0), 0u) << balanced.note;
+    EXPECT_GT(balanced.median_ms, 0);
+    EXPECT_NEAR(balanced.flops, rows[2].flops, 1e-3);
 }
 
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
