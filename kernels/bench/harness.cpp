@@ -199,6 +199,7 @@ void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::Dev
         std::vector<std::int32_t> rr(std::size_t(sh.tokens) * sh.top_k);
         for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(sh.experts));
         ids.upload(rr);
+        gpu::synchronize(nullptr);  // the copy from pageable memory may still be landing when cudaMemcpy returns
     }
 }
 

@@ -319,10 +319,12 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
             std::vector<std::int32_t> rr(std::size_t(T) * k);
             for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(E));
             ids.upload(rr);
+            gpu::synchronize(nullptr);  // the copy from pageable memory may still be landing when cudaMemcpy returns
             const std::size_t dwsb = gpu::dispatch_workspace_bytes(Strategy::Scan, T, k, E);
             gpu::DeviceBuffer<std::uint8_t> dws(dwsb);
             gpu::dispatch(Strategy::Scan, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(),
                           row_token.data(), inv.data(), xp.data(), dws.data(), dwsb, sg.s);
+            gpu::synchronize(sg.s);
             const auto bc = counts.download(), bo = offsets.download();
             gpu::ExpertsImpl ran = gpu::ExpertsImpl::Auto;
             auto body = [&](int) {
