@@ -21,16 +21,13 @@ namespace moe::gpu::experts_detail {
 
 // pre[e] = chunks of the experts before e (an expert of n tokens has ceil(n / chunk) chunks), pre[E] = all chunks.
 // Every block computes the same table from counts; returns pre[E]. Block-wide barriers inside: all threads call it.
-// absorb > 0: an expert's last chunk also takes up to `absorb` tokens past `chunk` (ceil((n - absorb) / chunk) chunks,
-// at least one), so no chunk holds only those few.
-inline __device__ int chunk_prefix(const std::int32_t* counts, int experts, int chunk, int* pre, int* warp_sums,
-                                   int absorb = 0) {
+inline __device__ int chunk_prefix(const std::int32_t* counts, int experts, int chunk, int* pre, int* warp_sums) {
     const int nthreads = blockDim.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int per = (experts + nthreads - 1) / nthreads;
     const int b = tid * per, end = min(experts, b + per);
     int local = 0;
     for (int e = b; e < end; ++e) {
-        const int n = counts[e], c = n <= 0 ? 0 : max(1, (n - absorb + chunk - 1) / chunk);
+        const int c = (counts[e] + chunk - 1) / chunk;
         pre[e] = c;
         local += c;
     }

@@ -49,7 +49,6 @@
 #include "kernels/cuda/experts_common.cuh"
 #include "kernels/cuda/experts_wgmma.cuh"
 #include "kernels/cuda/experts_wgmma_parts.cuh"
-#include "kernels/cuda/experts_wgmma_tail.cuh"
 #include "kernels/cuda/hopper.cuh"
 #include "kernels/cuda/item_trace.cuh"
 
@@ -90,7 +89,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
             mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
-            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG + (C::kTailWarps ? 2 : 0));  // one a consumer or tail warp
+            mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
@@ -101,8 +100,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         if constexpr (kStaged) tma_prefetch_map(&map_y);
     }
     if (a.mode == kGateUpOnly) launch_dependents();  // the down launch may take the SMs this grid frees
-    // (barriers inside: they also order the init)
-    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums, C::kTailWarps ? a.tail : 0);
+    const int tiles = chunk_prefix(a.counts, a.experts, C::kBM, pre, warp_sums);  // barriers: also orders the init
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
@@ -131,7 +129,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
             const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
-            if (sl.ntok >= C::kBM) {  // (the tail warps store the rows of an absorbed tail)
+            if (sl.ntok == C::kBM) {
                 if (lane == 0) {
                     if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
                     bulk_commit();
@@ -208,13 +206,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 std::int64_t j;
                 order_item(order_s, it, g, j);
                 const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
-                // the expert's last tile: its tokens from here (with an absorbed tail, past kBM)
-                const bool last_tile = w.mt == pre[w.e + 1] - pre[w.e] - 1;
                 sl = Slot{it,
                           w.e,
                           w.nt,
                           w.mt,
-                          last_tile ? a.counts[w.e] - w.mt * C::kBM : C::kBM,
+                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
                           a.offsets[w.e] + w.mt * C::kBM,
                           int(w.gated)};
             }
@@ -282,10 +278,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                // every gate/up item, and each tail warp once for each of an absorbed tail's
-                const int nte = pre[sl.e + 1] - pre[sl.e];
-                const bool absorbed = C::kTailWarps && a.tail && a.counts[sl.e] - (nte - 1) * C::kBM > C::kBM;
-                const int need = (nte + (absorbed ? 2 : 0)) * nt_gated;
+                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
@@ -470,17 +463,15 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     };
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
-        if constexpr (kWG == 2 && !C::kTailWarps) setmaxnreg<false, 72>();
-        if (C::kTailWarps && warp >= 2)
-            tail_warps(a, stage_slot, Ring{base, bars, C::kStages, C::kStageBytes, C::kABytes}, warp - 2, lane);
-        else if (kStaged && warp == 1)
+        if constexpr (kWG == 2) setmaxnreg<false, 72>();
+        if (kStaged && warp == 1)
             storer();
         else if (!kStaged && warp == 1 && a.mode == kBoth)
             releaser();
         else if (warp == 0)
             producer();
     } else {
-        if constexpr (kWG == 2 && !C::kTailWarps) setmaxnreg<true, 216>();
+        if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
     }
 #else
@@ -525,26 +516,11 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.snake),
-              q.tail && C::kTailWarps ? kTailTokens : 0,
-              q.xp};
+    Args args{q.counts,        q.offsets,      q.experts, q.hidden,
+              q.ffn,           kBoth,          q.h,       q.y,
+              q.sched,         down_preload(), tbuf,      int(q.skip_idle),
+              q.group,         q.early,        q.x,       q.xp ? nullptr : q.row_token,
+              int(q.short_box), int(q.snake)};
     if (q.fused) {
         k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
                                                                                               m.boxes, args);
@@ -609,8 +585,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // Staged 128 × 256 tiles: an expert's last tile takes up to 16 tokens past it, for the tail warps
-    q.tail = env_choice("MOELAB_WGMMA_TAIL", {0, 1}, 1) == 1;
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it

@@ -23,8 +23,6 @@
 namespace moe::gpu::wgmma_parts {
 
 using experts_detail::expert_of_chunk;
-using experts_detail::ldmatrix_x4;
-using experts_detail::mma_bf16;
 using experts_detail::silu_gate;
 using order::make_order;
 using order::Order;
@@ -87,9 +85,6 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
-    // Staged 128 × 256 tiles: the producer warpgroup's two other warps are tail warps (experts_wgmma_tail.cuh), and
-    // no warpgroup moves registers (the tail warps need more than the producer's 72; ptxas gives every warp 168).
-    static constexpr bool kTailWarps = kStaged && kWG == 2 && kBN == 256;
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
     // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
     // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
@@ -147,10 +142,6 @@ struct Args {
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
-    // An expert's last token tile takes up to this many tokens past the tile, for the tail warps (Cfg::kTailWarps;
-    // 0: none, MOELAB_WGMMA_TAIL=0), and their rows of packed x
-    int tail;
-    const bf16_t* xp;
 };
 
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
@@ -279,7 +270,6 @@ struct Call {
     int early = -1;
     bool short_box = true;
     bool snake = false;
-    bool tail = true;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up

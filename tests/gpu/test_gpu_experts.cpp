@@ -274,31 +274,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     }
 }
 
-// An expert whose last token tile has at most 16 tokens past its 128 leaves them to the tail warps
-// (experts_wgmma_tail.cuh): one expert (E = 1, k = 1) gets exactly T rows, 128 + 1, 8, 16 (absorbed) or 17 (a tile
-// of its own), 3·128 + 16 and 2·128 + 9; K tails and a partial last weight tile (d = 264, F = 200); packed and gathered
-// rows, one launch and two, and MOELAB_WGMMA_TAIL=0 (no tail absorbed). Against the reference on fresh inputs.
-TEST(GpuExperts, WgmmaTailWarpsTakeAnExpertsLastFewTokens) {
-    MOE_REQUIRE_GPU();
-    using moe::gpu::ExpertsImpl;
-    if (!moe::gpu::wgmma_available()) GTEST_SKIP() << "wgmma needs a device of compute capability 9.0";
-    ScopedEnv t_env("MOELAB_WGMMA_TILE", "128"), n_env("MOELAB_WGMMA_BN", "256"), e_env("MOELAB_WGMMA_EPI", "1");
-    for (std::int64_t T : {129, 136, 144, 145, 400, 265}) {
-        const Case c{T, 1, 1, 264, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 200};
-        const std::uint64_t seed = fresh_seed();
-        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
-        FfnCase f(c, seed);
-        for (const char* tail : {"1", "0"})
-            for (const char* fused : {"1", "0"})
-                for (bool packed : {true, false}) {
-                    SCOPED_TRACE(std::string("tail ") + tail + ", fused " + fused + (packed ? "" : ", nopack"));
-                    ScopedEnv tail_env("MOELAB_WGMMA_TAIL", tail), f_env("MOELAB_WGMMA_FUSED", fused);
-                    EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, T), ExpertsImpl::Wgmma);
-                    EXPECT_EQ(f.check(), "");
-                }
-    }
-}
-
 // mid's down kernel and wgmma's waiting down items ask for their first weight tiles before they wait for h (the
 // default); MOELAB_EXPERTS_PRELOAD=0 runs them without. Both against the reference, from the device plan, on shapes
 // with partial tiles and K tails.
