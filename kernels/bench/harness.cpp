@@ -195,12 +195,14 @@ void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::Dev
     route::gpu::popularity_logits(st.seed, st.logp.data(), sh.tokens, sh.experts, logits.data(), s);
     route::gpu::softmax_topk(logits.data(), sh.tokens, sh.experts, sh.top_k, true, ids.data(), w.data(), s);
     gpu::synchronize(s);
-    if (env_on("MOELAB_BENCH_BALANCED")) {
-        std::vector<std::int32_t> rr(std::size_t(sh.tokens) * sh.top_k);
-        for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(sh.experts));
-        ids.upload(rr);
-        gpu::synchronize(nullptr);  // the copy from pageable memory may still be landing when cudaMemcpy returns
-    }
+    if (env_on("MOELAB_BENCH_BALANCED")) round_robin_ids(sh, ids);
+}
+
+void round_robin_ids(const Shape& sh, gpu::DeviceBuffer<std::int32_t>& ids) {
+    std::vector<std::int32_t> rr(std::size_t(sh.tokens) * sh.top_k);
+    for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(sh.experts));
+    ids.upload(rr);
+    gpu::synchronize(nullptr);  // the copy from pageable memory may still be landing when cudaMemcpy returns
 }
 
 bool env_on(const char* name) {

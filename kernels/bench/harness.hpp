@@ -50,13 +50,14 @@ struct ShapeState {
     void ensure_weights();
 };
 
-// Routing on the GPU for a shape (popularity with the state's skew): ids [T·k], weights [T·k].
 // An experiment's on/off knob: set to 1.
 bool env_on(const char* name);
-// The routing of a benchmark's shape: its skew's popularity, softmax top-k. MOELAB_BENCH_BALANCED=1 (an experiment's
-// knob) then overwrites the ids round-robin, token t's j-th expert (t·k + j) mod E: every expert gets T·k/E rows (when
-// E divides T·k), so the expert FFN's time without the uneven counts of random routing can be measured.
+// Routing on the GPU for a shape (popularity with the state's skew): ids [T·k], weights [T·k]. MOELAB_BENCH_BALANCED=1
+// (an experiment's knob) then overwrites the ids with round_robin_ids.
 void make_routing(ShapeState& st, gpu::DeviceBuffer<std::int32_t>& ids, gpu::DeviceBuffer<float>& w, Stream s);
+// ids [T·k] routed round-robin, token t's j-th expert (t·k + j) mod E: every expert gets T·k/E rows (when E divides
+// T·k), the expert FFN's work without random routing's uneven counts. Returns once they are on the device.
+void round_robin_ids(const Shape& sh, gpu::DeviceBuffer<std::int32_t>& ids);
 
 using Emit = std::function<void(Row)>;
 void bench_route(ShapeState& st, const Options& opt, const Ceilings& c, const Emit& emit);

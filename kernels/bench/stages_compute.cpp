@@ -316,10 +316,7 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
     if ((opt.balanced && math_ms > weight_ms) || env_on("MOELAB_BENCH_STREAM")) {
         Row r = base_row(st, "experts", "probe-balanced");
         try {
-            std::vector<std::int32_t> rr(std::size_t(T) * k);
-            for (std::size_t i = 0; i < rr.size(); ++i) rr[i] = std::int32_t(i % std::size_t(E));
-            ids.upload(rr);
-            gpu::synchronize(nullptr);  // the copy from pageable memory may still be landing when cudaMemcpy returns
+            round_robin_ids(sh, ids);
             const std::size_t dwsb = gpu::dispatch_workspace_bytes(Strategy::Scan, T, k, E);
             gpu::DeviceBuffer<std::uint8_t> dws(dwsb);
             gpu::dispatch(Strategy::Scan, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(),
