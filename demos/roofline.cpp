@@ -138,7 +138,7 @@ ExpertRoofline measure_roofline(const RooflineShape& s, const std::function<bool
             p.floor_ms = q.floor_ms;
             p.wrong = q.wrong;
             p.clocks = q.clocks;
-            p.probe = q.probe, p.probe_ms = q.probe_ms;
+            p.probe = q.probe, p.probe_ms = q.probe_ms, p.balanced_ms = q.balanced_ms;
             p.source = lesson::Source::MeasuredGpu;
             rl.points.push_back(p);
         }

@@ -69,6 +69,9 @@ struct RooflinePoint {
     // weight bytes read alone as the FFN reads them, or "dense", cuBLAS over all rows as one expert's; "": none.
     std::string probe;
     double probe_ms = 0;
+    // Where the FLOPs bound the point: auto on the same tokens routed round-robin, every expert T·k/E rows, so no
+    // expert's last token tile holds only a few (moe::bench::RooflinePoint::balanced_ms); 0: not timed.
+    double balanced_ms = 0;
     double pct_of_roofline() const { return median_ms > 0 ? 100.0 * floor_ms / median_ms : 0; }
 };
 

@@ -30,6 +30,10 @@ float text_w(ImFont* f, const std::string& s) { return f->CalcTextSizeA(f->FontS
 void diamond(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
     dl->AddQuad(ImVec2(c.x, c.y - r), ImVec2(c.x + r, c.y), ImVec2(c.x, c.y + r), ImVec2(c.x - r, c.y), col, 1.5f);
 }
+// A hollow square: the balanced run's mark (the same FFN with every expert T·k/E rows).
+void square(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
+    dl->AddRect(ImVec2(c.x - r, c.y - r), ImVec2(c.x + r, c.y + r), col, 0, 0, 1.5f);
+}
 
 // The y range covers every line and point with a little room, in whole decades' fractions.
 void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
@@ -44,7 +48,7 @@ void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
     }
     for (const auto& p : rl.points) take(p.tokens_per_expert, std::max(p.median_ms, p.p95_ms));
     for (const auto& p : rl.points) take(p.tokens_per_expert, p.median_ms);
-    for (const auto& p : rl.points) take(p.tokens_per_expert, p.probe_ms);
+    for (const auto& p : rl.points) take(p.tokens_per_expert, p.probe_ms), take(p.tokens_per_expert, p.balanced_ms);
     if (x1 <= 0) x0 = 1, x1 = 4096, y0 = 1e-3, y1 = 1;
     // The math floor at the smallest x can sit decades below everything else: the plot starts a decade under
     // the lowest roofline or point so that the weights' plateau keeps the room.
@@ -129,7 +133,13 @@ void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Pa
     }
     if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.probe_ms > 0; })) {
         diamond(dl, ImVec2(x + 6, y), 4.5f, pal.text_dim);
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, "the same work alone (probe)");
+        const char* t = "the same work alone (probe)";
+        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t);
+        x += 14 + text_w(sf, t) + 16;
+    }
+    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.balanced_ms > 0; })) {
+        square(dl, ImVec2(x + 6, y), 3.5f, pal.series_at(2));
+        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, "every expert the same tokens");
     }
 }
 
@@ -153,6 +163,15 @@ std::string point_text(const demos::RooflinePoint& p, const demos::ExpertRooflin
                       charts::fmt_ms(p.probe_ms).c_str(), pct,
                       p.probe == "stream" ? "the weights read as the FFN reads them, no arithmetic"
                                           : "cuBLAS over all rows as one expert's, no grouping");
+        s += buf;
+    }
+    if (p.balanced_ms > 0) {
+        const double pct = p.floor_ms > 0 ? 100.0 * p.floor_ms / p.balanced_ms : 0;
+        std::snprintf(buf, sizeof buf,
+                      "\nevery expert the same tokens: %s (%.0f%% of the roofline), the same FFN routed round-robin; "
+                      "random routing's uneven counts leave some experts a last token tile of a few tokens, which "
+                      "streams the weights all the same",
+                      charts::fmt_ms(p.balanced_ms).c_str(), pct);
         s += buf;
     }
     if (p.wrong > 0)
@@ -213,6 +232,7 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
         const ImVec2 c(ax.x(p.tokens_per_expert), ax.y(p.median_ms));
         const ImU32 col = p.wrong > 0 ? pal.bad : c_pts;
         if (p.probe_ms > 0) diamond(dl, ImVec2(c.x, ax.y(p.probe_ms)), 5.0f, pal.text_dim);
+        if (p.balanced_ms > 0) square(dl, ImVec2(c.x, ax.y(p.balanced_ms)), 4.0f, c_pts);
         if (p.p95_ms > p.median_ms) dl->AddLine(c, ImVec2(c.x, ax.y(p.p95_ms)), col, 1.5f);
         if (p.source == demos::lesson::Source::Modeled)
             dl->AddCircle(c, 4.5f, col, 0, 2);

@@ -82,6 +82,12 @@ std::string caption(const demos::ExpertRoofline& rl, double tpe) {
              "the weights read alone as the FFN reads them (two dependent kernels, no arithmetic), above it cuBLAS "
              "over all the rows as if one expert had them all. The gap between a dot and its diamond is the FFN's "
              "own; the gap between the diamond and the line is the hardware's at that size.";
+    if (std::any_of(rl.points.begin(), rl.points.end(),
+                    [](const demos::RooflinePoint& p) { return p.balanced_ms > 0; }))
+        s += " The squares, above the ridge, are the same FFN with the tokens routed round-robin, so every expert "
+             "gets the same number: random routing gives some experts a last token tile of only a few tokens, "
+             "which streams that expert's weights all the same, and the gap between a dot and its square is what "
+             "that costs.";
     if (tpe > 0) {
         const demos::RooflineFloor f = demos::roofline_floor(rl.shape, c, tpe);
         s += " This scenario: " + format_number(tpe) + " tokens per expert, " +

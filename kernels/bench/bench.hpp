@@ -99,6 +99,9 @@ struct RooflinePoint {
     // as one expert's) where the FLOPs do; "" and 0 when it was not timed.
     std::string probe;
     double probe_ms = 0;
+    // Where the FLOPs bound x: auto on the same tokens routed round-robin, every expert T·k/E rows (probe-balanced);
+    // 0 when not timed
+    double balanced_ms = 0;
 };
 struct Roofline {
     Ceilings ceilings;

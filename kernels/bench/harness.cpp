@@ -321,7 +321,7 @@ Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per
     rl.shape = shape;
     Options o;
     o.experts_impls = {"auto"};
-    o.probes = true;
+    o.probes = o.balanced = true;
     o.warmup = 2;
     o.repeats = std::max(1, repeats);
     o.check = true;
@@ -334,10 +334,11 @@ Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per
         if (tpe < 1) MOE_BAD_INPUT("roofline: tokens per expert " << tpe << " must be >= 1");
         st.shape.tokens = std::max<std::int64_t>(1, std::int64_t(tpe) * shape.experts / shape.top_k);
         detail::bench_experts(st, o, rl.ceilings, [&](Row r) {
-            if (r.variant.rfind("probe-", 0) == 0) {  // after the FFN's row at the same x: its probe
+            if (r.variant.rfind("probe-", 0) == 0) {  // after the FFN's row at the same x: its probes
                 const std::string kind = r.bound == "weights" ? "probe-stream" : "probe-dense";
-                if (r.variant == kind && !rl.points.empty() && r.error.empty())
-                    rl.points.back().probe = kind.substr(6), rl.points.back().probe_ms = r.median_ms;
+                if (rl.points.empty() || !r.error.empty()) return;
+                if (r.variant == kind) rl.points.back().probe = kind.substr(6), rl.points.back().probe_ms = r.median_ms;
+                if (r.variant == "probe-balanced") rl.points.back().balanced_ms = r.median_ms;
                 return;
             }
             if (!r.error.empty()) throw Error(ErrorKind::Runtime, "roofline: " + r.error);

@@ -41,6 +41,11 @@ TEST(GpuRoofline, TheAppsRooflineIsMeasuredCheckedAndUnderTheLines) {
         // all rows from 512 (the classroom shape's ridge is about 180)
         EXPECT_EQ(p.probe, p.tokens_per_expert <= 64 ? "stream" : "dense");
         EXPECT_GT(p.probe_ms, 0.5 * p.floor_ms);
+        // and above the ridge the same FFN with every expert the same tokens
+        if (p.tokens_per_expert <= 64)
+            EXPECT_EQ(p.balanced_ms, 0);
+        else
+            EXPECT_GT(p.balanced_ms, 0.8 * p.floor_ms);
     }
     ASSERT_FALSE(fractions.empty());
     EXPECT_FLOAT_EQ(fractions.back(), 1.0f);

@@ -111,4 +111,9 @@ TEST(RooflineSession, APointsTooltipSaysItsProbe) {
     EXPECT_NE(s.find("the weights read as the FFN reads them"), std::string::npos) << s;
     p.probe = "dense", p.probe_ms = 0.075;
     EXPECT_NE(moelab_gui::roofline::point_text(p, rl).find("cuBLAS over all rows"), std::string::npos);
+    EXPECT_EQ(moelab_gui::roofline::point_text(p, rl).find("every expert the same tokens"), std::string::npos);
+    p.balanced_ms = 0.0666;
+    const std::string b = moelab_gui::roofline::point_text(p, rl);
+    EXPECT_NE(b.find("every expert the same tokens"), std::string::npos) << b;
+    EXPECT_NE(b.find("(90% of the roofline)"), std::string::npos) << b;
 }
