@@ -413,7 +413,8 @@ TEST(GpuExperts, BenchRecordsAFailedStageAndGoesOn) {
 }
 
 // The sweep's probe rows: the one that matches the roofline's bound (the weight bytes streamed alone where the
-// weights bound it, cuBLAS over all rows where the FLOPs do), timed and not checked, with the FFN's own bytes or FLOPs.
+// weights bound it, cuBLAS over all rows where the FLOPs do), timed and not checked, with the FFN's own bytes or FLOPs;
+// where the FLOPs bound it, also auto with every expert T·k/E rows (probe-balanced).
 TEST(GpuExperts, BenchProbesMatchTheBound) {
     MOE_REQUIRE_GPU();
     moe::bench::Options opt;
