@@ -256,6 +256,11 @@ bool batched(const bf16_t* xp, const std::int32_t* counts_host, const std::int32
     return true;
 }
 
+// The ints of l.h1, which decode, mid and wgmma do not use for h1: wgmma's item counters, mid's hand-off.
+std::int64_t sync_ints(const ExpertsLayout& l, int ffn) {
+    return std::int64_t(l.pad_rows) * 2 * ffn * std::int64_t(sizeof(bf16_t)) / std::int64_t(sizeof(int));
+}
+
 // Runs the FFN on wgmma where it can (wgmma_ffn_supported: sm_90, d and F on TMA's 16-byte strides; packed rows, or x
 // gathered through row_token where xp is null), from the device's counts and offsets; false, with nothing run, where it
 // cannot. l.h1 is not used by wgmma: its ints schedule the items.
@@ -369,7 +374,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
                        decode_chunk_tokens(tpe), st);
         else
             mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                    mid_tile_tokens(tpe), st);
+                    mid_tile_tokens(tpe), reinterpret_cast<int*>(l.h1), sync_ints(l, ffn), st);
         return impl;
     }
     // The cuBLAS paths take their GEMM shapes on the host: copy the plan back and wait.
@@ -421,7 +426,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     }
     if (impl == ExpertsImpl::Mid) {
         mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y, mid_tile_tokens(tpe),
-                st);
+                reinterpret_cast<int*>(l.h1), sync_ints(l, ffn), st);
         return impl;
     }
 

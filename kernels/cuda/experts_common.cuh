@@ -16,6 +16,7 @@
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/context.cuh"
 #include "kernels/cuda/experts_order.hpp"
+#include "kernels/cuda/item_trace.cuh"  // global_ns
 
 namespace moe::gpu::experts_detail {
 
@@ -91,6 +92,17 @@ __device__ __forceinline__ void launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+// A count one kernel publishes for another (wgmma's items done, mid's hand-off): loads and stores at GPU scope, the
+// store a release (after the block's barrier and a fence, what the block wrote before it is visible with it).
+__device__ __forceinline__ int load_acquire(const int* p) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ void store_release(int* p, int v) {
+    asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 
 // ---- tensor-core and cp.async primitives (mid, fused) ----

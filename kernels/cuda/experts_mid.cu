@@ -100,7 +100,7 @@ template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
-                    bf16_t* out, int preload, std::uint64_t* trace) {
+                    bf16_t* out, int preload, std::uint64_t* trace, int* progress, int producer_grid) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     using T = Tile<kNT, kMI>;
@@ -110,7 +110,13 @@ __global__ void __launch_bounds__(kThreads, 2)
     __shared__ int warp_sums[32];
     int* pre = reinterpret_cast<int*>(smem + T::kPipeBytes);  // [experts + 1]: token tiles before each expert
     const unsigned smem_u32 = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    if constexpr (kGated) launch_dependents();  // the down kernel may take the SMs this grid frees
+    if constexpr (kGated) {
+        // The hand-off (progress not null): this block's count of items done starts at 0 for this call before the
+        // down kernel can start (it is launched once every block of this grid has called launch_dependents).
+        if (progress && threadIdx.x == 0) store_release(progress + blockIdx.x, 0);
+        if (progress) __syncthreads();
+        launch_dependents();  // the down kernel may take the SMs this grid frees
+    }
     const int tiles = chunk_prefix(counts, experts, T::kBN, pre, warp_sums);
     const int mtiles = kGated ? (M + kBM / 2 - 1) / (kBM / 2) : (M + kBM - 1) / kBM;
     const std::int64_t items = std::int64_t(tiles) * mtiles;
@@ -149,15 +155,16 @@ __global__ void __launch_bounds__(kThreads, 2)
         return at;
     };
 
-    // The load cursor: item `lit`, k step `lkt`, and this thread's rows of that item.
+    // The load cursor: item `lit` (of expert `lexp`), k step `lkt`, and this thread's rows of that item.
     std::int64_t lit = first_item;
-    int lkt = 0;
+    int lkt = 0, lexp = -1, ready_exp = -1;
     const bf16_t* arow[T::kAPerThread];  // null: past M (zeros)
     const bf16_t* brow[T::kBPerThread];  // null: past the expert's tokens (zeros)
     auto aim = [&](std::int64_t item) {
         const Where at = locate(item);
         const int e = at.e, mt = at.mt, ntok = at.ntok;
         const std::int64_t r0 = at.r0;
+        lexp = e;
 #pragma unroll
         for (int q = 0; q < T::kAPerThread; ++q) {
             const int i = prow + 32 * q;
@@ -183,7 +190,32 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int q = 0; q < T::kAPerThread; ++q)
             load_piece<kVec, true>(smem, smem_u32, off + swz(prow + 32 * q, piece), arow[q], k, K, w);
     };
+    // The down kernel with the hand-off: before the first token (h) loads of an item, wait until every gate/up item
+    // of its expert is done. The gate/up kernel's items are numbered as there (the same token tiles, F / 64 row
+    // tiles) and ran in whole rounds: item i is block i mod stride's (i / stride + 1)-th, so it is done when that
+    // block's count is past i / stride. Warp 0 polls, then the block's barrier orders every thread's loads after it.
+    auto await_expert = [&] {
+        if (kGated || !progress || lkt != 0 || lexp == ready_exp) return;
+        if (warp == 0) {
+            const std::int64_t mt_g = (K + kBM / 2 - 1) / (kBM / 2), items_g = std::int64_t(pre[experts]) * mt_g;
+            const std::int64_t rounds_g = (items_g + producer_grid - 1) / producer_grid;
+            const std::int64_t stride_g = (items_g + rounds_g - 1) / rounds_g;
+            const std::int64_t i0 = std::int64_t(pre[lexp]) * mt_g, i1 = std::int64_t(pre[lexp + 1]) * mt_g;
+            const std::uint64_t t0 = global_ns();
+            for (;;) {
+                bool done = true;
+                for (std::int64_t i = i0 + lane; i < i1; i += 32)
+                    done = done && load_acquire(progress + i % stride_g) > i / stride_g;
+                if (__all_sync(0xffffffffu, done)) break;
+                __nanosleep(128);
+                if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
+            }
+        }
+        __syncthreads();
+        ready_exp = lexp;
+    };
     auto load_tokens = [&](int slot, int k0) {
+        await_expert();
         const int off = slot * T::kStageBytes, k = k0 + 8 * piece;
 #pragma unroll
         for (int q = 0; q < T::kBPerThread; ++q)
@@ -201,9 +233,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     // h is complete and visible after the wait.
     int preloaded = 0;
     if constexpr (!kGated) {
-        if (preload && lit < items)
+        if ((preload || progress) && lit < items)
             for (; preloaded < kS - 1 && preloaded < nk; ++preloaded) load_weights(preloaded, preloaded * kBK);
-        wait_for_producer();
+        if (!progress) wait_for_producer();
     }
 #pragma unroll
     for (int s = 0; s < kS - 1; ++s) {
@@ -214,7 +246,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         cp_async_commit();
     }
 
-    int slot = 0;  // the stage the products read next: the ring's stages in order, across items
+    int slot = 0;        // the stage the products read next: the ring's stages in order, across items
+    int items_done = 0;  // gate/up with the hand-off: this block's items whose h is written
     for (std::int64_t it = first_item; it < items; it += stride) {
         const Where at = locate(it);
         const int mt = at.mt, ntok = at.ntok;
@@ -286,9 +319,27 @@ __global__ void __launch_bounds__(kThreads, 2)
                     }
                 }
             }
+        if (kGated && progress) {  // the hand-off: this item's h is written
+            __syncthreads();
+            if (tid == 0) {
+                __threadfence();
+                store_release(progress + blockIdx.x, ++items_done);
+            }
+        }
         if (tr) trace_end(tr, kGated ? 1 : 0, at.e);
     }
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
+    // With the hand-off the down kernel never waited for the whole gate/up grid; it does so before it ends, so that
+    // the stream's next work finds both kernels complete (the gate/up items are all done by now: this costs nothing).
+    if (!kGated && progress) wait_for_producer();
+}
+
+// Whether the down kernel's items wait for their own expert's gate/up items (the hand-off) instead of the whole
+// gate/up grid: they then run on the SMs that grid frees during its last round. MOELAB_MID_HANDOFF=0 turns it off
+// (tests, the benchmark's side-by-side rows).
+bool mid_handoff() {
+    const char* env = std::getenv("MOELAB_MID_HANDOFF");
+    return !(env && env[0] == '0' && !env[1]);
 }
 
 // Whether the down GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds
@@ -300,19 +351,32 @@ bool mid_down_narrow(std::int64_t items128) {
     return items128 < 8 * std::int64_t(device_sms());
 }
 
+// The gate/up kernel's grid for these shapes (the down kernel's hand-off needs it).
+template <int kNT, bool kVec, bool kTrace>
+unsigned mid_gated_grid(std::int64_t est_tiles, int experts, int ffn) {
+    using T = Tile<kNT, 2>;
+    auto k = mid_gemm_kernel<kNT, 2, true, kVec, kTrace>;
+    const int smem = mid_smem_bytes<kNT, 2>(experts);
+    MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
+}
+
 // One GEMM of the FFN (kGated: gate/up, x → h; else down, h → y, launched programmatically after gate/up).
-// trace (MOELAB_TRACE_ITEMS; null: off): this GEMM's items' rows.
+// trace (MOELAB_TRACE_ITEMS; null: off): this GEMM's items' rows. progress (null: no hand-off): the gate/up blocks'
+// counts of items done, gated_grid ints; the down kernel's items each wait for their own expert's instead of the
+// whole gate/up grid.
 template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                      const std::int32_t* offsets, std::int64_t est_tiles, int experts, int hidden, int ffn,
-                     const bf16_t* w, bf16_t* h, bf16_t* y, std::uint64_t* trace, cudaStream_t st) {
+                     const bf16_t* w, bf16_t* h, bf16_t* y, std::uint64_t* trace, int* progress, unsigned gated_grid,
+                     cudaStream_t st) {
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
     auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec, kTrace>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
-        const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((ffn + T::kBM / 2 - 1) / (T::kBM / 2)));
-        k<<<g, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace);
+        k<<<gated_grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace,
+                                              progress, 0);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -320,7 +384,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload(), trace);
+                              down_preload(), trace, progress, int(gated_grid));
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }
@@ -328,7 +392,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
 template <int kNT, bool kVec, bool kTrace>
 void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
+                const bf16_t* w2, bf16_t* h, bf16_t* y, int* sync, std::int64_t sync_ints, cudaStream_t st) {
     constexpr int kBN = Tile<kNT>::kBN;
     // Token tiles: at most one per row, and at most rows / tile + one partial tile per expert.
     const std::int64_t est_tiles = std::min<std::int64_t>(max_rows, max_rows / kBN + experts);
@@ -340,12 +404,14 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                        est_down = est_tiles * ((hidden + down_rows - 1) / down_rows);
     std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
     std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
+    const unsigned gated_grid = mid_gated_grid<kNT, kVec, kTrace>(est_tiles, experts, ffn);
+    int* progress = mid_handoff() && sync && sync_ints >= std::int64_t(gated_grid) ? sync : nullptr;
 #define MOE_MID_GEMM_ARGS xp, x, row_token, counts, offsets, est_tiles, experts, hidden, ffn
-    launch_mid_gemm<kNT, 2, true, kVec, kTrace>(MOE_MID_GEMM_ARGS, w1, h, y, tbuf, st);
+    launch_mid_gemm<kNT, 2, true, kVec, kTrace>(MOE_MID_GEMM_ARGS, w1, h, y, tbuf, progress, gated_grid, st);
     if (narrow)
-        launch_mid_gemm<kNT, 1, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
+        launch_mid_gemm<kNT, 1, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, progress, gated_grid, st);
     else
-        launch_mid_gemm<kNT, 2, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, st);
+        launch_mid_gemm<kNT, 2, false, kVec, kTrace>(MOE_MID_GEMM_ARGS, w2, h, y, tdown, progress, gated_grid, st);
 #undef MOE_MID_GEMM_ARGS
     if (trace)
         write_item_trace(trace, tbuf, est_gated + est_down,
@@ -358,8 +424,10 @@ void launch_mid(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
 template <int kNT>
 void launch_mid_vec(bool vec, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows, int experts,
-                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, cudaStream_t st) {
-#define MOE_MID_LAUNCH_ARGS xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+                    int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* h, bf16_t* y, int* sync,
+                    std::int64_t sync_ints, cudaStream_t st) {
+#define MOE_MID_LAUNCH_ARGS \
+    xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sync, sync_ints, st
     const bool traced = item_trace_path(st) != nullptr;
     if (vec)
         traced ? launch_mid<kNT, true, true>(MOE_MID_LAUNCH_ARGS) : launch_mid<kNT, true, false>(MOE_MID_LAUNCH_ARGS);
@@ -380,11 +448,13 @@ int mid_tile_tokens(double tokens_per_expert) {
 
 void mid_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
              const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, cudaStream_t st) {
+             const bf16_t* w2, bf16_t* h, bf16_t* y, int tile_tokens, int* sync, std::int64_t sync_ints,
+             cudaStream_t st) {
     if (max_rows <= 0) return;
     // cp.async moves whole 16-byte pieces; otherwise the element loads
     const bool vec = rows_in_16_byte_pieces(hidden, ffn, xp, x, w1, w2, h);
-#define MOE_MID_ARGS vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, st
+#define MOE_MID_ARGS \
+    vec, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, h, y, sync, sync_ints, st
     if (tile_tokens >= 128) return launch_mid_vec<8>(MOE_MID_ARGS);
     return tile_tokens >= 64 ? launch_mid_vec<4>(MOE_MID_ARGS) : launch_mid_vec<2>(MOE_MID_ARGS);
 #undef MOE_MID_ARGS

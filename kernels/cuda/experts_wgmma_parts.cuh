@@ -151,12 +151,6 @@ struct ShortBoxes {
     CUtensorMap x[7], h[7];
 };
 
-__device__ __forceinline__ int load_acquire(const int* p) {
-    int v;
-    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
 constexpr bool kFastEpilogue = true;
 
 // lo and hi rounded to bf16 (to nearest even, as f32_to_bf16 does) in one instruction: lo in the low half.

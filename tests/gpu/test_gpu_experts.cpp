@@ -275,31 +275,36 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
 }
 
 // mid's down kernel and wgmma's waiting down items ask for their first weight tiles before they wait for h (the
-// default); MOELAB_EXPERTS_PRELOAD=0 runs them without. Both against the reference, from the device plan, on shapes
-// with partial tiles and K tails.
+// default); MOELAB_EXPERTS_PRELOAD=0 runs them without. mid's down items wait for their own expert's gate/up items
+// (the hand-off, the default) or, with MOELAB_MID_HANDOFF=0, for the whole gate/up kernel. Against the reference,
+// from the device plan, on shapes with partial tiles and K tails, and one whose gate/up items take several rounds.
 TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
     const std::vector<Case> cases = {
-        {7, 8, 2, 2048, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 256},   // a few tokens, wide d
-        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},  // K tails, partial tiles, padded
-        {256, 16, 2, 128, "hot:20", 0, moe::DropPolicy::TokenOrder, 1, 1032},  // empty experts, long F
-        {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},     // F % 8 ≠ 0: the scalar paths
+        {7, 8, 2, 2048, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 256},     // a few tokens, wide d
+        {600, 4, 2, 392, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 4, 200},    // K tails, partial tiles, padded
+        {256, 16, 2, 128, "hot:20", 0, moe::DropPolicy::TokenOrder, 1, 1032},    // empty experts, long F
+        {40, 4, 2, 136, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 44},       // F % 8 ≠ 0: the scalar paths
+        {256, 16, 2, 512, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 2816},  // gate/up items in rounds
     };
     for (const Case& c : cases) {
         const std::uint64_t seed = fresh_seed();
         SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
         FfnCase f(c, seed);
         for (const char* preload : {"0", "1"})
-            for (auto impl : {ExpertsImpl::Mid, ExpertsImpl::Wgmma})
-                for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E})
-                    for (bool packed : {true, false}) {
-                        ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload);
-                        SCOPED_TRACE(std::string("preload ") + preload + ", " + moe::gpu::experts_impl_name(impl) +
-                                     ", hint " + std::to_string(hint) + (packed ? "" : ", nopack"));
-                        f.run_device(impl, packed, hint);
-                        EXPECT_EQ(f.check(), "");
-                    }
+            for (const char* handoff : {"0", "1"})
+                for (auto impl : {ExpertsImpl::Mid, ExpertsImpl::Wgmma})
+                    for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E})
+                        for (bool packed : {true, false}) {
+                            if (impl == ExpertsImpl::Wgmma && handoff[0] == '0') continue;  // mid's knob only
+                            ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload), hand("MOELAB_MID_HANDOFF", handoff);
+                            SCOPED_TRACE(std::string("preload ") + preload + ", handoff " + handoff + ", " +
+                                         moe::gpu::experts_impl_name(impl) + ", hint " + std::to_string(hint) +
+                                         (packed ? "" : ", nopack"));
+                            f.run_device(impl, packed, hint);
+                            EXPECT_EQ(f.check(), "");
+                        }
     }
 }
 
