@@ -197,7 +197,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     auto await_expert = [&] {
         if (kGated || !progress || lkt != 0 || lexp == ready_exp) return;
         if (warp == 0) {
-            const std::int64_t mt_g = (K + kBM / 2 - 1) / (kBM / 2), items_g = std::int64_t(pre[experts]) * mt_g;
+            constexpr int kRowsG = Tile<kNT, 2>::kBM / 2;  // h columns per gate/up item (this tile may be narrower)
+            const std::int64_t mt_g = (K + kRowsG - 1) / kRowsG, items_g = std::int64_t(pre[experts]) * mt_g;
             const std::int64_t rounds_g = (items_g + producer_grid - 1) / producer_grid;
             const std::int64_t stride_g = (items_g + rounds_g - 1) / rounds_g;
             const std::int64_t i0 = std::int64_t(pre[lexp]) * mt_g, i1 = std::int64_t(pre[lexp + 1]) * mt_g;
