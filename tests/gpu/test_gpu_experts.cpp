@@ -298,7 +298,7 @@ TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
                 for (auto impl : {ExpertsImpl::Mid, ExpertsImpl::Wgmma})
                     for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E})
                         for (bool packed : {true, false}) {
-                            if (impl == ExpertsImpl::Wgmma && handoff[0] == '0') continue;  // mid's knob only
+                            if (impl == ExpertsImpl::Wgmma && *handoff) continue;  // mid's knob only
                             ScopedEnv env("MOELAB_EXPERTS_PRELOAD", preload), hand("MOELAB_MID_HANDOFF", handoff);
                             SCOPED_TRACE(std::string("preload ") + preload + ", handoff " + handoff + ", " +
                                          moe::gpu::experts_impl_name(impl) + ", hint " + std::to_string(hint) +
