@@ -100,7 +100,7 @@ template <int kNT, int kMI, bool kGated, bool kVec, bool kTrace>
 __global__ void __launch_bounds__(kThreads, 2)
     mid_gemm_kernel(const bf16_t* b_packed, const bf16_t* b_gather, const std::int32_t* row_token,
                     const std::int32_t* counts, const std::int32_t* offsets, int experts, int K, int M, const bf16_t* w,
-                    bf16_t* out, int preload, std::uint64_t* trace, int* progress, int producer_grid, int publish) {
+                    bf16_t* out, int preload, std::uint64_t* trace, int* progress, int producer_grid) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     using T = Tile<kNT, kMI>;
@@ -248,8 +248,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 
     int slot = 0;        // the stage the products read next: the ring's stages in order, across items
-    int items_done = 0;  // gate/up with the hand-off: this block's items whose h is written
-    int published = 0;   // and the count the down kernel can see (thread 0's)
+    int items_done = 0;  // this block's items
     for (std::int64_t it = first_item; it < items; it += stride) {
         const Where at = locate(it);
         const int mt = at.mt, ntok = at.ntok;
@@ -268,12 +267,6 @@ __global__ void __launch_bounds__(kThreads, 2)
             cp_async_wait<kS - 2>();
             __syncthreads();  // stage `slot` is in for every thread; the one before it is free
             if (tr && kt == 0) trace_mark(tr, 3);
-            // publish 2: the previous item's count, a few k steps into this one (its h stores have landed by now,
-            // and every thread's came before this step's barrier)
-            if (kGated && publish == 2 && tid == 0 && published < items_done && kt == min(2, nk - 1)) {
-                __threadfence();
-                store_release(progress + blockIdx.x, published = items_done);
-            }
             if (lit < items) {
                 const int free_slot = slot == 0 ? kS - 1 : slot - 1;
                 load_weights(free_slot, lkt * kBK);
@@ -327,22 +320,16 @@ __global__ void __launch_bounds__(kThreads, 2)
                     }
                 }
             }
-        if (kGated && progress) {  // the hand-off: this item's h is written
-            ++items_done;
-            if (publish == 1) {
-                __syncthreads();
-                if (tid == 0) {
-                    __threadfence();
-                    store_release(progress + blockIdx.x, published = items_done);
-                }
-            }
-        }
+        ++items_done;
         if (tr) trace_end(tr, kGated ? 1 : 0, at.e);
     }
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
-    if (kGated && progress && items_done > 0) {  // the last count (publish 2 and 3: not yet published)
+    // The hand-off: this block's items are done and their h written, once, when the block ends. A count after each
+    // item (a barrier and a fence on the block's path: the classroom shape at 16 tokens per expert 88.2-89.6 µs) or a
+    // few k steps into the next item (86.8-88.2) was slower than this (84.4-86.5; without the hand-off 89.6-91.9).
+    if (kGated && progress && items_done > 0) {
         __syncthreads();
-        if (tid == 0 && published < items_done) {
+        if (tid == 0) {
             __threadfence();
             store_release(progress + blockIdx.x, items_done);
         }
@@ -352,12 +339,12 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (!kGated && progress) wait_for_producer();
 }
 
-// Whether the down kernel's items wait for their own expert's gate/up items (the hand-off) instead of the whole
-// gate/up grid: they then run on the SMs that grid frees during its last round. MOELAB_MID_HANDOFF=0 turns it off
-// (tests, the benchmark's side-by-side rows).
-// How the gate/up blocks publish their counts: 1 after each item (a barrier and a fence on the block's path), 2 a
-// few k steps into the next item (its stores have landed), 3 once, when the block ends.
-int mid_handoff() { return env_choice("MOELAB_MID_HANDOFF", {0, 1, 2, 3}, 2); }
+// Whether the down kernel's items wait for the gate/up blocks that ran their expert's items (the hand-off) instead of
+// the whole gate/up grid: they start as those blocks end, without the wait for the grid's completion and its flush.
+// Measured on the H200 (kernels/bench/RESULTS.md, twenty-second session): the classroom shape at 16 tokens per
+// expert 84.4-86.5 µs against 89.6-91.9, at 24 94.8-98.3 against 95.9-101.7, at 4 and 8 about 1% faster.
+// MOELAB_MID_HANDOFF=0 turns it off (tests, experiments).
+bool mid_handoff() { return env_choice("MOELAB_MID_HANDOFF", {0, 1}, 1) == 1; }
 
 // Whether the down GEMM takes 64-row tiles: when its 128-row items (`items128`) would run in fewer than four rounds
 // of two blocks an SM, where the last round's idle blocks and a single block an SM with few stages in flight cost
@@ -393,7 +380,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if constexpr (kGated) {
         k<<<gated_grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace,
-                                              progress, 0, mid_handoff());
+                                              progress, 0);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
@@ -401,7 +388,7 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
         const bf16_t* hc = h;
         const std::int32_t* no_rt = nullptr;
         launch_after_producer(k, g, kThreads, smem, st, hc, none, no_rt, counts, offsets, experts, ffn, hidden, w, y,
-                              down_preload(), trace, progress, int(gated_grid), 0);
+                              down_preload(), trace, progress, int(gated_grid));
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (down)");
     }
 }
