@@ -3,7 +3,9 @@
 // expert's tokens; its 8 warps split it 4 (weight rows) × 2 (tokens). Each k step of 64 brings 128 bytes of every
 // weight row and token row into a swizzled shared-memory stage with cp.async; ldmatrix feeds mma.sync m16n8k16 from
 // there while the next stages load. Items are ordered expert, row tile, token tile, so the token tiles of one row
-// tile run on neighbouring blocks at the same time and the second reads the weights from L2.
+// tile run on neighbouring blocks at the same time and the second reads the weights from L2. The down kernel's items
+// start as soon as the gate/up blocks that ran their expert's items have ended (the hand-off, mid_handoff), not when
+// the whole gate/up kernel has completed.
 #include <cuda_runtime.h>
 
 #include <cstdint>
