@@ -327,7 +327,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
     cp_async_wait<0>();  // only empty groups are left; nothing is in flight when the block exits
     // The hand-off: this block's items are done and their h written, once, when the block ends. A count after each
-    // item (a barrier and a fence on the block's path: the classroom shape at 16 tokens per expert 88.2-89.6 µs) or a
+    // item (a barrier and a fence on the block's path: the classroom shape at 16 tokens per expert 88.1-89.6 µs) or a
     // few k steps into the next item (86.8-88.2) was slower than this (84.4-86.5; without the hand-off 89.6-91.9).
     if (kGated && progress && items_done > 0) {
         __syncthreads();

@@ -277,9 +277,9 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
 // mid's down kernel and wgmma's waiting down items ask for their first weight tiles before they wait for h (the
 // default); MOELAB_EXPERTS_PRELOAD=0 runs them without. mid's down items wait for their own expert's gate/up items
 // (the hand-off, the default: each gate/up block publishes its count when it ends) or, with MOELAB_MID_HANDOFF=0,
-// for the whole gate/up kernel. Against the reference,
-// from the device plan, on shapes with partial tiles and K tails, and one whose gate/up items take several rounds
-// (MOELAB_GPU_TEST_QUICK=1: the three small ones, for compute-sanitizer's racecheck).
+// for the whole gate/up kernel. Against the reference, from the device plan, on shapes with partial tiles and K
+// tails, and one whose gate/up items take several rounds (MOELAB_GPU_TEST_QUICK=1: the three small ones, for
+// compute-sanitizer's racecheck).
 TEST(GpuExperts, DownGemmsMatchTheReferenceWithAndWithoutPreload) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
