@@ -379,12 +379,12 @@ void launch_mid_gemm(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_
     using T = Tile<kNT, kMI>;
     const int smem = mid_smem_bytes<kNT, kMI>(experts);
     auto k = mid_gemm_kernel<kNT, kMI, kGated, kVec, kTrace>;
-    MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    if constexpr (kGated) {
+    if constexpr (kGated) {  // its shared-memory attribute is set by mid_gated_grid, which sized gated_grid
         k<<<gated_grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w, h, 0, trace,
                                               progress, 0);
         MOE_CUDA_LAUNCH_CHECK("mid_gemm_kernel (gate/up)");
     } else {
+        MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         const unsigned g = persistent_blocks(k, kThreads, smem, est_tiles * ((hidden + T::kBM - 1) / T::kBM));
         const bf16_t* none = nullptr;
         const bf16_t* hc = h;
