@@ -72,16 +72,24 @@ struct RooflinePoint {
     // Where the FLOPs bound the point: auto on the same tokens routed round-robin, every expert T·k/E rows, so no
     // expert's last token tile holds only a few (moe::bench::RooflinePoint::balanced_ms); 0: not timed.
     double balanced_ms = 0;
+    // The PyTorch peer on the same shape and tokens in the same run (kernels/bench/torch_peer.py), where a saved
+    // sweep has it: its name ("torch._grouped_mm") and median; 0: not timed.
+    std::string peer;
+    double peer_ms = 0;
     double pct_of_roofline() const { return median_ms > 0 ? 100.0 * floor_ms / median_ms : 0; }
 };
 
 struct ExpertRoofline {
     RooflineShape shape;
+    std::string shape_name;  // a saved sweep's name for the shape ("classroom", "S1"); "" otherwise
     RooflineCeilings ceilings;
     std::vector<RooflineFloor> lines;   // the floors on a log grid over [x_lo, x_hi]
     std::vector<RooflinePoint> points;  // timed points (none when modeled)
     lesson::Source source = lesson::Source::Modeled;
     std::vector<std::string> notes;  // where the numbers came from, in plain words
+    // "" when measured here (or modeled); else where and when a saved sweep was measured ("NVIDIA H200, 2026-12-01
+    // 04:29 UTC"): its points are measured-gpu, but not on this machine (demos/roofline_saved.hpp).
+    std::string recorded;
 };
 
 // The sweep's tokens per expert: 1, 8, 64, 512, 4096 (the same as `moelab bench experts --sweep`).

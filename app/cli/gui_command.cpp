@@ -22,7 +22,7 @@ struct GuiArgs {
     bool flags_ok = false;
     std::string preset;
     int frames = 0;
-    std::string screenshot, script, config_dir, report_json;
+    std::string screenshot, script, config_dir, report_json, roofline;
     bool presenter = false, report = false, no_vsync = false;
     int width = 1280, height = 800;
 };
@@ -80,6 +80,10 @@ void add_gui_options(CLI::App& app, Handler* selected) {
         ->check(CLI::Range(64, 8192))
         ->group(g);
     app.add_flag("--no-vsync", a->no_vsync, "Do not wait for the display's refresh")->group(g);
+    app.add_option("--roofline", a->roofline,
+                   "The roofline panel shows this saved sweep (JSON from `moelab bench experts --sweep --save` on a "
+                   "GPU machine) where this machine has not measured the shape; default: the H200 run of record")
+        ->group(g);
     try {
         add_scenario_flags(&app, a->flags);
         a->flags_ok = true;
@@ -103,6 +107,7 @@ void add_gui_options(CLI::App& app, Handler* selected) {
             w.height = a->height;
             w.vsync = !a->no_vsync;
             w.preset = a->preset;
+            w.roofline = a->roofline;
             w.scenario = a->flags_ok ? resolve_with_preset(a->flags, a->preset) : demos::Scenario{};
             return moelab_gui::run_window(w);
 #else

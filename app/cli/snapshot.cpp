@@ -23,7 +23,7 @@ struct SnapArgs {
     int width = 1280, height = 800;
     float scale = 1.0f;
     bool presenter = false, light = false, full_layer = false, quiet = false;
-    std::string result;
+    std::string result, roofline;
 };
 }  // namespace
 
@@ -31,8 +31,11 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
     auto a = std::make_shared<SnapArgs>();
     auto* cmd = app.add_subcommand("snapshot", "Render a view of the desktop app to a PNG, with no window or X server");
     cmd->add_option("--view", a->view,
-                    "loads, comm, dispatch, timeline, device, controls, help or overview (the whole app)")
-        ->check(CLI::IsMember({"loads", "comm", "dispatch", "timeline", "device", "controls", "help", "overview"}));
+                    "loads, comm, dispatch, timeline, device, controls, help, roofline (the expert FFN's) or overview "
+                    "(the whole "
+                    "app)")
+        ->check(CLI::IsMember(
+            {"loads", "comm", "dispatch", "timeline", "device", "controls", "help", "roofline", "overview"}));
     cmd->add_option("--out,-o", a->out, "PNG file to write")->required();
     cmd->add_option("--width", a->width, "Image width in pixels (64..8192, default 1280)");
     cmd->add_option("--height", a->height, "Image height in pixels (64..8192, default 800)");
@@ -47,9 +50,14 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
     cmd->add_option("--result", a->result,
                     "Draw a saved Result (JSON from moelab run ... --json), e.g. a pipeline measured on a GPU "
                     "machine, instead of running the scenario here");
+    cmd->add_option("--roofline", a->roofline,
+                    "--view roofline draws this saved sweep (JSON from `moelab bench experts --sweep --save` on a GPU "
+                    "machine) for the scenario's d, F, E, k; default: measured here on a GPU, else the H200 run of "
+                    "record where it has the shape, else modeled");
     add_scenario_flags(cmd, a->flags);
     cmd->footer(
         "Example: moelab snapshot --view overview --out assets/readme-overview.png\n"
+        "         moelab snapshot --view roofline --out roofline.png --preset classroom\n"
         "Uses Mesa's surfaceless EGL or the GPU driver's EGL device; no DISPLAY is needed.");
     cmd->callback([a, selected] {
         *selected = [a] {
@@ -67,6 +75,7 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
             o.full_layer = a->full_layer;
             o.quiet = a->quiet;
             o.result = a->result;
+            o.roofline = a->roofline;
             o.scenario = resolve_scenario_with_preset(a->flags, a->preset);
             return moelab_gui::run_snapshot(o);
 #else

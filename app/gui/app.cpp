@@ -75,6 +75,7 @@ App::App(const AppOptions& opt) : opt_(opt) {
     so.scenario = opt.scenario;
     so.preset = opt.preset;
     so.background = opt.background_runs;
+    so.saved_rooflines = opt.saved_rooflines;
     // Lesson progress lives beside the app's preferences (so --config-dir moves it too).
     if (!prefs_path_.empty()) so.progress_path = config_dir_ + "/progress.toml";
     session_ = std::make_unique<Session>(so);

@@ -5,11 +5,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "app/gui/app_state.hpp"
 #include "app/gui/prefs.hpp"
+#include "demos/roofline.hpp"
 
 namespace moelab_gui {
 
@@ -20,6 +22,8 @@ struct AppOptions {
     demos::Scenario scenario;     // the starting scenario
     std::string preset;           // its preset name, if it is one
     bool background_runs = true;  // false: the snapshot runs jobs itself and draws no menus
+    // Saved rooflines (`--roofline FILE`); unset: the run of record carried in the binary (SessionOptions)
+    std::optional<std::vector<demos::ExpertRoofline>> saved_rooflines;
 };
 
 // A region of the framebuffer to save as PNG after this frame renders.

@@ -21,6 +21,7 @@ struct WindowOptions {
     int width = 1280, height = 800;   // initial window size in screen coordinates
     std::string config_dir;           // where imgui.ini and prefs.toml live ("" = ~/.config/moelab)
     bool vsync = true;
+    std::string roofline;  // a saved sweep (moelab bench experts --sweep --save) for the roofline panel
 };
 
 // True when a window can be opened here; otherwise `why` says what is missing (no DISPLAY, GLFW failed, ...).
@@ -40,6 +41,7 @@ struct SnapshotOptions {
     demos::Scenario scenario;
     bool quiet = false;
     std::string result;  // draw this saved Result (moelab run ... --json) instead of running the scenario
+    std::string roofline;  // a saved sweep (moelab bench experts --sweep --save) for the roofline view
 };
 
 // Names accepted by SnapshotOptions::view.

@@ -30,6 +30,11 @@ float text_w(ImFont* f, const std::string& s) { return f->CalcTextSizeA(f->FontS
 void diamond(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
     dl->AddQuad(ImVec2(c.x, c.y - r), ImVec2(c.x + r, c.y), ImVec2(c.x, c.y + r), ImVec2(c.x - r, c.y), col, 1.5f);
 }
+// A cross: the PyTorch peer's time on the same work.
+void cross(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
+    dl->AddLine(ImVec2(c.x - r, c.y - r), ImVec2(c.x + r, c.y + r), col, 1.5f);
+    dl->AddLine(ImVec2(c.x - r, c.y + r), ImVec2(c.x + r, c.y - r), col, 1.5f);
+}
 // A hollow square: the balanced run's mark (the same FFN with every expert T·k/E rows).
 void square(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
     dl->AddRect(ImVec2(c.x - r, c.y - r), ImVec2(c.x + r, c.y + r), col, 0, 0, 1.5f);
@@ -49,6 +54,7 @@ void ranges(const demos::ExpertRoofline& rl, Axes* ax) {
     for (const auto& p : rl.points) take(p.tokens_per_expert, std::max(p.median_ms, p.p95_ms));
     for (const auto& p : rl.points) take(p.tokens_per_expert, p.median_ms);
     for (const auto& p : rl.points) take(p.tokens_per_expert, p.probe_ms), take(p.tokens_per_expert, p.balanced_ms);
+    for (const auto& p : rl.points) take(p.tokens_per_expert, p.peer_ms);
     if (x1 <= 0) x0 = 1, x1 = 4096, y0 = 1e-3, y1 = 1;
     // The math floor at the smallest x can sit decades below everything else: the plot starts a decade under
     // the lowest roofline or point so that the weights' plateau keeps the room.
@@ -139,7 +145,15 @@ void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Pa
     }
     if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.balanced_ms > 0; })) {
         square(dl, ImVec2(x + 6, y), 3.5f, pal.series_at(2));
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, "every expert the same tokens");
+        const char* t = "every expert the same tokens";
+        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t);
+        x += 14 + text_w(sf, t) + 16;
+    }
+    const auto peer = std::find_if(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.peer_ms > 0; });
+    if (peer != rl.points.end()) {
+        cross(dl, ImVec2(x + 6, y), 3.5f, pal.series_at(6));
+        const std::string t = "PyTorch (" + peer->peer + ")";
+        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t.c_str());
     }
 }
 
@@ -172,6 +186,13 @@ std::string point_text(const demos::RooflinePoint& p, const demos::ExpertRooflin
                       "random routing's uneven counts leave some experts a last token tile of a few tokens, which "
                       "streams the weights all the same",
                       charts::fmt_ms(p.balanced_ms).c_str(), pct);
+        s += buf;
+    }
+    if (p.peer_ms > 0) {
+        std::snprintf(buf, sizeof buf, "\nPyTorch (%s) on the same FFN and tokens, same run: %s; auto is %.2f× %s",
+                      p.peer.c_str(), charts::fmt_ms(p.peer_ms).c_str(),
+                      p.median_ms > 0 ? std::max(p.peer_ms / p.median_ms, p.median_ms / p.peer_ms) : 0.0,
+                      p.median_ms <= p.peer_ms ? "faster" : "slower");
         s += buf;
     }
     if (p.wrong > 0)
@@ -233,6 +254,7 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
         const ImU32 col = p.wrong > 0 ? pal.bad : c_pts;
         if (p.probe_ms > 0) diamond(dl, ImVec2(c.x, ax.y(p.probe_ms)), 5.0f, pal.text_dim);
         if (p.balanced_ms > 0) square(dl, ImVec2(c.x, ax.y(p.balanced_ms)), 4.0f, c_pts);
+        if (p.peer_ms > 0) cross(dl, ImVec2(c.x, ax.y(p.peer_ms)), 4.0f, pal.series_at(6));
         if (p.p95_ms > p.median_ms) dl->AddLine(c, ImVec2(c.x, ax.y(p.p95_ms)), col, 1.5f);
         if (p.source == demos::lesson::Source::Modeled)
             dl->AddCircle(c, 4.5f, col, 0, 2);

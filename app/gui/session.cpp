@@ -129,6 +129,7 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
                 break;
             }
     invalid_ = scenario_.validate();
+    saved_rooflines_ = opt.saved_rooflines ? *opt.saved_rooflines : demos::recorded_rooflines();
     lesson_.progress_path = opt.progress_path.empty() ? demos::default_progress_path() : opt.progress_path;
     if (opt.background) {
         runner_ = std::make_unique<Runner>();
@@ -204,6 +205,10 @@ void Session::set_plan(const RunPlan& plan) {
 bool Session::roofline_needed() const {
     if (!runner_ || !invalid_.empty() || cpu_backend() || gpus_.empty()) return false;
     return !results_.roofline || results_.roofline->shape != demos::roofline_shape(scenario_);
+}
+
+const demos::ExpertRoofline* Session::saved_roofline(const demos::RooflineShape& shape) const {
+    return demos::find_roofline(saved_rooflines_, shape);
 }
 
 void Session::measure_roofline() {

@@ -17,6 +17,7 @@
 #include "demos/lesson.hpp"
 #include "demos/lesson_play.hpp"
 #include "demos/lesson_progress.hpp"
+#include "demos/roofline_saved.hpp"
 
 namespace moelab_gui {
 
@@ -139,6 +140,9 @@ struct SessionOptions {
     std::string preset;         // its preset name, if it is one
     bool background = true;     // false: no runner; the snapshot runs jobs itself and feeds apply()
     std::string progress_path;  // lesson progress ("" = the default)
+    // Rooflines measured on a GPU machine and saved there (`--roofline FILE`), shown where this machine has not
+    // measured the shape itself; unset: the run of record carried in the binary (demos::recorded_rooflines).
+    std::optional<std::vector<demos::ExpertRoofline>> saved_rooflines;
 };
 
 class Session {
@@ -182,6 +186,8 @@ class Session {
     // Measures the expert FFN's roofline for the scenario's shape on the GPU, as a job joining the runs in progress;
     // nothing without a GPU (the panel models it then) or when the one held is for this shape.
     void measure_roofline();
+    // A saved roofline of `shape` (SessionOptions::saved_rooflines), or nullptr.
+    const demos::ExpertRoofline* saved_roofline(const demos::RooflineShape& shape) const;
     void cancel();
     // Takes finished runs from the runner and the GPU probe. Returns true when something changed.
     bool poll();
@@ -228,6 +234,7 @@ class Session {
     std::string preset_;
     std::vector<std::string> invalid_;
     ResultSet results_;
+    std::vector<demos::ExpertRoofline> saved_rooflines_;
     RunError error_;
     RunnerStatus status_;
     RunPlan plan_;

@@ -10,13 +10,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "app/gui/app.hpp"
 #include "app/gui/gl_failure.hpp"
 #include "app/gui/gui.hpp"
 #include "app/gui/png.hpp"
 #include "demos/result_load.hpp"
+#include "demos/roofline_saved.hpp"
 #include "kernels/api.hpp"
 
 namespace moelab_gui {
@@ -232,6 +235,15 @@ int run_snapshot(const SnapshotOptions& o) {
         return 2;
     }
     o.scenario.check();
+    const bool roofline_view = view && view->id == ViewId::Roofline;
+    if (!o.roofline.empty() && !roofline_view) {
+        std::fprintf(stderr, "moelab: --roofline FILE is drawn by --view roofline only (not --view %s)\n",
+                     o.view.c_str());
+        return 2;
+    }
+    // A saved sweep, read (and a bad one refused) before anything is drawn.
+    std::optional<std::vector<demos::ExpertRoofline>> saved;
+    if (!o.roofline.empty()) saved = demos::load_rooflines_for(o.roofline, demos::roofline_shape(o.scenario));
 
     Offscreen gl;
     std::string err;
@@ -253,6 +265,7 @@ int run_snapshot(const SnapshotOptions& o) {
         ao.persist = false;
         ao.background_runs = false;
         ao.scenario = o.scenario;
+        ao.saved_rooflines = saved;
         App app(ao);
         ViewState& vs = app.view_state();
         Session& ses = app.session();
@@ -264,11 +277,10 @@ int run_snapshot(const SnapshotOptions& o) {
         vs.show_lesson = false;
         vs.run_full_layer = o.full_layer;
         vs.show_dispatch = !view || view->id == ViewId::Dispatch;
-        {
-            std::vector<std::string> gpus;
-            for (const auto& d : moe::gpu::devices()) gpus.push_back(d.name);
-            ses.set_gpus(gpus, gpus.empty() ? moe::gpu::unavailable_reason() : "");
-        }
+        vs.show_roofline = roofline_view;
+        std::vector<std::string> gpus;
+        for (const auto& d : moe::gpu::devices()) gpus.push_back(d.name);
+        ses.set_gpus(gpus, gpus.empty() ? moe::gpu::unavailable_reason() : "");
         ses.set_plan(run_plan(vs));
 
         // Run everything the view draws, synchronously, with progress on stderr; or draw a saved Result (a run
@@ -296,6 +308,9 @@ int run_snapshot(const SnapshotOptions& o) {
             for (auto& g : given) ses.apply(std::move(g));
             jobs.clear();
         } else {
+            // The roofline view on a GPU measures the shape here (a minute or so), unless a saved sweep was given.
+            if (roofline_view && !gpus.empty() && !saved)
+                jobs.push_back({Slot::Roofline, demos::Demo::Routing, o.scenario});
             ses.begin_jobs(jobs);
         }
         for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -53,7 +53,7 @@ const std::vector<ViewInfo>& view_registry() {
         {ViewId::Comm, "comm", "Communication", "Alt+2", show_comm, Placement::Tiled, true},
         {ViewId::Timeline, "timeline", "Pipeline timeline", "Alt+4", show_timeline, Placement::Tiled, true},
         {ViewId::Dispatch, "dispatch", "Dispatch strategies", "Alt+3", show_dispatch, Placement::Tiled, true},
-        {ViewId::Roofline, "roofline", "Expert FFN roofline", "", show_roofline, Placement::Centered, false},
+        {ViewId::Roofline, "roofline", "Expert FFN roofline", "", show_roofline, Placement::Centered, true},
         {ViewId::Help, "help", "Help", "F1", show_help, Placement::Centered, true},
         {ViewId::Lesson, "lesson", "Lessons", "F3", show_lesson, Placement::Own, false},
     };

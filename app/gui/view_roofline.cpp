@@ -1,5 +1,7 @@
 // The expert FFN's roofline panel (opened from the dispatch view or the View menu): time per FFN over tokens per
-// expert for the scenario's d, F, E, k. Measured on the GPU by a background job; modelled without one, and said so.
+// expert for the scenario's d, F, E, k. Measured on the GPU by a background job; without one (or until then), the
+// run saved on a GPU machine for this shape (the run of record carried in the binary, or --roofline FILE), and
+// modelled where there is none; the panel says which.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -26,14 +28,25 @@ double scenario_tokens_per_expert(const Session& ses) {
 void status_line(const Session& ses, const demos::ExpertRoofline& rl, bool gpu, bool measured, Commands& cmd) {
     const Palette& pal = skin().pal;
     ImGui::PushTextWrapPos(0);
+    const bool saved = !rl.recorded.empty();
+    // What the chart shows until this GPU has measured the shape.
+    const std::string until =
+        saved ? "(showing the run measured on " + rl.recorded + " until then)" : "(modeled until then)";
     if (!gpu) {
         ImGui::PushStyleColor(ImGuiCol_Text, ImGui::ColorConvertU32ToFloat4(pal.warn));
-        ImGui::TextUnformatted(
-            "CPU backend in use: nothing is timed here. The lines are modeled from the ceilings recorded on an "
-            "NVIDIA H200 (kernels/bench/RESULTS.md); with a GPU (--backend cuda) the panel measures them and the "
-            "engine's own choice at each point.");
+        if (saved)
+            ImGui::Text(
+                "CPU backend in use: nothing is timed here. The points were measured on %s and saved there "
+                "(hover the badge for the file); with a GPU (--backend cuda) the panel measures them here.",
+                rl.recorded.c_str());
+        else
+            ImGui::TextUnformatted(
+                "CPU backend in use: nothing is timed here. The lines are modeled from the ceilings recorded on an "
+                "NVIDIA H200 (kernels/bench/RESULTS.md); with a GPU (--backend cuda) the panel measures them and the "
+                "engine's own choice at each point.");
         ImGui::PopStyleColor();
         anchor("roofline:cpu_note");
+        if (saved) anchor("roofline:recorded");
     } else if (measured) {
         ImGui::TextDisabled("measured on %s: read %s GB/s, bf16 GEMM %s TFLOP/s, auto timed at %zu points",
                             rl.ceilings.device.c_str(), format_number(rl.ceilings.read_gbps).c_str(),
@@ -49,13 +62,13 @@ void status_line(const Session& ses, const demos::ExpertRoofline& rl, bool gpu, 
     } else if (ses.busy()) {
         const RunnerStatus& st = ses.status();
         const bool mine = st.what.rfind(slot_name(Slot::Roofline), 0) == 0;
-        ImGui::TextDisabled("%s", mine ? ("Measuring " + st.what + "…").c_str()
-                                       : "roofline: waiting for the runs before it… (modeled until then)");
+        ImGui::TextDisabled("%s", mine ? ("Measuring " + st.what + "… " + until).c_str()
+                                       : ("roofline: waiting for the runs before it… " + until).c_str());
         anchor("roofline:measuring");
         ImGui::SameLine();
         ImGui::ProgressBar(st.fraction, ImVec2(std::min(ImGui::GetContentRegionAvail().x, 200.0f), 0), "");
     } else {
-        ImGui::TextDisabled("not measured for this shape yet (modeled until then)");
+        ImGui::TextDisabled("not measured on this GPU for this shape yet %s", until.c_str());
         ImGui::SameLine();
         if (ImGui::SmallButton("Measure on the GPU")) cmd.simple(CommandKind::MeasureRoofline);
         anchor("roofline:measure");
@@ -88,6 +101,12 @@ std::string caption(const demos::ExpertRoofline& rl, double tpe) {
              "gets the same number: random routing gives some experts a last token tile of only a few tokens, "
              "which streams that expert's weights all the same, and the gap between a dot and its square is what "
              "that costs.";
+    const auto peer =
+        std::find_if(rl.points.begin(), rl.points.end(), [](const demos::RooflinePoint& p) { return p.peer_ms > 0; });
+    if (peer != rl.points.end())
+        s += " The crosses are PyTorch (" + peer->peer +
+             ") running the same gated FFN on the same tokens in the same run: the peer the engine is measured "
+             "against.";
     if (tpe > 0) {
         const demos::RooflineFloor f = demos::roofline_floor(rl.shape, c, tpe);
         s += " This scenario: " + format_number(tpe) + " tokens per expert, " +
@@ -107,9 +126,10 @@ void draw_roofline(const Session& ses, ViewState& vs, Commands& cmd) {
     const bool gpu = !ses.cpu_backend();
     const auto& held = ses.results().roofline;
     const bool measured = gpu && held && held->shape == shape;
+    const demos::ExpertRoofline* saved = measured ? nullptr : ses.saved_roofline(shape);
     demos::ExpertRoofline modeled;
-    if (!measured) modeled = demos::modeled_roofline(shape);
-    const demos::ExpertRoofline& rl = measured ? *held : modeled;
+    if (!measured && !saved) modeled = demos::modeled_roofline(shape);
+    const demos::ExpertRoofline& rl = measured ? *held : saved ? *saved : modeled;
     const double tpe = scenario_tokens_per_expert(ses);
 
     ImGui::Text("Expert FFN: d = %d, F = %d, E = %d, top-%d", s.hidden, s.ffn, s.experts, s.top_k);

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "app/gui/png.hpp"
 #include "app/gui/prefs.hpp"
 #include "app/gui/testing/script.hpp"
+#include "demos/roofline_saved.hpp"
 
 namespace moelab_gui {
 namespace {
@@ -88,6 +90,9 @@ bool display_available(std::string* why) {
 int run_window(const WindowOptions& opt) {
     const auto t_enter = Clock::now();
     const double exec_at_enter = seconds_since_exec();
+    // A saved sweep for the roofline panel: read (and a bad file refused, exit 2) before any window opens.
+    std::optional<std::vector<demos::ExpertRoofline>> saved;
+    if (!opt.roofline.empty()) saved = demos::load_rooflines_for(opt.roofline, demos::roofline_shape(opt.scenario));
     std::string why;
     if (!display_available(&why)) {
         no_display_message(why);
@@ -145,6 +150,7 @@ int run_window(const WindowOptions& opt) {
         ao.presenter = opt.presenter;
         ao.scenario = opt.scenario;
         ao.preset = opt.preset;
+        ao.saved_rooflines = saved;
         App app(ao);
         glfwSetWindowUserPointer(window, &app);
         app.resize_window = [window](int w, int h) { glfwSetWindowSize(window, w, h); };
