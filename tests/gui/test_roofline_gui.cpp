@@ -66,6 +66,38 @@ expect_no_anchor lesson:error
 screenshot ${out}/lesson-roofline.png
 )";
 
+// A saved sweep of the tests' small shape (d 256, F 512, E 16, top-2), as `moelab bench experts --sweep --save`
+// writes it on a GPU machine: auto at two sizes, one with its probe and the PyTorch peer.
+const char* kSweep = R"({"ceilings": {"read_gbps": 4000, "gemm_tflops": 800}, "device": "NVIDIA H200",
+ "date": "2026-12-01 04:29 UTC", "rows": [
+ {"stage": "experts", "skew": "uniform", "shape": "tiny", "hidden": 256, "ffn": 512, "experts": 16, "top_k": 2,
+  "tokens_per_expert": 8, "variant": "auto:mid", "median_ms": 0.05, "p95_ms": 0.06, "floor_ms": 0.04, "wrong": 0,
+  "torch_ms": 0.1, "torch_variant": "_grouped_mm"},
+ {"stage": "experts", "skew": "uniform", "shape": "tiny", "hidden": 256, "ffn": 512, "experts": 16, "top_k": 2,
+  "tokens_per_expert": 8, "variant": "probe-stream", "median_ms": 0.045, "floor_ms": 0.04},
+ {"stage": "experts", "skew": "uniform", "shape": "tiny", "hidden": 256, "ffn": 512, "experts": 16, "top_k": 2,
+  "tokens_per_expert": 512, "variant": "auto:wgmma", "median_ms": 0.3, "p95_ms": 0.31, "floor_ms": 0.25, "wrong": 0}
+]})";
+
+// The panel with a saved sweep (--roofline FILE): its measured points, labelled, wherever the app runs.
+const char* kSavedPanel = R"(# the roofline panel showing a saved sweep
+full_layer off
+wait_idle 3000
+solo dispatch
+wait 3
+wait_anchor dispatch:roofline 600
+click dispatch:roofline
+wait 3
+wait_idle 6000
+wait 3
+expect_anchor roofline:chart
+expect_anchor roofline:measured-gpu
+expect_no_anchor roofline:modeled
+expect_any_anchor roofline:cpu_note roofline:measured roofline:measuring roofline:measure roofline:error
+expect_any_anchor roofline:recorded roofline:measured roofline:measuring roofline:measure roofline:error
+screenshot ${out}/roofline-saved.png
+)";
+
 class RooflineGui : public moelab_test::ScriptGui {
   protected:
     RooflineGui() : ScriptGui("moelab_roofline_gui", 8000) {}
@@ -92,4 +124,51 @@ TEST_F(RooflineGui, TheDecodePrefillRevealDrawsTheSweepOnTheRoofline) {
     if (moe::gpu::devices().empty()) {
         EXPECT_NE(r.out.find("drawn: lesson:roofline:modeled"), std::string::npos) << r.out;
     }
+}
+
+TEST_F(RooflineGui, ASavedSweepShowsItsMeasuredPointsAnywhere) {
+    std::ofstream(dir_ + "/sweep.json") << kSweep;
+    Shell r = play(kSavedPanel, "--roofline sweep.json");
+    ASSERT_TRUE(played_cleanly(r));
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/cfg/roofline-saved.png"));
+    if (moe::gpu::devices().empty()) {
+        // No GPU: the saved points, and the panel says where they were measured and that nothing is timed here.
+        EXPECT_NE(r.out.find("drawn: roofline:recorded"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("drawn: roofline:cpu_note"), std::string::npos) << r.out;
+    }
+}
+
+// `moelab snapshot --view roofline`: the run of record carried in the binary, or a saved sweep; bad files and a
+// --roofline beside another view exit 2 with what is wrong, before anything is drawn.
+TEST(RooflineSnapshot, DrawsTheRunOfRecordOrASavedSweepAndRefusesBadFiles) {
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("moelab_roofline_snap_" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/sweep.json") << kSweep;
+    std::ofstream(dir + "/bad.json") << "{ not json";
+    const std::string bin = std::string("env -u DISPLAY -u WAYLAND_DISPLAY ") + MOELAB_BIN + " snapshot -q ";
+    const std::string small = " --tokens 1024 --hidden 256 --ffn 512";
+    Shell r = shell(bin + "--view roofline --out " + dir + "/saved.png --width 900 --height 600 --roofline " + dir +
+                    "/sweep.json" + small);
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_GT(std::filesystem::file_size(dir + "/saved.png"), 20000u);
+    if (moe::gpu::devices().empty()) {  // on a GPU, with no file, the view measures the shape (a minute)
+        r = shell(bin + "--view roofline --out " + dir + "/record.png --preset classroom --tokens 512");
+        ASSERT_EQ(r.rc, 0) << r.out;
+        EXPECT_GT(std::filesystem::file_size(dir + "/record.png"), 20000u);
+    }
+    r = shell(bin + "--view roofline --out " + dir + "/never.png --roofline " + dir + "/sweep.json --preset classroom");
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("no sweep of this scenario's shape (--hidden 1024 --ffn 2816 --experts 16 --top-k 2)"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("it has tiny (--hidden 256 --ffn 512 --experts 16 --top-k 2)"), std::string::npos) << r.out;
+    r = shell(bin + "--view roofline --out " + dir + "/never.png --roofline " + dir + "/bad.json" + small);
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("not JSON"), std::string::npos) << r.out;
+    r = shell(bin + "--view loads --out " + dir + "/never.png --roofline " + dir + "/sweep.json" + small);
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("--view roofline only"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/never.png"));
+    std::filesystem::remove_all(dir);
 }

@@ -117,3 +117,36 @@ TEST(RooflineSession, APointsTooltipSaysItsProbe) {
     EXPECT_NE(b.find("every expert the same tokens"), std::string::npos) << b;
     EXPECT_NE(b.find("(90% of the roofline)"), std::string::npos) << b;
 }
+
+// A saved sweep's point also names the PyTorch peer of its run, and how far ahead or behind auto is.
+TEST(RooflineSession, APointsTooltipSaysThePeer) {
+    const demos::ExpertRoofline rl = demos::roofline_lines({1024, 2816, 16, 2}, demos::recorded_ceilings());
+    demos::RooflinePoint p;
+    p.tokens_per_expert = 8;
+    p.median_ms = 0.080, p.p95_ms = 0.082, p.floor_ms = 0.060;
+    EXPECT_EQ(moelab_gui::roofline::point_text(p, rl).find("PyTorch"), std::string::npos);
+    p.peer = "torch._grouped_mm", p.peer_ms = 0.140;
+    const std::string s = moelab_gui::roofline::point_text(p, rl);
+    EXPECT_NE(s.find("PyTorch (torch._grouped_mm) on the same FFN and tokens, same run"), std::string::npos) << s;
+    EXPECT_NE(s.find("auto is 1.75× faster"), std::string::npos) << s;
+    p.peer_ms = 0.040;
+    EXPECT_NE(moelab_gui::roofline::point_text(p, rl).find("auto is 2.00× slower"), std::string::npos);
+}
+
+// Without a GPU the session holds the run of record for the shapes it swept, and nothing for others.
+TEST(RooflineSession, TheRunOfRecordIsThereForItsShapes) {
+    moelab_gui::SessionOptions o;
+    o.background = false;
+    moelab_gui::Session s(o);
+    const demos::ExpertRoofline* rl = s.saved_roofline({1024, 2816, 16, 2});
+    ASSERT_NE(rl, nullptr);
+    EXPECT_EQ(rl->shape_name, "classroom");
+    EXPECT_FALSE(rl->recorded.empty());
+    EXPECT_EQ(s.saved_roofline({256, 512, 16, 2}), nullptr);
+    // --roofline FILE replaces it.
+    o.saved_rooflines =
+        std::vector<demos::ExpertRoofline>{demos::roofline_lines({256, 512, 16, 2}, demos::recorded_ceilings())};
+    moelab_gui::Session t(o);
+    EXPECT_NE(t.saved_roofline({256, 512, 16, 2}), nullptr);
+    EXPECT_EQ(t.saved_roofline({1024, 2816, 16, 2}), nullptr);
+}
