@@ -90,60 +90,40 @@ __device__ __forceinline__ void mma_step(float (&c)[4], const uint4& lo, const u
 // roofline; the deeper unroll helps 8-token chunks (S3: 74% → 95%) and not 16-token ones, so flavor 3 runs the
 // 8-token chunks and flavor 1 the rest. Flavors 0 and 2 (no prefetch) and a shared-memory cp.async ring were slower
 // at every size and are gone.
-// 32-wide steps whose loads are all issued before the first product (a batch).
-constexpr int decode_unroll(int nt, int flavor) { return (nt <= 2 ? 4 : 2) * (flavor & 2 ? 2 : 1); }
-
-// One batch of kU 32-wide steps from k0: every load first, then the products.
-template <int kU, int kNT, int kPf>
-__device__ __forceinline__ void batch_steps(const bf16_t* a_lo, const bf16_t* a_hi, const bf16_t* const (&b)[kNT],
-                                            int live, int k0, int t8, float (&acc)[kNT][4]) {
-    uint4 lo[kU], hi[kU], xv[kU][kNT];
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-        lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
-        hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
-    }
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-        for (int j = 0; j < kNT; ++j) xv[u][j] = j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-    for (int u = 0; u < kU; ++u)
-#pragma unroll
-        for (int j = 0; j < kNT; ++j)
-            if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
-}
-
-// The steps after the whole batches, fewer than kU: in batches of kU/2, kU/4, ..., 1 (each at most once, so at most
-// log2(kU) + 1 memory round trips instead of one a step), or (tail 0) one step at a time.
-template <int kU, int kNT, int kPf>
-__device__ __forceinline__ void tail_steps(const bf16_t* a_lo, const bf16_t* a_hi, const bf16_t* const (&b)[kNT],
-                                           int live, int& k0, int ke, int t8, int tail, float (&acc)[kNT][4]) {
-    if (tail == 0) {
-        for (; k0 + 32 <= ke; k0 += 32) batch_steps<1, kNT, kPf>(a_lo, a_hi, b, live, k0, t8, acc);
-        return;
-    }
-    if constexpr (kU > 1) {
-        constexpr int kH = kU / 2;
-        if (k0 + 32 * kH <= ke) {
-            batch_steps<kH, kNT, kPf>(a_lo, a_hi, b, live, k0, t8, acc);
-            k0 += 32 * kH;
-        }
-        tail_steps<kH, kNT, kPf>(a_lo, a_hi, b, live, k0, ke, t8, tail, acc);
-    }
-}
-
 template <int kNT, bool kVec, int kFlavor>
 __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf16_t* a_hi,
                                                     const bf16_t* const (&b)[kNT], int live, int kb, int ke, int K,
-                                                    int tail, float (&acc)[kNT][4]) {
-    constexpr int kU = decode_unroll(kNT, kFlavor);
+                                                    float (&acc)[kNT][4]) {
+    // 32-wide steps whose loads are all issued before the first product
+    constexpr int kU = (kNT <= 2 ? 4 : 2) * (kFlavor & 2 ? 2 : 1);
     constexpr int kPf = kFlavor & 1;
     const int t8 = (threadIdx.x & 3) * 8;
     int k0 = kb;
     if constexpr (kVec) {
-        for (; k0 + 32 * kU <= ke; k0 += 32 * kU) batch_steps<kU, kNT, kPf>(a_lo, a_hi, b, live, k0, t8, acc);
-        tail_steps<kU, kNT, kPf>(a_lo, a_hi, b, live, k0, ke, t8, tail, acc);
+        for (; k0 + 32 * kU <= ke; k0 += 32 * kU) {
+            uint4 lo[kU], hi[kU], xv[kU][kNT];
+#pragma unroll
+            for (int u = 0; u < kU; ++u) {
+                lo[u] = ld_stream<kPf>(a_lo + k0 + 32 * u + t8);
+                hi[u] = ld_stream<kPf>(a_hi + k0 + 32 * u + t8);
+            }
+#pragma unroll
+            for (int u = 0; u < kU; ++u)
+#pragma unroll
+                for (int j = 0; j < kNT; ++j)
+                    xv[u][j] = j < live ? ld_cached(b[j] + k0 + 32 * u + t8) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < kU; ++u)
+#pragma unroll
+                for (int j = 0; j < kNT; ++j)
+                    if (j < live) mma_step(acc[j], lo[u], hi[u], xv[u][j]);
+        }
+        for (; k0 + 32 <= ke; k0 += 32) {
+            const uint4 lo = ld_stream<kPf>(a_lo + k0 + t8), hi = ld_stream<kPf>(a_hi + k0 + t8);
+#pragma unroll
+            for (int j = 0; j < kNT; ++j)
+                if (j < live) mma_step(acc[j], lo, hi, ld_cached(b[j] + k0 + t8));
+        }
     }
     for (; k0 < ke; k0 += 32) {  // the last partial step (vector path), or every step of an odd shape
         const uint4 lo = ld_part<kVec>(a_lo, k0 + t8, K), hi = ld_part<kVec>(a_hi, k0 + t8, K);
@@ -151,15 +131,6 @@ __device__ __forceinline__ void warp_rows_by_tokens(const bf16_t* a_lo, const bf
         for (int j = 0; j < kNT; ++j)
             if (j < live) mma_step(acc[j], lo, hi, ld_part<kVec>(b[j], k0 + t8, K));
     }
-}
-
-// The k range of each of the `split` warps that share an item, in 32-wide steps: an even share, or (tail 2) one
-// rounded up to whole batches of `unroll` steps where a share holds more than one batch, so that no warp ends in
-// part-batches (the last warp takes what is left, fewer steps).
-__device__ __forceinline__ int warp_k_share(int K, int split, int tail, int unroll) {
-    int per = ((K + 31) / 32 + split - 1) / split;
-    if (tail == 2 && per > unroll) per = (per + unroll - 1) / unroll * unroll;
-    return per * 32;
 }
 
 // A traced kernel's blocks an SM: as many as the untraced one gets (ptxas, sm_90), so that the timeline is the same
@@ -212,7 +183,7 @@ template <int kNT, bool kVec, int kFlavor, bool kTrace>
 __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_gate_up_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                           const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1, bf16_t* h,
-                          int split, int tail, std::uint64_t* trace) {
+                          int split, std::uint64_t* trace) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -227,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
-    const int per = warp_k_share(hidden, split, tail, decode_unroll(kNT, kFlavor));  // k per warp of a group
+    const int per = ((hidden + 31) / 32 + split - 1) / split * 32;  // k per warp of a group
     const int kb = min(hidden, part * per), ke = min(hidden, kb + per);
     for (std::int64_t base = std::int64_t(blockIdx.x) * groups; base < items;
          base += std::int64_t(gridDim.x) * groups) {
@@ -254,7 +225,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
                 const std::int64_t r = r0 + m;
                 b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, tail, acc);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (kTrace && have && part == 0 && lane == 0) trace_mark(trace + it * kTraceWords, kTraceMma);
@@ -276,7 +247,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
 template <int kNT, bool kVec, int kFlavor, bool kTrace>
 __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     decode_down_kernel(const bf16_t* h, const std::int32_t* counts, const std::int32_t* offsets, int experts,
-                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, int tail, std::uint64_t* trace) {
+                       int hidden, int ffn, const bf16_t* w2, bf16_t* y, int split, std::uint64_t* trace) {
     __shared__ std::uint64_t t_start;  // kTrace: when this block started (a group's first item was taken then)
     if (kTrace && threadIdx.x == 0) t_start = global_ns();
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -292,7 +263,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
     const std::int64_t items = std::int64_t(chunks) * tiles;
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, warp = threadIdx.x >> 5;
     const int groups = kWarps / split, grp = warp / split, part = warp % split;
-    const int per = warp_k_share(ffn, split, tail, decode_unroll(kNT, kFlavor));
+    const int per = ((ffn + 31) / 32 + split - 1) / split * 32;
     const int kb = min(ffn, part * per), ke = min(ffn, kb + per);
     // Launched programmatically after the gate/up kernel (see launch_decode): everything above overlapped its
     // tail; h is read only after it has completed and its writes are visible.
@@ -322,7 +293,7 @@ __global__ void __launch_bounds__(kThreads, traced_min_blocks(kNT, kTrace))
                 const int m = jj * 8 + g < ntok ? jj * 8 + g : 0;
                 b[jj] = h + (r0 + m) * ffn;
             }
-            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, tail, acc);
+            warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, ffn, acc);
         }
         group_reduce<kNT>(acc, red, split);
         if (kTrace && have && part == 0 && lane == 0) trace_mark(trace + it * kTraceWords, kTraceMma);
@@ -378,9 +349,6 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
     const char* trace = kTrace ? item_trace_path(st) : nullptr;
     std::uint64_t* tbuf = trace ? item_trace_buffer(est_gated + est_down, st) : nullptr;
     int split[2];
-    // The steps after a warp's whole batches of loads (warp_rows_by_tokens): MOELAB_DECODE_TAIL=0 one at a time,
-    // 1 in halving batches, 2 (default) also each warp's share of K in whole batches.
-    const int tail = env_choice("MOELAB_DECODE_TAIL", {0, 1, 2}, 2);
     {
         const std::int64_t resident = std::int64_t(persistent_blocks(k1, kThreads, smem, 1LL << 40)) * kWarps;
         // The chunks if routing were uniform: about E·(1 - e^(-rows/E)) experts hold tokens (one chunk each at
@@ -389,7 +357,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         const std::int64_t one_round = std::llround(std::max(e_busy, double(max_rows) / (8 * kNT))) * ((ffn + 7) / 8);
         split[0] = choose_split(est_gated, resident, hidden, std::min(one_round, est_gated), false);
         const unsigned grid = persistent_blocks(k1, kThreads, smem, (est_gated * split[0] + kWarps - 1) / kWarps);
-        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0], tail,
+        k1<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, h, split[0],
                                          tbuf);
         MOE_CUDA_LAUNCH_CHECK("decode_gate_up_kernel");
     }
@@ -401,7 +369,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
         // gate/up kernel's tail instead of waiting for it to drain; griddepcontrol.wait guards the reads of h.
         std::uint64_t* tdown = tbuf ? tbuf + est_gated * kTraceWords : nullptr;
         launch_after_producer(k2, grid, kThreads, smem, st, h, counts, offsets, experts, hidden, ffn, w2, y, split[1],
-                              tail, tdown);
+                              tdown);
         MOE_CUDA_LAUNCH_CHECK("decode_down_kernel");
     }
     if (trace)
@@ -409,7 +377,7 @@ void launch_decode_traced(const bf16_t* xp, const bf16_t* x, const std::int32_t*
                          "decode experts=" + std::to_string(experts) + " hidden=" + std::to_string(hidden) +
                              " ffn=" + std::to_string(ffn) + " bm=" + std::to_string(8 * kNT) +
                              " bn=16 flavor=" + std::to_string(kFlavor) + " split=" + std::to_string(split[0]) +
-                             " split_down=" + std::to_string(split[1]) + " tail=" + std::to_string(tail),
+                             " split_down=" + std::to_string(split[1]),
                          st);
 }
 

@@ -190,15 +190,11 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
                     ScopedEnv env("MOELAB_DECODE_SPLIT", split);
-                    // The steps after a warp's whole batches: one at a time (0), halving batches (1), and also
-                    // whole-batch shares of K ("": the default, 2)
-                    ScopedEnv tail("MOELAB_DECODE_TAIL", hint == hints[0] ? "0" : hint == hints[1] ? "1" : "");
                     // decode-fN: the weights' load flavor N of the decode kernels
                     ScopedEnv flavor("MOELAB_DECODE_FLAVOR", v.size() == 9 ? v.c_str() + 8 : "");
                     SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
-                                 split + "' tail " + std::to_string(hint == hints[0] ? 0 : hint == hints[1] ? 1 : 2) +
-                                 (packed ? "" : " nopack"));
+                                 split + "'" + (packed ? "" : " nopack"));
                     EXPECT_EQ(f.run_device(impl, packed, hint), impl);
                     EXPECT_EQ(f.check(), "");
                 }
