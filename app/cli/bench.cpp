@@ -373,7 +373,9 @@ void add_bench_command(CLI::App& app, Handler* selected) {
     cmd->add_flag("--no-check", args->no_check, "Skip the check against the CPU reference (not recommended)");
     cmd->add_option("--seed", args->seed, "Seed of the generated inputs")->capture_default_str();
     cmd->add_flag("--json", args->json, "Print JSON instead of the table");
-    cmd->add_option("--save", args->save, "Also write the JSON to FILE");
+    cmd->add_option("--save", args->save,
+                    "Also write the JSON to FILE (an experts sweep saved so draws anywhere: moelab snapshot --view "
+                    "roofline --roofline FILE, or moelab --roofline FILE)");
     cmd->add_option("--peer", args->peer, "PyTorch peer timings (JSON from kernels/bench/torch_peer.py)");
     cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr");
     cmd->add_option("--ranks", args->nccl.ranks, "alltoall, ep-layer: GPUs (NCCL ranks); 0 = every visible GPU");
