@@ -115,45 +115,74 @@ void polyline(ImDrawList* dl, const Axes& ax, const std::vector<demos::RooflineF
     }
 }
 
-void legend(ImDrawList* dl, ImVec2 at, const demos::ExpertRoofline& rl, const Palette& pal, ImFont* sf, ImU32 c_weight,
-            ImU32 c_math) {
+// The legend's entries: a line or a marker in its colour, and what it stands for.
+struct LegendItem {
+    enum Glyph { Solid, Dashed, Dot, Diamond, Square, Cross } glyph;
+    ImU32 col;
+    std::string text;
+    float width(ImFont* sf) const { return (glyph <= Dashed ? 26 : 14) + text_w(sf, text) + 16; }
+};
+
+std::vector<LegendItem> legend_items(const demos::ExpertRoofline& rl, const Palette& pal, ImU32 c_weight,
+                                     ImU32 c_math) {
     const demos::RooflineCeilings& c = rl.ceilings;
-    float x = at.x;
-    const float y = at.y + sf->FontSize * 0.5f;
-    auto item = [&](ImU32 col, bool dashed, float th, const std::string& text) {
-        if (dashed)
-            charts::dashed_line(dl, ImVec2(x, y), ImVec2(x + 22, y), col, th, 5, 3);
-        else
-            dl->AddLine(ImVec2(x, y), ImVec2(x + 22, y), col, th);
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 26, at.y), pal.text, text.c_str());
-        x += 26 + text_w(sf, text) + 16;
-    };
-    item(pal.text, false, 3, "roofline");
-    item(c_weight, true, 2, "weights / " + demos::lesson::format_number(c.read_gbps) + " GB/s " + c.bandwidth);
-    item(c_math, true, 2, "FLOPs / " + demos::lesson::format_number(c.gemm_tflops) + " TFLOP/s");
-    if (!rl.points.empty()) {
-        dl->AddCircleFilled(ImVec2(x + 6, y), 4, pal.series_at(2));
-        const std::string t = std::string("timed (") + demos::lesson::source_name(rl.points.front().source) + ")";
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t.c_str());
-        x += 14 + text_w(sf, t) + 16;
-    }
-    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.probe_ms > 0; })) {
-        diamond(dl, ImVec2(x + 6, y), 4.5f, pal.text_dim);
-        const char* t = "the same work alone (probe)";
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t);
-        x += 14 + text_w(sf, t) + 16;
-    }
-    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.balanced_ms > 0; })) {
-        square(dl, ImVec2(x + 6, y), 3.5f, pal.series_at(2));
-        const char* t = "every expert the same tokens";
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t);
-        x += 14 + text_w(sf, t) + 16;
-    }
+    std::vector<LegendItem> v = {
+        {LegendItem::Solid, pal.text, "roofline"},
+        {LegendItem::Dashed, c_weight,
+         "weights / " + demos::lesson::format_number(c.read_gbps) + " GB/s " + c.bandwidth},
+        {LegendItem::Dashed, c_math, "FLOPs / " + demos::lesson::format_number(c.gemm_tflops) + " TFLOP/s"}};
+    if (!rl.points.empty())
+        v.push_back({LegendItem::Dot, pal.series_at(2),
+                     std::string("timed (") + demos::lesson::source_name(rl.points.front().source) + ")"});
+    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.probe_ms > 0; }))
+        v.push_back({LegendItem::Diamond, pal.text_dim, "the same work alone (probe)"});
+    if (std::any_of(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.balanced_ms > 0; }))
+        v.push_back({LegendItem::Square, pal.series_at(2), "every expert the same tokens"});
     const auto peer = std::find_if(rl.points.begin(), rl.points.end(), [](const auto& p) { return p.peer_ms > 0; });
-    if (peer != rl.points.end()) {
-        cross(dl, ImVec2(x + 6, y), 3.5f, pal.series_at(6));
-        const std::string t = "PyTorch (" + peer->peer + ")";
-        dl->AddText(sf, sf->FontSize, ImVec2(x + 14, at.y), pal.text, t.c_str());
+    if (peer != rl.points.end()) v.push_back({LegendItem::Cross, pal.series_at(6), "PyTorch (" + peer->peer + ")"});
+    return v;
+}
+
+// Where each entry goes in `width` from `at`: left to right, on as many lines as it takes. Returns the lines.
+int legend_layout(const std::vector<LegendItem>& items, ImFont* sf, ImVec2 at, float width, std::vector<ImVec2>* pos) {
+    float x = at.x, y = at.y;
+    int lines = 1;
+    for (const LegendItem& it : items) {
+        const float w = it.width(sf);
+        if (x > at.x && x + w - 16 > at.x + width) x = at.x, y += sf->FontSize * 1.15f, ++lines;
+        if (pos) pos->push_back(ImVec2(x, y));
+        x += w;
+    }
+    return lines;
+}
+
+void legend(ImDrawList* dl, const std::vector<LegendItem>& items, const std::vector<ImVec2>& pos, const Palette& pal,
+            ImFont* sf) {
+    for (std::size_t i = 0; i < items.size() && i < pos.size(); ++i) {
+        const LegendItem& it = items[i];
+        const float x = pos[i].x, y = pos[i].y + sf->FontSize * 0.5f;
+        switch (it.glyph) {
+            case LegendItem::Solid:
+                dl->AddLine(ImVec2(x, y), ImVec2(x + 22, y), it.col, 3);
+                break;
+            case LegendItem::Dashed:
+                charts::dashed_line(dl, ImVec2(x, y), ImVec2(x + 22, y), it.col, 2, 5, 3);
+                break;
+            case LegendItem::Dot:
+                dl->AddCircleFilled(ImVec2(x + 6, y), 4, it.col);
+                break;
+            case LegendItem::Diamond:
+                diamond(dl, ImVec2(x + 6, y), 4.5f, it.col);
+                break;
+            case LegendItem::Square:
+                square(dl, ImVec2(x + 6, y), 3.5f, it.col);
+                break;
+            case LegendItem::Cross:
+                cross(dl, ImVec2(x + 6, y), 3.5f, it.col);
+                break;
+        }
+        const float tx = x + (it.glyph <= LegendItem::Dashed ? 26 : 14);
+        dl->AddText(sf, sf->FontSize, ImVec2(tx, pos[i].y), pal.text, it.text.c_str());
     }
 }
 
@@ -216,15 +245,19 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
     ImDrawList* dl = ImGui::GetWindowDrawList();
     Axes ax;
     ranges(rl, &ax);
-    ax.pa = ImVec2(a.x + text_w(sf, "999 µs") + 10, a.y + lh * 2.2f);
+    const ImU32 c_weight = pal.series_at(0), c_math = pal.series_at(1), c_pts = pal.series_at(2);
+    // The legend on top, on as many lines as the width takes; the plot below it.
+    const std::vector<LegendItem> items = legend_items(rl, pal, c_weight, c_math);
+    std::vector<ImVec2> at;
+    const float extra = lh * 1.15f * float(legend_layout(items, sf, a, size.x, &at) - 1);
+    ax.pa = ImVec2(a.x + text_w(sf, "999 µs") + 10, a.y + extra + lh * 2.2f);
     ax.pb = ImVec2(a.x + size.x - 12, a.y + size.y - lh * 2.8f);
     dl->AddRectFilled(ax.pa, ax.pb, pal.panel);
-    dl->AddText(sf, lh, ImVec2(a.x, a.y + lh * 0.9f), pal.text_dim, "time per FFN");
+    dl->AddText(sf, lh, ImVec2(a.x, a.y + extra + lh * 0.9f), pal.text_dim, "time per FFN");
     const char* xt = "tokens per expert (T·k/E), log scale";
     dl->AddText(sf, lh, ImVec2((ax.pa.x + ax.pb.x - text_w(sf, xt)) * 0.5f, ax.pb.y + lh * 1.5f), pal.text_dim, xt);
     grid(dl, ax, pal, sf);
-    const ImU32 c_weight = pal.series_at(0), c_math = pal.series_at(1), c_pts = pal.series_at(2);
-    legend(dl, a, rl, pal, sf, c_weight, c_math);
+    legend(dl, items, at, pal, sf);
     dl->PushClipRect(ax.pa, ax.pb, true);
     polyline(dl, ax, rl.lines, 0, c_weight, 2, true);
     polyline(dl, ax, rl.lines, 1, c_math, 2, true);

@@ -28,7 +28,9 @@ void chart(const demos::ExpertRoofline& rl, const std::vector<Mark>& marks, ImVe
 std::string point_text(const demos::RooflinePoint& p, const demos::ExpertRoofline& rl);
 
 // The lesson's expert-ffn reveal (view_roofline.cpp): the first run's sweep of one expert as a roofline, each run's
-// tokens per expert marked, and where its numbers came from. Nothing when the reveal has no such sweep.
-void lesson_reveal_chart(const demos::LessonReveal& rv, float height);
+// tokens per expert marked, and where its numbers came from. Nothing when the reveal has no such sweep. Where that
+// sweep was not measured on a GPU here and `saved` (the engine's whole FFN on the runs' shape, saved on a GPU machine:
+// Session::saved_roofline) is given, that too, with the same marks.
+void lesson_reveal_chart(const demos::LessonReveal& rv, float height, const demos::ExpertRoofline* saved = nullptr);
 
 }  // namespace moelab_gui::roofline

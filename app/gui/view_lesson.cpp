@@ -160,7 +160,7 @@ void numbers_table(const LessonSession& P, const demos::Lesson& L) {
     ImGui::EndTable();
 }
 
-void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
+void revealed(const Session& ses, const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
     const demos::LessonQuestion& q = L.question;
     const demos::LessonGrade& g = P.grade;
     const float body = skin().fonts.body_px;
@@ -226,7 +226,10 @@ void revealed(const LessonSession& P, Commands& cmd, const demos::Lesson& L) {
                                   q.unit.empty() ? "" : " " + q.unit, body * 4);
     }
     numbers_table(P, L);
-    roofline::lesson_reveal_chart(P.reveal, body * 14);  // the expert-ffn experiment's sweep, when it ran
+    // The expert-ffn experiment's sweep, when it ran; without a GPU also the engine's FFN as saved on one.
+    const demos::ExpertRoofline* saved =
+        P.reveal.results.empty() ? nullptr : ses.saved_roofline(demos::roofline_shape(P.reveal.results[0].scenario));
+    roofline::lesson_reveal_chart(P.reveal, body * 14, saved);
     ImGui::Separator();
     ImGui::PushFont(skin().fonts.bold);
     wrapped(P.reveal.fill(L.formula));
@@ -382,7 +385,7 @@ void player(const Session& ses, const LessonSession& P, ViewState& vs, Commands&
         lesson_class::hidden(P, vs, cmd, L);
         return;
     }
-    revealed(P, cmd, L);
+    revealed(ses, P, cmd, L);
 }
 
 // Until the prediction is committed (in presenter mode: until the reveal) the other views would give the answer

@@ -160,7 +160,7 @@ void draw_roofline(const Session& ses, ViewState& vs, Commands& cmd) {
 
 }  // namespace
 
-void roofline::lesson_reveal_chart(const demos::LessonReveal& rv, float height) {
+void roofline::lesson_reveal_chart(const demos::LessonReveal& rv, float height, const demos::ExpertRoofline* saved) {
     if (rv.experiments.empty() || rv.experiments[0].curve.empty() || rv.results.empty()) return;
     const demos::Scenario& s = rv.results[0].scenario;
     const demos::ExpertRoofline rl = demos::roofline_of_experiment(rv.experiments[0], s.hidden, s.ffn);
@@ -176,6 +176,14 @@ void roofline::lesson_reveal_chart(const demos::LessonReveal& rv, float height) 
     source_badge(skin().pal, rl.source);
     anchor(std::string("lesson:roofline:") + demos::lesson::source_name(rl.source));
     chart(rl, marks, ImVec2(ImGui::GetContentRegionAvail().x, height), "lesson", "lesson:roofline");
+    // Modelled here (no GPU): the engine's whole FFN on the same shape as a GPU machine measured it, if saved.
+    if (!saved || rl.source == demos::lesson::Source::MeasuredGpu || saved->shape != demos::roofline_shape(s)) return;
+    ImGui::Text("The engine's whole FFN on this shape, measured on %s", saved->recorded.c_str());
+    ImGui::SameLine();
+    source_badge(skin().pal, saved->source);
+    anchor("lesson:roofline:recorded");
+    if (ImGui::IsItemHovered() && !saved->notes.empty()) wrapped_tooltip(saved->notes.front().c_str());
+    chart(*saved, marks, ImVec2(ImGui::GetContentRegionAvail().x, height), "lesson-saved", "lesson:roofline:saved");
 }
 
 void show_roofline(const Session& ses, ViewState& vs, Commands& cmd, bool* p_open) {
