@@ -219,6 +219,11 @@ void App::carry_out(const Command& c) {
         case CommandKind::MeasureRoofline:
             ses.measure_roofline();
             break;
+        case CommandKind::OpenRoofline:
+            out.ok = ses.load_rooflines(c.path, &out.message);
+            if (out.ok) vs_.show_roofline = true;  // where it shows
+            toast(out.message, out.ok ? 6 : 10);
+            break;
         case CommandKind::Quit:
             quit_ = true;
             break;
@@ -260,6 +265,8 @@ const char* command_name(CommandKind k) {
             return "second-vote";
         case CommandKind::MeasureRoofline:
             return "measure-roofline";
+        case CommandKind::OpenRoofline:
+            return "open-roofline";
         case CommandKind::Quit:
             return "quit";
     }

@@ -12,22 +12,23 @@
 namespace moelab_gui {
 
 enum class CommandKind {
-    SetScenario,   // scenario, preset; keep_backend: the user's backend stands
-    Rerun,         // force_layer: the whole layer too, even where it is too slow to re-run on edits
-    Cancel,        // the run in progress
-    SavePng,       // path; rect in screen coordinates ((0,0,0,0): the whole window)
-    Export,        // path: JSON and CSV of the current result (path + ".json" / ".csv"; "" = a stamped name)
-    ExportTrace,   // path: the pipeline timeline as Chrome trace JSON, for Perfetto ("" = a stamped name)
-    OpenScenario,  // path: a TOML scenario
-    SaveScenario,  // path
-    AskOpen,       // the "Open scenario" dialog
-    AskSave,       // the "Save scenario" dialog
-    StartLesson,   // index, variation
-    CommitLesson,  // answer, presenter, votes, text (the class's answers), confidence (the class's, 1..5)
-    RetryLesson,   // the reveal's runs again
-    RevealLesson,  // presenter mode: show the answer
-    SecondVote,    // presenter mode: votes, text: the class's second vote after discussion
+    SetScenario,      // scenario, preset; keep_backend: the user's backend stands
+    Rerun,            // force_layer: the whole layer too, even where it is too slow to re-run on edits
+    Cancel,           // the run in progress
+    SavePng,          // path; rect in screen coordinates ((0,0,0,0): the whole window)
+    Export,           // path: JSON and CSV of the current result (path + ".json" / ".csv"; "" = a stamped name)
+    ExportTrace,      // path: the pipeline timeline as Chrome trace JSON, for Perfetto ("" = a stamped name)
+    OpenScenario,     // path: a TOML scenario
+    SaveScenario,     // path
+    AskOpen,          // the "Open scenario" dialog
+    AskSave,          // the "Save scenario" dialog
+    StartLesson,      // index, variation
+    CommitLesson,     // answer, presenter, votes, text (the class's answers), confidence (the class's, 1..5)
+    RetryLesson,      // the reveal's runs again
+    RevealLesson,     // presenter mode: show the answer
+    SecondVote,       // presenter mode: votes, text: the class's second vote after discussion
     MeasureRoofline,  // the expert FFN's roofline on the GPU for the scenario's shape (again, after a failure)
+    OpenRoofline,     // path: a saved expert FFN sweep (moelab bench experts --sweep --save) for the roofline panel
     Quit,
 };
 const char* command_name(CommandKind k);

@@ -422,6 +422,20 @@ bool Session::load_scenario(const std::string& path, std::string* msg) {
     }
 }
 
+bool Session::load_rooflines(const std::string& path, std::string* msg) {
+    try {
+        std::vector<demos::ExpertRoofline> set = demos::load_rooflines(path, "roofline file");
+        const demos::ExpertRoofline* here = demos::find_roofline(set, demos::roofline_shape(scenario_));
+        *msg = "Roofline sweep from " + set.front().recorded + " (" + path + "): " + demos::describe_shapes(set) +
+               (here ? "" : "; none is this scenario's shape, so the panel shows it once the scenario has one");
+        saved_rooflines_ = std::move(set);
+        return true;
+    } catch (const std::exception& e) {
+        *msg = std::string("Could not load: ") + e.what();
+        return false;
+    }
+}
+
 bool Session::save_scenario(const std::string& path, std::string* msg) {
     try {
         scenario_.save(path);

@@ -202,6 +202,9 @@ class Session {
     void set_wake(std::function<void()> wake);
 
     bool load_scenario(const std::string& path, std::string* msg);
+    // A saved expert FFN sweep (moelab bench experts --sweep --save) for the roofline panel, in place of the one
+    // held (dropped on the window, or the script's open_roofline). False, and why in msg, for a bad file.
+    bool load_rooflines(const std::string& path, std::string* msg);
     bool save_scenario(const std::string& path, std::string* msg);
     bool export_result(const std::string& json_path, const std::string& csv_path, std::string* msg) const;
 

@@ -52,6 +52,8 @@ void on_drop(GLFWwindow* w, int n, const char** paths) {
         std::string p = paths[i];
         if (p.size() > 5 && p.compare(p.size() - 5, 5, ".toml") == 0)
             app->commands().simple(CommandKind::OpenScenario, p);
+        else if (p.size() > 5 && p.compare(p.size() - 5, 5, ".json") == 0)  // a saved expert FFN sweep
+            app->commands().simple(CommandKind::OpenRoofline, p);
     }
 }
 

@@ -99,6 +99,20 @@ expect_any_anchor roofline:recorded roofline:measured roofline:measuring rooflin
 screenshot ${out}/roofline-saved.png
 )";
 
+// A sweep dropped on the window (the script's open_roofline is the same command): the panel opens and shows it.
+const char* kDropped = R"(# a saved sweep opened while the app runs
+full_layer off
+wait_idle 3000
+expect_no_anchor roofline:chart
+open_roofline sweep.json
+wait 3
+wait_idle 6000
+wait 3
+expect_anchor roofline:chart
+expect_anchor roofline:measured-gpu
+expect_any_anchor roofline:recorded roofline:measured roofline:measuring roofline:measure roofline:error
+)";
+
 class RooflineGui : public moelab_test::ScriptGui {
   protected:
     RooflineGui() : ScriptGui("moelab_roofline_gui", 8000) {}
@@ -138,6 +152,15 @@ TEST_F(RooflineGui, ASavedSweepShowsItsMeasuredPointsAnywhere) {
         // No GPU: the saved points, and the panel says where they were measured and that nothing is timed here.
         EXPECT_NE(r.out.find("drawn: roofline:recorded"), std::string::npos) << r.out;
         EXPECT_NE(r.out.find("drawn: roofline:cpu_note"), std::string::npos) << r.out;
+    }
+}
+
+TEST_F(RooflineGui, ASweepDroppedOnTheWindowOpensThePanel) {
+    std::ofstream(dir_ + "/sweep.json") << kSweep;
+    Shell r = play(kDropped);
+    ASSERT_TRUE(played_cleanly(r));
+    if (moe::gpu::devices().empty()) {
+        EXPECT_NE(r.out.find("drawn: roofline:recorded"), std::string::npos) << r.out;
     }
 }
 

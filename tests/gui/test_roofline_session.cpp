@@ -2,8 +2,12 @@
 // nothing (the view models the chart itself); on a GPU it measures once per shape, in the background, and an edit
 // that keeps d, F, E and k keeps the measurement.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <string>
 
 #include "app/gui/roofline_chart.hpp"
 #include "app/gui/session.hpp"
@@ -149,4 +153,29 @@ TEST(RooflineSession, TheRunOfRecordIsThereForItsShapes) {
     moelab_gui::Session t(o);
     EXPECT_NE(t.saved_roofline({256, 512, 16, 2}), nullptr);
     EXPECT_EQ(t.saved_roofline({1024, 2816, 16, 2}), nullptr);
+}
+
+// A sweep opened while the app runs (dropped on the window) replaces the one held; a bad file says why and keeps it.
+TEST(RooflineSession, ASweepFileReplacesTheHeldOneOrSaysWhyNot) {
+    moelab_gui::SessionOptions o;
+    o.background = false;
+    moelab_gui::Session s(o);
+    const std::string dir = ::testing::TempDir() + "moelab_roofline_open_" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/bad.json") << "[1, 2]";
+    std::string msg;
+    EXPECT_FALSE(s.load_rooflines(dir + "/bad.json", &msg));
+    EXPECT_NE(msg.find("Could not load: roofline file " + dir + "/bad.json: not a saved benchmark"), std::string::npos)
+        << msg;
+    EXPECT_NE(s.saved_roofline({1024, 2816, 16, 2}), nullptr);  // the run of record is still held
+    std::ofstream(dir + "/sweep.json")
+        << R"({"ceilings": {"read_gbps": 4000, "gemm_tflops": 800}, "device": "GPU X", "rows": [)"
+        << R"({"stage": "experts", "skew": "uniform", "shape": "tiny", "hidden": 256, "ffn": 512, "experts": 16, )"
+        << R"("top_k": 2, "tokens_per_expert": 8, "variant": "auto:mid", "median_ms": 0.05, "floor_ms": 0.04}]})";
+    EXPECT_TRUE(s.load_rooflines(dir + "/sweep.json", &msg)) << msg;
+    EXPECT_NE(msg.find("Roofline sweep from GPU X"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("none is this scenario's shape"), std::string::npos) << msg;  // the default is the classroom's
+    EXPECT_NE(s.saved_roofline({256, 512, 16, 2}), nullptr);
+    EXPECT_EQ(s.saved_roofline({1024, 2816, 16, 2}), nullptr);
+    std::filesystem::remove_all(dir);
 }

@@ -72,6 +72,7 @@ const char* kOps[] = {"wait",
                       "export",
                       "save_scenario",
                       "load_scenario",
+                      "open_roofline",
                       "set_view",
                       "solo",
                       "mark",
@@ -203,7 +204,8 @@ void Script::before_frame(App& app) {
     for (const Outcome& o : cmds.take_outcomes()) {
         if (awaiting_.empty()) break;
         if (o.kind != CommandKind::Export && o.kind != CommandKind::ExportTrace &&
-            o.kind != CommandKind::SaveScenario && o.kind != CommandKind::OpenScenario)
+            o.kind != CommandKind::SaveScenario && o.kind != CommandKind::OpenScenario &&
+            o.kind != CommandKind::OpenRoofline)
             continue;
         const int line = awaiting_.front();
         awaiting_.erase(awaiting_.begin());
@@ -475,6 +477,9 @@ void Script::before_frame(App& app) {
                 awaiting_.push_back(c.line);
             } else if (op == "load_scenario") {
                 cmds.simple(CommandKind::OpenScenario, arg(0));
+                awaiting_.push_back(c.line);
+            } else if (op == "open_roofline") {  // as a .json dropped on the window
+                cmds.simple(CommandKind::OpenRoofline, arg(0));
                 awaiting_.push_back(c.line);
             } else if (op == "set_view") {
                 const ViewInfo* v = find_view(arg(0));
