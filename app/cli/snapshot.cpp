@@ -32,8 +32,7 @@ void add_snapshot_command(CLI::App& app, Handler* selected) {
     auto* cmd = app.add_subcommand("snapshot", "Render a view of the desktop app to a PNG, with no window or X server");
     cmd->add_option("--view", a->view,
                     "loads, comm, dispatch, timeline, device, controls, help, roofline (the expert FFN's) or overview "
-                    "(the whole "
-                    "app)")
+                    "(the whole app)")
         ->check(CLI::IsMember(
             {"loads", "comm", "dispatch", "timeline", "device", "controls", "help", "roofline", "overview"}));
     cmd->add_option("--out,-o", a->out, "PNG file to write")->required();
