@@ -93,8 +93,9 @@ std::vector<ExpertRoofline> rooflines_from_sweep_json(const std::string& body, c
             p.median_ms = median;
             p.p95_ms = std::max(median, number(r, "p95_ms", where, median));
             p.floor_ms = number(r, "floor_ms", where);
+            // elements outside tolerance (-1: not checked); any huge count is as bad as 2^62
             const double wrong = r.contains("wrong") && r["wrong"].is_number() ? r["wrong"].get<double>() : -1;
-            p.wrong = wrong >= 0 && std::isfinite(wrong) ? std::int64_t(wrong) : -1;
+            p.wrong = !(wrong >= 0) ? -1 : wrong < 0x1p62 ? std::int64_t(wrong) : std::int64_t(1) << 62;
             p.clocks = text(r, "clocks");
             p.source = lesson::Source::MeasuredGpu;
             p.peer_ms = number(r, "torch_ms", where, 0);

@@ -161,6 +161,10 @@ TEST(RooflineSaved, BadFilesAreRefusedWithWhatIsWrong) {
     std::string zero = row + "}";
     zero.replace(zero.find("\"tokens_per_expert\": 8"), 22, "\"tokens_per_expert\": 0");
     EXPECT_NE(refusal(with_rows(zero)).find("tokens_per_expert must be > 0"), std::string::npos);
+    // A count of wrong elements past int64 is still a wrong point, not undefined behaviour.
+    std::string huge = row + R"(, "wrong": 1e300})";
+    const auto h = demos::rooflines_from_sweep_json(with_rows(huge), "saved.json");
+    EXPECT_EQ(h[0].points[0].wrong, std::int64_t(1) << 62);
     // The source names the file in every message.
     EXPECT_NE(refusal("[]").find("saved.json"), std::string::npos);
 }
