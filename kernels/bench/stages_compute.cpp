@@ -361,17 +361,7 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
                           st.nopack_dispatch_ms + st.gather_experts_ms < st.best_dispatch_ms + st.best_experts_ms;
     const Strategy stg = gathered ? Strategy::NoPack : dispatch::parse_strategy(st.best_strategy);
     const gpu::ExpertsImpl impl = gathered ? gpu::ExpertsImpl::Auto : gpu::parse_experts_impl(st.best_impl);
-    // A packing composition whose FFN runs per-expert cuBLAS calls packs as it goes instead (experts_ffn_packing:
-    // nopack's plan, then each group of experts' rows packed beside the GEMMs of the groups before it), unless
-    // MOELAB_LAYER_PACKING=0 (experiments).
-    const double tpe = double(T) * k / E;
-    const gpu::ExpertsImpl ran_impl = impl == gpu::ExpertsImpl::Auto ? gpu::experts_auto_choice(tpe, d, F, true) : impl;
-    const char* packing_env = std::getenv("MOELAB_LAYER_PACKING");
-    const bool packing = !gathered && !(packing_env && std::string(packing_env) == "0") &&
-                         (ran_impl == gpu::ExpertsImpl::Streams || ran_impl == gpu::ExpertsImpl::Serial);
-    const std::string variant = gathered  ? "nopack+auto"
-                                : packing ? std::string("plan+") + gpu::experts_impl_name(ran_impl) + "-packing"
-                                          : st.best_strategy + "+" + st.best_impl;
+    const std::string variant = gathered ? "nopack+auto" : st.best_strategy + "+" + st.best_impl;
     StreamGuard sg;
     st.ensure_weights();
     if (!st.logp.size()) {
@@ -387,17 +377,15 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
     gpu::DeviceBuffer<float> logits(T * E), w(T * k);
     gpu::DeviceBuffer<std::int32_t> ids(T * k), counts(E), offsets(E + 1), row_token(max_rows), inv(T * k);
     const std::size_t wsb =
-        std::max({gpu::dispatch_workspace_bytes(stg, T, k, E), gpu::dispatch_workspace_bytes(Strategy::NoPack, T, k, E),
-                  gpu::experts_workspace_bytes(max_rows, E, F)});
+        std::max(gpu::dispatch_workspace_bytes(stg, T, k, E), gpu::experts_workspace_bytes(max_rows, E, F));
     gpu::DeviceBuffer<std::uint8_t> ws(wsb, "bench layer workspace");
     gpu::make_x(st.seed, T, d, x.data(), sg.s);
     std::vector<std::int32_t> plan_host(2 * E + 1);
     auto body = [&](int) {
         gpu::gate_route(x.data(), st.wg.data(), st.logp.data(), T, d, E, k, true, logits.data(), ids.data(), w.data(),
                         sg.s);
-        gpu::dispatch(packing ? Strategy::NoPack : stg, x.data(), ids.data(), T, k, E, d, 1, counts.data(),
-                      offsets.data(), row_token.data(), inv.data(), gathered || packing ? nullptr : xp.data(),
-                      ws.data(), wsb, sg.s);
+        gpu::dispatch(stg, x.data(), ids.data(), T, k, E, d, 1, counts.data(), offsets.data(), row_token.data(),
+                      inv.data(), gathered ? nullptr : xp.data(), ws.data(), wsb, sg.s);
         if (gathered) {  // from the device plan (a kernel that needs the GEMM shapes on the host copies them)
             gpu::experts_ffn_device(impl, nullptr, x.data(), row_token.data(), counts.data(), offsets.data(), max_rows,
                                     T * k, E, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
@@ -407,14 +395,8 @@ void bench_layer(ShapeState& st, const Options& opt, const Ceilings& c, const Em
         gpu::synchronize(sg.s);  // the GEMM shapes come back to the host, as in the engine
         gpu::copy_d2h(plan_host.data(), counts.data(), sizeof(std::int32_t) * E);
         gpu::copy_d2h(plan_host.data() + E, offsets.data(), sizeof(std::int32_t) * (E + 1));
-        if (packing)
-            gpu::experts_ffn_packing(ran_impl, x.data(), row_token.data(), counts.data(), offsets.data(),
-                                     plan_host.data(), plan_host.data() + E, E, d, F, st.w1.data(), st.w2.data(),
-                                     xp.data(), y.data(), ws.data(), wsb, sg.s);
-        else
-            gpu::experts_ffn(impl, xp.data(), x.data(), row_token.data(), counts.data(), offsets.data(),
-                             plan_host.data(), plan_host.data() + E, E, d, F, st.w1.data(), st.w2.data(), y.data(),
-                             ws.data(), wsb, sg.s);
+        gpu::experts_ffn(impl, xp.data(), x.data(), row_token.data(), counts.data(), offsets.data(), plan_host.data(),
+                         plan_host.data() + E, E, d, F, st.w1.data(), st.w2.data(), y.data(), ws.data(), wsb, sg.s);
         gpu::combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), sg.s);
     };
     Row r = base_row(st, "layer", variant);

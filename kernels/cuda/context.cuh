@@ -18,7 +18,6 @@ struct Context {
     cudaStream_t side[kSideStreams] = {};
     cudaEvent_t fork = nullptr;
     cudaEvent_t join[kSideStreams] = {};
-    cudaEvent_t packed = nullptr;  // a group of experts' rows packed (experts_ffn_packing)
 };
 
 // The context of the calling thread on the current device (created on first use).

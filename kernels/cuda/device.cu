@@ -162,7 +162,6 @@ Context& context() {
             MOE_CUDA_CHECK(cudaEventCreateWithFlags(&c->join[i], cudaEventDisableTiming));
         }
         MOE_CUDA_CHECK(cudaEventCreateWithFlags(&c->fork, cudaEventDisableTiming));
-        MOE_CUDA_CHECK(cudaEventCreateWithFlags(&c->packed, cudaEventDisableTiming));
         per_device[dev] = c;
     }
     return *per_device[dev];

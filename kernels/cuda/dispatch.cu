@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kCopyWarps * 32)
                        std::int64_t max_rows, int hidden, bf16_t* xp) {
     const std::int64_t r = std::int64_t(blockIdx.x) * kCopyWarps + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
-    if (r >= max_rows || (offsets && r >= offsets[experts])) return;  // offsets null: every row up to max_rows
+    if (r >= max_rows || r >= offsets[experts]) return;
     const int nv = hidden * int(sizeof(bf16_t)) / int(sizeof(V));
     const std::int32_t t = row_token[r];
     V* dst = reinterpret_cast<V*>(xp + r * hidden);
@@ -225,23 +225,6 @@ void launch_gather(const bf16_t* x, const std::int32_t* row_token, const std::in
 }
 
 }  // namespace
-
-void pack_rows(const bf16_t* x, const std::int32_t* row_token, std::int64_t r0, std::int64_t r1, int hidden, bf16_t* xp,
-               Stream s) {
-    if (r1 <= r0) return;
-    // gather_rows_kernel over the rows [r0, r1) only: offsets[0] = r1 - r0 rows of one "expert"
-    const std::int64_t rows = r1 - r0;
-    cudaStream_t stream = to_cuda(s);
-    const std::int32_t* rt = row_token + r0;
-    bf16_t* dst = xp + r0 * hidden;
-    if (hidden % 8 == 0)
-        gather_rows_kernel<uint4>
-            <<<grid_for(rows, kCopyWarps), kCopyWarps * 32, 0, stream>>>(x, rt, nullptr, 0, rows, hidden, dst);
-    else
-        gather_rows_kernel<unsigned short>
-            <<<grid_for(rows, kCopyWarps), kCopyWarps * 32, 0, stream>>>(x, rt, nullptr, 0, rows, hidden, dst);
-    MOE_CUDA_LAUNCH_CHECK("gather_rows_kernel (pack_rows)");
-}
 
 std::size_t dispatch_workspace_bytes(Strategy st, std::int64_t tokens, int k, int experts) {
     std::size_t total = 0;

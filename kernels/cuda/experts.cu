@@ -121,70 +121,39 @@ void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, i
                                   kdim, &zero, c, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// Where per_expert's packed rows come from: dispatch wrote them (null), or per_expert packs them from x through
-// row_token a group of experts at a time on the main stream, each group's GEMMs waiting for its rows only
-// (experts_ffn_packing).
-struct PackAsItGoes {
-    const bf16_t* x;
-    bf16_t* xp;
-};
-
-// The experts that end the pack's groups: the first whose rows reach 1/32, 1/16, 1/8, 1/4, 1/2 and all of them, so
-// that the first GEMMs wait for few rows and each later group is packed while the ones before it multiply.
-std::vector<int> pack_group_ends(const std::int32_t* offsets_host, int experts) {
-    std::vector<int> ends;
-    const std::int64_t rows = offsets_host[experts];
-    int e = 0;
-    for (int div = 32; div >= 1; div /= 2) {
-        while (e < experts && std::int64_t(offsets_host[e]) * div < rows) ++e;
-        if (ends.empty() || e > ends.back()) ends.push_back(e);
-    }
-    if (ends.back() != experts) ends.push_back(experts);
-    return ends;
-}
-
 // Whether the per-expert cuBLAS paths run each expert's two GEMMs in turn on one side stream (1) instead of every
-// gate/up GEMM, a join, then every down GEMM (0). MOELAB_STREAMS_CHAIN=0|1 (experiments).
+// gate/up GEMM, a join, then every down GEMM (0). Measured on the H200 (kernels/bench/RESULTS.md, twenty-fourth
+// session): S2's layer (8 experts of F = 14,336) 4,120-4,172 µs against 4,488; S3 at 512 and 4,096 tokens per expert
+// even. MOELAB_STREAMS_CHAIN=0|1 (tests, experiments).
 bool streams_chain() { return experts_detail::env_choice("MOELAB_STREAMS_CHAIN", {0, 1}, 1) == 1; }
 
 // One cuBLAS call per non-empty expert and GEMM: `which` 1, gate/up then the SiLU gate (h1 = x·w1^T, h =
 // silu(gate)·up); 2, down (y = h·w2^T); 3, both, each expert's in turn on one stream, with no join between the GEMMs
 // (an expert's down GEMM follows its own gate/up while its h is in L2, and the side streams stay busy until their
 // last expert). With side streams, round-robin over them (they wait for the main stream first and are joined back
-// after); without, in order on the main stream. pack: xp is packed here, a group of experts at a time.
+// after); without, in order on the main stream.
 void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_token, const std::int32_t* counts_host,
                 const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
-                const ExpertsLayout& l, bf16_t* y, cudaStream_t st, const PackAsItGoes* pack = nullptr) {
+                const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
     Context& c = context();
     if (side) {
         MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
         for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
     }
-    const std::vector<int> ends = pack ? pack_group_ends(offsets_host, experts) : std::vector<int>{experts};
-    int used = 0, e = 0;
-    for (const int end : ends) {
-        if (pack) {  // this group's rows, on the main stream; its GEMMs wait for them (a wait binds the last record)
-            pack_rows(pack->x, row_token, offsets_host[e], offsets_host[end], hidden, pack->xp, st);
-            if (side) {
-                MOE_CUDA_CHECK(cudaEventRecord(c.packed, st));
-                for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.packed, 0));
-            }
+    int used = 0;
+    for (int e = 0; e < experts; ++e) {
+        const int n = counts_host[e];
+        if (n == 0) continue;  // an expert with no tokens costs nothing
+        const std::int64_t r0 = offsets_host[e];
+        const int si = used++ % kSideStreams;
+        cublasHandle_t h = side ? with_budget(c.side_blas[si]) : blas_on(st);
+        cudaStream_t s = side ? c.side[si] : st;
+        if (which & 1) {
+            gemm_nt(h, xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,
+                    l.h1 + r0 * 2 * ffn);
+            launch_silu(l.h1, row_token, r0, n, ffn, l.h, s);
         }
-        for (; e < end; ++e) {
-            const int n = counts_host[e];
-            if (n == 0) continue;  // an expert with no tokens costs nothing
-            const std::int64_t r0 = offsets_host[e];
-            const int si = used++ % kSideStreams;
-            cublasHandle_t h = side ? with_budget(c.side_blas[si]) : blas_on(st);
-            cudaStream_t s = side ? c.side[si] : st;
-            if (which & 1) {
-                gemm_nt(h, xp + r0 * hidden, n, w1 + std::int64_t(e) * 2 * ffn * hidden, 2 * ffn, hidden,
-                        l.h1 + r0 * 2 * ffn);
-                launch_silu(l.h1, row_token, r0, n, ffn, l.h, s);
-            }
-            if (which & 2)
-                gemm_nt(h, l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn, y + r0 * hidden);
-        }
+        if (which & 2) gemm_nt(h, l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn, y + r0 * hidden);
     }
     if (side) {
         for (int i = 0; i < kSideStreams; ++i) {
@@ -493,25 +462,6 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
         per_expert(1, side, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
     }
     per_expert(2, side, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, l, y, st);
-    return impl;
-}
-
-ExpertsImpl experts_ffn_packing(ExpertsImpl impl, const bf16_t* x, const std::int32_t* row_token,
-                                const std::int32_t* counts, const std::int32_t* offsets,
-                                const std::int32_t* counts_host, const std::int32_t* offsets_host, int experts,
-                                int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* xp, bf16_t* y,
-                                void* ws, std::size_t ws_bytes, Stream s) {
-    MOE_ASSERT(impl == ExpertsImpl::Streams || impl == ExpertsImpl::Serial,
-               "experts_ffn_packing runs streams or serial, not " << experts_impl_name(impl));
-    cudaStream_t st = to_cuda(s);
-    const std::int64_t max_rows = offsets_host[experts];
-    ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
-    zero_padding_kernel<<<experts, 256, 0, st>>>(counts, offsets, hidden, y);
-    MOE_CUDA_LAUNCH_CHECK("zero_padding_kernel");
-    if (max_rows == 0) return impl;
-    const PackAsItGoes pack{x, xp};
-    per_expert(3, impl == ExpertsImpl::Streams, xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2,
-               l, y, st, &pack);
     return impl;
 }
 

@@ -104,11 +104,6 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
               int hidden, int align, std::int32_t* counts, std::int32_t* offsets, std::int32_t* row_token,
               std::int32_t* inv, bf16_t* xp, void* ws, std::size_t ws_bytes, Stream s);
 
-// The packed rows [r0, r1) of xp from x through the plan's row_token (zeros where it is -1): the packing dispatch's
-// output for a run of experts, which experts_ffn_packing writes a group of experts at a time beside the GEMMs.
-void pack_rows(const bf16_t* x, const std::int32_t* row_token, std::int64_t r0, std::int64_t r1, int hidden, bf16_t* xp,
-               Stream s);
-
 // ---- experts --------------------------------------------------------------------------------------
 // grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over side
 // streams; serial: the same calls in order on one stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
@@ -162,15 +157,6 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
                         const std::int32_t* counts, const std::int32_t* offsets, const std::int32_t* counts_host,
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
                         const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
-// streams (or serial) from nopack's plan, with the packing done as the FFN goes: xp [offsets_host[E], d] is filled
-// from x through row_token in groups of experts on s (the first groups small), and each group's GEMMs, on the side
-// streams, wait only for its rows, so the pack's copies run beside the first experts' GEMMs instead of before all of
-// them. Same result as dispatch's packing strategies followed by experts_ffn. Returns the implementation that ran.
-ExpertsImpl experts_ffn_packing(ExpertsImpl impl, const bf16_t* x, const std::int32_t* row_token,
-                                const std::int32_t* counts, const std::int32_t* offsets,
-                                const std::int32_t* counts_host, const std::int32_t* offsets_host, int experts,
-                                int hidden, int ffn, const bf16_t* w1, const bf16_t* w2, bf16_t* xp, bf16_t* y,
-                                void* ws, std::size_t ws_bytes, Stream s);
 
 // While alive, the expert FFN on this thread uses at most `sms` SMs (0: all): the persistent kernels' grids and
 // cuBLAS's SM count target. The expert-parallel layer leaves SMs to the NCCL exchanges it overlaps with the experts.
