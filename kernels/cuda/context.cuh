@@ -9,7 +9,7 @@
 
 namespace moe::gpu {
 
-constexpr int kSideStreams = 8;  // streams the per-expert GEMMs may be spread over (experts.cu uses side_streams())
+constexpr int kSideStreams = 4;  // streams the per-expert GEMMs are spread over
 
 struct Context {
     int device = -1;

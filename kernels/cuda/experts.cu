@@ -121,9 +121,6 @@ void gemm_nt(cublasHandle_t h, const bf16_t* a, int n, const bf16_t* b, int m, i
                                   kdim, &zero, c, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// How many side streams the per-expert calls are spread over: MOELAB_SIDE_STREAMS=2|4|8 (experiments), 4 by default.
-int side_streams() { return experts_detail::env_choice("MOELAB_SIDE_STREAMS", {2, 4, 8}, 4); }
-
 // Whether the per-expert cuBLAS paths run each expert's two GEMMs in turn on one side stream (1) instead of every
 // gate/up GEMM, a join, then every down GEMM (0). Measured on the H200 (kernels/bench/RESULTS.md, twenty-fourth
 // session): S2's layer (8 experts of F = 14,336) 4,120-4,172 µs against 4,488; S3 at 512 and 4,096 tokens per expert
@@ -139,17 +136,16 @@ void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_
                 const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1, const bf16_t* w2,
                 const ExpertsLayout& l, bf16_t* y, cudaStream_t st) {
     Context& c = context();
-    const int nside = side_streams();
     if (side) {
         MOE_CUDA_CHECK(cudaEventRecord(c.fork, st));
-        for (int i = 0; i < nside; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
+        for (int i = 0; i < kSideStreams; ++i) MOE_CUDA_CHECK(cudaStreamWaitEvent(c.side[i], c.fork, 0));
     }
     int used = 0;
     for (int e = 0; e < experts; ++e) {
         const int n = counts_host[e];
         if (n == 0) continue;  // an expert with no tokens costs nothing
         const std::int64_t r0 = offsets_host[e];
-        const int si = used++ % nside;
+        const int si = used++ % kSideStreams;
         cublasHandle_t h = side ? with_budget(c.side_blas[si]) : blas_on(st);
         cudaStream_t s = side ? c.side[si] : st;
         if (which & 1) {
@@ -160,7 +156,7 @@ void per_expert(int which, bool side, const bf16_t* xp, const std::int32_t* row_
         if (which & 2) gemm_nt(h, l.h + r0 * ffn, n, w2 + std::int64_t(e) * hidden * ffn, hidden, ffn, y + r0 * hidden);
     }
     if (side) {
-        for (int i = 0; i < nside; ++i) {
+        for (int i = 0; i < kSideStreams; ++i) {
             MOE_CUDA_CHECK(cudaEventRecord(c.join[i], c.side[i]));
             MOE_CUDA_CHECK(cudaStreamWaitEvent(st, c.join[i], 0));
         }
