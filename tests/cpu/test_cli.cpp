@@ -12,6 +12,7 @@
 
 #include "demos/scenario.hpp"
 #include "kernels/api.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -22,7 +23,7 @@ Cli moelab(const std::string& args) { return moelab_test::shell(std::string(MOEL
 std::string tmpdir() {
     auto d = std::filesystem::temp_directory_path() / ("moelab_cli_" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
-    return d.string();
+    return moelab_test::scratch(d.string());
 }
 
 std::string write_file(const std::string& name, const std::string& text) {

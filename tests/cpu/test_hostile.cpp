@@ -21,6 +21,7 @@
 #include "demos/params.hpp"
 #include "demos/scenario.hpp"
 #include "kernels/common/error.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -37,6 +38,7 @@ std::string fresh_dir(const std::string& name) {
     fs::path d = fs::temp_directory_path() / ("moelab_hostile_" + std::to_string(::getpid())) / name;
     fs::remove_all(d);
     fs::create_directories(d);
+    moelab_test::scratch(d.parent_path().string());
     return d.string();
 }
 

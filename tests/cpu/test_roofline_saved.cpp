@@ -10,6 +10,7 @@
 
 #include "demos/roofline_saved.hpp"
 #include "kernels/common/error.hpp"
+#include "tests/support/scratch.hpp"
 
 namespace {
 
@@ -170,8 +171,8 @@ TEST(RooflineSaved, BadFilesAreRefusedWithWhatIsWrong) {
 }
 
 TEST(RooflineSaved, LoadingAFileChecksTheShapeAndNamesTheChoices) {
-    const std::string dir =
-        (std::filesystem::temp_directory_path() / ("moelab_roofline_saved_" + std::to_string(::getpid()))).string();
+    const std::string dir = moelab_test::scratch(
+        (std::filesystem::temp_directory_path() / ("moelab_roofline_saved_" + std::to_string(::getpid()))).string());
     std::filesystem::create_directories(dir);
     const std::string path = dir + "/sweep.json";
     std::ofstream(path) << kSaved;

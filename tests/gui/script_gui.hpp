@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace moelab_test {
@@ -21,10 +22,10 @@ class ScriptGui : public ::testing::Test {
 
     void SetUp() override {
         if (!x_.ok()) GTEST_SKIP() << x_.why();
-        dir_ =
+        dir_ = scratch(
             (std::filesystem::temp_directory_path() / (prefix_ + "_" + std::to_string(::getpid()) + "_" +
                                                        ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                .string();
+                .string());
         std::filesystem::remove_all(dir_);
         std::filesystem::create_directories(dir_ + "/cfg");
     }

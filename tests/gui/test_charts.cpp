@@ -10,6 +10,7 @@
 
 #include "app/gui/charts.hpp"
 #include "app/gui/prefs.hpp"
+#include "tests/support/scratch.hpp"
 
 using namespace moelab_gui;
 
@@ -56,7 +57,7 @@ TEST(GuiCharts, TheRampRunsDarkToLight) {
 
 TEST(GuiPrefs, RoundTripThroughAnAtomicWrite) {
     char tmpl[] = "/tmp/moelab-prefs-XXXXXX";
-    std::string dir = mkdtemp(tmpl);
+    std::string dir = moelab_test::scratch(mkdtemp(tmpl));
     const std::string path = dir + "/prefs.toml";
     Prefs p;
     p.presenter = true;
@@ -84,7 +85,7 @@ TEST(GuiPrefs, RoundTripThroughAnAtomicWrite) {
 
 TEST(GuiPrefs, ABrokenFileFallsBackToDefaultsAndSaysWhy) {
     char tmpl[] = "/tmp/moelab-prefs-XXXXXX";
-    std::string dir = mkdtemp(tmpl);
+    std::string dir = moelab_test::scratch(mkdtemp(tmpl));
     const std::string path = dir + "/prefs.toml";
     std::ofstream(path) << "presenter = [not toml\n";
     std::string warn;

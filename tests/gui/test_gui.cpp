@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -36,7 +37,7 @@ Proc sh(const std::string& cmd) { return moelab_test::shell(cmd); }
 std::string temp_dir() {
     char tmpl[] = "/tmp/moelab-gui-XXXXXX";
     const char* d = mkdtemp(tmpl);
-    return d ? d : "/tmp";
+    return d ? moelab_test::scratch(d) : "/tmp";
 }
 
 bool exists(const std::string& p) {

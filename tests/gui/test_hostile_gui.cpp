@@ -10,6 +10,7 @@
 #include <string>
 
 #include "app/gui/prefs.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -20,7 +21,7 @@ const char* kNoDisplay = "env -u DISPLAY -u WAYLAND_DISPLAY ";
 std::string temp_dir() {
     char tmpl[] = "/tmp/moelab-hostile-gui-XXXXXX";
     const char* d = mkdtemp(tmpl);
-    return d ? d : "/tmp";
+    return d ? moelab_test::scratch(d) : "/tmp";
 }
 
 std::string repeat(const std::string& s, std::size_t n) {

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -49,8 +50,8 @@ screenshot ${out}/lesson-measured.png
 TEST(LessonGuiMeasured, PackingIsGradedOnMeasuredTimes) {
     Xvfb x;
     if (!x.ok()) GTEST_SKIP() << x.why();
-    const std::string dir =
-        (std::filesystem::temp_directory_path() / ("moelab_lesson_measured_" + std::to_string(::getpid()))).string();
+    const std::string dir = moelab_test::scratch(
+        (std::filesystem::temp_directory_path() / ("moelab_lesson_measured_" + std::to_string(::getpid()))).string());
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir + "/cfg");
     std::ofstream(dir + "/script.txt") << kMeasured;

@@ -10,6 +10,7 @@
 
 #include "kernels/api.hpp"
 #include "tests/gui/script_gui.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -167,8 +168,8 @@ TEST_F(RooflineGui, ASweepDroppedOnTheWindowOpensThePanel) {
 // `moelab snapshot --view roofline`: the run of record carried in the binary, or a saved sweep; bad files and a
 // --roofline beside another view exit 2 with what is wrong, before anything is drawn.
 TEST(RooflineSnapshot, DrawsTheRunOfRecordOrASavedSweepAndRefusesBadFiles) {
-    const std::string dir =
-        (std::filesystem::temp_directory_path() / ("moelab_roofline_snap_" + std::to_string(::getpid()))).string();
+    const std::string dir = moelab_test::scratch(
+        (std::filesystem::temp_directory_path() / ("moelab_roofline_snap_" + std::to_string(::getpid()))).string());
     std::filesystem::create_directories(dir);
     std::ofstream(dir + "/sweep.json") << kSweep;
     std::ofstream(dir + "/bad.json") << "{ not json";

@@ -12,6 +12,7 @@
 
 #include "app/gui/session.hpp"
 #include "tests/gui/session_support.hpp"
+#include "tests/support/scratch.hpp"
 
 namespace {
 
@@ -25,10 +26,10 @@ using moelab_gui_test::tiny;
 class SessionLesson : public ::testing::Test {
   protected:
     void SetUp() override {
-        progress_ = (std::filesystem::temp_directory_path() /
-                     ("moelab_session_lesson_" + std::to_string(::getpid()) + "_" +
-                      ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml"))
-                        .string();
+        progress_ = moelab_test::scratch((std::filesystem::temp_directory_path() /
+                                          ("moelab_session_lesson_" + std::to_string(::getpid()) + "_" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml"))
+                                             .string());
         std::filesystem::remove(progress_);
         moelab_gui::SessionOptions o;
         o.scenario = tiny();

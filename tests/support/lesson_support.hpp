@@ -9,6 +9,7 @@
 #include <string>
 
 #include "demos/lesson.hpp"
+#include "tests/support/scratch.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace moelab_test {
@@ -18,7 +19,7 @@ inline std::string fresh_dir(const std::string& name) {
     auto d = std::filesystem::temp_directory_path() / ("moelab_lessons_" + std::to_string(::getpid()) + "_" + name);
     std::filesystem::remove_all(d);
     std::filesystem::create_directories(d);
-    return d.string();
+    return scratch(d.string());
 }
 
 // The player with answers piped in; progress goes to a private file, the lessons folder is only the built-ins.
