@@ -105,8 +105,9 @@ void dispatch(Strategy st, const bf16_t* x, const std::int32_t* ids, std::int64_
               std::int32_t* inv, bf16_t* xp, void* ws, std::size_t ws_bytes, Stream s);
 
 // ---- experts --------------------------------------------------------------------------------------
-// grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert spread over side
-// streams; serial: the same calls in order on one stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
+// grouped: cublasGemmGroupedBatchedEx for each GEMM; streams: one cuBLAS call per expert and GEMM spread over side
+// streams, an expert's down GEMM right after its gate/up on the same stream; serial: the same calls in order on one
+// stream; fused: our gathering GEMM for x·w1^T with the SiLU gate
 // in its epilogue (nopack needs it), then per-expert cuBLAS for h·w2^T; decode: two persistent launches over all
 // experts that stream the weights through mma.sync with the tokens as the small side, counts read on the device
 // (experts_decode.cuh); batched: every expert padded to the largest count, each GEMM one cublasGemmBatchedEx (falls
