@@ -2,6 +2,8 @@
 // the file; what loads takes one more play of each lesson, saves and loads back.
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -9,10 +11,21 @@
 #include "demos/lesson_progress.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
+namespace {
+// The harness's folder, removed when the fuzzer exits normally.
+std::string& dir_for_exit() {
+    static std::string* d = new std::string;  // never destroyed: the atexit handler reads it after static destructors
+    return *d;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
     static const std::string dir = [] {
         char tmpl[] = "/tmp/moelab-fuzz-progress-XXXXXX";
-        return std::string(mkdtemp(tmpl));
+        std::string d = mkdtemp(tmpl);
+        std::atexit([] { std::filesystem::remove_all(dir_for_exit()); });
+        dir_for_exit() = d;
+        return d;
     }();
     const std::string path = dir + "/progress.toml";
     {

@@ -1,13 +1,16 @@
 // The app's runner without a window (label gui): edits are debounced into one run, a newer generation drops the
 // results of older ones, errors come back as data naming the flag, and the job plan follows the open views.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "app/gui/app.hpp"
 #include "app/gui/runner.hpp"
 #include "tests/gui/session_support.hpp"
+#include "tests/support/scratch.hpp"
 
 namespace {
 
@@ -166,7 +169,9 @@ TEST(GuiSession, OneWriterValidatesAndKeepsThePresetNameOnlyWhileItMatches) {
 TEST(GuiSession, TheLessonRevealSharesTheAppsRunInsteadOfRunningTwice) {
     moelab_gui::SessionOptions o;
     o.scenario = tiny();
-    o.progress_path = "/tmp/moelab-session-test-progress.toml";
+    o.progress_path = moelab_test::scratch((std::filesystem::temp_directory_path() /
+                                            ("moelab-session-test-progress-" + std::to_string(::getpid()) + ".toml"))
+                                               .string());
     moelab_gui::Session s(o);
     moelab_gui::RunPlan loads_only;
     loads_only.dispatch = loads_only.sweep = loads_only.full_layer = loads_only.pipeline = false;
