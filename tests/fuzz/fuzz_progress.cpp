@@ -12,22 +12,16 @@
 #include "tests/fuzz/fuzz_common.hpp"
 
 namespace {
-// The harness's folder, removed when the fuzzer exits normally.
-std::string& dir_for_exit() {
-    static std::string* d = new std::string;  // never destroyed: the atexit handler reads it after static destructors
-    return *d;
-}
+const std::string* harness_dir = nullptr;  // never destroyed: the atexit handler that removes it runs after destructors
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
-    static const std::string dir = [] {
+    if (!harness_dir) {
         char tmpl[] = "/tmp/moelab-fuzz-progress-XXXXXX";
-        std::string d = mkdtemp(tmpl);
-        std::atexit([] { std::filesystem::remove_all(dir_for_exit()); });
-        dir_for_exit() = d;
-        return d;
-    }();
-    const std::string path = dir + "/progress.toml";
+        harness_dir = new std::string(mkdtemp(tmpl));
+        std::atexit([] { std::filesystem::remove_all(*harness_dir); });  // at a normal exit
+    }
+    const std::string path = *harness_dir + "/progress.toml";
     {
         std::ofstream f(path, std::ios::binary | std::ios::trunc);
         f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));

@@ -56,8 +56,7 @@ TEST(GuiCharts, TheRampRunsDarkToLight) {
 }
 
 TEST(GuiPrefs, RoundTripThroughAnAtomicWrite) {
-    char tmpl[] = "/tmp/moelab-prefs-XXXXXX";
-    std::string dir = moelab_test::scratch(mkdtemp(tmpl));
+    const std::string dir = moelab_test::scratch_dir("moelab-prefs");
     const std::string path = dir + "/prefs.toml";
     Prefs p;
     p.presenter = true;
@@ -84,8 +83,7 @@ TEST(GuiPrefs, RoundTripThroughAnAtomicWrite) {
 }
 
 TEST(GuiPrefs, ABrokenFileFallsBackToDefaultsAndSaysWhy) {
-    char tmpl[] = "/tmp/moelab-prefs-XXXXXX";
-    std::string dir = moelab_test::scratch(mkdtemp(tmpl));
+    const std::string dir = moelab_test::scratch_dir("moelab-prefs");
     const std::string path = dir + "/prefs.toml";
     std::ofstream(path) << "presenter = [not toml\n";
     std::string warn;

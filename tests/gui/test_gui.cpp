@@ -34,11 +34,7 @@ const std::string kSmall = " --tokens 1024 --hidden 256 --ffn 512";
 using Proc = moelab_test::Shell;
 Proc sh(const std::string& cmd) { return moelab_test::shell(cmd); }
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/moelab-gui-XXXXXX";
-    const char* d = mkdtemp(tmpl);
-    return d ? moelab_test::scratch(d) : "/tmp";
-}
+std::string temp_dir() { return moelab_test::scratch_dir("moelab-gui"); }
 
 bool exists(const std::string& p) {
     struct stat st;

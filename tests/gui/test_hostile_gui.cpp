@@ -18,11 +18,7 @@ namespace {
 const std::string kBin = MOELAB_BIN;
 const char* kNoDisplay = "env -u DISPLAY -u WAYLAND_DISPLAY ";
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/moelab-hostile-gui-XXXXXX";
-    const char* d = mkdtemp(tmpl);
-    return d ? moelab_test::scratch(d) : "/tmp";
-}
+std::string temp_dir() { return moelab_test::scratch_dir("moelab-hostile-gui"); }
 
 std::string repeat(const std::string& s, std::size_t n) {
     std::string out;

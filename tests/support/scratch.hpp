@@ -2,6 +2,7 @@
 // when the test program ends with every test passed. After a failure they are kept, for a look at what the app wrote.
 #pragma once
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
 #include <mutex>
@@ -38,6 +39,13 @@ inline ScratchPaths* const kScratchPaths =
 inline std::string scratch(const std::string& path) {
     kScratchPaths->add(path);
     return path;
+}
+
+// A new, empty folder /tmp/<prefix>-XXXXXX (mkdtemp), registered like scratch(); "/tmp" when it cannot be made.
+inline std::string scratch_dir(const std::string& prefix) {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    const char* d = mkdtemp(tmpl.data());
+    return d ? scratch(d) : "/tmp";
 }
 
 }  // namespace moelab_test
