@@ -2,26 +2,27 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt).
 //
-// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two idle
-// ones. An item is one expert's tile of up to 64·kWG tokens × kBN weight rows of one GEMM; the items are numbered
-// gate/up first (expert by expert, weight tile, token tile innermost, in groups of token tiles: locate), then down, and
-// blocks take the next number from a counter in global memory as they go. The producer takes an item (the next number
-// already while it loads the current item's last stage), locates it (expert, tiles, tokens, first row) and hands that
-// to the consumers in the slot of the stage it fills first; for each k step of 64 it waits for a free stage of the
-// ring, then asks TMA for the token tile (A: packed x, or h) and the weight tile (B: kBN/2 gate rows and the matching
-// kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing the stage's `full` barrier. Gathered rows (nopack:
-// no packed copy of x) come through cp.async instead: the producer warp's 32 lanes copy the token tile's rows of x
-// (row_token) into the same swizzled layout and each lane's arrival on `full` waits for its copies; the consumers fence
-// the proxies before their MMAs read them. Each consumer warpgroup waits on `full`, issues four wgmma.m64n{kBN}k16 from
-// the stage (64 tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The
-// epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16
-// conversions and the hardware tanh) or y from the accumulators. With kStaged the tile goes into a swizzled tile in
-// shared memory and the storer writes it out while the consumers go on with the next item's MMAs: TMA stores for a full
-// token tile, the warp's own stores of the rows below the expert's tokens for a partial one (a TMA box would overwrite
-// the next expert's rows); without, the consumers store from registers. The ring runs on across items, so the next
-// item's loads overlap this item's last MMAs and epilogue. With 2 consumer warpgroups the consumers take 216 registers
-// a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots 168 by warpgroup), for a 128 × 256 tile's 128
-// accumulators.
+// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two
+// gatherer warps (gathered rows only; idle otherwise). An item is one expert's tile of up to 64·kWG tokens × kBN weight
+// rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token tile innermost, in
+// groups of token tiles: locate), then down, and blocks take the next number from a counter in global memory as they
+// go. The producer takes an item (the next number already while it loads the current item's last stage), locates it
+// (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it fills first; for each
+// k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the
+// weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing
+// the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come through cp.async instead: the producer
+// posts each gate/up item to the gatherer warps, whose 64 lanes copy the token tile's rows of x (row_token) into the
+// same swizzled layout, each lane's arrival on `full` waiting for its copies (the producer arrives for them on the
+// stages they skip); the consumers fence the proxies before their MMAs read them. Each consumer warpgroup waits on
+// `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the
+// previous stage through its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c +
+// kBN/2 are in the same thread; hardware bf16 conversions and the hardware tanh) or y from the accumulators. With
+// kStaged the tile goes into a swizzled tile in shared memory and the storer writes it out while the consumers go on
+// with the next item's MMAs: TMA stores for a full token tile, the warp's own stores of the rows below the expert's
+// tokens for a partial one (a TMA box would overwrite the next expert's rows); without, the consumers store from
+// registers. The ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue. With 2
+// consumer warpgroups the consumers take 216 registers a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots
+// 168 by warpgroup), for a 128 × 256 tile's 128 accumulators.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
@@ -73,7 +74,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
-    __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the producer's current item (-1: none)
+    __shared__ int tok_g[2][C::kBM / 2];     // gathered rows: each gatherer warp's rows' tokens (-1: none)
+    __shared__ Gather gq[2];                 // gathered rows: the producer's items for the gatherer warps
+    __shared__ alignas(8) std::uint64_t gq_bars[4];  // gq[q] written (count 1), then read (one arrival a gatherer)
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -87,13 +90,18 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
-            // the producer's arrive + the TMA bytes; gathered rows: and each producer lane's, once its copies land
-            mbar_init(bars + 8 * s, a.row_token ? 33 : 1);
+            // the producer's arrive + the TMA bytes; gathered rows: and each gatherer lane's, once its copies land
+            // (or the producer's for them, where a stage is not gathered)
+            mbar_init(bars + 8 * s, a.row_token ? 1 + kGatherLanes : 1);
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
+        }
+        for (int q = 0; q < 2; ++q) {
+            mbar_init(smem_addr(gq_bars + q), 1);
+            mbar_init(smem_addr(gq_bars + 2 + q), kGatherLanes / 32);
         }
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
@@ -177,11 +185,23 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
+    // Gathered rows: the producer's lane 0 hands each gate/up item (and at the end, no more) to the gatherer warps
+    // through gq[n % 2], once they have read what it held before.
+    int posted = 0;
+    auto post = [&](const Gather& g) {
+        const int q = posted & 1;
+        mbar_wait(smem_addr(gq_bars + 2 + q), ((posted >> 1) & 1) ^ 1);
+        gq[q] = g;
+        mbar_arrive(smem_addr(gq_bars + q));  // a release: the gatherers' wait on it acquires the slot
+        ++posted;
+    };
+
     // The producer (the first warp of that warpgroup): takes items, locates each one and passes it to the consumers
     // through its first stage, and fills the ring. Lane 0 takes the numbers, writes the slots and asks TMA for the
-    // tiles; every lane follows the same items, and with gathered rows the lanes copy the gate/up token tiles (rows
-    // of x through row_token) with cp.async. It asks for the next item's number while it waits for its current item's
-    // last stage, so the atomic's round trip is off the ring's path.
+    // tiles; the other lanes follow the same items. With gathered rows the gatherer warps copy the gate/up token tiles
+    // (rows of x through row_token) with cp.async, and lane 0 arrives for them on the stages they do not fill. It
+    // asks for the next item's number while it waits for its current item's last stage, so the atomic's round trip
+    // is off the ring's path.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
         auto take = [&] {
@@ -214,14 +234,17 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                           a.offsets[w.e] + w.mt * C::kBM,
                           int(w.gated)};
             }
+            // The gatherers read the item's tokens while the stage is freed (they wait for it themselves).
+            const bool gathered = gather && it < last && sl.gated;
+            if (lead && gathered) post(Gather{sl.row0, sl.ntok, c, 0});
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
                     mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
                     tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
+                    if (gather) mbar_arrive_count(bars + 8 * s0, kGatherLanes), post(Gather{0, 0, 0, 1});
                 }
-                if (gather) mbar_arrive(bars + 8 * s0);
                 return;
             }
             std::uint64_t* tr = a.trace && lead ? a.trace + it * kTraceWords : nullptr;
@@ -229,7 +252,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
             const int K = sl.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
-            const bool gathered = gather && sl.gated;
             // A partial token tile: a box of its tokens rounded up to 16 rows
             int a_bytes = C::kABytes;
             if (a.short_box && !gathered && sl.ntok <= C::kBM - 16) {
@@ -249,32 +271,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
-            // Stage c's token tile. Gathered: lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... into
-            // the 128-byte swizzle TMA would have written, zeros past the expert's tokens and past K, then arrives
-            // once its copies land.
+            // Stage c's token tile (gathered: the gatherer warps copy it).
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
-                if (gathered) {  // in batches of 8 rows, their tokens read first, so the loads overlap
-                    const int p = lane % 8, col = kt * kBK + 8 * p;
-                    const bool in_k = col < K;
-#pragma unroll
-                    for (int b = 0; b < C::kBM / 32; ++b) {
-                        int t[8];
-#pragma unroll
-                        for (int j = 0; j < 8; ++j) t[j] = tok_s[lane / 8 + 4 * (8 * b + j)];
-#pragma unroll
-                        for (int j = 0; j < 8; ++j) {
-                            const int m = lane / 8 + 4 * (8 * b + j);
-                            const bool on = t[j] >= 0 && in_k;
-                            const bf16_t* src = a.x + (on ? std::int64_t(t[j]) * K + col : 0);
-                            cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, on ? 16 : 0);
-                        }
-                    }
-                    cp_async_arrive_noinc(full);
-                    return;
-                }
-                if (lead) tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
-                if (gather) mbar_arrive(full);  // the barrier counts every lane's arrival
+                if (gathered || !lead) return;
+                tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
+                if (gather) mbar_arrive_count(full, kGatherLanes);  // the gatherers' arrivals, on a stage they skip
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
@@ -299,11 +301,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (tr) tr[2] = global_ns();
             }
             if (early == 0 && lead) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
-            if (gathered) {                               // the item's tokens, for every stage's copies
-                __syncwarp();
-                for (int m = lane; m < C::kBM; m += 32) tok_s[m] = m < sl.ntok ? a.row_token[sl.row0 + m] : -1;
-                __syncwarp();
-            }
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 // The next number, taken one stage before this item's loads are all out (its wait for h is behind
                 // it): the atomic's round trip overlaps the last stage's wait, and the number is held one stage longer.
@@ -315,6 +312,51 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (kt > 0) mbar_wait(bars + 8 * (C::kStages + c % C::kStages), ((c / C::kStages) & 1) ^ 1);
                 load_b(kt, c);
                 load_a(kt, c);
+            }
+        }
+    };
+
+    // The gatherers (the last two warps of the producer warpgroup, gathered rows only): for each gate/up item the
+    // producer posts, each warp reads the tokens of its rows (row r + 8j holds token tile row r + 8j, lanes 8r .. 8r +
+    // 7 of the two warps' 64), then for each k step waits for the stage to be free, copies 16-byte piece lane % 8 of
+    // its rows into the 128-byte swizzle TMA would have written (zeros past the expert's tokens and past K) with
+    // cp.async, and arrives on the stage's `full` barrier once its copies land.
+    auto gatherer = [&] {
+        const int g = warp - 2, r = (32 * g + lane) / 8, p = lane % 8;
+        int* tok = tok_g[g];
+        for (int n = 0;; ++n) {
+            const int q = n & 1;
+            mbar_wait(smem_addr(gq_bars + q), (n >> 1) & 1);
+            const Gather gi = gq[q];
+            __syncwarp();  // every lane has read the slot (and is past the previous item's reads of tok)
+            if (lane == 0) mbar_arrive(smem_addr(gq_bars + 2 + q));
+            if (gi.end) return;
+            for (int i = lane; i < C::kBM / 2; i += 32) {  // this warp's rows: 4g + i % 4 + 8 (i / 4)
+                const int m = 4 * g + i % 4 + 8 * (i / 4);
+                tok[i] = m < gi.ntok ? a.row_token[gi.row0 + m] : -1;
+            }
+            __syncwarp();
+            const int K = a.hidden, nk = (K + kBK - 1) / kBK;
+            for (int kt = 0; kt < nk; ++kt) {
+                const int cc = gi.c + kt, st = cc % C::kStages;
+                mbar_wait(bars + 8 * (C::kStages + st), ((cc / C::kStages) & 1) ^ 1);
+                const unsigned sa = base + st * C::kStageBytes;
+                const int col = kt * kBK + 8 * p;
+                const bool in_k = col < K;
+#pragma unroll
+                for (int b = 0; b < C::kBM / 64; ++b) {  // in batches of 8 rows, their tokens read first
+                    int t[8];
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) t[j] = tok[4 * (8 * b + j) + r % 4];
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        const int m = r + 8 * (8 * b + j);
+                        const bool on = t[j] >= 0 && in_k;
+                        const bf16_t* src = a.x + (on ? std::int64_t(t[j]) * K + col : 0);
+                        cp_async_16(sa + m * 128 + ((p ^ r) << 4), src, on ? 16 : 0);
+                    }
+                }
+                cp_async_arrive_noinc(bars + 8 * st);
             }
         }
     };
@@ -470,6 +512,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             releaser();
         else if (warp == 0)
             producer();
+        else if (warp >= 2 && a.row_token)
+            gatherer();
     } else {
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();

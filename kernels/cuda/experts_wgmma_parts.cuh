@@ -65,6 +65,13 @@ struct Slot {
     int gated;
 };
 
+// A gate/up item whose token rows are gathered (nopack), as the producer hands it to the gatherer warps: its first
+// row in row_token, its tokens and the ring position of its first stage; `end`: no more items.
+struct Gather {
+    int row0, ntok, c, end;
+};
+constexpr int kGatherLanes = 64;  // two warps copy gathered token tiles
+
 // Lane 0's read of a slot, for the whole warp.
 __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     Slot v{};
@@ -85,8 +92,8 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 template <int kWG, int kBN, bool kStaged>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
-    // the consumer warpgroups, then one more: the producer warp, the storer warp and two idle ones. ptxas allots
-    // registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
+    // the consumer warpgroups, then one more: the producer warp, the storer warp and two gatherer (or idle) ones. ptxas
+    // allots registers by warpgroup (65536 / 384 = 168 a thread for two consumer warpgroups, which leaves the 128
     // accumulators of a 128 × 256 tile 40 others), so with two the kernel moves registers from the producer warpgroup
     // to the consumers (setmaxnreg: 72 and 216; with 40 the producer and the storer spill, and with 56 the producer's
     // gather of x's rows).
