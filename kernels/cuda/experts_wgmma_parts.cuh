@@ -70,7 +70,15 @@ struct Slot {
 struct Gather {
     int row0, ntok, c, end;
 };
-constexpr int kGatherLanes = 64;  // two warps copy gathered token tiles
+
+// Lane 0's read of a Gather, for the whole warp (the only read is by the lane whose arrival frees the slot).
+__device__ __forceinline__ Gather warp_broadcast(const Gather& g, int lane) {
+    Gather v{};
+    if (lane == 0) v = g;
+    v.row0 = __shfl_sync(~0u, v.row0, 0), v.ntok = __shfl_sync(~0u, v.ntok, 0);
+    v.c = __shfl_sync(~0u, v.c, 0), v.end = __shfl_sync(~0u, v.end, 0);
+    return v;
+}
 
 // Lane 0's read of a slot, for the whole warp.
 __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
@@ -143,10 +151,12 @@ struct Args {
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
     int early;      // down items among the gate/up ones (Order; MOELAB_WGMMA_EARLY: -1 auto, 0 none, n for tests)
-    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
-    // token tiles from x with cp.async. Null: packed rows through TMA.
+    // Gathered rows (nopack): row_token[r] is the token of packed row r, and `gatherers` warps copy the gate/up token
+    // tiles from x with cp.async (1: the producer warp; 2: the two gatherer warps; 3: both). Null: packed rows (TMA).
     const bf16_t* x;
     const std::int32_t* row_token;
+    int gatherers;
+    int gfence;     // MOELAB_WGMMA_GFENCE=0: the consumers skip their proxy fence (a measurement, not correct code)
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
 };
@@ -271,6 +281,8 @@ struct Call {
     int early = -1;
     bool short_box = true;
     bool snake = false;
+    int gatherers = 2;
+    int gfence = 1;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
