@@ -74,9 +74,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
-    __shared__ int tok_s[C::kBM];            // gathered rows: the tokens of the current item's rows (-1: none)
-    __shared__ Gather gq[2];                 // gathered rows: the producer's items for the gatherer warps
-    __shared__ alignas(8) std::uint64_t gq_bars[4];  // gq[q] written (count 1), then read (one arrival a gatherer)
+    __shared__ int tok_g[2][C::kBM / 2];     // gathered rows: each gatherer warp's rows' tokens (-1: none)
+    __shared__ GatherQueue gq;               // gathered rows: the producer's items for the gatherer warps
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
     unsigned char* smem =
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -86,26 +85,20 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // from registers: the consumers' hand-over of gate/up items to the releaser)
     const unsigned bars = out_tile + C::kOutBytes;
     const unsigned staged = bars + 16 * C::kStages, out_free = staged + 16;
-    // Gathered rows: G warps copy the token tiles, the gatherer warps (G = 2 or 3) and the producer (G = 1 or 3)
-    const int G = a.row_token ? a.gatherers : 0, gather_lanes = 32 * G;
-    const bool side_gather = G >= 2, self_gather = G == 1 || G == 3;
     int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8);
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
             // the producer's arrive + the TMA bytes; gathered rows: and each gatherer lane's, once its copies land
             // (or the producer's for them, where a stage is not gathered)
-            mbar_init(bars + 8 * s, 1 + gather_lanes);
+            mbar_init(bars + 8 * s, a.row_token ? 1 + kGatherLanes : 1);
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
         for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
         }
-        for (int q = 0; q < 2; ++q) {
-            mbar_init(smem_addr(gq_bars + q), 1);
-            mbar_init(smem_addr(gq_bars + 2 + q), 2);
-        }
+        gq.init();
         fence_barrier_init();
         tma_prefetch_map(&map_x), tma_prefetch_map(&map_w1), tma_prefetch_map(&map_h), tma_prefetch_map(&map_w2);
         if constexpr (kStaged) tma_prefetch_map(&map_y);
@@ -188,47 +181,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         }
     };
 
-    // Gathered rows. Gatherer gi of G copies the quads (4 rows) Q = gi, gi + G, ... of each token tile: lane l piece
-    // l % 8 of row 4Q + l / 8, into the 128-byte swizzle TMA would have written (zeros past K). Rows past the
-    // expert's tokens are left as they were, as a short box leaves them: they feed only rows that are not stored.
-    auto fill_tokens = [&](int gi, const Gather& g) {
-        __syncwarp();  // this warp's copies of the previous item have read their tokens
-        for (int i = lane; 4 * (gi + (i / 4) * G) < C::kBM; i += 32) {
-            const int m = 4 * (gi + (i / 4) * G) + i % 4;
-            tok_s[m] = m < g.ntok ? a.row_token[g.row0 + m] : -1;
-        }
-        __syncwarp();
-    };
-    auto copy_rows = [&](int gi, int ntok, int kt, unsigned sa) {
-        const int p = lane % 8, col = kt * kBK + 8 * p;
-        const bool in_k = col < a.hidden;
-        for (int q0 = gi; 4 * q0 < ntok; q0 += 8 * G) {  // in batches of 8 rows, their tokens read first
-            int t[8];
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int m = 4 * (q0 + j * G) + lane / 8;
-                t[j] = m < ntok ? tok_s[m] : -1;
-            }
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int m = 4 * (q0 + j * G) + lane / 8;
-                if (t[j] < 0) continue;
-                const bf16_t* src = a.x + (in_k ? std::int64_t(t[j]) * a.hidden + col : 0);
-                cp_async_16(sa + m * 128 + ((p ^ (m % 8)) << 4), src, in_k ? 16 : 0);
-            }
-        }
-    };
-
-    // Gathered rows: the producer's lane 0 hands each gate/up item (and at the end, no more) to the gatherer warps
-    // through gq[n % 2], once they have read what it held before.
-    int posted = 0;
-    auto post = [&](const Gather& g) {
-        const int q = posted & 1;
-        mbar_wait(smem_addr(gq_bars + 2 + q), ((posted >> 1) & 1) ^ 1);
-        gq[q] = g;
-        mbar_arrive(smem_addr(gq_bars + q));  // a release: the gatherers' wait on it acquires the slot
-        ++posted;
-    };
+    int posted = 0;  // gathered rows: the items the producer's lane 0 has posted to the gatherers (GatherQueue)
+    auto post = [&](const Gather& g) { gq.post(g, posted); };
 
     // The producer (the first warp of that warpgroup): takes items, locates each one and passes it to the consumers
     // through its first stage, and fills the ring. Lane 0 takes the numbers, writes the slots and asks TMA for the
@@ -270,15 +224,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             }
             // The gatherers read the item's tokens while the stage is freed (they wait for it themselves).
             const bool gathered = gather && it < last && sl.gated;
-            if (lead && gathered && side_gather) post(Gather{sl.row0, sl.ntok, c, 0});
+            if (lead && gathered) post(Gather{sl.row0, sl.ntok, c, 0});
             mbar_wait(bars + 8 * (C::kStages + s0), ((c / C::kStages) & 1) ^ 1);
             if (it >= last) {  // tell the consumers there is no more, handing the stage over as an item's first
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
                     mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
                     tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
-                    if (gather) mbar_arrive_count(bars + 8 * s0, gather_lanes);
-                    if (side_gather) post(Gather{0, 0, 0, 1});
+                    if (gather) mbar_arrive_count(bars + 8 * s0, kGatherLanes), post(Gather{0, 0, 0, 1});
                 }
                 return;
             }
@@ -306,16 +259,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 tma_load_2d(sb, mb, full, kt * kBK, w0);
                 tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
-            // Stage c's token tile (gathered: the gatherers copy it, this warp too where it is one).
+            // Stage c's token tile (gathered: the gatherer warps copy it).
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
-                if (gathered) {
-                    if (self_gather) copy_rows(G - 1, sl.ntok, kt, sa), cp_async_arrive_noinc(full);
-                    return;
-                }
-                if (!lead) return;
+                if (gathered || !lead) return;
                 tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
-                if (gather) mbar_arrive_count(full, gather_lanes);  // the gatherers' arrivals, on a stage they skip
+                if (gather) mbar_arrive_count(full, kGatherLanes);  // the gatherers' arrivals, on a stage they skip
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
@@ -340,7 +289,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (tr) tr[2] = global_ns();
             }
             if (early == 0 && lead) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
-            if (gathered && self_gather) fill_tokens(G - 1, Gather{sl.row0, sl.ntok, c, 0});
             for (int kt = 0; kt < nk; ++kt, ++c) {
                 // The next number, taken one stage before this item's loads are all out (its wait for h is behind
                 // it): the atomic's round trip overlaps the last stage's wait, and the number is held one stage longer.
@@ -352,28 +300,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (kt > 0) mbar_wait(bars + 8 * (C::kStages + c % C::kStages), ((c / C::kStages) & 1) ^ 1);
                 load_b(kt, c);
                 load_a(kt, c);
-            }
-        }
-    };
-
-    // The gatherer warps (the last two of the producer warpgroup, gathered rows with G = 2 or 3): for each gate/up
-    // item the producer posts, each reads the tokens of its rows, then for each k step waits for the stage to be
-    // free, copies its rows with cp.async and arrives on the stage's `full` barrier once its copies land.
-    auto gatherer = [&] {
-        const int gi = warp - 2;
-        for (int n = 0;; ++n) {
-            const int q = n & 1;
-            mbar_wait(smem_addr(gq_bars + q), (n >> 1) & 1);
-            const Gather g = warp_broadcast(gq[q], lane);
-            if (lane == 0) mbar_arrive(smem_addr(gq_bars + 2 + q));
-            if (g.end) return;
-            fill_tokens(gi, g);
-            const int nk = (a.hidden + kBK - 1) / kBK;
-            for (int kt = 0; kt < nk; ++kt) {
-                const int cc = g.c + kt, st = cc % C::kStages;
-                mbar_wait(bars + 8 * (C::kStages + st), ((cc / C::kStages) & 1) ^ 1);
-                copy_rows(gi, g.ntok, kt, base + st * C::kStageBytes);
-                cp_async_arrive_noinc(bars + 8 * st);
             }
         }
     };
@@ -447,8 +373,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 unsigned prev = 0;
                 for (int kt = 0; kt < nk; ++kt) {
                     if (kt > 0) mbar_wait(bars + 8 * s, ph);
-                    if constexpr (decltype(gathered_c)::value)
-                        if (a.gfence) fence_proxy_async_smem();
+                    if constexpr (decltype(gathered_c)::value) fence_proxy_async_smem();
                     if (live) {
                         const unsigned la = a_lo0 + s * kStageW, lb = b_lo0 + s * kStageW;
                         wgmma_fence();
@@ -530,8 +455,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             releaser();
         else if (warp == 0)
             producer();
-        else if (warp >= 2 && side_gather)
-            gatherer();
+        else if (warp >= 2 && a.row_token)
+            gather_rows<C>(a, gq, tok_g[warp - 2], bars, base, warp - 2, lane);
     } else {
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
         consumers();
@@ -594,8 +519,6 @@ void launch_wgmma(const Call& q) {
               q.early,
               q.x,
               q.xp ? nullptr : q.row_token,
-              q.gatherers,
-              q.gfence,
               int(q.short_box),
               int(q.snake)};
     if (q.fused) {
@@ -655,8 +578,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
-    q.gatherers = env_choice("MOELAB_WGMMA_GATHERERS", {1, 2, 3}, 2);
-    q.gfence = env_choice("MOELAB_WGMMA_GFENCE", {0, 1}, 1);
     // From 3072 tokens per expert an expert's items run in groups of 12 token tiles, every second group's weight tiles
     // backwards, so that what the running items share fits in L2: S3 at 4096 read 103 GB from DRAM against 310 one
     // token tile a group, 144.4 ms against 159.0; S1 and the classroom shape even (RESULTS.md, nineteenth session).

@@ -70,6 +70,25 @@ struct Slot {
 struct Gather {
     int row0, ntok, c, end;
 };
+constexpr int kGatherLanes = 64;  // two warps copy gathered token tiles
+
+// The producer's lane 0 hands each gate/up item (and at the end, no more) to the gatherer warps through slot[n % 2],
+// once both have read what it held before: bars[q] says slot q is written (count 1), bars[2 + q] that it is read (one
+// arrival a gatherer warp).
+struct GatherQueue {
+    Gather slot[2];
+    alignas(8) std::uint64_t bars[4];
+    __device__ void init() {
+        for (int q = 0; q < 2; ++q) mbar_init(smem_addr(bars + q), 1), mbar_init(smem_addr(bars + 2 + q), 2);
+    }
+    __device__ void post(const Gather& g, int& posted) {
+        const int q = posted & 1;
+        mbar_wait(smem_addr(bars + 2 + q), ((posted >> 1) & 1) ^ 1);
+        slot[q] = g;
+        mbar_arrive(smem_addr(bars + q));  // a release: the gatherers' wait on it acquires the slot
+        ++posted;
+    }
+};
 
 // Lane 0's read of a Gather, for the whole warp (the only read is by the lane whose arrival frees the slot).
 __device__ __forceinline__ Gather warp_broadcast(const Gather& g, int lane) {
@@ -151,12 +170,10 @@ struct Args {
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
     int early;      // down items among the gate/up ones (Order; MOELAB_WGMMA_EARLY: -1 auto, 0 none, n for tests)
-    // Gathered rows (nopack): row_token[r] is the token of packed row r, and `gatherers` warps copy the gate/up token
-    // tiles from x with cp.async (1: the producer warp; 2: the two gatherer warps; 3: both). Null: packed rows (TMA).
+    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
+    // token tiles from x with cp.async. Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
-    int gatherers;
-    int gfence;     // MOELAB_WGMMA_GFENCE=0: the consumers skip their proxy fence (a measurement, not correct code)
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
 };
@@ -167,6 +184,52 @@ struct Args {
 struct ShortBoxes {
     CUtensorMap x[7], h[7];
 };
+
+// A gatherer warp g (0 or 1: the last two of the producer warpgroup, gathered rows only): for each gate/up item the
+// producer posts, it reads the tokens of its rows into tok (row r + 8j holds token tile row r + 8j, lanes 8r .. 8r + 7
+// of the two warps' 64), then for each k step waits for the stage to be free, copies 16-byte piece lane % 8 of its rows
+// into the 128-byte swizzle TMA would have written (zeros past the expert's tokens and past K) with cp.async, and
+// arrives on the stage's `full` barrier (at bars + 8s; `empty` after them) once its copies land.
+template <class C>
+__device__ __forceinline__ void gather_rows(const Args& a, GatherQueue& gq, int* tok, unsigned bars, unsigned base,
+                                            int g, int lane) {
+    const int r = (32 * g + lane) / 8, p = lane % 8;
+    for (int n = 0;; ++n) {
+        const int q = n & 1;
+        mbar_wait(smem_addr(gq.bars + q), (n >> 1) & 1);
+        const Gather gi = warp_broadcast(gq.slot[q], lane);  // lane 0 reads the slot, which its arrival frees
+        __syncwarp();                                        // every lane is past the previous item's reads of tok
+        if (lane == 0) mbar_arrive(smem_addr(gq.bars + 2 + q));
+        if (gi.end) return;
+        for (int i = lane; i < C::kBM / 2; i += 32) {  // this warp's rows: 4g + i % 4 + 8 (i / 4)
+            const int m = 4 * g + i % 4 + 8 * (i / 4);
+            tok[i] = m < gi.ntok ? a.row_token[gi.row0 + m] : -1;
+        }
+        __syncwarp();
+        const int K = a.hidden, nk = (K + kBK - 1) / kBK;
+        for (int kt = 0; kt < nk; ++kt) {
+            const int cc = gi.c + kt, st = cc % C::kStages;
+            mbar_wait(bars + 8 * (C::kStages + st), ((cc / C::kStages) & 1) ^ 1);
+            const unsigned sa = base + st * C::kStageBytes;
+            const int col = kt * kBK + 8 * p;
+            const bool in_k = col < K;
+#pragma unroll
+            for (int b = 0; b < C::kBM / 64; ++b) {  // in batches of 8 rows, their tokens read first
+                int t[8];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) t[j] = tok[4 * (8 * b + j) + r % 4];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int m = r + 8 * (8 * b + j);
+                    const bool on = t[j] >= 0 && in_k;
+                    const bf16_t* src = a.x + (on ? std::int64_t(t[j]) * K + col : 0);
+                    cp_async_16(sa + m * 128 + ((p ^ r) << 4), src, on ? 16 : 0);
+                }
+            }
+            cp_async_arrive_noinc(bars + 8 * st);
+        }
+    }
+}
 
 constexpr bool kFastEpilogue = true;
 
@@ -281,8 +344,6 @@ struct Call {
     int early = -1;
     bool short_box = true;
     bool snake = false;
-    int gatherers = 2;
-    int gfence = 1;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
