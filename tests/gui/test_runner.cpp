@@ -125,12 +125,22 @@ TEST(GuiRunner, ASupersededFirstJobFinishesAndKeepsItsResult) {
     big.tokens = 1 << 17;
     moelab_gui::Job first = routing_job(big);
     first.finish_when_superseded = true;
+    first.id = 7;  // status().keeper_id names it while it runs
     r.submit({first}, 0);
-    std::this_thread::sleep_for(5ms);  // let it start
+    // Supersede it only once it runs (or is done): a job still queued is replaced, not finished. A fixed sleep
+    // lost that race on a loaded machine.
+    std::vector<moelab_gui::JobResult> results;
+    bool started = false;
+    for (int i = 0; i < 2000 && !started; ++i) {
+        for (auto& x : r.take_results()) started = true, results.push_back(std::move(x));
+        started = started || r.status().keeper_id != 0;
+        if (!started) std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(started) << "the first job neither started nor finished within about 2 s";
     demos::Scenario s = tiny();
     s.top_k = 3;
     r.submit({routing_job(s)}, 0);
-    auto results = drain(r);
+    for (auto& x : drain(r)) results.push_back(std::move(x));
     bool old_kept = false, new_arrived = false;
     for (const auto& x : results) {
         old_kept |= x.result.scenario.tokens == big.tokens;
