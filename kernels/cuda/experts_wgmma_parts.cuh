@@ -79,7 +79,8 @@ struct GatherQueue {
     Gather slot[2];
     alignas(8) std::uint64_t bars[4];
     __device__ void init() {
-        for (int q = 0; q < 2; ++q) mbar_init(smem_addr(bars + q), 1), mbar_init(smem_addr(bars + 2 + q), 2);
+        for (int q = 0; q < 2; ++q)
+            mbar_init(smem_addr(bars + q), 1), mbar_init(smem_addr(bars + 2 + q), kGatherLanes / 32);
     }
     __device__ void post(const Gather& g, int& posted) {
         const int q = posted & 1;
@@ -170,8 +171,8 @@ struct Args {
     int skip_idle;  // a consumer warpgroup with no tokens in its rows skips the MMAs (MOELAB_WGMMA_SKIP=0: it does not)
     int group;      // token tiles an expert's items run in groups of (MOELAB_WGMMA_GROUP; 0: all)
     int early;      // down items among the gate/up ones (Order; MOELAB_WGMMA_EARLY: -1 auto, 0 none, n for tests)
-    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the producer warp copies the gate/up
-    // token tiles from x with cp.async. Null: packed rows through TMA.
+    // Gathered rows (nopack): row_token[r] is the token of packed row r, and the two gatherer warps copy the gate/up
+    // token tiles from x with cp.async (gather_rows). Null: packed rows through TMA.
     const bf16_t* x;
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
