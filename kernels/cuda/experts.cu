@@ -340,9 +340,9 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // is 1% ahead, at 4096 12%, even since wgmma's items run in groups there: 143.6 ms against 141.0-144.9, 22:11).
     // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
     // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
-    // Gathered rows (nopack): wgmma's two gatherer warps copy them with cp.async (4-14% slower than packed rows from
-    // 64 tokens per expert, as fast below; 2026-12-02), and no cuBLAS path gathers, so wgmma wherever it runs past
-    // decode's and mid's sizes for small d, and at every size for d > 2048.
+    // Gathered rows (nopack): wgmma's two gatherer warps copy them with cp.async (6-14% slower than packed rows at 512
+    // tokens per expert, within 2% at 64 and below; 2026-12-02), and no cuBLAS path gathers, so wgmma wherever it runs
+    // past decode's and mid's sizes for small d, and at every size for d > 2048.
     const bool sm90 = wgmma_available(), wg = sm90 && hidden > 2048;
     if (wg && (!packed || tpe <= 384 || hidden < 6144)) return ExpertsImpl::Wgmma;
     if (tpe <= 4) return ExpertsImpl::Decode;
