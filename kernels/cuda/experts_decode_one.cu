@@ -23,13 +23,21 @@ namespace {
 
 using namespace experts_detail;
 
+// Asks L2 for bytes [p, p + bytes) in one request (sm_90's bulk prefetch; p and bytes multiples of 16): a warp's
+// whole slice of its weight rows in flight at once, where its registers hold 8 KB of it.
+__device__ __forceinline__ void prefetch_l2(const bf16_t* p, int bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (bytes > 0) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+#endif
+}
+
 // sync[0]: the next take; sync[1 + j]: chunk j's gate/up items done (zeroed before the launch). A take is one item
 // for each of the block's kWarps / split groups of warps: takes [0, takes_gu) are gate/up items, the rest down items.
 template <int kNT, bool kVec, int kFlavor>
 __global__ void __launch_bounds__(kThreads)
     decode_one_kernel(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                       const std::int32_t* offsets, int experts, int hidden, int ffn, const bf16_t* w1,
-                      const bf16_t* w2, bf16_t* h, bf16_t* y, int split_gu, int split_dn, int* sync) {
+                      const bf16_t* w2, bf16_t* h, bf16_t* y, int split_gu, int split_dn, int pf, int* sync) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     int* pre = reinterpret_cast<int*>(smem_raw);
     float* red = reinterpret_cast<float*>(smem_raw + decode_red_offset(experts));
@@ -75,6 +83,7 @@ __global__ void __launch_bounds__(kThreads)
                     const std::int64_t r = r0 + (jj * 8 + g < ntok ? jj * 8 + g : 0);  // past the chunk: never stored
                     b[jj] = xp ? xp + r * hidden : x + std::int64_t(row_token[r]) * hidden;
                 }
+                if (kVec && pf && t < 2) prefetch_l2((t ? a_hi : a_lo) + kb, 2 * (ke - kb));
                 warp_rows_by_tokens<kNT, kVec, kFlavor>(a_lo, a_hi, b, (ntok + 7) / 8, kb, ke, hidden, acc);
             } else {
                 col = tile * 16 + g;  // y columns col and col + 8
@@ -83,6 +92,7 @@ __global__ void __launch_bounds__(kThreads)
                 const bf16_t* a_hi = we + std::int64_t(min(col + 8, hidden - 1)) * ffn;
 #pragma unroll
                 for (int jj = 0; jj < kNT; ++jj) b[jj] = h + (r0 + (jj * 8 + g < ntok ? jj * 8 + g : 0)) * ffn;
+                if (kVec && pf && t < 2) prefetch_l2((t ? a_hi : a_lo) + kb, 2 * (ke - kb));
                 // The chunk's h: every gate/up item of it counted itself done after its stores (below).
                 if (lane == 0) {
                     const std::uint64_t t0 = global_ns();
@@ -133,6 +143,7 @@ void launch_one(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
     // Blocks an SM: enough bytes in flight to cover the memory's latency, few enough that an item is short (the
     // drain at the end lasts about one item). MOELAB_DECODE_ONE_BLOCKS=N forces N an SM (0: as many as fit).
     const int per_sm = env_choice("MOELAB_DECODE_ONE_BLOCKS", {0, 1, 2, 3, 4, 6, 8}, 4);
+    const int pf = env_choice("MOELAB_DECODE_ONE_PF", {0, 1}, 1);
     const std::int64_t takes = chunks * ((ffn + 7) / 8) * split_gu / kWarps + chunks * ((hidden + 15) / 16) * split_dn /
                                                                                   kWarps + 2;
     const unsigned all = persistent_blocks(k, kThreads, smem, 1LL << 40);
@@ -141,7 +152,7 @@ void launch_one(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token
                                                                    takes));
     MOE_CUDA_CHECK(cudaMemsetAsync(sync, 0, sizeof(int) * std::size_t(1 + chunks), st));
     k<<<grid, kThreads, smem, st>>>(xp, x, row_token, counts, offsets, experts, hidden, ffn, w1, w2, h, y, split_gu,
-                                    split_dn, sync);
+                                    split_dn, pf, sync);
     MOE_CUDA_LAUNCH_CHECK("decode_one_kernel");
 }
 
