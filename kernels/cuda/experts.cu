@@ -380,7 +380,7 @@ ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t*
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);
         if (impl == ExpertsImpl::Decode)
             decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                       decode_chunk_tokens(tpe), reinterpret_cast<int*>(l.h1), sync_ints(l, ffn), st);
+                       decode_chunk_tokens(tpe), st);
         else
             mid_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
                     mid_tile_tokens(tpe), reinterpret_cast<int*>(l.h1), sync_ints(l, ffn), st);
@@ -430,7 +430,7 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     if (max_rows == 0) return impl;
     if (impl == ExpertsImpl::Decode) {
         decode_ffn(xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, l.h, y,
-                   decode_chunk_tokens(tpe), reinterpret_cast<int*>(l.h1), sync_ints(l, ffn), st);
+                   decode_chunk_tokens(tpe), st);
         return impl;
     }
     if (impl == ExpertsImpl::Mid) {

@@ -15,11 +15,9 @@ namespace moe::gpu {
 // h[offsets[e] + m] = bf16(silu(bf16(x_m·w1g^T))·bf16(x_m·w1u^T)), then y[offsets[e] + m] = bf16(h_m·w2^T), for
 // every kept row m < counts[e]. x rows are xp's (packed) or gathered from x through row_token when xp is null.
 // h: [max_rows, F] scratch. Padding rows of y become zeros. max_rows: the host's bound on offsets[E] (sizes the
-// grid only). chunk_tokens: from decode_chunk_tokens (launchers.hpp). sync: sync_ints ints of scratch for the
-// one-launch kernel's counters (experts_decode_one.cu); null, or too few for them, runs the two launches.
+// grid only). chunk_tokens: from decode_chunk_tokens (launchers.hpp).
 void decode_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                 const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
-                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, int* sync, std::int64_t sync_ints,
-                cudaStream_t st);
+                const bf16_t* w2, bf16_t* h, bf16_t* y, int chunk_tokens, cudaStream_t st);
 
 }  // namespace moe::gpu

@@ -177,23 +177,21 @@ TEST(GpuExperts, EveryImplementationMatchesTheReference) {
         }
         // From the device plan alone: decode with each chunk size (the assignments hint picks it: 8, 16, 32 and 64
         // tokens per chunk, so busy experts take several chunks), and a cuBLAS variant that copies the plan back.
-        // The warps that share one item (MOELAB_DECODE_SPLIT: 1, 2, 4; "" = the launcher's own choice) too, and
-        // decode's two launches (decode-two, MOELAB_DECODE_ONE=0) beside its one launch (the default).
+        // The warps that share one item (MOELAB_DECODE_SPLIT: 1, 2, 4; "" = the launcher's own choice) too.
         const std::int64_t hints[] = {c.E, 8LL * c.E, 16LL * c.E, 40LL * c.E};
         for (std::int64_t hint : hints) {
             for (bool packed : {true, false}) {
-                for (const char* variant : {"decode", "decode-f1", "decode-f3", "decode-two", "streams"}) {
+                for (const char* variant : {"decode", "decode-f1", "decode-f3", "streams"}) {
                     const std::string v = variant;
                     const auto impl = v == "streams" ? ExpertsImpl::Streams : ExpertsImpl::Decode;
                     if (impl == ExpertsImpl::Streams && (!packed || hint != hints[0])) continue;
-                    if (!packed && v != "decode" && v != "decode-f3" && v != "decode-two") continue;
+                    if (!packed && v != "decode" && v != "decode-f3") continue;
                     const char* split = "";
                     if (impl == ExpertsImpl::Decode) split = (hint == hints[1] ? "1" : hint == hints[2] ? "4" : "2");
                     if (!packed && impl == ExpertsImpl::Decode) split = "";
                     ScopedEnv env("MOELAB_DECODE_SPLIT", split);
                     // decode-fN: the weights' load flavor N of the decode kernels
                     ScopedEnv flavor("MOELAB_DECODE_FLAVOR", v.size() == 9 ? v.c_str() + 8 : "");
-                    ScopedEnv launches("MOELAB_DECODE_ONE", v == "decode-two" ? "0" : "");
                     SCOPED_TRACE("device plan, " + v + " chunk " +
                                  std::to_string(moe::gpu::decode_chunk_tokens(double(hint) / c.E)) + " split '" +
                                  split + "'" + (packed ? "" : " nopack"));
