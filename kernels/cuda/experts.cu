@@ -327,7 +327,7 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
     return total;
 }
 
-ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed) {
+ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed, std::int64_t max_tokens) {
     (void)ffn;
     const double tpe = tokens_per_expert;
     // Measured on the H200 (kernels/bench/RESULTS.md, the expert sweeps of 2026-11-29 and -30). For d > 2048 wgmma
@@ -338,24 +338,32 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // against 3,336 and 3,428; at 2048, 09:18, 7,250 and 7,184 against 7,524 and 7,500; at 4096 even: 14,386 and
     // 14,212 against 14,055 and 14,567) and up to 384 for S3's d = 7168 (at 256: 11,511 against 12,171; at 512 streams
     // is 1% ahead, at 4096 12%, even since wgmma's items run in groups there: 143.6 ms against 141.0-144.9, 22:11).
-    // For small d decode streams the weights fastest up to 4 tokens per expert (the classroom shape at 1: 50.0 µs
-    // against wgmma's 61.0) and mid up to 12; past mid's range, see below.
     // Gathered rows (nopack): wgmma's two gatherer warps copy them with cp.async (6-14% slower than packed rows at 512
     // tokens per expert, within 2% at 64 and below; 2026-12-02), and no cuBLAS path gathers, so wgmma wherever it runs
     // past decode's and mid's sizes for small d, and at every size for d > 2048.
     const bool sm90 = wgmma_available(), wg = sm90 && hidden > 2048;
     if (wg && (!packed || tpe <= 384 || hidden < 6144)) return ExpertsImpl::Wgmma;
+    // Small d on sm_90, packed or gathered, under uniform, zipf:1.2, hot:5 and hot:20 routing (the classroom shape's d
+    // and F, 2026-12-02, twenty-eighth session): decode streams the weights fastest at 1 token per expert (45-49 µs
+    // against wgmma's 50-56 and mid's 55-57), mid from 4 (78-79 against decode's 84-87), and wgmma, whose 64- or
+    // 128-token tiles hold a busy expert in one tile, past 8 (at 16 81-83 against mid's 83-109; at 24 82-85 against
+    // 95-126). mid's 32-token tile takes a busier expert in several tiles: at 8 tokens per expert with one expert 20
+    // times as popular (about 60 of its tokens) mid took 101.5 µs and wgmma 80.8, so where the caller knows the
+    // busiest expert's count (max_tokens, from the host plan) mid runs only when it fits one tile. Against cuBLAS
+    // (2026-11-30 04:31 and 06:00) wgmma took 90.4, 91.6, 100.8 and 107.6 µs at 32, 48, 64 and 96 tokens per expert
+    // against batched's 94.9, 100.7, 104.8 and 115.5, and 117.2, 164.2, 258.4, 459.6 and 1,857.9 at 128, 256, 512,
+    // 1024 and 4096 against batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8).
+    if (sm90 && hidden <= 2048) {
+        if (tpe <= 2) return ExpertsImpl::Decode;
+        const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);
+        return tpe <= 8 && fits ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
+    }
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
-    if (!packed)
-        return hidden <= 2048 && sm90 ? (tpe <= 24 ? ExpertsImpl::Mid : ExpertsImpl::Wgmma) : ExpertsImpl::Fused;
-    // Small d past mid's range: mid up to 24, then wgmma at every size (128 weight rows a tile up to 96 tokens per
-    // expert). Against cuBLAS (2026-11-30 04:31 and 06:00): at 32, 48, 64 and 96 tokens per expert 90.4, 91.6, 100.8
-    // and 107.6 µs against batched's 94.9, 100.7, 104.8 and 115.5; at 128, 256, 512, 1024 and 4096 117.2, 164.2,
-    // 258.4, 459.6 and 1,857.9 against batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8). Without
-    // sm_90, batched pads every expert to the busiest one, which does not fit the workspace below about 48 tokens per
-    // expert, and then ran per-expert calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
-    if (hidden <= 2048 && sm90) return tpe <= 24 ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
+    if (!packed) return ExpertsImpl::Fused;
+    // Small d past mid's range without sm_90: mid up to 48 tokens per expert, then batched. Batched pads every expert
+    // to the busiest one, which does not fit the workspace below about 48 tokens per expert, and then ran per-expert
+    // calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
     if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
@@ -410,10 +418,10 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
                         const std::int32_t* offsets_host, int experts, int hidden, int ffn, const bf16_t* w1,
                         const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
     MOE_ASSERT(xp || (x && row_token), "experts_ffn needs packed rows or x with row_token");
-    std::int64_t kept = 0;
-    for (int e = 0; e < experts; ++e) kept += counts_host[e];
+    std::int64_t kept = 0, busiest = 0;
+    for (int e = 0; e < experts; ++e) kept += counts_host[e], busiest = std::max<std::int64_t>(busiest, counts_host[e]);
     const double tpe = double(kept) / std::max(experts, 1);
-    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
+    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr, busiest);
     cudaStream_t st = to_cuda(s);
     const std::int64_t max_rows = offsets_host[experts];
     ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);

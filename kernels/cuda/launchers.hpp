@@ -121,21 +121,24 @@ enum class ExpertsImpl { Auto, Grouped, Streams, Serial, Fused, Decode, Batched,
 const char* experts_impl_name(ExpertsImpl impl);
 ExpertsImpl parse_experts_impl(const std::string& text);  // throws BadInput
 std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn);
-// Auto's table, by mean kept tokens per expert (tpe) and d, from the H200 sweep in kernels/bench/RESULTS.md; wgmma
-// only where wgmma_available() (else the row below it):
+// Auto's table, by mean kept tokens per expert (tpe), the busiest expert's count where known, and d, from the H200
+// sweeps in kernels/bench/RESULTS.md. With sm_90 (wgmma_available()), packed or gathered rows:
 //   wgmma       d > 2048: tpe <= 384, and every tpe for d < 6144 (no host copy of the plan)
-//   decode      tpe <= 4 otherwise (no host copy of the plan)
-//   mid         4 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
-//   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 24, packed
-//   wgmma       d <= 2048 and 24 < tpe <= 96, packed (else mid up to 48, then batched)
-//   batched     d <= 2048 and 96 < tpe <= 1024 (when the padding does not fit the workspace: wgmma where it runs,
-//               else streams)
+//   decode      d <= 2048: tpe <= 2
+//   mid         d <= 2048: 2 < tpe <= 8, where the busiest expert fits mid's 32-token tile (or is not known)
+//   wgmma       d <= 2048: every larger tpe, or a busier expert
+// Otherwise (no sm_90, or d > 2048 with more tokens):
+//   decode      tpe <= 4 (no host copy of the plan)
+//   mid         4 < tpe <= kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
+//   fused       gathered rows above mid's range
+//   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 48
+//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: streams)
 //   grouped     2048 < d <= 4096 and kMidMaxTokensPerExpert < tpe <= 160
 //   streams     everything larger
-//   nopack (x gathered): with sm_90, wgmma at every size for d > 2048, and for d <= 2048 decode, mid up to 24 and
-//   wgmma; without, decode, mid, then fused above mid's range.
+// max_tokens: the busiest expert's kept count where the caller has the plan on the host, -1 where it does not.
 constexpr double kMidMaxTokensPerExpert = 12;
-ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed);
+ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed,
+                                std::int64_t max_tokens = -1);
 // decode's tokens per chunk for a mean number of tokens per expert (8, 16, 32 or 64); an expert with more tokens
 // than one chunk takes several and reads its weights once per chunk.
 int decode_chunk_tokens(double tokens_per_expert);

@@ -1,9 +1,11 @@
 // The GPU expert FFN (cuBLAS grouped, per-expert streams, our fused gathering GEMM, the decode, mid and wgmma kernels,
 // and nopack) against the CPU reference, within bf16 tolerance; padding rows must be zeros and experts with no tokens
 // are skipped. The decode, mid and wgmma paths also run from the device plan alone, with every chunk or tile size.
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <string>
 #include <utility>
 
 #include "tests/gpu/gpu_test.hpp"
@@ -525,11 +527,18 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(96, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
+    // small d on sm_90: decode up to 2 tokens per expert, mid up to 8 where the busiest expert fits its 32-token tile
+    // (or is not known), wgmma past that; without sm_90 decode up to 4, then mid
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2, 1024, 2816, true), ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, true), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false, 40), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 20), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 60), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     // the classroom shape between mid's range and batched's (whose padding does not fit there)
-    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), wg ? ExpertsImpl::Mid : ExpertsImpl::Fused);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(512, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
@@ -554,6 +563,32 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
         const int tile = moe::gpu::mid_tile_tokens(tpe);
         EXPECT_TRUE(tile == 32 || tile == 64 || tile == 128) << tile;
         EXPECT_GE(tile, tpe) << "a tile holds at least the mean tokens per expert";
+    }
+}
+
+// Auto on the host plan reads the busiest expert's count: at 8 tokens per expert with small d it runs mid where every
+// expert fits mid's 32-token tile (uniform routing) and, on sm_90, wgmma where one expert is 20 times as popular as
+// each other (about 53 of the 128 rows); either way y matches the reference.
+TEST(GpuExperts, AutoReadsTheBusiestExpertFromTheHostPlan) {
+    MOE_REQUIRE_GPU();
+    using moe::gpu::ExpertsImpl;
+    const bool wg = moe::gpu::wgmma_available();
+    for (const char* skew : {"uniform", "hot:20"}) {
+        const Case c{64, 16, 2, 256, skew, 0, moe::DropPolicy::TokenOrder, 1, 128};
+        const std::uint64_t seed = fresh_seed();
+        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+        FfnCase f(c, seed);
+        const bool hot = std::string(skew) != "uniform";
+        const int busiest = *std::max_element(f.counts.begin(), f.counts.end());
+        ASSERT_EQ(busiest > 32, hot) << "the busiest expert has " << busiest << " tokens";
+        f.poison();
+        const auto ran = moe::gpu::experts_ffn(ExpertsImpl::Auto, f.dxp.data(), f.dx.data(), f.drt.data(),
+                                               f.dcounts.data(), f.doffsets.data(), f.counts.data(), f.offsets.data(),
+                                               c.E, c.d, c.F, f.dw1.data(), f.dw2.data(), f.y.data(), f.ws.data(), f.wsb,
+                                               nullptr);
+        moe::gpu::synchronize(nullptr);
+        EXPECT_EQ(ran, wg && hot ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+        EXPECT_EQ(f.check(), "");
     }
 }
 
