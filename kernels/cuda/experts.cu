@@ -344,15 +344,16 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     const bool sm90 = wgmma_available(), wg = sm90 && hidden > 2048;
     if (wg && (!packed || tpe <= 384 || hidden < 6144)) return ExpertsImpl::Wgmma;
     // Small d on sm_90, packed or gathered, under uniform, zipf:1.2, hot:5 and hot:20 routing (the classroom shape's d
-    // and F, 2026-12-02, twenty-eighth session): decode streams the weights fastest at 1 token per expert (45-49 µs
-    // against wgmma's 50-56 and mid's 55-57), mid from 4 (78-79 against decode's 84-87), and wgmma, whose 64- or
-    // 128-token tiles hold a busy expert in one tile, past 8 (at 16 81-83 against mid's 83-109; at 24 82-85 against
-    // 95-126). mid's 32-token tile takes a busier expert in several tiles: at 8 tokens per expert with one expert 20
-    // times as popular (about 60 of its tokens) mid took 101.5 µs and wgmma 80.8, so where the caller knows the
-    // busiest expert's count (max_tokens, from the host plan) mid runs only when it fits one tile. Against cuBLAS
-    // (2026-11-30 04:31 and 06:00) wgmma took 90.4, 91.6, 100.8 and 107.6 µs at 32, 48, 64 and 96 tokens per expert
-    // against batched's 94.9, 100.7, 104.8 and 115.5, and 117.2, 164.2, 258.4, 459.6 and 1,857.9 at 128, 256, 512,
-    // 1024 and 4096 against batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8).
+    // and F, 2026-12-02, twenty-eighth session): decode streams the weights fastest at 1 and 2 tokens per expert
+    // (45-49 µs against wgmma's 50-56 and mid's 55-57; 57.9-61.7 against 57.5-64.5 and 60.5-65.0), mid from 3 (at 3
+    // 71.9-76.8 against decode's 77.7-82.1, at 4 78-79 against 84-87), and wgmma, whose 64- or 128-token tiles hold a
+    // busy expert in one tile, past 8 (at 16 81-83 against mid's 83-109; at 24 82-85 against 95-126). mid's 32-token
+    // tile takes a busier expert in several: at 8 tokens per expert with one expert 20 times as popular as each other
+    // (about 53 of the 128 rows) mid took 101.5 µs and wgmma 80.8, so where the caller knows the busiest expert's
+    // count (max_tokens, from the host plan) mid runs only when it fits one tile. Against cuBLAS (2026-11-30 04:31 and
+    // 06:00) wgmma took 90.4, 91.6, 100.8 and 107.6 µs at 32, 48, 64 and 96 tokens per expert against batched's 94.9,
+    // 100.7, 104.8 and 115.5, and 117.2, 164.2, 258.4, 459.6 and 1,857.9 at 128, 256, 512, 1024 and 4096 against
+    // batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8).
     if (sm90 && hidden <= 2048) {
         if (tpe <= 2) return ExpertsImpl::Decode;
         const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);
