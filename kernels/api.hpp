@@ -101,6 +101,12 @@ std::string format_skew(const Skew& s);
 // Normalised popularity p_e of each expert and its log, computed in double.
 std::vector<double> popularity(const Skew& s, int experts);
 std::vector<float> log_popularity(const Skew& s, int experts);
+// Under the popularity router (Gumbel top-k, sampling without replacement): the probability that each expert is
+// among a token's k choices (they sum to k), by quadrature over the expert's own Gumbel draw.
+std::vector<double> topk_inclusion(const Skew& s, int experts, int k);
+// The busiest expert's count over `tokens` tokens, two standard deviations above its mean, at most tokens and at most
+// cap (> 0: the capacity). A kernel choice reads it where the counts are still on the device; no figure does.
+std::int64_t busiest_estimate(const Skew& s, int experts, int k, std::int64_t tokens, std::int64_t cap);
 
 void make_x(std::uint64_t seed, std::int64_t tokens, int hidden, bf16_t* x);
 void make_gate(std::uint64_t seed, int experts, int hidden, bf16_t* wg);  // [E, d]

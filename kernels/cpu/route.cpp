@@ -80,6 +80,56 @@ std::vector<float> log_popularity(const Skew& s, int experts) {
     return lp;
 }
 
+namespace {
+
+// Expert e is in a token's top k when fewer than k others beat log p_e + G_e. With x = exp(-G_e), which is Exp(1)
+// for a standard Gumbel G_e, another expert j beats it with probability q_j = 1 - exp(-x·p_j/p_e), independently
+// given x: the number that beat it is Poisson-binomial, summed by a DP over j (0..k-1 winners). The integral over x
+// runs in t = log x (density e^t·exp(-e^t), smooth in t whatever the popularities), trapezoids of 1/32 over
+// [-24, 4], outside which the weight is below 4e-11.
+double inclusion_of(const std::vector<double>& p, int e, int k) {
+    const int experts = int(p.size());
+    if (k >= experts) return 1.0;
+    constexpr double kLo = -24.0, kStep = 1.0 / 32;
+    constexpr int kPoints = 28 * 32;  // t up to 4
+    std::vector<double> dp(k);
+    double sum = 0.0;
+    for (int i = 0; i <= kPoints; ++i) {
+        const double x = std::exp(kLo + i * kStep), weight = x * std::exp(-x) * (i == 0 || i == kPoints ? 0.5 : 1.0);
+        std::fill(dp.begin(), dp.end(), 0.0);
+        dp[0] = 1.0;
+        for (int j = 0; j < experts; ++j) {
+            if (j == e) continue;
+            const double q = -std::expm1(-x * p[j] / p[e]);
+            for (int c = k - 1; c > 0; --c) dp[c] = dp[c] * (1.0 - q) + dp[c - 1] * q;
+            dp[0] *= 1.0 - q;
+        }
+        sum += weight * std::accumulate(dp.begin(), dp.end(), 0.0);
+    }
+    return std::min(1.0, sum * kStep);
+}
+
+}  // namespace
+
+std::vector<double> topk_inclusion(const Skew& s, int experts, int k) {
+    const std::vector<double> p = popularity(s, experts);
+    std::vector<double> inc(std::max(experts, 0), 0.0);
+    if (k <= 0) return inc;
+    for (int e = 0; e < experts; ++e) inc[e] = inclusion_of(p, e, k);
+    return inc;
+}
+
+std::int64_t busiest_estimate(const Skew& s, int experts, int k, std::int64_t tokens, std::int64_t cap) {
+    if (experts <= 0 || k <= 0 || tokens <= 0) return 0;
+    // The most popular expert is the likeliest pick: only its inclusion is needed.
+    const std::vector<double> p = popularity(s, experts);
+    const int hot = int(std::max_element(p.begin(), p.end()) - p.begin());
+    const double q = inclusion_of(p, hot, k), mean = double(tokens) * q;
+    const double worst = mean + 2.0 * std::sqrt(mean * (1.0 - q));
+    const std::int64_t b = std::min<std::int64_t>(tokens, std::int64_t(std::ceil(worst)));
+    return cap > 0 ? std::min(b, cap) : b;
+}
+
 void make_x(std::uint64_t seed, std::int64_t tokens, int hidden, bf16_t* x) {
     float sc = x_scale();
     moe::cpu::parallel_for(tokens, 0, 256, [&](std::int64_t b, std::int64_t e) {

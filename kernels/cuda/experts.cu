@@ -374,10 +374,11 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                                const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
                                std::int64_t assignments, int experts, int hidden, int ffn, const bf16_t* w1,
-                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s) {
+                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s,
+                               std::int64_t busiest_hint) {
     MOE_ASSERT(xp || (x && row_token), "experts_ffn_device needs packed rows or x with row_token");
     const double tpe = double(assignments) / std::max(experts, 1);
-    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr);
+    if (impl == ExpertsImpl::Auto) impl = experts_auto_choice(tpe, hidden, ffn, xp != nullptr, busiest_hint);
     cudaStream_t st = to_cuda(s);
     if (impl == ExpertsImpl::Wgmma) {
         ExpertsLayout l = carve_experts(std::max<std::int64_t>(max_rows, 1), experts, ffn, ws, ws_bytes, nullptr);

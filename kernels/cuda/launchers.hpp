@@ -148,12 +148,14 @@ bool wgmma_available();
 // tiles, which read its weights again (mostly from L2: its tiles run side by side).
 int mid_tile_tokens(double tokens_per_expert);
 // The plan stays on the device: max_rows bounds offsets[E] (workspace and grid sizes) and assignments (T·k, known
-// without the plan) picks under auto. decode and mid never wait for the host; the cuBLAS variants copy counts/offsets
-// back first (one stream synchronisation). Returns the implementation that ran.
+// without the plan) picks under auto, with busiest_hint (the busiest expert's expected count, e.g.
+// route::busiest_estimate; -1: unknown) as auto's max_tokens. decode and mid never wait for the host; the cuBLAS
+// variants copy counts/offsets back first (one stream synchronisation). Returns the implementation that ran.
 ExpertsImpl experts_ffn_device(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                                const std::int32_t* counts, const std::int32_t* offsets, std::int64_t max_rows,
                                std::int64_t assignments, int experts, int hidden, int ffn, const bf16_t* w1,
-                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s);
+                               const bf16_t* w2, bf16_t* y, void* ws, std::size_t ws_bytes, Stream s,
+                               std::int64_t busiest_hint = -1);
 // The plan arrays are on the device; counts_host/offsets_host are host copies of counts/offsets (the GEMM
 // shapes). xp may be null, then rows are gathered from x through row_token (decode or fused). Padding rows of y
 // become zeros. Returns the implementation that ran.

@@ -106,6 +106,11 @@ void run_layer(const LayerSpec& s, const LayerRunOptions& opt, LayerRun& run) {
     MOE_CUDA_CHECK(cudaMemcpyAsync(logp.data(), logp_host.data(), sizeof(float) * E, cudaMemcpyHostToDevice,
                                    to_cuda(st)));
     const std::int64_t cap = route::capacity(s.capacity_factor, T, k, E);
+    // The plan stays on the device, so auto cannot read the busiest expert's count: under the popularity router the
+    // scenario's skew gives its expected count (mid's 32-token tile splits a busier expert, and wgmma then runs
+    // 20-25% faster at 8 tokens per expert under hot:20; kernels/bench/RESULTS.md). The gate router's popularity comes
+    // from its weights: unknown.
+    const std::int64_t busiest = s.router == Router::Gate ? -1 : route::busiest_estimate(s.skew, E, k, T, cap);
 
     std::vector<std::string> names = {"route", "capacity", "dispatch"};
     if (opt.run_experts) names.insert(names.end(), {"experts", "combine"});
@@ -146,7 +151,7 @@ void run_layer(const LayerSpec& s, const LayerRunOptions& opt, LayerRun& run) {
                 const ExpertsImpl ran =
                     experts_ffn_device(ExpertsImpl::Auto, pack ? xp.data() : nullptr, x.data(), row_token.data(),
                                        counts.data(), offsets.data(), max_rows, T * k, E, d, F, w1.data(), w2.data(),
-                                       y.data(), ws.data(), ws.bytes(), st);
+                                       y.data(), ws.data(), ws.bytes(), st, busiest);
                 run.experts_impl = experts_impl_name(ran);
             });
             stage([&] { combine(y.data(), inv.data(), w.data(), T, k, d, out.data(), st); });

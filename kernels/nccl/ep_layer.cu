@@ -360,7 +360,8 @@ void run_ep_layer(const LayerSpec& s, int G, const LayerRunOptions& opt, const E
                               R.cs);
                 // The auto choice, except one cuBLAS call per expert (streams) becomes two grouped calls: the host
                 // queues the chunks faster than the GPU runs them, so the chunks can overlap at all.
-                gpu::ExpertsImpl impl = gpu::experts_auto_choice(double(P.R) / n, d, F, true);
+                const std::int64_t busiest = n > 0 ? *std::max_element(loc_counts_h, loc_counts_h + n) : 0;
+                gpu::ExpertsImpl impl = gpu::experts_auto_choice(double(P.R) / n, d, F, true, busiest);
                 if (impl == gpu::ExpertsImpl::Streams) impl = gpu::ExpertsImpl::Grouped;
                 const gpu::SmBudget budget(expert_sms);  // SMs left to the exchanges that overlap these experts
                 gpu::experts_ffn(impl, xe, nullptr, tag, loc_counts, loc_offsets, loc_counts_h, loc_offsets_h, n, d, F,

@@ -2,8 +2,10 @@
 // the RNG's host determinism and the Gumbel-top-k sampler's statistics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
@@ -140,4 +142,62 @@ TEST(Route, UniformTopkIsBalancedInExpectation) {
         EXPECT_NEAR(c, T * p, 4 * std::sqrt(T * p * (1 - p))) << e;
     }
     for (std::int64_t t = 0; t < T; ++t) EXPECT_NE(ids[t * k], ids[t * k + 1]);
+}
+
+// The inclusion probabilities of Gumbel top-k sum to k (every token makes k distinct choices), are 1 at k = E, follow
+// k/E under uniform popularity, and match the counts the router itself produces under a hot expert and zipf.
+TEST(Route, TopkInclusionSumsToKAndMatchesTheRouter) {
+    for (const char* skew : {"uniform", "zipf:1.2", "hot:20", "zipf:3"})
+        for (auto [E, k] : {std::pair{16, 2}, {64, 8}, {8, 1}, {128, 4}}) {
+            auto inc = route::topk_inclusion(route::parse_skew(skew), E, k);
+            EXPECT_NEAR(std::accumulate(inc.begin(), inc.end(), 0.0), k, 1e-6) << skew << " E " << E << " k " << k;
+            for (double q : inc) EXPECT_TRUE(q >= 0.0 && q <= 1.0) << q;
+        }
+    for (double q : route::topk_inclusion(route::parse_skew("uniform"), 16, 2)) EXPECT_NEAR(q, 2.0 / 16, 1e-9);
+    for (double q : route::topk_inclusion(route::parse_skew("hot:3"), 4, 4)) EXPECT_EQ(q, 1.0);
+
+    const std::int64_t T = 20000;
+    for (const char* skew : {"hot:20", "zipf:1.2"}) {
+        const int E = 16, k = 2;
+        auto lp = route::log_popularity(route::parse_skew(skew), E);
+        std::vector<float> logits(T * E), w(T * k);
+        std::vector<std::int32_t> ids(T * k);
+        route::popularity_logits(11, lp.data(), T, E, logits.data());
+        route::softmax_topk(logits.data(), T, E, k, true, ids.data(), w.data());
+        auto inc = route::topk_inclusion(route::parse_skew(skew), E, k);
+        for (int e = 0; e < E; ++e) {
+            const double c = std::count(ids.begin(), ids.end(), e), q = inc[e];
+            EXPECT_NEAR(c, T * q, 4 * std::sqrt(T * q * (1 - q)) + 1) << skew << " expert " << e;
+        }
+    }
+}
+
+// The busiest-expert estimate auto reads on the device path: above the busiest count the router gives in most draws,
+// and bounded by the tokens and the capacity.
+TEST(Route, BusiestEstimateBoundsTheRoutersBusiestExpert) {
+    const int E = 16, k = 2;
+    const std::int64_t T = 64;  // 8 tokens per expert, where auto weighs mid's 32-token tile
+    for (const char* skew : {"uniform", "hot:5", "hot:20"}) {
+        const std::int64_t est = route::busiest_estimate(route::parse_skew(skew), E, k, T, 0);
+        auto lp = route::log_popularity(route::parse_skew(skew), E);
+        int above = 0, far_below = 0;
+        for (std::uint64_t seed = 0; seed < 50; ++seed) {
+            std::vector<float> logits(T * E), w(T * k);
+            std::vector<std::int32_t> ids(T * k);
+            route::popularity_logits(seed, lp.data(), T, E, logits.data());
+            route::softmax_topk(logits.data(), T, E, k, true, ids.data(), w.data());
+            std::int64_t busiest = 0;
+            for (int e = 0; e < E; ++e)
+                busiest = std::max<std::int64_t>(busiest, std::count(ids.begin(), ids.end(), e));
+            above += busiest > est;
+            far_below += busiest < est / 2;
+        }
+        EXPECT_LE(above, 10) << skew << ": estimate " << est;
+        EXPECT_EQ(far_below, 0) << skew << ": estimate " << est;
+    }
+    EXPECT_GT(route::busiest_estimate(route::parse_skew("hot:20"), E, k, T, 0), 32);
+    EXPECT_LE(route::busiest_estimate(route::parse_skew("uniform"), E, k, T, 0), 32);
+    EXPECT_EQ(route::busiest_estimate(route::parse_skew("hot:1000"), E, k, T, 0), T);
+    EXPECT_EQ(route::busiest_estimate(route::parse_skew("hot:20"), E, k, T, 10), 10);
+    EXPECT_EQ(route::busiest_estimate(route::parse_skew("uniform"), E, k, 0, 0), 0);
 }

@@ -1,8 +1,10 @@
 // The cuda backend's whole layer against the CPU backend's, tensor by tensor, plus its errors: bad shapes,
 // a layer too large for the GPU (OutOfMemory naming the bytes), and the stage timings the engine reads.
 #include <algorithm>
+#include <string>
 
 #include "kernels/common/error.hpp"
+#include "kernels/cuda/launchers.hpp"
 #include "tests/gpu/gpu_test.hpp"
 
 #if MOELAB_HAVE_CUDA
@@ -92,6 +94,32 @@ TEST(GpuLayer, MatchesTheCpuBackend) {
             EXPECT_EQ(bf16_close(a.y_packed, b.y_packed, b.y_packed.size(), "y_packed"), "");
         }
         EXPECT_EQ(combined_close(a.out, b.out, b.y_packed, "out"), "");
+    }
+}
+
+// The layer keeps the plan on the device, so auto reads the busiest expert's count from the scenario's skew: at 8
+// tokens per expert on the classroom shape's d and F, mid (32-token tiles) under uniform routing, wgmma (whose
+// 64-token tile holds the hot expert's ~53 rows in one) under hot:20 on sm_90; either way the output matches the CPU.
+TEST(GpuLayer, AutoReadsTheBusiestExpertFromTheSkew) {
+    MOE_REQUIRE_GPU();
+    for (const char* skew : {"uniform", "hot:20"}) {
+        Case c{64, 16, 2, 1024, skew, 0, moe::DropPolicy::TokenOrder, 1, 2816};
+        const std::uint64_t seed = fresh_seed();
+        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+        moe::LayerSpec s = spec_of(c, moe::Strategy::Scan, moe::Router::Popularity, seed);
+        moe::LayerRunOptions opt;
+        opt.keep_tensors = true;
+        opt.repeats = 1;
+        moe::LayerRun cpu, gpu;
+        moe::cpu::run_layer(s, opt, cpu);
+        moe::gpu::run_layer(s, opt, gpu);
+        const bool hot = std::string(skew) != "uniform";
+        EXPECT_EQ(gpu.experts_impl, hot && moe::gpu::wgmma_available() ? "wgmma" : "mid");
+        const std::int64_t busiest = *std::max_element(cpu.counts.begin(), cpu.counts.end());
+        EXPECT_TRUE(hot ? busiest > 32 : busiest <= 32) << busiest;  // the tile the choice weighs
+        EXPECT_EQ(gpu.counts, cpu.counts);
+        EXPECT_EQ(bf16_close(gpu.tensors.y_packed, cpu.tensors.y_packed, cpu.tensors.y_packed.size(), "y_packed"), "");
+        EXPECT_EQ(combined_close(gpu.tensors.out, cpu.tensors.out, cpu.tensors.y_packed, "out"), "");
     }
 }
 
