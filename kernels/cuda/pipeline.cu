@@ -191,6 +191,30 @@ void Machine::experts_step(int l, std::size_t i, MicroBatch& mb, cudaStream_t st
     const PlanEntry& p = plan_[std::size_t(l) * mb_.size() + i];
     ExpertDevice& ed = expert_;
     UseBlas use(ed.blas ? ed.blas->h : attn_[mb.adev].blas->h);
+    // On the expert pool's stream the FFN gets the pool's SMs: the persistent kernels size their grids to them, and
+    // cuBLAS its SM count target. Colocated steps and the plan pass without pools run on the whole GPU.
+    const moe::gpu::SmBudget budget(st == ed.stream ? ed.sms : 0);
+    // The engine's own choice where it is one of the kernels that read the plan on the device (decode, mid, wgmma:
+    // no host sync, nothing to prepare), from the plan pass's counts. MOELAB_PIPELINE_FFN=grouped keeps the cuBLAS
+    // grouped GEMMs, the expert step before the twenty-ninth session (kernels/cuda/PIPELINE.md).
+    if (!force_grouped_) {
+        std::int64_t kept = 0, busiest = 0;
+        for (std::int32_t c : p.counts) kept += c, busiest = std::max<std::int64_t>(busiest, c);
+        const auto choice =
+            moe::gpu::experts_auto_choice(double(kept) / std::max(ls.experts, 1), ls.hidden, ls.ffn, true, busiest);
+        if (choice == moe::gpu::ExpertsImpl::Decode || choice == moe::gpu::ExpertsImpl::Mid ||
+            choice == moe::gpu::ExpertsImpl::Wgmma) {
+            const auto ran =
+                moe::gpu::experts_ffn(choice, from_packed ? mb.xp.data() : mb.xe.data(), nullptr,
+                                      from_packed ? mb.row_token.data() : mb.row_token_e.data(),
+                                      from_packed ? mb.counts.data() : mb.counts_e.data(),
+                                      from_packed ? mb.offsets.data() : mb.offsets_e.data(), p.counts.data(),
+                                      p.offsets.data(), ls.experts, ls.hidden, ls.ffn, ed.w1[l].data(), ed.w2[l].data(),
+                                      from_packed ? mb.ya.data() : mb.ye.data(), ed.ws.data(), expert_ws_, st);
+            impl_ = moe::gpu::experts_impl_name(ran);
+            return;
+        }
+    }
     if (grouped_ && grouped(l, i, mb, st, from_packed)) {
         impl_ = "grouped (pointers uploaded by the plan pass)";
         return;

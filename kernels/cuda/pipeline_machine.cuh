@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -167,6 +168,11 @@ class Machine {
     void enqueue_colocated();
 
     bool grouped_ = true;  // one grouped GEMM per projection; false after cuBLAS said it cannot
+    // MOELAB_PIPELINE_FFN=grouped: the cuBLAS grouped GEMMs even where the engine's choice is decode, mid or wgmma.
+    bool force_grouped_ = [] {
+        const char* v = std::getenv("MOELAB_PIPELINE_FFN");
+        return v && std::string(v) == "grouped";
+    }();
 
   public:
     std::string impl_ = "serial";

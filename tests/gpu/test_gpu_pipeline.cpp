@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <tuple>
 
 #include "gpu_test.hpp"
 #include "kernels/common/error.hpp"
+#include "kernels/cuda/launchers.hpp"
 #include "kernels/pipeline.hpp"
 
 namespace {
@@ -103,17 +105,53 @@ TEST(GpuPipeline, ScheduleRespectsEveryDependency) {
 TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
     MOE_REQUIRE_GPU();
     const std::uint64_t seed = gpu_test::fresh_seed();
-    for (auto [router, cf] : {std::pair{moe::Router::Popularity, 0.0}, std::pair{moe::Router::Gate, 1.0}}) {
-        SCOPED_TRACE("seed " + std::to_string(seed) + (router == moe::Router::Gate ? " gate cf=1" : " popularity"));
+#if MOELAB_HAVE_CUDA
+    const bool wgmma = moe::gpu::wgmma_available();
+#else
+    const bool wgmma = false;
+#endif
+    // The expert step runs the engine's choice: mid at 8 tokens per expert, wgmma (on sm_90) at 64; and, with
+    // MOELAB_PIPELINE_FFN=grouped, cuBLAS's grouped GEMMs.
+    struct Case {
+        moe::Router router;
+        double cf;
+        std::int64_t tokens;
+        bool grouped;
+    };
+    for (const Case& c :
+         {Case{moe::Router::Popularity, 0.0, 96, false}, Case{moe::Router::Gate, 1.0, 96, false},
+          Case{moe::Router::Popularity, 0.0, 768, false}, Case{moe::Router::Popularity, 0.0, 96, true}}) {
+        const moe::Router router = c.router;
+        SCOPED_TRACE("seed " + std::to_string(seed) + (router == moe::Router::Gate ? " gate cf=1" : " popularity") +
+                     " T " + std::to_string(c.tokens) + (c.grouped ? " MOELAB_PIPELINE_FFN=grouped" : ""));
         auto spec = small_spec(seed);
         spec.layer.router = router;
-        spec.layer.capacity_factor = cf;
+        spec.layer.capacity_factor = c.cf;
+        spec.layer.tokens = c.tokens;
+        struct Env {
+            explicit Env(bool on) : on(on) {
+                if (on) setenv("MOELAB_PIPELINE_FFN", "grouped", 1);
+            }
+            ~Env() {
+                if (on) unsetenv("MOELAB_PIPELINE_FFN");
+            }
+            bool on;
+        } env(c.grouped);
         // The colocated run sizes attention's split-K for the same SM count, so the outputs can be bit-equal.
         spec.attention_sms = std::max(8, moe::gpu::devices()[0].sm_count / 16 * 8);
         moe::pipeline::Run piped, coloc;
         moe::pipeline::gpu::run(spec, piped);
         spec.colocated = true;
         moe::pipeline::gpu::run(spec, coloc);
+        EXPECT_EQ(piped.experts_impl, coloc.experts_impl);
+        if (c.grouped)
+            EXPECT_EQ(piped.experts_impl.rfind("grouped", 0), 0u) << piped.experts_impl;
+        else if (c.tokens > 96 && wgmma)
+            EXPECT_EQ(piped.experts_impl, "wgmma");
+        else if (c.tokens > 96)
+            EXPECT_NE(piped.experts_impl.rfind("grouped", 0), 0u) << piped.experts_impl;
+        else
+            EXPECT_EQ(piped.experts_impl, "mid");
         const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
         ASSERT_EQ(piped.output.size(), n);
         // cuBLAS's GEMMs on the green contexts' streams may take another order of fp32 sums than on the whole GPU:
