@@ -194,6 +194,7 @@ void Machine::experts_step(int l, std::size_t i, MicroBatch& mb, cudaStream_t st
     // On the expert pool's stream the FFN gets the pool's SMs: the persistent kernels size their grids to them, and
     // cuBLAS its SM count target. Colocated steps and the plan pass without pools run on the whole GPU.
     const moe::gpu::SmBudget budget(st == ed.stream ? ed.sms : 0);
+    if (st == ed.stream) set_device(ed.device);  // the kernels launch on the current device (two-GPU pools)
     // The engine's own choice where it is one of the kernels that read the plan on the device (decode, mid, wgmma:
     // no host sync, nothing to prepare), from the plan pass's counts. MOELAB_PIPELINE_FFN=grouped keeps the cuBLAS
     // grouped GEMMs, the expert step before the twenty-ninth session (kernels/cuda/PIPELINE.md).
