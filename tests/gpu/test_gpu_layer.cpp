@@ -23,6 +23,15 @@ moe::LayerSpec spec_of(const Case& c, moe::Strategy st, moe::Router router, std:
     return s;
 }
 
+// The layer on both backends, tensors kept.
+void run_both(const moe::LayerSpec& s, int repeats, moe::LayerRun& cpu, moe::LayerRun& gpu) {
+    moe::LayerRunOptions opt;
+    opt.keep_tensors = true;
+    opt.repeats = repeats;
+    moe::cpu::run_layer(s, opt, cpu);
+    moe::gpu::run_layer(s, opt, gpu);
+}
+
 }  // namespace
 
 TEST(GpuLayer, MatchesTheCpuBackend) {
@@ -48,12 +57,8 @@ TEST(GpuLayer, MatchesTheCpuBackend) {
         SCOPED_TRACE(describe(run.c) + " strategy " + moe::dispatch::strategy_name(run.st) +
                      (run.router == moe::Router::Gate ? " gate" : " popularity") + " seed " + std::to_string(seed));
         moe::LayerSpec s = spec_of(run.c, run.st, run.router, seed);
-        moe::LayerRunOptions opt;
-        opt.keep_tensors = true;
-        opt.repeats = 2;
         moe::LayerRun cpu, gpu;
-        moe::cpu::run_layer(s, opt, cpu);
-        moe::gpu::run_layer(s, opt, gpu);
+        run_both(s, 2, cpu, gpu);
         const auto &a = gpu.tensors, &b = cpu.tensors;
 
         EXPECT_EQ(gpu.backend, "cuda");
@@ -106,13 +111,8 @@ TEST(GpuLayer, AutoReadsTheBusiestExpertFromTheSkew) {
         Case c{64, 16, 2, 1024, skew, 0, moe::DropPolicy::TokenOrder, 1, 2816};
         const std::uint64_t seed = fresh_seed();
         SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
-        moe::LayerSpec s = spec_of(c, moe::Strategy::Scan, moe::Router::Popularity, seed);
-        moe::LayerRunOptions opt;
-        opt.keep_tensors = true;
-        opt.repeats = 1;
         moe::LayerRun cpu, gpu;
-        moe::cpu::run_layer(s, opt, cpu);
-        moe::gpu::run_layer(s, opt, gpu);
+        run_both(spec_of(c, moe::Strategy::Scan, moe::Router::Popularity, seed), 1, cpu, gpu);
         const bool hot = std::string(skew) != "uniform";
         EXPECT_EQ(gpu.experts_impl, hot && moe::gpu::wgmma_available() ? "wgmma" : "mid");
         const std::int64_t busiest = *std::max_element(cpu.counts.begin(), cpu.counts.end());
