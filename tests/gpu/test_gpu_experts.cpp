@@ -592,6 +592,45 @@ TEST(GpuExperts, AutoReadsTheBusiestExpertFromTheHostPlan) {
     }
 }
 
+// The measured pipeline runs the expert FFN on a pool of the GPU's SMs (SmBudget sizes the persistent grids) and the
+// colocated baseline on all of them. mid and wgmma give every output one fp32 sum in one order whatever the grid, so
+// y is bit-equal across budgets; decode splits K when its items are too few to fill the grid, so its y may take
+// another rounding, within the reference's tolerance.
+TEST(GpuExperts, OutputDoesNotDependOnTheSmBudget) {
+    MOE_REQUIRE_GPU();
+    using moe::gpu::ExpertsImpl;
+    const std::vector<Case> cases = {
+        {32, 8, 2, 256, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 200},    // the pipeline test's 8 per expert
+        {256, 8, 2, 256, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 200},   // and its 64
+        {64, 16, 2, 1024, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 2816},  // classroom d and F
+    };
+    for (const Case& c : cases) {
+        const std::uint64_t seed = fresh_seed();
+        SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+        FfnCase f(c, seed);
+        const std::size_t n = std::size_t(f.rows) * c.d;
+        for (auto impl : {ExpertsImpl::Decode, ExpertsImpl::Mid, ExpertsImpl::Wgmma}) {
+            std::vector<moe::bf16_t> all;
+            for (int sms : {0, 68, 20}) {
+                const moe::gpu::SmBudget budget(sms);
+                SCOPED_TRACE(std::string(moe::gpu::experts_impl_name(impl)) + " on " + std::to_string(sms) + " SMs");
+                f.run_device(impl, true, c.T * c.k);
+                EXPECT_EQ(f.check(), "");
+                if (sms == 0) {
+                    all = f.y.download(n);
+                    continue;
+                }
+                const std::string bits = first_difference(f.y.download(n), all, n, "y against all SMs");
+                if (impl == ExpertsImpl::Decode)
+                    std::printf("  %s on %d SMs: %s\n", describe(c).c_str(), sms,
+                                bits.empty() ? "bit-equal" : bits.c_str());
+                else
+                    EXPECT_EQ(bits, "");
+            }
+        }
+    }
+}
+
 #else
 TEST(GpuExperts, Skipped) { GTEST_SKIP() << "no GPU to test on: " << moe::gpu::unavailable_reason(); }
 #endif
