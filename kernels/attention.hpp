@@ -72,7 +72,9 @@ namespace gpu {
 // Which attention kernel the launchers below use, process-wide (read at each plan and launch, so size workspaces
 // after choosing). Registers: each thread loads its tensor-core fragments from global memory, one step ahead.
 // Pipelined: each warp streams K and V through a cp.async ring in shared memory, two steps ahead (more bytes in
-// flight per SM). Both are checked against the CPU reference by the gpu tests. Defined in the CPU library.
+// flight per SM): the default, faster on the whole GPU and on a green context's share of it (MOELAB_ATTENTION_KERNEL=
+// registers starts a process on the other). Both are checked against the CPU reference by the gpu tests. Defined in
+// the CPU library.
 enum class Kernel { Registers, Pipelined };
 void set_kernel(Kernel k);
 Kernel kernel();

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 #include "kernels/common/error.hpp"
@@ -20,7 +22,13 @@ constexpr int kD = Spec::head_dim;
 
 namespace gpu {
 namespace {
-std::atomic<int> g_kernel{static_cast<int>(Kernel::Registers)};
+// The pipelined kernel: faster on the whole GPU and on a green context's share of it (kernels/cuda/ATTENTION.md).
+// MOELAB_ATTENTION_KERNEL=registers starts the process on the other one, for side-by-side runs of the CLI.
+Kernel initial_kernel() {
+    const char* env = std::getenv("MOELAB_ATTENTION_KERNEL");
+    return env && std::string_view(env) == "registers" ? Kernel::Registers : Kernel::Pipelined;
+}
+std::atomic<int> g_kernel{static_cast<int>(initial_kernel())};
 }
 void set_kernel(Kernel k) { g_kernel.store(static_cast<int>(k)); }
 Kernel kernel() { return static_cast<Kernel>(g_kernel.load()); }
