@@ -4,6 +4,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "kernels/api.hpp"
 #include "kernels/cuda/check.cuh"
 
@@ -26,6 +28,8 @@ Context& context();
 // While set, blas_on() hands out this handle instead of the context's main one. The measured pipeline sets one
 // handle per pool, because two pools running GEMMs at once must not share a handle's workspace.
 inline thread_local cublasHandle_t blas_override = nullptr;
+inline thread_local void* blas_override_ws = nullptr;  // the override's own workspace (BlasOwner::kWorkspaceBytes)
+constexpr std::size_t kOverrideWorkspaceBytes = std::size_t(32) << 20;
 
 // SMs the expert FFN may use (0: all): set by SmBudget (launchers.hpp) while a kernel of another stream, such as an
 // NCCL exchange, needs SMs of its own. The persistent kernels size their grids by it, cuBLAS through
@@ -41,7 +45,13 @@ inline cublasHandle_t with_budget(cublasHandle_t h) {
 // The main cuBLAS handle (or the override) bound to stream s.
 inline cublasHandle_t blas_on(cudaStream_t s) {
     cublasHandle_t h = blas_override ? blas_override : context().blas;
-    MOE_CUBLAS_CHECK(cublasSetStream(h, s));
+    MOE_CUBLAS_CHECK(cublasSetStream(h, s));  // which also puts the handle back on the default workspace pool
+    static const bool own_ws = [] {           // MOELAB_PIPELINE_BLAS_WS=0: the default pool (side-by-side runs)
+        const char* env = std::getenv("MOELAB_PIPELINE_BLAS_WS");
+        return !(env && env[0] == '0' && !env[1]);
+    }();
+    if (blas_override && blas_override_ws && own_ws)
+        MOE_CUBLAS_CHECK(cublasSetWorkspace(h, blas_override_ws, kOverrideWorkspaceBytes));
     return with_budget(h);
 }
 

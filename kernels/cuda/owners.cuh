@@ -46,22 +46,43 @@ struct StreamOwner {
     }
 };
 
+// A cuBLAS handle with a workspace of its own. cuBLAS's results are bit-reproducible only while one stream is active,
+// unless each stream's calls have their own workspace: otherwise it picks among internal workspaces, and with them
+// kernels, by what the concurrent streams hold (the cuBLAS guide, "Results reproducibility"). Two pools run GEMMs at
+// once, so each gets a handle and a workspace (blas_on sets it again after each cublasSetStream, which resets it).
 struct BlasOwner {
+    static constexpr std::size_t kWorkspaceBytes = kOverrideWorkspaceBytes;  // 32 MiB: cuBLAS's advice for Hopper
     cublasHandle_t h = nullptr;
+    void* ws = nullptr;
     explicit BlasOwner(int device) {
         MOE_CUDA_CHECK(cudaSetDevice(device));
         MOE_CUBLAS_CHECK(cublasCreate(&h));
+        if (const cudaError_t e = cudaMalloc(&ws, kWorkspaceBytes); e != cudaSuccess) {
+            cublasDestroy(h);
+            h = nullptr;
+            throw_cuda(e, "cudaMalloc of a 32 MiB cuBLAS workspace", "pipeline");
+        }
     }
+    BlasOwner(const BlasOwner&) = delete;
+    BlasOwner& operator=(const BlasOwner&) = delete;
     ~BlasOwner() {
         if (h) cublasDestroy(h);
+        if (ws) cudaFree(ws);
     }
 };
 
-// Uses `h` for every cuBLAS call of this thread while in scope.
+// Uses `b`'s handle and workspace for every cuBLAS call of this thread while in scope.
 struct UseBlas {
     cublasHandle_t prev;
-    explicit UseBlas(cublasHandle_t h) : prev(moe::gpu::blas_override) { moe::gpu::blas_override = h; }
-    ~UseBlas() { moe::gpu::blas_override = prev; }
+    void* prev_ws;
+    explicit UseBlas(const BlasOwner& b) : prev(moe::gpu::blas_override), prev_ws(moe::gpu::blas_override_ws) {
+        moe::gpu::blas_override = b.h;
+        moe::gpu::blas_override_ws = b.ws;
+    }
+    ~UseBlas() {
+        moe::gpu::blas_override = prev;
+        moe::gpu::blas_override_ws = prev_ws;
+    }
 };
 
 }  // namespace moe::gpu

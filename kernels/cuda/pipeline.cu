@@ -164,7 +164,7 @@ std::vector<double> Machine::rows_layer0() const {
 void Machine::attention_step(int l, MicroBatch& mb, cudaStream_t st) {
     const LayerSpec& ls = s_.layer;
     AttnDevice& ad = attn_[mb.adev];
-    UseBlas use(ad.blas->h);
+    UseBlas use(*ad.blas);
     const int E = ls.experts, k = ls.top_k, d = ls.hidden;
     // The cache is [sequence, group, context − 1, 128]: a micro-batch's sequences are one contiguous slice.
     const std::size_t kv_off = std::size_t(attention::kv_elems(attn_spec(mb.local0)));
@@ -190,7 +190,7 @@ void Machine::experts_step(int l, std::size_t i, MicroBatch& mb, cudaStream_t st
     const LayerSpec& ls = s_.layer;
     const PlanEntry& p = plan_[std::size_t(l) * mb_.size() + i];
     ExpertDevice& ed = expert_;
-    UseBlas use(ed.blas ? ed.blas->h : attn_[mb.adev].blas->h);
+    UseBlas use(ed.blas ? *ed.blas : *attn_[mb.adev].blas);
     // On the expert pool's stream the FFN gets the pool's SMs: the persistent kernels size their grids to them, and
     // cuBLAS its SM count target. Colocated steps and the plan pass without pools run on the whole GPU.
     const moe::gpu::SmBudget budget(st == ed.stream ? ed.sms : 0);
