@@ -28,8 +28,8 @@ Context& context();
 // While set, blas_on() hands out this handle instead of the context's main one. The measured pipeline sets one
 // handle per pool, because two pools running GEMMs at once must not share a handle's workspace.
 inline thread_local cublasHandle_t blas_override = nullptr;
-inline thread_local void* blas_override_ws = nullptr;  // the override's own workspace (BlasOwner::kWorkspaceBytes)
-constexpr std::size_t kOverrideWorkspaceBytes = std::size_t(32) << 20;
+inline thread_local void* blas_override_ws = nullptr;                   // the override's own workspace (BlasOwner)
+constexpr std::size_t kOverrideWorkspaceBytes = std::size_t(32) << 20;  // its size: cuBLAS's advice for Hopper
 
 // SMs the expert FFN may use (0: all): set by SmBudget (launchers.hpp) while a kernel of another stream, such as an
 // NCCL exchange, needs SMs of its own. The persistent kernels size their grids by it, cuBLAS through

@@ -51,13 +51,12 @@ struct StreamOwner {
 // kernels, by what the concurrent streams hold (the cuBLAS guide, "Results reproducibility"). Two pools run GEMMs at
 // once, so each gets a handle and a workspace (blas_on sets it again after each cublasSetStream, which resets it).
 struct BlasOwner {
-    static constexpr std::size_t kWorkspaceBytes = kOverrideWorkspaceBytes;  // 32 MiB: cuBLAS's advice for Hopper
     cublasHandle_t h = nullptr;
     void* ws = nullptr;
     explicit BlasOwner(int device) {
         MOE_CUDA_CHECK(cudaSetDevice(device));
         MOE_CUBLAS_CHECK(cublasCreate(&h));
-        if (const cudaError_t e = cudaMalloc(&ws, kWorkspaceBytes); e != cudaSuccess) {
+        if (const cudaError_t e = cudaMalloc(&ws, kOverrideWorkspaceBytes); e != cudaSuccess) {
             cublasDestroy(h);
             h = nullptr;
             throw_cuda(e, "cudaMalloc of a 32 MiB cuBLAS workspace", "pipeline");
