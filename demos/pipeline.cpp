@@ -175,4 +175,26 @@ PipelineSummary simulate_pipeline(const PipelineInput& in, std::vector<Span>* sp
     return sum;
 }
 
+SplitAdvice advise_split(double ta_ms, double te_ms, int attention_sms, int expert_sms, int device_sms, int step) {
+    SplitAdvice a;
+    if (!(ta_ms > 0) || !(te_ms > 0) || attention_sms <= 0 || expert_sms <= 0 || step <= 0 || device_sms < 2 * step ||
+        attention_sms + expert_sms > device_sms)
+        return a;
+    a.valid = true;
+    a.attention_bound = ta_ms > te_ms;
+    const double wa = ta_ms * attention_sms, we = te_ms * expert_sms;  // stage time × SMs: the model's constants
+    a.attention_sms = attention_sms, a.expert_sms = expert_sms, a.ta_ms = ta_ms, a.te_ms = te_ms;
+    double best = std::max(ta_ms, te_ms);
+    const double now = best;
+    for (int sa = step; sa <= device_sms - step; sa += step) {
+        const int se = device_sms - sa;  // green contexts: the experts get every SM attention does not
+        const double ta = wa / sa, te = we / se;
+        if (std::max(ta, te) < best)
+            best = std::max(ta, te), a.attention_sms = sa, a.expert_sms = se, a.ta_ms = ta, a.te_ms = te;
+    }
+    a.better = best <= 0.95 * now;
+    if (!a.better) a.attention_sms = attention_sms, a.expert_sms = expert_sms, a.ta_ms = ta_ms, a.te_ms = te_ms;
+    return a;
+}
+
 }  // namespace demos

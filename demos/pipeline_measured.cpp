@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <numeric>
 #include <sstream>
 
@@ -349,6 +350,19 @@ void run_measured_pipeline(const Scenario& s, Result& r, const Progress& progres
     note << ". The model beside it uses constants fitted on this GPU (k1=" << cal.k1 << ", k2=" << cal.k2
          << ", k3=" << cal.k3 << ", k4=" << cal.k4 << " µs).";
     r.notes.push_back(note.str());
+    if (run.pools.kind == "green-contexts") {
+        const SplitAdvice adv =
+            advise_split(pr.measured.ta_ms, pr.measured.te_ms, pr.attention_sms, pr.expert_sms, pr.device_sms);
+        if (adv.better) {
+            std::ostringstream a;
+            a << std::fixed << std::setprecision(3) << (adv.attention_bound ? "Attention" : "The expert FFN")
+              << " is the slower stage (Ta " << pr.measured.ta_ms << " ms, Te " << pr.measured.te_ms
+              << " ms per micro-batch). Modeled, with each stage's time ∝ 1/its SMs: " << adv.attention_sms << " | "
+              << adv.expert_sms << " SMs would give Ta " << adv.ta_ms << ", Te " << adv.te_ms
+              << " ms; measure it there (--attention-sms " << adv.attention_sms << ", or the attention SMs slider).";
+            r.notes.push_back(a.str());
+        }
+    }
 }
 
 }  // namespace demos

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app/gui/app_state.hpp"
+#include "demos/pipeline.hpp"
 
 namespace moelab_gui {
 namespace {
@@ -131,6 +132,35 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
     }
 }
 
+// The split the model proposes (each stage's time ∝ 1/its SMs), as a button that re-runs there. Hidden while a
+// lesson waits for its prediction: the attention-sms lesson asks for exactly this.
+void balance_button(const demos::PipelineRun& mp, const Session& ses, ViewState& vs, Commands& cmd) {
+    const LessonSession& ls = ses.lesson();
+    if (ls.lesson() && ls.phase != LessonPhase::Revealed) return;
+    const demos::SplitAdvice adv =
+        demos::advise_split(mp.measured.ta_ms, mp.measured.te_ms, mp.attention_sms, mp.expert_sms, mp.device_sms);
+    if (!adv.better) return;
+    char label[64];
+    std::snprintf(label, sizeof label, "balance: %d | %d", adv.attention_sms, adv.expert_sms);
+    ImGui::SameLine();
+    if (ImGui::SmallButton(label) && !vs.snapshot) {
+        demos::Scenario s = ses.scenario();
+        s.attention_sms = adv.attention_sms;
+        cmd.set_scenario(s, ses.preset(), true);
+    }
+    anchor("pipeline_balance");
+    if (ImGui::IsItemHovered()) {
+        char buf[400];
+        std::snprintf(buf, sizeof buf,
+                      "%s is the slower stage (Ta %s, Te %s). Modeled, with each stage's time proportional to 1/its "
+                      "SMs: %d | %d would give Ta %s, Te %s. Click to measure it there.",
+                      adv.attention_bound ? "Attention" : "The expert FFN", charts::fmt_ms(mp.measured.ta_ms).c_str(),
+                      charts::fmt_ms(mp.measured.te_ms).c_str(), adv.attention_sms, adv.expert_sms,
+                      charts::fmt_ms(adv.ta_ms).c_str(), charts::fmt_ms(adv.te_ms).c_str());
+        wrapped_tooltip(buf);
+    }
+}
+
 // The measured pipeline: the condition with the measured Tc and Tf, the pools and their split (a slider), and the
 // calibrated model's iteration beside the measured one.
 void measured_header(const demos::Result& r, const Session& ses, ViewState& vs, Commands& cmd) {
@@ -173,6 +203,7 @@ void measured_header(const demos::Result& r, const Session& ses, ViewState& vs, 
                 "one-GPU analogue of MegaScale-Infer's attention replicas n_a. Release to re-run.");
         ImGui::SameLine();
         ImGui::TextDisabled("| experts %d of %d SMs", mp.expert_sms, mp.device_sms);
+        balance_button(mp, ses, vs, cmd);
     } else {
         ImGui::TextDisabled("pools: %s%s%s", mp.pools.c_str(), mp.pools_note.empty() ? "" : " — ",
                             mp.pools_note.c_str());

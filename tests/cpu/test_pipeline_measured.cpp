@@ -183,6 +183,36 @@ TEST(Calibrate, SpanSummaryTakesMediansAndBusyFractions) {
     EXPECT_EQ(p.provenance, demos::Provenance::MeasuredGpu);
 }
 
+// The stage times of the H200's calibrations (2026-12-02, m = 2, B = 4096): the split the model proposes from each
+// of three measured splits is the same, and the one that measured fastest (104 | 28).
+TEST(SplitAdvice, ProposesTheMeasuredBalanceFromEverySplit) {
+    struct At {
+        int a, e;
+        double ta, te;
+    };
+    for (const At& at : {At{88, 44, 0.800, 0.325}, At{64, 68, 1.100, 0.210}, At{120, 12, 0.587, 1.193}}) {
+        SCOPED_TRACE(std::to_string(at.a) + " | " + std::to_string(at.e));
+        const demos::SplitAdvice adv = demos::advise_split(at.ta, at.te, at.a, at.e, 132);
+        ASSERT_TRUE(adv.valid);
+        EXPECT_TRUE(adv.better);
+        EXPECT_EQ(adv.attention_bound, at.ta > at.te);
+        EXPECT_EQ(adv.attention_sms, 104);
+        EXPECT_EQ(adv.expert_sms, 28);
+        EXPECT_NEAR(adv.ta_ms, at.ta * at.a / 104, 1e-9);
+        EXPECT_NEAR(adv.te_ms, at.te * at.e / 28, 1e-9);
+        EXPECT_LT(std::max(adv.ta_ms, adv.te_ms), std::max(at.ta, at.te));
+    }
+    // At the balance already: no advice, the current split back.
+    const demos::SplitAdvice here = demos::advise_split(0.677, 0.511, 104, 28, 132);
+    EXPECT_TRUE(here.valid);
+    EXPECT_FALSE(here.better);
+    EXPECT_EQ(here.attention_sms, 104);
+    // Nothing to go on.
+    EXPECT_FALSE(demos::advise_split(0, 0.5, 64, 68, 132).valid);
+    EXPECT_FALSE(demos::advise_split(0.5, 0.5, 64, 68, 12).valid);
+    EXPECT_FALSE(demos::advise_split(0.5, 0.5, 100, 68, 132).valid);
+}
+
 TEST(PipelineReference, DeterministicAndIndependentOfThreads) {
     moe::pipeline::Spec p;
     p.layer.tokens = 24, p.layer.experts = 4, p.layer.top_k = 2, p.layer.hidden = 64, p.layer.ffn = 40;
