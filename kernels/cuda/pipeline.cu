@@ -64,6 +64,7 @@ void Machine::plan_pass() {
                 copy_a2e(l, i, mb, ad.a2e.s ? ad.a2e.s : st, nullptr);
                 sync_all();
                 experts_step(l, i, mb, expert_.stream, false);
+                sync_all();  // the E2A stream does not wait for the expert stream on its own
                 copy_e2a(l, i, mb, expert_.e2a.s ? expert_.e2a.s : expert_.stream, nullptr);
                 sync_all();
             }
@@ -168,8 +169,9 @@ void Machine::attention_step(int l, MicroBatch& mb, cudaStream_t st) {
     const int E = ls.experts, k = ls.top_k, d = ls.hidden;
     // The cache is [sequence, group, context − 1, 128]: a micro-batch's sequences are one contiguous slice.
     const std::size_t kv_off = std::size_t(attention::kv_elems(attn_spec(mb.local0)));
-    attention::gpu::decode(attn_spec(mb.n), mb.x.data(), ad.wqkv[l].data(), ad.wo[l].data(), ad.k.data() + kv_off,
-                           ad.v.data() + kv_off, mb.h.data(), ad.ws.data(), attn_ws_, attn_sms_, st);
+    attention::gpu::decode(attn_spec(mb.n), l == 0 ? mb.x0.data() : mb.x.data(), ad.wqkv[l].data(), ad.wo[l].data(),
+                           ad.k.data() + kv_off, ad.v.data() + kv_off, mb.h.data(), ad.ws.data(), attn_ws_, attn_sms_,
+                           st);
     if (ls.router == Router::Gate) {
         moe::gpu::gate_route(mb.h.data(), ad.wg[l].data(), ad.logp.data(), mb.n, d, E, k, ls.renormalize,
                              mb.logits.data(), mb.ids.data(), mb.w.data(), st);

@@ -60,8 +60,9 @@ struct MicroBatch {
     std::int64_t seq0 = 0, n = 0;  // global first sequence, sequences
     std::int64_t local0 = 0;       // first sequence within its attention device's KV cache
     std::int64_t max_rows = 0;
-    // attention side
-    DeviceBuffer<bf16_t> x, h, xp, ya;
+    // attention side. x0: the first layer's input, never written after it is made, so every iteration (and the plan
+    // pass) computes the same thing; x: each later layer's input, and the last layer's output.
+    DeviceBuffer<bf16_t> x0, x, h, xp, ya;
     DeviceBuffer<float> logits, w;
     DeviceBuffer<std::int32_t> ids, demand, counts, offsets, row_token, inv;
     // expert side

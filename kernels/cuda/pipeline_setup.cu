@@ -125,7 +125,7 @@ void Machine::check_memory(const std::vector<moe::gpu::DeviceInfo>& devs) {
     for (auto& mb : mb_) max_n = std::max(max_n, mb.n), rows_all += mb.max_rows;
     const auto a_all = attn_spec(ls.tokens);
     double attn_bytes = attention::kv_bytes(a_all) + L * attention::weight_bytes(a_all) +
-                        double(ls.tokens) * d * 2 * 2 + double(rows_all) * d * 2 * 2;
+                        double(ls.tokens) * d * 2 * 3 + double(rows_all) * d * 2 * 2;
     double expert_bytes = L * E * 3 * F * d * 2 + double(rows_all) * d * 2 * 2;
     auto fits = [&](int dev, double bytes) {
         const double free_b = double(moe::gpu::free_memory_bytes(dev));
@@ -220,6 +220,7 @@ void Machine::allocate() {
         AttnDevice& ad = attn_[mb.adev];
         set_device(ad.device);
         const std::size_t n = std::size_t(mb.n), R = std::size_t(mb.max_rows);
+        mb.x0 = DeviceBuffer<bf16_t>(n * d, "first layer input");
         mb.x = DeviceBuffer<bf16_t>(n * d, "layer input");
         mb.h = DeviceBuffer<bf16_t>(n * d, "attention output");
         mb.xp = DeviceBuffer<bf16_t>(R * d, "packed rows");
@@ -233,7 +234,7 @@ void Machine::allocate() {
         mb.row_token = DeviceBuffer<std::int32_t>(R, "row_token");
         mb.inv = DeviceBuffer<std::int32_t>(n * k, "inverse map");
         // The micro-batch's first layer input: its slice of the batch's x.
-        moe::gpu::make_x(mix(ls.seed, kSeedX, std::uint64_t(mb.seq0)), mb.n, d, mb.x.data(), ad.stream);
+        moe::gpu::make_x(mix(ls.seed, kSeedX, std::uint64_t(mb.seq0)), mb.n, d, mb.x0.data(), ad.stream);
         if (s_.colocated || (!s_.multi_device && !sm_pools_)) {
             mb.counts_e = {}, mb.offsets_e = {}, mb.row_token_e = {};
         } else {
