@@ -153,16 +153,21 @@ TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
                 << piped.experts_impl;
         const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
         ASSERT_EQ(piped.output.size(), n);
-        // cuBLAS's GEMMs on the green contexts' streams may take another order of fp32 sums than on the whole GPU:
-        // seen under compute-sanitizer (H200, 2026-11-29) and without it (H200, 2026-11-30 04:38: 423 of 24,576
-        // outputs a few bf16 ulps apart after two layers). So the outputs agree within a few bf16 roundings; whether
-        // they were bit-equal is printed.
+        // The same kernels on the same rows: the same bits (H200, 2026-12-02, 16 of 16 comparisons, with green
+        // contexts, under another process's load, and on shared streams under compute-sanitizer). The few ulps seen
+        // before (2026-11-29, 2026-11-30: 423 of 24,576 outputs) were the plan pass's E2A copy racing the expert step,
+        // fed into the timed iterations (SameInputSameOutput). cuBLAS's grouped GEMMs get the expert pool's SM count
+        // as their target, where the colocated run gets the whole GPU's, and may choose another kernel: there the
+        // outputs agree within a few bf16 roundings, and whether they were bit-equal is printed.
         auto pg = gpu_test::to_float(piped.output, n), cg = gpu_test::to_float(coloc.output, n);
         EXPECT_EQ(gpu_test::first_outside(pg, cg, 4 * moe::kBf16Eps * gpu_test::rms(cg), 4 * moe::kBf16Eps,
                                           "pipelined vs colocated"),
                   "");
         const std::string bits = gpu_test::first_difference(piped.output, coloc.output, n, "pipelined vs colocated");
-        std::printf("  %s\n", bits.empty() ? "pipelined and colocated outputs bit-equal" : bits.c_str());
+        if (c.grouped)
+            std::printf("  grouped: %s\n", bits.empty() ? "pipelined and colocated outputs bit-equal" : bits.c_str());
+        else
+            EXPECT_EQ(bits, "");
 
         if (router == moe::Router::Gate) continue;  // a bf16 ulp in the gate input may flip a top-k tie
         std::vector<moe::bf16_t> ref;
