@@ -153,7 +153,7 @@ TEST(GpuPipeline, PipeliningDoesNotChangeTheAnswer) {
                 << piped.experts_impl;
         const std::size_t n = std::size_t(spec.layer.tokens) * spec.layer.hidden;
         ASSERT_EQ(piped.output.size(), n);
-        // The same kernels on the same rows: the same bits (H200, 2026-12-02, 16 of 16 comparisons, with green
+        // The same kernels on the same rows: the same bits (H200, 2026-12-02, 20 of 20 comparisons, with green
         // contexts, under another process's load, and on shared streams under compute-sanitizer). The few ulps seen
         // before (2026-11-29, 2026-11-30: 423 of 24,576 outputs) were the plan pass's E2A copy racing the expert step,
         // fed into the timed iterations (SameInputSameOutput). cuBLAS's grouped GEMMs get the expert pool's SM count
