@@ -13,6 +13,7 @@
 #include "../support/test_support.hpp"
 #include "demos/engine.hpp"
 #include "demos/pipeline_measured.hpp"
+#include "demos/result_load.hpp"
 #include "demos/trace.hpp"
 #include "kernels/common/error.hpp"
 #include "kernels/pipeline.hpp"
@@ -322,4 +323,23 @@ TEST(ResultLoad, RejectsWhatIsNotAResult) {
     bad(R"({"demo":"dance","backend":"cpu"})", "dance");
     EXPECT_THROW(demos::load_result("/nonexistent.json"), moe::Error);
     EXPECT_THROW(demos::load_result("/tmp"), moe::Error);
+}
+
+// The saved run in tests/data (one H200 at the default 64 | 68): attention the slower stage, and the model proposes 96
+// | 36, as the run's own note says.
+TEST(SplitAdvice, TheSavedH200RunAtTheDefaultSplit) {
+    const demos::Result r =
+        demos::load_result(std::string(MOELAB_SOURCE_DIR) + "/tests/data/measured-pipeline-h200.json");
+    const demos::PipelineRun& mp = r.measured_pipeline;
+    ASSERT_TRUE(mp.present);
+    EXPECT_EQ(mp.pools, "green-contexts");
+    EXPECT_EQ(mp.attention_sms, 64);
+    const demos::SplitAdvice adv =
+        demos::advise_split(mp.measured.ta_ms, mp.measured.te_ms, mp.attention_sms, mp.expert_sms, mp.device_sms);
+    ASSERT_TRUE(adv.better);
+    EXPECT_TRUE(adv.attention_bound);
+    EXPECT_EQ(adv.attention_sms, 96);
+    bool noted = false;
+    for (const std::string& n : r.notes) noted |= n.find("96 | 36 SMs would give") != std::string::npos;
+    EXPECT_TRUE(noted);
 }

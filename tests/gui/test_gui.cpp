@@ -118,6 +118,26 @@ TEST(GuiSnapshot, PresenterModeAndRanksRender) {
     expect_picture(loads, 1280, 800);
 }
 
+// A Result saved with --json on a GPU machine (tests/data: `moelab run pipeline --backend cuda --layers 4 -m 4 --json`,
+// one H200, 2026-12-02, at the default split) draws its measured timeline on a machine without one; a file cut short is
+// bad input that names it.
+TEST(GuiSnapshot, SavedMeasuredPipelineDrawsAnywhere) {
+    const std::string dir = temp_dir();
+    const std::string saved = std::string(MOELAB_SOURCE_DIR) + "/tests/data/measured-pipeline-h200.json";
+    const std::string out = dir + "/measured.png";
+    Proc p = sh(kNoDisplay + kBin + " snapshot -q --view timeline --result " + saved + " --out " + out +
+                " --width 1400 --height 620");
+    ASSERT_EQ(p.rc, 0) << p.out;
+    expect_picture(out, 1400, 620);
+    const std::string text = slurp(saved);
+    ASSERT_GT(text.size(), 1000u);
+    const std::string cut = dir + "/cut.json";
+    std::ofstream(cut) << text.substr(0, text.size() / 2);
+    p = sh(kNoDisplay + kBin + " snapshot -q --view timeline --result " + cut + " --out " + dir + "/never.png");
+    EXPECT_EQ(p.rc, 2) << p.out;
+    EXPECT_NE(p.out.find("cut.json"), std::string::npos) << p.out;
+}
+
 TEST(GuiSnapshot, BadInputExitsTwoAndNamesTheFlag) {
     Proc p = sh(kNoDisplay + kBin + " snapshot -q --view loads --out /tmp/never.png --experts 16 --top-k 20");
     EXPECT_EQ(p.rc, 2) << p.out;
