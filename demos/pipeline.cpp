@@ -182,18 +182,19 @@ SplitAdvice advise_split(double ta_ms, double te_ms, int attention_sms, int expe
         return a;
     a.valid = true;
     a.attention_bound = ta_ms > te_ms;
-    const double wa = ta_ms * attention_sms, we = te_ms * expert_sms;  // stage time × SMs: the model's constants
     a.attention_sms = attention_sms, a.expert_sms = expert_sms, a.ta_ms = ta_ms, a.te_ms = te_ms;
-    double best = std::max(ta_ms, te_ms);
-    const double now = best;
-    for (int sa = step; sa <= device_sms - step; sa += step) {
-        const int se = device_sms - sa;  // green contexts: the experts get every SM attention does not
-        const double ta = wa / sa, te = we / se;
-        if (std::max(ta, te) < best)
-            best = std::max(ta, te), a.attention_sms = sa, a.expert_sms = se, a.ta_ms = ta, a.te_ms = te;
+    const double wa = ta_ms * attention_sms, we = te_ms * expert_sms;  // stage time × SMs: the model's constants
+    const double now = std::max(ta_ms, te_ms);
+    double best = now;
+    int best_sa = 0;
+    for (int sa = step; sa <= device_sms - step; sa += step) {  // the experts get every SM attention does not
+        const double t = std::max(wa / sa, we / (device_sms - sa));
+        if (t < best) best = t, best_sa = sa;
     }
-    a.better = best <= 0.95 * now;
-    if (!a.better) a.attention_sms = attention_sms, a.expert_sms = expert_sms, a.ta_ms = ta_ms, a.te_ms = te_ms;
+    if (best > 0.95 * now) return a;  // as balanced as the steps allow
+    a.better = true;
+    a.attention_sms = best_sa, a.expert_sms = device_sms - best_sa;
+    a.ta_ms = wa / a.attention_sms, a.te_ms = we / a.expert_sms;
     return a;
 }
 

@@ -132,11 +132,11 @@ void condition_line(const demos::PipelineSummary& p, ViewState& vs) {
     }
 }
 
-// The split the model proposes (each stage's time ∝ 1/its SMs), as a button that re-runs there. Hidden while a
-// lesson waits for its prediction: the attention-sms lesson asks for exactly this.
+// The split the model proposes (each stage's time ∝ 1/its SMs), as a button that re-runs there. Hidden while the
+// lesson view is open on a lesson not yet revealed: the attention-sms lesson asks for exactly this.
 void balance_button(const demos::PipelineRun& mp, const Session& ses, ViewState& vs, Commands& cmd) {
     const LessonSession& ls = ses.lesson();
-    if (ls.lesson() && ls.phase != LessonPhase::Revealed) return;
+    if (vs.show_lesson && ls.lesson() && ls.phase != LessonPhase::Revealed) return;
     const demos::SplitAdvice adv =
         demos::advise_split(mp.measured.ta_ms, mp.measured.te_ms, mp.attention_sms, mp.expert_sms, mp.device_sms);
     if (!adv.better) return;
