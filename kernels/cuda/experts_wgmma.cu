@@ -203,6 +203,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                                                    nt_gated, int(gridDim.x), a.early)
                                       : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
+        // The counters are zeroed by the kernel launched just before this one (reset_sched_kernel, programmatically):
+        // the prologue above overlapped it; the first take waits for it (a no-op after an ordinary launch).
+        wait_for_producer();
         int c = 0;
         std::int64_t next = take();
         for (;;) {
@@ -491,8 +494,18 @@ void launch_wgmma(const Call& q) {
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
-    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split)
-    MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split): zeroed
+    // by a kernel that the FFN's first launch follows programmatically, or (MOELAB_WGMMA_RESET=0) a memset before it
+    const bool reset = env_choice("MOELAB_WGMMA_RESET", {0, 1}, 1) == 1;
+    if (reset)
+        reset_sched_kernel<<<1, 128, 0, q.st>>>(q.sched, q.experts + 2);
+    else
+        MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    MOE_CUDA_LAUNCH_CHECK("reset_sched_kernel");
+    auto launch_first = [&](unsigned grid, const Maps& mm, const Args& aa) {
+        if (!reset) return void(k<<<grid, C::kThreads, smem, q.st>>>(mm.x, mm.w1, mm.h, mm.w2, mm.y, mm.boxes, aa));
+        launch_after_producer(k, grid, C::kThreads, smem, q.st, mm.x, mm.w1, mm.h, mm.w2, mm.y, mm.boxes, aa);
+    };
     const char* trace = item_trace_path(q.st);
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
@@ -503,34 +516,15 @@ void launch_wgmma(const Call& q) {
                                  " staged=" + std::to_string(int(kStaged));
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
-    Args args{q.counts,
-              q.offsets,
-              q.experts,
-              q.hidden,
-              q.ffn,
-              kBoth,
-              q.h,
-              q.y,
-              q.sched,
-              down_preload(),
-              tbuf,
-              int(q.skip_idle),
-              q.group,
-              q.early,
-              q.x,
-              q.xp ? nullptr : q.row_token,
-              int(q.short_box),
-              int(q.snake)};
+    Args args = args_of(q, tbuf);
     if (q.fused) {
-        k<<<persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y,
-                                                                                              m.boxes, args);
+        launch_first(persistent_blocks(k, C::kThreads, smem, gated + down), m, args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
     }
     args.mode = kGateUpOnly;
-    k<<<persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st>>>(m.x, m.w1, m.h, m.w2, m.y, m.boxes,
-                                                                                   args);
+    launch_first(persistent_blocks(k, C::kThreads, smem, gated), m, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter

@@ -179,6 +179,14 @@ struct Args {
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
 };
 
+// Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
+// programmatically at once: its launch and prologue overlap this kernel instead of following a memset (the measured
+// difference: kernels/bench/RESULTS.md, thirty-second session).
+__global__ void reset_sched_kernel(int* sched, int n) {
+    experts_detail::launch_dependents();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) sched[i] = 0;
+}
+
 // Token boxes shorter than the tile, for partial token tiles: x[i] and h[i] hold 16·(i + 1) rows. The rows of the
 // stage past the box are left as they were: they feed only output rows past the expert's tokens, which are not stored.
 // Fewer bytes from L2 into the SM for the same MMAs (MOELAB_WGMMA_BOX=0: every token tile in a box of the whole tile).
@@ -367,6 +375,28 @@ inline Maps make_maps(const Call& q, int bm, int bn) {
             m.boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
         }
     return m;
+}
+
+// The kernel's arguments for a call, both GEMMs (the split launches change mode and sched).
+inline Args args_of(const Call& q, std::uint64_t* trace) {
+    return Args{q.counts,
+                q.offsets,
+                q.experts,
+                q.hidden,
+                q.ffn,
+                kBoth,
+                q.h,
+                q.y,
+                q.sched,
+                experts_detail::down_preload(),
+                trace,
+                int(q.skip_idle),
+                q.group,
+                q.early,
+                q.x,
+                q.xp ? nullptr : q.row_token,
+                int(q.short_box),
+                int(q.snake)};
 }
 
 }  // namespace moe::gpu::wgmma_parts
