@@ -494,18 +494,10 @@ void launch_wgmma(const Call& q) {
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
                        down = est_tiles * ((q.hidden + kBN - 1) / kBN);
-    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split): zeroed
-    // by a kernel that the FFN's first launch follows programmatically, or (MOELAB_WGMMA_RESET=0) a memset before it
-    const bool reset = env_choice("MOELAB_WGMMA_RESET", {0, 1}, 1) == 1;
-    if (reset)
-        reset_sched_kernel<<<1, 128, 0, q.st>>>(q.sched, q.experts + 2);
-    else
-        MOE_CUDA_CHECK(cudaMemsetAsync(q.sched, 0, sizeof(int) * (q.experts + 2), q.st));
+    // the item counter and the per-expert counts of gate/up items done (one counter per launch when split), zeroed by
+    // a kernel that the FFN's first launch follows programmatically (a memset before it was 0.2-0.7% slower)
+    reset_sched_kernel<<<1, 128, 0, q.st>>>(q.sched, q.experts + 2);
     MOE_CUDA_LAUNCH_CHECK("reset_sched_kernel");
-    auto launch_first = [&](unsigned grid, const Maps& mm, const Args& aa) {
-        if (!reset) return void(k<<<grid, C::kThreads, smem, q.st>>>(mm.x, mm.w1, mm.h, mm.w2, mm.y, mm.boxes, aa));
-        launch_after_producer(k, grid, C::kThreads, smem, q.st, mm.x, mm.w1, mm.h, mm.w2, mm.y, mm.boxes, aa);
-    };
     const char* trace = item_trace_path(q.st);
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
@@ -518,13 +510,15 @@ void launch_wgmma(const Call& q) {
     };
     Args args = args_of(q, tbuf);
     if (q.fused) {
-        launch_first(persistent_blocks(k, C::kThreads, smem, gated + down), m, args);
+        launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, gated + down), C::kThreads, smem, q.st, m.x,
+                              m.w1, m.h, m.w2, m.y, m.boxes, args);
         MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel");
         write_trace();
         return;
     }
     args.mode = kGateUpOnly;
-    launch_first(persistent_blocks(k, C::kThreads, smem, gated), m, args);
+    launch_after_producer(k, persistent_blocks(k, C::kThreads, smem, gated), C::kThreads, smem, q.st, m.x, m.w1, m.h,
+                          m.w2, m.y, m.boxes, args);
     MOE_CUDA_LAUNCH_CHECK("wgmma_ffn_kernel (gate/up)");
     args.mode = kDownOnly;
     args.sched = q.sched + q.experts + 1;  // a fresh item counter
