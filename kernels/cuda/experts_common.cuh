@@ -81,8 +81,9 @@ inline __device__ void zero_padding_rows(const std::int32_t* counts, const std::
     }
 }
 
-// The down kernel's side of a programmatic launch: everything before this overlapped the gate/up kernel's tail; h is
-// read only after that kernel has completed and its writes are visible. The gate/up side is launch_dependents().
+// The dependent kernel's side of a programmatic launch (the down kernel after gate/up, the wgmma FFN after the kernel
+// that zeroes its counters): everything before this overlapped the kernel before it, whose writes are read only after
+// it has completed and they are visible. That kernel's side is launch_dependents().
 __device__ __forceinline__ void wait_for_producer() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
@@ -181,9 +182,9 @@ inline int down_preload() {
     return env && env[0] == '0' && !env[1] ? 0 : 1;
 }
 
-// Launches the down kernel programmatically after the gate/up kernel on the same stream (its prologue overlaps the
-// producer's tail; the kernel itself calls wait_for_producer before reading h); an ordinary launch where that is
-// not available (the wait is then a no-op).
+// Launches a kernel programmatically after the one before it on the same stream (the down kernel after gate/up, the
+// wgmma FFN after its counters' reset): its prologue overlaps that kernel's tail, and it calls wait_for_producer before
+// reading what that kernel wrote; an ordinary launch where that is not available (the wait is then a no-op).
 template <class Kernel, class... Args>
 void launch_after_producer(Kernel kernel, unsigned grid, int threads, int smem, cudaStream_t st, Args... args) {
     cudaLaunchConfig_t cfg = {};
