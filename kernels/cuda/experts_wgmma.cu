@@ -6,7 +6,7 @@
 // gatherer warps (gathered rows only; idle otherwise). An item is one expert's tile of up to 64·kWG tokens × kBN weight
 // rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token tile innermost, in
 // groups of token tiles: locate), then down, and blocks take the next number from a counter in global memory as they
-// go. The producer takes an item (the next number already while it loads the current item's last stage), locates it
+// go. The producer takes an item (the next number a few k steps before the current item's last), locates it
 // (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it fills first; for each
 // k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the
 // weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing
@@ -187,16 +187,23 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // The producer (the first warp of that warpgroup): takes items, locates each one and passes it to the consumers
     // through its first stage, and fills the ring. Lane 0 takes the numbers, writes the slots and asks TMA for the
     // tiles; the other lanes follow the same items. With gathered rows the gatherer warps copy the gate/up token tiles
-    // (rows of x through row_token) with cp.async, and lane 0 arrives for them on the stages they do not fill. It
-    // asks for the next item's number while it waits for its current item's last stage, so the atomic's round trip
-    // is off the ring's path.
+    // (rows of x through row_token) with cp.async, and lane 0 arrives for them on the stages they do not fill.
     auto producer = [&] {
         const bool lead = lane == 0, gather = a.row_token != nullptr;
-        auto take = [&] {
-            int v = 0;
-            if (lead) v = atomicAdd(a.sched, 1);
-            return first + __shfl_sync(~0u, v, 0);
+        // The next item, located while this item's stages go out (the counter's round trip and the plan's reads are
+        // off the ring's path).
+        auto prepare = [&](std::int64_t it) {
+            Next n{it, Item{0, 0, 0, false}, 0, 0};
+            if (it < last) {
+                bool g;
+                std::int64_t j;
+                order_item(order_s, it, g, j);
+                n.w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
+                n.cnt = a.counts[n.w.e], n.off = a.offsets[n.w.e];
+            }
+            return n;
         };
+        int v = 0;  // lane 0's number from the counter, read by the warp once it is needed
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
             order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
@@ -207,24 +214,20 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
         // the prologue above overlapped it; the first take waits for it (a no-op after an ordinary launch).
         wait_for_producer();
         int c = 0;
-        std::int64_t next = take();
+        if (lead) v = atomicAdd(a.sched, 1);
+        Next nx = prepare(first + __shfl_sync(~0u, v, 0));
         for (;;) {
-            const std::int64_t it = next;
+            const std::int64_t it = nx.it;
             const int s0 = c % C::kStages;
             Slot sl{-1, 0, 0, 0, 0, 0, 0};
-            if (it < last) {  // the plan's reads are in flight while the first stage is freed
-                bool g;
-                std::int64_t j;
-                order_item(order_s, it, g, j);
-                const Item w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
+            if (it < last)
                 sl = Slot{it,
-                          w.e,
-                          w.nt,
-                          w.mt,
-                          min(C::kBM, a.counts[w.e] - w.mt * C::kBM),
-                          a.offsets[w.e] + w.mt * C::kBM,
-                          int(w.gated)};
-            }
+                          nx.w.e,
+                          nx.w.nt,
+                          nx.w.mt,
+                          min(C::kBM, nx.cnt - nx.w.mt * C::kBM),
+                          nx.off + nx.w.mt * C::kBM,
+                          int(nx.w.gated)};
             // The gatherers read the item's tokens while the stage is freed (they wait for it themselves).
             const bool gathered = gather && it < last && sl.gated;
             if (lead && gathered) post(Gather{sl.row0, sl.ntok, c, 0});
@@ -292,10 +295,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (tr) tr[2] = global_ns();
             }
             if (early == 0 && lead) stage_slot[s0] = sl;  // (else written before the stage's first arrival, as here)
+            // The next number: asked for `ahead` k steps before this item's last (its wait for h is behind it), read
+            // and located a step later, so the next item's first stage goes out as soon as the ring has room.
+            const int ask = max(0, nk - a.ahead), read = min(nk - 1, ask + 1);
             for (int kt = 0; kt < nk; ++kt, ++c) {
-                // The next number, taken one stage before this item's loads are all out (its wait for h is behind
-                // it): the atomic's round trip overlaps the last stage's wait, and the number is held one stage longer.
-                if (kt == nk - 1) next = take();
+                if (kt == ask && lead) v = atomicAdd(a.sched, 1);
+                if (kt == read) nx = prepare(first + __shfl_sync(~0u, v, 0));
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
                     continue;
@@ -573,6 +578,10 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
+    // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
+    // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
+    q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8);
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it

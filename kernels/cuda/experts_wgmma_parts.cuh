@@ -65,6 +65,14 @@ struct Slot {
     int gated;
 };
 
+// The producer's next item, located ahead of its first stage: its number, its place, and its expert's tokens and first
+// row (their reads in flight until the item is handed over).
+struct Next {
+    std::int64_t it;
+    Item w;
+    int cnt, off;
+};
+
 // A gate/up item whose token rows are gathered (nopack), as the producer hands it to the gatherer warps: its first
 // row in row_token, its tokens and the ring position of its first stage; `end`: no more items.
 struct Gather {
@@ -177,6 +185,7 @@ struct Args {
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
+    int ahead;      // the producer takes the next item this many k steps before an item's last (MOELAB_WGMMA_AHEAD)
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -353,6 +362,7 @@ struct Call {
     int early = -1;
     bool short_box = true;
     bool snake = false;
+    int ahead = 1;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
@@ -396,7 +406,8 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 q.x,
                 q.xp ? nullptr : q.row_token,
                 int(q.short_box),
-                int(q.snake)};
+                int(q.snake),
+                q.ahead};
 }
 
 }  // namespace moe::gpu::wgmma_parts
