@@ -121,7 +121,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // (lane 0); a partial one is copied by the warp, row by row up to the expert's tokens (a TMA box would overwrite
     // the next expert's rows). After its last round a gate/up tile counts itself done.
     auto storer = [&] {
-        wait_for_producer();  // (its counts come after the reset)
         for (int ep = 0;; ++ep) {
             const int buf = ep & 1;
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
@@ -172,7 +171,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
     // item done once every consumer thread has handed it over after its stores (each arrival on `staged` releases the
     // thread's stores to this warp, and the fence, microseconds under load, makes them visible before the count).
     auto releaser = [&] {
-        wait_for_producer();
         for (int ep = 0;; ++ep) {
             const int buf = ep & 1;
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
@@ -213,19 +211,23 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                                       : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         // The counters are zeroed by the kernel launched just before this one (reset_sched_kernel, programmatically):
-        // the prologue above overlapped it, and so does the block's first item where it is its own (blockIdx.x, the
-        // counter then numbering from the grid on: MOELAB_WGMMA_OWN_FIRST). The first take and the first read of a
-        // count wait for it (a no-op after an ordinary launch).
-        bool zeroed = false;
-        auto counters = [&] { zeroed = zeroed || (wait_for_producer(), true); };
-        const std::int64_t numbered = first + (a.own_first ? std::int64_t(gridDim.x) : 0);
-        if (!a.own_first) counters(), v = lead ? atomicAdd(a.sched, 1) : 0;
+        // the prologue above overlapped it; the first take waits for it (a no-op after an ordinary launch).
+        wait_for_producer();
         int c = 0;
-        Next nx = prepare(a.own_first ? first + blockIdx.x : numbered + __shfl_sync(~0u, v, 0));
+        if (lead) v = atomicAdd(a.sched, 1);
+        Next nx = prepare(first + __shfl_sync(~0u, v, 0));
         for (;;) {
             const std::int64_t it = nx.it;
             const int s0 = c % C::kStages;
-            const Slot sl = it < last ? nx.slot(C::kBM) : Slot{-1, 0, 0, 0, 0, 0, 0};
+            Slot sl{-1, 0, 0, 0, 0, 0, 0};
+            if (it < last)
+                sl = Slot{it,
+                          nx.w.e,
+                          nx.w.nt,
+                          nx.w.mt,
+                          min(C::kBM, nx.cnt - nx.w.mt * C::kBM),
+                          nx.off + nx.w.mt * C::kBM,
+                          int(nx.w.gated)};
             // The gatherers read the item's tokens while the stage is freed (they wait for it themselves).
             const bool gathered = gather && it < last && sl.gated;
             if (lead && gathered) post(Gather{sl.row0, sl.ntok, c, 0});
@@ -272,7 +274,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
-                counters();
                 const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
@@ -298,8 +299,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             // and located a step later, so the next item's first stage goes out as soon as the ring has room.
             const int ask = max(0, nk - a.ahead), read = min(nk - 1, ask + 1);
             for (int kt = 0; kt < nk; ++kt, ++c) {
-                if (kt == ask) counters(), v = lead ? atomicAdd(a.sched, 1) : 0;
-                if (kt == read) nx = prepare(numbered + __shfl_sync(~0u, v, 0));
+                if (kt == ask && lead) v = atomicAdd(a.sched, 1);
+                if (kt == read) nx = prepare(first + __shfl_sync(~0u, v, 0));
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
                     continue;
@@ -581,7 +582,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
     // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
     q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8);
-    q.own_first = env_choice("MOELAB_WGMMA_OWN_FIRST", {0, 1}, 0) == 1;
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
     // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
     // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it

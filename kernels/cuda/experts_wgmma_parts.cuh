@@ -71,9 +71,6 @@ struct Next {
     std::int64_t it;
     Item w;
     int cnt, off;
-    __device__ Slot slot(int bm) const {
-        return Slot{it, w.e, w.nt, w.mt, min(bm, cnt - w.mt * bm), off + w.mt * bm, int(w.gated)};
-    }
 };
 
 // A gate/up item whose token rows are gathered (nopack), as the producer hands it to the gatherer warps: its first
@@ -189,7 +186,6 @@ struct Args {
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many k steps before an item's last (MOELAB_WGMMA_AHEAD)
-    int own_first;  // a block's first item is blockIdx.x, the counter's numbers come after the grid's
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -367,7 +363,6 @@ struct Call {
     bool short_box = true;
     bool snake = false;
     int ahead = 1;
-    bool own_first = false;
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
@@ -412,8 +407,7 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 q.xp ? nullptr : q.row_token,
                 int(q.short_box),
                 int(q.snake),
-                q.ahead,
-                int(q.own_first)};
+                q.ahead};
 }
 
 }  // namespace moe::gpu::wgmma_parts
