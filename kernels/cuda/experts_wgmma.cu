@@ -9,7 +9,7 @@
 // go. The producer takes an item (the next number a few k steps before the current item's last), locates it
 // (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it fills first; for each
 // k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the
-// weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, in two halves), completing
+// weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, one request), completing
 // the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come through cp.async instead: the producer
 // posts each gate/up item to the gatherer warps, whose 64 lanes copy the token tile's rows of x (row_token) into the
 // same swizzled layout, each lane's arrival on `full` waiting for its copies (the producer arrives for them on the
@@ -30,8 +30,7 @@
 // item waits for e's count (acquire) before its first load of h; if it has to wait, it first fills the ring's free
 // stages with its weight tiles (they do not depend on h), and asks for the h tiles after. Items are taken in number
 // order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
-// many blocks are resident. The down items of the first experts fill the gate/up tail, and the two GEMMs need one
-// launch.
+// many blocks are resident. The down items of the first experts fill the gate/up tail: the GEMMs are one launch.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -253,7 +252,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 ma = sl.gated ? &boxes.x[b] : &boxes.h[b];
                 a_bytes = 16 * (b + 1) * kBK * 2;
             }
-            // gate/up: the kBN/2 gate rows, then the matching up rows; down: kBN rows of w2 in two halves
+            // gate/up: the kBN/2 gate rows, then the matching up rows (a 3-D box: e's halves are 2e and 2e + 1); down:
+            // kBN rows of w2. One request, or (one_box off) two of half a tile each.
             const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
             const int second = sl.gated ? a.ffn : kBN / 2;
             // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
@@ -262,8 +262,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
-                tma_load_2d(sb, mb, full, kt * kBK, w0);
-                tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                if (a.one_box && sl.gated)
+                    tma_load_3d(sb, mb, full, kt * kBK, sl.nt * (kBN / 2), 2 * sl.e);
+                else
+                    tma_load_2d(sb, mb, full, kt * kBK, w0);
+                if (!a.one_box) tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
             // Stage c's token tile (gathered: the gatherer warps copy it).
             auto load_a = [&](int kt, int cc) {
@@ -582,10 +585,11 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
     // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
     q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8);
+    // A stage's weight tile in one TMA request, not two: an SM streams more bytes in fewer, larger ones (RESULTS.md)
+    q.one_box = env_choice("MOELAB_WGMMA_ONEBOX", {0, 1}, 1) == 1;
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
-    // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down):
-    // the classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7 without; on S1 (F < d) it
-    // measured 1-3% slower (kernels/bench/RESULTS.md)
+    // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down): the
+    // classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7; on S1 (F < d) 1-3% slower
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);

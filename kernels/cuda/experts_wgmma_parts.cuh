@@ -186,6 +186,7 @@ struct Args {
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many k steps before an item's last (MOELAB_WGMMA_AHEAD)
+    int one_box;    // a stage's weight tile is one TMA request (Call::one_box; the maps match)
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -346,6 +347,23 @@ inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int bo
     return m;
 }
 
+// w1 [experts · 2F, d] as 3-D (d, F, 2·experts) read in boxes of 64 columns × box_rows rows × 2: a gate tile and the
+// matching up tile (coordinates (k, first row, 2e)) in one TMA request, with the 128-byte swizzle. Rows past F are
+// zero-filled.
+inline CUtensorMap gate_up_map(const bf16_t* p, int experts, int ffn, int hidden, int box_rows) {
+    CUtensorMap m{};
+    const cuuint64_t dims[3] = {cuuint64_t(hidden), cuuint64_t(ffn), cuuint64_t(2) * experts};
+    const cuuint64_t strides[2] = {cuuint64_t(hidden) * 2, cuuint64_t(hidden) * 2 * ffn};
+    const cuuint32_t box[3] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2};
+    const cuuint32_t elem[3] = {1, 1, 1};
+    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16_t*>(p), dims, strides, box,
+                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    MOE_ASSERT(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (" << int(r) << ") for w1 of " << experts
+                                                                    << " experts, F = " << ffn << ", d = " << hidden);
+    return m;
+}
+
 // The pointers and sizes of one call, and how it runs (experts_wgmma.cu's launches).
 struct Call {
     const bf16_t *xp, *x;  // packed rows, or (xp null) x gathered through row_token
@@ -363,10 +381,12 @@ struct Call {
     bool short_box = true;
     bool snake = false;
     int ahead = 1;
+    bool one_box = true;  // a stage's weight tile in one TMA request (MOELAB_WGMMA_ONEBOX=0: two, half a tile each)
 };
 
-// The tensor maps of one call for tiles of bm tokens × bn weight rows. Weight boxes of half a tile: the gate or the up
-// rows, or half of w2's rows. h and y: boxes of bm rows, which the output tiles are stored as. Gathered rows (no xp): a
+// The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box: the gate rows and the
+// matching up rows (gate_up_map), or bn rows of w2 (with one_box off, boxes of half a tile: the gate or the up rows,
+// or half of w2's rows). h and y: boxes of bm rows, which the output tiles are stored as. Gathered rows (no xp): a
 // box of one row of x, only for the one that says there are no more items.
 struct Maps {
     CUtensorMap x, w1, h, w2, y;
@@ -375,9 +395,10 @@ struct Maps {
 inline Maps make_maps(const Call& q, int bm, int bn) {
     Maps m{};
     m.x = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
-    m.w1 = tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, bn / 2);
+    m.w1 = q.one_box ? gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2)
+                     : tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, bn / 2);
     m.h = tile_map(q.h, q.max_rows, q.ffn, bm);
-    m.w2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, bn / 2);
+    m.w2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, q.one_box ? bn : bn / 2);
     m.y = tile_map(q.y, q.max_rows, q.hidden, bm);
     if (q.short_box)
         for (int i = 0; 16 * (i + 1) < bm; ++i) {
@@ -407,7 +428,8 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 q.xp ? nullptr : q.row_token,
                 int(q.short_box),
                 int(q.snake),
-                q.ahead};
+                q.ahead,
+                int(q.one_box)};
 }
 
 }  // namespace moe::gpu::wgmma_parts

@@ -91,6 +91,15 @@ __device__ __forceinline__ void tma_load_2d(unsigned dst, const CUtensorMap* map
         "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
         : "memory");
 }
+// The same for a 3-D map (c2: the outermost coordinate).
+__device__ __forceinline__ void tma_load_3d(unsigned dst, const CUtensorMap* map, unsigned bar, int c0, int c1,
+                                            int c2) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+        "[%5];\n" ::"r"(dst),
+        "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+        : "memory");
+}
 // The 2-D box at (c0, c1) of `map` from shared memory at src (the same layout a load would write), in this thread's
 // bulk async-group; the parts of the box past the tensor's edges are not written.
 __device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, unsigned src, int c0, int c1) {
