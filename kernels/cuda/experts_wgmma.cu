@@ -1,36 +1,32 @@
 // The wgmma expert FFN (experts_wgmma.cuh): one persistent launch of a warp-specialised grouped GEMM for Hopper that
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
-// (kernels/CMakeLists.txt).
+// (kernels/CMakeLists.txt). The whole design, with what was measured for each part: kernels/bench/RESULTS.md.
 //
 // A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two
 // gatherer warps (gathered rows only; idle otherwise). An item is one expert's tile of up to 64·kWG tokens × kBN weight
 // rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token tile innermost, in
-// groups of token tiles: locate), then down, and blocks take the next number from a counter in global memory as they
-// go. The producer takes an item (the next number a few k steps before the current item's last), locates it
-// (expert, tiles, tokens, first row) and hands that to the consumers in the slot of the stage it fills first; for each
-// k step of 64 it waits for a free stage of the ring, then asks TMA for the token tile (A: packed x, or h) and the
-// weight tile (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2, one request), completing
-// the stage's `full` barrier. Gathered rows (nopack: no packed copy of x) come through cp.async instead: the producer
-// posts each gate/up item to the gatherer warps, whose 64 lanes copy the token tile's rows of x (row_token) into the
-// same swizzled layout, each lane's arrival on `full` waiting for its copies (the producer arrives for them on the
-// stages they skip); the consumers fence the proxies before their MMAs read them. Each consumer warpgroup waits on
-// `full`, issues four wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the
-// previous stage through its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c +
-// kBN/2 are in the same thread; hardware bf16 conversions and the hardware tanh) or y from the accumulators. With
-// kStaged the tile goes into a swizzled tile in shared memory and the storer writes it out while the consumers go on
-// with the next item's MMAs: TMA stores for a full token tile, the warp's own stores of the rows below the expert's
-// tokens for a partial one (a TMA box would overwrite the next expert's rows); without, the consumers store from
-// registers. The ring runs on across items, so the next item's loads overlap this item's last MMAs and epilogue. With 2
-// consumer warpgroups the consumers take 216 registers a thread and the producer warpgroup 72 (setmaxnreg; ptxas allots
-// 168 by warpgroup), for a 128 × 256 tile's 128 accumulators.
+// groups of token tiles: locate), then down, and blocks take the next number from a counter in global memory. The
+// producer takes an item a few k steps before the current item's last, locates it (expert, tiles, tokens, first row)
+// and hands that to the consumers in the slot of the stage it fills first; for each stage (kKS k steps of 64) it waits
+// for a free stage of the ring, then asks TMA for the token tiles (A: packed x, or h) and the weight tiles (B: kBN/2
+// gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2), one request each, completing the stage's `full`
+// barrier. Gathered rows (nopack) come through cp.async instead: the gatherer warps copy the token tile's rows of x
+// (row_token) into the same swizzled layout, each lane's arrival on `full` waiting for its copies; the consumers fence
+// the proxies before their MMAs read them. Each consumer warpgroup waits on `full`, issues wgmma.m64n{kBN}k16 from the
+// stage (64 tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The
+// epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16
+// conversions and tanh) or y from the accumulators. With kStaged the tile goes through shared memory and the storer
+// writes it out while the consumers go on with the next item's MMAs (TMA stores for a full token tile, the warp's own
+// stores of the rows below the expert's tokens for a partial one); without, the consumers store from registers. The
+// ring runs on across items. With 2 consumer warpgroups setmaxnreg gives the consumers 216 registers a thread and the
+// producer warpgroup 72, for a 128 × 256 tile's 128 accumulators.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
-// consumer thread has handed the item over, so the fence is not on the consumers' path), and the producer of a down
-// item waits for e's count (acquire) before its first load of h; if it has to wait, it first fills the ring's free
-// stages with its weight tiles (they do not depend on h), and asks for the h tiles after. Items are taken in number
+// consumer thread has handed the item over), and the producer of a down item waits for e's count (acquire) before its
+// first load of h; while it waits, it fills the ring's free stages with its weight tiles. Items are taken in number
 // order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
-// many blocks are resident. The down items of the first experts fill the gate/up tail: the GEMMs are one launch.
+// many blocks are resident.
 //
 // Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
 // computed and never stored; K past d or F is zero-filled by TMA.
@@ -60,14 +56,14 @@ using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
 
-template <int kWG, int kBN, bool kStaged>
-__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
+template <int kWG, int kBN, bool kStaged, int kKS>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
                      const __grid_constant__ CUtensorMap map_y, const __grid_constant__ ShortBoxes boxes,
                      const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN, kStaged>;
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[32];
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
@@ -235,7 +231,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 if (lead) {    // step is (one box of x through TMA)
                     stage_slot[s0] = sl;
                     mbar_arrive_expect_tx(bars + 8 * s0, gather ? 128 : C::kABytes);  // gathered: a box of a row
-                    tma_load_2d(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
+                    load_k_tiles<kKS>(base + s0 * C::kStageBytes, &map_x, bars + 8 * s0, 0, 0);
                     if (gather) mbar_arrive_count(bars + 8 * s0, kGatherLanes), post(Gather{0, 0, 0, 1});
                 }
                 return;
@@ -244,13 +240,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
-            const int K = sl.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK;
+            const int K = sl.gated ? a.hidden : a.ffn, nk = (K + C::kStepK - 1) / C::kStepK;
             // A partial token tile: a box of its tokens rounded up to 16 rows
             int a_bytes = C::kABytes;
             if (a.short_box && !gathered && sl.ntok <= C::kBM - 16) {
                 const int b = (sl.ntok - 1) / 16;
                 ma = sl.gated ? &boxes.x[b] : &boxes.h[b];
-                a_bytes = 16 * (b + 1) * kBK * 2;
+                a_bytes = 16 * (b + 1) * C::kStepK * 2;
             }
             // gate/up: the kBN/2 gate rows, then the matching up rows (a 3-D box: e's halves are 2e and 2e + 1); down:
             // kBN rows of w2. One request, or (one_box off) two of half a tile each.
@@ -262,17 +258,19 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
-                if (a.one_box && sl.gated)
+                if (kKS == 2 && sl.gated)
+                    tma_load_4d(sb, mb, full, 0, sl.nt * (kBN / 2), 2 * sl.e, kt * kKS);
+                else if (a.one_box && sl.gated)
                     tma_load_3d(sb, mb, full, kt * kBK, sl.nt * (kBN / 2), 2 * sl.e);
                 else
-                    tma_load_2d(sb, mb, full, kt * kBK, w0);
+                    load_k_tiles<kKS>(sb, mb, full, kt, w0);  // (w2's rows: the same boxes)
                 if (!a.one_box) tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
             };
             // Stage c's token tile (gathered: the gatherer warps copy it).
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
                 if (gathered || !lead) return;
-                tma_load_2d(sa, ma, full, kt * kBK, sl.row0);
+                load_k_tiles<kKS>(sa, ma, full, kt, sl.row0);
                 if (gather) mbar_arrive_count(full, kGatherLanes);  // the gatherers' arrivals, on a stage they skip
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
@@ -368,7 +366,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             if (tr) tr[3] = global_ns();
             // the second warpgroup's end of MMAs and of its epilogue (words 7 and 8)
             std::uint64_t* tr2 = kWG == 2 && a.trace && tid == 128 ? a.trace + it * kTraceWords : nullptr;
-            const int K = w.gated ? a.hidden : a.ffn, nk = (K + kBK - 1) / kBK, ntok = w.ntok;
+            const int K = w.gated ? a.hidden : a.ffn, nk = (K + C::kStepK - 1) / C::kStepK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
             for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
@@ -378,6 +376,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             const bool live = !a.skip_idle || 64 * wg < ntok;
             // Gathered token tiles were written by cp.async, outside the async proxy the MMAs read through.
             const bool gathered = a.row_token != nullptr && w.gated;
+            // 16-byte units from a stage's first token tile to its second (kKS = 2): a short box (the producer's
+            // load_a) holds the two k tiles of its rows one after the other
+            const unsigned a_sub = kKS == 1                             ? 0u
+                                   : a.short_box && ntok <= C::kBM - 16 ? (ntok + 15) / 16 * 128
+                                                                        : C::kASub / 16;
             // Every k step: wait for the stage, issue its MMAs, then free the stage before it once those are done (one
             // batch stays in flight).
             auto k_steps = [&](auto gathered_c) {
@@ -389,8 +392,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
                         const unsigned la = a_lo0 + s * kStageW, lb = b_lo0 + s * kStageW;
                         wgmma_fence();
 #pragma unroll
-                        for (int k = 0; k < kBK / 16; ++k)  // +32 bytes (2 units) per k16
-                            wgmma_step<kBN>(acc, desc(la + 2 * k), desc(lb + 2 * k));
+                        for (int k = 0; k < C::kStepK / 16; ++k)  // +32 bytes (2 units) per k16 in a k tile
+                            wgmma_step<kBN>(acc, desc(la + (k / 4) * a_sub + 2 * (k % 4)),
+                                            desc(lb + (k / 4) * (C::kBSub / 16) + 2 * (k % 4)));
                         wgmma_commit();
                     }
                     wgmma_wait<1>();  // the previous step's MMAs are done: its stage is free
@@ -466,7 +470,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
             releaser();
         else if (warp == 0)
             producer();
-        else if (warp >= 2 && a.row_token)
+        else if (kKS == 1 && warp >= 2 && a.row_token)  // (gathered rows run one k step a stage)
             gather_rows<C>(a, gq, tok_g[warp - 2], bars, base, warp - 2, lane);
     } else {
         if constexpr (kWG == 2) setmaxnreg<true, 216>();
@@ -479,24 +483,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged>::kThreads, 1)
 
 // ---- host side ----
 
-// A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
-template <int kWG, int kBN, bool kStaged>
-int static_smem() {
-    static const int bytes = [] {
-        cudaFuncAttributes fa{};
-        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, wgmma_ffn_kernel<kWG, kBN, kStaged>));
-        return int(fa.sharedSizeBytes);
-    }();
-    return bytes;
-}
-
-template <int kWG, int kBN, bool kStaged>
+template <int kWG, int kBN, bool kStaged, int kKS>
 void launch_wgmma(const Call& q) {
-    using C = Cfg<kWG, kBN, kStaged>;
-    const int smem = smem_bytes<kWG, kBN, kStaged>(q.experts);
-    const int room = kSmemMax - static_smem<kWG, kBN, kStaged>();
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
+    const int smem = smem_bytes<kWG, kBN, kStaged, kKS>(q.experts);
+    const int room = kSmemMax - static_smem<wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const Maps m = make_maps(q, C::kBM, kBN);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
@@ -513,7 +506,7 @@ void launch_wgmma(const Call& q) {
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged));
+                                 " staged=" + std::to_string(int(kStaged)) + " ks=" + std::to_string(kKS);
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
     Args args = args_of(q, tbuf);
@@ -538,9 +531,12 @@ void launch_wgmma(const Call& q) {
 
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    if (q.staged && smem_bytes<kWG, kBN, true>(q.experts) + static_smem<kWG, kBN, true>() > kSmemMax)
+    if (q.staged &&
+        smem_bytes<kWG, kBN, true, 1>(q.experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1>>() > kSmemMax)
         q.staged = false;  // no room for the tile
-    q.staged ? launch_wgmma<kWG, kBN, true>(q) : launch_wgmma<kWG, kBN, false>(q);
+    if constexpr (kBN == 128)
+        if (q.ks == 2 && !q.staged) return launch_wgmma<kWG, kBN, false, 2>(q);
+    q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
 }
 
 }  // namespace
@@ -565,9 +561,8 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched, double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", {64, 128}, tokens_per_expert <= 48 ? 64 : 128);
-    // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's
-    // d = 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96 (kernels/bench/RESULTS.md); at 512
-    // 256 rows are ahead (368.0 against 381.5 µs), which batched's fallback under skew runs
+    // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's d =
+    // 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96; at 512 256 rows are ahead (RESULTS.md)
     const int bn = env_choice("MOELAB_WGMMA_BN", {128, 256}, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
@@ -575,21 +570,23 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.skip_idle = env_choice("MOELAB_WGMMA_SKIP", {0, 1}, 1) == 1;
     q.short_box = env_choice("MOELAB_WGMMA_BOX", {0, 1}, 1) == 1;
     // From 3072 tokens per expert an expert's items run in groups of 12 token tiles, every second group's weight tiles
-    // backwards, so that what the running items share fits in L2: S3 at 4096 read 103 GB from DRAM against 310 one
-    // token tile a group, 144.4 ms against 159.0; S1 and the classroom shape even (RESULTS.md, nineteenth session).
+    // backwards, so that what the running items share fits in L2 (S3 at 4096: 144.4 ms against 159.0; RESULTS.md)
     const bool long_rows = tokens_per_expert >= 3072;
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
+    // A stage's weight tile in one TMA request, not two: an SM streams more bytes in fewer, larger ones; and two k
+    // steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the ring 3-4
+    // stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail; RESULTS.md)
+    q.one_box = env_choice("MOELAB_WGMMA_ONEBOX", {0, 1}, 1) == 1;
+    const bool pairs = !q.staged && bn == 128 && xp && q.one_box && hidden % 128 == 0 && ffn % 128 == 0;
+    q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
     // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
     // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
-    q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8);
-    // A stage's weight tile in one TMA request, not two: an SM streams more bytes in fewer, larger ones (RESULTS.md)
-    q.one_box = env_choice("MOELAB_WGMMA_ONEBOX", {0, 1}, 1) == 1;
-    // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n:
-    // n of them with no margin (tests). By default where down items are the longer ones (F > d: K is F for down): the
-    // classroom shape at 512 tokens per expert 249.1-249.4 µs against 251.6-253.7; on S1 (F < d) 1-3% slower
+    q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8 / q.ks);
+    // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
+    // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);

@@ -118,14 +118,15 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     return v;
 }
 
-constexpr int kBK = 64;  // k per stage: 128 bytes of every row, one swizzle atom wide
+constexpr int kBK = 64;  // k per MMA tile: 128 bytes of every row, one swizzle atom wide
 constexpr int kSmemMax = 227 * 1024;
 constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
 
 // kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
-// the consumers store it from registers.
-template <int kWG, int kBN, bool kStaged>
+// the consumers store it from registers. kKS: k steps of 64 a stage holds (2: each box is two k tiles, one after the
+// other, so an SM asks TMA for half as many boxes of twice the bytes; where the tiles are stored from registers).
+template <int kWG, int kBN, bool kStaged, int kKS = 1>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two gatherer (or idle) ones. ptxas
@@ -134,9 +135,11 @@ struct Cfg {
     // to the consumers (setmaxnreg: 72 and 216; with 40 the producer and the storer spill, and with 56 the producer's
     // gather of x's rows).
     static constexpr int kThreads = 128 * kWG + 128;
-    static constexpr int kABytes = kBM * kBK * 2;
-    static constexpr int kBBytes = kBN * kBK * 2;
+    static constexpr int kASub = kBM * kBK * 2, kBSub = kBN * kBK * 2;  // one k tile of tokens, of weights
+    static constexpr int kABytes = kKS * kASub;                         // a stage's token tiles, then its weight tiles
+    static constexpr int kBBytes = kKS * kBSub;
     static constexpr int kStageBytes = kABytes + kBBytes;
+    static constexpr int kStepK = kKS * kBK;  // k a stage covers
     // The output tile (kBM rows × kBN columns for down, half for gate/up) is staged in rounds of 64 columns (one TMA
     // box) through two buffers, so the consumers write a round while the storer writes out the one before: 32 KB for
     // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
@@ -148,9 +151,18 @@ struct Cfg {
     static_assert(kStages >= 3, "the ring needs three stages");
 };
 
-template <int kWG, int kBN, bool kStaged>
+// The tiles of stage step kt from `row` on: a box of one k tile, or (kKS = 2, k_pair_map) of two, one after the other.
+template <int kKS>
+__device__ __forceinline__ void load_k_tiles(unsigned dst, const CUtensorMap* m, unsigned bar, int kt, int row) {
+    if constexpr (kKS == 1)
+        tma_load_2d(dst, m, bar, kt * kBK, row);
+    else
+        tma_load_3d(dst, m, bar, 0, row, kt * kKS);
+}
+
+template <int kWG, int kBN, bool kStaged, int kKS>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged>;
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
     // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
     // the tile prefix
     return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
@@ -332,36 +344,56 @@ inline PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
     return fn;
 }
 
-// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows with the 128-byte swizzle.
-inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+// A bf16 map of `rank` dimensions with the 128-byte swizzle (dims and strides as cuTensorMapEncodeTiled's).
+inline CUtensorMap swizzled_map(const bf16_t* p, cuuint32_t rank, const cuuint64_t* dims, const cuuint64_t* strides,
+                                const cuuint32_t* box) {
     CUtensorMap m{};
-    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-    const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
-    const cuuint32_t elem[2] = {1, 1};
-    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<bf16_t*>(p), dims, strides, box,
-                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+    const cuuint32_t elem[4] = {1, 1, 1, 1};
+    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, rank, const_cast<bf16_t*>(p), dims, strides,
+                                   box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    MOE_ASSERT(r == CUDA_SUCCESS,
-               "cuTensorMapEncodeTiled failed (" << int(r) << ") for a " << rows << " × " << cols << " bf16 matrix");
+    MOE_ASSERT(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (" << int(r) << ") for a rank-" << rank << " map of "
+                                                                    << dims[0] << " × " << dims[1] << " bf16");
     return m;
 }
 
-// w1 [experts · 2F, d] as 3-D (d, F, 2·experts) read in boxes of 64 columns × box_rows rows × 2: a gate tile and the
-// matching up tile (coordinates (k, first row, 2e)) in one TMA request, with the 128-byte swizzle. Rows past F are
-// zero-filled.
-inline CUtensorMap gate_up_map(const bf16_t* p, int experts, int ffn, int hidden, int box_rows) {
-    CUtensorMap m{};
-    const cuuint64_t dims[3] = {cuuint64_t(hidden), cuuint64_t(ffn), cuuint64_t(2) * experts};
-    const cuuint64_t strides[2] = {cuuint64_t(hidden) * 2, cuuint64_t(hidden) * 2 * ffn};
+// A row-major bf16 matrix [rows, cols] read in boxes of 64 columns × box_rows rows.
+inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)}, strides[1] = {cuuint64_t(cols) * 2};
+    const cuuint32_t box[2] = {cuuint32_t(kBK), cuuint32_t(box_rows)};
+    return swizzled_map(p, 2, dims, strides, box);
+}
+
+// w1 [experts · 2F, d] as (d, F, 2·experts), read in boxes of 64 columns × box_rows rows × 2: a gate tile and the
+// matching up tile (coordinates (k, first row, 2e)) in one TMA request. Rows past F are zero-filled. With ks = 2,
+// (64, F, 2·experts, d / 64) instead, the last dimension 128 bytes apart (k tiles; d % 128 == 0), in boxes of two k
+// tiles (coordinates (0, first row, 2e, k / 64)).
+inline CUtensorMap gate_up_map(const bf16_t* p, int experts, int ffn, int hidden, int box_rows, int ks) {
+    const cuuint64_t dims[4] = {cuuint64_t(ks == 1 ? hidden : kBK), cuuint64_t(ffn), cuuint64_t(2) * experts,
+                                cuuint64_t(hidden / kBK)};
+    const cuuint64_t strides[3] = {cuuint64_t(hidden) * 2, cuuint64_t(hidden) * 2 * ffn, kBK * 2};
+    const cuuint32_t box[4] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2, 2};
+    return swizzled_map(p, ks == 1 ? 3 : 4, dims, strides, box);
+}
+
+// A row-major [rows, cols] matrix (cols % 128 == 0) as (64, rows, cols / 64), the last dimension 128 bytes apart, in
+// boxes of box_rows rows × two k tiles (coordinates (0, row, k / 64)): a stage of two k steps in one request.
+inline CUtensorMap k_pair_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+    const cuuint64_t dims[3] = {kBK, cuuint64_t(rows), cuuint64_t(cols / kBK)};
+    const cuuint64_t strides[2] = {cuuint64_t(cols) * 2, kBK * 2};
     const cuuint32_t box[3] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2};
-    const cuuint32_t elem[3] = {1, 1, 1};
-    const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16_t*>(p), dims, strides, box,
-                                   elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    MOE_ASSERT(r == CUDA_SUCCESS, "cuTensorMapEncodeTiled failed (" << int(r) << ") for w1 of " << experts
-                                                                    << " experts, F = " << ffn << ", d = " << hidden);
-    return m;
+    return swizzled_map(p, 3, dims, strides, box);
+}
+
+// A kernel's static shared memory (its barriers' slots and the like), which the dynamic part leaves room for.
+template <auto kKernel>
+int static_smem() {
+    static const int bytes = [] {
+        cudaFuncAttributes fa{};
+        MOE_CUDA_CHECK(cudaFuncGetAttributes(&fa, kKernel));
+        return int(fa.sharedSizeBytes);
+    }();
+    return bytes;
 }
 
 // The pointers and sizes of one call, and how it runs (experts_wgmma.cu's launches).
@@ -382,6 +414,7 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool one_box = true;  // a stage's weight tile in one TMA request (MOELAB_WGMMA_ONEBOX=0: two, half a tile each)
+    int ks = 1;           // k steps a stage holds (Cfg's kKS): 2 needs packed rows, one_box and d, F % 128 == 0
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box: the gate rows and the
@@ -394,16 +427,20 @@ struct Maps {
 };
 inline Maps make_maps(const Call& q, int bm, int bn) {
     Maps m{};
-    m.x = q.xp ? tile_map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
-    m.w1 = q.one_box ? gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2)
+    // a token or weight matrix in boxes of `rows` rows of one k tile, or (ks = 2) of two
+    auto map = [&](const bf16_t* p, std::int64_t r, int cols, int rows) {
+        return q.ks == 2 ? k_pair_map(p, r, cols, rows) : tile_map(p, r, cols, rows);
+    };
+    m.x = q.xp ? map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
+    m.w1 = q.one_box ? gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2, q.ks)
                      : tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, bn / 2);
-    m.h = tile_map(q.h, q.max_rows, q.ffn, bm);
-    m.w2 = tile_map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, q.one_box ? bn : bn / 2);
+    m.h = map(q.h, q.max_rows, q.ffn, bm);
+    m.w2 = map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, q.one_box ? bn : bn / 2);
     m.y = tile_map(q.y, q.max_rows, q.hidden, bm);
     if (q.short_box)
         for (int i = 0; 16 * (i + 1) < bm; ++i) {
-            if (q.xp) m.boxes.x[i] = tile_map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
-            m.boxes.h[i] = tile_map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
+            if (q.xp) m.boxes.x[i] = map(q.xp, q.max_rows, q.hidden, 16 * (i + 1));
+            m.boxes.h[i] = map(q.h, q.max_rows, q.ffn, 16 * (i + 1));
         }
     return m;
 }

@@ -138,8 +138,9 @@ TEST(GpuExperts, PerExpertCallsMatchTheReferenceChainedOrNot) {
 
 // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two), both weight tiles (128
 // or 256 rows), in one launch or two, with full token tiles stored through shared memory (TMA) or from registers,
-// and with packed rows (TMA) or x's rows gathered through row_token (cp.async); it runs where the device is sm_90
-// and d and F are multiples of 8, else mid does. Small enough to run under compute-sanitizer's racecheck (only
+// and with packed rows (TMA) or x's rows gathered through row_token (cp.async), one k step a stage or (tiles stored
+// from registers, 128 weight rows, d and F multiples of 128) two; it runs where the device is sm_90 and d and F are
+// multiples of 8, else mid does. Small enough to run under compute-sanitizer's racecheck (only
 // wgmma's kernels run).
 TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     MOE_REQUIRE_GPU();
@@ -151,6 +152,7 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         {300, 8, 2, 520, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 264},      // ~75 tokens per expert
         {300, 3, 2, 131, "uniform", 0, moe::DropPolicy::TokenOrder, 2, 77},       // odd d and F: mid runs
         {1024, 8, 2, 1032, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 8, 712},   // several token tiles
+        {300, 8, 2, 256, "zipf:1.2", 0, moe::DropPolicy::TokenOrder, 1, 384},  // d, F % 128 == 0: two k steps a stage
     };
     struct WgConfig {
         const char *tile, *bn, *fused, *epi;  // fused "1": one launch for both GEMMs, "0": two; epi "1": TMA stores
@@ -158,6 +160,7 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
         const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
+        const char* ks = "";     // MOELAB_WGMMA_KS "1": one k step a stage where two is the default
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -166,25 +169,37 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         FfnCase f(c, seed);
         const bool wg_runs = moe::gpu::wgmma_available() && c.d % 8 == 0 && c.F % 8 == 0;
         for (std::int64_t hint : {std::int64_t(c.E), std::int64_t(40) * c.E, std::int64_t(200) * c.E})
-            for (const WgConfig& w :
-                 {WgConfig{"64", "256", "1", "1"}, WgConfig{"64", "128", "1", "1"}, WgConfig{"128", "256", "1", "1"},
-                  WgConfig{"128", "128", "1", "1"}, WgConfig{"64", "256", "0", "1"}, WgConfig{"128", "256", "0", "1"},
-                  WgConfig{"64", "256", "1", "0"}, WgConfig{"128", "256", "1", "0"},
-                  WgConfig{"128", "256", "1", "1", "1"}, WgConfig{"64", "128", "1", "1", "2"},
-                  WgConfig{"128", "256", "1", "1", "", "3"}, WgConfig{"64", "128", "1", "1", "", "8"},
-                  WgConfig{"128", "256", "1", "1", "", "0"}, WgConfig{"128", "256", "1", "1", "", "", "0"},
-                  WgConfig{"64", "128", "1", "0", "", "", "0"}, WgConfig{"128", "256", "1", "1", "2", "", "", "1"},
-                  WgConfig{"64", "128", "1", "1", "1", "", "", "1"}}) {
+            for (const WgConfig& w : {WgConfig{"64", "256", "1", "1"},
+                                      WgConfig{"64", "128", "1", "1"},
+                                      WgConfig{"128", "256", "1", "1"},
+                                      WgConfig{"128", "128", "1", "1"},
+                                      WgConfig{"64", "256", "0", "1"},
+                                      WgConfig{"128", "256", "0", "1"},
+                                      WgConfig{"64", "256", "1", "0"},
+                                      WgConfig{"128", "256", "1", "0"},
+                                      WgConfig{"128", "256", "1", "1", "1"},
+                                      WgConfig{"64", "128", "1", "1", "2"},
+                                      WgConfig{"128", "256", "1", "1", "", "3"},
+                                      WgConfig{"64", "128", "1", "1", "", "8"},
+                                      WgConfig{"128", "256", "1", "1", "", "0"},
+                                      WgConfig{"128", "256", "1", "1", "", "", "0"},
+                                      WgConfig{"64", "128", "1", "0", "", "", "0"},
+                                      WgConfig{"128", "256", "1", "1", "2", "", "", "1"},
+                                      WgConfig{"64", "128", "1", "1", "1", "", "", "1"},
+                                      WgConfig{"64", "128", "1", "0"},
+                                      WgConfig{"128", "128", "1", "0"},
+                                      WgConfig{"128", "128", "0", "0"},
+                                      WgConfig{"64", "128", "1", "0", "", "", "", "", "1"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
                     o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box),
-                    s_env("MOELAB_WGMMA_SNAKE", w.snake);
+                    s_env("MOELAB_WGMMA_SNAKE", w.snake), k_env("MOELAB_WGMMA_KS", w.ks);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', snake '" + w.snake + "', hint " + std::to_string(hint) +
+                                 "', snake '" + w.snake + "', ks '" + w.ks + "', hint " + std::to_string(hint) +
                                  (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
