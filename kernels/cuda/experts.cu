@@ -328,7 +328,6 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 }
 
 ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, bool packed, std::int64_t max_tokens) {
-    (void)ffn;
     const double tpe = tokens_per_expert;
     // Measured on the H200 (kernels/bench/RESULTS.md, the expert sweeps of 2026-11-29 and -30). For d > 2048 wgmma
     // from decode's sizes up: at 1 token per expert S1 319.7 µs against decode's 331.2 and S3 3,403 against 3,432;
@@ -353,9 +352,12 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // count (max_tokens, from the host plan) mid runs only when it fits one tile. Against cuBLAS (2026-11-30 04:31 and
     // 06:00) wgmma took 90.4, 91.6, 100.8 and 107.6 µs at 32, 48, 64 and 96 tokens per expert against batched's 94.9,
     // 100.7, 104.8 and 115.5, and 117.2, 164.2, 258.4, 459.6 and 1,857.9 at 128, 256, 512, 1024 and 4096 against
-    // batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8).
+    // batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8). Where wgmma's stages hold two k steps
+    // (packed rows, d and F multiples of 128; 2026-12-02, thirty-fourth session) it is ahead of mid from 3 tokens per
+    // expert too: at 4 77.2-77.4 µs against mid's 79.1-79.3, at 8 77.5-77.8 against 80.4.
     if (sm90 && hidden <= 2048) {
         if (tpe <= 2) return ExpertsImpl::Decode;
+        if (packed && hidden % 128 == 0 && ffn % 128 == 0) return ExpertsImpl::Wgmma;
         const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);
         return tpe <= 8 && fits ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
     }

@@ -25,19 +25,24 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(96, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
-    // small d on sm_90: decode up to 2 tokens per expert, mid up to 8 where the busiest expert fits its 32-token tile
-    // (or is not known), wgmma past that; without sm_90 decode up to 4, then mid
+    // small d on sm_90: decode up to 2 tokens per expert, then wgmma where its stages hold two k steps (packed rows,
+    // d and F multiples of 128); otherwise mid up to 8 where the busiest expert fits its 32-token tile (or is not
+    // known), wgmma past that; without sm_90 decode up to 4, then mid
     EXPECT_EQ(moe::gpu::experts_auto_choice(2, 1024, 2816, true), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, true), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(3, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false, 40), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 20), ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 60), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2776, true), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 20), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 60), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 20), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     // the classroom shape between mid's range and batched's (whose padding does not fit there)
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
@@ -70,15 +75,16 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     }
 }
 
-// Auto on the host plan reads the busiest expert's count: at 8 tokens per expert with small d it runs mid where every
-// expert fits mid's 32-token tile (uniform routing) and, on sm_90, wgmma where one expert is 20 times as popular as
-// each other (about 53 of the 128 rows); either way y matches the reference.
+// Auto on the host plan reads the busiest expert's count: at 8 tokens per expert with small d (F not a multiple of 128,
+// where wgmma's stages hold one k step) it runs mid where every expert fits mid's 32-token tile (uniform routing)
+// and, on sm_90, wgmma where one expert is 20 times as popular as each other (about 53 of the 128 rows); either way y
+// matches the reference.
 TEST(GpuExperts, AutoReadsTheBusiestExpertFromTheHostPlan) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
     const bool wg = moe::gpu::wgmma_available();
     for (const char* skew : {"uniform", "hot:20"}) {
-        const Case c{64, 16, 2, 256, skew, 0, moe::DropPolicy::TokenOrder, 1, 128};
+        const Case c{64, 16, 2, 256, skew, 0, moe::DropPolicy::TokenOrder, 1, 200};
         const std::uint64_t seed = fresh_seed();
         SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
         FfnCase f(c, seed);
