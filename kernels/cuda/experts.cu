@@ -357,7 +357,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // expert too: at 4 77.2-77.4 µs against mid's 79.1-79.3, at 8 77.5-77.8 against 80.4.
     if (sm90 && hidden <= 2048) {
         if (tpe <= 2) return ExpertsImpl::Decode;
-        if (packed && hidden % 128 == 0 && ffn % 128 == 0) return ExpertsImpl::Wgmma;
+        if (wgmma_two_k_steps(hidden, ffn, packed)) return ExpertsImpl::Wgmma;
         const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);
         return tpe <= 8 && fits ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
     }

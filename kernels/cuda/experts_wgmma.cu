@@ -579,7 +579,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the ring 3-4
     // stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail; RESULTS.md)
     q.one_box = env_choice("MOELAB_WGMMA_ONEBOX", {0, 1}, 1) == 1;
-    const bool pairs = !q.staged && bn == 128 && xp && q.one_box && hidden % 128 == 0 && ffn % 128 == 0;
+    const bool pairs = !q.staged && bn == 128 && q.one_box && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
     q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
     // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one

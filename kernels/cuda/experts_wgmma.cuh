@@ -19,6 +19,13 @@ namespace moe::gpu {
 bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* x, const void* row_token, const void* w1,
                          const void* w2, const void* h);
 
+// Whether a call's stages can hold two k steps (one TMA request of two k tiles for the tokens and one for the
+// weights), where its output tiles are stored from registers with 128-row weight tiles: packed rows, and d and F
+// multiples of 128 (the boxes hold no K tail). The engine's choice (experts_auto_choice) reads it too.
+inline bool wgmma_two_k_steps(int hidden, int ffn, bool packed) {
+    return packed && hidden % 128 == 0 && ffn % 128 == 0;
+}
+
 // h[offsets[e] + m] = bf16(silu(bf16(x_m·w1g^T))·bf16(x_m·w1u^T)), then y[offsets[e] + m] = bf16(h_m·w2^T), for
 // every kept row m < counts[e] of the packed rows xp (or, with xp null, of x's rows row_token[offsets[e] + m],
 // which the producer warp gathers with cp.async: no packed copy of x), in one launch. h: [max_rows, F] scratch;
@@ -33,8 +40,10 @@ bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* x, con
 // MOELAB_WGMMA_EPI=0|1 (1: staged output tiles), MOELAB_WGMMA_SKIP=0 (a consumer warpgroup with no tokens in its
 // rows still issues its MMAs) and MOELAB_WGMMA_GROUP=0|1|2|4|8|16|32 (an expert's items in groups of that many token
 // tiles, 0: all; default 1 from 3072 tokens per expert, else 0), MOELAB_WGMMA_BOX=0 (a partial token tile is read in
-// a box of the whole tile, not of its tokens rounded up to 16 rows). MOELAB_TRACE_ITEMS=<file> writes every item's
-// timeline of the last call (kernels/bench/trace_items.py reads it).
+// a box of the whole tile, not of its tokens rounded up to 16 rows), MOELAB_WGMMA_ONEBOX=0 (a weight tile in two TMA
+// requests of half a tile), MOELAB_WGMMA_KS=1 (one k step a stage where two would run) and MOELAB_WGMMA_AHEAD=n (the
+// next item is taken n stages before an item's last). MOELAB_TRACE_ITEMS=<file> writes every item's timeline of the
+// last call (kernels/bench/trace_items.py reads it).
 void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched, double tokens_per_expert, cudaStream_t st);

@@ -197,7 +197,7 @@ struct Args {
     const std::int32_t* row_token;
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
-    int ahead;      // the producer takes the next item this many k steps before an item's last (MOELAB_WGMMA_AHEAD)
+    int ahead;      // the producer takes the next item this many stages before an item's last (MOELAB_WGMMA_AHEAD)
     int one_box;    // a stage's weight tile is one TMA request (Call::one_box; the maps match)
 };
 
