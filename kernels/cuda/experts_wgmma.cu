@@ -116,6 +116,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     // (lane 0); a partial one is copied by the warp, row by row up to the expert's tokens (a TMA box would overwrite
     // the next expert's rows). After its last round a gate/up tile counts itself done.
     auto storer = [&] {
+        wait_for_producer();  // (its counts follow the counters' reset)
         for (int ep = 0;; ++ep) {
             const int buf = ep & 1;
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
@@ -166,6 +167,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     // item done once every consumer thread has handed it over after its stores (each arrival on `staged` releases the
     // thread's stores to this warp, and the fence, microseconds under load, makes them visible before the count).
     auto releaser = [&] {
+        wait_for_producer();
         for (int ep = 0;; ++ep) {
             const int buf = ep & 1;
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
@@ -206,11 +208,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                                       : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         // The counters are zeroed by the kernel launched just before this one (reset_sched_kernel, programmatically):
-        // the prologue above overlapped it; the first take waits for it (a no-op after an ordinary launch).
-        wait_for_producer();
+        // the first read of one waits for it (a no-op after an ordinary launch). The first item is the block's own
+        // number (a.own_first: its stages go out before that wait), or the counter's; its numbers follow the grid's.
+        bool reset = false;
+        auto settle = [&] { reset ? void() : (wait_for_producer(), void(reset = true)); };
+        const std::int64_t taken = first + (a.own_first ? gridDim.x : 0);
+        if (!a.own_first && (settle(), lead)) v = atomicAdd(a.sched, 1);
         int c = 0;
-        if (lead) v = atomicAdd(a.sched, 1);
-        Next nx = prepare(first + __shfl_sync(~0u, v, 0));
+        Next nx = prepare(a.own_first ? first + blockIdx.x : taken + __shfl_sync(~0u, v, 0));
         for (;;) {
             const std::int64_t it = nx.it;
             const int s0 = c % C::kStages;
@@ -248,11 +253,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 ma = sl.gated ? &boxes.x[b] : &boxes.h[b];
                 a_bytes = 16 * (b + 1) * C::kStepK * 2;
             }
-            // gate/up: the kBN/2 gate rows, then the matching up rows (a 3-D box: e's halves are 2e and 2e + 1); down:
-            // kBN rows of w2. One request, or (one_box off) two of half a tile each.
-            const int w0 = sl.gated ? sl.e * 2 * a.ffn + sl.nt * (kBN / 2) : sl.e * a.hidden + sl.nt * kBN;
-            const int second = sl.gated ? a.ffn : kBN / 2;
-            // Stage c's weight tile (its `full` barrier expects the token tile too, asked for with load_a).
+            // Stage c's weight tile in one request (its `full` barrier expects the token tile too, from load_a): the
+            // kBN/2 gate rows, then the matching up rows (a 3-D box: e's halves are 2e and 2e + 1), or kBN rows of w2.
             auto load_b = [&](int kt, int cc) {
                 if (!lead) return;
                 const unsigned full = bars + 8 * (cc % C::kStages);
@@ -260,11 +262,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
                 if (kKS == 2 && sl.gated)
                     tma_load_4d(sb, mb, full, 0, sl.nt * (kBN / 2), 2 * sl.e, kt * kKS);
-                else if (a.one_box && sl.gated)
+                else if (sl.gated)
                     tma_load_3d(sb, mb, full, kt * kBK, sl.nt * (kBN / 2), 2 * sl.e);
                 else
-                    load_k_tiles<kKS>(sb, mb, full, kt, w0);  // (w2's rows: the same boxes)
-                if (!a.one_box) tma_load_2d(sb + C::kBBytes / 2, mb, full, kt * kBK, w0 + second);
+                    load_k_tiles<kKS>(sb, mb, full, kt, sl.e * a.hidden + sl.nt * kBN);
             };
             // Stage c's token tile (gathered: the gatherer warps copy it).
             auto load_a = [&](int kt, int cc) {
@@ -275,6 +276,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
             if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
+                settle();
                 const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
                 if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
@@ -300,8 +302,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             // and located a step later, so the next item's first stage goes out as soon as the ring has room.
             const int ask = max(0, nk - a.ahead), read = min(nk - 1, ask + 1);
             for (int kt = 0; kt < nk; ++kt, ++c) {
-                if (kt == ask && lead) v = atomicAdd(a.sched, 1);
-                if (kt == read) nx = prepare(first + __shfl_sync(~0u, v, 0));
+                if (kt == ask && (settle(), lead)) v = atomicAdd(a.sched, 1);
+                if (kt == read) nx = prepare(taken + __shfl_sync(~0u, v, 0));
                 if (kt < early) {  // its weights are on the way already
                     load_a(kt, c);
                     continue;
@@ -340,9 +342,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
         };
         // The ring position: stage s of the ring, in its phase of parity ph. The matrix descriptors of this warpgroup's
         // token rows and of the weight tile in stage 0 are formed once; a stage, and a k16 step inside it, only add to
-        // their low words (the start address in 16-byte units, below 2^14 for any shared memory address, so no carry
-        // leaves the field). The loop does no division and no 64-bit arithmetic (seventeenth session: the consumers'
-        // samples were mostly in the k step's own instructions).
+        // their low words (the start address in 16-byte units, below 2^14 for any shared memory address: no carry
+        // leaves the field). No division and no 64-bit arithmetic in the loop (seventeenth session).
         unsigned s = 0, ph = 0;
         const std::uint64_t da0 = smem_desc(base + wg * 64 * kBK * 2), db0 = smem_desc(base + C::kABytes);
         const unsigned a_lo0 = unsigned(da0), b_lo0 = unsigned(db0), d_hi = unsigned(da0 >> 32);
@@ -366,6 +367,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             if (tr) tr[3] = global_ns();
             // the second warpgroup's end of MMAs and of its epilogue (words 7 and 8)
             std::uint64_t* tr2 = kWG == 2 && a.trace && tid == 128 ? a.trace + it * kTraceWords : nullptr;
+            auto ended = [&] { tr ? void(tr[4] = global_ns()) : void(), tr2 ? void(tr2[8] = global_ns()) : void(); };
             const int K = w.gated ? a.hidden : a.ffn, nk = (K + C::kStepK - 1) / C::kStepK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
@@ -429,8 +431,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                     unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
                     unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
-                if (tr) tr[4] = global_ns();
-                if (tr2) tr2[8] = global_ns();
+                ended();
                 continue;
             }
             // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
@@ -457,8 +458,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 }
             }
             if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
-            if (tr) tr[4] = global_ns();
-            if (tr2) tr2[8] = global_ns();
+            ended();
         }
     };
 
@@ -575,11 +575,13 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // A stage's weight tile in one TMA request, not two: an SM streams more bytes in fewer, larger ones; and two k
-    // steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the ring 3-4
-    // stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail; RESULTS.md)
-    q.one_box = env_choice("MOELAB_WGMMA_ONEBOX", {0, 1}, 1) == 1;
-    const bool pairs = !q.staged && bn == 128 && q.one_box && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
+    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the
+    // ring 3-4 stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail): an SM streams
+    // more bytes in fewer, larger TMA requests (RESULTS.md, thirty-fourth session)
+    // The first item is the block's own number, not the counter's: its stages go out before the counters' reset
+    // has landed (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
+    q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
+    const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
     q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
     // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one

@@ -198,7 +198,7 @@ struct Args {
     int short_box;  // a partial token tile is read in a box of its tokens rounded up to 16 rows (MOELAB_WGMMA_BOX)
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many stages before an item's last (MOELAB_WGMMA_AHEAD)
-    int one_box;    // a stage's weight tile is one TMA request (Call::one_box; the maps match)
+    int own_first;  // a block's first item is its own number, the counter's after it (MOELAB_WGMMA_OWN)
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -413,14 +413,14 @@ struct Call {
     bool short_box = true;
     bool snake = false;
     int ahead = 1;
-    bool one_box = true;  // a stage's weight tile in one TMA request (MOELAB_WGMMA_ONEBOX=0: two, half a tile each)
-    int ks = 1;           // k steps a stage holds (Cfg's kKS): 2 needs packed rows, one_box and d, F % 128 == 0
+    bool own_first = true;
+    int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 needs packed rows and d, F % 128 == 0
 };
 
-// The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box: the gate rows and the
-// matching up rows (gate_up_map), or bn rows of w2 (with one_box off, boxes of half a tile: the gate or the up rows,
-// or half of w2's rows). h and y: boxes of bm rows, which the output tiles are stored as. Gathered rows (no xp): a
-// box of one row of x, only for the one that says there are no more items.
+// The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box (one TMA request: an
+// SM is served requests at a rate, whatever their size; RESULTS.md): the gate rows and the matching up rows
+// (gate_up_map), or bn rows of w2. h and y: boxes of bm rows, which the output tiles are stored as. Gathered rows (no
+// xp): a box of one row of x, only for the one that says there are no more items.
 struct Maps {
     CUtensorMap x, w1, h, w2, y;
     ShortBoxes boxes;
@@ -432,10 +432,9 @@ inline Maps make_maps(const Call& q, int bm, int bn) {
         return q.ks == 2 ? k_pair_map(p, r, cols, rows) : tile_map(p, r, cols, rows);
     };
     m.x = q.xp ? map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
-    m.w1 = q.one_box ? gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2, q.ks)
-                     : tile_map(q.w1, std::int64_t(q.experts) * 2 * q.ffn, q.hidden, bn / 2);
+    m.w1 = gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2, q.ks);
     m.h = map(q.h, q.max_rows, q.ffn, bm);
-    m.w2 = map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, q.one_box ? bn : bn / 2);
+    m.w2 = map(q.w2, std::int64_t(q.experts) * q.hidden, q.ffn, bn);
     m.y = tile_map(q.y, q.max_rows, q.hidden, bm);
     if (q.short_box)
         for (int i = 0; 16 * (i + 1) < bm; ++i) {
@@ -466,7 +465,7 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 int(q.short_box),
                 int(q.snake),
                 q.ahead,
-                int(q.one_box)};
+                int(q.own_first)};
 }
 
 }  // namespace moe::gpu::wgmma_parts
