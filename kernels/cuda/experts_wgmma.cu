@@ -2,24 +2,24 @@
 // runs both GEMMs of every expert, gate/up with SiLU(gate)·up in the epilogue and down. Compiled for sm_90a only
 // (kernels/CMakeLists.txt). The whole design, with what was measured for each part: kernels/bench/RESULTS.md.
 //
-// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two
-// gatherer warps (gathered rows only; idle otherwise). An item is one expert's tile of up to 64·kWG tokens × kBN weight
-// rows of one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token tile innermost, in
-// groups of token tiles: locate), then down, and blocks take the next number from a counter in global memory. The
-// producer takes an item a few k steps before the current item's last, locates it (expert, tiles, tokens, first row)
-// and hands that to the consumers in the slot of the stage it fills first; for each stage (kKS k steps of 64) it waits
-// for a free stage of the ring, then asks TMA for the token tiles (A: packed x, or h) and the weight tiles (B: kBN/2
-// gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2), one request each, completing the stage's `full`
-// barrier. Gathered rows (nopack) come through cp.async instead: the gatherer warps copy the token tile's rows of x
-// (row_token) into the same swizzled layout, each lane's arrival on `full` waiting for its copies; the consumers fence
-// the proxies before their MMAs read them. Each consumer warpgroup waits on `full`, issues wgmma.m64n{kBN}k16 from the
-// stage (64 tokens each), keeps one batch in flight and frees the previous stage through its `empty` barrier. The
-// epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same thread; hardware bf16
-// conversions and tanh) or y from the accumulators. With kStaged the tile goes through shared memory and the storer
-// writes it out while the consumers go on with the next item's MMAs (TMA stores for a full token tile, the warp's own
-// stores of the rows below the expert's tokens for a partial one); without, the consumers store from registers. The
-// ring runs on across items. With 2 consumer warpgroups setmaxnreg gives the consumers 216 registers a thread and the
-// producer warpgroup 72, for a 128 × 256 tile's 128 accumulators.
+// A block is 1 or 2 consumer warpgroups and one more: the producer warp, the storer (or releaser) warp and two gatherer
+// warps (gathered rows only; idle otherwise). An item is one expert's tile of up to 64·kWG tokens × kBN weight rows of
+// one GEMM; the items are numbered gate/up first (expert by expert, weight tile, token tile innermost, in groups of
+// token tiles: locate), then down; a block runs its own number first, then takes the next from a counter in global
+// memory. The producer takes an item a few k steps before the current item's last, locates it (expert, tiles, tokens,
+// first row) and hands that to the consumers in the slot of the stage it fills first; for each stage (kKS k steps of
+// 64) it waits for a free stage of the ring, then asks TMA for the token tiles (A: packed x, or h) and the weight tiles
+// (B: kBN/2 gate rows and the matching kBN/2 up rows of w1, or kBN rows of w2), one request each, completing the
+// stage's `full` barrier. Gathered rows (nopack) come through cp.async instead: the gatherer warps copy the token
+// tile's rows of x (row_token) into the same swizzled layout, each lane's arrival on `full` waiting for its copies; the
+// consumers fence the proxies before their MMAs read them. Each consumer warpgroup waits on `full`, issues
+// wgmma.m64n{kBN}k16 from the stage (64 tokens each), keeps one batch in flight and frees the previous stage through
+// its `empty` barrier. The epilogue forms h = SiLU(gate)·up (gate column c and up column c + kBN/2 are in the same
+// thread; hardware bf16 conversions and tanh) or y from the accumulators. With kStaged the tile goes through shared
+// memory and the storer writes it out while the consumers go on with the next item's MMAs (TMA stores for a full token
+// tile, the warp's own stores of the rows below the expert's tokens for a partial one); without, the consumers store
+// from registers. The ring runs on across items. With 2 consumer warpgroups setmaxnreg gives the consumers 216
+// registers a thread and the producer warpgroup 72, for a 128 × 256 tile's 128 accumulators.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
 // stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
