@@ -9,7 +9,9 @@ were done (mma2, end2; 0 with one warpgroup). decode and mid have no producer: a
 start (a block's first item: when the block started), and for decode `first` is that start too. Prints where the
 call's time went: the span, each kind's durations and waits (and how far apart the two warpgroups end), how many
 SMs were busy and how fast weights streamed in each twentieth of the span (each item's weight bytes spread evenly
-over its first-stage-to-end interval), and the tail (the spread of each SM's last end).
+over its first-stage-to-end interval), the start (when each SM took its first item and when that item's first stage
+landed) and the tail (the spread of each SM's last end). The span leaves out the call's launch, the kernels' prologue
+and their end (about 8 µs of wgmma's classroom call at 64 tokens per expert: kernels/bench/RESULTS.md).
 
     python3 kernels/bench/trace_items.py trace.csv [--read-gbps 4550] [--bins 20]
 """
@@ -79,6 +81,15 @@ def main():
             print(f"           second warpgroup's MMAs end after the first's: mean {statistics.mean(lag):.2f} p10"
                   f" {pct(lag, .1):.2f} p50 {pct(lag, .5):.2f} p90 {pct(lag, .9):.2f} us; both in the epilogue mean"
                   f" {statistics.mean(idle):.2f} us")
+    # the start: when each SM took its first item, and when that item's first stage landed
+    firsts = {}
+    for r in rows:
+        if r["sm"] not in firsts or r["take"] < firsts[r["sm"]]["take"]:
+            firsts[r["sm"]] = r
+    takes = [(r["take"] - t0) / 1e3 for r in firsts.values()]
+    lands = [(r["first"] - t0) / 1e3 for r in firsts.values()]
+    print(f"each SM's first take: p50 {pct(takes, .5):.2f} max {max(takes):.2f} us; its first stage landed: min"
+          f" {min(lands):.2f} p50 {pct(lands, .5):.2f} max {max(lands):.2f} us")
     last = {}
     for r in rows:
         last[r["sm"]] = max(last.get(r["sm"], 0), r["end"])
