@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
-                if (kKS > 1 && sl.gated)
+                if (kKS == 2 && sl.gated)
                     tma_load_4d(sb, mb, full, 0, sl.nt * (kBN / 2), 2 * sl.e, kt * kKS);
                 else if (sl.gated)
                     tma_load_3d(sb, mb, full, kt * kBK, sl.nt * (kBN / 2), 2 * sl.e);
@@ -561,9 +561,9 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
                const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched, double tokens_per_expert, cudaStream_t st) {
     if (max_rows <= 0) return;
     const int tile_tokens = env_choice("MOELAB_WGMMA_TILE", {64, 128}, tokens_per_expert <= 48 ? 64 : 128);
-    // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom's d = 1024
-    // has only 4 of 256 rows an expert), 2-7% faster from 32 to 96; at 512 256 are ahead (RESULTS.md); 64: below
-    int bn = env_choice("MOELAB_WGMMA_BN", {64, 128, 256}, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
+    // 128 weight rows a tile for d <= 2048 up to 96 tokens per expert: twice the down items (the classroom shape's d =
+    // 1024 has only 4 of 256 rows an expert), 2-7% faster there from 32 to 96; at 512 256 rows are ahead (RESULTS.md)
+    const int bn = env_choice("MOELAB_WGMMA_BN", {128, 256}, hidden <= 2048 && tokens_per_expert <= 96 ? 128 : 256);
     Call q{xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1,
            w2, h, y,         sched,  true,    true,     true,    0,      st};
     q.fused = env_choice("MOELAB_WGMMA_FUSED", {0, 1}, 1) == 1;
@@ -575,16 +575,17 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
+    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the
+    // ring 3-4 stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail): an SM streams
+    // more bytes in fewer, larger TMA requests (RESULTS.md, thirty-fourth session)
+    // The first item is the block's own number, not the counter's: its stages go out before the counters' reset
+    // has landed (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
     q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
-    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers with 128-row weight tiles, for packed
-    // rows, d and F % 128 == 0: fewer, larger TMA requests (RESULTS.md, thirty-fourth session); 64-row weight tiles
-    // (64-token tiles, d and F % 256 == 0; else 128 rows) four, so that a weight tile is still one request of 32 KB
-    const bool pairs = !q.staged && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
-    if (bn == 64 && !(pairs && tile_tokens == 64 && hidden % 256 == 0 && ffn % 256 == 0)) bn = 128;
-    q.ks = bn == 64 ? 4 : pairs && bn == 128 ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
-    // The next item is taken 8 k steps before an item's last where the weights bound the size (tiles stored from
-    // registers), 4 where the FLOPs do: 1-3% faster than one step before (RESULTS.md, thirty-third session)
+    const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
+    q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
+    // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
+    // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
+    // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
     q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8 / q.ks);
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
@@ -592,7 +593,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     if (tile_tokens >= 128)
         bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
     else
-        bn == 64 ? launch_wgmma<1, 64, false, 4>(q) : bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu
