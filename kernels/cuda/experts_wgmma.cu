@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
-                if (kKS == 2 && sl.gated)
+                if (kKS > 1 && sl.gated)
                     tma_load_4d(sb, mb, full, 0, sl.nt * (kBN / 2), 2 * sl.e, kt * kKS);
                 else if (sl.gated)
                     tma_load_3d(sb, mb, full, kt * kBK, sl.nt * (kBN / 2), 2 * sl.e);
@@ -535,7 +535,8 @@ void launch_wgmma(Call q) {
         smem_bytes<kWG, kBN, true, 1>(q.experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1>>() > kSmemMax)
         q.staged = false;  // no room for the tile
     if constexpr (kBN == 128)
-        if (q.ks == 2 && !q.staged) return launch_wgmma<kWG, kBN, false, 2>(q);
+        if (q.ks > 1 && !q.staged)
+            return q.ks == 3 ? launch_wgmma<1, kBN, false, 3>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
     q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
 }
 
@@ -575,14 +576,14 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers and 128-row weight tiles leave the
-    // ring 3-4 stages, for packed rows with d and F multiples of 128 (k_pair_map's boxes hold no K tail): an SM streams
-    // more bytes in fewer, larger TMA requests (RESULTS.md, thirty-fourth session)
-    // The first item is the block's own number, not the counter's: its stages go out before the counters' reset
-    // has landed (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
+    // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
     q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
+    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers with 128-row weight tiles (a ring of
+    // 3-4), for packed rows, d and F % 128 == 0: fewer, larger TMA requests (thirty-fourth session); three with
+    // 64-token tiles up to 16 tokens per expert (3 stages of 72 KB): 0.2-1.2% faster there (thirty-sixth; RESULTS.md)
     const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
-    q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2}, 2) : 1;
+    q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2, 3}, tile_tokens == 64 && tokens_per_expert <= 16 ? 3 : 2) : 1;
+    if (q.ks == 3 && tile_tokens != 64) q.ks = 2;  // (128-token tiles: a stage of 96 KB, two in the ring)
     // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
     // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
     // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)

@@ -124,8 +124,9 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and th
 
 // kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
-// the consumers store it from registers. kKS: k steps of 64 a stage holds (2: each box is two k tiles, one after the
-// other, so an SM asks TMA for half as many boxes of twice the bytes; where the tiles are stored from registers).
+// the consumers store it from registers. kKS: k steps of 64 a stage holds (2 or 3: each box is kKS k tiles, one after
+// the other, so an SM asks TMA for fewer boxes of more bytes; where the tiles are stored from registers; 3 with
+// 64-token tiles, whose stages of 72 KB the ring holds three of in 216 KB).
 template <int kWG, int kBN, bool kStaged, int kKS = 1>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
@@ -145,13 +146,14 @@ struct Cfg {
     // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
     static constexpr int kBufBytes = kBM * 64 * 2;
     static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
-    static constexpr int kFit = (kStaged ? kSmemMax - kSmemMisc - kOutBytes : 200 * 1024) / kStageBytes;
+    static constexpr int kFit =
+        (kStaged ? kSmemMax - kSmemMisc - kOutBytes : (kKS == 3 ? 216 : 200) * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
 };
 
-// The tiles of stage step kt from `row` on: a box of one k tile, or (kKS = 2, k_pair_map) of two, one after the other.
+// The tiles of stage step kt from `row` on: a box of one k tile, or (kKS = 2, 3; k_pair_map) of kKS, one after another.
 template <int kKS>
 __device__ __forceinline__ void load_k_tiles(unsigned dst, const CUtensorMap* m, unsigned bar, int kt, int row) {
     if constexpr (kKS == 1)
@@ -365,23 +367,24 @@ inline CUtensorMap tile_map(const bf16_t* p, std::int64_t rows, int cols, int bo
 }
 
 // w1 [experts · 2F, d] as (d, F, 2·experts), read in boxes of 64 columns × box_rows rows × 2: a gate tile and the
-// matching up tile (coordinates (k, first row, 2e)) in one TMA request. Rows past F are zero-filled. With ks = 2,
-// (64, F, 2·experts, d / 64) instead, the last dimension 128 bytes apart (k tiles; d % 128 == 0), in boxes of two k
+// matching up tile (coordinates (k, first row, 2e)) in one TMA request. Rows past F are zero-filled. With ks = 2 or
+// 3, (64, F, 2·experts, d / 64) instead, the last dimension 128 bytes apart (k tiles; d % 128 == 0), in boxes of ks k
 // tiles (coordinates (0, first row, 2e, k / 64)).
 inline CUtensorMap gate_up_map(const bf16_t* p, int experts, int ffn, int hidden, int box_rows, int ks) {
     const cuuint64_t dims[4] = {cuuint64_t(ks == 1 ? hidden : kBK), cuuint64_t(ffn), cuuint64_t(2) * experts,
                                 cuuint64_t(hidden / kBK)};
     const cuuint64_t strides[3] = {cuuint64_t(hidden) * 2, cuuint64_t(hidden) * 2 * ffn, kBK * 2};
-    const cuuint32_t box[4] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2, 2};
+    const cuuint32_t box[4] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2, cuuint32_t(ks)};
     return swizzled_map(p, ks == 1 ? 3 : 4, dims, strides, box);
 }
 
 // A row-major [rows, cols] matrix (cols % 128 == 0) as (64, rows, cols / 64), the last dimension 128 bytes apart, in
-// boxes of box_rows rows × two k tiles (coordinates (0, row, k / 64)): a stage of two k steps in one request.
-inline CUtensorMap k_pair_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows) {
+// boxes of box_rows rows × ks k tiles (coordinates (0, row, k / 64)): a stage of ks k steps in one request (k tiles
+// past cols zero-filled).
+inline CUtensorMap k_pair_map(const bf16_t* p, std::int64_t rows, int cols, int box_rows, int ks) {
     const cuuint64_t dims[3] = {kBK, cuuint64_t(rows), cuuint64_t(cols / kBK)};
     const cuuint64_t strides[2] = {cuuint64_t(cols) * 2, kBK * 2};
-    const cuuint32_t box[3] = {cuuint32_t(kBK), cuuint32_t(box_rows), 2};
+    const cuuint32_t box[3] = {cuuint32_t(kBK), cuuint32_t(box_rows), cuuint32_t(ks)};
     return swizzled_map(p, 3, dims, strides, box);
 }
 
@@ -414,7 +417,7 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool own_first = true;
-    int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 needs packed rows and d, F % 128 == 0
+    int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box (one TMA request: an
@@ -427,9 +430,9 @@ struct Maps {
 };
 inline Maps make_maps(const Call& q, int bm, int bn) {
     Maps m{};
-    // a token or weight matrix in boxes of `rows` rows of one k tile, or (ks = 2) of two
+    // a token or weight matrix in boxes of `rows` rows of one k tile, or (ks = 2, 3) of ks
     auto map = [&](const bf16_t* p, std::int64_t r, int cols, int rows) {
-        return q.ks == 2 ? k_pair_map(p, r, cols, rows) : tile_map(p, r, cols, rows);
+        return q.ks > 1 ? k_pair_map(p, r, cols, rows, q.ks) : tile_map(p, r, cols, rows);
     };
     m.x = q.xp ? map(q.xp, q.max_rows, q.hidden, bm) : tile_map(q.x, q.max_rows, q.hidden, 1);
     m.w1 = gate_up_map(q.w1, q.experts, q.ffn, q.hidden, bn / 2, q.ks);

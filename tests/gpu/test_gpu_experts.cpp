@@ -139,9 +139,9 @@ TEST(GpuExperts, PerExpertCallsMatchTheReferenceChainedOrNot) {
 // wgmma from the device plan with both token tiles (64: one consumer warpgroup, 128: two), both weight tiles (128
 // or 256 rows), in one launch or two, with full token tiles stored through shared memory (TMA) or from registers,
 // and with packed rows (TMA) or x's rows gathered through row_token (cp.async), one k step a stage or (tiles stored
-// from registers, 128 weight rows, d and F multiples of 128) two; it runs where the device is sm_90 and d and F are
-// multiples of 8, else mid does. Small enough to run under compute-sanitizer's racecheck (only
-// wgmma's kernels run).
+// from registers, 128 weight rows, d and F multiples of 128) two or (64-token tiles) three, k tiles past K zero-filled;
+// it runs where the device is sm_90 and d and F are multiples of 8, else mid does. Small enough to run under
+// compute-sanitizer's racecheck (only wgmma's kernels run).
 TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
     MOE_REQUIRE_GPU();
     using moe::gpu::ExpertsImpl;
@@ -160,7 +160,7 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* early = "";  // MOELAB_WGMMA_EARLY: down items taken among the gate/up ones ("": the default)
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
         const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
-        const char* ks = "";     // MOELAB_WGMMA_KS "1": one k step a stage where two is the default
+        const char* ks = "";     // MOELAB_WGMMA_KS "1", "3": k steps a stage (the default: 3 or 2 where they run)
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -189,7 +189,9 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                                       WgConfig{"64", "128", "1", "0"},
                                       WgConfig{"128", "128", "1", "0"},
                                       WgConfig{"128", "128", "0", "0"},
-                                      WgConfig{"64", "128", "1", "0", "", "", "", "", "1"}}) {
+                                      WgConfig{"64", "128", "1", "0", "", "", "", "", "1"},
+                                      WgConfig{"64", "128", "1", "0", "", "", "", "", "3"},
+                                      WgConfig{"64", "128", "0", "0", "", "", "0", "", "3"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
