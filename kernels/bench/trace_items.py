@@ -108,6 +108,9 @@ def main():
             if hi > lo:
                 busy[b] += (hi - lo) / w
                 gbytes[b] += (hi - lo) * per_ns
+    # An item's weight bytes are spread evenly from its first stage's landing to its end: the bytes in flight before a
+    # landing count after it, so the first bins read low, and a bin can read above the ceiling.
+    print("per bin, each item's weight bytes spread from its first landing to its end (the first bins read low)")
     print(f"{'bin (us)':>16s} {'busy SMs':>9s} {'weights GB/s':>13s}" + (" % of read" if a.read_gbps else ""))
     for b in range(nb):
         rate = gbytes[b] / w  # bytes per ns = GB/s
