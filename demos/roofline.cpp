@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "demos/lesson_expr.hpp"
 #include "kernels/api.hpp"
@@ -185,6 +186,41 @@ ExpertRoofline roofline_of_experiment(const ExperimentResult& x, int hidden, int
     rl.source = x.curve.front().time.source;
     rl.notes = x.notes;
     return rl;
+}
+
+std::string targets_line(const std::vector<TargetPoint>& sizes, double min_pct, double min_ratio) {
+    if (sizes.empty()) return "";
+    int at_pct = 0, with_peer = 0, at_ratio = 0;
+    std::string short_pct, short_ratio;
+    char buf[96];
+    for (const TargetPoint& p : sizes) {
+        if (p.pct_of_roofline >= min_pct) {
+            ++at_pct;
+        } else {
+            // (two decimals where one would round up to the bar)
+            std::snprintf(buf, sizeof buf, "%s%s %.*f%%", short_pct.empty() ? "" : ", ", p.label.c_str(),
+                          std::round(p.pct_of_roofline * 10) / 10 >= min_pct ? 2 : 1, p.pct_of_roofline);
+            short_pct += buf;
+        }
+        if (p.vs_peer <= 0) continue;
+        ++with_peer;
+        if (p.vs_peer >= min_ratio) {
+            ++at_ratio;
+        } else {
+            std::snprintf(buf, sizeof buf, "%s%s %.*fx", short_ratio.empty() ? "" : ", ", p.label.c_str(),
+                          std::round(p.vs_peer * 100) / 100 >= min_ratio ? 3 : 2, p.vs_peer);
+            short_ratio += buf;
+        }
+    }
+    const int n = int(sizes.size());
+    std::snprintf(buf, sizeof buf, "%d of %d sizes at >= %g%% of the roofline", at_pct, n, min_pct);
+    std::string line = buf;
+    if (!short_pct.empty()) line += " (short: " + short_pct + ")";
+    if (with_peer == 0) return line + "; no PyTorch peer timed";
+    std::snprintf(buf, sizeof buf, "; %d of %d at >= %gx PyTorch", at_ratio, with_peer, min_ratio);
+    line += buf;
+    if (!short_ratio.empty()) line += " (short: " + short_ratio + ")";
+    return line;
 }
 
 }  // namespace demos

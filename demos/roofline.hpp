@@ -108,4 +108,15 @@ ExpertRoofline measure_roofline(const RooflineShape& s, const std::function<bool
 // expert (E = k = 1) of width d, F. Empty lines when the experiment has no curve.
 ExpertRoofline roofline_of_experiment(const ExperimentResult& x, int hidden, int ffn);
 
+// One timed size against the expert FFN's targets (PERF.md): the engine's % of its roofline and its ratio to the
+// PyTorch peer (0: no peer timed).
+struct TargetPoint {
+    std::string label;  // "classroom 8": the shape and tokens per expert
+    double pct_of_roofline = 0, vs_peer = 0;
+};
+// How many sizes reach min_pct% of their roofline and min_ratio× the peer (of those with a peer), naming the ones
+// short: "9 of 15 sizes at >= 80% of the roofline (short: classroom 1 71.7%, ...); 12 of 15 at >= 1.2x PyTorch
+// (short: S1 4096 1.14x, ...)". "" for no sizes.
+std::string targets_line(const std::vector<TargetPoint>& sizes, double min_pct = 80.0, double min_ratio = 1.2);
+
 }  // namespace demos

@@ -16,6 +16,7 @@
 #include "app/cli/bench_hooks.hpp"
 #include "app/cli/bench_nccl.hpp"
 #include "app/cli/commands.hpp"
+#include "demos/roofline.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 #if MOELAB_HAVE_CUDA
@@ -206,6 +207,7 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
         "# %-9s %6s %6s %10s %-7s | %-16s %10s %6s %8s %5s | %-14s %10s %6s %8s | %10s | %-6s %10s %6s | %-8s %6s\n",
         "shape", "tpe", "T", "roof(us)", "bound", "auto ran", "time(us)", "%roof", "vs torch", "MHz", "best variant",
         "time(us)", "%roof", "vs torch", "torch(us)", "probe", "time(us)", "%roof", "balanced", "%roof");
+    std::vector<demos::TargetPoint> targets;  // auto at each size, against PERF.md's targets
     for (const auto& key : order) {
         const auto& v = by_size[key];
         const moe::bench::Row* autorow = nullptr;
@@ -250,7 +252,11 @@ void print_experts_summary(const std::vector<moe::bench::Row>& rows, const Peer&
             any->bound.c_str(), a->variant.c_str(), a->median_ms * 1e3, a->pct_floor, vs(a).c_str(), mhz,
             best->variant.c_str(), best->median_ms * 1e3, best->pct_floor, vs(best).c_str(), torch_s, probe_s,
             balanced_s);
+        char label[64];
+        std::snprintf(label, sizeof label, "%s %.0f", any->shape.c_str(), any->tokens_per_expert);
+        targets.push_back({label, a->pct_floor, torch_ms > 0 ? torch_ms / a->median_ms : 0.0});
     }
+    std::printf("# auto against the targets (PERF.md): %s\n", demos::targets_line(targets).c_str());
 }
 
 int run_bench(const BenchArgs& a) {

@@ -149,3 +149,20 @@ TEST(Roofline, MeasuringNeedsAGpu) {
         EXPECT_EQ(e.kind(), moe::ErrorKind::NoDevice);
     }
 }
+
+// The benchmark's verdict against PERF.md's targets: counts at and above each bar, the short sizes named with their
+// numbers, sizes without a peer left out of the ratio, and nothing for nothing.
+TEST(Roofline, TargetsLineCountsAndNamesTheShortSizes) {
+    EXPECT_EQ(demos::targets_line({}), "");
+    EXPECT_EQ(demos::targets_line({{"classroom 8", 80.0, 1.2}, {"S1 1", 95.9, 1.82}}),
+              "2 of 2 sizes at >= 80% of the roofline; 2 of 2 at >= 1.2x PyTorch");
+    EXPECT_EQ(demos::targets_line({{"classroom 1", 71.66, 2.51}, {"S1 4096", 80.5, 1.139}, {"S3 512", 90.0, 0.0}}),
+              "2 of 3 sizes at >= 80% of the roofline (short: classroom 1 71.7%); 1 of 2 at >= 1.2x PyTorch (short: "
+              "S1 4096 1.14x)");
+    // a bar of one's own; a size just short is not printed as if it were at the bar
+    EXPECT_EQ(demos::targets_line({{"a 1", 50.0, 0.0}, {"a 8", 74.99, 0.0}, {"b 8", 75.0, 0.0}}, 75.0),
+              "1 of 3 sizes at >= 75% of the roofline (short: a 1 50.0%, a 8 74.99%); no PyTorch peer timed");
+    EXPECT_EQ(demos::targets_line({{"a 1", 90.0, 1.199}}),
+              "1 of 1 sizes at >= 80% of the roofline; 0 of 1 at >= 1.2x "
+              "PyTorch (short: a 1 1.199x)");
+}
