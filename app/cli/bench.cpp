@@ -4,6 +4,7 @@
 // bench_hooks.hpp (bench_extensions.cpp lists them).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "app/cli/bench_nccl.hpp"
 #include "app/cli/commands.hpp"
 #include "demos/roofline.hpp"
+#include "demos/roofline_saved.hpp"
 #include "kernels/api.hpp"
 #include "kernels/common/error.hpp"
 #if MOELAB_HAVE_CUDA
@@ -40,8 +42,41 @@ struct BenchArgs {
     int warmup = 10, repeats = 50;
     std::uint64_t seed = 1;
     std::string save, peer;
+    std::string from;    // experts: a saved sweep to summarise instead of timing (any machine)
     NcclBenchArgs nccl;  // alltoall, ep-layer: --ranks, --min-bytes, --max-bytes, --timeout
 };
+
+// `bench experts --from FILE`: a sweep saved on a GPU machine (--save), summarised on any machine: per shape and size,
+// what auto ran, its time, % of the roofline and ratio to the PyTorch peer, then the line against the targets.
+int print_saved_sweep(const std::string& path) {
+    const std::vector<demos::ExpertRoofline> set = demos::load_rooflines(path, "--from");
+    std::printf("# expert FFN sweep measured on %s (measured-gpu, saved in %s)\n", set.front().recorded.c_str(),
+                path.c_str());
+    std::printf("# %-9s %6s %10s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "roof(us)", "auto ran", "time(us)",
+                "%roof", "vs torch", "torch(us)");
+    std::vector<demos::TargetPoint> targets;
+    for (const demos::ExpertRoofline& rl : set)
+        for (const demos::RooflinePoint& p : rl.points) {
+            const double vs = p.peer_ms > 0 && p.median_ms > 0 ? p.peer_ms / p.median_ms : 0.0;
+            char vs_s[16] = "-", torch_s[24] = "-";
+            if (vs > 0) {
+                std::snprintf(vs_s, sizeof vs_s, "%.2fx", vs);
+                std::snprintf(torch_s, sizeof torch_s, "%.1f", p.peer_ms * 1e3);
+            }
+            const std::string name = rl.shape_name.empty() ? "d=" + std::to_string(rl.shape.hidden) : rl.shape_name;
+            std::printf("  %-9s %6.0f %10.1f | %-14s %10.1f %6.1f %8s | %10s\n", name.c_str(), p.tokens_per_expert,
+                        p.floor_ms * 1e3, p.impl.c_str(), p.median_ms * 1e3, p.pct_of_roofline(), vs_s, torch_s);
+            // The targets are the sweep's sizes (the file may hold the standard shapes' rows too)
+            const auto& swept = demos::roofline_sweep();
+            auto is_swept = [&](int t) { return std::abs(t - p.tokens_per_expert) < 0.5; };
+            if (std::none_of(swept.begin(), swept.end(), is_swept)) continue;
+            char label[64];
+            std::snprintf(label, sizeof label, "%s %.0f", name.c_str(), p.tokens_per_expert);
+            targets.push_back({label, p.pct_of_roofline(), vs});
+        }
+    std::printf("# auto against the targets (PERF.md), at the swept sizes: %s\n", demos::targets_line(targets).c_str());
+    return 0;
+}
 
 #if MOELAB_HAVE_CUDA
 using nlohmann::json;
@@ -383,6 +418,9 @@ void add_bench_command(CLI::App& app, Handler* selected) {
                     "Also write the JSON to FILE (an experts sweep saved so draws anywhere: moelab snapshot --view "
                     "roofline --roofline FILE, or moelab --roofline FILE)");
     cmd->add_option("--peer", args->peer, "PyTorch peer timings (JSON from kernels/bench/torch_peer.py)");
+    cmd->add_option("--from", args->from,
+                    "experts: summarise a sweep saved with --save (e.g. kernels/bench/runs/experts-sweep-h200.json) "
+                    "instead of timing one; no GPU needed");
     cmd->add_flag("--quiet,-q", args->quiet, "No progress on stderr");
     cmd->add_option("--ranks", args->nccl.ranks, "alltoall, ep-layer: GPUs (NCCL ranks); 0 = every visible GPU");
     cmd->add_option("--min-bytes", args->nccl.min_bytes, "alltoall: smallest size per rank (K, M, G suffixes)")
@@ -395,6 +433,12 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         if (x.add_options) x.add_options(*cmd);
     cmd->callback([selected, args] {
         *selected = [args]() -> int {
+            if (!args->from.empty()) {
+                if (args->what != "experts")
+                    MOE_BAD_INPUT("--from reads a saved expert FFN sweep: allowed only with 'bench experts', not '"
+                                  << args->what << "'");
+                return print_saved_sweep(args->from);
+            }
             for (const auto& x : bench_extensions()) {
                 if (args->what != x.name) continue;
                 BenchCommon c;

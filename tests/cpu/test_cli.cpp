@@ -175,6 +175,25 @@ TEST(Cli, CudaBackendWithoutGpuIsAClearRuntimeError) {
     EXPECT_EQ(nlohmann::json::parse(a.out)["backend"], "cpu");
 }
 
+// A saved expert FFN sweep read on any machine: the run of record the repository carries, every shape and size, and
+// the line against the targets; a file that is not a sweep, or --from with another stage, is bad input naming --from.
+TEST(Cli, BenchExpertsSummarisesASavedSweep) {
+    auto r = moelab(std::string("bench experts --from ") + MOELAB_SOURCE_DIR +
+                    "/kernels/bench/runs/experts-sweep-h200.json");
+    ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("measured on NVIDIA H200"), std::string::npos) << r.out;
+    for (const char* shape : {"classroom", "S1", "S3"})
+        EXPECT_NE(r.out.find(std::string("\n  ") + shape + " "), std::string::npos) << shape << "\n" << r.out;
+    EXPECT_NE(r.out.find("of 15 sizes at >= 80% of the roofline"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("of 15 at >= 1.2x PyTorch"), std::string::npos) << r.out;
+    auto bad = moelab("bench experts --from " + write_file("not-a-sweep.json", R"({"rows": []})"));
+    EXPECT_EQ(bad.rc, 2) << bad.out;
+    EXPECT_NE(bad.out.find("--from"), std::string::npos) << bad.out;
+    auto other = moelab("bench route --from " + write_file("sweep.json", "{}"));
+    EXPECT_EQ(other.rc, 2) << other.out;
+    EXPECT_NE(other.out.find("allowed only with 'bench experts'"), std::string::npos) << other.out;
+}
+
 TEST(Cli, PlanFindsTheBalancedReplicaCount) {
     auto r = moelab("plan --tokens 65536 --experts 16 --top-k 2 --json");
     ASSERT_EQ(r.rc, 0) << r.out;
