@@ -193,24 +193,21 @@ std::string targets_line(const std::vector<TargetPoint>& sizes, double min_pct, 
     int at_pct = 0, with_peer = 0, at_ratio = 0;
     std::string short_pct, short_ratio;
     char buf[96];
+    // Counts v against the bar, or names it in `list` with `digits` decimals (one more where those would round it up
+    // to the bar) and its unit.
+    auto tally = [&](double v, double bar, int& at, std::string& list, const std::string& label, int digits,
+                     const char* unit) {
+        if (v >= bar) return void(++at);
+        const double scale = std::pow(10.0, digits);
+        std::snprintf(buf, sizeof buf, "%s%s %.*f%s", list.empty() ? "" : ", ", label.c_str(),
+                      std::round(v * scale) / scale >= bar ? digits + 1 : digits, v, unit);
+        list += buf;
+    };
     for (const TargetPoint& p : sizes) {
-        if (p.pct_of_roofline >= min_pct) {
-            ++at_pct;
-        } else {
-            // (two decimals where one would round up to the bar)
-            std::snprintf(buf, sizeof buf, "%s%s %.*f%%", short_pct.empty() ? "" : ", ", p.label.c_str(),
-                          std::round(p.pct_of_roofline * 10) / 10 >= min_pct ? 2 : 1, p.pct_of_roofline);
-            short_pct += buf;
-        }
+        tally(p.pct_of_roofline, min_pct, at_pct, short_pct, p.label, 1, "%");
         if (p.vs_peer <= 0) continue;
         ++with_peer;
-        if (p.vs_peer >= min_ratio) {
-            ++at_ratio;
-        } else {
-            std::snprintf(buf, sizeof buf, "%s%s %.*fx", short_ratio.empty() ? "" : ", ", p.label.c_str(),
-                          std::round(p.vs_peer * 100) / 100 >= min_ratio ? 3 : 2, p.vs_peer);
-            short_ratio += buf;
-        }
+        tally(p.vs_peer, min_ratio, at_ratio, short_ratio, p.label, 2, "x");
     }
     const int n = int(sizes.size());
     std::snprintf(buf, sizeof buf, "%d of %d sizes at >= %g%% of the roofline", at_pct, n, min_pct);
