@@ -55,6 +55,7 @@ int print_saved_sweep(const std::string& path) {
     std::printf("# %-9s %6s %10s | %-14s %10s %6s %8s | %10s\n", "shape", "tpe", "roof(us)", "auto ran", "time(us)",
                 "%roof", "vs torch", "torch(us)");
     std::vector<demos::TargetPoint> targets;
+    const auto& swept = demos::roofline_sweep();  // the targets' sizes (the file may hold the standard shapes' too)
     for (const demos::ExpertRoofline& rl : set)
         for (const demos::RooflinePoint& p : rl.points) {
             const double vs = p.peer_ms > 0 && p.median_ms > 0 ? p.peer_ms / p.median_ms : 0.0;
@@ -66,8 +67,6 @@ int print_saved_sweep(const std::string& path) {
             const std::string name = rl.shape_name.empty() ? "d=" + std::to_string(rl.shape.hidden) : rl.shape_name;
             std::printf("  %-9s %6.0f %10.1f | %-14s %10.1f %6.1f %8s | %10s\n", name.c_str(), p.tokens_per_expert,
                         p.floor_ms * 1e3, p.impl.c_str(), p.median_ms * 1e3, p.pct_of_roofline(), vs_s, torch_s);
-            // The targets are the sweep's sizes (the file may hold the standard shapes' rows too)
-            const auto& swept = demos::roofline_sweep();
             auto is_swept = [&](int t) { return std::abs(t - p.tokens_per_expert) < 0.5; };
             if (std::none_of(swept.begin(), swept.end(), is_swept)) continue;
             char label[64];
