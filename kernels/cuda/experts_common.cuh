@@ -48,7 +48,7 @@ inline __device__ int chunk_prefix(const std::int32_t* counts, int experts, int 
             const int v = __shfl_up_sync(0xffffffffu, winc, o);
             if (lane >= o) winc += v;
         }
-        warp_sums[lane] = winc - ws;  // exclusive
+        if (lane < nthreads / 32) warp_sums[lane] = winc - ws;  // exclusive (warp_sums holds a word a warp)
     }
     __syncthreads();
     int run = warp_sums[warp] + inc - local;

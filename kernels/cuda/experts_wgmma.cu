@@ -18,18 +18,17 @@
 // thread; hardware bf16 conversions and tanh) or y from the accumulators. With kStaged the tile goes through shared
 // memory and the storer writes it out while the consumers go on with the next item's MMAs (TMA stores for a full token
 // tile, the warp's own stores of the rows below the expert's tokens for a partial one); without, the consumers store
-// from registers. The ring runs on across items. With 2 consumer warpgroups setmaxnreg gives the consumers 216
-// registers a thread and the producer warpgroup 72, for a 128 × 256 tile's 128 accumulators.
+// from registers. The ring runs on across items.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
-// stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every
-// consumer thread has handed the item over), and the producer of a down item waits for e's count (acquire) before its
-// first load of h; while it waits, it fills the ring's free stages with its weight tiles. Items are taken in number
-// order, so every gate/up item is already running or done when a down item is taken: no wait can deadlock, however
-// many blocks are resident.
+// stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every consumer
+// thread has handed the item over), and the producer of a down item waits for e's count (acquire) before its first load
+// of h; while it waits, it fills the ring's free stages with its weight tiles. Items are taken in number order, so
+// every gate/up item is already running or done when a down item is taken: no wait can deadlock, however many blocks
+// are resident.
 //
-// Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are
-// computed and never stored; K past d or F is zero-filled by TMA.
+// Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are computed
+// and never stored; K past d or F is zero-filled by TMA.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -51,7 +50,6 @@
 namespace moe::gpu {
 
 namespace {
-
 using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
@@ -65,7 +63,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using C = Cfg<kWG, kBN, kStaged, kKS>;
     extern __shared__ unsigned char smem_raw[];
-    __shared__ int warp_sums[32];
+    __shared__ int warp_sums[C::kThreads / 32];  // a word a warp: at 256 experts staged tiles fit by 60 bytes
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
@@ -177,7 +175,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             mbar_arrive(out_free + 8 * buf);  // (lane 0's after its count: the slot is read by then)
         }
     };
-
     int posted = 0;  // gathered rows: the items the producer's lane 0 has posted to the gatherers (GatherQueue)
     auto post = [&](const Gather& g) { gq.post(g, posted); };
 
@@ -530,10 +527,13 @@ void launch_wgmma(const Call& q) {
 }
 
 template <int kWG, int kBN>
+bool staged_fits(int experts) {
+    return smem_bytes<kWG, kBN, true, 1>(experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1>>() <= kSmemMax;
+}
+
+template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    if (q.staged &&
-        smem_bytes<kWG, kBN, true, 1>(q.experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1>>() > kSmemMax)
-        q.staged = false;  // no room for the tile
+    if (q.staged && !staged_fits<kWG, kBN>(q.experts)) q.staged = false;  // no room for the tile
     if constexpr (kBN == 128)
         if (q.ks > 1 && !q.staged)
             return q.ks == 3 ? launch_wgmma<1, kBN, false, 3>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
@@ -550,6 +550,8 @@ bool wgmma_available() {
         return false;
     return major == 9 && minor == 0 && encode_fn() != nullptr;
 }
+
+bool wgmma_staged_fits(int experts) { return staged_fits<2, 256>(experts); }
 
 bool wgmma_ffn_supported(int hidden, int ffn, const void* xp, const void* x, const void* row_token, const void* w1,
                          const void* w2, const void* h) {
@@ -578,15 +580,13 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
     q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
-    // Two k steps a stage (Cfg's kKS) where the tiles are stored from registers with 128-row weight tiles (a ring of
-    // 3-4), for packed rows, d and F % 128 == 0: fewer, larger TMA requests (thirty-fourth session); three with
-    // 64-token tiles up to 16 tokens per expert (3 stages of 72 KB): 0.2-1.2% faster there (thirty-sixth; RESULTS.md)
+    // Two k steps a stage (Cfg's kKS) where stored from registers with 128-row weight tiles, packed, d, F % 128 == 0:
+    // fewer, larger TMA requests (thirty-fourth session); three with 64-token tiles up to 16 tokens per expert
     const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
     q.ks = pairs ? env_choice("MOELAB_WGMMA_KS", {1, 2, 3}, tile_tokens == 64 && tokens_per_expert <= 16 ? 3 : 2) : 1;
     if (q.ks == 3 && tile_tokens != 64) q.ks = 2;  // (128-token tiles: a stage of 96 KB, two in the ring)
-    // The next item is taken 8 k steps before an item's last where the weights bound the size (its tiles stored from
-    // registers), 4 where the FLOPs do: the classroom shape at 8 tokens per expert 79.7-80.1 µs against 81.9-82.3 one
-    // step before, at 64 86.6-87.7 against 87.8-88.3, at 512 (4) 247.3-247.7 against 248.4-248.8 (RESULTS.md)
+    // The next item is taken 8 k steps before an item's last where the weights bound the size (stored from registers),
+    // 4 where the FLOPs do (thirty-third session, RESULTS.md)
     q.ahead = env_choice("MOELAB_WGMMA_AHEAD", {1, 2, 3, 4, 6, 8, 16, 64}, q.staged ? 4 : 8 / q.ks);
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)

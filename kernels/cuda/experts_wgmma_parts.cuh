@@ -120,7 +120,7 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
 
 constexpr int kBK = 64;  // k per MMA tile: 128 bytes of every row, one swizzle atom wide
 constexpr int kSmemMax = 227 * 1024;
-constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers and the tile prefix (up to ~420 experts)
+constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers, the tile prefix (wgmma_staged_fits)
 
 // kStaged: the output tile goes through shared memory and the storer warp writes it out (a TMA store for a full token
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise

@@ -144,6 +144,10 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 int decode_chunk_tokens(double tokens_per_expert);
 // Whether the current device can run the wgmma kernels (compute capability 9.0 and the driver's tensor-map encoder).
 bool wgmma_available();
+// Whether wgmma's 128 × 256 tiles can stage their output in shared memory (from 128 tokens per expert; faster than
+// storing it from registers) beside the ring and a tile prefix of this many experts. S3's 256 experts missed it by 20
+// bytes of static shared memory until the thirty-seventh session. Call only where wgmma_available().
+bool wgmma_staged_fits(int experts);
 // mid's tokens per tile (32, 64 or 128; MOELAB_MID_TILE=32|64|128 forces one): an expert with more tokens takes several
 // tiles, which read its weights again (mostly from L2: its tiles run side by side).
 int mid_tile_tokens(double tokens_per_expert);

@@ -102,6 +102,17 @@ TEST(GpuExperts, AutoReadsTheBusiestExpertFromTheHostPlan) {
     }
 }
 
+// From 128 tokens per expert wgmma's 128 x 256 tiles stage their output in shared memory, beside the ring and the
+// tile prefix of the experts; where that does not fit, the consumers store from registers, which costs S3's down items
+// about 18% (RESULTS.md, thirty-seventh session). S3 has DeepSeek-V3's 256 routed experts.
+TEST(GpuExperts, WgmmaStagesTheOutputUpTo256Experts) {
+    MOE_REQUIRE_GPU();
+    if (!moe::gpu::wgmma_available()) GTEST_SKIP() << "the wgmma kernels need a compute capability 9.0 device";
+    EXPECT_TRUE(moe::gpu::wgmma_staged_fits(16));
+    EXPECT_TRUE(moe::gpu::wgmma_staged_fits(256));
+    EXPECT_FALSE(moe::gpu::wgmma_staged_fits(1024));  // 4 KB of tile prefix: the ring keeps its stages instead
+}
+
 // The measured pipeline runs the expert FFN on a pool of the GPU's SMs (SmBudget sizes the persistent grids) and the
 // colocated baseline on all of them. mid and wgmma give every output one fp32 sum in one order whatever the grid, so
 // y is bit-equal across budgets; decode splits K when its items are too few to fill the grid, so its y may take
