@@ -336,7 +336,9 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // tokens per expert for d = 4096 (S1 at 512: 1,746 µs against 2,130 for streams; at 1024, 07:30: 3,222 and 3,279
     // against 3,336 and 3,428; at 2048, 09:18, 7,250 and 7,184 against 7,524 and 7,500; at 4096 even: 14,386 and
     // 14,212 against 14,055 and 14,567) and up to 384 for S3's d = 7168 (at 256: 11,511 against 12,171; at 512 streams
-    // is 1% ahead, at 4096 12%, even since wgmma's items run in groups there: 143.6 ms against 141.0-144.9, 22:11).
+    // is 1% ahead, at 4096 12%, even since wgmma's items run in groups there: 143.6 ms against 141.0-144.9, 22:11;
+    // with its output staged again at 256 experts, 2026-12-03, within 1% either way: at 512 19,910 and 19,928 µs
+    // against 19,756 and 19,788, at 1024 36,880 against 37,094, at 4096 144,571 against 143,935).
     // Gathered rows (nopack): wgmma's two gatherer warps copy them with cp.async (6-14% slower than packed rows at 512
     // tokens per expert, within 2% at 64 and below; 2026-12-02), and no cuBLAS path gathers, so wgmma wherever it runs
     // past decode's and mid's sizes for small d, and at every size for d > 2048.
