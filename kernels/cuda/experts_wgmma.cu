@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     using C = Cfg<kWG, kBN, kStaged, kKS>;
     extern __shared__ unsigned char smem_raw[];
-    __shared__ int warp_sums[C::kThreads / 32];  // a word a warp: at 256 experts staged tiles fit by 60 bytes
+    __shared__ int warp_sums[C::kThreads / 32];  // a word a warp (so staged tiles fit up to 271 experts)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
     __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
     __shared__ int out_col[2];               // the round's first column
