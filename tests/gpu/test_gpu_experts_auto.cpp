@@ -111,6 +111,21 @@ TEST(GpuExperts, WgmmaStagesTheOutputUpTo256Experts) {
     EXPECT_TRUE(moe::gpu::wgmma_staged_fits(16));
     EXPECT_TRUE(moe::gpu::wgmma_staged_fits(256));
     EXPECT_FALSE(moe::gpu::wgmma_staged_fits(1024));  // 4 KB of tile prefix: the ring keeps its stages instead
+    // And the staged path at 256 experts gives the reference's answer: S3's counts (about 128 tokens per expert, so one
+    // or two token tiles, most of them partial) with a small d and F, staged (the default) and from registers, packed
+    // and nopack. Racecheck runs this test whole: restricting it to one kernel by name makes the sanitizer fault.
+    const Case c{4096, 256, 8, 256, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 256};
+    const std::uint64_t seed = fresh_seed();
+    SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
+    FfnCase f(c, seed);
+    for (const char* epi : {"", "0"}) {
+        ScopedEnv e_env("MOELAB_WGMMA_EPI", epi);
+        for (bool packed : {true, false}) {
+            SCOPED_TRACE(std::string(*epi ? "registers" : "staged") + (packed ? "" : ", nopack"));
+            EXPECT_EQ(f.run_device(moe::gpu::ExpertsImpl::Wgmma, packed, c.T * c.k), moe::gpu::ExpertsImpl::Wgmma);
+            EXPECT_EQ(f.check(), "");
+        }
+    }
 }
 
 // The measured pipeline runs the expert FFN on a pool of the GPU's SMs (SmBudget sizes the persistent grids) and the
