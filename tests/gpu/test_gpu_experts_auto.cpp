@@ -113,7 +113,7 @@ TEST(GpuExperts, WgmmaStagesTheOutputUpTo256Experts) {
     EXPECT_FALSE(moe::gpu::wgmma_staged_fits(1024));  // 4 KB of tile prefix: the ring keeps its stages instead
     // And the staged path at 256 experts gives the reference's answer: S3's counts (about 128 tokens per expert, so one
     // or two token tiles, most of them partial) with a small d and F, staged (the default) and from registers, packed
-    // and nopack. Racecheck runs this test whole: restricting it to one kernel by name makes the sanitizer fault.
+    // and nopack (scripts/gpu's racecheck also runs S3's layer at 128 tokens per expert).
     const Case c{4096, 256, 8, 256, "uniform", 0, moe::DropPolicy::TokenOrder, 1, 256};
     const std::uint64_t seed = fresh_seed();
     SCOPED_TRACE(describe(c) + " seed " + std::to_string(seed));
