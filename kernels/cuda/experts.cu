@@ -371,7 +371,13 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
     if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
-    if (hidden <= 4096 && tpe <= 160) return ExpertsImpl::Grouped;
+    // d up to 4096: cuBLAS's grouped GEMM where the experts are many small GEMMs, one call per expert on side streams
+    // where each is large. Median µs on the H200 (2026-12-03, RESULTS.md, thirty-eighth session), grouped against
+    // streams, uniform and hot:20 routing: S1 (F = 1408, 64 experts) at 64 tokens per expert 741 and 733 against 1,745
+    // and 1,323, at 96 961 and 1,053 against 1,706 and 1,313, at 128 1,177 and 1,096 against 2,246 and 1,691, at 160
+    // 1,528 and 1,494 against 1,332 and 1,240; S2 (F = 14,336, 8 experts) at 16 726 and 725 against 683 and 677, at
+    // 64 1,054 and 1,021 against 742 and 750; d 3072 with F 8192 (16 experts) at 32 677 against 629 (uniform).
+    if (hidden <= 4096 && ffn <= 4096 && tpe <= 128) return ExpertsImpl::Grouped;
     return ExpertsImpl::Streams;
 }
 

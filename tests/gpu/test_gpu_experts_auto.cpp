@@ -27,6 +27,11 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
+    // without sm_90, cuBLAS's grouped GEMM for many small experts, per-expert calls for large ones or many tokens
+    EXPECT_EQ(moe::gpu::experts_auto_choice(128, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(160, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(32, 3072, 8192, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(96, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
