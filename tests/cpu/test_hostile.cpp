@@ -550,3 +550,15 @@ TEST(Hostile, BenchPeerFilesAreReadOnlyWhenRegular) {
         EXPECT_TRUE(contains(j.out, "bad.json': not JSON")) << j.out;
     }
 }
+
+TEST(Hostile, InternalErrorsNameTheSourceFromTheCheckoutRoot) {
+    // MOE_ASSERT and the CUDA checks put __FILE__ in the message; the build maps the checkout's directory away, so a
+    // user sees kernels/cuda/device.cu:141, not the path the build ran in.
+    try {
+        MOE_ASSERT(1 + 1 == 3, "arithmetic");
+        FAIL() << "MOE_ASSERT did not throw";
+    } catch (const moe::Error& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.rfind("tests/cpu/test_hostile.cpp:", 0), 0u) << what;
+    }
+}
