@@ -21,11 +21,14 @@
 // from registers. The ring runs on across items.
 //
 // A down item of expert e needs all of e's h: every gate/up item counts itself done in ready[e] (release, after its
-// stores: the storer's once its TMA store is complete, or the releaser warp's once every consumer thread has handed it
-// over), and a down item's producer waits for e's count (acquire) before its first load of h, filling the ring's free
-// stages with its weight tiles meanwhile. Items are taken in number order, so every gate/up item is running or done
-// when a down item is taken: no wait can deadlock, however many blocks are resident. Rows past the expert's tokens and
-// weight rows past F or d are computed and never stored; K past d or F is zero-filled by TMA.
+// stores: the storer's after its TMA store is complete; stored from registers, the releaser warp's once every consumer
+// thread has handed the item over), and the producer of a down item waits for e's count (acquire) before its first load
+// of h; while it waits, it fills the ring's free stages with its weight tiles. Items are taken in number order, so
+// every gate/up item is already running or done when a down item is taken: no wait can deadlock, however many blocks
+// are resident.
+//
+// Rows past the expert's tokens (the next expert's, or zeros past the tensor) and weight rows past F or d are computed
+// and never stored; K past d or F is zero-filled by TMA.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -51,19 +54,19 @@ using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
 
-template <int kWG, int kBN, bool kStaged, int kKS, int kBufs>
-__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 1)
+template <int kWG, int kBN, bool kStaged, int kKS>
+__global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
                      const __grid_constant__ CUtensorMap map_y, const __grid_constant__ ShortBoxes boxes,
                      const Args a) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    using C = Cfg<kWG, kBN, kStaged, kKS, kBufs>;
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
     extern __shared__ unsigned char smem_raw[];
     __shared__ int warp_sums[C::kThreads / 32];  // a word a warp (so staged tiles fit up to 271 experts)
     __shared__ Slot stage_slot[C::kStages];  // the item whose first k step a stage holds
-    __shared__ Slot out_slot[kBufs];         // the item whose output round each buffer holds
-    __shared__ int out_col[kBufs];           // the round's first column
+    __shared__ Slot out_slot[2];             // the item whose output round each buffer holds
+    __shared__ int out_col[2];               // the round's first column
     __shared__ int tok_g[2][C::kBM / 2];     // gathered rows: each gatherer warp's rows' tokens (-1: none)
     __shared__ GatherQueue gq;               // gathered rows: the producer's items for the gatherer warps
     __shared__ Order order_s;                // the order the items are taken in (the producer's)
@@ -71,11 +74,11 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
         reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
     const unsigned base = smem_addr(smem);
     const unsigned out_tile = base + C::kStages * C::kStageBytes;
-    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the output buffers (stored from
-    // registers: the consumers' hand-over of gate/up items to the releaser)
+    // full[s] at bars + 8s, empty[s] after them, then staged[b] and out_free[b] for the two output buffers (stored
+    // from registers: the consumers' hand-over of gate/up items to the releaser)
     const unsigned bars = out_tile + C::kOutBytes;
-    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 8 * kBufs;
-    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + 2 * (C::kStages + kBufs) * 8);
+    const unsigned staged = bars + 16 * C::kStages, out_free = staged + 16;
+    int* pre = reinterpret_cast<int*>(smem + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8);
     const int tid = threadIdx.x;
     if (tid == 0) {
         for (int s = 0; s < C::kStages; ++s) {
@@ -84,7 +87,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
             mbar_init(bars + 8 * s, a.row_token ? 1 + kGatherLanes : 1);
             mbar_init(bars + 8 * (C::kStages + s), 4 * kWG);  // one arrive per consumer warp
         }
-        for (int b = 0; b < kBufs; ++b) {
+        for (int b = 0; b < 2; ++b) {
             mbar_init(staged + 8 * b, 128 * kWG);  // every consumer thread, after its part of the round
             mbar_init(out_free + 8 * b, 32);       // every lane of the storer warp, once done with it (and TMA with it)
         }
@@ -113,8 +116,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
     auto storer = [&] {
         wait_for_producer();  // (its counts follow the counters' reset)
         for (int ep = 0;; ++ep) {
-            const int buf = ep % kBufs;
-            mbar_wait(staged + 8 * buf, (ep / kBufs) & 1);
+            const int buf = ep & 1;
+            mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
             const Slot sl = out_slot[buf];
             const int c0 = out_col[buf];
             if (sl.it < 0) {
@@ -164,8 +167,8 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
     auto releaser = [&] {
         wait_for_producer();
         for (int ep = 0;; ++ep) {
-            const int buf = ep % kBufs;
-            mbar_wait(staged + 8 * buf, (ep / kBufs) & 1);
+            const int buf = ep & 1;
+            mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
             const Slot sl = out_slot[buf];
             if (sl.it < 0) return;
             if (lane == 0) count_done(sl.e);
@@ -321,17 +324,17 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
         // buffer is free (`out_free`), write this thread's part, then publish the item (or -1: no more) and the
         // round's first column (`staged`).
         int ep = 0;
-        auto wait_free = [&] { mbar_wait(out_free + 8 * (ep % kBufs), ((ep / kBufs) & 1) ^ 1); };
+        auto wait_free = [&] { mbar_wait(out_free + 8 * (ep & 1), ((ep >> 1) & 1) ^ 1); };
         auto publish = [&](const Slot& sl, int c0) {
-            if (tid == 0) out_slot[ep % kBufs] = sl, out_col[ep % kBufs] = c0;
+            if (tid == 0) out_slot[ep & 1] = sl, out_col[ep & 1] = c0;
             fence_proxy_async_smem();
-            mbar_arrive(staged + 8 * (ep % kBufs));
+            mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
         // Stored from registers: a gate/up item goes to the releaser once this thread's stores are issued.
         auto hand_over = [&](const Slot& sl) {
-            if (tid == 0) out_slot[ep % kBufs] = sl;
-            mbar_arrive(staged + 8 * (ep % kBufs));
+            if (tid == 0) out_slot[ep & 1] = sl;
+            mbar_arrive(staged + 8 * (ep & 1));
             ++ep;
         };
         // The ring position: stage s of the ring, in its phase of parity ph. The matrix descriptors of this warpgroup's
@@ -417,7 +420,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
                 auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
                     wait_free();
-                    stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep % kBufs) * C::kBufBytes, row, col,
+                    stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, row, col,
                                                                  ntok);
                     publish(w, c0);
                 };
@@ -477,13 +480,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS, kBufs>::kThreads, 
 
 // ---- host side ----
 
-template <int kWG, int kBN, bool kStaged, int kKS, int kBufs = 2>
+template <int kWG, int kBN, bool kStaged, int kKS>
 void launch_wgmma(const Call& q) {
-    using C = Cfg<kWG, kBN, kStaged, kKS, kBufs>;
-    const int smem = smem_bytes<kWG, kBN, kStaged, kKS, kBufs>(q.experts);
-    const int room = kSmemMax - static_smem<wgmma_ffn_kernel<kWG, kBN, kStaged, kKS, kBufs>>();
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
+    const int smem = smem_bytes<kWG, kBN, kStaged, kKS>(q.experts);
+    const int room = kSmemMax - static_smem<wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kKS, kBufs>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const Maps m = make_maps(q, C::kBM, kBN);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
@@ -497,10 +500,10 @@ void launch_wgmma(const Call& q) {
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
     auto write_trace = [&] {  // after the launches, when traced
         if (!trace) return;
-        auto n = [](auto v) { return std::to_string(v); };
-        const std::string head = "wgmma experts=" + n(q.experts) + " hidden=" + n(q.hidden) + " ffn=" + n(q.ffn) +
-                                 " bm=" + n(C::kBM) + " bn=" + n(kBN) + " fused=" + n(int(q.fused)) +
-                                 " staged=" + n(int(kStaged) * kBufs) + " ks=" + n(kKS);
+        const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
+                                 " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
+                                 " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
+                                 " staged=" + std::to_string(int(kStaged)) + " ks=" + std::to_string(kKS);
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
     Args args = args_of(q, tbuf);
@@ -523,17 +526,13 @@ void launch_wgmma(const Call& q) {
     write_trace();
 }
 
-template <int kWG, int kBN, int kBufs = 2>
+template <int kWG, int kBN>
 bool staged_fits(int experts) {
-    return smem_bytes<kWG, kBN, true, 1, kBufs>(experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1, kBufs>>() <=
-           kSmemMax;
+    return smem_bytes<kWG, kBN, true, 1>(experts) + static_smem<wgmma_ffn_kernel<kWG, kBN, true, 1>>() <= kSmemMax;
 }
 
 template <int kWG, int kBN>
 void launch_wgmma(Call q) {
-    if constexpr (kWG == 2 && kBN == 256)  // four output buffers, a stage less (q.bufs)
-        if (q.staged && q.bufs == 4 && staged_fits<kWG, kBN, 4>(q.experts))
-            return launch_wgmma<kWG, kBN, true, 1, 4>(q);
     if (q.staged && !staged_fits<kWG, kBN>(q.experts)) q.staged = false;  // no room for the tile
     if constexpr (kBN == 128)
         if (q.ks > 1 && !q.staged)
@@ -579,8 +578,8 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
-    q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;  // first, the block's own number (0: the counter's)
-    q.bufs = env_choice("MOELAB_WGMMA_BUFS", {2, 4}, 2);  // staged 128 × 256 tiles: output buffers (Cfg, RESULTS.md)
+    // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
+    q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
     // Two k steps a stage (Cfg's kKS) where stored from registers with 128-row weight tiles, packed, d, F % 128 == 0:
     // fewer, larger TMA requests (thirty-fourth session); three with 64-token tiles up to 16 tokens per expert
     const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
@@ -592,8 +591,10 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    tile_tokens >= 128 ? (bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q))
-                       : (bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q));
+    if (tile_tokens >= 128)
+        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
+    else
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu

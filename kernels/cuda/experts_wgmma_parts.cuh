@@ -126,9 +126,8 @@ constexpr int kSmemMisc = 3 * 1024;  // alignment slack, static, barriers, the t
 // tile, its own stores for a partial one), so the consumers go on with the next item while it is written; otherwise
 // the consumers store it from registers. kKS: k steps of 64 a stage holds (2 or 3: each box is kKS k tiles, one after
 // the other, so an SM asks TMA for fewer boxes of more bytes; where the tiles are stored from registers; 3 with
-// 64-token tiles, whose stages of 72 KB the ring holds three of in 216 KB). kBufs: the staged output buffers (2, or 4:
-// a 256-column down tile's four rounds go out without waiting for the storer, with a stage less in the ring).
-template <int kWG, int kBN, bool kStaged, int kKS = 1, int kBufs = 2>
+// 64-token tiles, whose stages of 72 KB the ring holds three of in 216 KB).
+template <int kWG, int kBN, bool kStaged, int kKS = 1>
 struct Cfg {
     static constexpr int kBM = 64 * kWG;  // tokens per tile
     // the consumer warpgroups, then one more: the producer warp, the storer warp and two gatherer (or idle) ones. ptxas
@@ -146,13 +145,12 @@ struct Cfg {
     // box) through two buffers, so the consumers write a round while the storer writes out the one before: 32 KB for
     // 128-token tiles, and the ring keeps 4 stages for 128 × 256 tiles.
     static constexpr int kBufBytes = kBM * 64 * 2;
-    static constexpr int kOutBytes = kStaged ? kBufs * kBufBytes : 0;
+    static constexpr int kOutBytes = kStaged ? 2 * kBufBytes : 0;
     static constexpr int kFit =
         (kStaged ? kSmemMax - kSmemMisc - kOutBytes : (kKS == 3 ? 216 : 200) * 1024) / kStageBytes;
     static constexpr int kStages = kFit > 8 ? 8 : kFit;
     static constexpr int kAcc = kBN / 2;  // accumulators per consumer thread
     static_assert(kStages >= 3, "the ring needs three stages");
-    static_assert(kBufs == 2 || kBufs == 4, "two or four output buffers");
 };
 
 // The tiles of stage step kt from `row` on: a box of one k tile, or (kKS = 2, 3; k_pair_map) of kKS, one after another.
@@ -164,12 +162,12 @@ __device__ __forceinline__ void load_k_tiles(unsigned dst, const CUtensorMap* m,
         tma_load_3d(dst, m, bar, 0, row, kt * kKS);
 }
 
-template <int kWG, int kBN, bool kStaged, int kKS, int kBufs = 2>
+template <int kWG, int kBN, bool kStaged, int kKS>
 int smem_bytes(int experts) {
-    using C = Cfg<kWG, kBN, kStaged, kKS, kBufs>;
-    // 1024 for aligning the stages, the stages, the output buffers, 2 barriers per stage and 2 per output buffer, the
-    // tile prefix
-    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + 2 * (C::kStages + kBufs) * 8 + (experts + 1) * 4;
+    using C = Cfg<kWG, kBN, kStaged, kKS>;
+    // 1024 for aligning the stages, the stages, the two output buffers, 2 barriers per stage and 2 per output buffer,
+    // the tile prefix
+    return 1024 + C::kStages * C::kStageBytes + C::kOutBytes + (2 * C::kStages + 4) * 8 + (experts + 1) * 4;
 }
 
 template <int kN>
@@ -419,7 +417,6 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool own_first = true;
-    int bufs = 2;  // staged output buffers (Cfg's kBufs)
     int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
 };
 

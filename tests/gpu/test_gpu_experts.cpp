@@ -161,7 +161,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
         const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
         const char* ks = "";     // MOELAB_WGMMA_KS "1", "3": k steps a stage (the default: 3 or 2 where they run)
-        const char* bufs = "";   // MOELAB_WGMMA_BUFS "4": staged 128 × 256 tiles through four output buffers
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -192,21 +191,18 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                                       WgConfig{"128", "128", "0", "0"},
                                       WgConfig{"64", "128", "1", "0", "", "", "", "", "1"},
                                       WgConfig{"64", "128", "1", "0", "", "", "", "", "3"},
-                                      WgConfig{"64", "128", "0", "0", "", "", "0", "", "3"},
-                                      WgConfig{"128", "256", "1", "1", "", "", "", "", "", "4"},
-                                      WgConfig{"128", "256", "0", "1", "", "0", "", "", "", "4"}}) {
+                                      WgConfig{"64", "128", "0", "0", "", "", "0", "", "3"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
                     o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box),
-                    s_env("MOELAB_WGMMA_SNAKE", w.snake), k_env("MOELAB_WGMMA_KS", w.ks),
-                    u_env("MOELAB_WGMMA_BUFS", w.bufs);
+                    s_env("MOELAB_WGMMA_SNAKE", w.snake), k_env("MOELAB_WGMMA_KS", w.ks);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', snake '" + w.snake + "', ks '" + w.ks + "', bufs '" + w.bufs + "', hint " +
-                                 std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 "', snake '" + w.snake + "', ks '" + w.ks + "', hint " + std::to_string(hint) +
+                                 (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
@@ -409,10 +405,10 @@ TEST(GpuExperts, BenchProbesMatchTheBound) {
 // The sweep's tuning variants that `moelab bench --experts-impl` takes (no GPU needed).
 TEST(GpuExperts, BenchKnowsItsTuningVariants) {
     for (const char* ok : {"decode-f1", "decode-f3", "mid-t32", "mid-t64", "mid-t128", "wgmma-t64", "wgmma-t128-n128",
-                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0", "wgmma-t128-b4"})
+                           "wgmma-t64-n256-f0", "wgmma-f1-t128", "wgmma-t128-e0"})
         EXPECT_TRUE(moe::bench::is_tuning_variant(ok)) << ok;
     for (const char* bad : {"decode-f2", "mid-t16", "wgmma", "wgmma-", "wgmma-n128", "wgmma-t96", "wgmma-t64-x",
-                            "wgmma-t64-", "wgmma-t64-e2", "wgmma-t128-b3", "auto", "wgmmax-t64"})
+                            "wgmma-t64-", "wgmma-t64-e2", "auto", "wgmmax-t64"})
         EXPECT_FALSE(moe::bench::is_tuning_variant(bad)) << bad;
 }
 
