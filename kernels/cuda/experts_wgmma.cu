@@ -127,7 +127,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             const unsigned tile = out_tile + buf * C::kBufBytes;
             const int cols = sl.gated ? kBN / 2 : kBN, col0 = sl.nt * cols, M = sl.gated ? a.ffn : a.hidden;
             const bool count = sl.gated && a.mode == kBoth && c0 + 64 >= cols;  // the tile's last round
-            if (sl.ntok == C::kBM && a.tma_store) {
+            if (sl.ntok == C::kBM) {
                 if (lane == 0) {
                     if (col0 + c0 < M) tma_store_2d(sl.gated ? &map_h : &map_y, tile, col0 + c0, sl.row0);
                     bulk_commit();
@@ -580,7 +580,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
     q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
-    q.tma_store = env_choice("MOELAB_WGMMA_TMASTORE", {0, 1}, 1) == 1;  // 0: full staged tiles by the storer's stores
     // Two k steps a stage (Cfg's kKS) where stored from registers with 128-row weight tiles, packed, d, F % 128 == 0:
     // fewer, larger TMA requests (thirty-fourth session); three with 64-token tiles up to 16 tokens per expert
     const bool pairs = !q.staged && bn == 128 && wgmma_two_k_steps(hidden, ffn, xp != nullptr);
@@ -592,8 +591,10 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    tile_tokens >= 128 ? (bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q))
-                       : (bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q));
+    if (tile_tokens >= 128)
+        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
+    else
+        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
 }
 
 }  // namespace moe::gpu

@@ -201,7 +201,6 @@ struct Args {
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many stages before an item's last (MOELAB_WGMMA_AHEAD)
     int own_first;  // a block's first item is its own number, the counter's after it (MOELAB_WGMMA_OWN)
-    int tma_store;  // a staged full token tile goes out as a TMA store (else the storer warp's own 16-byte stores)
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -418,7 +417,6 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool own_first = true;
-    bool tma_store = true;
     int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
 };
 
@@ -470,8 +468,7 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 int(q.short_box),
                 int(q.snake),
                 q.ahead,
-                int(q.own_first),
-                int(q.tma_store)};
+                int(q.own_first)};
 }
 
 }  // namespace moe::gpu::wgmma_parts
