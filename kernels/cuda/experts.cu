@@ -371,6 +371,10 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
     if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
+    // d up to 4096 with many small experts: mid up to 32 tokens per expert. S1 (2026-12-03, thirty-ninth session) at
+    // 16, 24 and 32: 549, 568 and 608 µs (uniform) and 562, 573 and 625 (hot:20) against grouped's 595, 611 and 619 and
+    // 605, 609 and 622; at 48 grouped is ahead, 626 and 638 against 754 and 779.
+    if (hidden <= 4096 && ffn <= 4096 && tpe <= 32) return ExpertsImpl::Mid;
     // d up to 4096: cuBLAS's grouped GEMM where the experts are many small GEMMs, one call per expert on side streams
     // where each is large. Median µs on the H200 (2026-12-03, RESULTS.md, thirty-eighth session), grouped against
     // streams, uniform and hot:20 routing: S1 (F = 1408, 64 experts) at 64 tokens per expert 741 and 733 against 1,745

@@ -133,7 +133,8 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   fused       gathered rows above mid's range
 //   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 48
 //   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: streams)
-//   grouped     2048 < d <= 4096, F <= 4096 (many small experts) and kMidMaxTokensPerExpert < tpe <= 128
+//   mid         2048 < d <= 4096, F <= 4096 and kMidMaxTokensPerExpert < tpe <= 32
+//   grouped     2048 < d <= 4096, F <= 4096 (many small experts) and 32 < tpe <= 128
 //   streams     everything larger
 // max_tokens: the busiest expert's kept count where the caller has the plan on the host, -1 where it does not.
 constexpr double kMidMaxTokensPerExpert = 12;
