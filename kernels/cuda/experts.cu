@@ -371,10 +371,12 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
     if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
-    // d up to 4096 with many small experts: mid up to 32 tokens per expert. S1 (2026-12-03, thirty-ninth session) at
-    // 16, 24 and 32: 549, 568 and 608 µs (uniform) and 562, 573 and 625 (hot:20) against grouped's 595, 611 and 619 and
-    // 605, 609 and 622; at 48 grouped is ahead, 626 and 638 against 754 and 779.
-    if (hidden <= 4096 && ffn <= 4096 && tpe <= 32) return ExpertsImpl::Mid;
+    // Many small experts (F up to 4096): mid up to 32 tokens per expert (2026-12-03, thirty-ninth session). S1 at 16,
+    // 24 and 32: 549, 568 and 608 µs (uniform) and 562, 573 and 625 (hot:20) against grouped's 595, 611 and 619 and
+    // 605, 609 and 622; at 48 grouped is ahead, 626 and 638 against 754 and 779. S3 (d 7168) at 16: 5,327 and 5,435
+    // against grouped's 5,854 and 5,942 and streams' 7,280 and 6,255; at 32 6,233 and 6,344 against 6,038 and 6,156,
+    // and streams' 7,270 and 6,963.
+    if (ffn <= 4096 && tpe <= 32) return ExpertsImpl::Mid;
     // d up to 4096: cuBLAS's grouped GEMM where the experts are many small GEMMs, one call per expert on side streams
     // where each is large. Median µs on the H200 (2026-12-03, RESULTS.md, thirty-eighth session), grouped against
     // streams, uniform and hot:20 routing: S1 (F = 1408, 64 experts) at 64 tokens per expert 741 and 733 against 1,745
@@ -466,10 +468,12 @@ ExpertsImpl experts_ffn(ExpertsImpl impl, const bf16_t* xp, const bf16_t* x, con
     if (impl == ExpertsImpl::Batched) {
         if (batched(xp, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st)) return impl;
         // Too skewed to pad: wgmma where it runs (any skew, from the device plan; classroom at 8 tokens per expert
-        // 86.8 µs where per-expert calls took 475), else per-expert calls.
+        // 86.8 µs where per-expert calls took 475), else cuBLAS's grouped GEMM (the classroom shape under hot:20 at 48,
+        // 64 and 96 tokens per expert: 128.0, 131.4 and 146.0 µs against per-expert calls' 413.4, 564.4 and 569.4;
+        // RESULTS.md, thirty-ninth session), else per-expert calls.
         if (try_wgmma(l, xp, x, row_token, counts, offsets, max_rows, experts, hidden, ffn, w1, w2, y, tpe, st))
             return ExpertsImpl::Wgmma;
-        impl = ExpertsImpl::Streams;
+        impl = ExpertsImpl::Grouped;
     }
     if (impl == ExpertsImpl::Grouped) {
         if (grouped(xp, row_token, counts_host, offsets_host, experts, hidden, ffn, w1, w2, max_rows, l, y, st))

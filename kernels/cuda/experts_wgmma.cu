@@ -543,6 +543,7 @@ void launch_wgmma(Call q) {
 }  // namespace
 
 bool wgmma_available() {
+    if (env_choice("MOELAB_WGMMA", {0, 1}, 1) == 0) return false;  // 0: as on a device without sm_90 (tests, benches)
     int dev = 0, major = 0, minor = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
@@ -591,10 +592,8 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    if (tile_tokens >= 128)
-        bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q);
-    else
-        bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q);
+    tile_tokens >= 128 ? (bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q))
+                       : (bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q));
 }
 
 }  // namespace moe::gpu

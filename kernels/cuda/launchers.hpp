@@ -132,8 +132,8 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   mid         4 < tpe <= kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
 //   fused       gathered rows above mid's range
 //   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 48
-//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: streams)
-//   mid         2048 < d <= 4096, F <= 4096 and kMidMaxTokensPerExpert < tpe <= 32
+//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: grouped)
+//   mid         d > 2048, F <= 4096 and kMidMaxTokensPerExpert < tpe <= 32
 //   grouped     2048 < d <= 4096, F <= 4096 (many small experts) and 32 < tpe <= 128
 //   streams     everything larger
 // max_tokens: the busiest expert's kept count where the caller has the plan on the host, -1 where it does not.
@@ -144,6 +144,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
 // than one chunk takes several and reads its weights once per chunk.
 int decode_chunk_tokens(double tokens_per_expert);
 // Whether the current device can run the wgmma kernels (compute capability 9.0 and the driver's tensor-map encoder).
+// MOELAB_WGMMA=0: false, as on a device without sm_90 (so an H200 runs the rules and fallbacks of other GPUs).
 bool wgmma_available();
 // Whether wgmma's 128 × 256 tiles can stage their output in shared memory (from 128 tokens per expert; faster than
 // storing it from registers) beside the ring and a tile prefix of this many experts. S3's 256 experts missed it by 20

@@ -33,6 +33,8 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(16, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(32, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(128, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(160, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
