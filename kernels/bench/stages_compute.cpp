@@ -223,9 +223,9 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        // wgmma-tN[-nM][-f0][-e0|1][-s2]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two
-        // launches, e: output tiles stored from registers (0) or through shared memory (1), s2: down tiles in two
-        // parts along F (MOELAB_WGMMA_TILE, _BN, _FUSED, _EPI, _SPLIT)
+        // wgmma-tN[-nM][-f0][-e0|1]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two
+        // launches, e: output tiles stored from registers (0) or through shared memory (1) (MOELAB_WGMMA_TILE, _BN,
+        // _FUSED, _EPI)
         const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
@@ -233,7 +233,6 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         FlavorEnv wg_bn("MOELAB_WGMMA_BN", wg ? name_part(name, 'n') : "");
         FlavorEnv wg_fused("MOELAB_WGMMA_FUSED", wg ? name_part(name, 'f') : "");
         FlavorEnv wg_epi("MOELAB_WGMMA_EPI", wg ? name_part(name, 'e') : "");
-        FlavorEnv wg_split("MOELAB_WGMMA_SPLIT", wg ? name_part(name, 's') : "");
         const gpu::ExpertsImpl impl = gather     ? gpu::ExpertsImpl::Auto
                                       : flavored ? gpu::ExpertsImpl::Decode
                                       : tiled    ? gpu::ExpertsImpl::Mid
@@ -462,8 +461,7 @@ bool is_tuning_variant(const std::string& s) {
         const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
         if (part == "t64" || part == "t128")
             tile = true;
-        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1" &&
-                 part != "s1" && part != "s2")
+        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1")
             return false;
         p = q == std::string::npos ? s.size() : q;
     }

@@ -57,8 +57,7 @@ def main():
     sms = sorted({r["sm"] for r in rows})
     bn, d, f = h["bn"], h["hidden"], h["ffn"]
     # a full tile's weights: bn rows of w1 (gate + up) or bn_down (bn where not given) rows of w2
-    # (a down tile split in parts along F, MOELAB_WGMMA_SPLIT: each part reads its share of the tile's w2 rows)
-    wbytes = {1: bn * d * 2, 0: h.get("bn_down", bn) * f * 2 / h.get("split", 1)}
+    wbytes = {1: bn * d * 2, 0: h.get("bn_down", bn) * f * 2}
     print(f"{h['kernel']} trace: {h}")
     print(f"span {span:.1f} us from the first take to the last end, {len(rows)} items on {len(sms)} SMs")
     for g, name in ((1, "gate/up"), (0, "down")):

@@ -101,22 +101,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     const int nt_gated = (a.ffn + kBN / 2 - 1) / (kBN / 2), nt_down = (a.hidden + kBN - 1) / kBN;
     const std::int64_t gated_items = std::int64_t(tiles) * nt_gated;
     const std::int64_t first = a.mode == kDownOnly ? gated_items : 0;
-    const std::int64_t down_items = std::int64_t(tiles) * nt_down * a.split;
-    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + down_items;
-    const DownParts dp{a.split, (a.ffn + C::kStepK - 1) / C::kStepK, C::kStepK, kBN / 2, nt_gated};
-    const int nk_up = (a.hidden + C::kStepK - 1) / C::kStepK;  // a gate/up item's k stages
+    const std::int64_t last = a.mode == kGateUpOnly ? gated_items : gated_items + std::int64_t(tiles) * nt_down;
     if (a.mode != kGateUpOnly) zero_padding_rows(a.counts, a.offsets, a.experts, a.hidden, a.y);
     if (a.mode == kDownOnly) wait_for_producer();  // h is complete and visible from here on
     const int wg = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
     // Counts a gate/up item of expert e done, once its h is written (a release: every store before it, this thread's
     // or seen through a barrier, is visible to whoever acquires the count).
     auto count_done = [&](int e) { __threadfence(), atomicAdd(a.sched + 1 + e, 1); };
-    // (split down tiles: in the count of each part that waits for it, DownParts)
-    auto count_parts = [&](const Slot& sl) {
-        __threadfence();
-        for (int p = 0; p < a.split; ++p)
-            if (sl.nt < dp.hi(p)) atomicAdd(a.sched + 1 + sl.e * a.split + p, 1);
-    };
 
     // The storer (the second warp of the producer warpgroup): writes out each staged round of 64 columns, in
     // order, alternating between the two buffers, then frees the buffer. A full token tile goes out as a TMA store
@@ -180,7 +171,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             mbar_wait(staged + 8 * buf, (ep >> 1) & 1);
             const Slot sl = out_slot[buf];
             if (sl.it < 0) return;
-            if (lane == 0) count_parts(sl);
+            if (lane == 0) count_done(sl.e);
             mbar_arrive(out_free + 8 * buf);  // (lane 0's after its count: the slot is read by then)
         }
     };
@@ -196,13 +187,12 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
         // The next item, located while this item's stages go out (the counter's round trip and the plan's reads are
         // off the ring's path).
         auto prepare = [&](std::int64_t it) {
-            Next n{it, Item{0, 0, 0, false, 0}, 0, 0};
+            Next n{it, Item{0, 0, 0, false}, 0, 0};
             if (it < last) {
                 bool g;
                 std::int64_t j;
                 order_item(order_s, it, g, j);
-                n.w = locate(g, g ? j : j / a.split, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
-                n.w.part = g ? 0 : int(j % a.split);
+                n.w = locate(g, j, pre, a.experts, nt_gated, nt_down, a.group, a.snake != 0);
                 n.cnt = a.counts[n.w.e], n.off = a.offsets[n.w.e];
             }
             return n;
@@ -210,9 +200,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
         int v = 0;  // lane 0's number from the counter, read by the warp once it is needed
         // The order of the items, kept in shared memory (the producer's registers are few)
         if (lead)
-            order_s = a.mode == kBoth ? make_order(gated_items, down_items, pre, a.experts, nt_down * a.split, nt_gated,
-                                                   int(gridDim.x), a.early)
-                                      : Order{gated_items, down_items};
+            order_s = a.mode == kBoth ? make_order(gated_items, std::int64_t(tiles) * nt_down, pre, a.experts, nt_down,
+                                                   nt_gated, int(gridDim.x), a.early)
+                                      : Order{gated_items, std::int64_t(tiles) * nt_down};
         __syncwarp();
         // The counters are zeroed by the kernel launched just before this one (reset_sched_kernel, programmatically):
         // the first read of one waits for it (a no-op after an ordinary launch). The first item is the block's own
@@ -226,7 +216,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
         for (;;) {
             const std::int64_t it = nx.it;
             const int s0 = c % C::kStages;
-            Slot sl{-1, 0, 0, 0, 0, 0, 0, 0};
+            Slot sl{-1, 0, 0, 0, 0, 0, 0};
             if (it < last)
                 sl = Slot{it,
                           nx.w.e,
@@ -234,8 +224,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                           nx.w.mt,
                           min(C::kBM, nx.cnt - nx.w.mt * C::kBM),
                           nx.off + nx.w.mt * C::kBM,
-                          int(nx.w.gated),
-                          nx.w.part};
+                          int(nx.w.gated)};
             // The gatherers read the item's tokens while the stage is freed (they wait for it themselves).
             const bool gathered = gather && it < last && sl.gated;
             if (lead && gathered) post(Gather{sl.row0, sl.ntok, c, 0});
@@ -253,8 +242,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             if (tr) tr[0] = sm_id(), tr[1] = tr[2] = global_ns(), tr[5] = unsigned(sl.gated) | (unsigned(sl.e) << 1);
             const CUtensorMap* ma = sl.gated ? &map_x : &map_h;
             const CUtensorMap* mb = sl.gated ? &map_w1 : &map_w2;
-            // k stages [k0, k0 + nk) (a split down tile's part: DownParts)
-            const int k0 = sl.gated ? 0 : dp.stage(sl.part), nk = sl.gated ? nk_up : dp.steps(sl.part);
+            const int K = sl.gated ? a.hidden : a.ffn, nk = (K + C::kStepK - 1) / C::kStepK;
             // A partial token tile: a box of its tokens rounded up to 16 rows
             int a_bytes = C::kABytes;
             if (a.short_box && !gathered && sl.ntok <= C::kBM - 16) {
@@ -266,7 +254,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             // kBN/2 gate rows, then the matching up rows (a 3-D box: e's halves are 2e and 2e + 1), or kBN rows of w2.
             auto load_b = [&](int kt, int cc) {
                 if (!lead) return;
-                kt += k0;
                 const unsigned full = bars + 8 * (cc % C::kStages);
                 const unsigned sb = base + (cc % C::kStages) * C::kStageBytes + C::kABytes;
                 mbar_arrive_expect_tx(full, gathered ? C::kBBytes : C::kBBytes + a_bytes);
@@ -281,16 +268,14 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             auto load_a = [&](int kt, int cc) {
                 const unsigned full = bars + 8 * (cc % C::kStages), sa = base + (cc % C::kStages) * C::kStageBytes;
                 if (gathered || !lead) return;
-                load_k_tiles<kKS>(sa, ma, full, k0 + kt, sl.row0);
+                load_k_tiles<kKS>(sa, ma, full, kt, sl.row0);
                 if (gather) mbar_arrive_count(full, kGatherLanes);  // the gatherers' arrivals, on a stage they skip
             };
             int early = 0;                       // k steps whose weights were asked for before the wait
-            if (!sl.gated && a.mode == kBoth) {  // the expert's h that it reads must be written (DownParts)
+            if (!sl.gated && a.mode == kBoth) {  // all of the expert's h must be written
                 settle();
-                const int* done = a.sched + 1 + sl.e * a.split + sl.part;
-                const int need = (pre[sl.e + 1] - pre[sl.e]) * dp.hi(sl.part);
-                auto ready = [&] { return load_acquire(done) >= need; };
-                if (a.preload && !ready()) {
+                const int need = (pre[sl.e + 1] - pre[sl.e]) * nt_gated;
+                if (a.preload && load_acquire(a.sched + 1 + sl.e) < need) {
                     // The weights do not depend on h: fill the stages that are free (or being freed by the
                     // consumers' earlier items) with them while the expert's gate/up items finish elsewhere.
                     early = min(nk, C::kStages - 1);
@@ -302,7 +287,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                     }
                 }
                 const std::uint64_t t0 = global_ns();
-                while (!ready()) {
+                while (load_acquire(a.sched + 1 + sl.e) < need) {
                     __nanosleep(200);
                     if (global_ns() - t0 > 60'000'000'000ull) __trap();  // a lost count: fail, do not hang
                 }
@@ -380,7 +365,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             // the second warpgroup's end of MMAs and of its epilogue (words 7 and 8)
             std::uint64_t* tr2 = kWG == 2 && a.trace && tid == 128 ? a.trace + it * kTraceWords : nullptr;
             auto ended = [&] { tr ? void(tr[4] = global_ns()) : void(), tr2 ? void(tr2[8] = global_ns()) : void(); };
-            const int nk = w.gated ? nk_up : dp.steps(w.part), ntok = w.ntok;
+            const int K = w.gated ? a.hidden : a.ffn, nk = (K + C::kStepK - 1) / C::kStepK, ntok = w.ntok;
             float acc[C::kAcc];
 #pragma unroll
             for (int i = 0; i < C::kAcc; ++i) acc[i] = 0.f;
@@ -446,8 +431,29 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 ended();
                 continue;
             }
-            // Straight from registers (and a split down tile's part added into y)
-            store_registers<kBN>(acc, w, a, dp, row, col, tid, 128 * kWG);
+            // Straight from registers; rows past the expert's tokens are the next expert's and are not written.
+            const std::int64_t r0 = w.row0;
+            const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
+            bf16_t* out = w.gated ? a.h : a.y;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int m = row + 8 * half;
+                if (m >= ntok) continue;
+                bf16_t* o = out + (r0 + m) * M;
+                if (w.gated) {
+#pragma unroll
+                    for (int j = 0; j < kBN / 16; ++j) {
+                        const int n = col0 + 8 * j + col;
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
+                    }
+                } else {
+#pragma unroll
+                    for (int j = 0; j < kBN / 8; ++j) {
+                        const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
+                        if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, false, j, half);
+                    }
+                }
+            }
             if (w.gated && a.mode == kBoth) wait_free(), hand_over(w);  // the releaser counts it done
             ended();
         }
@@ -485,10 +491,10 @@ void launch_wgmma(const Call& q) {
     const Maps m = make_maps(q, C::kBM, kBN);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
     const std::int64_t gated = est_tiles * ((q.ffn + kBN / 2 - 1) / (kBN / 2)),
-                       down = est_tiles * ((q.hidden + kBN - 1) / kBN) * q.split;
+                       down = est_tiles * ((q.hidden + kBN - 1) / kBN);
     // the item counter and the per-expert counts of gate/up items done (one counter per launch when split), zeroed by
     // a kernel that the FFN's first launch follows programmatically (a memset before it was 0.2-0.7% slower)
-    reset_sched_kernel<<<1, 128, 0, q.st>>>(q.sched, q.experts * q.split + 2);
+    reset_sched_kernel<<<1, 128, 0, q.st>>>(q.sched, q.experts + 2);
     MOE_CUDA_LAUNCH_CHECK("reset_sched_kernel");
     const char* trace = item_trace_path(q.st);
     std::uint64_t* tbuf = trace ? item_trace_buffer(gated + down, q.st) : nullptr;
@@ -497,8 +503,7 @@ void launch_wgmma(const Call& q) {
         const std::string head = "wgmma experts=" + std::to_string(q.experts) + " hidden=" + std::to_string(q.hidden) +
                                  " ffn=" + std::to_string(q.ffn) + " bm=" + std::to_string(C::kBM) +
                                  " bn=" + std::to_string(kBN) + " fused=" + std::to_string(int(q.fused)) +
-                                 " staged=" + std::to_string(int(kStaged)) + " ks=" + std::to_string(kKS) +
-                                 " split=" + std::to_string(q.split);
+                                 " staged=" + std::to_string(int(kStaged)) + " ks=" + std::to_string(kKS);
         write_item_trace(trace, tbuf, gated + down, head, q.st);
     };
     Args args = args_of(q, tbuf);
@@ -587,9 +592,6 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     // The down items of the last, partial wave run among the gate/up items (Order): -1, D mod the grid; 0: none; n: n
     // of them with no margin (tests). By default where down items are the longer ones (F > d; RESULTS.md)
     q.early = env_choice("MOELAB_WGMMA_EARLY", {-1, 0, 1, 2, 3, 5, 8}, ffn > hidden ? -1 : 0);
-    // Down tiles in two parts along F (DownParts), both GEMMs in one launch and stored from registers only
-    q.split = env_choice("MOELAB_WGMMA_SPLIT", {1, 2}, 1);
-    if (!q.fused || q.staged || ffn <= 64 * q.ks) q.split = 1;
     tile_tokens >= 128 ? (bn == 128 ? launch_wgmma<2, 128>(q) : launch_wgmma<2, 256>(q))
                        : (bn == 128 ? launch_wgmma<1, 128>(q) : launch_wgmma<1, 256>(q));
 }

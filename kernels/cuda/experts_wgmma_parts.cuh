@@ -33,7 +33,6 @@ using namespace hopper;
 struct Item {
     int e, nt, mt;
     bool gated;
-    int part;  // a split down tile's part (DownParts); 0 otherwise
 };
 
 // Within an expert the items run in groups of `group` token tiles (0: all of them): weight tile by weight tile, token
@@ -42,7 +41,7 @@ struct Item {
 __device__ __forceinline__ Item locate(bool gated, std::int64_t j, const int* pre, int experts, int nt_gated,
                                        int nt_down, int group, bool snake) {
     Item w;
-    w.gated = gated, w.part = 0;
+    w.gated = gated;
     const int ntiles = w.gated ? nt_gated : nt_down;
     w.e = expert_of_chunk(pre, experts, j, ntiles);
     const int ntt = pre[w.e + 1] - pre[w.e];
@@ -64,7 +63,6 @@ struct Slot {
     int ntok;  // its tokens (the tile's rows that are stored)
     int row0;  // its first row in xp, h and y
     int gated;
-    int part;  // a split down tile's part (DownParts)
 };
 
 // The producer's next item, located ahead of its first stage: its number, its place, and its expert's tokens and first
@@ -117,7 +115,6 @@ __device__ __forceinline__ Slot warp_broadcast(const Slot& s, int lane) {
     v.it = __shfl_sync(~0u, v.it, 0);
     v.e = __shfl_sync(~0u, v.e, 0), v.nt = __shfl_sync(~0u, v.nt, 0), v.mt = __shfl_sync(~0u, v.mt, 0);
     v.ntok = __shfl_sync(~0u, v.ntok, 0), v.row0 = __shfl_sync(~0u, v.row0, 0), v.gated = __shfl_sync(~0u, v.gated, 0);
-    v.part = __shfl_sync(~0u, v.part, 0);
     return v;
 }
 
@@ -204,23 +201,6 @@ struct Args {
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many stages before an item's last (MOELAB_WGMMA_AHEAD)
     int own_first;  // a block's first item is its own number, the counter's after it (MOELAB_WGMMA_OWN)
-    int split;      // parts a down tile's k stages run in (DownParts; MOELAB_WGMMA_SPLIT), 1 or 2
-};
-
-// Split down tiles (Args::split = 2; stored from registers, both GEMMs in one launch): a down tile of y runs as two
-// items, part p over the k stages [stage(p), stage(p + 1)) of F, each adding its partial sum into y with
-// red.add.bf16x2 (0 + a + b rounds the same whichever part ends first, so y does not depend on the timing). Where the
-// down tiles are few and long (the classroom shape's 704 KB of w2 each), twice as many half-length items end closer
-// together. The gate/up items whose h part 0 reads, the weight tiles [0, hi(0)), zero y's rows first. Part p waits for
-// the gate/up weight tiles [0, hi(p)): its h and (for part 1) part 0's zeros. sched[1 + e·split + p] counts them for
-// expert e; with one part, hi(0) is every tile, as before.
-struct DownParts {
-    int split, nk;         // parts, and a down tile's k stages
-    int step_k, cols, nt;  // k of a stage; h columns of a gate/up weight tile; gate/up weight tiles an expert
-    __device__ int stage(int p) const { return nk * p / split; }
-    __device__ int steps(int p) const { return stage(p + 1) - stage(p); }
-    // the gate/up weight tiles [0, hi(p)) whose h parts 0 to p read
-    __device__ int hi(int p) const { return min(nt, (stage(p + 1) * step_k + cols - 1) / cols); }
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -342,49 +322,6 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
     }
 }
 
-// The epilogue from registers: this thread's rows of the output tile, h = SiLU(gate)·up or y (a split down tile's part
-// adds into y), rows past the expert's tokens left alone (the next expert's). With split down tiles a gate/up item
-// whose h part 0 reads also zeroes its share of y's rows of the tile: the d/8 16-byte pieces of a row, shared among
-// those items, by every consumer thread (`t` of `threads`) before it hands the item over.
-template <int kBN>
-__device__ __forceinline__ void store_registers(const float (&acc)[kBN / 2], const Slot& w, const Args& a,
-                                                const DownParts& dp, int row, int col, int t, int threads) {
-    const std::int64_t r0 = w.row0;
-    const int M = w.gated ? a.ffn : a.hidden, col0 = w.nt * (w.gated ? kBN / 2 : kBN);
-    bf16_t* out = w.gated ? a.h : a.y;
-    const bool add = !w.gated && a.split > 1;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-        const int m = row + 8 * half;
-        if (m >= w.ntok) continue;
-        bf16_t* o = out + (r0 + m) * M;
-        if (w.gated) {
-#pragma unroll
-            for (int j = 0; j < kBN / 16; ++j) {
-                const int n = col0 + 8 * j + col;
-                if (n < M) *reinterpret_cast<unsigned*>(o + n) = out_pair<kBN>(acc, true, j, half);
-            }
-        } else {
-#pragma unroll
-            for (int j = 0; j < kBN / 8; ++j) {
-                const int n = col0 + 8 * j + col;  // M % 8 == 0: n + 1 < M as well
-                if (n >= M) continue;
-                const unsigned v = out_pair<kBN>(acc, false, j, half);
-                if (add)
-                    asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(o + n), "r"(v) : "memory");
-                else
-                    *reinterpret_cast<unsigned*>(o + n) = v;
-            }
-        }
-    }
-    if (!w.gated || a.split == 1 || w.nt >= dp.hi(0)) return;
-    const int pieces = a.hidden / 8, z0 = w.nt * pieces / dp.hi(0), z1 = (w.nt + 1) * pieces / dp.hi(0);
-    for (int i = t; i < w.ntok * (z1 - z0); i += threads) {
-        const int m = i / (z1 - z0), p = z0 + i % (z1 - z0);
-        *reinterpret_cast<uint4*>(a.y + (r0 + m) * a.hidden + 8 * p) = make_uint4(0, 0, 0, 0);
-    }
-}
-
 // f(integral_constant<int, 0>), ..., f(integral_constant<int, N - 1>): a loop whose index is a compile-time constant.
 template <int N, int I = 0, class F>
 __device__ __forceinline__ void unroll(F&& f) {
@@ -481,7 +418,6 @@ struct Call {
     int ahead = 1;
     bool own_first = true;
     int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
-    int split = 1;  // parts a down tile runs in (DownParts): 2 needs both GEMMs in one launch, stored from registers
 };
 
 // The tensor maps of one call for tiles of bm tokens × bn weight rows. A weight tile is one box (one TMA request: an
@@ -532,8 +468,7 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 int(q.short_box),
                 int(q.snake),
                 q.ahead,
-                int(q.own_first),
-                q.split};
+                int(q.own_first)};
 }
 
 }  // namespace moe::gpu::wgmma_parts

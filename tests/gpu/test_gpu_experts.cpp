@@ -161,7 +161,6 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
         const char* box = "";    // MOELAB_WGMMA_BOX "0": partial token tiles in a box of the whole tile
         const char* snake = "";  // MOELAB_WGMMA_SNAKE "1": every second group takes the weight tiles backwards
         const char* ks = "";     // MOELAB_WGMMA_KS "1", "3": k steps a stage (the default: 3 or 2 where they run)
-        const char* split = "";  // MOELAB_WGMMA_SPLIT "2": down tiles in two parts along F, added into y
     };
     for (const Case& c : cases) {
         if (quick() && (c.T > 600 || c.d > 2048)) continue;
@@ -192,23 +191,18 @@ TEST(GpuExperts, WgmmaMatchesTheReferenceInEveryTiling) {
                                       WgConfig{"128", "128", "0", "0"},
                                       WgConfig{"64", "128", "1", "0", "", "", "", "", "1"},
                                       WgConfig{"64", "128", "1", "0", "", "", "", "", "3"},
-                                      WgConfig{"64", "128", "0", "0", "", "", "0", "", "3"},
-                                      WgConfig{"64", "128", "1", "0", "", "", "", "", "", "2"},
-                                      WgConfig{"128", "128", "1", "0", "", "", "", "", "", "2"},
-                                      WgConfig{"128", "256", "1", "0", "", "3", "", "", "", "2"},
-                                      WgConfig{"64", "128", "1", "0", "2", "", "0", "1", "1", "2"}}) {
+                                      WgConfig{"64", "128", "0", "0", "", "", "0", "", "3"}}) {
                 // the hint picks the token tile where the tile is not forced
                 ScopedEnv t_env("MOELAB_WGMMA_TILE", hint == std::int64_t(200) * c.E ? "" : w.tile),
                     n_env("MOELAB_WGMMA_BN", w.bn), f_env("MOELAB_WGMMA_FUSED", w.fused),
                     e_env("MOELAB_WGMMA_EPI", w.epi), g_env("MOELAB_WGMMA_GROUP", w.group),
                     o_env("MOELAB_WGMMA_EARLY", w.early), b_env("MOELAB_WGMMA_BOX", w.box),
-                    s_env("MOELAB_WGMMA_SNAKE", w.snake), k_env("MOELAB_WGMMA_KS", w.ks),
-                    p_env("MOELAB_WGMMA_SPLIT", w.split);
+                    s_env("MOELAB_WGMMA_SNAKE", w.snake), k_env("MOELAB_WGMMA_KS", w.ks);
                 for (bool packed : {true, false}) {
                     SCOPED_TRACE(std::string("wgmma tile ") + w.tile + " × " + w.bn + ", fused " + w.fused + ", epi " +
                                  w.epi + ", group '" + w.group + "', early '" + w.early + "', box '" + w.box +
-                                 "', snake '" + w.snake + "', ks '" + w.ks + "', split '" + w.split + "', hint " +
-                                 std::to_string(hint) + (packed ? "" : ", nopack"));
+                                 "', snake '" + w.snake + "', ks '" + w.ks + "', hint " + std::to_string(hint) +
+                                 (packed ? "" : ", nopack"));
                     EXPECT_EQ(f.run_device(ExpertsImpl::Wgmma, packed, hint),
                               wg_runs ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
                     EXPECT_EQ(f.check(), "");
