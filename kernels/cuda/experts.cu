@@ -366,10 +366,15 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     if (tpe <= 4) return ExpertsImpl::Decode;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
-    // Small d past mid's range without sm_90: mid up to 48 tokens per expert, then batched. Batched pads every expert
-    // to the busiest one, which does not fit the workspace below about 48 tokens per expert, and then ran per-expert
-    // calls (classroom at 16 and 32: 393 and 355 µs, against mid's 82.7).
-    if (hidden <= 2048 && tpe <= 48) return ExpertsImpl::Mid;
+    // Small d past mid's range without sm_90: mid up to 32 tokens per expert where the busiest expert fits its token
+    // tile (or is not known), else batched, which pads every expert to the busiest one and, where that does not fit
+    // the workspace, runs cuBLAS's grouped GEMM. The classroom shape (2026-12-03, fortieth session, MOELAB_WGMMA=0 on
+    // the H200), median µs at 24, 32, 40 and 48 tokens per expert: uniform routing mid 95.0, 104.2, 106.2, 121.2
+    // against 113.2, 115.3 (grouped: the padding does not fit), 100.5 and 103.4 (batched); hot:20 mid 126.6, 141.9,
+    // 153.5, 173.2 against grouped's 112.7, 121.7, 128.4, 129.5; zipf:1.2 124.3, 139.1, 144.7, 178.5 against 114.3,
+    // 123.3, 124.6, 128.0. Under skew the busiest expert takes several of mid's tiles, each streaming its weights
+    // again.
+    if (hidden <= 2048 && tpe <= 32 && (max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe))) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     // Many small experts (F up to 4096): mid up to 32 tokens per expert (2026-12-03, thirty-ninth session). S1 at 16,
     // 24 and 32: 549, 568 and 608 µs (uniform) and 562, 573 and 625 (hot:20) against grouped's 595, 611 and 619 and

@@ -131,8 +131,9 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   decode      tpe <= 4 (no host copy of the plan)
 //   mid         4 < tpe <= kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
 //   fused       gathered rows above mid's range
-//   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 48
-//   batched     d <= 2048 and 48 < tpe <= 1024 (when the padding does not fit the workspace: grouped)
+//   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 32, where the busiest expert fits mid's token tile
+//               (or is not known)
+//   batched     d <= 2048 and tpe <= 1024 otherwise (when the padding does not fit the workspace: grouped)
 //   mid         d > 2048, F <= 4096 and kMidMaxTokensPerExpert < tpe <= 32
 //   grouped     2048 < d <= 4096, F <= 4096 (many small experts) and 32 < tpe <= 128
 //   streams     everything larger

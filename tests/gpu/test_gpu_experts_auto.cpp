@@ -56,10 +56,14 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 20), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 60), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 20), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    // the classroom shape between mid's range and batched's (whose padding does not fit there)
+    // the classroom shape past decode's range: mid up to 32 where the busiest expert fits its tile (or is not known),
+    // then batched (grouped where its padding does not fit)
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(24, 1024, 2816, true, 40), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(24, 1024, 2816, true, 219), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(40, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(48, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 1024, 2816, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
