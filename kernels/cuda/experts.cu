@@ -357,10 +357,10 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // batched's 125.3, 168.7, 290.1, 518.1 and 1,941.1 (streams 1,963.8). Where wgmma's stages hold two k steps
     // (packed rows, d and F multiples of 128; 2026-12-02, thirty-fourth session) it is ahead of mid from 3 tokens per
     // expert too: at 4 77.2-77.4 µs against mid's 79.1-79.3, at 8 77.5-77.8 against 80.4.
+    const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);  // the busiest expert in one mid tile
     if (sm90 && hidden <= 2048) {
         if (tpe <= 2) return ExpertsImpl::Decode;
         if (wgmma_two_k_steps(hidden, ffn, packed)) return ExpertsImpl::Wgmma;
-        const bool fits = max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe);
         return tpe <= 8 && fits ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
     }
     if (tpe <= 4) return ExpertsImpl::Decode;
@@ -374,7 +374,7 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     // 153.5, 173.2 against grouped's 112.7, 121.7, 128.4, 129.5; zipf:1.2 124.3, 139.1, 144.7, 178.5 against 114.3,
     // 123.3, 124.6, 128.0. Under skew the busiest expert takes several of mid's tiles, each streaming its weights
     // again.
-    if (hidden <= 2048 && tpe <= 32 && (max_tokens < 0 || max_tokens <= mid_tile_tokens(tpe))) return ExpertsImpl::Mid;
+    if (hidden <= 2048 && tpe <= 32 && fits) return ExpertsImpl::Mid;
     if (hidden <= 2048 && tpe <= 1024) return ExpertsImpl::Batched;
     // Many small experts (F up to 4096): mid up to 32 tokens per expert (2026-12-03, thirty-ninth session). S1 at 16,
     // 24 and 32: 549, 568 and 608 µs (uniform) and 562, 573 and 625 (hot:20) against grouped's 595, 611 and 619 and
