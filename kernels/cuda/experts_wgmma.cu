@@ -54,7 +54,7 @@ using namespace experts_detail;
 using namespace hopper;
 using namespace wgmma_parts;
 
-template <int kWG, int kBN, bool kStaged, int kKS, bool kWS = false>
+template <int kWG, int kBN, bool kStaged, int kKS>
 __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
     wgmma_ffn_kernel(const __grid_constant__ CUtensorMap map_x, const __grid_constant__ CUtensorMap map_w1,
                      const __grid_constant__ CUtensorMap map_h, const __grid_constant__ CUtensorMap map_w2,
@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                 }
             } else {  // the warp copies the rows below the expert's tokens, 16 at a time
                 for (int r0 = 0; r0 < sl.ntok; r0 += 16)
-                    store_rows(warp_rows(r0, sl.ntok, sl.gated ? a.h : a.y, sl.row0, M, col0 + c0, lane), tile, 0);
+                    store_rows(tile, r0, sl.ntok, sl.gated ? a.h : a.y, sl.row0, M, col0 + c0, lane);
                 if (count) __threadfence();  // each lane's stores (of every round), before the count below
                 __syncwarp();
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
@@ -343,7 +343,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             const Slot w = warp_broadcast(stage_slot[s], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
-                if (kStaged && !kWS)
+                if (kStaged && !a.warp_store)
                     wait_free(), publish(w, 0);
                 else if (a.mode == kBoth)
                     wait_free(), hand_over(w);
@@ -404,21 +404,19 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-            // Through shared memory: the storer writes it out, and counts gate/up done; or (kWS) each warp
+            // Through shared memory: the storer writes it out, and counts gate/up done; or (a.warp_store) each warp
             // writes its own 16 rows of the round out itself, alternating between the two buffers (a __syncwarp a
             // round orders the lanes' reads of a buffer before their writes of it two rounds later), and the releaser
             // counts gate/up done.
             if constexpr (kStaged) {
                 auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
-                    if constexpr (kWS) {
+                    if (a.warp_store) {
                         const unsigned buf = out_tile + (decltype(r)::value & 1) * C::kBufBytes;
                         stage_round<kBN, c0, decltype(gated)::value>(acc, buf, row, col, ntok);
                         __syncwarp();
-                        const bool g = decltype(gated)::value;
-                        store_rows(warp_rows(row - lane / 4, ntok, g ? a.h : a.y, w.row0, g ? a.ffn : a.hidden,
-                                             w.nt * (g ? kBN / 2 : kBN) + c0, lane),
-                                   buf, 0);
+                        store_rows(buf, row - lane / 4, ntok, w.gated ? a.h : a.y, w.row0, w.gated ? a.ffn : a.hidden,
+                                   w.nt * (w.gated ? kBN / 2 : kBN) + c0, lane);
                         return;
                     }
                     wait_free();
@@ -430,7 +428,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                     unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
                     unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
-                if (kWS && w.gated && a.mode == kBoth) wait_free(), hand_over(w);
+                if (a.warp_store && w.gated && a.mode == kBoth) wait_free(), hand_over(w);
                 ended();
                 continue;
             }
@@ -464,9 +462,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
         if constexpr (kWG == 2) setmaxnreg<false, 72>();
-        if (kStaged && !kWS && warp == 1)
+        if (kStaged && !a.warp_store && warp == 1)
             storer();
-        else if ((!kStaged || kWS) && warp == 1 && a.mode == kBoth)
+        else if ((!kStaged || a.warp_store) && warp == 1 && a.mode == kBoth)
             releaser();
         else if (warp == 0)
             producer();
@@ -483,13 +481,13 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
 
 // ---- host side ----
 
-template <int kWG, int kBN, bool kStaged, int kKS, bool kWS = false>
+template <int kWG, int kBN, bool kStaged, int kKS>
 void launch_wgmma(const Call& q) {
     using C = Cfg<kWG, kBN, kStaged, kKS>;
     const int smem = smem_bytes<kWG, kBN, kStaged, kKS>(q.experts);
-    const int room = kSmemMax - static_smem<wgmma_ffn_kernel<kWG, kBN, kStaged, kKS, kWS>>();
+    const int room = kSmemMax - static_smem<wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>>();
     MOE_ASSERT(smem <= room, "wgmma: " << q.experts << " experts leave no room for the tile prefix");
-    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kKS, kWS>;
+    auto k = wgmma_ffn_kernel<kWG, kBN, kStaged, kKS>;
     MOE_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const Maps m = make_maps(q, C::kBM, kBN);
     const std::int64_t est_tiles = std::min<std::int64_t>(q.max_rows, q.max_rows / C::kBM + q.experts);
@@ -540,7 +538,6 @@ void launch_wgmma(Call q) {
     if constexpr (kBN == 128)
         if (q.ks > 1 && !q.staged)
             return q.ks == 3 ? launch_wgmma<1, kBN, false, 3>(q) : launch_wgmma<kWG, kBN, false, 2>(q);
-    if (q.staged && q.warp_store) return launch_wgmma<kWG, kBN, true, 1, true>(q);
     q.staged ? launch_wgmma<kWG, kBN, true, 1>(q) : launch_wgmma<kWG, kBN, false, 1>(q);
 }
 

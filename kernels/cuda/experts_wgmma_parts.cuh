@@ -324,34 +324,27 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
     }
 }
 
-// 16 rows of staged rounds (stage_round's layout, from row r0 of the tile), written out by one warp in full 128-byte
-// lines: lane l stores 16-byte piece l % 8 of rows r0 + l / 8, r0 + l / 8 + 4, ..., below ntok, of columns below M
-// (M % 8 == 0: a piece is inside or past M). Formed once for an item's rounds: the storer warp's rows of a partial
-// tile, or (MOELAB_WGMMA_EPI=2) each consumer warp's own rows, whose registers beside the accumulators are few.
-struct WarpRows {
-    bf16_t* o;          // this lane's first piece in global memory (the round's first column: + c0)
-    int left;           // columns from its first to M: a round's piece is stored where c0 < left
-    int rows;           // its rows: 0 to 4
-    unsigned at;        // its first piece in a round's buffer (the 128-byte swizzle)
-    std::int64_t step;  // 4 rows in `o`
-};
-__device__ __forceinline__ WarpRows warp_rows(int r0, int ntok, bf16_t* out, std::int64_t row0, int M, int n0,
-                                              int lane) {
-    const int p = lane % 8, m0 = r0 + lane / 8;
-    return WarpRows{out + (row0 + m0) * M + n0 + 8 * p, M - n0 - 8 * p, max(0, min(4, (ntok - m0 + 3) / 4)),
-                    unsigned(m0 * 128 + ((p ^ (m0 % 8)) << 4)), std::int64_t(4) * M};
-}
-// Round c0's pieces from `buf`: rows m0 + 4i sit 512·i bytes on, their piece's swizzle flipped by 4 for odd i.
-__device__ __forceinline__ void store_rows(const WarpRows& w, unsigned buf, int c0) {
-    if (c0 >= w.left) return;
-#pragma unroll 1
-    for (int i = 0; i < w.rows; ++i) {
-        asm volatile(
-            "{\n .reg .b32 a, b, c, d;\n"
-            " ld.shared.v4.b32 {a, b, c, d}, [%0];\n"
-            " st.global.v4.b32 [%1], {a, b, c, d};\n}\n" ::"r"(buf + ((w.at + 512 * i) ^ (64 * (i & 1)))),
-            "l"(w.o + c0 + i * w.step)
-            : "memory");
+// Writes 16 rows of a staged round (stage_round's layout at `tile`, from row r0) out to `out` (M columns a row; the
+// round's first column n0): lane l stores 16-byte piece l % 8 of rows r0 + l / 8, r0 + l / 8 + 4, ..., rows below ntok
+// and columns below M only (M % 8 == 0: a piece is inside or past M). Full 128-byte lines a store: the storer warp's
+// rows of a partial tile, or (MOELAB_WGMMA_EPI=2) each consumer warp's own rows.
+__device__ __forceinline__ void store_rows(unsigned tile, int r0, int ntok, bf16_t* out, std::int64_t row0, int M,
+                                           int n0, int lane) {
+    const int p = lane % 8, n = n0 + 8 * p;
+    if (n >= M) return;
+    uint4 v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int m = r0 + lane / 8 + 4 * i;
+        if (m < ntok)
+            asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                         : "=r"(v[i].x), "=r"(v[i].y), "=r"(v[i].z), "=r"(v[i].w)
+                         : "r"(tile + m * 128 + ((p ^ (m % 8)) << 4)));
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const int m = r0 + lane / 8 + 4 * i;
+        if (m < ntok) *reinterpret_cast<uint4*>(out + (row0 + m) * M + n) = v[i];
     }
 }
 
@@ -450,7 +443,7 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool own_first = true;
-    bool warp_store = false;  // staged: each consumer warp stores its own rows (the kernel's kWS; MOELAB_WGMMA_EPI=2)
+    bool warp_store = false;  // staged: the consumer warps store their own rows (Args::warp_store)
     int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
 };
 
@@ -502,7 +495,8 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 int(q.short_box),
                 int(q.snake),
                 q.ahead,
-                int(q.own_first)};
+                int(q.own_first),
+                int(q.warp_store)};
 }
 
 }  // namespace moe::gpu::wgmma_parts
