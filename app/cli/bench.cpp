@@ -398,7 +398,7 @@ void add_bench_command(CLI::App& app, Handler* selected) {
         ->capture_default_str();
     cmd->add_option("--experts-impl", args->impls,
                     "Expert FFN variants: auto, batched, grouped, streams, serial, fused, decode, mid, wgmma, nopack; "
-                    "tuning variants: decode-f1|3, mid-t32|64|128, wgmma-t64|128[-n128|256][-f0|1][-e0|1|2]")
+                    "tuning variants: decode-f1|3, mid-t32|64|128, wgmma-t64|128[-n128|256][-f0|1][-e0|1]")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("--skew", args->skew, "Routing skew for dispatch/combine/experts: uniform, zipf:S, hot:R")

@@ -111,7 +111,7 @@ struct Roofline {
 Roofline experts_roofline(const Shape& shape, const std::vector<int>& tokens_per_expert, int repeats = 10);
 
 // Whether `name` is one of the expert sweep's tuning variants of an implementation: decode-f1|3 (weight-load
-// flavor), mid-t32|64|128 (tokens per tile), wgmma-t64|128[-n128|256][-f0|1][-e0|1|2] (tokens and weight rows per tile,
+// flavor), mid-t32|64|128 (tokens per tile), wgmma-t64|128[-n128|256][-f0|1][-e0|1] (tokens and weight rows per tile,
 // one or two launches, output stored from registers or through shared memory). `--experts-impl` takes them beside the
 // implementations' own names.
 bool is_tuning_variant(const std::string& name);

@@ -223,9 +223,9 @@ void bench_experts(ShapeState& st, const Options& opt, const Ceilings& c, const 
         // decode-fN: the decode kernels with the weights' load flavor N (MOELAB_DECODE_FLAVOR, experts_decode.cu);
         // mid-tN: the mid kernels with N tokens per tile (MOELAB_MID_TILE, experts_mid.cu)
         const bool flavored = name.size() == 9 && name.rfind("decode-f", 0) == 0;
-        // wgmma-tN[-nM][-f0][-e0|1|2]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two
-        // launches, e: output tiles stored from registers (0), or through shared memory by TMA (1) or by the consumer
-        // warps (2) (MOELAB_WGMMA_TILE, _BN, _FUSED, _EPI)
+        // wgmma-tN[-nM][-f0][-e0|1]: the wgmma kernels with N tokens and M weight rows per tile, f0: in two
+        // launches, e: output tiles stored from registers (0) or through shared memory (1) (MOELAB_WGMMA_TILE, _BN,
+        // _FUSED, _EPI)
         const bool tiled = name.rfind("mid-t", 0) == 0, wg = name.rfind("wgmma-t", 0) == 0;
         FlavorEnv flavor("MOELAB_DECODE_FLAVOR", flavored ? name.substr(8) : "");
         FlavorEnv tile("MOELAB_MID_TILE", tiled ? name.substr(5) : "");
@@ -461,8 +461,7 @@ bool is_tuning_variant(const std::string& s) {
         const std::string part = s.substr(p + 1, q == std::string::npos ? std::string::npos : q - p - 1);
         if (part == "t64" || part == "t128")
             tile = true;
-        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1" &&
-                 part != "e2")
+        else if (part != "n128" && part != "n256" && part != "f0" && part != "f1" && part != "e0" && part != "e1")
             return false;
         p = q == std::string::npos ? s.size() : q;
     }

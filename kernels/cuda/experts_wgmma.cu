@@ -139,9 +139,20 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                         bulk_wait_all<true>();
                     }
                 }
-            } else {  // the warp copies the rows below the expert's tokens, 16 at a time
-                for (int r0 = 0; r0 < sl.ntok; r0 += 16)
-                    store_rows(tile, r0, sl.ntok, sl.gated ? a.h : a.y, sl.row0, M, col0 + c0, lane);
+            } else {
+                // Lane l copies 16-byte piece l % 8 of rows l / 8, l / 8 + 4, ... (the swizzle of stage_round), rows
+                // below the expert's tokens only.
+                bf16_t* out = sl.gated ? a.h : a.y;
+                const int p = lane % 8, n = col0 + c0 + 8 * p;  // M % 8 == 0: the piece is inside or past M
+                if (n < M)
+                    for (int m = lane / 8; m < sl.ntok; m += 4) {
+                        const unsigned at = tile + m * 128 + ((p ^ (m % 8)) << 4);
+                        uint4 v;
+                        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                                     : "r"(at));
+                        *reinterpret_cast<uint4*>(out + (std::int64_t(sl.row0) + m) * M + n) = v;
+                    }
                 if (count) __threadfence();  // each lane's stores (of every round), before the count below
                 __syncwarp();
                 if (count && lane == 0) atomicAdd(a.sched + 1 + sl.e, 1);
@@ -343,7 +354,7 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             const Slot w = warp_broadcast(stage_slot[s], lane);
             const std::int64_t it = w.it;
             if (it < 0) {
-                if (kStaged && !a.warp_store)
+                if constexpr (kStaged)
                     wait_free(), publish(w, 0);
                 else if (a.mode == kBoth)
                     wait_free(), hand_over(w);
@@ -404,21 +415,10 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
             // Epilogue. This thread's accumulators: rows 64·wg + 16·warp + lane/4 (+ 8), column pairs
             // 8j + 2·(lane % 4).
             const int row = 64 * wg + 16 * warp + lane / 4, col = 2 * (lane % 4);
-            // Through shared memory: the storer writes it out, and counts gate/up done; or (a.warp_store) each warp
-            // writes its own 16 rows of the round out itself, alternating between the two buffers (a __syncwarp a
-            // round orders the lanes' reads of a buffer before their writes of it two rounds later), and the releaser
-            // counts gate/up done.
+            // Through shared memory: the storer writes it out, and counts gate/up done
             if constexpr (kStaged) {
                 auto round = [&](auto r, auto gated) {
                     constexpr int c0 = 64 * decltype(r)::value;
-                    if (a.warp_store) {
-                        const unsigned buf = out_tile + (decltype(r)::value & 1) * C::kBufBytes;
-                        stage_round<kBN, c0, decltype(gated)::value>(acc, buf, row, col, ntok);
-                        __syncwarp();
-                        store_rows(buf, row - lane / 4, ntok, w.gated ? a.h : a.y, w.row0, w.gated ? a.ffn : a.hidden,
-                                   w.nt * (w.gated ? kBN / 2 : kBN) + c0, lane);
-                        return;
-                    }
                     wait_free();
                     stage_round<kBN, c0, decltype(gated)::value>(acc, out_tile + (ep & 1) * C::kBufBytes, row, col,
                                                                  ntok);
@@ -428,7 +428,6 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
                     unroll<kBN / 128>([&](auto r) { round(r, std::true_type{}); });
                 else
                     unroll<kBN / 64>([&](auto r) { round(r, std::false_type{}); });
-                if (a.warp_store && w.gated && a.mode == kBoth) wait_free(), hand_over(w);
                 ended();
                 continue;
             }
@@ -462,9 +461,9 @@ __global__ void __launch_bounds__(Cfg<kWG, kBN, kStaged, kKS>::kThreads, 1)
 
     if (wg == kWG) {  // the producer warps: warp 0 loads, warp 1 stores staged output tiles
         if constexpr (kWG == 2) setmaxnreg<false, 72>();
-        if (kStaged && !a.warp_store && warp == 1)
+        if (kStaged && warp == 1)
             storer();
-        else if ((!kStaged || a.warp_store) && warp == 1 && a.mode == kBoth)
+        else if (!kStaged && warp == 1 && a.mode == kBoth)
             releaser();
         else if (warp == 0)
             producer();
@@ -579,10 +578,7 @@ void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token,
     const bool long_rows = tokens_per_expert >= 3072;
     q.group = env_choice("MOELAB_WGMMA_GROUP", {0, 1, 2, 4, 6, 8, 12, 16, 24, 32}, long_rows ? 12 : 0);
     q.snake = env_choice("MOELAB_WGMMA_SNAKE", {0, 1}, long_rows ? 1 : 0) == 1;
-    // Output tiles from 128 tokens per expert through shared memory and TMA stores (1); 2: each consumer warp stores
-    // its own rows of them; 0: from registers
-    const int epi = env_choice("MOELAB_WGMMA_EPI", {0, 1, 2}, tokens_per_expert >= 128 ? 1 : 0);
-    q.staged = epi >= 1, q.warp_store = epi == 2;
+    q.staged = env_choice("MOELAB_WGMMA_EPI", {0, 1}, tokens_per_expert >= 128 ? 1 : 0) == 1;
     // The first item is the block's own number (MOELAB_WGMMA_OWN=0: the counter's; RESULTS.md, thirty-fifth session)
     q.own_first = env_choice("MOELAB_WGMMA_OWN", {0, 1}, 1) == 1;
     // Two k steps a stage (Cfg's kKS) where stored from registers with 128-row weight tiles, packed, d, F % 128 == 0:

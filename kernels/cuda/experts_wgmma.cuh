@@ -37,14 +37,13 @@ inline bool wgmma_two_k_steps(int hidden, int ffn, bool packed) {
 // register stores are as fast). Environment knobs force a tiling, for the benchmark's side-by-side variants:
 // MOELAB_WGMMA_TILE=64|128 (tokens per tile), MOELAB_WGMMA_BN=128|256 (weight rows per tile; default 128 for
 // d <= 2048 up to 96 tokens per expert, else 256), MOELAB_WGMMA_FUSED=0|1 (0: two launches, gate/up then down),
-// MOELAB_WGMMA_EPI=0|1|2 (1: staged output tiles, TMA stores; 2: staged, the consumer warps store them),
-// MOELAB_WGMMA_SKIP=0 (a consumer warpgroup with no tokens in its rows still issues its MMAs) and
-// MOELAB_WGMMA_GROUP=0|1|2|4|8|16|32 (an expert's items in groups of that many token tiles, 0: all; default 1 from 3072
-// tokens per expert, else 0), MOELAB_WGMMA_BOX=0 (a partial token tile is read in a box of the whole tile, not of its
-// tokens rounded up to 16 rows), MOELAB_WGMMA_KS=1|2|3 (k steps a stage where two or three would run),
-// MOELAB_WGMMA_AHEAD=n (the next item is taken n stages before an item's last) and MOELAB_WGMMA_OWN=0 (a block's first
-// item is the counter's, not its own number). MOELAB_TRACE_ITEMS=<file> writes every item's timeline of the last call
-// (kernels/bench/trace_items.py reads it).
+// MOELAB_WGMMA_EPI=0|1 (1: staged output tiles), MOELAB_WGMMA_SKIP=0 (a consumer warpgroup with no tokens in its
+// rows still issues its MMAs) and MOELAB_WGMMA_GROUP=0|1|2|4|8|16|32 (an expert's items in groups of that many token
+// tiles, 0: all; default 1 from 3072 tokens per expert, else 0), MOELAB_WGMMA_BOX=0 (a partial token tile is read in
+// a box of the whole tile, not of its tokens rounded up to 16 rows), MOELAB_WGMMA_KS=1|2|3 (k steps a stage where two
+// or three would run), MOELAB_WGMMA_AHEAD=n (the next item is taken n stages before an item's last) and
+// MOELAB_WGMMA_OWN=0 (a block's first item is the counter's, not its own number). MOELAB_TRACE_ITEMS=<file> writes
+// every item's timeline of the last call (kernels/bench/trace_items.py reads it).
 void wgmma_ffn(const bf16_t* xp, const bf16_t* x, const std::int32_t* row_token, const std::int32_t* counts,
                const std::int32_t* offsets, std::int64_t max_rows, int experts, int hidden, int ffn, const bf16_t* w1,
                const bf16_t* w2, bf16_t* h, bf16_t* y, int* sched, double tokens_per_expert, cudaStream_t st);

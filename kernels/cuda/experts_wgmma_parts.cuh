@@ -201,8 +201,6 @@ struct Args {
     int snake;      // every second group of token tiles takes the weight tiles backwards (locate; MOELAB_WGMMA_SNAKE)
     int ahead;      // the producer takes the next item this many stages before an item's last (MOELAB_WGMMA_AHEAD)
     int own_first;  // a block's first item is its own number, the counter's after it (MOELAB_WGMMA_OWN)
-    int warp_store;  // staged: each consumer warp writes its own rows out (store_rows), no TMA store
-                     // (MOELAB_WGMMA_EPI=2)
 };
 
 // Zeroes the item counters and the per-expert counts (Args::sched) for the launch after it, which starts
@@ -324,30 +322,6 @@ __device__ __forceinline__ void stage_round(const float (&acc)[kBN / 2], unsigne
     }
 }
 
-// Writes 16 rows of a staged round (stage_round's layout at `tile`, from row r0) out to `out` (M columns a row; the
-// round's first column n0): lane l stores 16-byte piece l % 8 of rows r0 + l / 8, r0 + l / 8 + 4, ..., rows below ntok
-// and columns below M only (M % 8 == 0: a piece is inside or past M). Full 128-byte lines a store: the storer warp's
-// rows of a partial tile, or (MOELAB_WGMMA_EPI=2) each consumer warp's own rows.
-__device__ __forceinline__ void store_rows(unsigned tile, int r0, int ntok, bf16_t* out, std::int64_t row0, int M,
-                                           int n0, int lane) {
-    const int p = lane % 8, n = n0 + 8 * p;
-    if (n >= M) return;
-    uint4 v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int m = r0 + lane / 8 + 4 * i;
-        if (m < ntok)
-            asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                         : "=r"(v[i].x), "=r"(v[i].y), "=r"(v[i].z), "=r"(v[i].w)
-                         : "r"(tile + m * 128 + ((p ^ (m % 8)) << 4)));
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int m = r0 + lane / 8 + 4 * i;
-        if (m < ntok) *reinterpret_cast<uint4*>(out + (row0 + m) * M + n) = v[i];
-    }
-}
-
 // f(integral_constant<int, 0>), ..., f(integral_constant<int, N - 1>): a loop whose index is a compile-time constant.
 template <int N, int I = 0, class F>
 __device__ __forceinline__ void unroll(F&& f) {
@@ -443,7 +417,6 @@ struct Call {
     bool snake = false;
     int ahead = 1;
     bool own_first = true;
-    bool warp_store = false;  // staged: the consumer warps store their own rows (Args::warp_store)
     int ks = 1;  // k steps a stage holds (Cfg's kKS): 2 or 3 need packed rows and d, F % 128 == 0
 };
 
@@ -495,8 +468,7 @@ inline Args args_of(const Call& q, std::uint64_t* trace) {
                 int(q.short_box),
                 int(q.snake),
                 q.ahead,
-                int(q.own_first),
-                int(q.warp_store)};
+                int(q.own_first)};
 }
 
 }  // namespace moe::gpu::wgmma_parts
