@@ -18,12 +18,13 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 1024, 2816, true), ExpertsImpl::Decode);
     // wgmma where the device has it (sm_90), else the cuBLAS, decode or mid paths it beat; it gathers rows too
     const bool wg = moe::gpu::wgmma_available();
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, false), ExpertsImpl::Mid);  // mid gathers too
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
@@ -33,6 +34,12 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    // a few large experts (S2) without sm_90: decode up to 2 tokens per expert, then per-expert calls on side streams
+    // (mid where the rows are gathered)
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 14336, true, 47), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 14336, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
@@ -46,13 +53,13 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(128, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Batched);
     // small d on sm_90: decode up to 2 tokens per expert, then wgmma where its stages hold two k steps (packed rows,
     // d and F multiples of 128); otherwise mid up to 8 where the busiest expert fits its 32-token tile (or is not
-    // known), wgmma past that; without sm_90 decode up to 4, then mid
+    // known), wgmma past that; without sm_90 decode up to 2, then mid
     EXPECT_EQ(moe::gpu::experts_auto_choice(2, 1024, 2816, true), ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(3, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false, 40), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2776, true), wg ? ExpertsImpl::Mid : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(3, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false), ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2816, false, 40), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 1024, 2776, true), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 20), ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2776, true, 60), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true, 20), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
