@@ -364,16 +364,18 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
         return tpe <= 8 && fits ? ExpertsImpl::Mid : ExpertsImpl::Wgmma;
     }
     // Without sm_90 (MOELAB_WGMMA=0 on the H200, 2026-12-03, forty-first session), median µs: decode is ahead of mid
-    // up to 2 tokens per expert (the classroom shape at 2: 62.2 against 64.9 uniform, 57.5 against 60.5 hot:20, 59.8
-    // against 62.3 zipf:1.2), mid from 3 (at 4: 79.6 against 85.8, 79.2 against 84.9, 75.5 against 82.2; S1 at 4
-    // 517.3 against 534.0 and 524.7 against 538.1; S1 at 2, 491.7 against 505.9, was not enough to split the rule).
-    if (tpe <= 2) return ExpertsImpl::Decode;
-    // A few large experts (d > 2048, F > 4096: S2's 8 of F = 14,336): one cuBLAS call per expert on side streams from
-    // 3 tokens per expert, where mid ran up to 12. Same call, S2 at 4, 8 and 12 tokens per expert: 583.7, 667.1 and
-    // 674.7 µs against mid's 609.3, 681.1 and 690.7 under uniform routing, 581.0, 665.2 and 671.7 against 614.7, 694.8
-    // and 820.0 under hot:20 (the busiest expert takes several of mid's tiles). Streams copies the plan to the host
-    // and waits where the caller has it on the device only (the layer counts that in the stage).
-    if (packed && hidden > 2048 && ffn > 4096) return ExpertsImpl::Streams;
+    // up to 2 tokens per expert at the classroom shape (at 2: 62.2 against 64.9 uniform, 57.5 against 60.5 hot:20) and
+    // at S2 (at 2: 501.3 against 573.9), mid from 3 (the classroom shape at 4: 79.6 against 85.8, 79.2 against 84.9;
+    // S2 at 4: 609.3 against 670.2). Many experts with d > 2048 and F <= 4096 (S1, S3) run mid from 2 already (S1 at
+    // 2: 491.7 against 505.9; S3 at 2: 4,578 against 5,077; at 1 decode 333.2 against 338.0 and a tie at S3).
+    if (tpe <= (hidden > 2048 && ffn <= 4096 ? 1 : 2)) return ExpertsImpl::Decode;
+    // A few large experts (d > 2048, F > 4096: S2's 8 of F = 14,336) where the busiest expert does not fit one of mid's
+    // token tiles: one cuBLAS call per expert on side streams, since each of mid's tiles streams the expert's 352 MB of
+    // weights again. S2 under hot:20, the layer's expert stage (streams' copy of the plan to the host and its wait
+    // included) against mid's FFN: at 12 tokens per expert (busiest_estimate 48 rows, two 32-token tiles) 712 µs
+    // against 820; at 8 (32 rows, one tile) 708 against 695, and under uniform routing 696, 706 and 709 against 609,
+    // 681 and 691 at 4, 8 and 12: the wait leaves the GPU idle while the host launches the calls.
+    if (packed && hidden > 2048 && ffn > 4096 && !fits) return ExpertsImpl::Streams;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
     // Small d past mid's range without sm_90: mid up to 32 tokens per expert where the busiest expert fits its token

@@ -128,9 +128,10 @@ std::size_t experts_workspace_bytes(std::int64_t max_rows, int experts, int ffn)
 //   mid         d <= 2048: 2 < tpe <= 8, where the busiest expert fits mid's 32-token tile (or is not known)
 //   wgmma       d <= 2048: every larger tpe, or a busier expert
 // Otherwise (no sm_90, or d > 2048 with more tokens):
-//   decode      tpe <= 2 (no host copy of the plan)
-//   streams     d > 2048, F > 4096 (a few large experts), packed rows, tpe > 2
-//   mid         2 < tpe <= kMidMaxTokensPerExpert otherwise (no host copy of the plan; packed or gathered rows)
+//   decode      tpe <= 2, or tpe <= 1 for d > 2048 and F <= 4096 (many experts) (no host copy of the plan)
+//   streams     d > 2048, F > 4096 (a few large experts), packed rows, where the busiest expert does not fit mid's
+//               token tile
+//   mid         otherwise up to kMidMaxTokensPerExpert (no host copy of the plan; packed or gathered rows)
 //   fused       gathered rows above mid's range
 //   mid         d <= 2048 and kMidMaxTokensPerExpert < tpe <= 32, where the busiest expert fits mid's token tile
 //               (or is not known)

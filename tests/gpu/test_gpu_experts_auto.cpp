@@ -24,7 +24,8 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(1, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(4, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(2, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(2, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(1, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(8, 1024, 2816, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(64, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
@@ -34,12 +35,13 @@ TEST(GpuExperts, AutoPicksDecodeForFewTokensPerExpert) {
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(48, 4096, 1408, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Grouped);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    // a few large experts (S2) without sm_90: decode up to 2 tokens per expert, then per-expert calls on side streams
-    // (mid where the rows are gathered)
+    // a few large experts (S2) without sm_90: decode up to 2 tokens per expert, then mid, or per-expert calls on side
+    // streams where the busiest expert does not fit mid's tile (packed rows)
     EXPECT_EQ(moe::gpu::experts_auto_choice(2, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Decode);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 14336, true, 47), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
-    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 14336, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(4, 4096, 14336, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(8, 4096, 14336, true, 32), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(12, 4096, 14336, true, 48), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Streams);
+    EXPECT_EQ(moe::gpu::experts_auto_choice(12, 4096, 14336, false, 48), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(32, 7168, 2048, true), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Mid);
     EXPECT_EQ(moe::gpu::experts_auto_choice(16, 4096, 1408, false), wg ? ExpertsImpl::Wgmma : ExpertsImpl::Fused);
