@@ -371,10 +371,11 @@ ExpertsImpl experts_auto_choice(double tokens_per_expert, int hidden, int ffn, b
     if (tpe <= (hidden > 2048 && ffn <= 4096 ? 1 : 2)) return ExpertsImpl::Decode;
     // A few large experts (d > 2048, F > 4096: S2's 8 of F = 14,336) where the busiest expert does not fit one of mid's
     // token tiles: one cuBLAS call per expert on side streams, since each of mid's tiles streams the expert's 352 MB of
-    // weights again. S2 under hot:20, the layer's expert stage (streams' copy of the plan to the host and its wait
-    // included) against mid's FFN: at 12 tokens per expert (busiest_estimate 48 rows, two 32-token tiles) 712 µs
-    // against 820; at 8 (32 rows, one tile) 708 against 695, and under uniform routing 696, 706 and 709 against 609,
-    // 681 and 691 at 4, 8 and 12: the wait leaves the GPU idle while the host launches the calls.
+    // weights again. S2's layer, its expert stage (streams' copy of the plan to the host and its wait included): under
+    // hot:20 at 12 tokens per expert (busiest_estimate 48 rows, two 32-token tiles) streams 711-712 µs, where mid's FFN
+    // takes 820 in the bench, 129 more than under uniform routing; where the busiest expert fits one tile, mid's stage
+    // is as fast or faster: 688, 685 and 690 µs at 4, 8 and 12 under uniform routing against streams' 696, 706 and 709,
+    // 621 and 708 at 4 and 8 under hot:20 against 619 and 708.
     if (packed && hidden > 2048 && ffn > 4096 && !fits) return ExpertsImpl::Streams;
     if (tpe <= kMidMaxTokensPerExpert) return ExpertsImpl::Mid;
     if (!packed) return ExpertsImpl::Fused;
