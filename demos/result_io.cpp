@@ -243,6 +243,8 @@ std::string to_table(const Result& r) {
     std::snprintf(buf, sizeof buf, "  %-10s %21.3f\n", "total", r.total_ms());
     os << buf;
     if (!r.experts_impl.empty()) os << "  expert FFN implementation: " << r.experts_impl << "\n";
+    const bool packed = std::any_of(r.stages.begin(), r.stages.end(), [](auto& st) { return st.stage == "dispatch"; });
+    if (packed && r.strategies.empty()) os << "  packing strategy: " << r.scenario.strategy << "\n";
     if (!r.strategies.empty()) {
         os << "\ndispatch strategies (ms; floor = bytes moved / measured copy bandwidth " << int(r.copy_gbps)
            << " GB/s)\n";

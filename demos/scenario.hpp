@@ -31,7 +31,9 @@ struct Scenario {
     double capacity_factor = 0.0;
     std::string drop_policy = "token";  // token | probability
     int align = 1;
-    std::string strategy = "sort";  // sort | atomic | scan | nopack
+    // sort | atomic | scan | nopack. scan by default: the fastest packing in every row of the GPU dispatch sweep
+    // (kernels/bench/RESULTS.md), with sort's row order.
+    std::string strategy = "scan";
     // Parallelism and pipeline.
     int ranks = 1;
     int micro_batches = 4;

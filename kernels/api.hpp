@@ -38,7 +38,7 @@ struct LayerSpec {
     double capacity_factor = 0.0;  // 0 = dropless
     DropPolicy drop_policy = DropPolicy::TokenOrder;
     int align = 1;  // pad each expert's segment to a multiple of this many rows
-    Strategy strategy = Strategy::Sort;
+    Strategy strategy = Strategy::Scan;  // the fastest packing; rows in sort's order (demos/scenario.hpp)
     std::uint64_t seed = 0;
 };
 
