@@ -244,7 +244,11 @@ std::string to_table(const Result& r) {
     os << buf;
     if (!r.experts_impl.empty()) os << "  expert FFN implementation: " << r.experts_impl << "\n";
     const bool packed = std::any_of(r.stages.begin(), r.stages.end(), [](auto& st) { return st.stage == "dispatch"; });
-    if (packed && r.strategies.empty()) os << "  packing strategy: " << r.scenario.strategy << "\n";
+    if (packed && r.strategies.empty()) {
+        os << "  packing strategy: " << r.scenario.strategy;
+        if (r.backend == "cpu") os << " (on the CPU reference every strategy runs the same plain pack)";
+        os << "\n";
+    }
     if (!r.strategies.empty()) {
         os << "\ndispatch strategies (ms; floor = bytes moved / measured copy bandwidth " << int(r.copy_gbps)
            << " GB/s)\n";

@@ -80,6 +80,17 @@ TEST(Cli, CsvAndTableOutputs) {
     EXPECT_NE(p.out.find("NOT met"), std::string::npos);  // m=2 < 2(1+1/1)=4
 }
 
+TEST(Cli, LayerTableNamesThePackingThatRan) {
+    // scan is the default packing (the fastest on the GPU, sort's row order); a flag changes it, and the CPU
+    // reference says that it packs every strategy the same way.
+    auto d = moelab("run layer --tokens 64 --experts 4 --top-k 2 --hidden 16 --ffn 8 -q");
+    ASSERT_EQ(d.rc, 0) << d.out;
+    EXPECT_NE(d.out.find("packing strategy: scan (on the CPU reference"), std::string::npos) << d.out;
+    auto a = moelab("run layer --tokens 64 --experts 4 --top-k 2 --hidden 16 --ffn 8 -q --strategy atomic");
+    ASSERT_EQ(a.rc, 0) << a.out;
+    EXPECT_NE(a.out.find("packing strategy: atomic"), std::string::npos) << a.out;
+}
+
 TEST(Cli, DumpWritesNpyFiles) {
     std::string dir = tmpdir() + "/dump";
     auto r = moelab("run layer --tokens 64 --experts 4 --top-k 2 --hidden 16 --ffn 8 -q --dump " + dir);
